@@ -1,0 +1,76 @@
+//! Atomic write batches.
+
+use std::time::Duration;
+
+use crate::log::{OpKind, OpRef};
+
+/// A group of puts and deletes committed as one log record: after
+/// [`crate::Db::write`] returns, all of them are visible; after a crash,
+/// all or none are there. A key written twice in a batch keeps the later op.
+#[derive(Debug, Default, Clone)]
+pub struct WriteBatch {
+    pub(crate) ops: Vec<BatchOp>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct BatchOp {
+    pub(crate) kind: OpKind,
+    pub(crate) key: Vec<u8>,
+    pub(crate) value: Vec<u8>,
+    pub(crate) ttl: Option<Duration>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> WriteBatch {
+        WriteBatch::default()
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
+        self.push(OpKind::Put, key.into(), value.into(), None)
+    }
+
+    /// Sets `key` to `value`, expiring `ttl` after the batch commits.
+    pub fn put_with_ttl(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>, ttl: Duration) -> &mut Self {
+        self.push(OpKind::Put, key.into(), value.into(), Some(ttl))
+    }
+
+    /// Removes `key`.
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
+        self.push(OpKind::Delete, key.into(), Vec::new(), None)
+    }
+
+    fn push(&mut self, kind: OpKind, key: Vec<u8>, value: Vec<u8>, ttl: Option<Duration>) -> &mut Self {
+        self.ops.push(BatchOp { kind, key, value, ttl });
+        self
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// True when the batch holds no operation.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Removes every operation, keeping the allocation.
+    pub fn clear(&mut self) {
+        self.ops.clear();
+    }
+
+    /// The ops as the log encodes them, with expiry resolved at `now_ms`.
+    pub(crate) fn op_refs(&self, now_ms: u64) -> Vec<OpRef<'_>> {
+        self.ops
+            .iter()
+            .map(|op| OpRef {
+                kind: op.kind,
+                key: &op.key,
+                value: &op.value,
+                expires_at: op.ttl.map_or(0, |ttl| crate::db::expiry_at(now_ms, ttl)),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,366 @@
+//! The in-memory ordered index: key -> newest versions.
+//!
+//! A lock-free `crossbeam_skiplist::SkipMap` orders the keys byte-wise, so
+//! point lookups, prefix and range scans are skiplist walks that never block
+//! on each other or on writers. Each key holds a short list of versions,
+//! newest first, behind a per-key reader-writer lock held only to copy or
+//! insert one small entry (never across I/O).
+//!
+//! Versions carry the commit sequence number (MVCC): a reader at snapshot `s`
+//! sees, per key, the newest version with `seq <= s`. When a version is
+//! inserted, versions that no snapshot can read any more (older than the
+//! newest one at or below the GC watermark) are dropped, so a steady
+//! overwrite load keeps one version per key.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use crossbeam_skiplist::SkipMap;
+use parking_lot::RwLock;
+use smallvec::SmallVec;
+
+/// Where a version's value is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueRef {
+    /// The key was deleted.
+    Tombstone,
+    /// A small value kept in the index itself.
+    Inline(Arc<[u8]>),
+    /// A value in a segment: `offset` is where the key starts (the value
+    /// follows it), `crc` the checksum of key || value.
+    Disk {
+        /// Segment id.
+        segment: u32,
+        /// Offset of the key in the segment.
+        offset: u64,
+        /// Length of the value.
+        len: u32,
+        /// CRC32C of key || value.
+        crc: u32,
+    },
+}
+
+/// One version of a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// Commit sequence number.
+    pub seq: u64,
+    /// Absolute expiry in ms since the Unix epoch; 0 means never.
+    pub expires_at: u64,
+    /// The value, or a tombstone.
+    pub value: ValueRef,
+    /// Bytes this version's op takes in the log (for live/dead accounting).
+    pub log_bytes: u32,
+}
+
+impl Version {
+    /// True when this version hides the key at time `now_ms`.
+    pub fn is_absent(&self, now_ms: u64) -> bool {
+        matches!(self.value, ValueRef::Tombstone) || (self.expires_at != 0 && self.expires_at <= now_ms)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Versions {
+    /// Newest first.
+    list: SmallVec<[Version; 1]>,
+    /// Set when the entry was unlinked from the map; writers then retry.
+    removed: bool,
+}
+
+/// The per-key slot in the skiplist.
+#[derive(Debug, Default)]
+pub struct KeyEntry {
+    versions: RwLock<Versions>,
+}
+
+impl KeyEntry {
+    /// The newest version visible at `read_seq`.
+    pub fn visible(&self, read_seq: u64) -> Lookup {
+        let v = self.versions.read();
+        match v.list.iter().find(|ver| ver.seq <= read_seq) {
+            Some(ver) => Lookup::Found(ver.clone()),
+            None if v.list.is_empty() => Lookup::Missing,
+            // Only newer versions are left: the ones this reader wanted were
+            // reclaimed, which happens only once a newer one is visible.
+            None => Lookup::Stale,
+        }
+    }
+
+    /// Sequence number of the newest version, if any.
+    pub fn newest_seq(&self) -> Option<u64> {
+        self.versions.read().list.first().map(|v| v.seq)
+    }
+}
+
+/// Result of a lookup at a read sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// This version is the one visible (it may be a tombstone or expired).
+    Found(Version),
+    /// The key has no version.
+    Missing,
+    /// The versions old enough for this reader were reclaimed; read again at
+    /// a newer sequence.
+    Stale,
+}
+
+/// What an insert changed, for the engine's counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct InsertEffect {
+    /// +1 when the key became live, -1 when it stopped being live.
+    pub live_keys: i64,
+    /// Log bytes of a live put that this insert superseded (now dead).
+    pub superseded_bytes: u64,
+    /// True when the inserted version is the newest of its key.
+    pub is_newest: bool,
+}
+
+/// The ordered index.
+#[derive(Debug, Default)]
+pub struct Index {
+    map: SkipMap<Box<[u8]>, KeyEntry>,
+}
+
+impl Index {
+    /// An empty index.
+    pub fn new() -> Index {
+        Index::default()
+    }
+
+    /// Number of keys with at least one version (live, deleted or expired).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when the index holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The version of `key` visible at `read_seq`.
+    pub fn get(&self, key: &[u8], read_seq: u64) -> Lookup {
+        match self.map.get(key) {
+            Some(e) => e.value().visible(read_seq),
+            None => Lookup::Missing,
+        }
+    }
+
+    /// Inserts `version` of `key`. Versions no snapshot at or above
+    /// `watermark` can read are dropped. A version with the same seq (a batch
+    /// touching one key twice) replaces the earlier one: the later op wins.
+    pub fn insert(&self, key: &[u8], version: Version, watermark: u64) -> InsertEffect {
+        loop {
+            let entry = self.map.get_or_insert_with(Box::from(key), KeyEntry::default);
+            let mut v = entry.value().versions.write();
+            if v.removed {
+                // Lost a race with tombstone collection: the entry is being
+                // unlinked; insert into a fresh one.
+                drop(v);
+                continue;
+            }
+            let was_live = v.list.first().is_some_and(|x| !matches!(x.value, ValueRef::Tombstone));
+            let pos = v.list.iter().position(|x| x.seq <= version.seq).unwrap_or(v.list.len());
+            let mut effect = InsertEffect::default();
+            // pos > 0: a newer commit already won this key, and this version
+            // is dead at birth (the caller counts it so).
+            if pos == 0 {
+                effect.is_newest = true;
+                if let Some(old) = v.list.first().filter(|o| !matches!(o.value, ValueRef::Tombstone)) {
+                    effect.superseded_bytes = old.log_bytes as u64;
+                }
+            }
+            if v.list.get(pos).is_some_and(|x| x.seq == version.seq) {
+                v.list[pos] = version;
+            } else {
+                v.list.insert(pos, version);
+            }
+            // Keep every version above the watermark and the newest at or below it.
+            if let Some(keep) = v.list.iter().position(|x| x.seq <= watermark) {
+                v.list.truncate(keep + 1);
+            }
+            let is_live = v.list.first().is_some_and(|x| !matches!(x.value, ValueRef::Tombstone));
+            effect.live_keys = is_live as i64 - was_live as i64;
+            return effect;
+        }
+    }
+
+    /// Unlinks `key` when its newest version is the tombstone `seq` and that
+    /// tombstone is at or below `watermark` (no snapshot can see past it).
+    pub fn remove_tombstone(&self, key: &[u8], seq: u64, watermark: u64) -> bool {
+        let Some(entry) = self.map.get(key) else {
+            return false;
+        };
+        let mut v = entry.value().versions.write();
+        let collectable = seq <= watermark
+            && v.list.first().is_some_and(|x| x.seq == seq && matches!(x.value, ValueRef::Tombstone));
+        if collectable {
+            v.removed = true;
+            entry.remove();
+        }
+        collectable
+    }
+
+    /// Replaces the whole history of `key` with `version` (recovery: no
+    /// snapshot exists yet). A tombstone removes the key. Returns the effect.
+    pub fn apply_recovered(&self, key: &[u8], version: Version) -> InsertEffect {
+        let mut effect = InsertEffect {
+            is_newest: true,
+            ..InsertEffect::default()
+        };
+        if let Some(old) = self.map.get(key) {
+            let old_v = old.value().versions.read();
+            if let Some(prev) = old_v.list.first() {
+                effect.superseded_bytes = prev.log_bytes as u64;
+                effect.live_keys -= 1;
+            }
+        }
+        if matches!(version.value, ValueRef::Tombstone) {
+            self.map.remove(key);
+        } else {
+            let entry = KeyEntry::default();
+            entry.versions.write().list.push(version);
+            self.map.insert(Box::from(key), entry);
+            effect.live_keys += 1;
+        }
+        effect
+    }
+
+    /// Up to `limit` entries with keys inside `(lower, upper)`, in key order,
+    /// each with its version visible at `read_seq`; keys with no such version
+    /// are skipped, stale ones reported so the caller can retry.
+    pub fn range_from(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        read_seq: u64,
+        limit: usize,
+        out: &mut Vec<(Box<[u8]>, Version)>,
+    ) -> RangeEnd {
+        for entry in self.map.range::<[u8], _>((lower, upper)) {
+            if out.len() >= limit {
+                return RangeEnd::More;
+            }
+            match entry.value().visible(read_seq) {
+                Lookup::Found(v) => out.push((entry.key().clone(), v)),
+                Lookup::Missing | Lookup::Stale => {}
+            }
+        }
+        RangeEnd::Done
+    }
+}
+
+/// Whether a range walk reached its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeEnd {
+    /// Stopped at the limit: more keys may follow.
+    More,
+    /// No key is left in the range.
+    Done,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(seq: u64, v: &[u8]) -> Version {
+        Version {
+            seq,
+            expires_at: 0,
+            value: ValueRef::Inline(Arc::from(v)),
+            log_bytes: 10,
+        }
+    }
+
+    fn del(seq: u64) -> Version {
+        Version {
+            seq,
+            expires_at: 0,
+            value: ValueRef::Tombstone,
+            log_bytes: 5,
+        }
+    }
+
+    #[test]
+    fn reads_see_their_snapshot() {
+        let idx = Index::new();
+        idx.insert(b"k", put(1, b"a"), 0);
+        idx.insert(b"k", put(3, b"b"), 0);
+        assert_eq!(idx.get(b"k", 0), Lookup::Stale);
+        assert!(matches!(idx.get(b"k", 1), Lookup::Found(v) if v.seq == 1));
+        assert!(matches!(idx.get(b"k", 2), Lookup::Found(v) if v.seq == 1));
+        assert!(matches!(idx.get(b"k", 9), Lookup::Found(v) if v.seq == 3));
+        assert_eq!(idx.get(b"other", 9), Lookup::Missing);
+    }
+
+    #[test]
+    fn watermark_prunes_old_versions() {
+        let idx = Index::new();
+        for seq in 1..=10 {
+            idx.insert(b"k", put(seq, b"v"), seq);
+        }
+        let e = idx.map.get(b"k".as_slice()).unwrap();
+        assert_eq!(e.value().versions.read().list.len(), 1);
+        // With the watermark held at 2, versions 2.. stay.
+        let idx = Index::new();
+        for seq in 1..=5 {
+            idx.insert(b"k", put(seq, b"v"), 2);
+        }
+        let e = idx.map.get(b"k".as_slice()).unwrap();
+        let seqs: Vec<u64> = e.value().versions.read().list.iter().map(|v| v.seq).collect();
+        assert_eq!(seqs, vec![5, 4, 3, 2]);
+    }
+
+    #[test]
+    fn live_key_accounting_and_dead_bytes() {
+        let idx = Index::new();
+        assert_eq!(idx.insert(b"k", put(1, b"a"), 0).live_keys, 1);
+        let e = idx.insert(b"k", put(2, b"b"), 0);
+        assert_eq!((e.live_keys, e.superseded_bytes), (0, 10));
+        let e = idx.insert(b"k", del(3), 0);
+        assert_eq!((e.live_keys, e.superseded_bytes), (-1, 10));
+        // Superseding a tombstone frees nothing more.
+        let e = idx.insert(b"k", put(4, b"c"), 0);
+        assert_eq!((e.live_keys, e.superseded_bytes), (1, 0));
+        // An older commit arriving late is dead at birth and changes nothing visible.
+        let e = idx.insert(b"k", put(3, b"late"), 0);
+        assert!(!e.is_newest);
+        assert_eq!(e.live_keys, 0);
+    }
+
+    #[test]
+    fn same_seq_replaces() {
+        let idx = Index::new();
+        idx.insert(b"k", put(4, b"first"), 0);
+        idx.insert(b"k", put(4, b"second"), 0);
+        match idx.get(b"k", 4) {
+            Lookup::Found(v) => assert_eq!(v.value, ValueRef::Inline(Arc::from(&b"second"[..]))),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tombstones_are_collected_only_below_watermark() {
+        let idx = Index::new();
+        idx.insert(b"k", put(1, b"a"), 0);
+        idx.insert(b"k", del(2), 0);
+        assert!(!idx.remove_tombstone(b"k", 2, 1));
+        assert!(idx.remove_tombstone(b"k", 2, 2));
+        assert_eq!(idx.get(b"k", 5), Lookup::Missing);
+        idx.insert(b"k", put(3, b"again"), 2);
+        assert!(matches!(idx.get(b"k", 5), Lookup::Found(v) if v.seq == 3));
+    }
+
+    #[test]
+    fn range_walks_in_order_and_respects_limit() {
+        let idx = Index::new();
+        for (i, k) in [b"b", b"a", b"d", b"c"].iter().enumerate() {
+            idx.insert(*k, put(i as u64 + 1, *k), 0);
+        }
+        let mut out = Vec::new();
+        let end = idx.range_from(Bound::Included(b"b".as_slice()), Bound::Unbounded, 10, 2, &mut out);
+        assert_eq!(end, RangeEnd::More);
+        let keys: Vec<&[u8]> = out.iter().map(|(k, _)| &**k).collect();
+        assert_eq!(keys, vec![b"b".as_slice(), b"c".as_slice()]);
+    }
+}

@@ -1,0 +1,237 @@
+//! Snapshots and ordered iterators.
+//!
+//! A [`Snapshot`] pins one sequence number: every read through it sees the
+//! database as of that commit, and time-to-live is judged at the moment the
+//! snapshot was taken. An [`Iter`] owns a snapshot and walks the index in
+//! byte order, fetching keys in small chunks so it never holds a skiplist
+//! position across calls (writers and compaction are never blocked by it).
+
+use std::collections::VecDeque;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use crate::db::{now_ms, Inner, Value};
+use crate::error::Result;
+use crate::index::{RangeEnd, Version};
+
+/// Keys fetched from the index per refill of an iterator.
+const CHUNK: usize = 64;
+
+/// A consistent, read-only view of the database at one commit.
+pub struct Snapshot {
+    inner: Arc<Inner>,
+    seq: u64,
+    now_ms: u64,
+}
+
+impl Snapshot {
+    pub(crate) fn new(inner: Arc<Inner>) -> Snapshot {
+        let seq = inner.snapshots.acquire(&inner.vis);
+        Snapshot {
+            inner,
+            seq,
+            now_ms: now_ms(),
+        }
+    }
+
+    /// The sequence number of the last commit this snapshot sees.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The value of `key` as of this snapshot.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+        self.inner.get_at(key, self.seq, self.now_ms)
+    }
+
+    /// The values of `keys` as of this snapshot.
+    pub fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Value>>> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
+
+    /// Keys between `lower` and `upper`, in byte order, as of this snapshot.
+    pub fn scan(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Iter {
+        Iter::new(self.clone_registration(), owned(lower), owned(upper))
+    }
+
+    /// Keys in `[start, end)` (to the last key when `end` is `None`).
+    pub fn scan_range(&self, start: &[u8], end: Option<&[u8]>) -> Iter {
+        self.scan(Bound::Included(start), end.map_or(Bound::Unbounded, Bound::Excluded))
+    }
+
+    /// Keys starting with `prefix`, in byte order, as of this snapshot.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Iter {
+        let upper = match prefix_successor(prefix) {
+            Some(s) => Bound::Excluded(s),
+            None => Bound::Unbounded,
+        };
+        let lower = if prefix.is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Included(prefix.to_vec())
+        };
+        Iter::new(self.clone_registration(), lower, upper)
+    }
+
+    /// A second registration of the same point in time, owned by an iterator.
+    fn clone_registration(&self) -> Snapshot {
+        let inner = Arc::clone(&self.inner);
+        // The sequence is pinned by `self`, so registering it again is safe
+        // even if the watermark moved since: it cannot pass `self.seq`.
+        inner.snapshots.acquire_at(self.seq);
+        Snapshot {
+            inner,
+            seq: self.seq,
+            now_ms: self.now_ms,
+        }
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        self.inner.snapshots.release(self.seq, &self.inner.vis);
+    }
+}
+
+fn owned(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.to_vec()),
+        Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, if any.
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut s = prefix.to_vec();
+    while let Some(last) = s.pop() {
+        if last < 0xff {
+            s.push(last + 1);
+            return Some(s);
+        }
+    }
+    None
+}
+
+/// An ordered iterator over one snapshot. Yields `(key, value)` pairs;
+/// an I/O or corruption error is yielded once, then iteration ends.
+pub struct Iter {
+    snap: Snapshot,
+    /// Where the next refill starts.
+    lower: Bound<Vec<u8>>,
+    /// The range's end.
+    upper: Bound<Vec<u8>>,
+    /// The range's start, kept so `seek` cannot move before it.
+    start: Bound<Vec<u8>>,
+    buf: VecDeque<(Box<[u8]>, Version)>,
+    scratch: Vec<(Box<[u8]>, Version)>,
+    exhausted: bool,
+    failed: bool,
+}
+
+impl Iter {
+    fn new(snap: Snapshot, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> Iter {
+        Iter {
+            snap,
+            start: lower.clone(),
+            lower,
+            upper,
+            buf: VecDeque::with_capacity(CHUNK),
+            scratch: Vec::with_capacity(CHUNK),
+            exhausted: false,
+            failed: false,
+        }
+    }
+
+    /// The sequence number this iterator reads at.
+    pub fn seq(&self) -> u64 {
+        self.snap.seq
+    }
+
+    /// Moves to the first key `>= key` (never before the range start).
+    pub fn seek(&mut self, key: &[u8]) {
+        let before_start = match &self.start {
+            Bound::Included(s) => key < s.as_slice(),
+            Bound::Excluded(s) => key <= s.as_slice(),
+            Bound::Unbounded => false,
+        };
+        self.lower = if before_start {
+            self.start.clone()
+        } else {
+            Bound::Included(key.to_vec())
+        };
+        self.buf.clear();
+        self.exhausted = false;
+    }
+
+    fn refill(&mut self) {
+        self.scratch.clear();
+        let lower = match &self.lower {
+            Bound::Included(k) => Bound::Included(k.as_slice()),
+            Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let upper = match &self.upper {
+            Bound::Included(k) => Bound::Included(k.as_slice()),
+            Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let end = self
+            .snap
+            .inner
+            .range_at(lower, upper, self.snap.seq, CHUNK, &mut self.scratch);
+        if end == RangeEnd::Done {
+            self.exhausted = true;
+        }
+        if let Some((last, _)) = self.scratch.last() {
+            self.lower = Bound::Excluded(last.to_vec());
+        } else {
+            self.exhausted = true;
+        }
+        let now = self.snap.now_ms;
+        self.buf
+            .extend(self.scratch.drain(..).filter(|(_, v)| !v.is_absent(now)));
+    }
+}
+
+impl Iterator for Iter {
+    type Item = Result<(Vec<u8>, Value)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            if let Some((key, version)) = self.buf.pop_front() {
+                return Some(match self.snap.inner.load(&key, &version) {
+                    Ok(value) => Ok((key.into_vec(), value)),
+                    Err(e) => {
+                        self.failed = true;
+                        Err(e)
+                    }
+                });
+            }
+            if self.exhausted {
+                return None;
+            }
+            if let Err(e) = self.snap.inner.check_open() {
+                self.failed = true;
+                return Some(Err(e));
+            }
+            self.refill();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_successor;
+
+    #[test]
+    fn prefix_successor_cases() {
+        assert_eq!(prefix_successor(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_successor(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_successor(b"\xff\xff"), None);
+        assert_eq!(prefix_successor(b""), None);
+    }
+}

@@ -1,0 +1,47 @@
+//! MantisDB storage core: an ordered, durable, concurrent key-value engine.
+//!
+//! The design is Bitcask with an ordered index: values live in append-only
+//! segment files of CRC-framed records, and an in-memory lock-free skiplist
+//! maps each key to its newest versions. See `docs/performance/rust-core-architecture.md`
+//! and the crate README for formats and guarantees.
+//!
+//! ```no_run
+//! use mantisdb_core::{Db, Options, WriteBatch};
+//! let db = Db::open("/tmp/mantis-example", Options::default())?;
+//! db.put(b"user:1", b"ada")?;
+//! let mut batch = WriteBatch::new();
+//! batch.put(b"user:2".to_vec(), b"grace".to_vec()).delete(b"user:1".to_vec());
+//! db.write(&batch)?;
+//! for item in db.scan_prefix(b"user:")? {
+//!     let (key, value) = item?;
+//!     println!("{:?} = {:?}", key, value);
+//! }
+//! db.close()?;
+//! # Ok::<(), mantisdb_core::Error>(())
+//! ```
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod batch;
+pub mod cache;
+mod db;
+mod dirlock;
+mod error;
+pub mod index;
+mod iter;
+pub mod log;
+mod mvcc;
+mod options;
+mod stats;
+
+pub use batch::WriteBatch;
+pub use db::{Db, RecoveryReport, Value};
+pub use error::{Error, Result};
+pub use iter::{prefix_successor, Iter, Snapshot};
+pub use options::{Options, SyncPolicy, DEFAULT_MAX_VALUE_LEN, HARD_MAX_VALUE_LEN, MAX_KEY_LEN};
+pub use stats::Stats;

@@ -1,0 +1,178 @@
+//! The append-only log: segment files of CRC-framed records.
+//!
+//! [`Log`] ties together the writer (appends, group commit, rolling), the set
+//! of segments open for reading, and the background flusher used by the
+//! `Interval` and `Never` policies.
+
+pub mod record;
+pub mod recovery;
+pub mod segment;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::options::{Options, SyncPolicy};
+pub use record::{OpKind, OpRef};
+use segment::Segment;
+pub use writer::Appended;
+use writer::LogWriter;
+
+/// Segments open for reading, by id.
+#[derive(Debug, Default)]
+pub struct SegmentSet {
+    map: RwLock<HashMap<u32, Arc<Segment>>>,
+}
+
+impl SegmentSet {
+    /// Adds (or replaces) a segment.
+    pub fn insert(&self, seg: Arc<Segment>) {
+        self.map.write().insert(seg.id, seg);
+    }
+
+    /// The segment with `id`, if open.
+    pub fn get(&self, id: u32) -> Option<Arc<Segment>> {
+        self.map.read().get(&id).cloned()
+    }
+
+    /// Number of segments.
+    pub fn len(&self) -> usize {
+        self.map.read().len()
+    }
+
+    /// True when no segment is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The log of an open database.
+pub struct Log {
+    writer: Arc<LogWriter>,
+    segments: Arc<SegmentSet>,
+    flusher: Mutex<Option<(JoinHandle<()>, Arc<AtomicBool>)>>,
+}
+
+impl Log {
+    /// Opens the log after recovery: `segments` are the surviving segment ids,
+    /// `newest_end` the length of the newest one, `last_seq` the last replayed seq.
+    pub fn open(dir: &Path, opts: &Options, segments: &[u32], newest_end: Option<u64>, last_seq: u64) -> Result<Log> {
+        let set = Arc::new(SegmentSet::default());
+        for &id in segments {
+            set.insert(Arc::new(Segment::open(dir, id)?));
+        }
+        let (active, end) = match (segments.last(), newest_end) {
+            (Some(&id), Some(end)) if end < opts.segment_size => (id, Some(end)),
+            (Some(&id), _) => (
+                id.checked_add(1)
+                    .ok_or_else(|| Error::InvalidArgument("segment id space exhausted".into()))?,
+                None,
+            ),
+            (None, _) => (1, None),
+        };
+        let writer = Arc::new(LogWriter::open(
+            dir,
+            opts.sync,
+            opts.segment_size,
+            opts.write_buffer_bytes,
+            Arc::clone(&set),
+            active,
+            end,
+            last_seq + 1,
+        )?);
+        let flusher = match opts.sync {
+            SyncPolicy::Always => None,
+            SyncPolicy::Interval(every) => Some(spawn_flusher(Arc::clone(&writer), every, true)?),
+            SyncPolicy::Never => Some(spawn_flusher(Arc::clone(&writer), opts.flush_interval, false)?),
+        };
+        Ok(Log {
+            writer,
+            segments: set,
+            flusher: Mutex::new(flusher),
+        })
+    }
+
+    /// Appends one commit; see [`LogWriter::append`].
+    pub fn append(&self, ops: &[OpRef<'_>], on_assigned: impl FnOnce(u64) -> Result<()>) -> Result<Appended> {
+        self.writer.append(ops, on_assigned)
+    }
+
+    /// Reads `len` bytes at `offset` of `segment`, from the write buffer or the file.
+    pub fn read(&self, segment: u32, offset: u64, len: usize) -> Result<Vec<u8>> {
+        if let Some(bytes) = self.writer.read_buffered(segment, offset, len) {
+            return Ok(bytes);
+        }
+        let seg = self
+            .segments
+            .get(segment)
+            .ok_or_else(|| Error::InvalidArgument(format!("segment {segment} is not open")))?;
+        seg.read_at(offset, len)
+    }
+
+    /// Path of a segment, for error messages.
+    pub fn segment_path(&self, segment: u32) -> String {
+        self.segments
+            .get(segment)
+            .map(|s| s.path.display().to_string())
+            .unwrap_or_else(|| segment::segment_file_name(segment))
+    }
+
+    /// Writes buffered records and syncs the log.
+    pub fn sync(&self) -> Result<()> {
+        self.writer.flush(true)
+    }
+
+    /// Number of segment files.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// The writer's counters.
+    pub fn counters(&self) -> &writer::WriterCounters {
+        &self.writer.counters
+    }
+
+    /// The sequence number the next commit gets.
+    pub fn next_seq(&self) -> u64 {
+        self.writer.next_seq()
+    }
+
+    /// Stops the flusher, then flushes, syncs and closes the writer.
+    pub fn close(&self) -> Result<()> {
+        if let Some((handle, stop)) = self.flusher.lock().take() {
+            stop.store(true, Ordering::Release);
+            handle.thread().unpark();
+            let _ = handle.join();
+        }
+        self.writer.close()
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn spawn_flusher(writer: Arc<LogWriter>, every: Duration, sync: bool) -> Result<(JoinHandle<()>, Arc<AtomicBool>)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    let handle = std::thread::Builder::new()
+        .name("mantisdb-flusher".into())
+        .spawn(move || {
+            while !stop2.load(Ordering::Acquire) {
+                std::thread::park_timeout(every);
+                // A failure poisons the writer; the next append reports it.
+                let _ = writer.flush(sync);
+            }
+        })
+        .map_err(|e| Error::io("starting the log flusher thread", e))?;
+    Ok((handle, stop))
+}

@@ -1,0 +1,375 @@
+//! The log writer: appends records to the active segment, rolls segments,
+//! and makes records durable with group commit.
+//!
+//! Appends are serialised by one mutex that assigns the sequence number and
+//! copies the encoded frame into an in-memory buffer, so the log order is the
+//! sequence order. What happens next depends on the sync policy:
+//!
+//! - `Always`: the appender waits until its record is synced. If no sync is
+//!   running it becomes the leader: it takes the whole buffer, releases the
+//!   mutex, writes and fdatasyncs it, then wakes every follower whose record
+//!   was in that group. Writers arriving meanwhile fill the next group, so N
+//!   concurrent writers share one fdatasync.
+//! - `Interval` / `Never`: the appender returns at once; the buffer is written
+//!   to the OS when it fills or when the background flusher runs, which under
+//!   `Interval` also syncs.
+//!
+//! Any failed write or sync poisons the writer: the bytes on disk past the
+//! last good sync are unknown, so every later append fails with
+//! [`Error::Poisoned`] until the database is reopened (recovery then keeps
+//! exactly the whole records). Callers of the failed group get the error,
+//! never an acknowledgement.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use super::record::{self, OpRef};
+use super::segment::{self, Segment, SEGMENT_HEADER_LEN};
+use super::SegmentSet;
+use crate::error::{Error, Result};
+use crate::options::SyncPolicy;
+
+/// Where an appended record landed.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// The commit sequence number.
+    pub seq: u64,
+    /// Segment holding the record.
+    pub segment: u32,
+    /// Offset of the frame in that segment.
+    pub frame_offset: u64,
+    /// Per op: offset of its key from the frame start, and its kv checksum.
+    pub kv: Vec<(usize, u32)>,
+}
+
+struct State {
+    file: Arc<File>,
+    active_id: u32,
+    /// End of the last appended record (written or buffered).
+    logical_end: u64,
+    /// End of what has been handed to the OS.
+    flushed_end: u64,
+    /// Frames in `[flushed_end, logical_end)`, unless a sync leader holds them.
+    buf: Vec<u8>,
+    spare: Vec<u8>,
+    next_seq: u64,
+    /// Every seq up to this one is synced.
+    durable_seq: u64,
+    sync_in_progress: bool,
+    poisoned: Option<String>,
+    closed: bool,
+}
+
+/// Counters kept by the writer.
+#[derive(Debug, Default)]
+pub struct WriterCounters {
+    /// fdatasync calls on segment files.
+    pub syncs: AtomicU64,
+    /// Commits made durable by those syncs.
+    pub synced_commits: AtomicU64,
+    /// Bytes handed to the OS.
+    pub bytes_written: AtomicU64,
+}
+
+/// The single writer of the log.
+pub struct LogWriter {
+    dir: PathBuf,
+    policy: SyncPolicy,
+    segment_size: u64,
+    write_buffer_bytes: usize,
+    segments: Arc<SegmentSet>,
+    state: Mutex<State>,
+    synced: Condvar,
+    /// Mirrors `State::active_id` / `flushed_end` for lock-free read checks.
+    active_id: AtomicU32,
+    flushed_end: AtomicU64,
+    pub(crate) counters: WriterCounters,
+}
+
+impl LogWriter {
+    /// Starts writing at `end` of segment `active_id` (already open for reading
+    /// in `segments`), or creates segment `active_id` when `end` is `None`.
+    pub fn open(
+        dir: &Path,
+        policy: SyncPolicy,
+        segment_size: u64,
+        write_buffer_bytes: usize,
+        segments: Arc<SegmentSet>,
+        active_id: u32,
+        end: Option<u64>,
+        next_seq: u64,
+    ) -> Result<LogWriter> {
+        let (file, logical_end) = match end {
+            Some(end) => {
+                let path = dir.join(segment::segment_file_name(active_id));
+                let file = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| Error::io(format!("opening {} for append", path.display()), e))?;
+                (file, end)
+            }
+            None => {
+                let file = segment::create(dir, active_id)?;
+                segments.insert(Arc::new(Segment::open(dir, active_id)?));
+                (file, SEGMENT_HEADER_LEN)
+            }
+        };
+        Ok(LogWriter {
+            dir: dir.to_path_buf(),
+            policy,
+            segment_size,
+            write_buffer_bytes,
+            segments,
+            state: Mutex::new(State {
+                file: Arc::new(file),
+                active_id,
+                logical_end,
+                flushed_end: logical_end,
+                buf: Vec::with_capacity(write_buffer_bytes.min(1 << 20)),
+                spare: Vec::new(),
+                next_seq,
+                durable_seq: next_seq - 1,
+                sync_in_progress: false,
+                poisoned: None,
+                closed: false,
+            }),
+            synced: Condvar::new(),
+            active_id: AtomicU32::new(active_id),
+            flushed_end: AtomicU64::new(logical_end),
+            counters: WriterCounters::default(),
+        })
+    }
+
+    /// The sequence number the next commit will get.
+    pub fn next_seq(&self) -> u64 {
+        self.state.lock().next_seq
+    }
+
+    /// Appends one record holding `ops`; under `Always`, returns once it is synced.
+    /// `on_assigned` runs under the append lock with the new sequence number,
+    /// before any later commit can get one (transactions validate there).
+    pub fn append(&self, ops: &[OpRef<'_>], on_assigned: impl FnOnce(u64) -> Result<()>) -> Result<Appended> {
+        let len = record::frame_len(ops) as u64;
+        if len - record::FRAME_HEADER_LEN as u64 > record::MAX_PAYLOAD_LEN as u64 {
+            return Err(Error::InvalidArgument(format!(
+                "commit of {len} bytes exceeds the record limit of {} bytes",
+                record::MAX_PAYLOAD_LEN
+            )));
+        }
+        let mut st = self.state.lock();
+        Self::check_writable(&st)?;
+        if st.logical_end > SEGMENT_HEADER_LEN && st.logical_end + len > self.segment_size {
+            self.roll(&mut st)?;
+        }
+        let seq = st.next_seq;
+        on_assigned(seq)?;
+        st.next_seq += 1;
+        let frame_offset = st.logical_end;
+        let mut kv = Vec::with_capacity(ops.len());
+        record::encode(&mut st.buf, seq, ops, &mut kv);
+        st.logical_end += len;
+        let appended = Appended {
+            seq,
+            segment: st.active_id,
+            frame_offset,
+            kv,
+        };
+        match self.policy {
+            SyncPolicy::Always => self.wait_durable(st, seq)?,
+            SyncPolicy::Interval(_) | SyncPolicy::Never => {
+                if st.buf.len() >= self.write_buffer_bytes {
+                    self.flush_locked(&mut st)?;
+                }
+            }
+        }
+        Ok(appended)
+    }
+
+    fn check_writable(st: &State) -> Result<()> {
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        if let Some(reason) = &st.poisoned {
+            return Err(Error::Poisoned(reason.clone()));
+        }
+        Ok(())
+    }
+
+    /// Group commit: lead a sync or wait for the one that covers `seq`.
+    fn wait_durable(&self, mut st: MutexGuard<'_, State>, seq: u64) -> Result<()> {
+        loop {
+            if st.durable_seq >= seq {
+                return Ok(());
+            }
+            if let Some(reason) = &st.poisoned {
+                return Err(Error::Poisoned(reason.clone()));
+            }
+            if st.sync_in_progress {
+                self.synced.wait(&mut st);
+                continue;
+            }
+            self.lead_sync(&mut st);
+        }
+    }
+
+    /// Takes the buffer, writes and syncs it without holding the lock, then
+    /// publishes the new durable point (or the poison) and wakes waiters.
+    fn lead_sync(&self, st: &mut MutexGuard<'_, State>) {
+        st.sync_in_progress = true;
+        let spare = std::mem::take(&mut st.spare);
+        let mut buf = std::mem::replace(&mut st.buf, spare);
+        let target = st.next_seq - 1;
+        let file = Arc::clone(&st.file);
+        let res = MutexGuard::unlocked(st, || {
+            (&*file).write_all(&buf).and_then(|_| file.sync_data())
+        });
+        st.sync_in_progress = false;
+        match res {
+            Ok(()) => {
+                st.flushed_end += buf.len() as u64;
+                self.flushed_end.store(st.flushed_end, Ordering::Release);
+                self.counters.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
+                self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .synced_commits
+                    .fetch_add(target - st.durable_seq, Ordering::Relaxed);
+                st.durable_seq = target;
+                buf.clear();
+                st.spare = buf;
+            }
+            Err(e) => {
+                st.poisoned = Some(format!("writing or syncing segment {}: {e}", st.active_id));
+            }
+        }
+        self.synced.notify_all();
+    }
+
+    /// Writes the buffer to the OS. Not used while a sync leader is running
+    /// (only `Always` has leaders, and it never calls this).
+    fn flush_locked(&self, st: &mut State) -> Result<()> {
+        if st.buf.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = (&*st.file).write_all(&st.buf) {
+            let reason = format!("writing segment {}: {e}", st.active_id);
+            st.poisoned = Some(reason.clone());
+            return Err(Error::Poisoned(reason));
+        }
+        st.flushed_end += st.buf.len() as u64;
+        self.flushed_end.store(st.flushed_end, Ordering::Release);
+        self.counters.bytes_written.fetch_add(st.buf.len() as u64, Ordering::Relaxed);
+        st.buf.clear();
+        Ok(())
+    }
+
+    fn sync_locked(&self, st: &mut MutexGuard<'_, State>) -> Result<()> {
+        let target = st.next_seq - 1;
+        if target == st.durable_seq {
+            return Ok(());
+        }
+        let file = Arc::clone(&st.file);
+        if let Err(e) = MutexGuard::unlocked(st, || file.sync_data()) {
+            let reason = format!("syncing segment {}: {e}", st.active_id);
+            st.poisoned = Some(reason.clone());
+            self.synced.notify_all();
+            return Err(Error::Poisoned(reason));
+        }
+        self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        if target > st.durable_seq {
+            self.counters
+                .synced_commits
+                .fetch_add(target - st.durable_seq, Ordering::Relaxed);
+            st.durable_seq = target;
+            // Appenders waiting for a group leader are covered by this sync too.
+            self.synced.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Closes the active segment and starts the next one. Everything in the
+    /// old segment is written and (unless `Never`) synced first, so durability
+    /// stays a prefix of the sequence order.
+    fn roll(&self, st: &mut MutexGuard<'_, State>) -> Result<()> {
+        while st.sync_in_progress {
+            self.synced.wait(st);
+        }
+        Self::check_writable(st)?;
+        self.flush_locked(st)?;
+        if self.policy != SyncPolicy::Never {
+            self.sync_locked(st)?;
+        }
+        let next_id = st.active_id.checked_add(1).ok_or_else(|| {
+            Error::InvalidArgument("segment id space exhausted; compact into a new database".into())
+        })?;
+        let file = match segment::create(&self.dir, next_id) {
+            Ok(f) => f,
+            Err(e) => {
+                st.poisoned = Some(e.to_string());
+                return Err(e);
+            }
+        };
+        self.segments.insert(Arc::new(Segment::open(&self.dir, next_id)?));
+        st.file = Arc::new(file);
+        st.active_id = next_id;
+        st.logical_end = SEGMENT_HEADER_LEN;
+        st.flushed_end = SEGMENT_HEADER_LEN;
+        // A reader seeing the new id with the old flushed_end takes the slow
+        // path and re-checks under the lock, so the order of these is free.
+        self.flushed_end.store(SEGMENT_HEADER_LEN, Ordering::Release);
+        self.active_id.store(next_id, Ordering::Release);
+        Ok(())
+    }
+
+    /// Copies `len` bytes at `offset` of `segment` if they are still in the
+    /// write buffer; `None` means they are in the file.
+    pub fn read_buffered(&self, segment: u32, offset: u64, len: usize) -> Option<Vec<u8>> {
+        if segment != self.active_id.load(Ordering::Acquire)
+            || offset + len as u64 <= self.flushed_end.load(Ordering::Acquire)
+        {
+            return None;
+        }
+        let st = self.state.lock();
+        if segment != st.active_id || offset < st.flushed_end {
+            return None;
+        }
+        let start = (offset - st.flushed_end) as usize;
+        st.buf.get(start..start + len).map(|b| b.to_vec())
+    }
+
+    /// Hands buffered records to the OS and, when `sync` is set, syncs them.
+    /// Used by the background flusher, `Db::sync` and close.
+    pub fn flush(&self, sync: bool) -> Result<()> {
+        let mut st = self.state.lock();
+        while st.sync_in_progress {
+            self.synced.wait(&mut st);
+        }
+        Self::check_writable(&st)?;
+        self.flush_locked(&mut st)?;
+        if sync {
+            self.sync_locked(&mut st)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and syncs everything, then refuses further appends.
+    pub fn close(&self) -> Result<()> {
+        let res = self.flush(true);
+        let mut st = self.state.lock();
+        st.closed = true;
+        self.synced.notify_all();
+        match res {
+            Err(Error::Closed) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Id of the segment being written.
+    pub fn active_segment(&self) -> u32 {
+        self.active_id.load(Ordering::Acquire)
+    }
+}

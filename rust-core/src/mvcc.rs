@@ -1,0 +1,196 @@
+//! Sequence visibility and the snapshot registry.
+//!
+//! Commits get sequence numbers from the log in log order but finish their
+//! index inserts in any order. [`Visibility`] publishes a sequence only once
+//! it and every earlier one are fully in the index, so a reader at the
+//! visible sequence sees whole commits: a batch appears all at once.
+//!
+//! [`Snapshots`] records the sequence of every open snapshot. The GC
+//! watermark is the oldest sequence any reader may still ask for; the index
+//! drops versions older than the newest one at or below it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+/// Commits in flight at once are bounded by the number of writing threads
+/// (each waits for its own commit to be published); this is far above that.
+const RING: usize = 1 << 16;
+
+/// Publishes commit sequence numbers in order.
+pub struct Visibility {
+    visible: AtomicU64,
+    /// `done[s % RING]` is set when commit `s` is in the index.
+    done: Box<[AtomicBool]>,
+}
+
+impl Visibility {
+    /// Starts with every sequence up to `last_seq` visible.
+    pub fn new(last_seq: u64) -> Visibility {
+        Visibility {
+            visible: AtomicU64::new(last_seq),
+            done: (0..RING).map(|_| AtomicBool::new(false)).collect(),
+        }
+    }
+
+    /// The newest sequence readers may see.
+    #[inline]
+    pub fn visible(&self) -> u64 {
+        self.visible.load(Ordering::Acquire)
+    }
+
+    /// Marks commit `seq` as applied and returns once it is visible. The
+    /// thread that finds the next sequence done advances the visible point,
+    /// so no thread waits for a lock, only for earlier commits to land.
+    pub fn publish(&self, seq: u64) {
+        self.done[(seq as usize) % RING].store(true, Ordering::Release);
+        let mut spins = 0u32;
+        loop {
+            let v = self.visible.load(Ordering::Acquire);
+            if v >= seq {
+                return;
+            }
+            let slot = &self.done[((v + 1) as usize) % RING];
+            // Claiming the slot (true -> false) gives one thread the right to
+            // advance past v + 1; clearing it first keeps the slot clean for
+            // sequence v + 1 + RING.
+            if slot
+                .compare_exchange(true, false, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                self.visible.store(v + 1, Ordering::Release);
+                continue;
+            }
+            // An earlier commit is still inserting.
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+/// Open snapshots and the GC watermark.
+pub struct Snapshots {
+    open: Mutex<BTreeMap<u64, usize>>,
+    watermark: AtomicU64,
+}
+
+impl Snapshots {
+    /// No snapshot open; the watermark starts at `seq`.
+    pub fn new(seq: u64) -> Snapshots {
+        Snapshots {
+            open: Mutex::new(BTreeMap::new()),
+            watermark: AtomicU64::new(seq),
+        }
+    }
+
+    /// Registers a snapshot at the current visible sequence and returns it.
+    /// Registration and watermark updates share one lock, so a watermark is
+    /// never computed past a snapshot that is being taken.
+    pub fn acquire(&self, vis: &Visibility) -> u64 {
+        let mut open = self.open.lock();
+        let seq = vis.visible();
+        *open.entry(seq).or_insert(0) += 1;
+        seq
+    }
+
+    /// Registers one more snapshot at `seq`, which an open snapshot already pins.
+    pub fn acquire_at(&self, seq: u64) {
+        *self.open.lock().entry(seq).or_insert(0) += 1;
+    }
+
+    /// Releases one snapshot at `seq`.
+    pub fn release(&self, seq: u64, vis: &Visibility) {
+        let mut open = self.open.lock();
+        if let Some(n) = open.get_mut(&seq) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&seq);
+            }
+        }
+        self.advance_locked(&open, vis);
+    }
+
+    /// Recomputes the watermark: the oldest open snapshot, or the visible sequence.
+    pub fn advance(&self, vis: &Visibility) {
+        let open = self.open.lock();
+        self.advance_locked(&open, vis);
+    }
+
+    fn advance_locked(&self, open: &BTreeMap<u64, usize>, vis: &Visibility) {
+        let visible = vis.visible();
+        let w = open.keys().next().map_or(visible, |&oldest| oldest.min(visible));
+        self.watermark.fetch_max(w, Ordering::AcqRel);
+    }
+
+    /// Versions at or below this sequence that are not the newest such are unreadable.
+    #[inline]
+    pub fn watermark(&self) -> u64 {
+        self.watermark.load(Ordering::Acquire)
+    }
+
+    /// Number of open snapshots.
+    pub fn open_count(&self) -> usize {
+        self.open.lock().values().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn out_of_order_completion_publishes_in_order() {
+        let vis = Arc::new(Visibility::new(10));
+        let v2 = Arc::clone(&vis);
+        // 12 finishes first and must wait for 11.
+        let t = std::thread::spawn(move || v2.publish(12));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(vis.visible(), 10);
+        vis.publish(11);
+        t.join().unwrap();
+        assert_eq!(vis.visible(), 12);
+    }
+
+    #[test]
+    fn many_threads_publish_every_sequence() {
+        let vis = Arc::new(Visibility::new(0));
+        let next = Arc::new(AtomicU64::new(1));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (vis, next) = (Arc::clone(&vis), Arc::clone(&next));
+                std::thread::spawn(move || {
+                    for _ in 0..2000 {
+                        let s = next.fetch_add(1, Ordering::SeqCst);
+                        vis.publish(s);
+                        assert!(vis.visible() >= s);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(vis.visible(), 16_000);
+    }
+
+    #[test]
+    fn watermark_holds_at_oldest_snapshot() {
+        let vis = Visibility::new(5);
+        let snaps = Snapshots::new(5);
+        let s = snaps.acquire(&vis);
+        assert_eq!(s, 5);
+        vis.publish(6);
+        vis.publish(7);
+        snaps.advance(&vis);
+        assert_eq!(snaps.watermark(), 5);
+        snaps.release(s, &vis);
+        assert_eq!(snaps.watermark(), 7);
+        assert_eq!(snaps.open_count(), 0);
+    }
+}

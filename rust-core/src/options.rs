@@ -1,0 +1,109 @@
+//! Options accepted by [`crate::Db::open`].
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// The largest key the engine accepts, in bytes.
+pub const MAX_KEY_LEN: usize = 65_535;
+
+/// The default largest value, in bytes (64 MiB).
+pub const DEFAULT_MAX_VALUE_LEN: usize = 64 << 20;
+
+/// The largest value the on-disk format can frame, in bytes (1 GiB).
+pub const HARD_MAX_VALUE_LEN: usize = 1 << 30;
+
+/// When a write is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// A write returns only after its record is on disk (fdatasync).
+    /// Concurrent writers share one sync (group commit). A commit becomes
+    /// visible to readers only once it is durable.
+    Always,
+    /// Records reach the OS at once when the write buffer fills and at least
+    /// every interval, and the log is synced every interval. A crash of the
+    /// machine may lose up to one interval of acknowledged writes.
+    Interval(Duration),
+    /// The log is never synced by the engine; records reach the OS when the
+    /// write buffer fills and at least every [`Options::flush_interval`].
+    /// A process crash may lose that much; a machine crash may lose more.
+    Never,
+}
+
+/// Tunables of an open database. `Options::default()` is a sound start.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Durability of writes. Default: [`SyncPolicy::Always`].
+    pub sync: SyncPolicy,
+    /// A segment file is closed and a new one started past this size. Default 64 MiB.
+    pub segment_size: u64,
+    /// Byte budget of the value cache. 0 disables it. Default 64 MiB.
+    pub cache_bytes: u64,
+    /// Values up to this size live in the index itself and never need a disk
+    /// read or cache slot. Default 64 bytes.
+    pub inline_threshold: usize,
+    /// Largest key accepted (at most [`MAX_KEY_LEN`]).
+    pub max_key_len: usize,
+    /// Largest value accepted (at most [`HARD_MAX_VALUE_LEN`]). Default 64 MiB.
+    pub max_value_len: usize,
+    /// Size of the in-memory log buffer under `Never` and `Interval`: when it
+    /// fills, its records are written to the OS. Default 256 KiB.
+    pub write_buffer_bytes: usize,
+    /// Under `Never`, the longest an acknowledged record waits in the log
+    /// buffer before it is handed to the OS. Default 10 ms.
+    pub flush_interval: Duration,
+    /// On open, when a record in the middle of the log is corrupt, keep every
+    /// readable record and drop the rest of that segment instead of refusing to
+    /// open. Off by default: corruption is an error.
+    pub repair: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sync: SyncPolicy::Always,
+            segment_size: 64 << 20,
+            cache_bytes: 64 << 20,
+            inline_threshold: 64,
+            max_key_len: MAX_KEY_LEN,
+            max_value_len: DEFAULT_MAX_VALUE_LEN,
+            write_buffer_bytes: 256 << 10,
+            flush_interval: Duration::from_millis(10),
+            repair: false,
+        }
+    }
+}
+
+impl Options {
+    /// Checks every field and returns a clear error for the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::InvalidArgument(msg));
+        if self.segment_size < 4096 {
+            return bad(format!("segment_size {} is below 4096 bytes", self.segment_size));
+        }
+        if self.segment_size > 1 << 40 {
+            return bad(format!("segment_size {} is above 1 TiB", self.segment_size));
+        }
+        if self.max_key_len == 0 || self.max_key_len > MAX_KEY_LEN {
+            return bad(format!("max_key_len {} is outside 1..={MAX_KEY_LEN}", self.max_key_len));
+        }
+        if self.max_value_len > HARD_MAX_VALUE_LEN {
+            return bad(format!(
+                "max_value_len {} is above the format limit {HARD_MAX_VALUE_LEN}",
+                self.max_value_len
+            ));
+        }
+        if self.inline_threshold > 4096 {
+            return bad(format!("inline_threshold {} is above 4096 bytes", self.inline_threshold));
+        }
+        if let SyncPolicy::Interval(d) = self.sync {
+            if d.is_zero() || d > Duration::from_secs(3600) {
+                return bad(format!("sync interval {d:?} is outside 1 ms..=1 h"));
+            }
+        }
+        if self.flush_interval.is_zero() || self.flush_interval > Duration::from_secs(60) {
+            return bad(format!("flush_interval {:?} is outside (0, 60 s]", self.flush_interval));
+        }
+        Ok(())
+    }
+}
