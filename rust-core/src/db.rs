@@ -29,6 +29,7 @@ use crate::log::{Appended, Log, OpKind, OpRef};
 use crate::mvcc::{Snapshots, Visibility};
 use crate::options::Options;
 use crate::stats::{Counters, Stats};
+use crate::txn::{ConflictTracker, ReadSet, Transaction};
 
 /// A value returned by the engine: shared, immutable bytes.
 pub type Value = Arc<[u8]>;
@@ -49,7 +50,8 @@ pub struct Db {
 pub(crate) struct Inner {
     dir: PathBuf,
     opts: Options,
-    log: Log,
+    pub(crate) log: Log,
+    pub(crate) conflicts: ConflictTracker,
     index: Index,
     cache: ValueCache<CacheKey>,
     pub(crate) vis: Visibility,
@@ -83,12 +85,16 @@ pub(crate) fn now_ms() -> u64 {
 
 /// The absolute expiry of a write made at `now_ms` with `ttl`.
 pub(crate) fn expiry_at(now_ms: u64, ttl: Duration) -> u64 {
-    now_ms.saturating_add(ttl.as_millis().min(u64::MAX as u128) as u64).max(1)
+    now_ms
+        .saturating_add(ttl.as_millis().min(u64::MAX as u128) as u64)
+        .max(1)
 }
 
 fn check_ttl(ttl: Duration) -> Result<()> {
     if ttl < Duration::from_millis(1) {
-        return Err(Error::InvalidArgument(format!("ttl {ttl:?} is below the 1 ms resolution")));
+        return Err(Error::InvalidArgument(format!(
+            "ttl {ttl:?} is below the 1 ms resolution"
+        )));
     }
     Ok(())
 }
@@ -151,6 +157,7 @@ impl Db {
                 vis: Visibility::new(rec.last_seq),
                 snapshots: Snapshots::new(rec.last_seq),
                 tombstones: Mutex::new(VecDeque::new()),
+                conflicts: ConflictTracker::default(),
                 counters,
                 closed: AtomicBool::new(false),
                 recovery: RecoveryReport {
@@ -186,13 +193,14 @@ impl Db {
 
     /// Sets `key` to `value`.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.inner.commit(&[OpRef {
-            kind: OpKind::Put,
-            key,
-            value,
-            expires_at: 0,
-        }])
-        .map(drop)
+        self.inner
+            .commit(&[OpRef {
+                kind: OpKind::Put,
+                key,
+                value,
+                expires_at: 0,
+            }])
+            .map(drop)
     }
 
     /// Sets `key` to `value`, invisible once `ttl` has passed (at least 1 ms).
@@ -262,6 +270,11 @@ impl Db {
         self.snapshot()?.get_many(keys)
     }
 
+    /// Begins an optimistic, serializable transaction; see [`Transaction`].
+    pub fn begin(&self) -> Result<Transaction> {
+        Transaction::begin(Arc::clone(&self.inner))
+    }
+
     /// A consistent read view at the newest visible commit. It pins the
     /// versions it can see until dropped.
     pub fn snapshot(&self) -> Result<Snapshot> {
@@ -307,7 +320,11 @@ impl Db {
             segments: inner.log.segment_count() as u64,
             syncs,
             synced_commits,
-            avg_group_commit: if syncs == 0 { 0.0 } else { synced_commits as f64 / syncs as f64 },
+            avg_group_commit: if syncs == 0 {
+                0.0
+            } else {
+                synced_commits as f64 / syncs as f64
+            },
             last_seq: inner.vis.visible(),
             open_snapshots: inner.snapshots.open_count() as u64,
             cache: inner.cache.stats(),
@@ -365,11 +382,10 @@ impl Inner {
         Ok(())
     }
 
-    fn check_op(&self, op: &OpRef<'_>) -> Result<()> {
-        self.check_key(op.key)?;
-        if op.value.len() > self.opts.max_value_len {
+    pub(crate) fn check_value(&self, value: &[u8]) -> Result<()> {
+        if value.len() > self.opts.max_value_len {
             return Err(Error::ValueTooLarge {
-                len: op.value.len(),
+                len: value.len(),
                 max: self.opts.max_value_len,
             });
         }
@@ -378,11 +394,18 @@ impl Inner {
 
     /// Logs `ops` as one record, applies them to the index and publishes them.
     pub(crate) fn commit(&self, ops: &[OpRef<'_>]) -> Result<u64> {
+        self.commit_checked(ops, None)
+    }
+
+    /// Like [`Inner::commit`], validating a transaction's read set against
+    /// every later commit under the append lock first.
+    pub(crate) fn commit_checked(&self, ops: &[OpRef<'_>], check: Option<&ReadSet<'_>>) -> Result<u64> {
         self.check_open()?;
         for op in ops {
-            self.check_op(op)?;
+            self.check_key(op.key)?;
+            self.check_value(op.value)?;
         }
-        let appended = self.log.append(ops, |_| Ok(()))?;
+        let appended = self.log.append(ops, |seq| self.conflicts.on_commit(seq, ops, check))?;
         self.apply(&appended, ops);
         Ok(appended.seq)
     }

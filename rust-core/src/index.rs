@@ -193,7 +193,9 @@ impl Index {
         };
         let mut v = entry.value().versions.write();
         let collectable = seq <= watermark
-            && v.list.first().is_some_and(|x| x.seq == seq && matches!(x.value, ValueRef::Tombstone));
+            && v.list
+                .first()
+                .is_some_and(|x| x.seq == seq && matches!(x.value, ValueRef::Tombstone));
         if collectable {
             v.removed = true;
             entry.remove();

@@ -93,7 +93,7 @@ impl Drop for Snapshot {
     }
 }
 
-fn owned(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
+pub(crate) fn owned(b: Bound<&[u8]>) -> Bound<Vec<u8>> {
     match b {
         Bound::Included(k) => Bound::Included(k.to_vec()),
         Bound::Excluded(k) => Bound::Excluded(k.to_vec()),

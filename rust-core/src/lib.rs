@@ -38,6 +38,7 @@ pub mod log;
 mod mvcc;
 mod options;
 mod stats;
+mod txn;
 
 pub use batch::WriteBatch;
 pub use db::{Db, RecoveryReport, Value};
@@ -45,3 +46,4 @@ pub use error::{Error, Result};
 pub use iter::{prefix_successor, Iter, Snapshot};
 pub use options::{Options, SyncPolicy, DEFAULT_MAX_VALUE_LEN, HARD_MAX_VALUE_LEN, MAX_KEY_LEN};
 pub use stats::Stats;
+pub use txn::Transaction;

@@ -94,7 +94,10 @@ impl Options {
             ));
         }
         if self.inline_threshold > 4096 {
-            return bad(format!("inline_threshold {} is above 4096 bytes", self.inline_threshold));
+            return bad(format!(
+                "inline_threshold {} is above 4096 bytes",
+                self.inline_threshold
+            ));
         }
         if let SyncPolicy::Interval(d) = self.sync {
             if d.is_zero() || d > Duration::from_secs(3600) {

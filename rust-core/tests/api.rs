@@ -13,7 +13,9 @@ fn opts() -> Options {
 }
 
 fn collect(it: mantisdb_core::Iter) -> Vec<(Vec<u8>, Vec<u8>)> {
-    it.map(|r| r.map(|(k, v)| (k, v.to_vec()))).collect::<Result<_, _>>().unwrap()
+    it.map(|r| r.map(|(k, v)| (k, v.to_vec())))
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 #[test]
@@ -55,7 +57,8 @@ fn values_come_back_from_disk_without_cache() {
     };
     let db = Db::open(dir.path(), o).unwrap();
     for i in 0..1000u32 {
-        db.put(format!("k{i:05}").as_bytes(), format!("value-{i}").as_bytes()).unwrap();
+        db.put(format!("k{i:05}").as_bytes(), format!("value-{i}").as_bytes())
+            .unwrap();
     }
     // Some reads come from the unflushed write buffer, then from the file.
     assert_eq!(db.get(b"k00999").unwrap().as_deref(), Some(&b"value-999"[..]));
@@ -72,7 +75,9 @@ fn batches_are_atomic_and_later_op_wins() {
     let db = Db::open(dir.path(), opts()).unwrap();
     db.put(b"a", b"old").unwrap();
     let mut b = WriteBatch::new();
-    b.put(b"x".to_vec(), b"1".to_vec()).put(b"x".to_vec(), b"2".to_vec()).delete(b"a".to_vec());
+    b.put(b"x".to_vec(), b"1".to_vec())
+        .put(b"x".to_vec(), b"2".to_vec())
+        .delete(b"a".to_vec());
     db.write(&b).unwrap();
     assert_eq!(db.get(b"x").unwrap().as_deref(), Some(&b"2"[..]));
     assert_eq!(db.get(b"a").unwrap(), None);
@@ -87,15 +92,41 @@ fn batches_are_atomic_and_later_op_wins() {
 #[test]
 fn limits_are_clean_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options { max_value_len: 100, ..opts() }).unwrap();
+    let db = Db::open(
+        dir.path(),
+        Options {
+            max_value_len: 100,
+            ..opts()
+        },
+    )
+    .unwrap();
     assert!(matches!(db.put(b"", b"v"), Err(Error::InvalidKey { len: 0, .. })));
     let long = vec![b'k'; 65_536];
-    assert!(matches!(db.put(&long, b"v"), Err(Error::InvalidKey { len: 65_536, max: 65_535 })));
+    assert!(matches!(
+        db.put(&long, b"v"),
+        Err(Error::InvalidKey {
+            len: 65_536,
+            max: 65_535
+        })
+    ));
     assert!(matches!(db.get(&long), Err(Error::InvalidKey { .. })));
     db.put(&long[..65_535], b"v").unwrap();
-    assert!(matches!(db.put(b"k", &[0u8; 101]), Err(Error::ValueTooLarge { len: 101, max: 100 })));
-    assert!(matches!(db.put_with_ttl(b"k", b"v", Duration::ZERO), Err(Error::InvalidArgument(_))));
-    assert!(Db::open(dir.path().join("x"), Options { segment_size: 10, ..opts() }).is_err());
+    assert!(matches!(
+        db.put(b"k", &[0u8; 101]),
+        Err(Error::ValueTooLarge { len: 101, max: 100 })
+    ));
+    assert!(matches!(
+        db.put_with_ttl(b"k", b"v", Duration::ZERO),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(Db::open(
+        dir.path().join("x"),
+        Options {
+            segment_size: 10,
+            ..opts()
+        }
+    )
+    .is_err());
 }
 
 #[test]
@@ -121,7 +152,10 @@ fn ttl_hides_expired_keys_and_survives_reopen() {
         assert!(db.get(b"short").unwrap().is_some());
         std::thread::sleep(Duration::from_millis(60));
         assert!(db.get(b"short").unwrap().is_none());
-        let keys: Vec<_> = collect(db.scan_prefix(b"").unwrap()).into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<_> = collect(db.scan_prefix(b"").unwrap())
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(keys, vec![b"long".to_vec()]);
     }
     let db = Db::open(dir.path(), opts()).unwrap();
@@ -174,8 +208,14 @@ fn iterators_and_snapshots_see_one_point_in_time() {
     assert_eq!(snap.get(b"k150").unwrap().as_deref(), Some(&b"before"[..]));
     assert_eq!(snap.get(b"k999").unwrap(), None);
     assert_eq!(db.get(b"k150").unwrap(), None);
-    assert_eq!(db.get_many(&[b"k001", b"k150", b"k999"]).unwrap().iter().map(|v| v.as_deref().map(<[u8]>::to_vec)).collect::<Vec<_>>(),
-        vec![Some(b"after".to_vec()), None, Some(b"new".to_vec())]);
+    assert_eq!(
+        db.get_many(&[b"k001", b"k150", b"k999"])
+            .unwrap()
+            .iter()
+            .map(|v| v.as_deref().map(<[u8]>::to_vec))
+            .collect::<Vec<_>>(),
+        vec![Some(b"after".to_vec()), None, Some(b"new".to_vec())]
+    );
     assert_eq!(db.stats().open_snapshots, 1);
     drop(snap);
     assert_eq!(db.stats().open_snapshots, 0);
@@ -197,7 +237,10 @@ fn segments_roll_and_replay() {
     }
     let db = Db::open(dir.path(), o).unwrap();
     for i in (0..2000u32).step_by(97) {
-        assert_eq!(db.get(format!("key-{i}").as_bytes()).unwrap().as_deref(), Some(&[i as u8; 100][..]));
+        assert_eq!(
+            db.get(format!("key-{i}").as_bytes()).unwrap().as_deref(),
+            Some(&[i as u8; 100][..])
+        );
     }
     assert_eq!(db.stats().keys, 2000);
 }

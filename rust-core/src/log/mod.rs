@@ -77,16 +77,7 @@ impl Log {
             ),
             (None, _) => (1, None),
         };
-        let writer = Arc::new(LogWriter::open(
-            dir,
-            opts.sync,
-            opts.segment_size,
-            opts.write_buffer_bytes,
-            Arc::clone(&set),
-            active,
-            end,
-            last_seq + 1,
-        )?);
+        let writer = Arc::new(LogWriter::open(dir, opts, Arc::clone(&set), active, end, last_seq + 1)?);
         let flusher = match opts.sync {
             SyncPolicy::Always => None,
             SyncPolicy::Interval(every) => Some(spawn_flusher(Arc::clone(&writer), every, true)?),
@@ -137,6 +128,16 @@ impl Log {
     /// The writer's counters.
     pub fn counters(&self) -> &writer::WriterCounters {
         &self.writer.counters
+    }
+
+    /// Runs `f` with the next sequence number under the append lock.
+    pub fn with_append_lock<R>(&self, f: impl FnOnce(u64) -> R) -> R {
+        self.writer.with_append_lock(f)
+    }
+
+    /// The error that stopped the writer, if any.
+    pub fn poisoned(&self) -> Option<String> {
+        self.writer.poisoned()
     }
 
     /// The sequence number the next commit gets.

@@ -249,7 +249,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn op<'a>(kind: OpKind, key: &'a [u8], value: &'a [u8], expires_at: u64) -> OpRef<'a> {
-        OpRef { kind, key, value, expires_at }
+        OpRef {
+            kind,
+            key,
+            value,
+            expires_at,
+        }
     }
 
     #[test]

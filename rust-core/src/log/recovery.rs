@@ -41,7 +41,9 @@ pub fn replay(dir: &Path, repair: bool, mut apply: impl FnMut(u32, u64, &Record<
     // A newest segment shorter than its header was cut during creation.
     if let Some(&last) = ids.last() {
         let path = dir.join(segment::segment_file_name(last));
-        let len = fs::metadata(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?.len();
+        let len = fs::metadata(&path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+            .len();
         if len < SEGMENT_HEADER_LEN {
             fs::remove_file(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
             segment::sync_dir(dir)?;

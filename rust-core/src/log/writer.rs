@@ -32,7 +32,7 @@ use super::record::{self, OpRef};
 use super::segment::{self, Segment, SEGMENT_HEADER_LEN};
 use super::SegmentSet;
 use crate::error::{Error, Result};
-use crate::options::SyncPolicy;
+use crate::options::{Options, SyncPolicy};
 
 /// Where an appended record landed.
 #[derive(Debug, Clone)]
@@ -96,9 +96,7 @@ impl LogWriter {
     /// in `segments`), or creates segment `active_id` when `end` is `None`.
     pub fn open(
         dir: &Path,
-        policy: SyncPolicy,
-        segment_size: u64,
-        write_buffer_bytes: usize,
+        opts: &Options,
         segments: Arc<SegmentSet>,
         active_id: u32,
         end: Option<u64>,
@@ -121,16 +119,16 @@ impl LogWriter {
         };
         Ok(LogWriter {
             dir: dir.to_path_buf(),
-            policy,
-            segment_size,
-            write_buffer_bytes,
+            policy: opts.sync,
+            segment_size: opts.segment_size,
+            write_buffer_bytes: opts.write_buffer_bytes,
             segments,
             state: Mutex::new(State {
                 file: Arc::new(file),
                 active_id,
                 logical_end,
                 flushed_end: logical_end,
-                buf: Vec::with_capacity(write_buffer_bytes.min(1 << 20)),
+                buf: Vec::with_capacity(opts.write_buffer_bytes.min(1 << 20)),
                 spare: Vec::new(),
                 next_seq,
                 durable_seq: next_seq - 1,
@@ -148,6 +146,18 @@ impl LogWriter {
     /// The sequence number the next commit will get.
     pub fn next_seq(&self) -> u64 {
         self.state.lock().next_seq
+    }
+
+    /// Runs `f` with the next sequence number while holding the append lock,
+    /// so no commit can be assigned a sequence number meanwhile.
+    pub fn with_append_lock<R>(&self, f: impl FnOnce(u64) -> R) -> R {
+        let st = self.state.lock();
+        f(st.next_seq)
+    }
+
+    /// The error that stopped the writer, if any.
+    pub fn poisoned(&self) -> Option<String> {
+        self.state.lock().poisoned.clone()
     }
 
     /// Appends one record holding `ops`; under `Always`, returns once it is synced.
@@ -225,15 +235,15 @@ impl LogWriter {
         let mut buf = std::mem::replace(&mut st.buf, spare);
         let target = st.next_seq - 1;
         let file = Arc::clone(&st.file);
-        let res = MutexGuard::unlocked(st, || {
-            (&*file).write_all(&buf).and_then(|_| file.sync_data())
-        });
+        let res = MutexGuard::unlocked(st, || (&*file).write_all(&buf).and_then(|_| file.sync_data()));
         st.sync_in_progress = false;
         match res {
             Ok(()) => {
                 st.flushed_end += buf.len() as u64;
                 self.flushed_end.store(st.flushed_end, Ordering::Release);
-                self.counters.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
+                self.counters
+                    .bytes_written
+                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
                 self.counters.syncs.fetch_add(1, Ordering::Relaxed);
                 self.counters
                     .synced_commits
@@ -262,7 +272,9 @@ impl LogWriter {
         }
         st.flushed_end += st.buf.len() as u64;
         self.flushed_end.store(st.flushed_end, Ordering::Release);
-        self.counters.bytes_written.fetch_add(st.buf.len() as u64, Ordering::Relaxed);
+        self.counters
+            .bytes_written
+            .fetch_add(st.buf.len() as u64, Ordering::Relaxed);
         st.buf.clear();
         Ok(())
     }
@@ -303,9 +315,10 @@ impl LogWriter {
         if self.policy != SyncPolicy::Never {
             self.sync_locked(st)?;
         }
-        let next_id = st.active_id.checked_add(1).ok_or_else(|| {
-            Error::InvalidArgument("segment id space exhausted; compact into a new database".into())
-        })?;
+        let next_id = st
+            .active_id
+            .checked_add(1)
+            .ok_or_else(|| Error::InvalidArgument("segment id space exhausted; compact into a new database".into()))?;
         let file = match segment::create(&self.dir, next_id) {
             Ok(f) => f,
             Err(e) => {

@@ -1,0 +1,375 @@
+//! Optimistic, serializable transactions.
+//!
+//! A transaction reads at a snapshot taken when it begins, buffers its writes
+//! (reading them back: read-your-writes), and commits them as ONE log record.
+//! Commit fails with [`Error::Conflict`] if any key the transaction read or
+//! wrote, or any key inside a range it scanned, was committed by someone else
+//! after it began. Validation and the commit's sequence number are decided
+//! under the log's append lock, so the commit order is a serial order in
+//! which every committed transaction saw exactly the state it read:
+//! serializable, phantoms included. Read-only transactions never conflict.
+//!
+//! While any transaction is open, the [`ConflictTracker`] records the keys of
+//! every commit (with its sequence number), so validation also sees commits
+//! that have a sequence number but are not in the index yet.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::db::{expiry_at, now_ms, Inner, Value};
+use crate::error::{Error, Result};
+use crate::iter::{owned, prefix_successor, Snapshot};
+use crate::log::{OpKind, OpRef};
+
+/// Keys of recent commits, kept while transactions are open.
+#[derive(Default)]
+pub(crate) struct ConflictTracker {
+    active: AtomicUsize,
+    state: Mutex<TrackerState>,
+}
+
+#[derive(Default)]
+struct TrackerState {
+    /// (commit seq, key), in seq order.
+    commits: VecDeque<(u64, Box<[u8]>)>,
+    /// Tracking start of each open transaction (a multiset).
+    open: BTreeMap<u64, usize>,
+}
+
+/// What a committing transaction observed, to validate against later commits.
+pub(crate) struct ReadSet<'a> {
+    start: u64,
+    keys: &'a ahash::AHashSet<Vec<u8>>,
+    writes: &'a BTreeMap<Vec<u8>, Option<(Vec<u8>, Option<Duration>)>>,
+    ranges: &'a [(Bound<Vec<u8>>, Bound<Vec<u8>>)],
+}
+
+impl ReadSet<'_> {
+    fn touches(&self, key: &[u8]) -> bool {
+        self.keys.contains(key)
+            || self.writes.contains_key(key)
+            || self.ranges.iter().any(|(lo, hi)| in_range(key, lo, hi))
+    }
+}
+
+fn in_range(key: &[u8], lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> bool {
+    let above = match lo {
+        Bound::Included(l) => key >= l.as_slice(),
+        Bound::Excluded(l) => key > l.as_slice(),
+        Bound::Unbounded => true,
+    };
+    let below = match hi {
+        Bound::Included(h) => key <= h.as_slice(),
+        Bound::Excluded(h) => key < h.as_slice(),
+        Bound::Unbounded => true,
+    };
+    above && below
+}
+
+impl ConflictTracker {
+    /// Registers a transaction; every commit from sequence `from` on is
+    /// tracked. Must run under the append lock with `from` = next sequence.
+    pub(crate) fn register(&self, from: u64) {
+        let mut st = self.state.lock();
+        *st.open.entry(from).or_insert(0) += 1;
+        self.active.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Unregisters a transaction registered at `from`.
+    pub(crate) fn unregister(&self, from: u64) {
+        let mut st = self.state.lock();
+        if let Some(n) = st.open.get_mut(&from) {
+            *n -= 1;
+            if *n == 0 {
+                st.open.remove(&from);
+            }
+        }
+        self.active.fetch_sub(1, Ordering::AcqRel);
+        match st.open.keys().next().copied() {
+            None => st.commits.clear(),
+            Some(oldest) => {
+                while st.commits.front().is_some_and(|(seq, _)| *seq < oldest) {
+                    st.commits.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Runs under the append lock once commit `seq` has its number: fails if
+    /// `check` conflicts with a commit after its start, else records `keys`.
+    pub(crate) fn on_commit(&self, seq: u64, keys: &[OpRef<'_>], check: Option<&ReadSet<'_>>) -> Result<()> {
+        if self.active.load(Ordering::Acquire) == 0 {
+            return Ok(());
+        }
+        let mut st = self.state.lock();
+        if let Some(rs) = check {
+            for (committed, key) in st.commits.iter().rev() {
+                if *committed <= rs.start {
+                    break;
+                }
+                if rs.touches(key) {
+                    return Err(Error::Conflict(format!(
+                        "key {} was committed by another writer (seq {committed}) after this transaction began (seq {})",
+                        show_key(key),
+                        rs.start
+                    )));
+                }
+            }
+        }
+        if !st.open.is_empty() {
+            st.commits.extend(keys.iter().map(|op| (seq, Box::from(op.key))));
+        }
+        Ok(())
+    }
+}
+
+/// A key for an error message: text when printable, else hex, cut at 64 bytes.
+fn show_key(key: &[u8]) -> String {
+    let k = &key[..key.len().min(64)];
+    let more = if key.len() > 64 { "..." } else { "" };
+    match std::str::from_utf8(k) {
+        Ok(s) if s.chars().all(|c| !c.is_control()) => format!("{s:?}{more}"),
+        _ => format!("0x{}{more}", k.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+    }
+}
+
+/// An optimistic transaction. Dropping it without `commit` rolls it back.
+pub struct Transaction {
+    inner: Arc<Inner>,
+    snap: Snapshot,
+    /// Tracking start registered with the conflict tracker.
+    from: u64,
+    reads: ahash::AHashSet<Vec<u8>>,
+    writes: BTreeMap<Vec<u8>, Option<(Vec<u8>, Option<Duration>)>>,
+    ranges: Vec<(Bound<Vec<u8>>, Bound<Vec<u8>>)>,
+    finished: bool,
+}
+
+impl Transaction {
+    pub(crate) fn begin(inner: Arc<Inner>) -> Result<Transaction> {
+        inner.check_open()?;
+        // Track every commit numbered from here on, then wait until every
+        // earlier one is visible, so each commit is either in the snapshot
+        // or tracked (or both, which only makes validation stricter).
+        let from = inner.log.with_append_lock(|next| {
+            inner.conflicts.register(next);
+            next
+        });
+        let mut spins = 0u32;
+        while inner.vis.visible() + 1 < from {
+            if let Some(reason) = inner.log.poisoned() {
+                inner.conflicts.unregister(from);
+                return Err(Error::Poisoned(reason));
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        let snap = Snapshot::new(Arc::clone(&inner));
+        Ok(Transaction {
+            inner,
+            snap,
+            from,
+            reads: ahash::AHashSet::default(),
+            writes: BTreeMap::new(),
+            ranges: Vec::new(),
+            finished: false,
+        })
+    }
+
+    fn check_active(&self) -> Result<()> {
+        if self.finished {
+            return Err(Error::InvalidArgument(
+                "transaction already committed or rolled back".into(),
+            ));
+        }
+        self.inner.check_open()
+    }
+
+    /// The sequence number of the snapshot this transaction reads at.
+    pub fn start_seq(&self) -> u64 {
+        self.snap.seq()
+    }
+
+    /// The value of `key`: this transaction's own write if any, else the snapshot's.
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<Value>> {
+        self.check_active()?;
+        self.inner.check_key(key)?;
+        if let Some(w) = self.writes.get(key) {
+            return Ok(w.as_ref().map(|(v, _)| Value::from(v.as_slice())));
+        }
+        self.reads.insert(key.to_vec());
+        self.snap.get(key)
+    }
+
+    /// Buffers a put of `key`.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.buffer(key, Some((value.to_vec(), None)))
+    }
+
+    /// Buffers a put of `key` that expires `ttl` after commit.
+    pub fn put_with_ttl(&mut self, key: &[u8], value: &[u8], ttl: Duration) -> Result<()> {
+        if ttl < Duration::from_millis(1) {
+            return Err(Error::InvalidArgument(format!(
+                "ttl {ttl:?} is below the 1 ms resolution"
+            )));
+        }
+        self.buffer(key, Some((value.to_vec(), Some(ttl))))
+    }
+
+    /// Buffers a delete of `key`.
+    pub fn delete(&mut self, key: &[u8]) -> Result<()> {
+        self.buffer(key, None)
+    }
+
+    fn buffer(&mut self, key: &[u8], value: Option<(Vec<u8>, Option<Duration>)>) -> Result<()> {
+        self.check_active()?;
+        self.inner.check_key(key)?;
+        if let Some((v, _)) = &value {
+            self.inner.check_value(v)?;
+        }
+        self.writes.insert(key.to_vec(), value);
+        Ok(())
+    }
+
+    /// Up to `limit` pairs with keys between `lower` and `upper`, in order,
+    /// merging this transaction's writes over the snapshot. The part of the
+    /// range actually read is recorded: a commit by another writer inside it
+    /// (a phantom) makes this transaction's commit fail.
+    pub fn scan(&mut self, lower: Bound<&[u8]>, upper: Bound<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Value)>> {
+        self.check_active()?;
+        let mut out: Vec<(Vec<u8>, Value)> = Vec::new();
+        let mut base = self.snap.scan(lower, upper).peekable();
+        let mut local = self
+            .writes
+            .range::<[u8], _>((lower, upper))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .peekable();
+        while out.len() < limit {
+            let take_local = match (base.peek(), local.peek()) {
+                (None, None) => break,
+                (Some(Err(_)), _) => {
+                    return Err(base.next().and_then(|r| r.err()).unwrap_or(Error::Closed));
+                }
+                (Some(Ok((bk, _))), Some((lk, _))) => {
+                    if lk <= bk {
+                        if lk == bk {
+                            base.next(); // shadowed by the local write
+                        }
+                        true
+                    } else {
+                        false
+                    }
+                }
+                (None, Some(_)) => true,
+                (Some(Ok(_)), None) => false,
+            };
+            if take_local {
+                if let Some((k, Some((v, _)))) = local.next() {
+                    out.push((k, Value::from(v.as_slice())));
+                }
+            } else if let Some(Ok(pair)) = base.next() {
+                out.push(pair);
+            }
+        }
+        // Record what was observed: the whole range, or up to the last key
+        // returned when the limit cut it short.
+        let observed_hi = match out.last() {
+            Some((k, _)) if out.len() >= limit => Bound::Included(k.clone()),
+            _ => owned(upper),
+        };
+        self.ranges.push((owned(lower), observed_hi));
+        Ok(out)
+    }
+
+    /// Up to `limit` pairs whose keys start with `prefix`; see [`Transaction::scan`].
+    pub fn scan_prefix(&mut self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Value)>> {
+        let upper = prefix_successor(prefix);
+        let lower = if prefix.is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Included(prefix)
+        };
+        self.scan(lower, upper.as_deref().map_or(Bound::Unbounded, Bound::Excluded), limit)
+    }
+
+    /// Commits the buffered writes as one record, or fails with
+    /// [`Error::Conflict`] (nothing is written). A transaction that wrote
+    /// nothing commits without validation.
+    pub fn commit(mut self) -> Result<()> {
+        self.check_active()?;
+        self.finished = true;
+        if self.writes.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let ops: Vec<OpRef<'_>> = self
+            .writes
+            .iter()
+            .map(|(k, w)| match w {
+                Some((v, ttl)) => OpRef {
+                    kind: OpKind::Put,
+                    key: k,
+                    value: v,
+                    expires_at: ttl.map_or(0, |t| expiry_at(now, t)),
+                },
+                None => OpRef {
+                    kind: OpKind::Delete,
+                    key: k,
+                    value: &[],
+                    expires_at: 0,
+                },
+            })
+            .collect();
+        let rs = ReadSet {
+            start: self.snap.seq(),
+            keys: &self.reads,
+            writes: &self.writes,
+            ranges: &self.ranges,
+        };
+        self.inner.commit_checked(&ops, Some(&rs)).map(drop)
+    }
+
+    /// Discards the buffered writes.
+    pub fn rollback(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        self.inner.conflicts.unregister(self.from);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_and_key_display() {
+        assert!(in_range(
+            b"b",
+            &Bound::Included(b"a".to_vec()),
+            &Bound::Excluded(b"c".to_vec())
+        ));
+        assert!(!in_range(
+            b"c",
+            &Bound::Included(b"a".to_vec()),
+            &Bound::Excluded(b"c".to_vec())
+        ));
+        assert!(in_range(b"zz", &Bound::Excluded(b"a".to_vec()), &Bound::Unbounded));
+        assert_eq!(show_key(b"abc"), "\"abc\"");
+        assert_eq!(show_key(&[0, 255]), "0x00ff");
+    }
+}
