@@ -6,26 +6,30 @@
 //! A read takes the visible sequence, finds the version in the index, and
 //! loads the value from the index (inline), the cache, or one positioned read.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fs;
 use std::ops::Bound;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
 use crate::batch::WriteBatch;
 use crate::cache::ValueCache;
+use crate::checkpoint::{self, CheckpointReport};
+use crate::compaction::{self, CompactionReport};
 use crate::dirlock::DirLock;
 use crate::error::{Error, Result};
 use crate::index::{Index, Lookup, ValueRef, Version};
 use crate::iter::{Iter, Snapshot};
 use crate::log::record::{self, kv_checksum};
-use crate::log::recovery::{self, Recovered};
-use crate::log::{Appended, Log, OpKind, OpRef};
+use crate::log::recovery::{self, Recovered, ReplayOptions};
+use crate::log::segment::Segment;
+use crate::log::{Appended, Log, OpKind, OpRef, SegmentSet};
 use crate::mvcc::{Snapshots, Visibility};
 use crate::options::Options;
 use crate::stats::{Counters, Stats};
@@ -35,7 +39,28 @@ use crate::txn::{ConflictTracker, ReadSet, Transaction};
 pub type Value = Arc<[u8]>;
 
 /// Cache key: (segment id, offset of the op's key in the segment).
-type CacheKey = (u32, u64);
+pub(crate) type CacheKey = (u32, u64);
+
+/// Per-segment totals gathered during recovery.
+struct SegmentTally {
+    live: u64,
+    dead: u64,
+    min_seq: u64,
+    max_seq: u64,
+    has_expiry: bool,
+}
+
+impl Default for SegmentTally {
+    fn default() -> Self {
+        SegmentTally {
+            live: 0,
+            dead: 0,
+            min_seq: u64::MAX,
+            max_seq: 0,
+            has_expiry: false,
+        }
+    }
+}
 
 /// How often (in commits) the GC watermark is recomputed.
 const WATERMARK_EVERY: u64 = 64;
@@ -44,7 +69,39 @@ const WATERMARK_EVERY: u64 = 64;
 /// safe to use from many threads at once.
 #[derive(Clone)]
 pub struct Db {
+    // Field order matters: the guard drops first, joining the background
+    // thread, so the last handle's drop releases the directory at once.
+    pub(crate) guard: Arc<Background>,
     pub(crate) inner: Arc<Inner>,
+}
+
+/// Owns the background thread. Every user-visible handle (database clones,
+/// snapshots, iterators, transactions) holds one reference; when the last
+/// one goes, the thread is stopped and joined.
+pub(crate) struct Background {
+    thread: Mutex<Option<(JoinHandle<()>, Arc<AtomicBool>)>>,
+    segments: Arc<SegmentSet>,
+}
+
+impl Background {
+    /// Stops the thread and waits for its current pass.
+    fn stop(&self) {
+        let Some((handle, stop)) = self.thread.lock().take() else {
+            return;
+        };
+        stop.store(true, Ordering::Release);
+        self.segments.notify_on_close(None);
+        handle.thread().unpark();
+        if handle.thread().id() != std::thread::current().id() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 pub(crate) struct Inner {
@@ -61,6 +118,8 @@ pub(crate) struct Inner {
     counters: Counters,
     closed: AtomicBool,
     recovery: RecoveryReport,
+    /// Held by a compaction pass or a checkpoint: no segment is retired meanwhile.
+    compaction_lock: Mutex<()>,
     // Last field: dropped after the log is closed, so the lock outlives every write.
     _lock: DirLock,
 }
@@ -68,8 +127,12 @@ pub(crate) struct Inner {
 /// What recovery did when the database was opened.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
-    /// Records replayed.
+    /// Records replayed from segment data.
     pub records: u64,
+    /// Segments whose index entries came from their hint file.
+    pub hinted_segments: u64,
+    /// Hint files that could not be used (the segment was read instead), with the reason.
+    pub bad_hints: Vec<String>,
     /// Torn tails cut from the newest segment: (file, offset, bytes dropped).
     pub truncated: Vec<(String, u64, u64)>,
     /// Corrupt regions dropped under `repair`: (file, offset, bytes dropped).
@@ -117,58 +180,152 @@ impl Db {
 
         let index = Index::new();
         let counters = Counters::default();
-        let mut records = 0u64;
+        let mut usage: HashMap<u32, SegmentTally> = HashMap::new();
+        let mut tombstoned: Vec<Box<[u8]>> = Vec::new();
         let inline = opts.inline_threshold;
-        let rec: Recovered = recovery::replay(&dir, opts.repair, |segment, frame_offset, rec| {
-            records += 1;
-            for op in &rec.ops {
-                let log_bytes = op_log_bytes(op.key.len(), op.value.len(), op.expires_at);
-                let value = match op.kind {
-                    OpKind::Delete => ValueRef::Tombstone,
-                    OpKind::Put if op.value.len() <= inline => ValueRef::Inline(Arc::from(op.value)),
-                    OpKind::Put => ValueRef::Disk {
-                        segment,
-                        offset: frame_offset + op.kv_offset as u64,
-                        len: op.value.len() as u32,
-                        crc: op.kv_crc,
-                    },
-                };
-                let is_put = op.kind == OpKind::Put;
-                let effect = index.apply_recovered(
-                    op.key,
-                    Version {
-                        seq: rec.seq,
-                        expires_at: op.expires_at,
-                        value,
-                        log_bytes,
-                    },
-                );
-                counters.account(is_put, true, log_bytes, effect.superseded_bytes, effect.live_keys);
-            }
-        })?;
-        let log = Log::open(&dir, &opts, &rec.segments, rec.newest_end, rec.last_seq)?;
-        let cache = ValueCache::new(opts.cache_bytes);
-        Ok(Db {
-            inner: Arc::new(Inner {
-                dir,
-                log,
-                index,
-                cache,
-                vis: Visibility::new(rec.last_seq),
-                snapshots: Snapshots::new(rec.last_seq),
-                tombstones: Mutex::new(VecDeque::new()),
-                conflicts: ConflictTracker::default(),
-                counters,
-                closed: AtomicBool::new(false),
-                recovery: RecoveryReport {
-                    records,
-                    truncated: rec.truncated,
-                    repaired: rec.repairs,
+        let replay_opts = ReplayOptions {
+            repair: opts.repair,
+            verify: opts.verify_segments_on_open,
+            hint_inline: compaction::hint_inline(inline),
+        };
+        let rec: Recovered = recovery::replay(&dir, replay_opts, |op| {
+            let log_bytes = op_log_bytes(op.key.len(), op.val_len as usize, op.expires_at);
+            let value = match (op.kind, op.value) {
+                (OpKind::Delete, _) => ValueRef::Tombstone,
+                (OpKind::Put, Some(v)) if v.len() <= inline => ValueRef::Inline(Arc::from(v)),
+                (OpKind::Put, _) => ValueRef::Disk {
+                    segment: op.segment,
+                    offset: op.kv_offset,
+                    len: op.val_len,
+                    crc: op.kv_crc,
                 },
-                opts,
-                _lock: lock,
-            }),
-        })
+            };
+            let is_put = op.kind == OpKind::Put;
+            let effect = index.apply_recovered(
+                op.key,
+                Version {
+                    seq: op.seq,
+                    expires_at: op.expires_at,
+                    value,
+                    log_bytes,
+                    segment: op.segment,
+                },
+            );
+            if !is_put && effect.is_newest {
+                tombstoned.push(Box::from(op.key));
+            }
+            let t = usage.entry(op.segment).or_default();
+            t.min_seq = t.min_seq.min(op.seq);
+            t.max_seq = t.max_seq.max(op.seq);
+            t.has_expiry |= op.expires_at != 0;
+            if is_put && effect.is_newest {
+                t.live += log_bytes as u64;
+            } else {
+                t.dead += log_bytes as u64;
+            }
+            if effect.superseded_bytes > 0 {
+                let s = usage.entry(effect.superseded_segment).or_default();
+                s.live = s.live.saturating_sub(effect.superseded_bytes);
+                s.dead += effect.superseded_bytes;
+            }
+            counters.account(effect.live_keys);
+        })?;
+        index.remove_tombstones(&tombstoned);
+        let set = Arc::new(SegmentSet::default());
+        for s in &rec.segments {
+            let seg = Segment::open(&dir, s.id, s.sealed)?;
+            if let Some(t) = usage.get(&s.id) {
+                seg.usage.live.store(t.live, Ordering::Relaxed);
+                seg.usage.dead.store(t.dead, Ordering::Relaxed);
+                seg.usage.min_seq.store(t.min_seq, Ordering::Relaxed);
+                seg.usage.max_seq.store(t.max_seq, Ordering::Relaxed);
+                seg.usage.has_expiry.store(t.has_expiry, Ordering::Relaxed);
+            }
+            set.insert(Arc::new(seg));
+        }
+        let active = rec
+            .active
+            .and_then(|id| rec.segments.iter().find(|s| s.id == id))
+            .map(|s| (s.id, s.len));
+        let log = Log::open(&dir, &opts, set, active, rec.last_seq)?;
+        let cache = ValueCache::new(opts.cache_bytes);
+        let segments = Arc::clone(log.segments());
+        let inner = Arc::new(Inner {
+            dir,
+            log,
+            index,
+            cache,
+            vis: Visibility::new(rec.last_seq),
+            snapshots: Snapshots::new(rec.last_seq),
+            tombstones: Mutex::new(VecDeque::new()),
+            conflicts: ConflictTracker::default(),
+            compaction_lock: Mutex::new(()),
+            counters,
+            closed: AtomicBool::new(false),
+            recovery: RecoveryReport {
+                records: rec.records,
+                hinted_segments: rec.hinted_segments,
+                bad_hints: rec.bad_hints,
+                truncated: rec.truncated,
+                repaired: rec.repairs,
+            },
+            opts,
+            _lock: lock,
+        });
+        let guard = Arc::new(Background {
+            thread: Mutex::new(Some(Self::start_background(&inner)?)),
+            segments,
+        });
+        Ok(Db { guard, inner })
+    }
+
+    /// Starts the thread that writes hint files for closed segments and,
+    /// when enabled, compacts segments past the threshold.
+    fn start_background(inner: &Arc<Inner>) -> Result<(JoinHandle<()>, Arc<AtomicBool>)> {
+        let weak: Weak<Inner> = Arc::downgrade(inner);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        let every = inner.opts.compaction_interval;
+        let handle = std::thread::Builder::new()
+            .name("mantisdb-compactor".into())
+            .spawn(move || {
+                while !stop2.load(Ordering::Acquire) {
+                    std::thread::park_timeout(every);
+                    let Some(inner) = weak.upgrade() else { break };
+                    if stop2.load(Ordering::Acquire) || inner.check_open().is_err() {
+                        break;
+                    }
+                    // Errors leave the files as they were; the pass is retried
+                    // next round, and reads and writes are unaffected.
+                    let _ = inner.background_pass();
+                }
+            })
+            .map_err(|e| Error::io("starting the compaction thread", e))?;
+        inner.log.segments().notify_on_close(Some(handle.thread().clone()));
+        Ok((handle, stop))
+    }
+
+    /// Writes a consistent copy of the database, as of one commit, into
+    /// `dest` (created if missing; must be empty) while reads and writes go
+    /// on. The copy opens as a database of its own.
+    pub fn checkpoint(&self, dest: impl AsRef<Path>) -> Result<CheckpointReport> {
+        self.inner.check_open()?;
+        checkpoint::checkpoint(&self.inner, dest.as_ref())
+    }
+
+    /// Compacts now: closes the active segment, then rewrites every closed
+    /// segment that holds dead or expiring data, and writes missing hints.
+    pub fn compact(&self) -> Result<CompactionReport> {
+        let inner = &*self.inner;
+        inner.check_open()?;
+        inner.log.roll()?;
+        let _g = inner.compaction_lock.lock();
+        inner.snapshots.advance(&inner.vis);
+        inner.collect_tombstones();
+        compaction::write_pending_hints(inner)?;
+        let report = compaction::compact(inner, inner.opts.compaction_threshold, true)?;
+        inner.note_compaction(&report);
+        Ok(report)
     }
 
     /// Syncs and closes the database. Later calls on any clone fail with
@@ -178,6 +335,7 @@ impl Db {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.guard.stop();
         self.inner.log.close()
     }
 
@@ -255,7 +413,10 @@ impl Db {
                     if v.is_absent(now) {
                         return Ok(None);
                     }
-                    return inner.load(key, &v).map(Some);
+                    if let Some(value) = inner.load(key, &v)? {
+                        return Ok(Some(value));
+                    }
+                    // Compaction moved the value: look the key up again.
                 }
                 Lookup::Missing => return Ok(None),
                 // The version this read wanted was reclaimed because a newer
@@ -272,14 +433,14 @@ impl Db {
 
     /// Begins an optimistic, serializable transaction; see [`Transaction`].
     pub fn begin(&self) -> Result<Transaction> {
-        Transaction::begin(Arc::clone(&self.inner))
+        Transaction::begin(self.clone())
     }
 
     /// A consistent read view at the newest visible commit. It pins the
     /// versions it can see until dropped.
     pub fn snapshot(&self) -> Result<Snapshot> {
         self.inner.check_open()?;
-        Ok(Snapshot::new(Arc::clone(&self.inner)))
+        Ok(Snapshot::new(self.clone()))
     }
 
     /// An iterator over keys between `lower` and `upper`, in byte order, at one snapshot.
@@ -303,20 +464,34 @@ impl Db {
         self.inner.log.sync()
     }
 
+    /// Number of versions held in the index (walks every key; for tests
+    /// that check old versions are reclaimed).
+    #[doc(hidden)]
+    pub fn debug_version_count(&self) -> usize {
+        self.inner.index.version_count()
+    }
+
     /// Counters of the engine and its cache.
     pub fn stats(&self) -> Stats {
         let inner = &*self.inner;
         let c = &inner.counters;
         let wc = inner.log.counters();
         let syncs = wc.syncs.load(Ordering::Relaxed);
+        let (mut live_bytes, mut dead_bytes) = (0, 0);
+        for seg in inner.log.segments().all() {
+            live_bytes += seg.usage.live.load(Ordering::Relaxed);
+            dead_bytes += seg.usage.dead.load(Ordering::Relaxed);
+        }
         let synced_commits = wc.synced_commits.load(Ordering::Relaxed);
         Stats {
             reads: c.reads.get(),
             writes: c.writes.get(),
             deletes: c.deletes.get(),
             keys: c.live_keys.load(Ordering::Relaxed).max(0) as u64,
-            live_bytes: c.live_bytes.load(Ordering::Relaxed).max(0) as u64,
-            dead_bytes: c.dead_bytes.load(Ordering::Relaxed),
+            live_bytes,
+            dead_bytes,
+            compactions: c.compactions.get(),
+            compaction_bytes_reclaimed: c.compaction_bytes_reclaimed.get(),
             segments: inner.log.segment_count() as u64,
             syncs,
             synced_commits,
@@ -333,7 +508,7 @@ impl Db {
 }
 
 /// Bytes an op takes in the log (header, key, value).
-fn op_log_bytes(key_len: usize, value_len: usize, expires_at: u64) -> u32 {
+pub(crate) fn op_log_bytes(key_len: usize, value_len: usize, expires_at: u64) -> u32 {
     let op = OpRef {
         kind: OpKind::Put,
         key: &[],
@@ -344,20 +519,8 @@ fn op_log_bytes(key_len: usize, value_len: usize, expires_at: u64) -> u32 {
 }
 
 impl Counters {
-    /// Accounts one op: a put that became the newest version is live, anything
-    /// else (a delete, or a put a newer commit already beat) is dead at once;
-    /// the put it superseded turns dead.
-    fn account(&self, is_put: bool, is_newest: bool, log_bytes: u32, superseded: u64, live_keys: i64) {
-        let lb = log_bytes as i64;
-        if is_put && is_newest {
-            self.live_bytes.fetch_add(lb, Ordering::Relaxed);
-        } else {
-            self.dead_bytes.fetch_add(lb as u64, Ordering::Relaxed);
-        }
-        if superseded > 0 {
-            self.live_bytes.fetch_sub(superseded as i64, Ordering::Relaxed);
-            self.dead_bytes.fetch_add(superseded, Ordering::Relaxed);
-        }
+    /// Accounts the change in live keys of one op.
+    fn account(&self, live_keys: i64) {
         if live_keys != 0 {
             self.live_keys.fetch_add(live_keys, Ordering::Relaxed);
         }
@@ -365,6 +528,56 @@ impl Counters {
 }
 
 impl Inner {
+    /// Holds compaction off (checkpoints need every segment to stay).
+    pub(crate) fn compaction_guard(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.compaction_lock.lock()
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn index(&self) -> &Index {
+        &self.index
+    }
+
+    pub(crate) fn segment_size(&self) -> u64 {
+        self.opts.segment_size
+    }
+
+    pub(crate) fn hint_inline(&self) -> usize {
+        compaction::hint_inline(self.opts.inline_threshold)
+    }
+
+    /// Compaction turned the newest version of `key` (an expired value) into a delete.
+    pub(crate) fn expired_by_compaction(&self, seq: u64, key: &[u8]) {
+        self.counters.live_keys.fetch_sub(1, Ordering::Relaxed);
+        self.tombstones.lock().push_back((seq, Box::from(key)));
+    }
+
+    fn note_compaction(&self, r: &CompactionReport) {
+        if r.segments_in > 0 {
+            self.counters.compactions.add(1);
+            self.counters
+                .compaction_bytes_reclaimed
+                .add(r.bytes_in.saturating_sub(r.bytes_out));
+        }
+    }
+
+    /// One round of background work: hints for closed segments, then
+    /// compaction of segments past the threshold.
+    fn background_pass(&self) -> Result<()> {
+        let _g = self.compaction_lock.lock();
+        self.snapshots.advance(&self.vis);
+        self.collect_tombstones();
+        compaction::write_pending_hints(self)?;
+        if self.opts.background_compaction {
+            let report = compaction::compact(self, self.opts.compaction_threshold, false)?;
+            self.note_compaction(&report);
+        }
+        Ok(())
+    }
+
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
@@ -424,10 +637,10 @@ impl Inner {
                 OpKind::Put => {
                     let offset = a.frame_offset + kv_offset as u64;
                     if self.opts.cache_bytes > 0 {
-                        self.cache.insert((a.segment, offset), Arc::from(op.value));
+                        self.cache.insert((a.segment.id, offset), Arc::from(op.value));
                     }
                     ValueRef::Disk {
-                        segment: a.segment,
+                        segment: a.segment.id,
                         offset,
                         len: op.value.len() as u32,
                         crc,
@@ -441,16 +654,27 @@ impl Inner {
                     expires_at: op.expires_at,
                     value,
                     log_bytes,
+                    segment: a.segment.id,
                 },
                 watermark,
             );
-            self.counters.account(
-                op.kind == OpKind::Put,
-                effect.is_newest,
-                log_bytes,
-                effect.superseded_bytes,
-                effect.live_keys,
-            );
+            let usage = &a.segment.usage;
+            if op.kind == OpKind::Put && effect.is_newest {
+                usage.live.fetch_add(log_bytes as u64, Ordering::Relaxed);
+            } else {
+                usage.dead.fetch_add(log_bytes as u64, Ordering::Relaxed);
+            }
+            if effect.superseded_bytes > 0 {
+                if effect.superseded_segment == a.segment.id {
+                    usage.kill(effect.superseded_bytes);
+                } else if let Some(old) = self.log.segments().get(effect.superseded_segment) {
+                    old.usage.kill(effect.superseded_bytes);
+                }
+            }
+            if op.expires_at != 0 {
+                usage.has_expiry.store(true, Ordering::Relaxed);
+            }
+            self.counters.account(effect.live_keys);
         }
         self.vis.publish(a.seq);
         let puts = ops.len() as u64 - deletes;
@@ -471,7 +695,7 @@ impl Inner {
     }
 
     /// Unlinks deleted keys that no snapshot can see any more.
-    fn collect_tombstones(&self) {
+    pub(crate) fn collect_tombstones(&self) {
         let watermark = self.snapshots.watermark();
         let mut q = self.tombstones.lock();
         while q.front().is_some_and(|(seq, _)| *seq <= watermark) {
@@ -481,10 +705,11 @@ impl Inner {
         }
     }
 
-    /// The value of a visible, present version.
-    pub(crate) fn load(&self, key: &[u8], v: &Version) -> Result<Value> {
+    /// The value of a visible, present version, or `None` when compaction
+    /// moved it meanwhile (look the key up again).
+    pub(crate) fn load(&self, key: &[u8], v: &Version) -> Result<Option<Value>> {
         match &v.value {
-            ValueRef::Inline(bytes) => Ok(Arc::clone(bytes)),
+            ValueRef::Inline(bytes) => Ok(Some(Arc::clone(bytes))),
             ValueRef::Tombstone => Err(Error::InvalidArgument("load of a tombstone".into())),
             &ValueRef::Disk {
                 segment,
@@ -493,9 +718,11 @@ impl Inner {
                 crc,
             } => {
                 if let Some(hit) = self.cache.get(&(segment, offset)) {
-                    return Ok(hit);
+                    return Ok(Some(hit));
                 }
-                let bytes = self.log.read(segment, offset, key.len() + len as usize)?;
+                let Some(bytes) = self.log.read(segment, offset, key.len() + len as usize)? else {
+                    return Ok(None);
+                };
                 if kv_checksum(&bytes[..key.len()], &bytes[key.len()..]) != crc || bytes[..key.len()] != *key {
                     return Err(Error::corruption(
                         self.log.segment_path(segment),
@@ -505,7 +732,22 @@ impl Inner {
                 }
                 let value: Value = Arc::from(&bytes[key.len()..]);
                 self.cache.insert((segment, offset), Arc::clone(&value));
-                Ok(value)
+                Ok(Some(value))
+            }
+        }
+    }
+
+    /// The value of `key` at `seq`, looking the key up again when compaction
+    /// moved the value between lookup and read.
+    pub(crate) fn read_at(&self, key: &[u8], seq: u64, now_ms: u64) -> Result<Option<Value>> {
+        loop {
+            match self.index.get(key, seq) {
+                Lookup::Found(v) if !v.is_absent(now_ms) => {
+                    if let Some(value) = self.load(key, &v)? {
+                        return Ok(Some(value));
+                    }
+                }
+                _ => return Ok(None),
             }
         }
     }
@@ -515,10 +757,7 @@ impl Inner {
         self.check_open()?;
         self.check_key(key)?;
         self.counters.reads.add(1);
-        match self.index.get(key, seq) {
-            Lookup::Found(v) if !v.is_absent(now_ms) => self.load(key, &v).map(Some),
-            _ => Ok(None),
-        }
+        self.read_at(key, seq, now_ms)
     }
 
     /// Fills `out` with up to `limit` present entries in `(lower, upper)` at `seq`.

@@ -51,6 +51,8 @@ pub struct Version {
     pub value: ValueRef,
     /// Bytes this version's op takes in the log (for live/dead accounting).
     pub log_bytes: u32,
+    /// Segment holding this version's op (inline values are in the log too).
+    pub segment: u32,
 }
 
 impl Version {
@@ -112,6 +114,8 @@ pub struct InsertEffect {
     pub live_keys: i64,
     /// Log bytes of a live put that this insert superseded (now dead).
     pub superseded_bytes: u64,
+    /// Segment of that superseded put.
+    pub superseded_segment: u32,
     /// True when the inserted version is the newest of its key.
     pub is_newest: bool,
 }
@@ -133,6 +137,11 @@ impl Index {
         self.map.len()
     }
 
+    /// Versions held, over all keys (walks the whole index).
+    pub fn version_count(&self) -> usize {
+        self.map.iter().map(|e| e.value().versions.read().list.len()).sum()
+    }
+
     /// True when the index holds no key.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
@@ -144,6 +153,11 @@ impl Index {
             Some(e) => e.value().visible(read_seq),
             None => Lookup::Missing,
         }
+    }
+
+    /// Sequence number of the newest version of `key`, if any.
+    pub fn newest_seq(&self, key: &[u8]) -> Option<u64> {
+        self.map.get(key).and_then(|e| e.value().newest_seq())
     }
 
     /// Inserts `version` of `key`. Versions no snapshot at or above
@@ -168,6 +182,7 @@ impl Index {
                 effect.is_newest = true;
                 if let Some(old) = v.list.first().filter(|o| !matches!(o.value, ValueRef::Tombstone)) {
                     effect.superseded_bytes = old.log_bytes as u64;
+                    effect.superseded_segment = old.segment;
                 }
             }
             if v.list.get(pos).is_some_and(|x| x.seq == version.seq) {
@@ -203,29 +218,92 @@ impl Index {
         collectable
     }
 
-    /// Replaces the whole history of `key` with `version` (recovery: no
-    /// snapshot exists yet). A tombstone removes the key. Returns the effect.
+    /// Recovery: keeps `version` if it is newer than what `key` has (files
+    /// are not read in sequence order once compaction has run). Tombstones
+    /// are kept; the caller unlinks them once replay is over.
     pub fn apply_recovered(&self, key: &[u8], version: Version) -> InsertEffect {
-        let mut effect = InsertEffect {
-            is_newest: true,
-            ..InsertEffect::default()
+        let entry = self.map.get_or_insert_with(Box::from(key), KeyEntry::default);
+        let mut v = entry.value().versions.write();
+        let mut effect = InsertEffect::default();
+        let old = v.list.first();
+        if old.is_some_and(|o| o.seq > version.seq) {
+            return effect; // dead at birth
+        }
+        effect.is_newest = true;
+        let was_live = old.is_some_and(|o| !matches!(o.value, ValueRef::Tombstone));
+        if let Some(o) = old.filter(|_| was_live) {
+            effect.superseded_bytes = o.log_bytes as u64;
+            effect.superseded_segment = o.segment;
+        }
+        let is_live = !matches!(version.value, ValueRef::Tombstone);
+        v.list.clear();
+        v.list.push(version);
+        effect.live_keys = is_live as i64 - was_live as i64;
+        effect
+    }
+
+    /// Whether `key` still holds the version `seq` located in `segment`:
+    /// `Some(true)` when it is the newest, `Some(false)` when a snapshot may
+    /// still read it, `None` when it is gone. Versions no reader at or above
+    /// `watermark` can see are dropped first.
+    pub fn holds(&self, key: &[u8], seq: u64, segment: u32, watermark: u64) -> Option<bool> {
+        let entry = self.map.get(key)?;
+        let mut v = entry.value().versions.write();
+        if let Some(keep) = v.list.iter().position(|x| x.seq <= watermark) {
+            v.list.truncate(keep + 1);
+        }
+        let pos = v.list.iter().position(|x| x.seq == seq && x.segment == segment)?;
+        Some(pos == 0)
+    }
+
+    /// Moves version `seq` of `key` from `from` to segment `to` (with its
+    /// value at `offset` when on disk). Returns whether it is the newest
+    /// version and a put (its bytes are live), or `None` if the version is
+    /// gone (its copied bytes are dead).
+    pub fn relocate(&self, key: &[u8], seq: u64, from: u32, to: u32, offset: u64) -> Option<bool> {
+        let entry = self.map.get(key)?;
+        let mut v = entry.value().versions.write();
+        let pos = v.list.iter().position(|x| x.seq == seq && x.segment == from)?;
+        let ver = &mut v.list[pos];
+        ver.segment = to;
+        if let ValueRef::Disk { offset: o, segment, .. } = &mut ver.value {
+            *o = offset;
+            *segment = to;
+        }
+        Some(pos == 0 && !matches!(ver.value, ValueRef::Tombstone))
+    }
+
+    /// Compaction reclaiming an expired value: turns version `seq` of `key`
+    /// (the newest, in segment `from`) into a tombstone in segment `to`.
+    /// Returns false if the key changed meanwhile.
+    pub fn expire_to_tombstone(&self, key: &[u8], seq: u64, from: u32, to: u32, log_bytes: u32) -> bool {
+        let Some(entry) = self.map.get(key) else {
+            return false;
         };
-        if let Some(old) = self.map.get(key) {
-            let old_v = old.value().versions.read();
-            if let Some(prev) = old_v.list.first() {
-                effect.superseded_bytes = prev.log_bytes as u64;
-                effect.live_keys -= 1;
+        let mut v = entry.value().versions.write();
+        match v.list.first_mut() {
+            Some(x) if x.seq == seq && x.segment == from && !matches!(x.value, ValueRef::Tombstone) => {
+                x.value = ValueRef::Tombstone;
+                x.segment = to;
+                x.expires_at = 0;
+                x.log_bytes = log_bytes;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Unlinks every key whose only version is a tombstone (end of recovery).
+    pub fn remove_tombstones(&self, keys: &[Box<[u8]>]) {
+        for k in keys {
+            if let Some(entry) = self.map.get(&**k) {
+                let mut v = entry.value().versions.write();
+                if v.list.len() == 1 && matches!(v.list[0].value, ValueRef::Tombstone) {
+                    v.removed = true;
+                    entry.remove();
+                }
             }
         }
-        if matches!(version.value, ValueRef::Tombstone) {
-            self.map.remove(key);
-        } else {
-            let entry = KeyEntry::default();
-            entry.versions.write().list.push(version);
-            self.map.insert(Box::from(key), entry);
-            effect.live_keys += 1;
-        }
-        effect
     }
 
     /// Up to `limit` entries with keys inside `(lower, upper)`, in key order,
@@ -271,6 +349,7 @@ mod tests {
             expires_at: 0,
             value: ValueRef::Inline(Arc::from(v)),
             log_bytes: 10,
+            segment: 1,
         }
     }
 
@@ -280,6 +359,7 @@ mod tests {
             expires_at: 0,
             value: ValueRef::Tombstone,
             log_bytes: 5,
+            segment: 1,
         }
     }
 

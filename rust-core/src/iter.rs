@@ -8,9 +8,8 @@
 
 use std::collections::VecDeque;
 use std::ops::Bound;
-use std::sync::Arc;
 
-use crate::db::{now_ms, Inner, Value};
+use crate::db::{now_ms, Db, Inner, Value};
 use crate::error::Result;
 use crate::index::{RangeEnd, Version};
 
@@ -19,19 +18,21 @@ const CHUNK: usize = 64;
 
 /// A consistent, read-only view of the database at one commit.
 pub struct Snapshot {
-    inner: Arc<Inner>,
+    /// Keeps the database (and its background thread) open.
+    db: Db,
     seq: u64,
     now_ms: u64,
 }
 
 impl Snapshot {
-    pub(crate) fn new(inner: Arc<Inner>) -> Snapshot {
-        let seq = inner.snapshots.acquire(&inner.vis);
-        Snapshot {
-            inner,
-            seq,
-            now_ms: now_ms(),
-        }
+    pub(crate) fn new(db: Db) -> Snapshot {
+        let now_ms = now_ms();
+        let seq = db.inner.snapshots.acquire(&db.inner.vis, now_ms);
+        Snapshot { db, seq, now_ms }
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.db.inner
     }
 
     /// The sequence number of the last commit this snapshot sees.
@@ -41,7 +42,7 @@ impl Snapshot {
 
     /// The value of `key` as of this snapshot.
     pub fn get(&self, key: &[u8]) -> Result<Option<Value>> {
-        self.inner.get_at(key, self.seq, self.now_ms)
+        self.inner().get_at(key, self.seq, self.now_ms)
     }
 
     /// The values of `keys` as of this snapshot.
@@ -75,12 +76,11 @@ impl Snapshot {
 
     /// A second registration of the same point in time, owned by an iterator.
     fn clone_registration(&self) -> Snapshot {
-        let inner = Arc::clone(&self.inner);
         // The sequence is pinned by `self`, so registering it again is safe
         // even if the watermark moved since: it cannot pass `self.seq`.
-        inner.snapshots.acquire_at(self.seq);
+        self.inner().snapshots.acquire_at(self.seq, self.now_ms);
         Snapshot {
-            inner,
+            db: self.db.clone(),
             seq: self.seq,
             now_ms: self.now_ms,
         }
@@ -89,7 +89,7 @@ impl Snapshot {
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
-        self.inner.snapshots.release(self.seq, &self.inner.vis);
+        self.inner().snapshots.release(self.seq, self.now_ms, &self.inner().vis);
     }
 }
 
@@ -178,7 +178,7 @@ impl Iter {
         };
         let end = self
             .snap
-            .inner
+            .inner()
             .range_at(lower, upper, self.snap.seq, CHUNK, &mut self.scratch);
         if end == RangeEnd::Done {
             self.exhausted = true;
@@ -203,18 +203,25 @@ impl Iterator for Iter {
         }
         loop {
             if let Some((key, version)) = self.buf.pop_front() {
-                return Some(match self.snap.inner.load(&key, &version) {
-                    Ok(value) => Ok((key.into_vec(), value)),
+                let loaded = match self.snap.inner().load(&key, &version) {
+                    Ok(Some(v)) => Ok(Some(v)),
+                    // Compaction moved the value: read it again at the snapshot.
+                    Ok(None) => self.snap.inner().read_at(&key, self.snap.seq, self.snap.now_ms),
+                    Err(e) => Err(e),
+                };
+                match loaded {
+                    Ok(Some(value)) => return Some(Ok((key.into_vec(), value))),
+                    Ok(None) => continue,
                     Err(e) => {
                         self.failed = true;
-                        Err(e)
+                        return Some(Err(e));
                     }
-                });
+                }
             }
             if self.exhausted {
                 return None;
             }
-            if let Err(e) = self.snap.inner.check_open() {
+            if let Err(e) = self.snap.inner().check_open() {
                 self.failed = true;
                 return Some(Err(e));
             }

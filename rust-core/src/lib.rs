@@ -29,6 +29,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod batch;
 pub mod cache;
+mod checkpoint;
+mod compaction;
 mod db;
 mod dirlock;
 mod error;
@@ -41,6 +43,8 @@ mod stats;
 mod txn;
 
 pub use batch::WriteBatch;
+pub use checkpoint::CheckpointReport;
+pub use compaction::CompactionReport;
 pub use db::{Db, RecoveryReport, Value};
 pub use error::{Error, Result};
 pub use iter::{prefix_successor, Iter, Snapshot};

@@ -75,15 +75,36 @@ impl Visibility {
 
 /// Open snapshots and the GC watermark.
 pub struct Snapshots {
-    open: Mutex<BTreeMap<u64, usize>>,
+    open: Mutex<Open>,
     watermark: AtomicU64,
+}
+
+#[derive(Default)]
+struct Open {
+    /// Sequence -> number of snapshots at it.
+    seqs: BTreeMap<u64, usize>,
+    /// Wall-clock time (ms) each snapshot judges expiry at -> count.
+    times: BTreeMap<u64, usize>,
+}
+
+fn inc(m: &mut BTreeMap<u64, usize>, k: u64) {
+    *m.entry(k).or_insert(0) += 1;
+}
+
+fn dec(m: &mut BTreeMap<u64, usize>, k: u64) {
+    if let Some(n) = m.get_mut(&k) {
+        *n -= 1;
+        if *n == 0 {
+            m.remove(&k);
+        }
+    }
 }
 
 impl Snapshots {
     /// No snapshot open; the watermark starts at `seq`.
     pub fn new(seq: u64) -> Snapshots {
         Snapshots {
-            open: Mutex::new(BTreeMap::new()),
+            open: Mutex::new(Open::default()),
             watermark: AtomicU64::new(seq),
         }
     }
@@ -91,28 +112,33 @@ impl Snapshots {
     /// Registers a snapshot at the current visible sequence and returns it.
     /// Registration and watermark updates share one lock, so a watermark is
     /// never computed past a snapshot that is being taken.
-    pub fn acquire(&self, vis: &Visibility) -> u64 {
+    /// `now_ms` is the time the snapshot judges expiry at.
+    pub fn acquire(&self, vis: &Visibility, now_ms: u64) -> u64 {
         let mut open = self.open.lock();
         let seq = vis.visible();
-        *open.entry(seq).or_insert(0) += 1;
+        inc(&mut open.seqs, seq);
+        inc(&mut open.times, now_ms);
         seq
     }
 
     /// Registers one more snapshot at `seq`, which an open snapshot already pins.
-    pub fn acquire_at(&self, seq: u64) {
-        *self.open.lock().entry(seq).or_insert(0) += 1;
+    pub fn acquire_at(&self, seq: u64, now_ms: u64) {
+        let mut open = self.open.lock();
+        inc(&mut open.seqs, seq);
+        inc(&mut open.times, now_ms);
     }
 
-    /// Releases one snapshot at `seq`.
-    pub fn release(&self, seq: u64, vis: &Visibility) {
+    /// Releases one snapshot taken at `seq` and `now_ms`.
+    pub fn release(&self, seq: u64, now_ms: u64, vis: &Visibility) {
         let mut open = self.open.lock();
-        if let Some(n) = open.get_mut(&seq) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&seq);
-            }
-        }
+        dec(&mut open.seqs, seq);
+        dec(&mut open.times, now_ms);
         self.advance_locked(&open, vis);
+    }
+
+    /// The earliest time any open snapshot judges expiry at (u64::MAX if none).
+    pub fn oldest_time(&self) -> u64 {
+        self.open.lock().times.keys().next().copied().unwrap_or(u64::MAX)
     }
 
     /// Recomputes the watermark: the oldest open snapshot, or the visible sequence.
@@ -121,9 +147,9 @@ impl Snapshots {
         self.advance_locked(&open, vis);
     }
 
-    fn advance_locked(&self, open: &BTreeMap<u64, usize>, vis: &Visibility) {
+    fn advance_locked(&self, open: &Open, vis: &Visibility) {
         let visible = vis.visible();
-        let w = open.keys().next().map_or(visible, |&oldest| oldest.min(visible));
+        let w = open.seqs.keys().next().map_or(visible, |&oldest| oldest.min(visible));
         self.watermark.fetch_max(w, Ordering::AcqRel);
     }
 
@@ -135,7 +161,7 @@ impl Snapshots {
 
     /// Number of open snapshots.
     pub fn open_count(&self) -> usize {
-        self.open.lock().values().sum()
+        self.open.lock().seqs.values().sum()
     }
 }
 
@@ -183,14 +209,16 @@ mod tests {
     fn watermark_holds_at_oldest_snapshot() {
         let vis = Visibility::new(5);
         let snaps = Snapshots::new(5);
-        let s = snaps.acquire(&vis);
+        let s = snaps.acquire(&vis, 100);
         assert_eq!(s, 5);
+        assert_eq!(snaps.oldest_time(), 100);
         vis.publish(6);
         vis.publish(7);
         snaps.advance(&vis);
         assert_eq!(snaps.watermark(), 5);
-        snaps.release(s, &vis);
+        snaps.release(s, 100, &vis);
         assert_eq!(snaps.watermark(), 7);
+        assert_eq!(snaps.oldest_time(), u64::MAX);
         assert_eq!(snaps.open_count(), 0);
     }
 }

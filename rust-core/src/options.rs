@@ -56,6 +56,19 @@ pub struct Options {
     /// readable record and drop the rest of that segment instead of refusing to
     /// open. Off by default: corruption is an error.
     pub repair: bool,
+    /// On open, check every closed segment against the whole-file checksum
+    /// its hint file records before using the hint, so corruption anywhere
+    /// is found at open. Off: open reads only hint files (fastest restart) and
+    /// damaged values are still caught by their checksum when read. Default on.
+    pub verify_segments_on_open: bool,
+    /// A closed segment whose dead fraction reaches this is rewritten by
+    /// background compaction. Default 0.5.
+    pub compaction_threshold: f64,
+    /// How often the background thread looks for work (hint files for closed
+    /// segments, compaction). Default 1 s.
+    pub compaction_interval: Duration,
+    /// Run compaction in the background. [`crate::Db::compact`] works either way. Default on.
+    pub background_compaction: bool,
 }
 
 impl Default for Options {
@@ -70,6 +83,10 @@ impl Default for Options {
             write_buffer_bytes: 256 << 10,
             flush_interval: Duration::from_millis(10),
             repair: false,
+            verify_segments_on_open: true,
+            compaction_threshold: 0.5,
+            compaction_interval: Duration::from_secs(1),
+            background_compaction: true,
         }
     }
 }
@@ -106,6 +123,15 @@ impl Options {
         }
         if self.flush_interval.is_zero() || self.flush_interval > Duration::from_secs(60) {
             return bad(format!("flush_interval {:?} is outside (0, 60 s]", self.flush_interval));
+        }
+        if !(self.compaction_threshold > 0.0 && self.compaction_threshold <= 1.0) {
+            return bad(format!(
+                "compaction_threshold {} is outside (0, 1]",
+                self.compaction_threshold
+            ));
+        }
+        if self.compaction_interval.is_zero() {
+            return bad("compaction_interval must be positive".into());
         }
         Ok(())
     }

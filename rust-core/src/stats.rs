@@ -51,8 +51,8 @@ pub struct Counters {
     pub(crate) writes: StripedCounter,
     pub(crate) deletes: StripedCounter,
     pub(crate) live_keys: AtomicI64,
-    pub(crate) live_bytes: AtomicI64,
-    pub(crate) dead_bytes: AtomicU64,
+    pub(crate) compactions: StripedCounter,
+    pub(crate) compaction_bytes_reclaimed: StripedCounter,
 }
 
 /// A point-in-time view of the engine's counters.
@@ -72,6 +72,10 @@ pub struct Stats {
     pub dead_bytes: u64,
     /// Segment files.
     pub segments: u64,
+    /// Compaction passes that rewrote at least one segment.
+    pub compactions: u64,
+    /// Bytes of segment files removed by compaction, net of what it wrote.
+    pub compaction_bytes_reclaimed: u64,
     /// fdatasync calls on the log.
     pub syncs: u64,
     /// Commits made durable by those syncs.

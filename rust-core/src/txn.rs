@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::db::{expiry_at, now_ms, Inner, Value};
+use crate::db::{expiry_at, now_ms, Db, Inner, Value};
 use crate::error::{Error, Result};
 use crate::iter::{owned, prefix_successor, Snapshot};
 use crate::log::{OpKind, OpRef};
@@ -151,7 +151,8 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    pub(crate) fn begin(inner: Arc<Inner>) -> Result<Transaction> {
+    pub(crate) fn begin(db: Db) -> Result<Transaction> {
+        let inner = Arc::clone(&db.inner);
         inner.check_open()?;
         // Track every commit numbered from here on, then wait until every
         // earlier one is visible, so each commit is either in the snapshot
@@ -173,7 +174,7 @@ impl Transaction {
                 std::thread::yield_now();
             }
         }
-        let snap = Snapshot::new(Arc::clone(&inner));
+        let snap = Snapshot::new(db);
         Ok(Transaction {
             inner,
             snap,

@@ -4,6 +4,7 @@
 //! of segments open for reading, and the background flusher used by the
 //! `Interval` and `Never` policies.
 
+pub mod hint;
 pub mod record;
 pub mod recovery;
 pub mod segment;
@@ -11,9 +12,9 @@ pub mod writer;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
@@ -25,16 +26,61 @@ use segment::Segment;
 pub use writer::Appended;
 use writer::LogWriter;
 
-/// Segments open for reading, by id.
+/// Segments open for reading, by id, and the allocator of new ids.
 #[derive(Debug, Default)]
 pub struct SegmentSet {
     map: RwLock<HashMap<u32, Arc<Segment>>>,
+    next_id: AtomicU32,
+    /// Closed segments still without a hint file.
+    unhinted: Mutex<Vec<u32>>,
+    /// Woken when a segment is closed (the compaction thread).
+    on_close: Mutex<Option<Thread>>,
 }
 
 impl SegmentSet {
     /// Adds (or replaces) a segment.
     pub fn insert(&self, seg: Arc<Segment>) {
+        self.next_id.fetch_max(seg.id.saturating_add(1), Ordering::AcqRel);
         self.map.write().insert(seg.id, seg);
+    }
+
+    /// Reserves a fresh segment id.
+    pub fn allocate_id(&self) -> Result<u32> {
+        let id = self.next_id.fetch_add(1, Ordering::AcqRel);
+        if id == u32::MAX {
+            return Err(Error::InvalidArgument("segment id space exhausted".into()));
+        }
+        Ok(id)
+    }
+
+    /// Removes a segment from the set (readers holding it keep it open).
+    pub fn remove(&self, id: u32) -> Option<Arc<Segment>> {
+        self.map.write().remove(&id)
+    }
+
+    /// Every open segment, ascending by id.
+    pub fn all(&self) -> Vec<Arc<Segment>> {
+        let mut v: Vec<_> = self.map.read().values().cloned().collect();
+        v.sort_by_key(|s| s.id);
+        v
+    }
+
+    /// Records that segment `id` was closed and wakes the compaction thread.
+    pub fn closed(&self, id: u32) {
+        self.unhinted.lock().push(id);
+        if let Some(t) = self.on_close.lock().as_ref() {
+            t.unpark();
+        }
+    }
+
+    /// Takes the list of closed segments still without a hint.
+    pub fn take_unhinted(&self) -> Vec<u32> {
+        std::mem::take(&mut *self.unhinted.lock())
+    }
+
+    /// Sets the thread to wake when a segment closes.
+    pub fn notify_on_close(&self, t: Option<Thread>) {
+        *self.on_close.lock() = t;
     }
 
     /// The segment with `id`, if open.
@@ -61,21 +107,24 @@ pub struct Log {
 }
 
 impl Log {
-    /// Opens the log after recovery: `segments` are the surviving segment ids,
-    /// `newest_end` the length of the newest one, `last_seq` the last replayed seq.
-    pub fn open(dir: &Path, opts: &Options, segments: &[u32], newest_end: Option<u64>, last_seq: u64) -> Result<Log> {
-        let set = Arc::new(SegmentSet::default());
-        for &id in segments {
-            set.insert(Arc::new(Segment::open(dir, id)?));
-        }
-        let (active, end) = match (segments.last(), newest_end) {
-            (Some(&id), Some(end)) if end < opts.segment_size => (id, Some(end)),
-            (Some(&id), _) => (
-                id.checked_add(1)
-                    .ok_or_else(|| Error::InvalidArgument("segment id space exhausted".into()))?,
-                None,
-            ),
-            (None, _) => (1, None),
+    /// Opens the log after recovery: `set` holds the surviving segments,
+    /// `active` the segment to resume (with its length), `last_seq` the
+    /// highest sequence replayed.
+    pub fn open(
+        dir: &Path,
+        opts: &Options,
+        set: Arc<SegmentSet>,
+        active: Option<(u32, u64)>,
+        last_seq: u64,
+    ) -> Result<Log> {
+        set.next_id.fetch_max(1, Ordering::AcqRel);
+        let (active, end) = match active {
+            Some((id, end)) if end < opts.segment_size => (id, Some(end)),
+            Some((id, _)) => {
+                set.closed(id);
+                (set.allocate_id()?, None)
+            }
+            None => (set.allocate_id()?, None),
         };
         let writer = Arc::new(LogWriter::open(dir, opts, Arc::clone(&set), active, end, last_seq + 1)?);
         let flusher = match opts.sync {
@@ -95,16 +144,16 @@ impl Log {
         self.writer.append(ops, on_assigned)
     }
 
-    /// Reads `len` bytes at `offset` of `segment`, from the write buffer or the file.
-    pub fn read(&self, segment: u32, offset: u64, len: usize) -> Result<Vec<u8>> {
+    /// Reads `len` bytes at `offset` of `segment`, from the write buffer or
+    /// the file; `None` when the segment was compacted away.
+    pub fn read(&self, segment: u32, offset: u64, len: usize) -> Result<Option<Vec<u8>>> {
         if let Some(bytes) = self.writer.read_buffered(segment, offset, len) {
-            return Ok(bytes);
+            return Ok(Some(bytes));
         }
-        let seg = self
-            .segments
-            .get(segment)
-            .ok_or_else(|| Error::InvalidArgument(format!("segment {segment} is not open")))?;
-        seg.read_at(offset, len)
+        match self.segments.get(segment) {
+            Some(seg) => seg.read_at(offset, len).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Path of a segment, for error messages.
@@ -115,6 +164,16 @@ impl Log {
             .unwrap_or_else(|| segment::segment_file_name(segment))
     }
 
+    /// See [`LogWriter::position`].
+    pub fn position(&self) -> Result<(u32, u64, u64)> {
+        self.writer.position()
+    }
+
+    /// Closes the active segment (if it holds any record) and starts a new one.
+    pub fn roll(&self) -> Result<()> {
+        self.writer.roll_now()
+    }
+
     /// Writes buffered records and syncs the log.
     pub fn sync(&self) -> Result<()> {
         self.writer.flush(true)
@@ -123,6 +182,16 @@ impl Log {
     /// Number of segment files.
     pub fn segment_count(&self) -> usize {
         self.segments.len()
+    }
+
+    /// The segments of this log.
+    pub fn segments(&self) -> &Arc<SegmentSet> {
+        &self.segments
+    }
+
+    /// Id of the segment being written.
+    pub fn active_segment(&self) -> u32 {
+        self.writer.active_segment()
     }
 
     /// The writer's counters.

@@ -1,110 +1,260 @@
-//! Recovery: replays segments into the index on open.
+//! Recovery: rebuilds the index from segments (or their hint files) on open.
 //!
-//! Rules, in order:
-//! - Segments are read in id order; every frame is decoded and checked
-//!   (frame CRC, op checksums, strictly increasing sequence numbers).
-//! - In the newest segment, a frame that is cut short or fails its checksum
-//!   is a torn tail if no valid frame follows it: the file is truncated to the
-//!   last whole record. A newest segment too short to hold its header was cut
-//!   during creation and is removed.
+//! Rules:
+//! - Each segment is read from its hint file when a valid one matches the
+//!   segment's exact length; otherwise every frame of the segment is decoded
+//!   and checked (frame CRC, op checksums, sequence numbers strictly
+//!   increasing within the segment), and a hint is written for it if it is
+//!   closed.
+//! - Segments may hold records of any age (compaction copies old records into
+//!   new, sealed segments), so the index keeps, per key, the version with
+//!   the highest sequence number, whatever order files are read in.
+//! - In the active segment (the newest unsealed one), a frame that is cut
+//!   short or fails its checksum is a torn tail if no valid frame with a
+//!   newer sequence follows it: the file is truncated to the last whole
+//!   record. An active segment too short for its header was cut during
+//!   creation and is removed.
 //! - Any other bad frame is corruption: open fails naming the file and offset.
-//!   With `repair`, the segment is truncated at the bad frame instead and
-//!   everything readable is kept; the loss is reported in [`Recovered::repairs`].
+//!   With `repair`, the segment is cut at the bad frame instead, everything
+//!   readable is kept, and the loss is reported.
 
 use std::fs::{self, OpenOptions};
 use std::path::Path;
 
-use super::record::{self, FrameError, Record};
-use super::segment::{self, SEGMENT_HEADER_LEN};
+use super::hint::{self, HintEntry};
+use super::record::{self, FrameError, OpKind};
+use super::segment::{self, FLAG_SEALED, SEGMENT_HEADER_LEN};
 use crate::error::{Error, Result};
+
+/// One op as recovery hands it to the index.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayOp<'a> {
+    /// Segment holding the op.
+    pub segment: u32,
+    /// Commit sequence number.
+    pub seq: u64,
+    /// Put or delete.
+    pub kind: OpKind,
+    /// The key.
+    pub key: &'a [u8],
+    /// The value, when recovery has it at hand (always from a segment;
+    /// from a hint only for small values).
+    pub value: Option<&'a [u8]>,
+    /// Length of the value.
+    pub val_len: u32,
+    /// Absolute expiry, 0 for none.
+    pub expires_at: u64,
+    /// Offset of the key in the segment.
+    pub kv_offset: u64,
+    /// CRC32C of key || value.
+    pub kv_crc: u32,
+}
+
+/// A segment recovery kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveredSegment {
+    /// Segment id.
+    pub id: u32,
+    /// Written whole by compaction.
+    pub sealed: bool,
+    /// Length after any truncation.
+    pub len: u64,
+}
 
 /// What recovery found.
 #[derive(Debug, Default)]
 pub struct Recovered {
-    /// Ids of the segments kept, ascending.
-    pub segments: Vec<u32>,
-    /// Sequence number of the last record replayed (0 when the log is empty).
+    /// Segments kept, ascending by id.
+    pub segments: Vec<RecoveredSegment>,
+    /// Highest sequence number seen (0 when the log is empty).
     pub last_seq: u64,
-    /// Length of the newest segment after any truncation.
-    pub newest_end: Option<u64>,
+    /// Id of the active segment (newest unsealed), if any.
+    pub active: Option<u32>,
+    /// Records replayed from segment data.
+    pub records: u64,
+    /// Segments whose index entries came from a hint file.
+    pub hinted_segments: u64,
+    /// Hint files that could not be used, with the reason.
+    pub bad_hints: Vec<String>,
     /// Torn tails cut: (file, offset cut at, bytes dropped).
     pub truncated: Vec<(String, u64, u64)>,
     /// Corrupt regions dropped because `repair` was set: (file, offset, bytes dropped).
     pub repairs: Vec<(String, u64, u64)>,
 }
 
-/// Replays every segment in `dir`, calling `apply(segment_id, frame_offset, record)`
-/// for each whole record in log order.
-pub fn replay(dir: &Path, repair: bool, mut apply: impl FnMut(u32, u64, &Record<'_>)) -> Result<Recovered> {
-    let mut ids = segment::list(dir)?;
+/// How recovery reads the log.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayOptions {
+    /// Salvage readable records past corruption instead of failing.
+    pub repair: bool,
+    /// Check each hinted segment's whole-file checksum before trusting its hint.
+    pub verify: bool,
+    /// Values up to this size are copied into rewritten hint files.
+    pub hint_inline: usize,
+}
+
+/// Replays every segment in `dir`, calling `apply` for each op.
+pub fn replay(dir: &Path, ro: ReplayOptions, mut apply: impl FnMut(&ReplayOp<'_>)) -> Result<Recovered> {
     let mut out = Recovered::default();
-    // A newest segment shorter than its header was cut during creation.
-    if let Some(&last) = ids.last() {
-        let path = dir.join(segment::segment_file_name(last));
-        let len = fs::metadata(&path)
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
-            .len();
+    let mut ids = segment::list(dir)?;
+    let headers = read_flags(dir, &ids)?;
+    // The active segment: the newest one not written by compaction.
+    let mut active = ids
+        .iter()
+        .rev()
+        .find(|id| headers.get(id).is_some_and(|f| f & FLAG_SEALED == 0))
+        .copied();
+    if let Some(id) = active {
+        let path = dir.join(segment::segment_file_name(id));
+        let len = file_len(&path)?;
         if len < SEGMENT_HEADER_LEN {
             fs::remove_file(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
             segment::sync_dir(dir)?;
             out.truncated.push((path.display().to_string(), 0, len));
-            ids.pop();
+            ids.retain(|&i| i != id);
+            active = ids
+                .iter()
+                .rev()
+                .find(|i| headers.get(i).is_some_and(|f| f & FLAG_SEALED == 0))
+                .copied();
         }
     }
-    let count = ids.len();
-    for (i, id) in ids.into_iter().enumerate() {
-        let newest = i + 1 == count;
+    out.active = active;
+    for id in ids {
+        let sealed = headers.get(&id).is_some_and(|f| f & FLAG_SEALED != 0);
         let path = dir.join(segment::segment_file_name(id));
-        let data = fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        if let Err(reason) = segment::check_header(&data, id) {
-            return Err(Error::corruption(&path, 0, reason));
-        }
-        let mut at = SEGMENT_HEADER_LEN as usize;
-        let mut end = data.len() as u64;
-        while at < data.len() {
-            match record::decode(&data[at..]) {
-                Ok(rec) => {
-                    if rec.seq <= out.last_seq {
-                        let reason = format!(
-                            "sequence {} does not follow {} (records out of order)",
-                            rec.seq, out.last_seq
-                        );
-                        if !repair {
-                            return Err(Error::corruption(&path, at as u64, reason));
-                        }
-                        cut(&path, at as u64, data.len() as u64, &mut out.repairs)?;
-                        end = at as u64;
-                        break;
-                    }
-                    out.last_seq = rec.seq;
-                    apply(id, at as u64, &rec);
-                    at += rec.frame_len;
+        let len = file_len(&path)?;
+        let is_active = Some(id) == active;
+        let mut data = None;
+        if !is_active {
+            let (mut valid, mut why) = hint::read(dir, id, len);
+            if let (true, Some(h)) = (ro.verify, &valid) {
+                let bytes = fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+                if crc32c::crc32c(&bytes) != h.body().segment_crc.to_native() {
+                    valid = None;
+                    why = Some(format!("{}: segment checksum differs from its hint", path.display()));
                 }
-                Err(err) => {
-                    let torn = newest && !valid_frame_after(&data, at, out.last_seq);
-                    if torn {
-                        cut(&path, at as u64, data.len() as u64, &mut out.truncated)?;
-                    } else if repair {
-                        cut(&path, at as u64, data.len() as u64, &mut out.repairs)?;
-                    } else {
-                        let reason = match err {
-                            FrameError::Incomplete => "record cut short before later records".to_string(),
-                            FrameError::Checksum => "record checksum mismatch".to_string(),
-                            FrameError::Malformed(m) => format!("malformed record: {m}"),
-                        };
-                        return Err(Error::corruption(&path, at as u64, reason));
-                    }
-                    end = at as u64;
-                    break;
+                data = Some(bytes);
+            }
+            if let Some(h) = valid {
+                for e in h.body().entries.iter() {
+                    let seq = e.seq.to_native();
+                    out.last_seq = out.last_seq.max(seq);
+                    apply(&ReplayOp {
+                        segment: id,
+                        seq,
+                        kind: if e.delete { OpKind::Delete } else { OpKind::Put },
+                        key: e.key.as_slice(),
+                        value: e.value.as_ref().map(|v| v.as_slice()),
+                        val_len: e.val_len.to_native(),
+                        expires_at: e.expires_at.to_native(),
+                        kv_offset: e.kv_offset.to_native(),
+                        kv_crc: e.kv_crc.to_native(),
+                    });
                 }
+                out.hinted_segments += 1;
+                out.segments.push(RecoveredSegment { id, sealed, len });
+                continue;
+            }
+            if let Some(why) = why {
+                out.bad_hints.push(why);
             }
         }
-        if newest {
-            out.newest_end = Some(end);
+        let data = match data {
+            Some(d) => d,
+            None => fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?,
+        };
+        let end = replay_segment(&path, id, &data, is_active, ro.repair, &mut out, &mut apply)?;
+        if !is_active {
+            // Closed segment without a usable hint: write one for next time.
+            let entries: Vec<HintEntry> = hint::entries_from_frames(&data[..end as usize], ro.hint_inline);
+            hint::write(dir, id, &data[..end as usize], entries)?;
         }
-        out.segments.push(id);
+        out.segments.push(RecoveredSegment { id, sealed, len: end });
     }
     Ok(out)
+}
+
+fn file_len(path: &Path) -> Result<u64> {
+    fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))
+}
+
+/// Header flags of every segment; a bad header is corruption, except a
+/// too-short newest file, which the caller handles.
+fn read_flags(dir: &Path, ids: &[u32]) -> Result<std::collections::HashMap<u32, u16>> {
+    use std::io::Read;
+    let mut flags = std::collections::HashMap::new();
+    for (i, &id) in ids.iter().enumerate() {
+        let path = dir.join(segment::segment_file_name(id));
+        let mut h = Vec::with_capacity(SEGMENT_HEADER_LEN as usize);
+        fs::File::open(&path)
+            .and_then(|f| f.take(SEGMENT_HEADER_LEN).read_to_end(&mut h))
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        if h.len() < SEGMENT_HEADER_LEN as usize && i + 1 == ids.len() {
+            continue; // cut during creation; removed by the caller
+        }
+        match segment::check_header(&h, id) {
+            Ok(f) => {
+                flags.insert(id, f);
+            }
+            Err(reason) => return Err(Error::corruption(&path, 0, reason)),
+        }
+    }
+    Ok(flags)
+}
+
+/// Replays the frames of one segment; returns where its valid data ends.
+fn replay_segment(
+    path: &Path,
+    id: u32,
+    data: &[u8],
+    is_active: bool,
+    repair: bool,
+    out: &mut Recovered,
+    apply: &mut impl FnMut(&ReplayOp<'_>),
+) -> Result<u64> {
+    let mut at = SEGMENT_HEADER_LEN as usize;
+    let mut prev_seq = 0u64;
+    while at < data.len() {
+        let err = match record::decode(&data[at..]) {
+            Ok(rec) if rec.seq > prev_seq => {
+                prev_seq = rec.seq;
+                out.last_seq = out.last_seq.max(rec.seq);
+                out.records += 1;
+                for op in &rec.ops {
+                    apply(&ReplayOp {
+                        segment: id,
+                        seq: rec.seq,
+                        kind: op.kind,
+                        key: op.key,
+                        value: Some(op.value),
+                        val_len: op.value.len() as u32,
+                        expires_at: op.expires_at,
+                        kv_offset: (at + op.kv_offset) as u64,
+                        kv_crc: op.kv_crc,
+                    });
+                }
+                at += rec.frame_len;
+                continue;
+            }
+            Ok(rec) => format!("sequence {} does not follow {prev_seq} (records out of order)", rec.seq),
+            Err(FrameError::Incomplete) => "record cut short before later records".to_string(),
+            Err(FrameError::Checksum) => "record checksum mismatch".to_string(),
+            Err(FrameError::Malformed(m)) => format!("malformed record: {m}"),
+        };
+        let torn = is_active && !valid_frame_after(data, at, prev_seq);
+        if torn {
+            cut(path, at as u64, data.len() as u64, &mut out.truncated)?;
+        } else if repair {
+            cut(path, at as u64, data.len() as u64, &mut out.repairs)?;
+        } else {
+            return Err(Error::corruption(path, at as u64, err));
+        }
+        return Ok(at as u64);
+    }
+    Ok(data.len() as u64)
 }
 
 /// True when a whole, checksummed frame with a newer sequence number starts

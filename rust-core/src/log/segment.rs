@@ -1,24 +1,32 @@
 //! Segment files: naming, the file header, positioned reads, directory sync.
 //!
 //! ```text
-//! header := magic:"MANTISSG"  version:u32  segment_id:u64  crc:u32   (24 bytes)
+//! header := magic:"MANTISSG"  version:u16  flags:u16  segment_id:u64  crc:u32   (24 bytes)
 //!           crc = CRC32C of the 20 bytes before it
+//!           flags bit 0 (SEALED): written whole by compaction, synced, then
+//!           renamed into place, so it can never have a torn tail
 //! body   := frame*            (see `record`)
 //! ```
 //!
-//! A segment is named `{id:010}.seg`; ids only grow, so name order is log order.
+//! A segment is named `{id:010}.seg`. Ids only grow. Within a segment,
+//! sequence numbers strictly increase; a sealed segment holds records
+//! copied from older segments, so across segments recovery orders versions
+//! by sequence number, not by file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 
 /// Magic number at the start of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"MANTISSG";
 /// Version of the segment format this build writes and reads.
-pub const SEGMENT_FORMAT_VERSION: u32 = 1;
+pub const SEGMENT_FORMAT_VERSION: u16 = 1;
+/// Header flag: the segment was written whole by compaction.
+pub const FLAG_SEALED: u16 = 1;
 /// Length of the segment header.
 pub const SEGMENT_HEADER_LEN: u64 = 24;
 
@@ -37,18 +45,19 @@ pub fn parse_segment_file_name(name: &str) -> Option<u32> {
 }
 
 /// Encodes the header of segment `id`.
-pub fn encode_header(id: u32) -> [u8; SEGMENT_HEADER_LEN as usize] {
+pub fn encode_header(id: u32, flags: u16) -> [u8; SEGMENT_HEADER_LEN as usize] {
     let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
     h[0..8].copy_from_slice(&SEGMENT_MAGIC);
-    h[8..12].copy_from_slice(&SEGMENT_FORMAT_VERSION.to_le_bytes());
+    h[8..10].copy_from_slice(&SEGMENT_FORMAT_VERSION.to_le_bytes());
+    h[10..12].copy_from_slice(&flags.to_le_bytes());
     h[12..20].copy_from_slice(&(id as u64).to_le_bytes());
     let crc = crc32c::crc32c(&h[0..20]);
     h[20..24].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
-/// Checks a segment header; `Err` carries the reason.
-pub fn check_header(h: &[u8], id: u32) -> std::result::Result<(), String> {
+/// Checks a segment header and returns its flags; `Err` carries the reason.
+pub fn check_header(h: &[u8], id: u32) -> std::result::Result<u16, String> {
     if h.len() < SEGMENT_HEADER_LEN as usize {
         return Err(format!("header is {} bytes, expected {SEGMENT_HEADER_LEN}", h.len()));
     }
@@ -59,7 +68,8 @@ pub fn check_header(h: &[u8], id: u32) -> std::result::Result<(), String> {
     if crc32c::crc32c(&h[0..20]) != crc {
         return Err("header checksum mismatch".into());
     }
-    let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+    let version = u16::from_le_bytes([h[8], h[9]]);
+    let flags = u16::from_le_bytes([h[10], h[11]]);
     if version != SEGMENT_FORMAT_VERSION {
         return Err(format!(
             "format version {version} is not supported (this build reads {SEGMENT_FORMAT_VERSION})"
@@ -69,25 +79,93 @@ pub fn check_header(h: &[u8], id: u32) -> std::result::Result<(), String> {
     if stored != id as u64 {
         return Err(format!("header names segment {stored}, file name says {id}"));
     }
-    Ok(())
+    if flags & !FLAG_SEALED != 0 {
+        return Err(format!("unknown header flags {flags:#x}"));
+    }
+    Ok(flags)
 }
 
-/// An open segment, shared by readers through an `Arc`.
+/// Live and dead bytes of a segment, and the sequence range it holds.
+#[derive(Debug, Default)]
+pub struct Usage {
+    /// Log bytes of ops that are the newest version of their key.
+    pub live: AtomicU64,
+    /// Log bytes of superseded, deleted or expired ops.
+    pub dead: AtomicU64,
+    /// Smallest sequence number in the segment (u64::MAX when empty).
+    pub min_seq: AtomicU64,
+    /// Largest sequence number in the segment.
+    pub max_seq: AtomicU64,
+    /// Some op in the segment carries an expiry (compaction may reclaim it).
+    pub has_expiry: AtomicBool,
+}
+
+impl Usage {
+    /// Records that `seq` is in the segment.
+    pub fn note_seq(&self, seq: u64) {
+        self.min_seq.fetch_min(seq, Ordering::Relaxed);
+        self.max_seq.fetch_max(seq, Ordering::Relaxed);
+    }
+
+    /// Moves `bytes` from live to dead.
+    pub fn kill(&self, bytes: u64) {
+        // Saturating: a relocation racing a supersede may count a version dead twice.
+        let _ = self
+            .live
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| Some(l.saturating_sub(bytes)));
+        self.dead.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Dead bytes over all accounted bytes.
+    pub fn dead_fraction(&self) -> f64 {
+        let live = self.live.load(Ordering::Relaxed) as f64;
+        let dead = self.dead.load(Ordering::Relaxed) as f64;
+        if live + dead == 0.0 {
+            0.0
+        } else {
+            dead / (live + dead)
+        }
+    }
+}
+
+/// An open segment, shared by readers through an `Arc`. Once compaction
+/// has replaced it, the file is unlinked, and the last `Arc` closes it, so a
+/// reader still holding one reads on safely.
 #[derive(Debug)]
 pub struct Segment {
     /// Segment id.
     pub id: u32,
     /// Full path of the file.
     pub path: PathBuf,
+    /// Written whole by compaction.
+    pub sealed: bool,
+    /// Live and dead bytes.
+    pub usage: Usage,
     file: File,
 }
 
 impl Segment {
     /// Opens an existing segment for reading.
-    pub fn open(dir: &Path, id: u32) -> Result<Segment> {
+    pub fn open(dir: &Path, id: u32, sealed: bool) -> Result<Segment> {
         let path = dir.join(segment_file_name(id));
         let file = File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        Ok(Segment { id, path, file })
+        let usage = Usage::default();
+        usage.min_seq.store(u64::MAX, Ordering::Relaxed);
+        Ok(Segment {
+            id,
+            path,
+            sealed,
+            usage,
+            file,
+        })
+    }
+
+    /// Length of the file now.
+    pub fn file_len(&self) -> Result<u64> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| Error::io(format!("reading the size of {}", self.path.display()), e))
     }
 
     /// Reads exactly `len` bytes at `offset`.
@@ -111,7 +189,7 @@ pub fn create(dir: &Path, id: u32) -> Result<File> {
         .mode(0o600)
         .open(&path)
         .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-    file.write_all(&encode_header(id))
+    file.write_all(&encode_header(id, 0))
         .and_then(|_| file.sync_data())
         .map_err(|e| Error::io(format!("writing header of {}", path.display()), e))?;
     sync_dir(dir)?;
@@ -154,8 +232,9 @@ mod tests {
 
     #[test]
     fn header_checks() {
-        let h = encode_header(3);
-        assert!(check_header(&h, 3).is_ok());
+        let h = encode_header(3, 0);
+        assert_eq!(check_header(&h, 3), Ok(0));
+        assert_eq!(check_header(&encode_header(3, FLAG_SEALED), 3), Ok(FLAG_SEALED));
         assert!(check_header(&h, 4).unwrap_err().contains("names segment 3"));
         assert!(check_header(&h[..10], 3).is_err());
         let mut bad = h;

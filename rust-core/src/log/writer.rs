@@ -40,7 +40,7 @@ pub struct Appended {
     /// The commit sequence number.
     pub seq: u64,
     /// Segment holding the record.
-    pub segment: u32,
+    pub segment: Arc<Segment>,
     /// Offset of the frame in that segment.
     pub frame_offset: u64,
     /// Per op: offset of its key from the frame start, and its kv checksum.
@@ -49,6 +49,8 @@ pub struct Appended {
 
 struct State {
     file: Arc<File>,
+    /// The segment being written (for its usage counters).
+    active: Arc<Segment>,
     active_id: u32,
     /// End of the last appended record (written or buffered).
     logical_end: u64,
@@ -113,10 +115,13 @@ impl LogWriter {
             }
             None => {
                 let file = segment::create(dir, active_id)?;
-                segments.insert(Arc::new(Segment::open(dir, active_id)?));
+                segments.insert(Arc::new(Segment::open(dir, active_id, false)?));
                 (file, SEGMENT_HEADER_LEN)
             }
         };
+        let active = segments
+            .get(active_id)
+            .ok_or_else(|| Error::InvalidArgument(format!("active segment {active_id} is not open")))?;
         Ok(LogWriter {
             dir: dir.to_path_buf(),
             policy: opts.sync,
@@ -125,6 +130,7 @@ impl LogWriter {
             segments,
             state: Mutex::new(State {
                 file: Arc::new(file),
+                active,
                 active_id,
                 logical_end,
                 flushed_end: logical_end,
@@ -183,9 +189,10 @@ impl LogWriter {
         let mut kv = Vec::with_capacity(ops.len());
         record::encode(&mut st.buf, seq, ops, &mut kv);
         st.logical_end += len;
+        st.active.usage.note_seq(seq);
         let appended = Appended {
             seq,
-            segment: st.active_id,
+            segment: Arc::clone(&st.active),
             frame_offset,
             kv,
         };
@@ -315,10 +322,7 @@ impl LogWriter {
         if self.policy != SyncPolicy::Never {
             self.sync_locked(st)?;
         }
-        let next_id = st
-            .active_id
-            .checked_add(1)
-            .ok_or_else(|| Error::InvalidArgument("segment id space exhausted; compact into a new database".into()))?;
+        let next_id = self.segments.allocate_id()?;
         let file = match segment::create(&self.dir, next_id) {
             Ok(f) => f,
             Err(e) => {
@@ -326,8 +330,11 @@ impl LogWriter {
                 return Err(e);
             }
         };
-        self.segments.insert(Arc::new(Segment::open(&self.dir, next_id)?));
+        let seg = Arc::new(Segment::open(&self.dir, next_id, false)?);
+        self.segments.insert(Arc::clone(&seg));
+        self.segments.closed(st.active_id);
         st.file = Arc::new(file);
+        st.active = seg;
         st.active_id = next_id;
         st.logical_end = SEGMENT_HEADER_LEN;
         st.flushed_end = SEGMENT_HEADER_LEN;
@@ -335,6 +342,29 @@ impl LogWriter {
         // path and re-checks under the lock, so the order of these is free.
         self.flushed_end.store(SEGMENT_HEADER_LEN, Ordering::Release);
         self.active_id.store(next_id, Ordering::Release);
+        Ok(())
+    }
+
+    /// Hands buffered records to the OS and returns the active segment, the
+    /// length up to which its records are whole in the file, and the
+    /// sequence number of the last record before that point.
+    pub fn position(&self) -> Result<(u32, u64, u64)> {
+        let mut st = self.state.lock();
+        while st.sync_in_progress {
+            self.synced.wait(&mut st);
+        }
+        Self::check_writable(&st)?;
+        self.flush_locked(&mut st)?;
+        Ok((st.active_id, st.flushed_end, st.next_seq - 1))
+    }
+
+    /// Closes the active segment now, if it holds any record.
+    pub fn roll_now(&self) -> Result<()> {
+        let mut st = self.state.lock();
+        Self::check_writable(&st)?;
+        if st.logical_end > SEGMENT_HEADER_LEN {
+            self.roll(&mut st)?;
+        }
         Ok(())
     }
 

@@ -1,0 +1,290 @@
+//! Compaction: rewrites segments with their live records only, and keeps
+//! hint files beside closed segments.
+//!
+//! A group of closed segments is read, every op still referenced by the
+//! index is copied (grouped by sequence number, in sequence order) into a
+//! new *sealed* segment, written under a temporary name, synced, renamed
+//! into place and given a hint file. Then each copied version is moved in
+//! the index (a per-key compare-and-set on sequence and segment, so a write
+//! racing the compaction always wins), and the old files are unlinked.
+//! Readers never block: one that still holds an old segment reads on from
+//! the open file; one that finds its segment gone looks the key up again.
+//!
+//! What is dropped: versions no snapshot can read (superseded or deleted),
+//! deletes whose key has no older record left in any other segment, and
+//! expired values (turned into deletes, so older records stay shadowed)
+//! that no open snapshot could still see.
+//!
+//! A crash at any point is safe: until the old files are unlinked, both
+//! copies exist, and recovery keeps the version with the highest sequence
+//! number, which is the same record in both.
+
+use std::collections::HashSet;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::db::{now_ms, Inner};
+use crate::error::{Error, Result};
+use crate::log::hint::{self, HINT_VALUE_MAX};
+use crate::log::record::{self, OpKind, OpRef};
+use crate::log::segment::{self, Segment, FLAG_SEALED, SEGMENT_HEADER_LEN};
+
+/// What one compaction pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// Segments rewritten.
+    pub segments_in: u64,
+    /// Segments written.
+    pub segments_out: u64,
+    /// Bytes of the segments rewritten.
+    pub bytes_in: u64,
+    /// Bytes of the segments written.
+    pub bytes_out: u64,
+}
+
+impl CompactionReport {
+    fn add(&mut self, o: CompactionReport) {
+        self.segments_in += o.segments_in;
+        self.segments_out += o.segments_out;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+    }
+}
+
+/// An op kept by compaction, borrowing from its input segment's bytes.
+struct Kept<'a> {
+    seq: u64,
+    from: u32,
+    kind: OpKind,
+    key: &'a [u8],
+    value: &'a [u8],
+    expires_at: u64,
+    /// An expired put rewritten as a delete.
+    expired: bool,
+}
+
+/// Writes hint files for closed segments that lack one.
+pub(crate) fn write_pending_hints(inner: &Inner) -> Result<()> {
+    let segments = inner.log.segments();
+    for id in segments.take_unhinted() {
+        let Some(seg) = segments.get(id) else { continue };
+        if seg.sealed {
+            continue; // compaction wrote its hint with it
+        }
+        let data = fs::read(&seg.path).map_err(|e| Error::io(format!("reading {}", seg.path.display()), e))?;
+        let entries = hint::entries_from_frames(&data, inner.hint_inline());
+        hint::write(inner.dir(), id, &data, entries)?;
+    }
+    Ok(())
+}
+
+/// Compacts every closed segment whose dead fraction reaches `threshold`
+/// (or, with `everything`, every closed segment holding any dead or expiring bytes).
+pub(crate) fn compact(inner: &Inner, threshold: f64, everything: bool) -> Result<CompactionReport> {
+    let active = inner.log.active_segment();
+    let candidates: Vec<Arc<Segment>> = inner
+        .log
+        .segments()
+        .all()
+        .into_iter()
+        .filter(|s| s.id != active)
+        .filter(|s| {
+            let f = s.usage.dead_fraction();
+            if everything {
+                f > 0.0 || s.usage.has_expiry.load(Ordering::Relaxed)
+            } else {
+                f >= threshold
+            }
+        })
+        .collect();
+    let mut report = CompactionReport::default();
+    let budget = inner.segment_size();
+    let mut group: Vec<Arc<Segment>> = Vec::new();
+    let mut live = 0u64;
+    for seg in candidates {
+        let seg_live = seg.usage.live.load(Ordering::Relaxed);
+        if !group.is_empty() && live + seg_live > budget {
+            report.add(compact_group(inner, &group)?);
+            group.clear();
+            live = 0;
+        }
+        live += seg_live;
+        group.push(seg);
+    }
+    if !group.is_empty() {
+        report.add(compact_group(inner, &group)?);
+    }
+    Ok(report)
+}
+
+/// Rewrites `inputs` into one sealed segment (or none, if nothing is live).
+fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionReport> {
+    let segments = inner.log.segments();
+    let input_ids: HashSet<u32> = inputs.iter().map(|s| s.id).collect();
+    // Oldest sequence in every other segment: a delete must stay while an
+    // older record of its key may exist elsewhere.
+    let others_min: Vec<u64> = segments
+        .all()
+        .iter()
+        .filter(|s| !input_ids.contains(&s.id))
+        .map(|s| s.usage.min_seq.load(Ordering::Relaxed))
+        .collect();
+    let older_elsewhere = |seq: u64| others_min.iter().any(|&m| m < seq);
+    // An expired value may go once no open snapshot can still see it.
+    let safe_time = now_ms().min(inner.snapshots.oldest_time());
+    inner.snapshots.advance(&inner.vis);
+    let watermark = inner.snapshots.watermark();
+
+    let mut datas = Vec::with_capacity(inputs.len());
+    for seg in inputs {
+        datas.push(fs::read(&seg.path).map_err(|e| Error::io(format!("reading {}", seg.path.display()), e))?);
+    }
+    let mut kept: Vec<Kept<'_>> = Vec::new();
+    for (seg, data) in inputs.iter().zip(&datas) {
+        let mut at = SEGMENT_HEADER_LEN as usize;
+        while at < data.len() {
+            let rec = record::decode(&data[at..]).map_err(|e| {
+                Error::corruption(&seg.path, at as u64, format!("compaction found a bad record: {e:?}"))
+            })?;
+            for op in &rec.ops {
+                let state = inner.index().holds(op.key, rec.seq, seg.id, watermark);
+                let keep = match (op.kind, state) {
+                    (OpKind::Put, None) => None,
+                    (OpKind::Put, Some(newest)) => {
+                        let expired = newest && op.expires_at != 0 && op.expires_at <= safe_time;
+                        Some(expired)
+                    }
+                    (OpKind::Delete, Some(_)) => Some(false),
+                    (OpKind::Delete, None) => {
+                        let superseded = inner.index().newest_seq(op.key).is_some_and(|s| s > rec.seq);
+                        (!superseded && older_elsewhere(rec.seq)).then_some(false)
+                    }
+                };
+                if let Some(expired) = keep {
+                    kept.push(Kept {
+                        seq: rec.seq,
+                        from: seg.id,
+                        kind: if expired { OpKind::Delete } else { op.kind },
+                        key: op.key,
+                        value: if expired { &[] } else { op.value },
+                        expires_at: if expired { 0 } else { op.expires_at },
+                        expired,
+                    });
+                }
+            }
+            at += rec.frame_len;
+        }
+    }
+    let bytes_in: u64 = datas.iter().map(|d| d.len() as u64).sum();
+    // Sequence order, ops of one commit together: recovery requires strictly
+    // increasing sequence numbers within a segment.
+    kept.sort_by_key(|k| k.seq);
+
+    let mut report = CompactionReport {
+        segments_in: inputs.len() as u64,
+        bytes_in,
+        ..CompactionReport::default()
+    };
+    if !kept.is_empty() {
+        let out_id = segments.allocate_id()?;
+        let mut buf = Vec::with_capacity(SEGMENT_HEADER_LEN as usize + kept.len() * 64);
+        buf.extend_from_slice(&segment::encode_header(out_id, FLAG_SEALED));
+        let mut offsets = Vec::with_capacity(kept.len());
+        let mut kv = Vec::new();
+        let mut i = 0;
+        while i < kept.len() {
+            let j = i + kept[i..].iter().take_while(|k| k.seq == kept[i].seq).count();
+            let ops: Vec<OpRef<'_>> = kept[i..j]
+                .iter()
+                .map(|k| OpRef {
+                    kind: k.kind,
+                    key: k.key,
+                    value: k.value,
+                    expires_at: k.expires_at,
+                })
+                .collect();
+            let frame_at = buf.len() as u64;
+            record::encode(&mut buf, kept[i].seq, &ops, &mut kv);
+            offsets.extend(kv.iter().map(|&(off, _)| frame_at + off as u64));
+            i = j;
+        }
+        write_sealed(inner.dir(), out_id, &buf)?;
+        hint::write(
+            inner.dir(),
+            out_id,
+            &buf,
+            hint::entries_from_frames(&buf, inner.hint_inline()),
+        )?;
+        let out = Arc::new(Segment::open(inner.dir(), out_id, true)?);
+        for k in &kept {
+            out.usage.note_seq(k.seq);
+        }
+        segments.insert(Arc::clone(&out));
+        // Switch the index over, one version at a time.
+        for (k, &offset) in kept.iter().zip(&offsets) {
+            let bytes = crate::db::op_log_bytes(k.key.len(), k.value.len(), k.expires_at) as u64;
+            let live = if k.expired {
+                if inner
+                    .index()
+                    .expire_to_tombstone(k.key, k.seq, k.from, out_id, bytes as u32)
+                {
+                    inner.expired_by_compaction(k.seq, k.key);
+                }
+                false
+            } else {
+                inner.index().relocate(k.key, k.seq, k.from, out_id, offset) == Some(true)
+            };
+            if live {
+                out.usage.live.fetch_add(bytes, Ordering::Relaxed);
+            } else {
+                out.usage.dead.fetch_add(bytes, Ordering::Relaxed);
+            }
+        }
+        report.segments_out = 1;
+        report.bytes_out = buf.len() as u64;
+    }
+    // Retire the inputs: readers holding them read on; new lookups find the
+    // relocated versions.
+    for seg in inputs {
+        segments.remove(seg.id);
+        remove_if_present(&seg.path)?;
+        remove_if_present(&hint::hint_path(inner.dir(), seg.id))?;
+    }
+    segment::sync_dir(inner.dir())?;
+    Ok(report)
+}
+
+/// Writes a sealed segment under a temporary name, syncs it, and renames it into place.
+fn write_sealed(dir: &Path, id: u32, bytes: &[u8]) -> Result<()> {
+    let path = dir.join(segment::segment_file_name(id));
+    let tmp = dir.join(format!("{}.tmp", segment::segment_file_name(id)));
+    let io = |e| Error::io(format!("writing {}", tmp.display()), e);
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    fs::rename(&tmp, &path).map_err(|e| Error::io(format!("renaming {} into place", tmp.display()), e))?;
+    segment::sync_dir(dir)
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(format!("removing {}", path.display()), e)),
+    }
+}
+
+/// Values kept in hint files: never more than the hint format's cap.
+pub(crate) fn hint_inline(inline_threshold: usize) -> usize {
+    inline_threshold.max(64).min(HINT_VALUE_MAX)
+}
