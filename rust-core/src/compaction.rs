@@ -85,15 +85,25 @@ pub(crate) fn write_pending_hints(inner: &Inner) -> Result<()> {
 /// Compacts every closed segment whose dead fraction reaches `threshold`
 /// (or, with `everything`, every closed segment holding any dead or expiring bytes).
 pub(crate) fn compact(inner: &Inner, threshold: f64, everything: bool) -> Result<CompactionReport> {
-    let active = inner.log.active_segment();
+    // Only closed segments (the writer's current and next ones are never
+    // touched), and only those whose every commit is visible: a commit is in its
+    // segment before it is in the index (under `Always` it waits for its
+    // group's sync, during which the segment may close), and an op the index
+    // does not hold yet would look dead.
+    let visible = inner.vis.visible();
     let candidates: Vec<Arc<Segment>> = inner
         .log
         .segments()
         .all()
         .into_iter()
-        .filter(|s| s.id != active)
+        .filter(|s| s.closed.load(Ordering::Acquire) && s.usage.max_seq.load(Ordering::Relaxed) <= visible)
         .filter(|s| {
-            let f = s.usage.dead_fraction();
+            // A segment with nothing live (all dead, or empty) always goes.
+            let f = if s.usage.live.load(Ordering::Relaxed) == 0 {
+                1.0
+            } else {
+                s.usage.dead_fraction()
+            };
             if everything {
                 f > 0.0 || s.usage.has_expiry.load(Ordering::Relaxed)
             } else {
@@ -150,7 +160,13 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionRep
             let rec = record::decode(&data[at..]).map_err(|e| {
                 Error::corruption(&seg.path, at as u64, format!("compaction found a bad record: {e:?}"))
             })?;
-            for op in &rec.ops {
+            // A batch may write a key twice; only its last op on a key counts.
+            let mut seen = HashSet::with_capacity(rec.ops.len());
+            let last_of_key: Vec<bool> = rec.ops.iter().rev().map(|op| seen.insert(op.key)).collect();
+            for (op, last) in rec.ops.iter().zip(last_of_key.into_iter().rev()) {
+                if !last {
+                    continue;
+                }
                 let state = inner.index().holds(op.key, rec.seq, seg.id, watermark);
                 let keep = match (op.kind, state) {
                     (OpKind::Put, None) => None,
@@ -251,8 +267,9 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionRep
     // relocated versions.
     for seg in inputs {
         segments.remove(seg.id);
-        remove_if_present(&seg.path)?;
+        // The hint first: a hint without its segment is ignored at open.
         remove_if_present(&hint::hint_path(inner.dir(), seg.id))?;
+        remove_if_present(&seg.path)?;
     }
     segment::sync_dir(inner.dir())?;
     Ok(report)

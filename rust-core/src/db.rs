@@ -62,6 +62,9 @@ impl Default for SegmentTally {
     }
 }
 
+/// Lookups a read retries when compaction keeps moving its value.
+const RELOCATION_RETRIES: usize = 10_000;
+
 /// How often (in commits) the GC watermark is recomputed.
 const WATERMARK_EVERY: u64 = 64;
 
@@ -405,7 +408,7 @@ impl Db {
         inner.check_open()?;
         inner.check_key(key)?;
         inner.counters.reads.add(1);
-        loop {
+        for _ in 0..RELOCATION_RETRIES {
             match inner.index.get(key, inner.vis.visible()) {
                 Lookup::Found(v) => {
                     // The clock is read only for keys that carry an expiry.
@@ -417,6 +420,7 @@ impl Db {
                         return Ok(Some(value));
                     }
                     // Compaction moved the value: look the key up again.
+                    std::thread::yield_now();
                 }
                 Lookup::Missing => return Ok(None),
                 // The version this read wanted was reclaimed because a newer
@@ -424,6 +428,7 @@ impl Db {
                 Lookup::Stale => continue,
             }
         }
+        Err(inner.missing_segment(key))
     }
 
     /// The values of `keys`, all read at one snapshot.
@@ -740,16 +745,31 @@ impl Inner {
     /// The value of `key` at `seq`, looking the key up again when compaction
     /// moved the value between lookup and read.
     pub(crate) fn read_at(&self, key: &[u8], seq: u64, now_ms: u64) -> Result<Option<Value>> {
-        loop {
+        for _ in 0..RELOCATION_RETRIES {
             match self.index.get(key, seq) {
                 Lookup::Found(v) if !v.is_absent(now_ms) => {
                     if let Some(value) = self.load(key, &v)? {
                         return Ok(Some(value));
                     }
+                    std::thread::yield_now();
                 }
                 _ => return Ok(None),
             }
         }
+        Err(self.missing_segment(key))
+    }
+
+    /// The error for a version whose segment stays gone: the index points
+    /// at a file that no longer exists, which only damage can cause.
+    fn missing_segment(&self, key: &[u8]) -> Error {
+        Error::corruption(
+            &self.dir,
+            0,
+            format!(
+                "the value of a key ({} bytes) points to a segment that no longer exists",
+                key.len()
+            ),
+        )
     }
 
     /// Looks up `key` at `seq` (a registered snapshot) and loads its value.

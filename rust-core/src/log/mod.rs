@@ -67,6 +67,9 @@ impl SegmentSet {
 
     /// Records that segment `id` was closed and wakes the compaction thread.
     pub fn closed(&self, id: u32) {
+        if let Some(seg) = self.get(id) {
+            seg.closed.store(true, Ordering::Release);
+        }
         self.unhinted.lock().push(id);
         if let Some(t) = self.on_close.lock().as_ref() {
             t.unpark();
@@ -118,6 +121,11 @@ impl Log {
         last_seq: u64,
     ) -> Result<Log> {
         set.next_id.fetch_max(1, Ordering::AcqRel);
+        for seg in set.all() {
+            if Some(seg.id) != active.map(|(id, _)| id) {
+                seg.closed.store(true, Ordering::Release);
+            }
+        }
         let (active, end) = match active {
             Some((id, end)) if end < opts.segment_size => (id, Some(end)),
             Some((id, _)) => {

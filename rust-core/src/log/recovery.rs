@@ -96,29 +96,16 @@ pub struct ReplayOptions {
 /// Replays every segment in `dir`, calling `apply` for each op.
 pub fn replay(dir: &Path, ro: ReplayOptions, mut apply: impl FnMut(&ReplayOp<'_>)) -> Result<Recovered> {
     let mut out = Recovered::default();
+    remove_temp_files(dir)?;
     let mut ids = segment::list(dir)?;
-    let headers = read_flags(dir, &ids)?;
+    let headers = read_flags(dir, &ids, &mut out.truncated)?;
+    ids.retain(|id| headers.contains_key(id));
     // The active segment: the newest one not written by compaction.
-    let mut active = ids
+    let active = ids
         .iter()
         .rev()
         .find(|id| headers.get(id).is_some_and(|f| f & FLAG_SEALED == 0))
         .copied();
-    if let Some(id) = active {
-        let path = dir.join(segment::segment_file_name(id));
-        let len = file_len(&path)?;
-        if len < SEGMENT_HEADER_LEN {
-            fs::remove_file(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
-            segment::sync_dir(dir)?;
-            out.truncated.push((path.display().to_string(), 0, len));
-            ids.retain(|&i| i != id);
-            active = ids
-                .iter()
-                .rev()
-                .find(|i| headers.get(i).is_some_and(|f| f & FLAG_SEALED == 0))
-                .copied();
-        }
-    }
     out.active = active;
     for id in ids {
         let sealed = headers.get(&id).is_some_and(|f| f & FLAG_SEALED != 0);
@@ -175,6 +162,22 @@ pub fn replay(dir: &Path, ro: ReplayOptions, mut apply: impl FnMut(&ReplayOp<'_>
     Ok(out)
 }
 
+/// Removes `*.tmp` files: a segment or hint that compaction was writing
+/// when the process stopped (the whole file is renamed into place only once
+/// synced, so a temporary file is never needed).
+fn remove_temp_files(dir: &Path) -> Result<()> {
+    let entries = fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?
+            .path();
+        if path.extension().is_some_and(|x| x == "tmp") {
+            fs::remove_file(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+        }
+    }
+    Ok(())
+}
+
 fn file_len(path: &Path) -> Result<u64> {
     fs::metadata(path)
         .map(|m| m.len())
@@ -183,17 +186,27 @@ fn file_len(path: &Path) -> Result<u64> {
 
 /// Header flags of every segment; a bad header is corruption, except a
 /// too-short newest file, which the caller handles.
-fn read_flags(dir: &Path, ids: &[u32]) -> Result<std::collections::HashMap<u32, u16>> {
+fn read_flags(
+    dir: &Path,
+    ids: &[u32],
+    removed: &mut Vec<(String, u64, u64)>,
+) -> Result<std::collections::HashMap<u32, u16>> {
     use std::io::Read;
     let mut flags = std::collections::HashMap::new();
-    for (i, &id) in ids.iter().enumerate() {
+    for &id in ids {
         let path = dir.join(segment::segment_file_name(id));
         let mut h = Vec::with_capacity(SEGMENT_HEADER_LEN as usize);
         fs::File::open(&path)
             .and_then(|f| f.take(SEGMENT_HEADER_LEN).read_to_end(&mut h))
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        if h.len() < SEGMENT_HEADER_LEN as usize && i + 1 == ids.len() {
-            continue; // cut during creation; removed by the caller
+        if h.len() < SEGMENT_HEADER_LEN as usize {
+            // Cut while the writer created it (compaction renames whole
+            // files into place, so only the writer's can be short): it holds
+            // no record. Removed here.
+            fs::remove_file(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+            segment::sync_dir(dir)?;
+            removed.push((path.display().to_string(), 0, h.len() as u64));
+            continue;
         }
         match segment::check_header(&h, id) {
             Ok(f) => {

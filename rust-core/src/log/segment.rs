@@ -139,6 +139,9 @@ pub struct Segment {
     pub path: PathBuf,
     /// Written whole by compaction.
     pub sealed: bool,
+    /// Set once the writer will never append to it again; only closed
+    /// segments may be compacted.
+    pub closed: AtomicBool,
     /// Live and dead bytes.
     pub usage: Usage,
     file: File,
@@ -155,6 +158,7 @@ impl Segment {
             id,
             path,
             sealed,
+            closed: AtomicBool::new(sealed),
             usage,
             file,
         })

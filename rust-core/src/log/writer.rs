@@ -286,13 +286,21 @@ impl LogWriter {
         Ok(())
     }
 
-    fn sync_locked(&self, st: &mut MutexGuard<'_, State>) -> Result<()> {
+    /// Syncs the active file. With `release`, the append lock is let go
+    /// during the fdatasync (appends may continue into the buffer); a roll
+    /// must hold it, since it switches files right after.
+    fn sync_locked(&self, st: &mut MutexGuard<'_, State>, release: bool) -> Result<()> {
         let target = st.next_seq - 1;
         if target == st.durable_seq {
             return Ok(());
         }
         let file = Arc::clone(&st.file);
-        if let Err(e) = MutexGuard::unlocked(st, || file.sync_data()) {
+        let res = if release {
+            MutexGuard::unlocked(st, || file.sync_data())
+        } else {
+            file.sync_data()
+        };
+        if let Err(e) = res {
             let reason = format!("syncing segment {}: {e}", st.active_id);
             st.poisoned = Some(reason.clone());
             self.synced.notify_all();
@@ -320,7 +328,7 @@ impl LogWriter {
         Self::check_writable(st)?;
         self.flush_locked(st)?;
         if self.policy != SyncPolicy::Never {
-            self.sync_locked(st)?;
+            self.sync_locked(st, false)?;
         }
         let next_id = self.segments.allocate_id()?;
         let file = match segment::create(&self.dir, next_id) {
@@ -394,7 +402,7 @@ impl LogWriter {
         Self::check_writable(&st)?;
         self.flush_locked(&mut st)?;
         if sync {
-            self.sync_locked(&mut st)?;
+            self.sync_locked(&mut st, true)?;
         }
         Ok(())
     }
