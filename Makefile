@@ -6,7 +6,9 @@ CARGO_FLAGS ?= --locked
 CRASH_CYCLES ?= 300
 
 .DEFAULT_GOAL := help
-.PHONY: help build-rust-core test test-rust crash-test bench-rust lint fmt clean
+.PHONY: help build-rust-core test test-rust test-c header crash-test bench-rust lint fmt clean
+
+VALGRIND_DIR := $(CORE_DIR)/target/valgrind
 
 help: ## List the targets with one line each
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -14,10 +16,20 @@ help: ## List the targets with one line each
 build-rust-core: ## Build the Rust core (release): cdylib, staticlib and rlib
 	cd $(CORE_DIR) && $(CARGO) build $(CARGO_FLAGS) --release
 
-test: test-rust ## Run every test (the command CI runs)
+test: test-rust test-c ## Run every test (the command CI runs)
 
 test-rust: ## Rust core: unit, API, model, concurrency, recovery, fuzz and 20 crash cycles
 	cd $(CORE_DIR) && $(CARGO) test $(CARGO_FLAGS) -- --test-threads=2
+
+test-c: ## C program against the cdylib under valgrind (no leaks, no invalid accesses)
+	cd $(CORE_DIR) && $(CARGO) build $(CARGO_FLAGS) --no-default-features --target-dir target/valgrind
+	$(CC) -std=c11 -Wall -Wextra -Werror -I $(CORE_DIR)/include $(CORE_DIR)/tests/c/abi_test.c \
+		-L $(VALGRIND_DIR)/debug -lmantisdb_core -Wl,-rpath,$(abspath $(VALGRIND_DIR)/debug) -o $(VALGRIND_DIR)/abi_test
+	valgrind -q --error-exitcode=1 --leak-check=full --show-possibly-lost=no \
+		--errors-for-leak-kinds=definite,indirect $(VALGRIND_DIR)/abi_test
+
+header: ## Regenerate rust-core/include/mantisdb.h with the pinned cbindgen
+	cd $(CORE_DIR) && MANTIS_WRITE_HEADER=1 $(CARGO) test $(CARGO_FLAGS) --test header
 
 crash-test: ## Crash test with many SIGKILL cycles (CRASH_CYCLES=300)
 	cd $(CORE_DIR) && MANTIS_CRASH_CYCLES=$(CRASH_CYCLES) $(CARGO) test $(CARGO_FLAGS) --release --test crash -- --nocapture

@@ -342,6 +342,11 @@ impl Db {
         self.inner.log.close()
     }
 
+    /// Fails with [`Error::Closed`] once the database is closed.
+    pub fn check_open(&self) -> Result<()> {
+        self.inner.check_open()
+    }
+
     /// The directory this database lives in.
     pub fn path(&self) -> &Path {
         &self.inner.dir

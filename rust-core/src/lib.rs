@@ -34,6 +34,7 @@ mod compaction;
 mod db;
 mod dirlock;
 mod error;
+pub mod ffi;
 pub mod index;
 mod iter;
 pub mod log;

@@ -1,0 +1,239 @@
+/* Exercises the MantisDB C API through the shared library: open, put, get,
+ * batch, multi-get, scan, snapshot, transactions, stats, close, and the error
+ * paths. Run under valgrind by `make test-c`: no leaks, no invalid accesses. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mantisdb.h"
+
+static int failures = 0;
+static int checks = 0;
+
+#define CHECK(cond, ...)                                                       \
+  do {                                                                         \
+    checks++;                                                                  \
+    if (!(cond)) {                                                             \
+      failures++;                                                              \
+      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                    \
+      fprintf(stderr, __VA_ARGS__);                                            \
+      fprintf(stderr, "\n");                                                   \
+    }                                                                          \
+  } while (0)
+
+#define S(str) (const uint8_t *)(str), strlen(str)
+
+/* Expects `st` and an error object with that status and a message. */
+static void expect_error(MantisStatus st, MantisError *err, MantisStatus want, const char *what) {
+  CHECK(st == want, "%s: status %u, want %u", what, st, want);
+  CHECK(err != NULL && err->status == want && err->message_len > 0 &&
+            strlen(err->message) == err->message_len,
+        "%s: no proper error object", what);
+  mantis_error_free(err);
+}
+
+static void append_op(uint8_t **buf, size_t *len, uint8_t kind, const char *k, const char *v, uint64_t ttl) {
+  uint32_t kl = (uint32_t)strlen(k), vl = (uint32_t)strlen(v);
+  *buf = realloc(*buf, *len + 17 + kl + vl);
+  uint8_t *p = *buf + *len;
+  p[0] = kind;
+  memcpy(p + 1, &kl, 4);
+  memcpy(p + 5, &vl, 4);
+  memcpy(p + 9, &ttl, 8);
+  memcpy(p + 17, k, kl);
+  memcpy(p + 17 + kl, v, vl);
+  *len += 17 + kl + vl;
+}
+
+int main(void) {
+  char dir[] = "/tmp/mantis-abi-XXXXXX";
+  if (!mkdtemp(dir)) { perror("mkdtemp"); return 2; }
+  MantisError *err = NULL;
+  MantisOptions opts = mantis_options_default();
+  opts.sync = 2; /* never: fast */
+  MantisDb *db = NULL;
+  MantisStatus st = mantis_open(S(dir), &opts, &db, &err);
+  CHECK(st == MANTIS_OK && db != NULL, "open: %u", st);
+
+  /* A second open of the same directory fails with LOCKED and a message. */
+  MantisDb *db2 = NULL;
+  err = NULL;
+  st = mantis_open(S(dir), &opts, &db2, &err);
+  expect_error(st, err, MANTIS_LOCKED, "second open");
+  CHECK(db2 == NULL, "second open wrote its out-parameter");
+
+  /* Put / get, binary value with a NUL byte. */
+  const uint8_t bin[] = {'a', 0, 'b', 0xff};
+  CHECK(mantis_put(db, S("k1"), bin, sizeof bin, NULL) == MANTIS_OK, "put");
+  MantisBuf buf = {0};
+  st = mantis_get(db, S("k1"), &buf, NULL);
+  CHECK(st == MANTIS_OK && buf.len == 4 && memcmp(buf.data, bin, 4) == 0, "get");
+  mantis_buf_free(&buf);
+  CHECK(buf.data == NULL && buf.len == 0, "buf_free clears");
+  mantis_buf_free(&buf); /* freeing a cleared buffer is harmless */
+  mantis_buf_free(NULL);
+  st = mantis_get(db, S("missing"), &buf, NULL);
+  CHECK(st == MANTIS_NOT_FOUND && buf.data == NULL, "get missing");
+
+  /* get_into: too small, then right. */
+  uint8_t small[2];
+  size_t vlen = 0;
+  st = mantis_get_into(db, S("k1"), small, sizeof small, &vlen, NULL);
+  CHECK(st == MANTIS_BUFFER_TOO_SMALL && vlen == 4, "get_into small: %u %zu", st, vlen);
+  uint8_t big[16];
+  st = mantis_get_into(db, S("k1"), big, sizeof big, &vlen, NULL);
+  CHECK(st == MANTIS_OK && vlen == 4 && memcmp(big, bin, 4) == 0, "get_into");
+
+  /* Empty value is a value; delete makes it absent. */
+  CHECK(mantis_put(db, S("empty"), NULL, 0, NULL) == MANTIS_OK, "put empty value");
+  st = mantis_get_into(db, S("empty"), NULL, 0, &vlen, NULL);
+  CHECK(st == MANTIS_OK && vlen == 0, "get empty value");
+  CHECK(mantis_delete(db, S("empty"), NULL) == MANTIS_OK, "delete");
+  CHECK(mantis_get(db, S("empty"), &buf, NULL) == MANTIS_NOT_FOUND, "deleted");
+
+  /* Error paths. */
+  err = NULL;
+  st = mantis_put(db, NULL, 0, bin, 1, &err);
+  expect_error(st, err, MANTIS_INVALID_KEY, "empty key");
+  err = NULL;
+  st = mantis_put(db, NULL, 5, bin, 1, &err);
+  expect_error(st, err, MANTIS_NULL_PARAMETER, "NULL key with a length");
+  err = NULL;
+  st = mantis_put(NULL, S("k"), bin, 1, &err);
+  expect_error(st, err, MANTIS_NULL_PARAMETER, "NULL handle");
+  err = NULL;
+  st = mantis_get(db, S("k1"), NULL, &err);
+  expect_error(st, err, MANTIS_NULL_PARAMETER, "NULL out");
+  st = mantis_put(db, NULL, 0, bin, 1, NULL); /* err may be NULL */
+  CHECK(st == MANTIS_INVALID_KEY, "NULL err pointer");
+  err = NULL;
+  st = mantis_put_ttl(db, S("t"), bin, 1, 0, &err);
+  expect_error(st, err, MANTIS_INVALID_ARGUMENT, "zero ttl");
+
+  /* Atomic batch: two puts and a delete. */
+  uint8_t *batch = NULL;
+  size_t blen = 0;
+  append_op(&batch, &blen, 0, "p:1", "one", 0);
+  append_op(&batch, &blen, 0, "p:2", "two", 0);
+  append_op(&batch, &blen, 0, "p:3", "three", 60000);
+  append_op(&batch, &blen, 1, "k1", "", 0);
+  CHECK(mantis_write_batch(db, batch, blen, 4, NULL) == MANTIS_OK, "batch");
+  err = NULL;
+  st = mantis_write_batch(db, batch, blen - 1, 4, &err);
+  expect_error(st, err, MANTIS_INVALID_ARGUMENT, "truncated batch");
+  free(batch);
+
+  /* Multi-get: found, missing. */
+  uint8_t keys[64];
+  size_t kl = 0;
+  const char *ks[] = {"p:1", "nope"};
+  for (int i = 0; i < 2; i++) {
+    uint32_t l = (uint32_t)strlen(ks[i]);
+    memcpy(keys + kl, &l, 4);
+    memcpy(keys + kl + 4, ks[i], l);
+    kl += 4 + l;
+  }
+  st = mantis_multi_get(db, keys, kl, 2, &buf, NULL);
+  CHECK(st == MANTIS_OK && buf.len == 5 + 3 + 5, "multi_get: %u %zu", st, buf.len);
+  CHECK(buf.data[0] == 1 && memcmp(buf.data + 5, "one", 3) == 0 && buf.data[8] == 0, "multi_get content");
+  mantis_buf_free(&buf);
+
+  /* Prefix iterator in batches of 2. */
+  MantisIter *it = NULL;
+  CHECK(mantis_iter_new(db, S("p:"), NULL, 0, true, &it, NULL) == MANTIS_OK, "iter_new");
+  CHECK(mantis_put(db, S("p:9"), S("later"), NULL) == MANTIS_OK, "put during scan");
+  size_t total = 0, count = 0;
+  char last[8] = {0};
+  do {
+    st = mantis_iter_next_batch(it, 2, 1 << 20, &buf, &count, NULL);
+    CHECK(st == MANTIS_OK, "next_batch");
+    size_t at = 0;
+    for (size_t i = 0; i < count; i++) {
+      uint32_t k, v;
+      memcpy(&k, buf.data + at, 4);
+      memcpy(&v, buf.data + at + 4, 4);
+      CHECK(k < sizeof last, "key length");
+      memcpy(last, buf.data + at + 8, k);
+      last[k] = 0;
+      at += 8 + k + v;
+    }
+    total += count;
+    mantis_buf_free(&buf);
+  } while (count > 0);
+  CHECK(total == 3 && strcmp(last, "p:3") == 0, "scan saw %zu keys, last %s (the later put must be invisible)", total, last);
+  CHECK(mantis_iter_seek(it, S("p:2"), NULL) == MANTIS_OK, "seek");
+  st = mantis_iter_next_batch(it, 10, 1 << 20, &buf, &count, NULL);
+  CHECK(st == MANTIS_OK && count == 2, "after seek: %zu", count);
+  mantis_buf_free(&buf);
+  mantis_iter_free(it);
+  mantis_iter_free(NULL);
+
+  /* Snapshot. */
+  MantisSnapshot *snap = NULL;
+  CHECK(mantis_snapshot_new(db, &snap, NULL) == MANTIS_OK, "snapshot");
+  CHECK(mantis_put(db, S("p:1"), S("changed"), NULL) == MANTIS_OK, "put after snapshot");
+  st = mantis_snapshot_get(snap, S("p:1"), &buf, NULL);
+  CHECK(st == MANTIS_OK && buf.len == 3 && memcmp(buf.data, "one", 3) == 0, "snapshot get");
+  mantis_buf_free(&buf);
+  mantis_snapshot_free(snap);
+
+  /* Transactions: commit, then a conflict. */
+  MantisTxn *t1 = NULL, *t2 = NULL;
+  CHECK(mantis_txn_begin(db, &t1, NULL) == MANTIS_OK, "begin");
+  CHECK(mantis_txn_put(t1, S("acct"), S("100"), NULL) == MANTIS_OK, "txn put");
+  st = mantis_txn_get(t1, S("acct"), &buf, NULL);
+  CHECK(st == MANTIS_OK && buf.len == 3, "read your writes");
+  mantis_buf_free(&buf);
+  CHECK(mantis_txn_commit(t1, NULL) == MANTIS_OK, "commit");
+  err = NULL;
+  st = mantis_txn_commit(t1, &err);
+  expect_error(st, err, MANTIS_INVALID_ARGUMENT, "commit twice");
+  mantis_txn_free(t1);
+  CHECK(mantis_txn_begin(db, &t1, NULL) == MANTIS_OK, "begin t1");
+  CHECK(mantis_txn_begin(db, &t2, NULL) == MANTIS_OK, "begin t2");
+  CHECK(mantis_txn_get(t1, S("acct"), &buf, NULL) == MANTIS_OK, "t1 read");
+  mantis_buf_free(&buf);
+  CHECK(mantis_txn_put(t1, S("acct"), S("90"), NULL) == MANTIS_OK, "t1 put");
+  CHECK(mantis_txn_put(t2, S("acct"), S("80"), NULL) == MANTIS_OK, "t2 put");
+  CHECK(mantis_txn_commit(t2, NULL) == MANTIS_OK, "t2 commit");
+  err = NULL;
+  st = mantis_txn_commit(t1, &err);
+  expect_error(st, err, MANTIS_CONFLICT, "t1 conflict");
+  CHECK(mantis_txn_rollback(t1, NULL) == MANTIS_OK, "rollback after finish");
+  mantis_txn_free(t1);
+  mantis_txn_free(t2);
+  mantis_txn_free(NULL);
+
+  /* Stats, sync, compact, checkpoint. */
+  MantisStats stats;
+  CHECK(mantis_stats(db, &stats, NULL) == MANTIS_OK && stats.keys == 5, "stats keys %llu", (unsigned long long)stats.keys);
+  CHECK(mantis_sync(db, NULL) == MANTIS_OK, "sync");
+  CHECK(mantis_compact(db, NULL) == MANTIS_OK, "compact");
+  char cp[sizeof dir + 4];
+  snprintf(cp, sizeof cp, "%s.cp", dir);
+  CHECK(mantis_checkpoint(db, S(cp), NULL) == MANTIS_OK, "checkpoint");
+
+  /* Close: later calls answer CLOSED; free is separate. */
+  CHECK(mantis_close(db, NULL) == MANTIS_OK, "close");
+  err = NULL;
+  st = mantis_get(db, S("p:2"), &buf, &err);
+  expect_error(st, err, MANTIS_CLOSED, "get after close");
+  CHECK(mantis_close(db, NULL) == MANTIS_OK, "close twice");
+  mantis_db_free(db);
+  mantis_db_free(NULL);
+
+  /* The checkpoint opens as a database with the data. */
+  CHECK(mantis_open(S(cp), &opts, &db, NULL) == MANTIS_OK, "open checkpoint");
+  st = mantis_get(db, S("p:2"), &buf, NULL);
+  CHECK(st == MANTIS_OK && buf.len == 3 && memcmp(buf.data, "two", 3) == 0, "checkpoint content");
+  mantis_buf_free(&buf);
+  mantis_db_free(db);
+
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s %s", dir, cp);
+  if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
+  printf("%s: %d passed, %d failed\n", mantis_version(), checks - failures, failures);
+  return failures == 0 ? 0 : 1;
+}
