@@ -208,7 +208,7 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionRep
     if !kept.is_empty() {
         let out_id = segments.allocate_id()?;
         let mut buf = Vec::with_capacity(SEGMENT_HEADER_LEN as usize + kept.len() * 64);
-        buf.extend_from_slice(&segment::encode_header(out_id, FLAG_SEALED));
+        buf.extend_from_slice(&segment::encode_header(out_id, FLAG_SEALED, 0));
         let mut offsets = Vec::with_capacity(kept.len());
         let mut kv = Vec::new();
         let mut i = 0;
@@ -303,5 +303,5 @@ fn remove_if_present(path: &Path) -> Result<()> {
 
 /// Values kept in hint files: never more than the hint format's cap.
 pub(crate) fn hint_inline(inline_threshold: usize) -> usize {
-    inline_threshold.max(64).min(HINT_VALUE_MAX)
+    inline_threshold.clamp(64, HINT_VALUE_MAX)
 }

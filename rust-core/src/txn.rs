@@ -41,12 +41,18 @@ struct TrackerState {
     open: BTreeMap<u64, usize>,
 }
 
+/// A buffered write: the value and its TTL, or `None` for a delete.
+type BufferedWrite = Option<(Vec<u8>, Option<Duration>)>;
+
+/// A key range a transaction scanned.
+type ScannedRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
 /// What a committing transaction observed, to validate against later commits.
 pub(crate) struct ReadSet<'a> {
     start: u64,
     keys: &'a ahash::AHashSet<Vec<u8>>,
-    writes: &'a BTreeMap<Vec<u8>, Option<(Vec<u8>, Option<Duration>)>>,
-    ranges: &'a [(Bound<Vec<u8>>, Bound<Vec<u8>>)],
+    writes: &'a BTreeMap<Vec<u8>, BufferedWrite>,
+    ranges: &'a [ScannedRange],
 }
 
 impl ReadSet<'_> {
@@ -145,8 +151,8 @@ pub struct Transaction {
     /// Tracking start registered with the conflict tracker.
     from: u64,
     reads: ahash::AHashSet<Vec<u8>>,
-    writes: BTreeMap<Vec<u8>, Option<(Vec<u8>, Option<Duration>)>>,
-    ranges: Vec<(Bound<Vec<u8>>, Bound<Vec<u8>>)>,
+    writes: BTreeMap<Vec<u8>, BufferedWrite>,
+    ranges: Vec<ScannedRange>,
     finished: bool,
 }
 
@@ -231,7 +237,7 @@ impl Transaction {
         self.buffer(key, None)
     }
 
-    fn buffer(&mut self, key: &[u8], value: Option<(Vec<u8>, Option<Duration>)>) -> Result<()> {
+    fn buffer(&mut self, key: &[u8], value: BufferedWrite) -> Result<()> {
         self.check_active()?;
         self.inner.check_key(key)?;
         if let Some((v, _)) = &value {

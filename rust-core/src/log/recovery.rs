@@ -23,7 +23,7 @@ use std::path::Path;
 
 use super::hint::{self, HintEntry};
 use super::record::{self, FrameError, OpKind};
-use super::segment::{self, FLAG_SEALED, SEGMENT_HEADER_LEN};
+use super::segment::{self, Header, SEGMENT_HEADER_LEN};
 use crate::error::{Error, Result};
 
 /// One op as recovery hands it to the index.
@@ -104,11 +104,12 @@ pub fn replay(dir: &Path, ro: ReplayOptions, mut apply: impl FnMut(&ReplayOp<'_>
     let active = ids
         .iter()
         .rev()
-        .find(|id| headers.get(id).is_some_and(|f| f & FLAG_SEALED == 0))
+        .find(|id| headers.get(id).is_some_and(|h| !h.sealed()))
         .copied();
     out.active = active;
     for id in ids {
-        let sealed = headers.get(&id).is_some_and(|f| f & FLAG_SEALED != 0);
+        let header = headers[&id];
+        let sealed = header.sealed();
         let path = dir.join(segment::segment_file_name(id));
         let len = file_len(&path)?;
         let is_active = Some(id) == active;
@@ -151,7 +152,7 @@ pub fn replay(dir: &Path, ro: ReplayOptions, mut apply: impl FnMut(&ReplayOp<'_>
             Some(d) => d,
             None => fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?,
         };
-        let end = replay_segment(&path, id, &data, is_active, ro.repair, &mut out, &mut apply)?;
+        let end = replay_segment(&path, id, header, &data, is_active, ro.repair, &mut out, &mut apply)?;
         if !is_active {
             // Closed segment without a usable hint: write one for next time.
             let entries: Vec<HintEntry> = hint::entries_from_frames(&data[..end as usize], ro.hint_inline);
@@ -190,7 +191,7 @@ fn read_flags(
     dir: &Path,
     ids: &[u32],
     removed: &mut Vec<(String, u64, u64)>,
-) -> Result<std::collections::HashMap<u32, u16>> {
+) -> Result<std::collections::HashMap<u32, Header>> {
     use std::io::Read;
     let mut flags = std::collections::HashMap::new();
     for &id in ids {
@@ -219,9 +220,11 @@ fn read_flags(
 }
 
 /// Replays the frames of one segment; returns where its valid data ends.
+#[allow(clippy::too_many_arguments)]
 fn replay_segment(
     path: &Path,
     id: u32,
+    header: Header,
     data: &[u8],
     is_active: bool,
     repair: bool,
@@ -229,10 +232,13 @@ fn replay_segment(
     apply: &mut impl FnMut(&ReplayOp<'_>),
 ) -> Result<u64> {
     let mut at = SEGMENT_HEADER_LEN as usize;
-    let mut prev_seq = 0u64;
+    // A writer's segment numbers its records base_seq + 1, + 2, ... without
+    // gaps; a sealed one holds copies in increasing order, with gaps.
+    let contiguous = !header.sealed();
+    let mut prev_seq = header.base_seq;
     while at < data.len() {
         let err = match record::decode(&data[at..]) {
-            Ok(rec) if rec.seq > prev_seq => {
+            Ok(rec) if (contiguous && rec.seq == prev_seq + 1) || (!contiguous && rec.seq > prev_seq) => {
                 prev_seq = rec.seq;
                 out.last_seq = out.last_seq.max(rec.seq);
                 out.records += 1;
@@ -252,6 +258,11 @@ fn replay_segment(
                 at += rec.frame_len;
                 continue;
             }
+            Ok(rec) if contiguous => format!(
+                "sequence {} where {} was expected (a record is missing or out of order)",
+                rec.seq,
+                prev_seq + 1
+            ),
             Ok(rec) => format!("sequence {} does not follow {prev_seq} (records out of order)", rec.seq),
             Err(FrameError::Incomplete) => "record cut short before later records".to_string(),
             Err(FrameError::Checksum) => "record checksum mismatch".to_string(),
@@ -270,10 +281,20 @@ fn replay_segment(
     Ok(data.len() as u64)
 }
 
-/// True when a whole, checksummed frame with a newer sequence number starts
-/// anywhere after `at`: then the bad bytes at `at` are not a torn tail.
+/// Smallest possible frame: headers, one op's fixed fields and a 1-byte key.
+const MIN_FRAME: usize = 32;
+
+/// True when a whole, checksummed frame that could be a later record of this
+/// segment starts after `at`: then the bad bytes at `at` are damage, not a
+/// torn tail. Records continue `last_seq` without gaps, so a record found
+/// `d` bytes on is at most `last_seq + 1 + d / MIN_FRAME`; a frame-shaped
+/// value inside the torn record (say, a stored copy of a log) has no reason
+/// to carry such a number, and is not taken for one.
 fn valid_frame_after(data: &[u8], at: usize, last_seq: u64) -> bool {
-    (at + 1..data.len()).any(|pos| matches!(record::decode(&data[pos..]), Ok(rec) if rec.seq > last_seq))
+    (at + 1..data.len()).any(|pos| {
+        let max = last_seq + 1 + ((pos - at) / MIN_FRAME) as u64;
+        matches!(record::decode(&data[pos..]), Ok(rec) if rec.seq > last_seq + 1 && rec.seq <= max)
+    })
 }
 
 fn cut(path: &Path, at: u64, len: u64, log: &mut Vec<(String, u64, u64)>) -> Result<()> {

@@ -1,8 +1,11 @@
 //! Segment files: naming, the file header, positioned reads, directory sync.
 //!
 //! ```text
-//! header := magic:"MANTISSG"  version:u16  flags:u16  segment_id:u64  crc:u32   (24 bytes)
-//!           crc = CRC32C of the 20 bytes before it
+//! header := magic:"MANTISSG"  version:u16  flags:u16  segment_id:u32  base_seq:u64
+//!           reserved:u32  crc:u32                                   (32 bytes)
+//!           crc = CRC32C of the 28 bytes before it
+//!           base_seq: the sequence number just before the segment's first
+//!           record; records of a writer's segment continue it without gaps
 //!           flags bit 0 (SEALED): written whole by compaction, synced, then
 //!           renamed into place, so it can never have a torn tail
 //! body   := frame*            (see `record`)
@@ -28,7 +31,25 @@ pub const SEGMENT_FORMAT_VERSION: u16 = 1;
 /// Header flag: the segment was written whole by compaction.
 pub const FLAG_SEALED: u16 = 1;
 /// Length of the segment header.
-pub const SEGMENT_HEADER_LEN: u64 = 24;
+pub const SEGMENT_HEADER_LEN: u64 = 32;
+/// Offset of the header checksum (it covers every byte before it).
+pub const HEADER_CRC_AT: usize = 28;
+
+/// What a segment header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Flags (see [`FLAG_SEALED`]).
+    pub flags: u16,
+    /// The sequence number before the first record (0 for sealed segments).
+    pub base_seq: u64,
+}
+
+impl Header {
+    /// True for a segment written whole by compaction.
+    pub fn sealed(&self) -> bool {
+        self.flags & FLAG_SEALED != 0
+    }
+}
 
 /// File name of segment `id`.
 pub fn segment_file_name(id: u32) -> String {
@@ -45,27 +66,28 @@ pub fn parse_segment_file_name(name: &str) -> Option<u32> {
 }
 
 /// Encodes the header of segment `id`.
-pub fn encode_header(id: u32, flags: u16) -> [u8; SEGMENT_HEADER_LEN as usize] {
+pub fn encode_header(id: u32, flags: u16, base_seq: u64) -> [u8; SEGMENT_HEADER_LEN as usize] {
     let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
     h[0..8].copy_from_slice(&SEGMENT_MAGIC);
     h[8..10].copy_from_slice(&SEGMENT_FORMAT_VERSION.to_le_bytes());
     h[10..12].copy_from_slice(&flags.to_le_bytes());
-    h[12..20].copy_from_slice(&(id as u64).to_le_bytes());
-    let crc = crc32c::crc32c(&h[0..20]);
-    h[20..24].copy_from_slice(&crc.to_le_bytes());
+    h[12..16].copy_from_slice(&id.to_le_bytes());
+    h[16..24].copy_from_slice(&base_seq.to_le_bytes());
+    let crc = crc32c::crc32c(&h[0..HEADER_CRC_AT]);
+    h[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
-/// Checks a segment header and returns its flags; `Err` carries the reason.
-pub fn check_header(h: &[u8], id: u32) -> std::result::Result<u16, String> {
+/// Checks a segment header; `Err` carries the reason.
+pub fn check_header(h: &[u8], id: u32) -> std::result::Result<Header, String> {
     if h.len() < SEGMENT_HEADER_LEN as usize {
         return Err(format!("header is {} bytes, expected {SEGMENT_HEADER_LEN}", h.len()));
     }
     if h[0..8] != SEGMENT_MAGIC {
         return Err("bad magic number: not a MantisDB segment".into());
     }
-    let crc = u32::from_le_bytes([h[20], h[21], h[22], h[23]]);
-    if crc32c::crc32c(&h[0..20]) != crc {
+    let crc = u32::from_le_bytes([h[28], h[29], h[30], h[31]]);
+    if crc32c::crc32c(&h[0..HEADER_CRC_AT]) != crc {
         return Err("header checksum mismatch".into());
     }
     let version = u16::from_le_bytes([h[8], h[9]]);
@@ -75,14 +97,15 @@ pub fn check_header(h: &[u8], id: u32) -> std::result::Result<u16, String> {
             "format version {version} is not supported (this build reads {SEGMENT_FORMAT_VERSION})"
         ));
     }
-    let stored = u64::from_le_bytes(h[12..20].try_into().unwrap_or([0; 8]));
-    if stored != id as u64 {
+    let stored = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
+    if stored != id {
         return Err(format!("header names segment {stored}, file name says {id}"));
     }
     if flags & !FLAG_SEALED != 0 {
         return Err(format!("unknown header flags {flags:#x}"));
     }
-    Ok(flags)
+    let base_seq = u64::from_le_bytes([h[16], h[17], h[18], h[19], h[20], h[21], h[22], h[23]]);
+    Ok(Header { flags, base_seq })
 }
 
 /// Live and dead bytes of a segment, and the sequence range it holds.
@@ -182,9 +205,10 @@ impl Segment {
     }
 }
 
-/// Creates segment `id` with its header, owner-only permissions, and syncs the
-/// directory so the new name survives a crash. Returns the file opened for append.
-pub fn create(dir: &Path, id: u32) -> Result<File> {
+/// Creates writer segment `id` (its first record will be `base_seq + 1`)
+/// with its header, owner-only permissions, and syncs the directory so the
+/// new name survives a crash. Returns the file opened for append.
+pub fn create(dir: &Path, id: u32, base_seq: u64) -> Result<File> {
     let path = dir.join(segment_file_name(id));
     let mut file = OpenOptions::new()
         .create_new(true)
@@ -193,7 +217,7 @@ pub fn create(dir: &Path, id: u32) -> Result<File> {
         .mode(0o600)
         .open(&path)
         .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-    file.write_all(&encode_header(id, 0))
+    file.write_all(&encode_header(id, 0, base_seq))
         .and_then(|_| file.sync_data())
         .map_err(|e| Error::io(format!("writing header of {}", path.display()), e))?;
     sync_dir(dir)?;
@@ -236,9 +260,9 @@ mod tests {
 
     #[test]
     fn header_checks() {
-        let h = encode_header(3, 0);
-        assert_eq!(check_header(&h, 3), Ok(0));
-        assert_eq!(check_header(&encode_header(3, FLAG_SEALED), 3), Ok(FLAG_SEALED));
+        let h = encode_header(3, 0, 41);
+        assert_eq!(check_header(&h, 3), Ok(Header { flags: 0, base_seq: 41 }));
+        assert!(check_header(&encode_header(3, FLAG_SEALED, 0), 3).unwrap().sealed());
         assert!(check_header(&h, 4).unwrap_err().contains("names segment 3"));
         assert!(check_header(&h[..10], 3).is_err());
         let mut bad = h;

@@ -114,7 +114,7 @@ impl LogWriter {
                 (file, end)
             }
             None => {
-                let file = segment::create(dir, active_id)?;
+                let file = segment::create(dir, active_id, next_seq - 1)?;
                 segments.insert(Arc::new(Segment::open(dir, active_id, false)?));
                 (file, SEGMENT_HEADER_LEN)
             }
@@ -331,7 +331,7 @@ impl LogWriter {
             self.sync_locked(st, false)?;
         }
         let next_id = self.segments.allocate_id()?;
-        let file = match segment::create(&self.dir, next_id) {
+        let file = match segment::create(&self.dir, next_id, st.next_seq - 1) {
             Ok(f) => f,
             Err(e) => {
                 st.poisoned = Some(e.to_string());
