@@ -6,7 +6,10 @@ CARGO_FLAGS ?= --locked
 CRASH_CYCLES ?= 300
 
 .DEFAULT_GOAL := help
-.PHONY: help build-rust-core test test-rust test-c header crash-test bench-rust lint fmt clean
+.PHONY: help build-rust-core test test-rust test-c test-go header crash-test bench-rust lint fmt clean
+
+GO        ?= go
+STATICLIB := $(CORE_DIR)/target/release/libmantisdb_core.a
 
 VALGRIND_DIR := $(CORE_DIR)/target/valgrind
 
@@ -16,7 +19,7 @@ help: ## List the targets with one line each
 build-rust-core: ## Build the Rust core (release): cdylib, staticlib and rlib
 	cd $(CORE_DIR) && $(CARGO) build $(CARGO_FLAGS) --release
 
-test: test-rust test-c ## Run every test (the command CI runs)
+test: test-rust test-c test-go ## Run every test (the command CI runs)
 
 test-rust: ## Rust core: unit, API, model, concurrency, recovery, fuzz and 20 crash cycles
 	cd $(CORE_DIR) && $(CARGO) test $(CARGO_FLAGS) -- --test-threads=2
@@ -28,6 +31,13 @@ test-c: ## C program against the cdylib under valgrind (no leaks, no invalid acc
 	valgrind -q --error-exitcode=1 --leak-check=full --show-possibly-lost=no \
 		--errors-for-leak-kinds=definite,indirect $(VALGRIND_DIR)/abi_test
 
+test-go: build-rust-core ## Go: vet, tests with -race for both engines (memory, and rust via cgo)
+	$(GO) vet ./...
+	$(GO) vet -tags rust ./...
+	$(GO) test -race -count=1 ./...
+	$(GO) test -tags rust -race -count=1 ./...
+	GOEXPERIMENT=cgocheck2 $(GO) test -tags rust -count=1 -run 'Rust' ./storage/
+
 header: ## Regenerate rust-core/include/mantisdb.h with the pinned cbindgen
 	cd $(CORE_DIR) && MANTIS_WRITE_HEADER=1 $(CARGO) test $(CARGO_FLAGS) --test header
 
@@ -38,8 +48,10 @@ bench-rust: ## Criterion benchmarks of the core beside raw SkipMap, moka and qui
 	cd $(CORE_DIR) && $(CARGO) bench $(CARGO_FLAGS) --bench storage_bench --bench cache_bench
 	python3 $(CORE_DIR)/benches/ratios.py
 
-lint: ## cargo fmt --check and clippy -D warnings on every target
+lint: ## cargo fmt --check, clippy -D warnings, gofmt, go vet
 	cd $(CORE_DIR) && $(CARGO) fmt --check && $(CARGO) clippy $(CARGO_FLAGS) --all-targets -- -D warnings
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+	$(GO) vet ./... && $(GO) vet -tags rust ./...
 
 fmt: ## Format the Rust code
 	cd $(CORE_DIR) && $(CARGO) fmt

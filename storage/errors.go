@@ -1,0 +1,25 @@
+package storage
+
+import "errors"
+
+// Sentinel errors returned by every engine. Engines wrap them with detail
+// (fmt.Errorf("%w: ...")), so test with errors.Is.
+var (
+	// ErrNotFound is returned by Get when the key is absent, deleted or expired.
+	ErrNotFound = errors.New("key not found")
+	// ErrConflict is returned by Transaction.Commit when another writer
+	// committed a key the transaction read or wrote after it began.
+	ErrConflict = errors.New("transaction conflict")
+	// ErrClosed is returned by every call after Close (or before Init).
+	ErrClosed = errors.New("storage engine is closed")
+	// ErrInvalidKey is returned for an empty key or one longer than MaxKeySize.
+	ErrInvalidKey = errors.New("invalid key")
+	// ErrValueTooLarge is returned for a value longer than Config.MaxValueSize.
+	ErrValueTooLarge = errors.New("value too large")
+	// ErrInvalidArgument is returned for other bad input (a bad option, a zero TTL).
+	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrCorruption is returned when stored data fails validation.
+	ErrCorruption = errors.New("data corruption")
+	// ErrTxnDone is returned by calls on a committed or rolled-back transaction.
+	ErrTxnDone = errors.New("transaction already committed or rolled back")
+)

@@ -1,0 +1,792 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/btree"
+)
+
+// memDegree is the B-tree degree of the memory engine. Entries are pointers,
+// so the nodes a write copies (one per level) stay small.
+const memDegree = 32
+
+// memIterChunk is how many entries an iterator takes from the tree per step.
+const memIterChunk = 64
+
+// memReapPerCommit bounds the expired entries one commit removes, so a mass
+// expiry is spread over many writes instead of stalling one.
+const memReapPerCommit = 64
+
+// MemoryEngine is the pure-Go engine: the reference model the Rust engine is
+// tested against, and the default engine of builds without Rust.
+//
+// It is NOT durable: Init accepts any data directory and never touches it,
+// and everything is lost on Close (Sync is a no-op).
+//
+// Every commit publishes a new immutable copy-on-write B-tree (a clone of the
+// writers' tree costs O(1); the writes after it copy one path), so reads,
+// iterators and transactions take a snapshot with one atomic load and never
+// block writers, and a batch becomes visible all at once.
+type MemoryEngine struct {
+	cfg Config
+
+	// cur is the newest committed state: nil before Init and after Close.
+	// A published snapshot is never modified.
+	cur atomic.Pointer[memSnapshot]
+
+	// mu serialises commits, Init, Close, Stats and transaction bookkeeping;
+	// the fields below it are guarded by it.
+	mu    sync.Mutex
+	state memState
+	// tree is the writers' private copy; published snapshots are clones of it.
+	tree *btree.BTreeG[*memEntry]
+	// expiry holds the entries of tree that carry a TTL, by (expiry, key).
+	expiry    *btree.BTreeG[*memEntry]
+	seq       uint64
+	conflicts conflictTracker
+
+	// Counters for Stats, bumped without the lock.
+	reads, writes, deletes atomic.Uint64
+}
+
+type memState int
+
+const (
+	memNew memState = iota
+	memOpen
+	memClosed
+)
+
+// memEntry is one live key. Entries are immutable once in a tree.
+type memEntry struct {
+	key, value string
+	// expiresAt is the expiry in Unix milliseconds, 0 for none; the key is
+	// gone once the clock reaches it (the Rust engine's rule).
+	expiresAt int64
+}
+
+func (m *memEntry) expired(nowMs int64) bool {
+	return m.expiresAt != 0 && m.expiresAt <= nowMs
+}
+
+func lessKey(a, b *memEntry) bool { return a.key < b.key }
+
+func lessExpiry(a, b *memEntry) bool {
+	if a.expiresAt != b.expiresAt {
+		return a.expiresAt < b.expiresAt
+	}
+	return a.key < b.key
+}
+
+// memSnapshot is the state after commit seq.
+type memSnapshot struct {
+	tree *btree.BTreeG[*memEntry]
+	seq  uint64
+}
+
+func (s *memSnapshot) get(key string, nowMs int64) (string, bool) {
+	ent, ok := s.tree.Get(&memEntry{key: key})
+	if !ok || ent.expired(nowMs) {
+		return "", false
+	}
+	return ent.value, true
+}
+
+// memOp is one validated write of a commit. A put's ttl, if positive, is
+// resolved to an expiry against the commit's clock.
+type memOp struct {
+	del   bool
+	key   string
+	value string
+	ttl   time.Duration
+}
+
+func nowMs() int64 { return time.Now().UnixMilli() }
+
+// expiryAt is the absolute expiry of a write made at now with ttl, at the
+// millisecond resolution the Rust engine stores.
+func expiryAt(now int64, ttl time.Duration) int64 {
+	return max(now+ttl.Milliseconds(), 1)
+}
+
+// NewMemoryEngine returns a memory engine, not yet initialised. It uses
+// cfg.MaxValueSize; the other fields concern durable engines only.
+func NewMemoryEngine(cfg Config) *MemoryEngine {
+	return &MemoryEngine{cfg: cfg.withDefaults()}
+}
+
+// Name returns "memory".
+func (e *MemoryEngine) Name() string { return "memory" }
+
+// Init opens the engine. dataDir is ignored: the memory engine keeps nothing
+// on disk. Init twice is an error, and so is Init after Close.
+func (e *MemoryEngine) Init(dataDir string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch e.state {
+	case memOpen:
+		return fmt.Errorf("%w: memory engine is already initialised", ErrInvalidArgument)
+	case memClosed:
+		return ErrClosed
+	}
+	e.state = memOpen
+	e.tree = btree.NewG(memDegree, lessKey)
+	e.expiry = btree.NewG(memDegree, lessExpiry)
+	e.publishLocked()
+	return nil
+}
+
+// Close drops every key; later calls return ErrClosed. Closing twice is fine.
+func (e *MemoryEngine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.state = memClosed
+	e.cur.Store(nil)
+	e.tree, e.expiry = nil, nil
+	e.conflicts = conflictTracker{}
+	return nil
+}
+
+// snapshot returns the newest committed state, or ErrClosed.
+func (e *MemoryEngine) snapshot() (*memSnapshot, error) {
+	s := e.cur.Load()
+	if s == nil {
+		return nil, ErrClosed
+	}
+	return s, nil
+}
+
+// Put sets key to value.
+func (e *MemoryEngine) Put(_ context.Context, key, value string) error {
+	if err := e.checkPut(key, value); err != nil {
+		return err
+	}
+	return e.commit([]memOp{{key: key, value: value}})
+}
+
+// PutWithTTL sets key to value, invisible once ttl has passed.
+func (e *MemoryEngine) PutWithTTL(_ context.Context, key, value string, ttl time.Duration) error {
+	if err := e.checkPut(key, value); err != nil {
+		return err
+	}
+	if err := checkTTL(ttl); err != nil {
+		return err
+	}
+	return e.commit([]memOp{{key: key, value: value, ttl: ttl}})
+}
+
+func (e *MemoryEngine) checkPut(key, value string) error {
+	if _, err := e.snapshot(); err != nil {
+		return err
+	}
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	return checkValue(value, e.cfg.MaxValueSize)
+}
+
+// Get returns the value of key, or ErrNotFound.
+func (e *MemoryEngine) Get(_ context.Context, key string) (string, error) {
+	s, err := e.snapshot()
+	if err != nil {
+		return "", err
+	}
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	e.reads.Add(1)
+	ent, ok := s.tree.Get(&memEntry{key: key})
+	// The clock is read only for keys that carry an expiry.
+	if !ok || (ent.expiresAt != 0 && ent.expired(nowMs())) {
+		return "", ErrNotFound
+	}
+	return ent.value, nil
+}
+
+// Delete removes key; deleting a missing key succeeds (and, as in the Rust
+// engine, counts as a commit of key for conflict checks).
+func (e *MemoryEngine) Delete(_ context.Context, key string) error {
+	if _, err := e.snapshot(); err != nil {
+		return err
+	}
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	return e.commit([]memOp{{del: true, key: key}})
+}
+
+// BatchPut sets every pair atomically. Nothing is written if any pair is invalid.
+func (e *MemoryEngine) BatchPut(_ context.Context, kvs map[string]string) error {
+	if _, err := e.snapshot(); err != nil {
+		return err
+	}
+	ops := make([]memOp, 0, len(kvs))
+	for k, v := range kvs {
+		if err := checkKey(k); err != nil {
+			return err
+		}
+		if err := checkValue(v, e.cfg.MaxValueSize); err != nil {
+			return err
+		}
+		ops = append(ops, memOp{key: k, value: v})
+	}
+	return e.commit(ops)
+}
+
+// BatchGet returns the present keys among keys, read at one point in time.
+func (e *MemoryEngine) BatchGet(_ context.Context, keys []string) (map[string]string, error) {
+	s, err := e.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return nil, err
+		}
+	}
+	e.reads.Add(uint64(len(keys)))
+	now := nowMs()
+	out := make(map[string]string, len(keys))
+	for _, k := range keys {
+		if v, ok := s.get(k, now); ok {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+// BatchDelete removes every key atomically.
+func (e *MemoryEngine) BatchDelete(_ context.Context, keys []string) error {
+	if _, err := e.snapshot(); err != nil {
+		return err
+	}
+	ops := make([]memOp, 0, len(keys))
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return err
+		}
+		ops = append(ops, memOp{del: true, key: k})
+	}
+	return e.commit(ops)
+}
+
+// Write applies ops atomically; a key written twice keeps the later op. A
+// put's TTL, when not zero, must be at least 1 ms (a negative TTL is an
+// error, not "no TTL"). Nothing is written if any op is invalid.
+func (e *MemoryEngine) Write(_ context.Context, ops []BatchOp) error {
+	if _, err := e.snapshot(); err != nil {
+		return err
+	}
+	mops := make([]memOp, 0, len(ops))
+	for i, op := range ops {
+		if err := checkKey(op.Key); err != nil {
+			return fmt.Errorf("op %d: %w", i, err)
+		}
+		switch op.Kind {
+		case OpPut:
+			if err := checkValue(op.Value, e.cfg.MaxValueSize); err != nil {
+				return fmt.Errorf("op %d: %w", i, err)
+			}
+			if op.TTL != 0 {
+				if err := checkTTL(op.TTL); err != nil {
+					return fmt.Errorf("op %d: %w", i, err)
+				}
+			}
+			mops = append(mops, memOp{key: op.Key, value: op.Value, ttl: op.TTL})
+		case OpDelete:
+			mops = append(mops, memOp{del: true, key: op.Key})
+		default:
+			return fmt.Errorf("%w: op %d has unknown kind %d", ErrInvalidArgument, i, op.Kind)
+		}
+	}
+	return e.commit(mops)
+}
+
+// commit applies validated ops as one commit.
+func (e *MemoryEngine) commit(ops []memOp) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state != memOpen {
+		return ErrClosed
+	}
+	if len(ops) > 0 {
+		e.applyLocked(ops, nowMs())
+	}
+	return nil
+}
+
+// applyLocked commits validated ops under the next sequence number and
+// publishes the result.
+func (e *MemoryEngine) applyLocked(ops []memOp, now int64) {
+	e.seq++
+	e.reapLocked(now)
+	var puts, dels uint64
+	for _, op := range ops {
+		if op.del {
+			if old, ok := e.tree.Delete(&memEntry{key: op.key}); ok {
+				e.forgetExpiryLocked(old)
+			}
+			dels++
+		} else {
+			ent := &memEntry{key: op.key, value: op.value}
+			if op.ttl > 0 {
+				ent.expiresAt = expiryAt(now, op.ttl)
+			}
+			if old, ok := e.tree.ReplaceOrInsert(ent); ok {
+				e.forgetExpiryLocked(old)
+			}
+			if ent.expiresAt != 0 {
+				e.expiry.ReplaceOrInsert(ent)
+			}
+			puts++
+		}
+		e.conflicts.record(op.key, e.seq)
+	}
+	e.writes.Add(puts)
+	e.deletes.Add(dels)
+	e.publishLocked()
+}
+
+func (e *MemoryEngine) forgetExpiryLocked(old *memEntry) {
+	if old.expiresAt != 0 {
+		e.expiry.Delete(old)
+	}
+}
+
+// reapLocked removes a few expired entries to bound memory. Removing them is
+// not a commit: they are already invisible to every reader.
+func (e *MemoryEngine) reapLocked(now int64) {
+	for range memReapPerCommit {
+		ent, ok := e.expiry.Min()
+		if !ok || !ent.expired(now) {
+			return
+		}
+		e.expiry.DeleteMin()
+		e.tree.Delete(ent)
+	}
+}
+
+// publishLocked makes the writers' tree the newest snapshot. The clone
+// shares every node; the next write copies the nodes it changes.
+func (e *MemoryEngine) publishLocked() {
+	e.cur.Store(&memSnapshot{tree: e.tree.Clone(), seq: e.seq})
+}
+
+// NewIterator walks keys starting with prefix in byte order, at one point in
+// time; an empty prefix walks every key.
+func (e *MemoryEngine) NewIterator(_ context.Context, prefix string) (Iterator, error) {
+	s, err := e.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	end, bounded := prefixSuccessor(prefix)
+	return e.newIterator(s, prefix, end, bounded), nil
+}
+
+// NewRangeIterator walks keys in [start, end) in byte order at one point in
+// time; an empty end means to the last key, and start >= end walks nothing.
+func (e *MemoryEngine) NewRangeIterator(_ context.Context, start, end string) (Iterator, error) {
+	s, err := e.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return e.newIterator(s, start, end, end != ""), nil
+}
+
+func (e *MemoryEngine) newIterator(s *memSnapshot, start, end string, bounded bool) *memIterator {
+	return &memIterator{
+		e:         e,
+		tree:      s.tree,
+		next:      start,
+		end:       end,
+		bounded:   bounded,
+		now:       nowMs(),
+		exhausted: bounded && start >= end,
+	}
+}
+
+// prefixSuccessor returns the smallest key greater than every key starting
+// with prefix; false when there is none (prefix is empty or all 0xff).
+func prefixSuccessor(prefix string) (string, bool) {
+	b := []byte(prefix)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1]), true
+		}
+	}
+	return "", false
+}
+
+// memIterator walks one snapshot in chunks, so each step is O(log n) at worst.
+type memIterator struct {
+	e    *MemoryEngine
+	tree *btree.BTreeG[*memEntry]
+	// next is the inclusive lower bound of the next chunk.
+	next       string
+	end        string
+	bounded    bool
+	now        int64
+	buf        []*memEntry
+	pos        int
+	exhausted  bool
+	closed     bool
+	key, value string
+	err        error
+}
+
+// Next advances; false at the end, after Close, or once the engine is closed
+// (then Error returns ErrClosed).
+func (it *memIterator) Next() bool {
+	it.key, it.value = "", ""
+	if it.closed || it.err != nil {
+		return false
+	}
+	if it.e.cur.Load() == nil {
+		it.err = ErrClosed
+		it.buf = nil
+		return false
+	}
+	for {
+		if it.pos < len(it.buf) {
+			ent := it.buf[it.pos]
+			it.pos++
+			it.key, it.value = ent.key, ent.value
+			return true
+		}
+		if it.exhausted {
+			return false
+		}
+		it.refill()
+	}
+}
+
+func (it *memIterator) refill() {
+	it.buf, it.pos = it.buf[:0], 0
+	more, last := false, ""
+	visit := func(ent *memEntry) bool {
+		if len(it.buf) == memIterChunk {
+			more = true
+			return false
+		}
+		last = ent.key
+		if !ent.expired(it.now) {
+			it.buf = append(it.buf, ent)
+		}
+		return true
+	}
+	from := &memEntry{key: it.next}
+	if it.bounded {
+		it.tree.AscendRange(from, &memEntry{key: it.end}, visit)
+	} else {
+		it.tree.AscendGreaterOrEqual(from, visit)
+	}
+	if more {
+		// The smallest key after last.
+		it.next = last + "\x00"
+	} else {
+		it.exhausted = true
+	}
+}
+
+// Key returns the current key ("" when there is none).
+func (it *memIterator) Key() string { return it.key }
+
+// Value returns the current value ("" when there is none).
+func (it *memIterator) Value() string { return it.value }
+
+// Error returns ErrClosed if the engine was closed during iteration, else nil.
+func (it *memIterator) Error() error { return it.err }
+
+// Close releases the iterator; it is safe to call twice.
+func (it *memIterator) Close() error {
+	it.closed = true
+	it.buf, it.tree = nil, nil
+	it.key, it.value = "", ""
+	return nil
+}
+
+// BeginTransaction starts an optimistic, serializable transaction reading
+// at the newest commit, with TTLs judged at the moment it begins.
+func (e *MemoryEngine) BeginTransaction(_ context.Context) (Transaction, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state != memOpen {
+		return nil, ErrClosed
+	}
+	s := e.cur.Load()
+	e.conflicts.register(s.seq)
+	tx := &memTxn{e: e, snap: s, now: nowMs()}
+	// A transaction dropped without Commit or Rollback would keep conflict
+	// tracking on forever; the cleanup is only that leak's backstop.
+	tx.cleanup = runtime.AddCleanup(tx, e.endTxn, s.seq)
+	return tx, nil
+}
+
+// endTxn unregisters a transaction that began at seq.
+func (e *MemoryEngine) endTxn(seq uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.conflicts.unregister(seq)
+}
+
+// memTxn is a transaction of the memory engine.
+type memTxn struct {
+	e       *MemoryEngine
+	snap    *memSnapshot
+	now     int64
+	reads   map[string]struct{}
+	writes  map[string]memOp
+	done    bool
+	cleanup runtime.Cleanup
+}
+
+func (t *memTxn) check() error {
+	if t.done {
+		return ErrTxnDone
+	}
+	if t.e.cur.Load() == nil {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Put buffers a write of key.
+func (t *memTxn) Put(key, value string) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if err := checkValue(value, t.e.cfg.MaxValueSize); err != nil {
+		return err
+	}
+	t.buffer(memOp{key: key, value: value})
+	return nil
+}
+
+// Delete buffers a delete of key.
+func (t *memTxn) Delete(key string) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	t.buffer(memOp{del: true, key: key})
+	return nil
+}
+
+func (t *memTxn) buffer(op memOp) {
+	if t.writes == nil {
+		t.writes = make(map[string]memOp)
+	}
+	t.writes[op.key] = op
+}
+
+// Get returns the transaction's own write of key, else the snapshot's value,
+// or ErrNotFound. A read from the snapshot joins the read set, found or not.
+func (t *memTxn) Get(key string) (string, error) {
+	if err := t.check(); err != nil {
+		return "", err
+	}
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	if op, ok := t.writes[key]; ok {
+		if op.del {
+			return "", ErrNotFound
+		}
+		return op.value, nil
+	}
+	if t.reads == nil {
+		t.reads = make(map[string]struct{})
+	}
+	t.reads[key] = struct{}{}
+	t.e.reads.Add(1)
+	v, ok := t.snap.get(key, t.now)
+	if !ok {
+		return "", ErrNotFound
+	}
+	return v, nil
+}
+
+// Commit applies the buffered writes atomically, or returns ErrConflict
+// (writing nothing). Either way the transaction is done.
+func (t *memTxn) Commit() error {
+	if t.done {
+		return ErrTxnDone
+	}
+	t.done = true
+	t.cleanup.Stop()
+	e := t.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	// Unregister only after validation: it prunes the commits this
+	// transaction is validated against.
+	defer e.conflicts.unregister(t.snap.seq)
+	if e.state != memOpen {
+		return ErrClosed
+	}
+	if len(t.writes) == 0 {
+		return nil
+	}
+	for k := range t.reads {
+		if err := e.conflicts.check(k, t.snap.seq); err != nil {
+			return err
+		}
+	}
+	ops := make([]memOp, 0, len(t.writes))
+	for k, op := range t.writes {
+		if err := e.conflicts.check(k, t.snap.seq); err != nil {
+			return err
+		}
+		ops = append(ops, op)
+	}
+	e.applyLocked(ops, nowMs())
+	return nil
+}
+
+// Rollback discards the buffered writes. It always succeeds: after Commit,
+// twice, or after the engine closed.
+func (t *memTxn) Rollback() error {
+	if t.done {
+		return nil
+	}
+	t.done = true
+	t.writes, t.reads = nil, nil
+	t.cleanup.Stop()
+	t.e.endTxn(t.snap.seq)
+	return nil
+}
+
+// HealthCheck returns nil while the engine is open, else ErrClosed.
+func (e *MemoryEngine) HealthCheck(_ context.Context) error {
+	_, err := e.snapshot()
+	return err
+}
+
+// Sync does nothing (the memory engine is not durable) and returns nil
+// while the engine is open, else ErrClosed.
+func (e *MemoryEngine) Sync(_ context.Context) error {
+	_, err := e.snapshot()
+	return err
+}
+
+// Stats returns the engine's counters. Keys counts the keys visible now;
+// the disk and cache figures are zero.
+func (e *MemoryEngine) Stats(_ context.Context) (Stats, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state != memOpen {
+		return Stats{}, ErrClosed
+	}
+	keys := e.tree.Len()
+	now := nowMs()
+	// Expired entries not yet reaped are invisible, so they do not count.
+	e.expiry.Ascend(func(ent *memEntry) bool {
+		if !ent.expired(now) {
+			return false
+		}
+		keys--
+		return true
+	})
+	return Stats{
+		Engine:  e.Name(),
+		Keys:    uint64(keys),
+		Reads:   e.reads.Load(),
+		Writes:  e.writes.Load(),
+		Deletes: e.deletes.Load(),
+	}, nil
+}
+
+// conflictTracker records, while transactions are open, the sequence number
+// of the newest commit of each key, so a committing transaction can find
+// the keys another writer committed after it began.
+type conflictTracker struct {
+	// open counts the open transactions by the sequence they began at.
+	open map[uint64]int
+	// last is the newest commit of each key committed since the oldest open
+	// transaction began.
+	last map[string]uint64
+	// order lists last's entries in commit order, to prune them.
+	order []keySeq
+}
+
+type keySeq struct {
+	key string
+	seq uint64
+}
+
+func (c *conflictTracker) register(seq uint64) {
+	if c.open == nil {
+		c.open = make(map[uint64]int)
+		c.last = make(map[string]uint64)
+	}
+	c.open[seq]++
+}
+
+// unregister ends a transaction that began at seq and forgets the commits
+// no open transaction can conflict with. It tolerates a tracker reset by Close.
+func (c *conflictTracker) unregister(seq uint64) {
+	n, ok := c.open[seq]
+	if !ok {
+		return
+	}
+	if n > 1 {
+		c.open[seq] = n - 1
+	} else {
+		delete(c.open, seq)
+	}
+	if len(c.open) == 0 {
+		clear(c.last)
+		c.order = nil
+		return
+	}
+	oldest := uint64(0)
+	first := true
+	for s := range c.open {
+		if first || s < oldest {
+			oldest, first = s, false
+		}
+	}
+	i := 0
+	for ; i < len(c.order) && c.order[i].seq <= oldest; i++ {
+		if ks := c.order[i]; c.last[ks.key] == ks.seq {
+			delete(c.last, ks.key)
+		}
+	}
+	c.order = c.order[i:]
+}
+
+// record notes a commit of key at seq, if any transaction is open.
+func (c *conflictTracker) record(key string, seq uint64) {
+	if len(c.open) == 0 {
+		return
+	}
+	c.last[key] = seq
+	c.order = append(c.order, keySeq{key, seq})
+}
+
+// check fails if key was committed after start.
+func (c *conflictTracker) check(key string, start uint64) error {
+	if seq, ok := c.last[key]; ok && seq > start {
+		return fmt.Errorf("%w: key %s was committed by another writer (seq %d) after this transaction began (seq %d)",
+			ErrConflict, showKey(key), seq, start)
+	}
+	return nil
+}
+
+// showKey renders a key for an error message: quoted, cut at 64 bytes.
+func showKey(key string) string {
+	if len(key) > 64 {
+		return fmt.Sprintf("%q...", key[:64])
+	}
+	return fmt.Sprintf("%q", key)
+}

@@ -1,0 +1,195 @@
+package storage
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// benchEngine is an engine BenchmarkEngines measures. open returns an
+// initialised, empty engine and registers its Close with b.Cleanup.
+type benchEngine struct {
+	name string
+	open func(b *testing.B) StorageEngine
+}
+
+// benchEngines lists the engines BenchmarkEngines runs, side by side under
+// each sub-benchmark (BenchmarkEngines/Put/memory, BenchmarkEngines/Put/rust,
+// ...) so the ratio comes from one run. A file built with -tags rust adds
+// the Rust engine:
+//
+//	func init() {
+//		benchEngines = append(benchEngines, benchEngine{name: "rust", open: openRustBenchEngine})
+//	}
+var benchEngines = []benchEngine{{name: "memory", open: openMemoryBenchEngine}}
+
+func openMemoryBenchEngine(b *testing.B) StorageEngine {
+	e := NewMemoryEngine(DefaultConfig())
+	if err := e.Init(b.TempDir()); err != nil {
+		b.Fatalf("Init: %v", err)
+	}
+	b.Cleanup(func() { _ = e.Close() })
+	return e
+}
+
+// engineBenchmarks are the sub-benchmarks every engine runs.
+var engineBenchmarks = []struct {
+	name string
+	run  func(b *testing.B, e StorageEngine)
+}{
+	{"Put", benchPut},
+	{"Get", benchGet},
+	{"BatchPut100", benchBatchPut100},
+	{"PrefixScan1000", benchPrefixScan1000},
+	{"Mixed90-10Parallel", benchMixedParallel},
+}
+
+func BenchmarkEngines(b *testing.B) {
+	for _, bm := range engineBenchmarks {
+		b.Run(bm.name, func(b *testing.B) {
+			for _, eng := range benchEngines {
+				b.Run(eng.name, func(b *testing.B) {
+					runEngineBenchmark(b, eng.open, bm.run)
+				})
+			}
+		})
+	}
+}
+
+// runEngineBenchmark runs one sub-benchmark on a fresh engine.
+func runEngineBenchmark(b *testing.B, open func(b *testing.B) StorageEngine, run func(b *testing.B, e StorageEngine)) {
+	e := open(b)
+	b.ReportAllocs()
+	run(b, e)
+}
+
+const (
+	benchKeys      = 100_000 // key space of the point operations
+	benchValueSize = 100
+)
+
+var benchValue = strings.Repeat("v", benchValueSize)
+
+func benchKey(i int) string { return fmt.Sprintf("key/%08d", i) }
+
+// preload writes n keys in batches of 1000.
+func preload(b *testing.B, e StorageEngine, n int, key func(int) string) {
+	b.Helper()
+	for start := 0; start < n; start += 1000 {
+		m := make(map[string]string, 1000)
+		for i := start; i < min(start+1000, n); i++ {
+			m[key(i)] = benchValue
+		}
+		if err := e.BatchPut(b.Context(), m); err != nil {
+			b.Fatalf("preload: %v", err)
+		}
+	}
+}
+
+func benchPut(b *testing.B, e StorageEngine) {
+	ctx := b.Context()
+	keys := make([]string, benchKeys)
+	for i := range keys {
+		keys[i] = benchKey(i)
+	}
+	b.SetBytes(benchValueSize)
+	i := 0
+	for b.Loop() {
+		if err := e.Put(ctx, keys[i%benchKeys], benchValue); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func benchGet(b *testing.B, e StorageEngine) {
+	ctx := b.Context()
+	const n = 10_000
+	preload(b, e, n, benchKey)
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = benchKey(i)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	b.SetBytes(benchValueSize)
+	for b.Loop() {
+		if _, err := e.Get(ctx, keys[r.IntN(n)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchBatchPut100(b *testing.B, e StorageEngine) {
+	ctx := b.Context()
+	const batches = 64
+	maps := make([]map[string]string, batches)
+	for j := range maps {
+		maps[j] = make(map[string]string, 100)
+		for i := range 100 {
+			maps[j][benchKey(j*100+i)] = benchValue
+		}
+	}
+	b.SetBytes(100 * benchValueSize)
+	i := 0
+	for b.Loop() {
+		if err := e.BatchPut(ctx, maps[i%batches]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func benchPrefixScan1000(b *testing.B, e StorageEngine) {
+	ctx := b.Context()
+	preload(b, e, 10_000, benchKey)
+	preload(b, e, 1000, func(i int) string { return fmt.Sprintf("scan/%06d", i) })
+	b.SetBytes(1000 * benchValueSize)
+	for b.Loop() {
+		it, err := e.NewIterator(ctx, "scan/")
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, size := 0, 0
+		for it.Next() {
+			n++
+			size += len(it.Key()) + len(it.Value())
+		}
+		if err := it.Error(); err != nil {
+			b.Fatal(err)
+		}
+		_ = it.Close()
+		if n != 1000 || size != 1000*(len("scan/000000")+benchValueSize) {
+			b.Fatalf("scan saw %d keys and %d bytes, want 1000 keys", n, size)
+		}
+	}
+}
+
+// benchMixedParallel is 90% Get and 10% Put from GOMAXPROCS goroutines.
+func benchMixedParallel(b *testing.B, e StorageEngine) {
+	ctx := b.Context()
+	const n = 10_000
+	preload(b, e, n, benchKey)
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = benchKey(i)
+	}
+	var seed atomic.Uint64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		r := rand.New(rand.NewPCG(seed.Add(1), 7))
+		for pb.Next() {
+			k := keys[r.IntN(n)]
+			if r.IntN(10) == 0 {
+				if err := e.Put(ctx, k, benchValue); err != nil {
+					b.Error(err)
+					return
+				}
+			} else if _, err := e.Get(ctx, k); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,116 @@
+//go:build rust
+
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// newTestRustEngine opens a Rust engine in a fresh directory; it is closed
+// before the directory is removed.
+func newTestRustEngine(t *testing.T) StorageEngine {
+	dir := t.TempDir()
+	e := NewRustEngine(conformanceConfig(dir))
+	if err := e.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	return e
+}
+
+func TestRustConformance(t *testing.T) {
+	runConformance(t, newTestRustEngine)
+}
+
+func TestRustClosedBeforeInit(t *testing.T) {
+	checkClosedEngine(t, NewRustEngine(conformanceConfig(t.TempDir())))
+}
+
+// TestRustDifferentialSeeded drives the Rust and memory engines with the
+// same random operations and compares every answer.
+func TestRustDifferentialSeeded(t *testing.T) {
+	for i, ops := range seededDifferentialOps(200) {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			runDifferential(t, newTestRustEngine(t), newTestMemoryEngine(t), ops)
+		})
+	}
+}
+
+// FuzzRustDifferential: go test -tags rust -fuzz FuzzRustDifferential ./storage/
+func FuzzRustDifferential(f *testing.F) {
+	addDifferentialSeeds(f)
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		runDifferential(t, newTestRustEngine(t), newTestMemoryEngine(t), ops)
+	})
+}
+
+// TestRustDurableAcrossReopen checks what only the durable engine promises:
+// data, batches and deletes survive Close and a new Init on the same directory.
+func TestRustDurableAcrossReopen(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	e := NewRustEngine(conformanceConfig(dir))
+	if err := e.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 100_000)
+	if err := e.BatchPut(ctx, map[string]string{"a": "1", "big": big, "gone": "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Delete(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Init(dir); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Init after Close: %v", err)
+	}
+	e2 := NewRustEngine(conformanceConfig(dir))
+	if err := e2.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	for k, want := range map[string]string{"a": "1", "big": big} {
+		if got, err := e2.Get(ctx, k); err != nil || got != want {
+			t.Fatalf("%s after reopen: %d bytes, %v", k, len(got), err)
+		}
+	}
+	if _, err := e2.Get(ctx, "gone"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted key after reopen: %v", err)
+	}
+}
+
+// TestRustSecondOpenFails: the directory lock reaches Go as a clear error.
+func TestRustSecondOpenFails(t *testing.T) {
+	dir := t.TempDir()
+	e := NewRustEngine(conformanceConfig(dir))
+	if err := e.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	err := NewRustEngine(conformanceConfig(dir)).Init(dir)
+	if err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("second open: %v", err)
+	}
+}
+
+func openRustBenchEngine(b *testing.B) StorageEngine {
+	dir := b.TempDir()
+	cfg := DefaultConfig()
+	cfg.Sync = SyncNever
+	e := NewRustEngine(cfg)
+	if err := e.Init(dir); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = e.Close() })
+	return e
+}
+
+func init() {
+	benchEngines = append(benchEngines, benchEngine{name: "rust", open: openRustBenchEngine})
+}
