@@ -6,15 +6,26 @@ CARGO_FLAGS ?= --locked
 CRASH_CYCLES ?= 300
 
 .DEFAULT_GOAL := help
-.PHONY: help build-rust-core test test-rust test-c test-go header crash-test bench-rust lint fmt clean
+.PHONY: help build build-rust run build-rust-core test test-rust test-c test-go header crash-test bench-rust lint fmt clean
 
 GO        ?= go
-STATICLIB := $(CORE_DIR)/target/release/libmantisdb_core.a
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+DATA_DIR  ?= ./data
 
 VALGRIND_DIR := $(CORE_DIR)/target/valgrind
 
 help: ## List the targets with one line each
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+build: ## Build ./mantisdb (pure Go, memory engine: not durable)
+	$(GO) build -ldflags "$(LDFLAGS)" -o mantisdb ./cmd/mantisdb
+
+build-rust: build-rust-core ## Build ./mantisdb-rust (Rust engine, statically linked)
+	$(GO) build -tags rust -ldflags "$(LDFLAGS)" -o mantisdb-rust ./cmd/mantisdb
+
+run: build-rust ## Build and start ./mantisdb-rust on 127.0.0.1:8080 with ./data
+	./mantisdb-rust --data-dir $(DATA_DIR)
 
 build-rust-core: ## Build the Rust core (release): cdylib, staticlib and rlib
 	cd $(CORE_DIR) && $(CARGO) build $(CARGO_FLAGS) --release

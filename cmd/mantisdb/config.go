@@ -1,0 +1,420 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mantisdb/mantisdb/internal/api"
+	"github.com/mantisdb/mantisdb/storage"
+)
+
+// envPrefix starts the environment variable of every flag: --data-dir is
+// also MANTISDB_DATA_DIR.
+const envPrefix = "MANTISDB_"
+
+// noEnv lists the flags that only make sense on the command line.
+var noEnv = map[string]bool{"version": true}
+
+// config is the server's configuration after flags, environment and
+// defaults are merged and checked.
+type config struct {
+	port            int
+	bind            string
+	dataDir         string
+	cacheSize       int64
+	sync            string
+	syncInterval    time.Duration
+	engine          string
+	logLevel        slog.Level
+	logFormat       string
+	authToken       string
+	tlsCert         string
+	tlsKey          string
+	tlsCertificate  *tls.Certificate
+	maxValueSize    int64
+	maxBodySize     int64
+	maxBatchOps     int
+	shutdownTimeout time.Duration
+	showVersion     bool
+}
+
+// usageError is a bad flag or environment value: exit code 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+// newFlagSet declares every flag on cfg with its default. The values
+// check themselves, so a bad value fails where it is set, naming the flag
+// or environment variable.
+func newFlagSet(cfg *config) *flag.FlagSet {
+	def := storage.DefaultConfig()
+	fs := flag.NewFlagSet("mantisdb", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // parseConfig reports errors itself
+	*cfg = config{
+		port:            8080,
+		bind:            "127.0.0.1",
+		dataDir:         def.DataDir,
+		cacheSize:       def.CacheSize,
+		sync:            string(def.Sync),
+		syncInterval:    def.SyncInterval,
+		engine:          storage.DefaultEngine,
+		logLevel:        slog.LevelInfo,
+		logFormat:       "text",
+		maxValueSize:    storage.DefaultMaxValueSize,
+		maxBatchOps:     api.DefaultMaxBatchOps,
+		shutdownTimeout: 30 * time.Second,
+	}
+	fs.Var(&intValue{&cfg.port, 0, 65535}, "port", "TCP port to listen on; 0 picks a free one (the start-up log names it)")
+	fs.StringVar(&cfg.bind, "bind", cfg.bind, "address to listen on; 0.0.0.0 opens the server to the network, so set --auth-token too")
+	fs.StringVar(&cfg.dataDir, "data-dir", cfg.dataDir, "directory of the database files, created with mode 0700 if missing")
+	fs.Var(&sizeValue{&cfg.cacheSize, 0, math.MaxInt64}, "cache-size", "value cache budget of the rust engine; 0 disables the cache")
+	fs.Var(&choiceValue{&cfg.sync, []string{"always", "interval", "never"}}, "sync",
+		"durability: always (acknowledge after fdatasync), interval (sync every --sync-interval), never (the OS decides)")
+	fs.Var(&durationValue{&cfg.syncInterval, time.Millisecond}, "sync-interval", "sync period of --sync interval (at least 1ms)")
+	fs.Var(&choiceValue{&cfg.engine, []string{"rust", "memory"}}, "engine",
+		"storage engine: rust (durable; needs a -tags rust build) or memory (not durable)")
+	fs.Var(&levelValue{&cfg.logLevel}, "log-level", "log level: debug (one line per request), info, warn or error")
+	fs.Var(&choiceValue{&cfg.logFormat, []string{"text", "json"}}, "log-format", "log format: text or json")
+	fs.StringVar(&cfg.authToken, "auth-token", "", "bearer token every route but /health requires; prefer MANTISDB_AUTH_TOKEN, since flags show in ps")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate file; serves HTTPS (needs --tls-key)")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key file of --tls-cert")
+	fs.Var(&sizeValue{&cfg.maxValueSize, 1, 1 << 30}, "max-value-size", "longest value accepted (at most 1GiB)")
+	fs.Var(&sizeValue{&cfg.maxBodySize, 1, math.MaxInt64}, "max-body-size", "largest request body (default --max-value-size + 1MiB)")
+	fs.Var(&intValue{&cfg.maxBatchOps, 1, math.MaxInt32}, "max-batch-ops", "most operations in one batch or transaction")
+	fs.Var(&durationValue{&cfg.shutdownTimeout, time.Millisecond}, "shutdown-timeout", "how long shutdown waits for requests in flight")
+	fs.BoolVar(&cfg.showVersion, "version", false, "print the version, Go version and engines, then exit")
+	return fs
+}
+
+// parseConfig merges args, then the environment (getenv), then the
+// defaults, and checks the result. It returns flag.ErrHelp for --help.
+func parseConfig(args []string, getenv func(string) string) (config, error) {
+	var cfg config
+	fs := newFlagSet(&cfg)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		// The flag package names flags with one dash; --help shows two.
+		msg := strings.NewReplacer("flag -", "flag --", "defined: -", "defined: --").Replace(err.Error())
+		return cfg, &usageError{errors.New(msg)}
+	}
+	if fs.NArg() > 0 {
+		return cfg, usagef("unexpected argument %q (flags start with --)", fs.Arg(0))
+	}
+	// source names where each value came from, for error messages.
+	source := make(map[string]string)
+	fs.Visit(func(f *flag.Flag) { source[f.Name] = "--" + f.Name })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if envErr != nil || source[f.Name] != "" || noEnv[f.Name] {
+			return
+		}
+		name := envName(f.Name)
+		val := getenv(name)
+		if val == "" {
+			return
+		}
+		if err := f.Value.Set(val); err != nil {
+			envErr = usagef("invalid value %q for environment variable %s: %v", val, name, err)
+			return
+		}
+		source[f.Name] = name
+	})
+	if envErr != nil {
+		return cfg, envErr
+	}
+	return cfg, cfg.check(source)
+}
+
+// check validates what no single value can: combinations and files.
+func (cfg *config) check(source map[string]string) error {
+	from := func(name string) string {
+		if s := source[name]; s != "" {
+			return s
+		}
+		return "--" + name + " (default)"
+	}
+	if cfg.engine == "rust" && !storage.RustAvailable {
+		return usagef("%s: the rust engine is not in this build (build with -tags rust, e.g. make build-rust), or use --engine memory", from("engine"))
+	}
+	if source["max-body-size"] == "" {
+		cfg.maxBodySize = cfg.maxValueSize + 1<<20
+	}
+	if strings.TrimSpace(cfg.bind) == "" {
+		return usagef("%s: the bind address is empty", from("bind"))
+	}
+	if strings.TrimSpace(cfg.dataDir) == "" {
+		return usagef("%s: the data directory is empty", from("data-dir"))
+	}
+	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
+		return usagef("--tls-cert and --tls-key go together: give both files or neither")
+	}
+	if cfg.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
+		if err != nil {
+			return usagef("%s / %s: %v", from("tls-cert"), from("tls-key"), err)
+		}
+		cfg.tlsCertificate = &cert
+	}
+	return nil
+}
+
+// envName is the environment variable of a flag.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// printUsage writes --help: every flag with its environment variable,
+// meaning and default.
+func printUsage(w io.Writer) {
+	var cfg config
+	fs := newFlagSet(&cfg)
+	fmt.Fprintf(w, `Usage: mantisdb [flags]
+
+MantisDB key-value server (HTTP/JSON API, see docs/api/openapi.yaml).
+Every flag can also be set with the environment variable shown beside it;
+a flag on the command line wins over the environment, and an empty variable
+counts as unset. Sizes are bytes, or take a suffix: B, KB/MB/GB/TB (powers
+of 1000) or KiB/MiB/GiB/TiB (powers of 1024), e.g. 64MiB or 1.5GB.
+
+Flags:
+`)
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, usage := flag.UnquoteUsage(f)
+		if t, ok := f.Value.(interface{ Type() string }); ok {
+			typ = t.Type()
+		}
+		line := "  --" + f.Name
+		if typ != "" {
+			line += " " + typ
+		}
+		if !noEnv[f.Name] {
+			line += "  [" + envName(f.Name) + "]"
+		}
+		fmt.Fprintln(w, line)
+		fmt.Fprintf(w, "        %s", usage)
+		switch {
+		case f.Name == "max-body-size" || f.Name == "version":
+		case f.DefValue == "":
+			fmt.Fprint(w, " (default: none)")
+		default:
+			fmt.Fprintf(w, " (default: %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+	fmt.Fprintln(w, "  --help\n        print this help, then exit")
+	fmt.Fprint(w, `
+Exit codes: 0 after a clean shutdown (SIGINT or SIGTERM), 1 when the server
+fails, 2 for a bad flag or environment value.
+`)
+}
+
+// intValue is an integer flag within [min, max].
+type intValue struct {
+	p        *int
+	min, max int
+}
+
+func (v *intValue) String() string {
+	if v == nil || v.p == nil {
+		return ""
+	}
+	return strconv.Itoa(*v.p)
+}
+
+func (v *intValue) Set(s string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("not a whole number")
+	}
+	if n < v.min || n > v.max {
+		return fmt.Errorf("%d is outside %d..%d", n, v.min, v.max)
+	}
+	*v.p = n
+	return nil
+}
+
+// Type names the value in --help.
+func (v *intValue) Type() string { return "int" }
+
+// sizeValue is a byte size flag within [min, max], with unit suffixes.
+type sizeValue struct {
+	p        *int64
+	min, max int64
+}
+
+func (v *sizeValue) String() string {
+	if v == nil || v.p == nil {
+		return ""
+	}
+	return formatSize(*v.p)
+}
+
+func (v *sizeValue) Set(s string) error {
+	n, err := parseSize(s)
+	if err != nil {
+		return err
+	}
+	if n < v.min || n > v.max {
+		return fmt.Errorf("%s is outside %s..%s", formatSize(n), formatSize(v.min), formatSize(v.max))
+	}
+	*v.p = n
+	return nil
+}
+
+// sizeUnits are the accepted suffixes, longest first so "MiB" is not read
+// as "B".
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12},
+	{"b", 1},
+}
+
+// parseSize reads "1048576", "64MB", "1.5GiB" (case-insensitive).
+func parseSize(s string) (int64, error) {
+	num := strings.TrimSpace(strings.ToLower(s))
+	mult := int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	bad := fmt.Errorf("%q is not a size (want e.g. 1048576, 64MB or 1GiB)", s)
+	if num == "" {
+		return 0, bad
+	}
+	if n, err := strconv.ParseInt(num, 10, 64); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("%q is negative", s)
+		}
+		if n > math.MaxInt64/mult {
+			return 0, fmt.Errorf("%q is too large", s)
+		}
+		return n * mult, nil
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, bad
+	}
+	if f < 0 {
+		return 0, fmt.Errorf("%q is negative", s)
+	}
+	if f*float64(mult) >= math.MaxInt64 {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return int64(f * float64(mult)), nil
+}
+
+// formatSize prints n in the largest binary unit that divides it.
+func formatSize(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n != 0 && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10) + "B"
+}
+
+// Type names the value in --help.
+func (v *sizeValue) Type() string { return "size" }
+
+// choiceValue is a string flag from a fixed list.
+type choiceValue struct {
+	p       *string
+	choices []string
+}
+
+func (v *choiceValue) String() string {
+	if v == nil || v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+func (v *choiceValue) Set(s string) error {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if !slices.Contains(v.choices, s) {
+		return fmt.Errorf("%q is not one of %s", s, strings.Join(v.choices, ", "))
+	}
+	*v.p = s
+	return nil
+}
+
+// Type names the value in --help.
+func (v *choiceValue) Type() string { return strings.Join(v.choices, "|") }
+
+// durationValue is a duration flag of at least min.
+type durationValue struct {
+	p   *time.Duration
+	min time.Duration
+}
+
+func (v *durationValue) String() string {
+	if v == nil || v.p == nil {
+		return ""
+	}
+	return v.p.String()
+}
+
+func (v *durationValue) Set(s string) error {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (want e.g. 100ms, 30s)", s)
+	}
+	if d < v.min {
+		return fmt.Errorf("%v is below the minimum of %v", d, v.min)
+	}
+	*v.p = d
+	return nil
+}
+
+// Type names the value in --help.
+func (v *durationValue) Type() string { return "duration" }
+
+// levelValue is a log level flag.
+type levelValue struct{ p *slog.Level }
+
+var levels = map[string]slog.Level{
+	"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
+}
+
+func (v *levelValue) String() string {
+	if v == nil || v.p == nil {
+		return ""
+	}
+	return strings.ToLower(v.p.String())
+}
+
+func (v *levelValue) Set(s string) error {
+	l, ok := levels[strings.ToLower(strings.TrimSpace(s))]
+	if !ok {
+		return fmt.Errorf("%q is not one of debug, info, warn, error", s)
+	}
+	*v.p = l
+	return nil
+}
+
+// Type names the value in --help.
+func (v *levelValue) Type() string { return "debug|info|warn|error" }

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/mantisdb/mantisdb/internal/api"
+	"github.com/mantisdb/mantisdb/storage"
+)
+
+// HTTP server limits. Reads and writes get a minute so a value at the
+// default 64 MiB limit still passes at about 1 MB/s.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 60 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+	// maxHeaderBytes counts the request line too: a 65,535-byte key
+	// percent-encoded takes up to three times that.
+	maxHeaderBytes = 1 << 20
+)
+
+// serve opens the engine, answers HTTP until ctx is cancelled (a signal),
+// then shuts down: no new connections, requests in flight finish within
+// --shutdown-timeout, and the engine is synced and closed. stopSignals
+// restores default signal handling once shutdown begins, so a second
+// Ctrl-C kills the process at once.
+func serve(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger) error {
+	engine, err := openEngine(cfg)
+	if err != nil {
+		return err
+	}
+	addr := net.JoinHostPort(cfg.bind, strconv.Itoa(cfg.port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return errors.Join(fmt.Errorf("listening on %s: %w", addr, err), closeEngine(engine))
+	}
+	srv := &http.Server{
+		Handler: api.New(engine, api.Options{
+			MaxValueSize: int(cfg.maxValueSize),
+			MaxBodySize:  cfg.maxBodySize,
+			MaxBatchOps:  cfg.maxBatchOps,
+			AuthToken:    cfg.authToken,
+			Logger:       log,
+			Version:      version,
+		}).Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if cfg.tlsCertificate != nil {
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cfg.tlsCertificate}, MinVersion: tls.VersionTLS12}
+	}
+	logStart(log, cfg, engine.Name(), ln.Addr().String())
+
+	served := make(chan error, 1)
+	go func() {
+		if srv.TLSConfig != nil {
+			served <- srv.ServeTLS(ln, "", "")
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-served:
+		return errors.Join(fmt.Errorf("serving HTTP: %w", err), closeEngine(engine))
+	case <-ctx.Done():
+	}
+	stopSignals()
+	log.Info("shutting down: finishing requests in flight", "timeout", cfg.shutdownTimeout)
+	var errs []error
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("requests still running after --shutdown-timeout %v were cut off: %w", cfg.shutdownTimeout, err))
+		_ = srv.Close()
+	}
+	<-served // http.ErrServerClosed once Shutdown or Close has begun
+	errs = append(errs, closeEngine(engine))
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	log.Info("mantisdb stopped")
+	return nil
+}
+
+// openEngine creates the data directory (0700: the data is the users') and
+// opens the configured engine in it.
+func openEngine(cfg config) (storage.StorageEngine, error) {
+	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the data directory: %w", err)
+	}
+	scfg := storage.DefaultConfig()
+	scfg.DataDir = cfg.dataDir
+	scfg.Sync = storage.SyncPolicy(cfg.sync)
+	scfg.SyncInterval = cfg.syncInterval
+	scfg.CacheSize = cfg.cacheSize
+	scfg.MaxValueSize = int(cfg.maxValueSize)
+	engine, err := storage.NewStorageEngine(cfg.engine, scfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := engine.Init(cfg.dataDir); err != nil {
+		return nil, fmt.Errorf("opening the %s engine in %s: %w", cfg.engine, cfg.dataDir, err)
+	}
+	return engine, nil
+}
+
+// closeEngine syncs then closes: Close syncs too, but a separate Sync
+// reports a failed flush on its own.
+func closeEngine(engine storage.StorageEngine) error {
+	var errs []error
+	if err := engine.Sync(context.Background()); err != nil {
+		errs = append(errs, fmt.Errorf("syncing the engine: %w", err))
+	}
+	if err := engine.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing the engine: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// logStart writes the one start-up line. The auth token is never logged;
+// only whether auth is on.
+func logStart(log *slog.Logger, cfg config, engine, addr string) {
+	dataDir, err := filepath.Abs(cfg.dataDir)
+	if err != nil {
+		dataDir = cfg.dataDir
+	}
+	attrs := []any{
+		"version", version, "engine", engine, "data_dir", dataDir, "sync", cfg.sync,
+	}
+	if cfg.sync == string(storage.SyncInterval) {
+		attrs = append(attrs, "sync_interval", cfg.syncInterval)
+	}
+	attrs = append(attrs, "addr", addr, "tls", cfg.tlsCertificate != nil, "auth", cfg.authToken != "")
+	log.Info("mantisdb listening", attrs...)
+	if cfg.authToken == "" && !isLoopback(cfg.bind) {
+		log.Warn("listening beyond loopback without --auth-token: anyone who reaches the port can read and write", "bind", cfg.bind)
+	}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,251 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mantisdb/mantisdb/storage"
+)
+
+const contentTypeRaw = "application/octet-stream"
+
+// putRequest is the JSON body of PUT|POST /api/v1/kv/{key}.
+type putRequest struct {
+	Value         *string         `json:"value"`
+	ValueEncoding string          `json:"value_encoding"`
+	TTL           json.RawMessage `json:"ttl"`
+}
+
+// keyAnswer is the answer to a put or delete.
+type keyAnswer struct {
+	Key         string `json:"key"`
+	KeyEncoding string `json:"key_encoding,omitempty"`
+	OK          bool   `json:"ok"`
+}
+
+// valueAnswer is the JSON answer to a get.
+type valueAnswer struct {
+	Key           string `json:"key"`
+	KeyEncoding   string `json:"key_encoding,omitempty"`
+	Value         string `json:"value"`
+	ValueEncoding string `json:"value_encoding,omitempty"`
+}
+
+func newKeyAnswer(key string) keyAnswer {
+	k, enc := encodeBytes(key)
+	return keyAnswer{Key: k, KeyEncoding: enc, OK: true}
+}
+
+// keyPathPrefix is the path before the {key} segment.
+const keyPathPrefix = "/api/v1/kv/"
+
+// pathKey returns the key: the one path segment after keyPathPrefix,
+// percent-decoded, so %2F inside it is a "/" of the key. It reads the
+// escaped path because the decoded one cannot tell a%2Fb from a/b.
+func pathKey(r *http.Request) (string, error) {
+	raw, _ := strings.CutPrefix(r.URL.EscapedPath(), keyPathPrefix)
+	if strings.Contains(raw, "/") {
+		return "", invalidf("the key path %q has more than one segment: write a / inside a key as %%2F", raw)
+	}
+	key, err := url.PathUnescape(raw)
+	if err != nil {
+		return "", invalidf("the key is not validly percent-encoded: %v", err)
+	}
+	return key, checkKey(key)
+}
+
+// handlePut stores a value: a JSON body {"value","value_encoding","ttl"},
+// or with Content-Type application/octet-stream the raw body, with the TTL
+// in ?ttl=.
+func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
+	key, err := pathKey(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	query, err := parseQuery(r, "ttl")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var value string
+	var ttl int64
+	if isRaw(r.Header.Get("Content-Type")) {
+		if query.Has("ttl") && query.Get("ttl") == "" {
+			err = invalidf("ttl is empty: give a positive whole number of seconds, or leave it out")
+		} else if ttl, err = parseTTL("ttl", []byte(query.Get("ttl"))); err == nil {
+			value, err = s.readRaw(r)
+		}
+	} else {
+		if query.Has("ttl") {
+			err = invalidf("the ttl query parameter is for raw (application/octet-stream) bodies; put ttl in the JSON body")
+		} else {
+			value, ttl, err = s.readPutJSON(r)
+		}
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if ttl > 0 {
+		err = s.engine.PutWithTTL(r.Context(), key, value, time.Duration(ttl)*time.Second)
+	} else {
+		err = s.engine.Put(r.Context(), key, value)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, newKeyAnswer(key))
+}
+
+// readRaw reads a raw body as the value, refusing one over the value limit
+// before reading it when its length is declared.
+func (s *Server) readRaw(r *http.Request) (string, error) {
+	limit := s.opts.MaxValueSize
+	if r.ContentLength > int64(limit) {
+		return "", tooLargef("value is %d bytes, over the limit of %d", r.ContentLength, limit)
+	}
+	var sb strings.Builder
+	if r.ContentLength > 0 {
+		sb.Grow(int(r.ContentLength))
+	}
+	// One byte past the limit tells "at the limit" from "over it".
+	if _, err := io.Copy(&sb, io.LimitReader(r.Body, int64(limit)+1)); err != nil {
+		return "", err
+	}
+	if err := checkValue(sb.String(), limit); err != nil {
+		return "", err
+	}
+	return sb.String(), nil
+}
+
+func (s *Server) readPutJSON(r *http.Request) (string, int64, error) {
+	var req putRequest
+	if err := decodeJSON(r.Body, &req); err != nil {
+		return "", 0, err
+	}
+	if req.Value == nil {
+		return "", 0, invalidf(`value is missing: send {"value": "..."} ("" is a valid value), or a raw body with Content-Type: application/octet-stream`)
+	}
+	value, err := decodeBytes("value", *req.Value, req.ValueEncoding)
+	if err != nil {
+		return "", 0, err
+	}
+	if err := checkValue(value, s.opts.MaxValueSize); err != nil {
+		return "", 0, err
+	}
+	ttl, err := parseTTL("ttl", req.TTL)
+	return value, ttl, err
+}
+
+// handleGet answers a key's value as JSON, or as raw bytes when the client
+// accepts only application/octet-stream.
+func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
+	key, err := pathKey(r)
+	if err == nil {
+		_, err = parseQuery(r)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	value, err := s.engine.Get(r.Context(), key)
+	if errors.Is(err, storage.ErrNotFound) {
+		s.fail(w, r, newError(codeNotFound, "key not found"))
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if acceptsOnlyRaw(r.Header.Values("Accept")) {
+		h := w.Header()
+		h.Set("Content-Type", contentTypeRaw)
+		h.Set("Content-Length", strconv.Itoa(len(value)))
+		// Stored bytes are the users'; a browser must not sniff them into HTML.
+		h.Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, value)
+		return
+	}
+	k, kenc := encodeBytes(key)
+	v, venc := encodeBytes(value)
+	writeJSON(w, http.StatusOK, valueAnswer{Key: k, KeyEncoding: kenc, Value: v, ValueEncoding: venc})
+}
+
+// handleDelete removes a key; deleting a missing key succeeds too.
+func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
+	key, err := pathKey(r)
+	if err == nil {
+		_, err = parseQuery(r)
+	}
+	if err == nil {
+		err = s.engine.Delete(r.Context(), key)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, newKeyAnswer(key))
+}
+
+// isRaw reports whether a Content-Type header announces a raw value.
+func isRaw(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == contentTypeRaw
+}
+
+// acceptsOnlyRaw reports whether the Accept headers name
+// application/octet-stream and nothing else (parameters such as q=1 aside).
+func acceptsOnlyRaw(accept []string) bool {
+	seen := false
+	for _, header := range accept {
+		for part := range strings.SplitSeq(header, ",") {
+			if strings.TrimSpace(part) == "" {
+				continue
+			}
+			mt, params, err := mime.ParseMediaType(part)
+			if err != nil || mt != contentTypeRaw {
+				return false
+			}
+			if q, err := strconv.ParseFloat(params["q"], 64); err == nil && q == 0 {
+				return false
+			}
+			seen = true
+		}
+	}
+	return seen
+}
+
+// parseQuery parses the query strictly: a malformed escape, an unknown
+// parameter or a repeated one is a 400, so a typo never goes unnoticed.
+func parseQuery(r *http.Request, allowed ...string) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, invalidf("malformed query string: %v", err)
+	}
+	for name, vals := range q {
+		known := false
+		for _, a := range allowed {
+			known = known || a == name
+		}
+		if !known {
+			if len(allowed) == 0 {
+				return nil, invalidf("unknown query parameter %q (this route takes none)", name)
+			}
+			return nil, invalidf("unknown query parameter %q (this route takes %s)", name, strings.Join(allowed, ", "))
+		}
+		if len(vals) > 1 {
+			return nil, invalidf("query parameter %q is given %d times", name, len(vals))
+		}
+	}
+	return q, nil
+}

@@ -1,0 +1,160 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/mantisdb/mantisdb/storage"
+)
+
+// opKind is what one operation of a batch or transaction does.
+type opKind string
+
+const (
+	opPut    opKind = "put"
+	opGet    opKind = "get"
+	opDelete opKind = "delete"
+)
+
+// opRequest is one operation as clients send it in a batch or a
+// transaction branch.
+type opRequest struct {
+	Op            string          `json:"op"`
+	Key           *string         `json:"key"`
+	KeyEncoding   string          `json:"key_encoding"`
+	Value         *string         `json:"value"`
+	ValueEncoding string          `json:"value_encoding"`
+	TTL           json.RawMessage `json:"ttl"`
+}
+
+// op is a validated operation: key within limits, value only on puts.
+type op struct {
+	kind  opKind
+	key   string
+	value string
+	ttl   time.Duration
+}
+
+// opResult is the answer to one operation. Puts and deletes carry op and
+// key; gets add found, and value when found.
+type opResult struct {
+	Op            opKind  `json:"op"`
+	Key           string  `json:"key"`
+	KeyEncoding   string  `json:"key_encoding,omitempty"`
+	Found         *bool   `json:"found,omitempty"`
+	Value         *string `json:"value,omitempty"`
+	ValueEncoding string  `json:"value_encoding,omitempty"`
+}
+
+func newResult(o op) opResult {
+	key, enc := encodeBytes(o.key)
+	return opResult{Op: o.kind, Key: key, KeyEncoding: enc}
+}
+
+// getResult answers a get of o.key that found value (when found).
+func getResult(o op, value string, found bool) opResult {
+	res := newResult(o)
+	res.Found = &found
+	if found {
+		v, enc := encodeBytes(value)
+		res.Value, res.ValueEncoding = &v, enc
+	}
+	return res
+}
+
+// limits are the request limits decoders enforce.
+type limits struct {
+	maxValueSize int
+	maxOps       int
+}
+
+// validateOps checks every operation of the list named field (so errors
+// say "operations[3].key: ...") and returns them decoded.
+func validateOps(field string, reqs []opRequest, lim limits, allowTTL bool) ([]op, error) {
+	ops := make([]op, 0, len(reqs))
+	for i, req := range reqs {
+		o, err := req.validate(lim, allowTTL)
+		if err != nil {
+			return nil, prefixError(fmt.Sprintf("%s[%d]", field, i), err)
+		}
+		ops = append(ops, o)
+	}
+	return ops, nil
+}
+
+func (req opRequest) validate(lim limits, allowTTL bool) (op, error) {
+	o := op{kind: opKind(req.Op)}
+	switch o.kind {
+	case opPut, opGet, opDelete:
+	case "":
+		return op{}, invalidf("op is missing (want put, get or delete)")
+	default:
+		return op{}, invalidf("op %q is not put, get or delete", req.Op)
+	}
+	if req.Key == nil {
+		return op{}, invalidf("key is missing")
+	}
+	key, err := decodeBytes("key", *req.Key, req.KeyEncoding)
+	if err != nil {
+		return op{}, err
+	}
+	if err := checkKey(key); err != nil {
+		return op{}, err
+	}
+	o.key = key
+	if o.kind != opPut {
+		if req.Value != nil || req.ValueEncoding != "" {
+			return op{}, invalidf("value is only allowed on put")
+		}
+		if len(req.TTL) > 0 {
+			return op{}, invalidf("ttl is only allowed on put")
+		}
+		return o, nil
+	}
+	if req.Value == nil {
+		return op{}, invalidf("value is missing (a put needs one; \"\" is a valid value)")
+	}
+	if o.value, err = decodeBytes("value", *req.Value, req.ValueEncoding); err != nil {
+		return op{}, err
+	}
+	if err := checkValue(o.value, lim.maxValueSize); err != nil {
+		return op{}, err
+	}
+	secs, err := parseTTL("ttl", req.TTL)
+	if err != nil {
+		return op{}, err
+	}
+	if secs > 0 && !allowTTL {
+		return op{}, invalidf("ttl is not supported inside a transaction")
+	}
+	o.ttl = time.Duration(secs) * time.Second
+	return o, nil
+}
+
+// checkKey applies the engine's key limits with the API's error.
+func checkKey(key string) error {
+	if len(key) == 0 {
+		return invalidf("key is empty (keys are 1..%d bytes)", storage.MaxKeySize)
+	}
+	if len(key) > storage.MaxKeySize {
+		return invalidf("key is %d bytes, over the limit of %d", len(key), storage.MaxKeySize)
+	}
+	return nil
+}
+
+// checkValue applies the configured value limit with the API's error.
+func checkValue(value string, limit int) error {
+	if len(value) > limit {
+		return tooLargef("value is %d bytes, over the limit of %d", len(value), limit)
+	}
+	return nil
+}
+
+// prefixError names where in the request an *apiError arose.
+func prefixError(where string, err error) error {
+	if ae, ok := err.(*apiError); ok {
+		return &apiError{code: ae.code, msg: where + ": " + ae.msg}
+	}
+	return err
+}
