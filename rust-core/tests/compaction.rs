@@ -365,3 +365,33 @@ fn checkpoint_is_a_consistent_copy_under_concurrent_writes() {
         "a non-empty target was accepted"
     );
 }
+
+#[test]
+fn sequence_numbers_are_not_reused_after_compaction_drops_the_newest_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let seq_before;
+    {
+        let db = Db::open(dir.path(), opts()).unwrap();
+        db.put(b"k", b"v").unwrap();
+        for _ in 0..5 {
+            db.delete(b"k").unwrap();
+        }
+        db.put(b"other", b"x").unwrap();
+        db.delete(b"other").unwrap();
+        // Closes the active segment and drops every record: all are dead.
+        db.compact().unwrap();
+        seq_before = db.stats().last_seq;
+    }
+    {
+        let db = Db::open(dir.path(), opts()).unwrap();
+        assert!(
+            db.stats().last_seq >= seq_before,
+            "sequence went back to {}",
+            db.stats().last_seq
+        );
+        db.put(b"after", b"1").unwrap();
+    }
+    let db = Db::open(dir.path(), opts()).unwrap();
+    assert_eq!(db.get(b"after").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(db.get(b"k").unwrap(), None);
+}

@@ -110,6 +110,10 @@ pub fn replay(dir: &Path, ro: ReplayOptions, mut apply: impl FnMut(&ReplayOp<'_>
     for id in ids {
         let header = headers[&id];
         let sealed = header.sealed();
+        // Sequence numbers are never reused: a writer's segment was created
+        // after every commit up to its base, even if compaction has since
+        // dropped those records as dead.
+        out.last_seq = out.last_seq.max(header.base_seq);
         let path = dir.join(segment::segment_file_name(id));
         let len = file_len(&path)?;
         let is_active = Some(id) == active;
