@@ -10,7 +10,7 @@
 //! drops versions older than the newest one at or below it.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
@@ -23,7 +23,14 @@ pub struct Visibility {
     visible: AtomicU64,
     /// `done[s % RING]` is set when commit `s` is in the index.
     done: Box<[AtomicBool]>,
+    /// Threads parked in `publish`, so advancing skips the unpark call
+    /// (a lock and a hash lookup) when nobody waits.
+    parked: AtomicUsize,
 }
+
+/// Spins before parking: enough to cover a predecessor that is running on
+/// the other core, far less than a context switch.
+const SPINS: u32 = 100;
 
 impl Visibility {
     /// Starts with every sequence up to `last_seq` visible.
@@ -31,6 +38,7 @@ impl Visibility {
         Visibility {
             visible: AtomicU64::new(last_seq),
             done: (0..RING).map(|_| AtomicBool::new(false)).collect(),
+            parked: AtomicUsize::new(0),
         }
     }
 
@@ -40,36 +48,91 @@ impl Visibility {
         self.visible.load(Ordering::Acquire)
     }
 
+    /// The key under which waiters park: the address of `visible`, which
+    /// nothing else in the process parks on.
+    fn park_key(&self) -> usize {
+        &self.visible as *const AtomicU64 as usize
+    }
+
     /// Marks commit `seq` as applied and returns once it is visible. The
-    /// thread that finds the next sequence done advances the visible point,
-    /// so no thread waits for a lock, only for earlier commits to land.
+    /// thread that finds the next sequence done advances the visible point
+    /// and wakes the writers it covered, so no thread holds a lock while it
+    /// waits, and a waiter whose predecessor is descheduled sleeps instead
+    /// of spinning.
     pub fn publish(&self, seq: u64) {
         self.done[(seq as usize) % RING].store(true, Ordering::Release);
         let mut spins = 0u32;
         loop {
-            let v = self.visible.load(Ordering::Acquire);
-            if v >= seq {
+            if self.advance() >= seq {
                 return;
             }
+            // An earlier commit is still inserting.
+            spins += 1;
+            if spins < SPINS {
+                std::hint::spin_loop();
+                continue;
+            }
+            self.parked.fetch_add(1, Ordering::SeqCst);
+            // SAFETY: `park_key` is an address no other code parks on; the
+            // validate closure only reads an atomic and does not panic; the
+            // callbacks are no-ops. The waiter count is raised before the
+            // validate re-checks `visible`, and `advance` stores `visible`
+            // before it reads the count (both SeqCst), so a wake-up cannot
+            // be missed: either the advancer sees this waiter, or the
+            // validate sees the new `visible` and does not sleep.
+            unsafe {
+                parking_lot_core::park(
+                    self.park_key(),
+                    || self.visible.load(Ordering::SeqCst) < seq,
+                    || {},
+                    |_, _| {},
+                    parking_lot_core::ParkToken(seq as usize),
+                    None,
+                );
+            }
+            self.parked.fetch_sub(1, Ordering::SeqCst);
+            spins = 0;
+        }
+    }
+
+    /// Advances `visible` over every consecutive applied commit and wakes the
+    /// writers waiting for them. Returns the visible sequence afterwards.
+    fn advance(&self) -> u64 {
+        let mut advanced = false;
+        let mut v = self.visible.load(Ordering::Acquire);
+        loop {
             let slot = &self.done[((v + 1) as usize) % RING];
             // Claiming the slot (true -> false) gives one thread the right to
             // advance past v + 1; clearing it first keeps the slot clean for
             // sequence v + 1 + RING.
             if slot
                 .compare_exchange(true, false, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
+                .is_err()
             {
-                self.visible.store(v + 1, Ordering::Release);
-                continue;
+                break;
             }
-            // An earlier commit is still inserting.
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
+            v += 1;
+            self.visible.store(v, Ordering::SeqCst);
+            advanced = true;
+        }
+        if advanced && self.parked.load(Ordering::SeqCst) > 0 {
+            // SAFETY: same key as `publish`; the filter and callback only
+            // compare integers and do not panic or park.
+            unsafe {
+                parking_lot_core::unpark_filter(
+                    self.park_key(),
+                    |token| {
+                        if token.0 as u64 <= v {
+                            parking_lot_core::FilterOp::Unpark
+                        } else {
+                            parking_lot_core::FilterOp::Skip
+                        }
+                    },
+                    |_| parking_lot_core::DEFAULT_UNPARK_TOKEN,
+                );
             }
         }
+        self.visible.load(Ordering::Acquire)
     }
 }
 

@@ -63,6 +63,10 @@ struct State {
     /// Every seq up to this one is synced.
     durable_seq: u64,
     sync_in_progress: bool,
+    /// Generation of the current or last sync led by an appender.
+    sync_gen: u64,
+    /// The last sequence number the running sync covers.
+    syncing_upto: u64,
     poisoned: Option<String>,
     closed: bool,
 }
@@ -86,7 +90,10 @@ pub struct LogWriter {
     write_buffer_bytes: usize,
     segments: Arc<SegmentSet>,
     state: Mutex<State>,
+    /// Wakes rolls, flushes and closes waiting for a running sync to end.
     synced: Condvar,
+    /// Writers waiting for their group commit, by sync generation parity.
+    groups: [Condvar; 2],
     /// Mirrors `State::active_id` / `flushed_end` for lock-free read checks.
     active_id: AtomicU32,
     flushed_end: AtomicU64,
@@ -139,10 +146,13 @@ impl LogWriter {
                 next_seq,
                 durable_seq: next_seq - 1,
                 sync_in_progress: false,
+                sync_gen: 0,
+                syncing_upto: 0,
                 poisoned: None,
                 closed: false,
             }),
             synced: Condvar::new(),
+            groups: [Condvar::new(), Condvar::new()],
             active_id: AtomicU32::new(active_id),
             flushed_end: AtomicU64::new(logical_end),
             counters: WriterCounters::default(),
@@ -218,29 +228,53 @@ impl LogWriter {
     }
 
     /// Group commit: lead a sync or wait for the one that covers `seq`.
+    ///
+    /// Waiters sleep on one of two condition variables by sync generation:
+    /// those covered by the running sync (generation G) on `groups[G % 2]`,
+    /// the rest on `groups[(G + 1) % 2]`. When G ends, its leader wakes all
+    /// of G's waiters and one of the next ones to lead G + 1, so a sync wakes
+    /// only the writers it made durable instead of every writer in the queue.
     fn wait_durable(&self, mut st: MutexGuard<'_, State>, seq: u64) -> Result<()> {
         loop {
             if st.durable_seq >= seq {
                 return Ok(());
             }
             if let Some(reason) = &st.poisoned {
+                // Nobody will lead another sync: let every waiter see the failure.
+                self.wake_all();
                 return Err(Error::Poisoned(reason.clone()));
             }
             if st.sync_in_progress {
-                self.synced.wait(&mut st);
+                let gen = if seq <= st.syncing_upto {
+                    st.sync_gen
+                } else {
+                    st.sync_gen + 1
+                };
+                self.groups[(gen % 2) as usize].wait(&mut st);
                 continue;
             }
             self.lead_sync(&mut st);
         }
     }
 
+    /// Wakes every writer waiting on a durability change (rare paths: a
+    /// roll, an explicit sync, a failure).
+    fn wake_all(&self) {
+        self.groups[0].notify_all();
+        self.groups[1].notify_all();
+        self.synced.notify_all();
+    }
+
     /// Takes the buffer, writes and syncs it without holding the lock, then
     /// publishes the new durable point (or the poison) and wakes waiters.
     fn lead_sync(&self, st: &mut MutexGuard<'_, State>) {
         st.sync_in_progress = true;
+        st.sync_gen += 1;
+        let gen = st.sync_gen;
         let spare = std::mem::take(&mut st.spare);
         let mut buf = std::mem::replace(&mut st.buf, spare);
         let target = st.next_seq - 1;
+        st.syncing_upto = target;
         let file = Arc::clone(&st.file);
         let res = MutexGuard::unlocked(st, || (&*file).write_all(&buf).and_then(|_| file.sync_data()));
         st.sync_in_progress = false;
@@ -261,7 +295,16 @@ impl LogWriter {
             }
             Err(e) => {
                 st.poisoned = Some(format!("writing or syncing segment {}: {e}", st.active_id));
+                self.wake_all();
+                return;
             }
+        }
+        // This generation's writers are durable; one writer queued behind it
+        // (if any) leads the next sync; rolls and flushes waiting for the
+        // sync to end may go on.
+        self.groups[(gen % 2) as usize].notify_all();
+        if st.next_seq - 1 > target {
+            self.groups[((gen + 1) % 2) as usize].notify_one();
         }
         self.synced.notify_all();
     }
@@ -303,7 +346,7 @@ impl LogWriter {
         if let Err(e) = res {
             let reason = format!("syncing segment {}: {e}", st.active_id);
             st.poisoned = Some(reason.clone());
-            self.synced.notify_all();
+            self.wake_all();
             return Err(Error::Poisoned(reason));
         }
         self.counters.syncs.fetch_add(1, Ordering::Relaxed);
@@ -313,7 +356,7 @@ impl LogWriter {
                 .fetch_add(target - st.durable_seq, Ordering::Relaxed);
             st.durable_seq = target;
             // Appenders waiting for a group leader are covered by this sync too.
-            self.synced.notify_all();
+            self.wake_all();
         }
         Ok(())
     }
@@ -412,7 +455,7 @@ impl LogWriter {
         let res = self.flush(true);
         let mut st = self.state.lock();
         st.closed = true;
-        self.synced.notify_all();
+        self.wake_all();
         match res {
             Err(Error::Closed) => Ok(()),
             other => other,
