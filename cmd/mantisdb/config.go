@@ -22,7 +22,7 @@ import (
 const envPrefix = "MANTISDB_"
 
 // noEnv lists the flags that only make sense on the command line.
-var noEnv = map[string]bool{"version": true}
+var noEnv = map[string]bool{"version": true, "benchmark-only": true, "benchmark-allow-remote": true}
 
 // config is the server's configuration after flags, environment and
 // defaults are merged and checked.
@@ -45,6 +45,7 @@ type config struct {
 	maxBatchOps     int
 	shutdownTimeout time.Duration
 	showVersion     bool
+	bench           benchConfig
 }
 
 // usageError is a bad flag or environment value: exit code 2.
@@ -85,8 +86,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Var(&choiceValue{&cfg.sync, []string{"always", "interval", "never"}}, "sync",
 		"durability: always (acknowledge after fdatasync), interval (sync every --sync-interval), never (the OS decides)")
 	fs.Var(&durationValue{&cfg.syncInterval, time.Millisecond}, "sync-interval", "sync period of --sync interval (at least 1ms)")
-	fs.Var(&choiceValue{&cfg.engine, []string{"rust", "memory"}}, "engine",
-		"storage engine: rust (durable; needs a -tags rust build) or memory (not durable)")
+	fs.Var(&choiceValue{&cfg.engine, []string{"rust", "memory", "both"}}, "engine",
+		"storage engine: rust (durable; needs a -tags rust build) or memory (not durable); both only with --benchmark-only")
 	fs.Var(&levelValue{&cfg.logLevel}, "log-level", "log level: debug (one line per request), info, warn or error")
 	fs.Var(&choiceValue{&cfg.logFormat, []string{"text", "json"}}, "log-format", "log format: text or json")
 	fs.StringVar(&cfg.authToken, "auth-token", "", "bearer token every route but /health requires; prefer MANTISDB_AUTH_TOKEN, since flags show in ps")
@@ -97,6 +98,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Var(&intValue{&cfg.maxBatchOps, 1, math.MaxInt32}, "max-batch-ops", "most operations in one batch or transaction")
 	fs.Var(&durationValue{&cfg.shutdownTimeout, time.Millisecond}, "shutdown-timeout", "how long shutdown waits for requests in flight")
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the version, Go version and engines, then exit")
+	addBenchFlags(fs, &cfg.bench)
 	return fs
 }
 
@@ -148,6 +150,9 @@ func (cfg *config) check(source map[string]string) error {
 			return s
 		}
 		return "--" + name + " (default)"
+	}
+	if err := cfg.checkBenchmark(from, source); err != nil {
+		return err
 	}
 	if cfg.engine == "rust" && !storage.RustAvailable {
 		return usagef("%s: the rust engine is not in this build (build with -tags rust, e.g. make build-rust), or use --engine memory", from("engine"))
@@ -219,8 +224,13 @@ Flags:
 	})
 	fmt.Fprintln(w, "  --help\n        print this help, then exit")
 	fmt.Fprint(w, `
+With --benchmark-only it runs the benchmark suite instead of serving
+(docs/performance/benchmark-mode.md).
+
 Exit codes: 0 after a clean shutdown (SIGINT or SIGTERM), 1 when the server
-fails, 2 for a bad flag or environment value.
+fails, 2 for a bad flag or environment value. With --benchmark-only: 0 when
+every test met its targets, 1 when the suite could not run to the end, 3
+when a test missed a target.
 `)
 }
 

@@ -40,9 +40,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		printVersion(stdout)
 		return 0
 	}
-	log := newLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if cfg.bench.only {
+		return runBenchmark(ctx, stop, cfg, stdout, stderr)
+	}
+	log := newLogger(cfg, stderr)
 	if err := serve(ctx, stop, cfg, log); err != nil {
 		log.Error("mantisdb stopped with an error", "err", err)
 		return 1
