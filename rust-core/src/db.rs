@@ -455,17 +455,19 @@ impl Db {
 
     /// An iterator over keys between `lower` and `upper`, in byte order, at one snapshot.
     pub fn scan(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<Iter> {
-        Ok(self.snapshot()?.scan(lower, upper))
+        Ok(self.snapshot()?.into_scan(lower, upper))
     }
 
     /// An iterator over keys in `[start, end)` (to the last key when `end` is `None`).
     pub fn scan_range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Iter> {
-        Ok(self.snapshot()?.scan_range(start, end))
+        Ok(self
+            .snapshot()?
+            .into_scan(Bound::Included(start), end.map_or(Bound::Unbounded, Bound::Excluded)))
     }
 
     /// An iterator over keys starting with `prefix`, in byte order, at one snapshot.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Iter> {
-        Ok(self.snapshot()?.scan_prefix(prefix))
+        Ok(self.snapshot()?.into_scan_prefix(prefix))
     }
 
     /// Writes buffered log records to disk and syncs them, whatever the policy.

@@ -52,7 +52,7 @@ impl Snapshot {
 
     /// Keys between `lower` and `upper`, in byte order, as of this snapshot.
     pub fn scan(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Iter {
-        Iter::new(self.clone_registration(), owned(lower), owned(upper))
+        self.clone_registration().into_scan(lower, upper)
     }
 
     /// Keys in `[start, end)` (to the last key when `end` is `None`).
@@ -62,6 +62,17 @@ impl Snapshot {
 
     /// Keys starting with `prefix`, in byte order, as of this snapshot.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Iter {
+        self.clone_registration().into_scan_prefix(prefix)
+    }
+
+    /// Like [`Snapshot::scan`], handing this snapshot's registration to the
+    /// iterator (no second registration).
+    pub fn into_scan(self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Iter {
+        Iter::new(self, owned(lower), owned(upper))
+    }
+
+    /// Like [`Snapshot::scan_prefix`], handing this snapshot to the iterator.
+    pub fn into_scan_prefix(self, prefix: &[u8]) -> Iter {
         let upper = match prefix_successor(prefix) {
             Some(s) => Bound::Excluded(s),
             None => Bound::Unbounded,
@@ -71,7 +82,7 @@ impl Snapshot {
         } else {
             Bound::Included(prefix.to_vec())
         };
-        Iter::new(self.clone_registration(), lower, upper)
+        Iter::new(self, lower, upper)
     }
 
     /// A second registration of the same point in time, owned by an iterator.
