@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -40,10 +41,15 @@ var engineBenchmarks = []struct {
 	run  func(b *testing.B, e StorageEngine)
 }{
 	{"Put", benchPut},
+	{"SequentialPut", benchSequentialPut},
+	{"RandomPut", benchRandomPut},
 	{"Get", benchGet},
 	{"BatchPut100", benchBatchPut100},
 	{"PrefixScan1000", benchPrefixScan1000},
 	{"Mixed90-10Parallel", benchMixedParallel},
+	{"Mixed90-10/g1", benchMixed(1)},
+	{"Mixed90-10/g8", benchMixed(8)},
+	{"Mixed90-10/g64", benchMixed(64)},
 }
 
 func BenchmarkEngines(b *testing.B) {
@@ -192,4 +198,71 @@ func benchMixedParallel(b *testing.B, e StorageEngine) {
 			}
 		}
 	})
+}
+
+// benchSequentialPut writes fresh keys in increasing order.
+func benchSequentialPut(b *testing.B, e StorageEngine) {
+	ctx := b.Context()
+	b.SetBytes(benchValueSize)
+	i := 0
+	for b.Loop() {
+		if err := e.Put(ctx, fmt.Sprintf("seq/%012d", i), benchValue); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// benchRandomPut overwrites random keys of a preloaded set.
+func benchRandomPut(b *testing.B, e StorageEngine) {
+	ctx := b.Context()
+	preload(b, e, benchKeys, benchKey)
+	keys := make([]string, benchKeys)
+	for i := range keys {
+		keys[i] = benchKey(i)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	b.SetBytes(benchValueSize)
+	for b.Loop() {
+		if err := e.Put(ctx, keys[r.IntN(benchKeys)], benchValue); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchMixed runs 90% gets and 10% puts from exactly `goroutines` goroutines
+// sharing b.N operations.
+func benchMixed(goroutines int) func(b *testing.B, e StorageEngine) {
+	return func(b *testing.B, e StorageEngine) {
+		ctx := b.Context()
+		const n = 10_000
+		preload(b, e, n, benchKey)
+		keys := make([]string, n)
+		for i := range keys {
+			keys[i] = benchKey(i)
+		}
+		var next atomic.Int64
+		b.ResetTimer()
+		var wg sync.WaitGroup
+		for g := range goroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := rand.New(rand.NewPCG(uint64(g), 9))
+				for next.Add(1) <= int64(b.N) {
+					k := keys[r.IntN(n)]
+					if r.IntN(10) == 0 {
+						if err := e.Put(ctx, k, benchValue); err != nil {
+							b.Error(err)
+							return
+						}
+					} else if _, err := e.Get(ctx, k); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
 }

@@ -786,3 +786,27 @@ func (e *RustEngine) HealthCheck(ctx context.Context) error {
 	_, err := e.Stats(ctx)
 	return err
 }
+
+// diagGetLoop looks up keys rounds times inside the library, with one
+// crossing in all: the baseline BenchmarkCrossing sets against Get.
+func (e *RustEngine) diagGetLoop(keys []string, rounds uint64) (uint64, error) {
+	var kb []byte
+	for _, k := range keys {
+		kb = binary.LittleEndian.AppendUint32(kb, uint32(len(k)))
+		kb = append(kb, k...)
+	}
+	db, err := e.acquire()
+	if err != nil {
+		return 0, err
+	}
+	defer e.mu.RUnlock()
+	p, n := bptr(kb)
+	var found C.uint64_t
+	var cerr *C.MantisError
+	st := C.mantis_diag_get_loop(db, p, n, C.size_t(len(keys)), C.uint64_t(rounds), &found, &cerr)
+	runtime.KeepAlive(kb)
+	if st != C.MANTIS_OK {
+		return 0, statusError(st, cerr)
+	}
+	return uint64(found), nil
+}

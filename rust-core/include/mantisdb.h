@@ -619,6 +619,24 @@ MantisStatus mantis_stats(const struct MantisDb *db,
                           struct MantisStats *out,
                           struct MantisError **err);
 
+/*
+ Diagnostics: looks up each of `count` keys (format of `mantis_multi_get`)
+ `rounds` times inside the library and writes the number of hits to
+ `*found`. It exists to measure the cost of crossing the boundary: a
+ caller times this against the same lookups made one call each.
+
+ # Safety
+ `db` must be a live handle; `keys` must point to `keys_len` readable
+ bytes; `found` must point to a writable `uint64_t`.
+ */
+MantisStatus mantis_diag_get_loop(const struct MantisDb *db,
+                                  const uint8_t *keys,
+                                  size_t keys_len,
+                                  size_t count,
+                                  uint64_t rounds,
+                                  uint64_t *found,
+                                  struct MantisError **err);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

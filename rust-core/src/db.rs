@@ -407,6 +407,32 @@ impl Db {
         self.inner.commit(&batch.op_refs(now_ms())).map(drop)
     }
 
+    /// Commits ops given as `(is_delete, key, value, ttl)` borrowed from the
+    /// caller, atomically as one record, without building a [`WriteBatch`]
+    /// (the C ABI passes its batch buffer straight through).
+    pub fn write_borrowed<'a>(
+        &self,
+        ops: impl Iterator<Item = (bool, &'a [u8], &'a [u8], Option<Duration>)>,
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut refs = Vec::new();
+        for (delete, key, value, ttl) in ops {
+            if let Some(ttl) = ttl {
+                check_ttl(ttl)?;
+            }
+            refs.push(OpRef {
+                kind: if delete { OpKind::Delete } else { OpKind::Put },
+                key,
+                value,
+                expires_at: ttl.map_or(0, |t| expiry_at(now, t)),
+            });
+        }
+        if refs.is_empty() {
+            return self.inner.check_open();
+        }
+        self.inner.commit(&refs).map(drop)
+    }
+
     /// The value of `key`, or `None` if absent, deleted or expired.
     pub fn get(&self, key: &[u8]) -> Result<Option<Value>> {
         let inner = &*self.inner;

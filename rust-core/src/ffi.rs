@@ -33,7 +33,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::error::Error;
-use crate::{Db, Iter, Options, Snapshot, SyncPolicy, Transaction, WriteBatch};
+use crate::{Db, Iter, Options, Snapshot, SyncPolicy, Transaction};
 
 /// Result of every call. The numbers are stable across releases.
 #[repr(u32)]
@@ -711,9 +711,10 @@ pub unsafe extern "C" fn mantis_get_into(
 
 /// Batch buffer format (all integers little-endian), one entry per op:
 /// `kind:u8 (0 put, 1 delete)  key_len:u32  value_len:u32  ttl_ms:u64  key  value`.
-fn parse_batch(buf: &[u8], count: usize) -> Result<WriteBatch, Fail> {
+/// The ops borrow from `buf`: nothing is copied before the commit encodes them.
+fn parse_batch(buf: &[u8], count: usize) -> Result<Vec<BatchEntry<'_>>, Fail> {
     let bad = |m: String| fail(MantisStatus::MantisInvalidArgument, m);
-    let mut b = WriteBatch::new();
+    let mut ops = Vec::with_capacity(count.min(buf.len() / 17 + 1));
     let mut at = 0usize;
     for i in 0..count {
         let head = buf
@@ -729,16 +730,25 @@ fn parse_batch(buf: &[u8], count: usize) -> Result<WriteBatch, Fail> {
             .and_then(|e| e.checked_add(vl))
             .filter(|&e| e <= buf.len())
             .ok_or_else(|| bad(format!("batch op {i}: key and value past the end of the buffer")))?;
-        let key = buf[at..at + kl].to_vec();
-        let value = buf[at + kl..end].to_vec();
+        let (key, value) = (&buf[at..at + kl], &buf[at + kl..end]);
         at = end;
-        match (kind, ttl) {
-            (0, 0) => b.put(key, value),
-            (0, t) => b.put_with_ttl(key, value, Duration::from_millis(t)),
-            (1, _) if vl == 0 => b.delete(key),
-            (1, _) => return Err(bad(format!("batch op {i}: delete with a value"))),
-            (k, _) => return Err(bad(format!("batch op {i}: unknown kind {k}"))),
+        let entry = match kind {
+            0 => BatchEntry {
+                delete: false,
+                key,
+                value,
+                ttl: (ttl > 0).then(|| Duration::from_millis(ttl)),
+            },
+            1 if vl == 0 => BatchEntry {
+                delete: true,
+                key,
+                value,
+                ttl: None,
+            },
+            1 => return Err(bad(format!("batch op {i}: delete with a value"))),
+            k => return Err(bad(format!("batch op {i}: unknown kind {k}"))),
         };
+        ops.push(entry);
     }
     if at != buf.len() {
         return Err(bad(format!(
@@ -746,7 +756,15 @@ fn parse_batch(buf: &[u8], count: usize) -> Result<WriteBatch, Fail> {
             buf.len() - at
         )));
     }
-    Ok(b)
+    Ok(ops)
+}
+
+/// One op of a batch buffer, borrowed from it.
+struct BatchEntry<'a> {
+    delete: bool,
+    key: &'a [u8],
+    value: &'a [u8],
+    ttl: Option<Duration>,
 }
 
 /// Applies `count` ops encoded in `buf` (see the batch format above)
@@ -765,7 +783,8 @@ pub unsafe extern "C" fn mantis_write_batch(
     guard(err, || {
         // SAFETY: per the function contract.
         let (h, b) = unsafe { (handle(db, "database")?, bytes(buf, buf_len, "batch")?) };
-        h.db.write(&parse_batch(b, count)?)?;
+        let ops = parse_batch(b, count)?;
+        h.db.write_borrowed(ops.iter().map(|o| (o.delete, o.key, o.value, o.ttl)))?;
         Ok(MantisStatus::MantisOk)
     })
 }
@@ -1295,13 +1314,17 @@ mod tests {
     #[test]
     fn batch_and_keys_parsers_reject_bad_buffers() {
         assert!(parse_batch(&[0, 1], 1).is_err());
-        assert!(parse_batch(&[], 0).is_ok());
+        assert!(parse_batch(&[], 0).is_ok_and(|o| o.is_empty()));
         let mut good = vec![0u8];
         good.extend_from_slice(&1u32.to_le_bytes());
         good.extend_from_slice(&1u32.to_le_bytes());
         good.extend_from_slice(&0u64.to_le_bytes());
         good.extend_from_slice(b"kv");
-        assert_eq!(parse_batch(&good, 1).map(|b| b.len()).ok(), Some(1));
+        let ops = parse_batch(&good, 1).ok().unwrap_or_default();
+        assert_eq!(
+            (ops.len(), ops[0].key, ops[0].value, ops[0].delete),
+            (1, &b"k"[..], &b"v"[..], false)
+        );
         assert!(parse_batch(&good, 2).is_err());
         let mut extra = good.clone();
         extra.push(9);
@@ -1316,4 +1339,39 @@ mod tests {
         assert!(parse_keys(&[9, 0, 0, 0, b'a'], 1).is_err());
         assert!(parse_keys(&[1, 0], 1).is_err());
     }
+}
+
+/// Diagnostics: looks up each of `count` keys (format of `mantis_multi_get`)
+/// `rounds` times inside the library and writes the number of hits to
+/// `*found`. It exists to measure the cost of crossing the boundary: a
+/// caller times this against the same lookups made one call each.
+///
+/// # Safety
+/// `db` must be a live handle; `keys` must point to `keys_len` readable
+/// bytes; `found` must point to a writable `uint64_t`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_diag_get_loop(
+    db: *const MantisDb,
+    keys: *const u8,
+    keys_len: usize,
+    count: usize,
+    rounds: u64,
+    found: *mut u64,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    guard(err, || {
+        out_ptr(found, "found")?;
+        // SAFETY: per the function contract.
+        let (h, kb) = unsafe { (handle(db, "database")?, bytes(keys, keys_len, "keys")?) };
+        let ks = parse_keys(kb, count)?;
+        let mut hits = 0u64;
+        for _ in 0..rounds {
+            for k in &ks {
+                hits += h.db.get(k)?.is_some() as u64;
+            }
+        }
+        // SAFETY: `found` checked non-null; writable per the contract.
+        unsafe { *found = hits };
+        Ok(MantisStatus::MantisOk)
+    })
 }

@@ -165,7 +165,12 @@ impl Index {
     /// touching one key twice) replaces the earlier one: the later op wins.
     pub fn insert(&self, key: &[u8], version: Version, watermark: u64) -> InsertEffect {
         loop {
-            let entry = self.map.get_or_insert_with(Box::from(key), KeyEntry::default);
+            // Most writes overwrite: look the key up first, so only a new key
+            // pays for allocating its boxed copy.
+            let entry = match self.map.get(key) {
+                Some(e) => e,
+                None => self.map.get_or_insert_with(Box::from(key), KeyEntry::default),
+            };
             let mut v = entry.value().versions.write();
             if v.removed {
                 // Lost a race with tombstone collection: the entry is being
