@@ -1307,40 +1307,6 @@ pub unsafe extern "C" fn mantis_stats(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batch_and_keys_parsers_reject_bad_buffers() {
-        assert!(parse_batch(&[0, 1], 1).is_err());
-        assert!(parse_batch(&[], 0).is_ok_and(|o| o.is_empty()));
-        let mut good = vec![0u8];
-        good.extend_from_slice(&1u32.to_le_bytes());
-        good.extend_from_slice(&1u32.to_le_bytes());
-        good.extend_from_slice(&0u64.to_le_bytes());
-        good.extend_from_slice(b"kv");
-        let ops = parse_batch(&good, 1).ok().unwrap_or_default();
-        assert_eq!(
-            (ops.len(), ops[0].key, ops[0].value, ops[0].delete),
-            (1, &b"k"[..], &b"v"[..], false)
-        );
-        assert!(parse_batch(&good, 2).is_err());
-        let mut extra = good.clone();
-        extra.push(9);
-        assert!(parse_batch(&extra, 1).is_err());
-        let mut bad_kind = good.clone();
-        bad_kind[0] = 7;
-        assert!(parse_batch(&bad_kind, 1).is_err());
-        let mut huge = good.clone();
-        huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(parse_batch(&huge, 1).is_err());
-        assert!(parse_keys(&[1, 0, 0, 0, b'a'], 1).is_ok());
-        assert!(parse_keys(&[9, 0, 0, 0, b'a'], 1).is_err());
-        assert!(parse_keys(&[1, 0], 1).is_err());
-    }
-}
-
 /// Diagnostics: looks up each of `count` keys (format of `mantis_multi_get`)
 /// `rounds` times inside the library and writes the number of hits to
 /// `*found`. It exists to measure the cost of crossing the boundary: a
@@ -1374,4 +1340,38 @@ pub unsafe extern "C" fn mantis_diag_get_loop(
         unsafe { *found = hits };
         Ok(MantisStatus::MantisOk)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_and_keys_parsers_reject_bad_buffers() {
+        assert!(parse_batch(&[0, 1], 1).is_err());
+        assert!(parse_batch(&[], 0).is_ok_and(|o| o.is_empty()));
+        let mut good = vec![0u8];
+        good.extend_from_slice(&1u32.to_le_bytes());
+        good.extend_from_slice(&1u32.to_le_bytes());
+        good.extend_from_slice(&0u64.to_le_bytes());
+        good.extend_from_slice(b"kv");
+        let ops = parse_batch(&good, 1).ok().unwrap_or_default();
+        assert_eq!(
+            (ops.len(), ops[0].key, ops[0].value, ops[0].delete),
+            (1, &b"k"[..], &b"v"[..], false)
+        );
+        assert!(parse_batch(&good, 2).is_err());
+        let mut extra = good.clone();
+        extra.push(9);
+        assert!(parse_batch(&extra, 1).is_err());
+        let mut bad_kind = good.clone();
+        bad_kind[0] = 7;
+        assert!(parse_batch(&bad_kind, 1).is_err());
+        let mut huge = good.clone();
+        huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(parse_batch(&huge, 1).is_err());
+        assert!(parse_keys(&[1, 0, 0, 0, b'a'], 1).is_ok());
+        assert!(parse_keys(&[9, 0, 0, 0, b'a'], 1).is_err());
+        assert!(parse_keys(&[1, 0], 1).is_err());
+    }
 }
