@@ -324,7 +324,7 @@ fn check_db(db: &Db, model: &Model, touched: &[Key], p: &Probe, expired: bool, c
     check_scan(
         collect(db.scan_range(start, end).unwrap(), ctx),
         model,
-        |k| k >= start.as_slice() && !end.is_some_and(|e| k >= e),
+        |k| k >= start.as_slice() && end.is_none_or(|e| k < e),
         expired,
         &format!("{ctx}: scan_range [{}, {:?})", show(start), end.map(show)),
     );
@@ -376,7 +376,7 @@ fn check_snapshot(snap: &Snapshot, model: &Model, p: &Probe, ctx: &str) {
     check_scan(
         collect(snap.scan_range(start, end), &ctx),
         model,
-        |k| k >= start.as_slice() && !end.is_some_and(|e| k >= e),
+        |k| k >= start.as_slice() && end.is_none_or(|e| k < e),
         false,
         &format!("{ctx}: scan_range"),
     );
