@@ -755,7 +755,8 @@ impl Inner {
                 len,
                 crc,
             } => {
-                if let Some(hit) = self.cache.get(&(segment, offset)) {
+                let cached = self.opts.cache_bytes > 0;
+                if let Some(hit) = cached.then(|| self.cache.get(&(segment, offset))).flatten() {
                     return Ok(Some(hit));
                 }
                 let Some(bytes) = self.log.read(segment, offset, key.len() + len as usize)? else {
@@ -769,7 +770,9 @@ impl Inner {
                     ));
                 }
                 let value: Value = Arc::from(&bytes[key.len()..]);
-                self.cache.insert((segment, offset), Arc::clone(&value));
+                if cached {
+                    self.cache.insert((segment, offset), Arc::clone(&value));
+                }
                 Ok(Some(value))
             }
         }
