@@ -6,7 +6,7 @@ CARGO_FLAGS ?= --locked
 CRASH_CYCLES ?= 300
 
 .DEFAULT_GOAL := help
-.PHONY: help build build-rust run build-rust-core test test-rust test-c test-go header crash-test bench-rust lint fmt clean
+.PHONY: help build build-rust run build-rust-core bench bench-http test test-rust test-c test-go header crash-test bench-rust lint fmt clean
 
 GO        ?= go
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -52,12 +52,20 @@ test-go: build-rust-core ## Go: vet, tests with -race for both engines (memory, 
 header: ## Regenerate rust-core/include/mantisdb.h with the pinned cbindgen
 	cd $(CORE_DIR) && MANTIS_WRITE_HEADER=1 $(CARGO) test $(CARGO_FLAGS) --test header
 
-crash-test: ## Crash test with many SIGKILL cycles (CRASH_CYCLES=300)
-	cd $(CORE_DIR) && MANTIS_CRASH_CYCLES=$(CRASH_CYCLES) $(CARGO) test $(CARGO_FLAGS) --release --test crash -- --nocapture
+crash-test: ## SIGKILL crash tests (writes, compaction, transactions) with many cycles (CRASH_CYCLES=300)
+	cd $(CORE_DIR) && MANTIS_CRASH_CYCLES=$(CRASH_CYCLES) MANTIS_COMPACTION_CRASH_CYCLES=$(CRASH_CYCLES) \
+		MANTIS_BANK_CYCLES=$(CRASH_CYCLES) $(CARGO) test $(CARGO_FLAGS) --release \
+		--test crash --test compaction_crash --test txn_bank -- --nocapture
 
-bench-rust: ## Criterion benchmarks of the core beside raw SkipMap, moka and quick_cache
-	cd $(CORE_DIR) && $(CARGO) bench $(CARGO_FLAGS) --bench storage_bench --bench cache_bench
+bench-rust: ## Criterion benchmarks of the core beside raw SkipMap, moka and quick_cache (~15 min)
+	cd $(CORE_DIR) && $(CARGO) bench $(CARGO_FLAGS) --bench storage_bench --bench cache_bench --bench engine_bench
 	python3 $(CORE_DIR)/benches/ratios.py
+
+bench: build-rust-core ## Go benchmarks: both engines side by side, and the price of the Go/Rust crossing
+	$(GO) test -tags rust -run x -bench 'Engines|Crossing' -benchmem ./storage/
+
+bench-http: ## Load test of the server over loopback with wrk (installs wrk if missing)
+	scripts/bench-http.sh
 
 lint: ## cargo fmt --check, clippy -D warnings, gofmt, go vet
 	cd $(CORE_DIR) && $(CARGO) fmt --check && $(CARGO) clippy $(CARGO_FLAGS) --all-targets -- -D warnings
