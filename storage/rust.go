@@ -697,50 +697,45 @@ func (x *rustTxn) finish(commit bool) error {
 func (x *rustTxn) Commit() error   { return x.finish(true) }
 func (x *rustTxn) Rollback() error { return x.finish(false) }
 
-// Sync implements StorageEngine.
-func (e *RustEngine) Sync(_ context.Context) error {
+// call runs one library call with the database handle under the shared
+// lock and turns a failed status into an error. For calls off the hot path:
+// the hot ones (Put, Get, Delete) spell it out so nothing escapes to the heap.
+func (e *RustEngine) call(f func(db *C.MantisDb, cerr **C.MantisError) C.MantisStatus) error {
 	db, err := e.acquire()
 	if err != nil {
 		return err
 	}
 	defer e.mu.RUnlock()
 	var cerr *C.MantisError
-	if st := C.mantis_sync(db, &cerr); st != C.MANTIS_OK {
+	if st := f(db, &cerr); st != C.MANTIS_OK {
 		return statusError(st, cerr)
 	}
 	return nil
 }
 
+// Sync implements StorageEngine.
+func (e *RustEngine) Sync(_ context.Context) error {
+	return e.call(func(db *C.MantisDb, cerr **C.MantisError) C.MantisStatus {
+		return C.mantis_sync(db, cerr)
+	})
+}
+
 // Compact rewrites segments holding dead data now (see the core's Db::compact).
 func (e *RustEngine) Compact(_ context.Context) error {
-	db, err := e.acquire()
-	if err != nil {
-		return err
-	}
-	defer e.mu.RUnlock()
-	var cerr *C.MantisError
-	if st := C.mantis_compact(db, &cerr); st != C.MANTIS_OK {
-		return statusError(st, cerr)
-	}
-	return nil
+	return e.call(func(db *C.MantisDb, cerr **C.MantisError) C.MantisStatus {
+		return C.mantis_compact(db, cerr)
+	})
 }
 
 // Checkpoint writes a consistent copy of the database into dir (created if
 // missing; must be empty), while reads and writes go on.
 func (e *RustEngine) Checkpoint(_ context.Context, dir string) error {
-	db, err := e.acquire()
-	if err != nil {
-		return err
-	}
-	defer e.mu.RUnlock()
-	p, n := ptr(dir)
-	var cerr *C.MantisError
-	st := C.mantis_checkpoint(db, p, n, &cerr)
-	runtime.KeepAlive(dir)
-	if st != C.MANTIS_OK {
-		return statusError(st, cerr)
-	}
-	return nil
+	return e.call(func(db *C.MantisDb, cerr **C.MantisError) C.MantisStatus {
+		p, n := ptr(dir)
+		st := C.mantis_checkpoint(db, p, n, cerr)
+		runtime.KeepAlive(dir)
+		return st
+	})
 }
 
 // Stats implements StorageEngine.

@@ -114,3 +114,45 @@ func openRustBenchEngine(b *testing.B) StorageEngine {
 func init() {
 	benchEngines = append(benchEngines, benchEngine{name: "rust", open: openRustBenchEngine})
 }
+
+// TestRustCompactAndCheckpoint: the operations beyond the interface work
+// from Go, and a checkpoint opens as a database holding the data.
+func TestRustCompactAndCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	e := NewRustEngine(conformanceConfig(dir))
+	if err := e.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for i := range 100 {
+		if err := e.Put(ctx, fmt.Sprintf("k%03d", i), strings.Repeat("v", 200)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Delete(ctx, "k000"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cp := t.TempDir() + "/copy"
+	if err := e.Checkpoint(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Checkpoint(ctx, cp); err == nil {
+		t.Fatal("a checkpoint into a non-empty directory succeeded")
+	}
+	c := NewRustEngine(conformanceConfig(cp))
+	if err := c.Init(cp); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st, err := c.Stats(ctx)
+	if err != nil || st.Keys != 99 {
+		t.Fatalf("checkpoint holds %d keys (%v), want 99", st.Keys, err)
+	}
+	if _, err := c.Get(ctx, "k000"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted key in the checkpoint: %v", err)
+	}
+}
