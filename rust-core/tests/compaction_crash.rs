@@ -96,13 +96,21 @@ fn acknowledged_writes_survive_sigkill_during_compaction() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (first_ack, acked_once) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .collect::<Vec<String>>()
+            let mut out: Vec<String> = Vec::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("A ") && !out.iter().any(|l| l.starts_with("A ")) {
+                    let _ = first_ack.send(());
+                }
+                out.push(line);
+            }
+            out
         });
-        std::thread::sleep(Duration::from_millis(rng.random_range(50..400)));
+        // The kill comes at a random moment after the first acknowledged
+        // write, however slow the machine is to start the child.
+        let _ = acked_once.recv_timeout(Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..300)));
         child.kill().unwrap();
         child.wait().unwrap();
         let lines = reader.join().unwrap();
