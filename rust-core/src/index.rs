@@ -252,13 +252,28 @@ impl Index {
     /// still read it, `None` when it is gone. Versions no reader at or above
     /// `watermark` can see are dropped first.
     pub fn holds(&self, key: &[u8], seq: u64, segment: u32, watermark: u64) -> Option<bool> {
-        let entry = self.map.get(key)?;
-        let mut v = entry.value().versions.write();
-        if let Some(keep) = v.list.iter().position(|x| x.seq <= watermark) {
-            v.list.truncate(keep + 1);
+        self.with_live_entry(key, |list| {
+            if let Some(keep) = list.iter().position(|x| x.seq <= watermark) {
+                list.truncate(keep + 1);
+            }
+            let pos = list.iter().position(|x| x.seq == seq && x.segment == segment)?;
+            Some(pos == 0)
+        })?
+    }
+
+    /// Runs `f` on the versions of `key` under its write lock. An entry that
+    /// tombstone collection unlinked meanwhile is skipped for the key's
+    /// current one, so compaction never decides on a stale entry while a
+    /// writer has re-created the key.
+    fn with_live_entry<R>(&self, key: &[u8], f: impl FnOnce(&mut SmallVec<[Version; 1]>) -> R) -> Option<R> {
+        loop {
+            let entry = self.map.get(key)?;
+            let mut v = entry.value().versions.write();
+            if v.removed {
+                continue;
+            }
+            return Some(f(&mut v.list));
         }
-        let pos = v.list.iter().position(|x| x.seq == seq && x.segment == segment)?;
-        Some(pos == 0)
     }
 
     /// Moves version `seq` of `key` from `from` to segment `to` (with its
@@ -266,27 +281,23 @@ impl Index {
     /// version and a put (its bytes are live), or `None` if the version is
     /// gone (its copied bytes are dead).
     pub fn relocate(&self, key: &[u8], seq: u64, from: u32, to: u32, offset: u64) -> Option<bool> {
-        let entry = self.map.get(key)?;
-        let mut v = entry.value().versions.write();
-        let pos = v.list.iter().position(|x| x.seq == seq && x.segment == from)?;
-        let ver = &mut v.list[pos];
-        ver.segment = to;
-        if let ValueRef::Disk { offset: o, segment, .. } = &mut ver.value {
-            *o = offset;
-            *segment = to;
-        }
-        Some(pos == 0 && !matches!(ver.value, ValueRef::Tombstone))
+        self.with_live_entry(key, |list| {
+            let pos = list.iter().position(|x| x.seq == seq && x.segment == from)?;
+            let ver = &mut list[pos];
+            ver.segment = to;
+            if let ValueRef::Disk { offset: o, segment, .. } = &mut ver.value {
+                *o = offset;
+                *segment = to;
+            }
+            Some(pos == 0 && !matches!(ver.value, ValueRef::Tombstone))
+        })?
     }
 
     /// Compaction reclaiming an expired value: turns version `seq` of `key`
     /// (the newest, in segment `from`) into a tombstone in segment `to`.
     /// Returns false if the key changed meanwhile.
     pub fn expire_to_tombstone(&self, key: &[u8], seq: u64, from: u32, to: u32, log_bytes: u32) -> bool {
-        let Some(entry) = self.map.get(key) else {
-            return false;
-        };
-        let mut v = entry.value().versions.write();
-        match v.list.first_mut() {
+        self.with_live_entry(key, |list| match list.first_mut() {
             Some(x) if x.seq == seq && x.segment == from && !matches!(x.value, ValueRef::Tombstone) => {
                 x.value = ValueRef::Tombstone;
                 x.segment = to;
@@ -295,7 +306,8 @@ impl Index {
                 true
             }
             _ => false,
-        }
+        })
+        .unwrap_or(false)
     }
 
     /// Unlinks every key whose only version is a tombstone (end of recovery).
