@@ -6,7 +6,7 @@ CARGO_FLAGS ?= --locked
 CRASH_CYCLES ?= 300
 
 .DEFAULT_GOAL := help
-.PHONY: help build build-rust run build-rust-core bench bench-http test test-rust test-c test-go header crash-test bench-rust lint fmt clean
+.PHONY: help lint-packaging build build-rust run build-rust-core bench bench-http test test-rust test-c test-go header crash-test bench-rust lint fmt clean
 
 GO        ?= go
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -67,10 +67,14 @@ bench: build-rust-core ## Go benchmarks: both engines side by side, and the pric
 bench-http: ## Load test of the server over loopback with wrk (installs wrk if missing)
 	scripts/bench-http.sh
 
-lint: ## cargo fmt --check, clippy -D warnings, gofmt, go vet
+lint: ## cargo fmt --check, clippy -D warnings, gofmt, go vet, hadolint, actionlint, shellcheck
 	cd $(CORE_DIR) && $(CARGO) fmt --check && $(CARGO) clippy $(CARGO_FLAGS) --all-targets -- -D warnings
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 	$(GO) vet ./... && $(GO) vet -tags rust ./...
+	scripts/lint-packaging.sh
+
+lint-packaging: ## hadolint (Dockerfile.rust), actionlint (workflows), shellcheck (scripts); pinned, installed into .tools/
+	scripts/lint-packaging.sh
 
 fmt: ## Format the Rust code
 	cd $(CORE_DIR) && $(CARGO) fmt

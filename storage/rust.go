@@ -4,7 +4,8 @@ package storage
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../rust-core/include
-#cgo LDFLAGS: ${SRCDIR}/../rust-core/target/release/libmantisdb_core.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+#cgo linux LDFLAGS: ${SRCDIR}/../rust-core/target/release/libmantisdb_core.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+#cgo darwin LDFLAGS: ${SRCDIR}/../rust-core/target/release/libmantisdb_core.a -liconv -lSystem -lc -lm
 #cgo noescape mantis_put
 #cgo nocallback mantis_put
 #cgo noescape mantis_put_ttl
