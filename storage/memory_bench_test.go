@@ -80,6 +80,15 @@ var benchValue = strings.Repeat("v", benchValueSize)
 
 func benchKey(i int) string { return fmt.Sprintf("key/%08d", i) }
 
+// benchKeyList returns benchKey(0) .. benchKey(n-1).
+func benchKeyList(n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = benchKey(i)
+	}
+	return keys
+}
+
 // preload writes n keys in batches of 1000.
 func preload(b *testing.B, e StorageEngine, n int, key func(int) string) {
 	b.Helper()
@@ -96,10 +105,7 @@ func preload(b *testing.B, e StorageEngine, n int, key func(int) string) {
 
 func benchPut(b *testing.B, e StorageEngine) {
 	ctx := b.Context()
-	keys := make([]string, benchKeys)
-	for i := range keys {
-		keys[i] = benchKey(i)
-	}
+	keys := benchKeyList(benchKeys)
 	b.SetBytes(benchValueSize)
 	i := 0
 	for b.Loop() {
@@ -114,10 +120,7 @@ func benchGet(b *testing.B, e StorageEngine) {
 	ctx := b.Context()
 	const n = 10_000
 	preload(b, e, n, benchKey)
-	keys := make([]string, n)
-	for i := range keys {
-		keys[i] = benchKey(i)
-	}
+	keys := benchKeyList(n)
 	r := rand.New(rand.NewPCG(1, 2))
 	b.SetBytes(benchValueSize)
 	for b.Loop() {
@@ -177,10 +180,7 @@ func benchMixedParallel(b *testing.B, e StorageEngine) {
 	ctx := b.Context()
 	const n = 10_000
 	preload(b, e, n, benchKey)
-	keys := make([]string, n)
-	for i := range keys {
-		keys[i] = benchKey(i)
-	}
+	keys := benchKeyList(n)
 	var seed atomic.Uint64
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -217,10 +217,7 @@ func benchSequentialPut(b *testing.B, e StorageEngine) {
 func benchRandomPut(b *testing.B, e StorageEngine) {
 	ctx := b.Context()
 	preload(b, e, benchKeys, benchKey)
-	keys := make([]string, benchKeys)
-	for i := range keys {
-		keys[i] = benchKey(i)
-	}
+	keys := benchKeyList(benchKeys)
 	r := rand.New(rand.NewPCG(3, 4))
 	b.SetBytes(benchValueSize)
 	for b.Loop() {
@@ -237,10 +234,7 @@ func benchMixed(goroutines int) func(b *testing.B, e StorageEngine) {
 		ctx := b.Context()
 		const n = 10_000
 		preload(b, e, n, benchKey)
-		keys := make([]string, n)
-		for i := range keys {
-			keys[i] = benchKey(i)
-		}
+		keys := benchKeyList(n)
 		var next atomic.Int64
 		b.ResetTimer()
 		var wg sync.WaitGroup

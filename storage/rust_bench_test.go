@@ -28,10 +28,7 @@ func BenchmarkCrossing(b *testing.B) {
 		b.Cleanup(func() { _ = e.Close() })
 		return e
 	}
-	keys := make([]string, n)
-	for i := range keys {
-		keys[i] = benchKey(i)
-	}
+	keys := benchKeyList(n)
 	r := rand.New(rand.NewPCG(5, 6))
 	order := make([]string, 1000)
 	for i := range order {

@@ -110,26 +110,10 @@ fn fix_crc(buf: &mut [u8]) {
     if let Some(len) = record::announced_len(buf) {
         let end = FRAME_HEADER_LEN.saturating_add(len);
         if end <= buf.len() {
-            let crc = crc32c(&buf[4..end]);
+            let crc = crc32c::crc32c(&buf[4..end]);
             buf[..4].copy_from_slice(&crc.to_le_bytes());
         }
     }
-}
-
-/// CRC32C (Castagnoli), bitwise: the test needs no extra dependency.
-fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82f6_3b78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 #[derive(Debug, Clone)]
