@@ -6,7 +6,7 @@ CARGO_FLAGS ?= --locked
 CRASH_CYCLES ?= 300
 
 .DEFAULT_GOAL := help
-.PHONY: help lint-packaging build build-rust run build-rust-core bench bench-http test test-rust test-c test-go header crash-test bench-rust lint fmt clean
+.PHONY: help bench-peers lint-packaging build build-rust run build-rust-core bench bench-http test test-rust test-c test-go header crash-test bench-rust lint fmt clean
 
 GO        ?= go
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -63,6 +63,9 @@ bench-rust: ## Criterion benchmarks of the core beside raw SkipMap, moka and qui
 
 bench: build-rust-core ## Go benchmarks: both engines side by side, and the price of the Go/Rust crossing
 	$(GO) test -tags rust -run x -bench 'Engines|Crossing' -benchmem ./storage/
+
+bench-peers: build-rust-core ## MantisDB beside Badger, Pebble, bbolt, BuntDB (own module); rewrites docs/performance/peers.md (~25 min)
+	cd bench/peers && $(GO) run -tags rust . -keys 1000000,100000 -values 100,4096 -json results.json -doc ../../docs/performance/peers.md
 
 bench-http: ## Load test of the server over loopback with wrk (installs wrk if missing)
 	scripts/bench-http.sh
