@@ -1,0 +1,399 @@
+// Command peers runs the same workloads, at the same durability, on
+// MantisDB and on the embedded engines a Go user would pick instead
+// (Badger, Pebble, bbolt, BuntDB), and writes the table of ratios to
+// docs/performance/peers.md. It is a module of its own so that the product
+// does not depend on its peers.
+//
+// Build it with -tags rust (after make build-rust-core) to include the
+// MantisDB Rust engine, the engine every ratio is taken against; without
+// the tag it runs the others and says that the ratios are missing.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mantisdb/mantisdb/storage"
+)
+
+// Run is everything one invocation measured: what the doc is made from.
+type Run struct {
+	Started  time.Time         `json:"started"`
+	Seconds  float64           `json:"seconds"`
+	Command  string            `json:"command"`
+	Rust     bool              `json:"rust"`
+	Machine  Machine           `json:"machine"`
+	Ops      int               `json:"ops"`
+	CapSec   float64           `json:"cap_seconds"`
+	Rounds   int               `json:"rounds"`
+	Hot      int               `json:"hot"`
+	Verify   bool              `json:"verify"`
+	Versions map[string]string `json:"versions"`
+	Sets     []SetResult       `json:"sets"`
+}
+
+// SetResult is one size at one durability: a table of the doc.
+type SetResult struct {
+	Keys      int            `json:"keys"`
+	ValueSize int            `json:"value_size"`
+	Sync      string         `json:"sync"`
+	Engines   []EngineResult `json:"engines"`
+	// LoadAvg samples the machine's 1-minute load average before each
+	// workload and at the end: how busy the shared machine was.
+	LoadAvg []float64 `json:"load_avg"`
+}
+
+// EngineResult is one engine's column of a table.
+type EngineResult struct {
+	Engine  string `json:"engine"`
+	Durable bool   `json:"durable"`
+	Setting string `json:"setting"`
+	Cells   []Cell `json:"cells"`
+	// LoadSeconds is the untimed batch load of the keys put-seq did not reach.
+	LoadSeconds float64 `json:"load_seconds"`
+	// DiskBytes is the size of the data directory after Close.
+	DiskBytes int64  `json:"disk_bytes"`
+	Error     string `json:"error,omitempty"`
+}
+
+// options are the command's flags.
+type options struct {
+	keys, values []int
+	engines      []string
+	workloads    map[string]bool
+	syncs        []string
+	lim          limits
+	hot          int
+	dir          string
+	allowTmpfs   bool
+	doc, jsonOut string
+	report       string
+}
+
+func main() {
+	log.SetFlags(0)
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		log.Fatal(err)
+	}
+	var run *Run
+	if o.report != "" {
+		run, err = readRun(o.report)
+	} else {
+		run, err = runAll(o, os.Stderr)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	if o.jsonOut != "" && o.report == "" {
+		b, _ := json.MarshalIndent(run, "", "  ")
+		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+	doc := renderDoc(run)
+	if o.doc == "" {
+		fmt.Print(doc)
+		return
+	}
+	if err := os.WriteFile(o.doc, []byte(doc), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("wrote %s", o.doc)
+}
+
+func parseFlags(args []string) (options, error) {
+	fs := flag.NewFlagSet("peers", flag.ContinueOnError)
+	keys := fs.String("keys", "1000000", "keys per data set; one count for every value size, or one per -values entry")
+	values := fs.String("values", "100,4096", "value sizes in bytes, comma separated")
+	engineList := fs.String("engines", "", "engines to run, comma separated (default all: mantisdb,memory,badger,pebble,bbolt,buntdb)")
+	workloadList := fs.String("workloads", "", "workloads to run, comma separated (default all; the store is always filled first)")
+	syncs := fs.String("sync", "never,always", "durabilities: never (no fsync) and/or always (fsync per commit)")
+	quick := fs.Bool("quick", false, "tiny sizes and caps, every value checked: a few seconds, for tests")
+	ops := fs.Int("ops", 1_000_000, "point operations a cell aims for (batches ops/100, scans ops/1000; put-seq writes each key once)")
+	capDur := fs.Duration("cap", 6*time.Second, "time cap of one cell (split among the rounds)")
+	rounds := fs.Int("rounds", 5, "measurements per cell, interleaved across engines; the median is reported")
+	hot := fs.Int("hot", 10_000, "keys in the hot working set of get-hot")
+	verify := fs.Bool("verify", false, "compare every value read with the one written (always on with -quick)")
+	dir := fs.String("dir", os.TempDir(), "parent of the per-engine data directories (must be a disk, not tmpfs)")
+	allowTmpfs := fs.Bool("allow-tmpfs", false, "allow a tmpfs -dir (the fsync figures are then meaningless)")
+	doc := fs.String("doc", "", "write the markdown report here (default: standard output)")
+	jsonOut := fs.String("json", "", "also write the raw results as JSON here")
+	report := fs.String("report", "", "do not run: render the doc from this JSON file of an earlier run")
+	if err := fs.Parse(args); err != nil {
+		return options{}, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *quick {
+		// Tiny defaults; flags given explicitly still win.
+		for name, v := range map[string]string{"keys": "3000", "ops": "3000", "cap": "40ms", "rounds": "1", "hot": "300"} {
+			if !set[name] {
+				if err := fs.Set(name, v); err != nil {
+					return options{}, err
+				}
+			}
+		}
+		*verify, *allowTmpfs = true, true
+	}
+	o := options{
+		lim:        limits{ops: *ops, cap: *capDur, rounds: *rounds, verify: *verify},
+		hot:        *hot,
+		dir:        *dir,
+		allowTmpfs: *allowTmpfs,
+		doc:        *doc,
+		jsonOut:    *jsonOut,
+		report:     *report,
+	}
+	var err error
+	if o.values, err = intList(*values); err != nil {
+		return o, fmt.Errorf("-values: %w", err)
+	}
+	if o.keys, err = intList(*keys); err != nil {
+		return o, fmt.Errorf("-keys: %w", err)
+	}
+	if len(o.keys) == 1 {
+		for len(o.keys) < len(o.values) {
+			o.keys = append(o.keys, o.keys[0])
+		}
+	}
+	if len(o.keys) != len(o.values) {
+		return o, fmt.Errorf("-keys has %d entries and -values %d: give one key count, or one per value size", len(o.keys), len(o.values))
+	}
+	for _, k := range o.keys {
+		if k < scanSize || k%scanSize != 0 || k >= 1e9 {
+			return o, fmt.Errorf("-keys %d: want a multiple of %d below 1e9 (a scan prefix covers %d keys)", k, scanSize, scanSize)
+		}
+	}
+	if *workloadList != "" {
+		o.workloads = map[string]bool{}
+		for _, w := range strings.Split(*workloadList, ",") {
+			if !slices.ContainsFunc(workloads, func(x Workload) bool { return x.Name == w }) {
+				return o, fmt.Errorf("-workloads: unknown workload %q", w)
+			}
+			o.workloads[w] = true
+		}
+	}
+	if *engineList != "" {
+		o.engines = strings.Split(*engineList, ",")
+	}
+	for _, s := range strings.Split(*syncs, ",") {
+		if s != "never" && s != "always" {
+			return o, fmt.Errorf("-sync %q: want never and/or always", s)
+		}
+		o.syncs = append(o.syncs, s)
+	}
+	if o.lim.ops < 1 || o.lim.rounds < 1 || o.lim.cap <= 0 || o.hot < 1 {
+		return o, fmt.Errorf("-ops, -rounds, -hot and -cap must be positive")
+	}
+	return o, nil
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// runAll runs every selected engine on every size and durability, printing
+// progress to progress.
+func runAll(o options, progress io.Writer) (*Run, error) {
+	engs, err := selectEngines(o.engines)
+	if err != nil {
+		return nil, err
+	}
+	if !storage.RustAvailable {
+		fmt.Fprintln(progress, "note: built without -tags rust: the MantisDB Rust engine is skipped and no ratios can be computed (run make build-rust-core, then go run -tags rust .)")
+	}
+	m, err := machine(o.dir)
+	if err != nil {
+		return nil, err
+	}
+	if m.FS == "tmpfs" && !o.allowTmpfs {
+		return nil, fmt.Errorf("-dir %s is on tmpfs: fsync costs nothing there; pick a directory on disk (or pass -allow-tmpfs)", o.dir)
+	}
+	run := &Run{
+		Started: time.Now(), Command: command(), Rust: storage.RustAvailable, Machine: m,
+		Ops: o.lim.ops, CapSec: o.lim.cap.Seconds(), Rounds: o.lim.rounds, Hot: o.hot, Verify: o.lim.verify,
+		Versions: versions(),
+	}
+	for i, n := range o.keys {
+		d := newDataset(n, o.values[i], o.hot)
+		for _, syncName := range o.syncs {
+			set := runSet(engs, d, syncName, o, progress)
+			run.Sets = append(run.Sets, set)
+		}
+	}
+	run.Seconds = time.Since(run.Started).Seconds()
+	return run, nil
+}
+
+// contender is one engine open for a table.
+type contender struct {
+	e   Engine
+	dir string
+	r   *runner
+	res EngineResult
+}
+
+// runSet measures one table: every engine open at once, each in a fresh
+// directory under o.dir, and each workload's rounds interleaved across the
+// engines (the order rotated every round), so that a burst of load from
+// the machine's other users, or a slow spell of the shared disk, hits
+// every engine alike instead of one engine's whole column. Dirty pages are
+// written back before each workload.
+func runSet(engs []Engine, d *dataset, syncName string, o options, progress io.Writer) SetResult {
+	sync := syncName == "always"
+	set := SetResult{Keys: d.n, ValueSize: d.valueSize, Sync: syncName}
+	label := fmt.Sprintf("%s x %s, %s", count(d.n), bytesLabel(d.valueSize), syncName)
+	runtime.GC()
+	debug.FreeOSMemory()
+	var cs []*contender
+	for _, e := range engs {
+		c := &contender{e: e, res: EngineResult{Engine: e.Name, Durable: e.Durable, Setting: e.Setting(sync)}}
+		cs = append(cs, c)
+		dir, err := os.MkdirTemp(o.dir, "peers-"+e.Name+"-")
+		if err != nil {
+			c.res.Error = err.Error()
+			continue
+		}
+		c.dir = dir
+		s, err := e.Open(dir, sync)
+		if err != nil {
+			c.res.Error = fmt.Sprintf("open: %v", err)
+			continue
+		}
+		c.r = &runner{s: s, d: d, lim: o.lim}
+	}
+	live := func() []*contender {
+		var out []*contender
+		for _, c := range cs {
+			if c.r != nil && c.res.Error == "" {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	for wi, w := range workloads {
+		set.LoadAvg = append(set.LoadAvg, loadAvg())
+		if !(sync && !w.Writes) && (o.workloads == nil || o.workloads[w.Name]) {
+			settle(o.dir)
+			runs := map[*contender]*cellRun{}
+			for _, c := range live() {
+				runs[c] = c.r.start(w, uint64(wi+1))
+			}
+			order := live()
+			for r := range max(1, o.lim.rounds) {
+				// Round r starts at engine r: each engine takes a different
+				// place in the order, so none always follows the same
+				// neighbour's leftover work.
+				for i := range order {
+					runs[order[(i+r)%len(order)]].round()
+				}
+			}
+			for _, c := range live() {
+				cell := runs[c].result()
+				c.res.Cells = append(c.res.Cells, cell)
+				fmt.Fprintf(progress, "%-24s %-9s %-14s %12s ops/s  %s\n", label, c.e.Name, w.Name, count(int(cell.OpsPerSec)), cellNote(cell))
+			}
+		}
+		if w.kind == putSeq {
+			for _, c := range live() {
+				took, err := c.r.load()
+				c.res.LoadSeconds = took.Seconds()
+				if err != nil {
+					c.res.Error = fmt.Sprintf("load: %v", err)
+				}
+			}
+		}
+	}
+	set.LoadAvg = append(set.LoadAvg, loadAvg())
+	for _, c := range cs {
+		if c.r != nil {
+			if err := c.r.s.Close(); err != nil && c.res.Error == "" {
+				c.res.Error = fmt.Sprintf("close: %v", err)
+			}
+		}
+		if c.dir != "" {
+			c.res.DiskBytes = dirSize(c.dir)
+			os.RemoveAll(c.dir)
+		}
+		if c.res.Error != "" {
+			fmt.Fprintf(progress, "%-24s %-9s error: %s\n", label, c.e.Name, c.res.Error)
+		}
+		set.Engines = append(set.Engines, c.res)
+	}
+	return set
+}
+
+func cellNote(c Cell) string {
+	s := fmt.Sprintf("(%d ops in %.2fs", c.Ops, c.Seconds)
+	if c.Capped {
+		s += ", time-capped"
+	}
+	s += ")"
+	if c.Error != "" {
+		s += " error: " + c.Error
+	}
+	return s
+}
+
+// command is how to repeat this run.
+func command() string {
+	var b strings.Builder
+	if os.Getenv("MAKELEVEL") != "" {
+		b.WriteString("make bench-peers, which runs: ")
+	}
+	b.WriteString("cd bench/peers && go run ")
+	if storage.RustAvailable {
+		b.WriteString("-tags rust ")
+	}
+	b.WriteString(".")
+	for _, a := range os.Args[1:] {
+		b.WriteString(" " + a)
+	}
+	return b.String()
+}
+
+// versions names the module version of every engine, and the MantisDB commit.
+func versions() map[string]string {
+	out := map[string]string{}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, dep := range bi.Deps {
+			out[dep.Path] = dep.Version
+		}
+	}
+	if b, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+		out["github.com/mantisdb/mantisdb"] = "commit " + strings.TrimSpace(string(b))
+	}
+	return out
+}
+
+func readRun(path string) (*Run, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var run Run
+	if err := json.Unmarshal(b, &run); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &run, nil
+}

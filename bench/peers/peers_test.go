@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/mantisdb/mantisdb/storage"
+)
+
+// TestAdapters checks every adapter's semantics directly: a missing key is
+// ErrNotFound, a batch is visible, a scan stops at its limit and at the end
+// of its prefix and visits keys in order with their values.
+func TestAdapters(t *testing.T) {
+	if !storage.RustAvailable {
+		t.Log("built without -tags rust: the mantisdb (Rust) engine is skipped")
+	}
+	for _, e := range engines() {
+		for _, sync := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/sync=%v", e.Name, sync), func(t *testing.T) {
+				s, err := e.Open(t.TempDir(), sync)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				if _, err := s.Get([]byte("a")); !errors.Is(err, ErrNotFound) {
+					t.Fatalf("Get of a missing key: %v, want ErrNotFound", err)
+				}
+				if err := s.Put([]byte("a"), []byte("1")); err != nil {
+					t.Fatal(err)
+				}
+				var kvs []KV
+				for i := range 20 {
+					kvs = append(kvs, KV{[]byte(fmt.Sprintf("p%02d", i)), []byte(fmt.Sprintf("v%d", i))})
+				}
+				kvs = append(kvs, KV{[]byte("q"), []byte("outside")})
+				if err := s.Batch(kvs); err != nil {
+					t.Fatal(err)
+				}
+				if v, err := s.Get([]byte("p07")); err != nil || string(v) != "v7" {
+					t.Fatalf("Get p07 = %q, %v", v, err)
+				}
+				for _, limit := range []int{5, 100} {
+					var got []string
+					n, err := s.Scan([]byte("p"), limit, func(k, v []byte) {
+						got = append(got, string(k)+"="+string(v))
+					})
+					want := min(limit, 20)
+					if err != nil || n != want || len(got) != want {
+						t.Fatalf("Scan(p, %d) = %d (%d visits), %v; want %d", limit, n, len(got), err, want)
+					}
+					for i, kv := range got {
+						if kv != fmt.Sprintf("p%02d=v%d", i, i) {
+							t.Fatalf("Scan visit %d = %s", i, kv)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestQuick runs every engine through every workload at both durabilities
+// with tiny sizes, comparing every value read and every pair scanned with
+// what was written.
+func TestQuick(t *testing.T) {
+	o, err := parseFlags([]string{"-quick", "-dir", t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := runAll(o, testLog{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := len(o.values) * len(o.syncs); len(run.Sets) != want {
+		t.Fatalf("%d result tables, want %d", len(run.Sets), want)
+	}
+	for _, s := range run.Sets {
+		if len(s.Engines) != len(engines()) {
+			t.Fatalf("%d engines in a table, want %d", len(s.Engines), len(engines()))
+		}
+		for _, e := range s.Engines {
+			if e.Error != "" {
+				t.Errorf("%s (%d B, %s): %s", e.Engine, s.ValueSize, s.Sync, e.Error)
+			}
+			for _, w := range workloads {
+				c, ok := findCell(e, w.Name)
+				if ok != (w.Writes || s.Sync == "never") {
+					t.Errorf("%s %s (%s): cell present = %v", e.Engine, w.Name, s.Sync, ok)
+					continue
+				}
+				if ok && (c.Error != "" || c.Ops == 0 || c.OpsPerSec <= 0) {
+					t.Errorf("%s %s (%d B, %s): %+v", e.Engine, w.Name, s.ValueSize, s.Sync, c)
+				}
+			}
+		}
+	}
+	doc := renderDoc(run)
+	for _, want := range []string{"## What was run", "### 3000 keys × 100 B, sync `never`", "### 3000 keys × 4 KiB, sync `always`", "prefix scan of 1,000 keys"} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("doc lacks %q", want)
+		}
+	}
+	if storage.RustAvailable && !strings.Contains(doc, "## Scorecard") {
+		t.Error("doc lacks the scorecard")
+	}
+}
+
+// TestVerifyCatchesWrongValues makes sure the quick mode's checks can fail:
+// a store that returns a wrong value must be reported.
+func TestVerifyCatchesWrongValues(t *testing.T) {
+	s, err := memoryEngine.Open(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d := newDataset(scanSize, 16, 10)
+	r := &runner{s: corrupting{s}, d: d, lim: limits{ops: 100, cap: 1e9, rounds: 1, verify: true}}
+	if c := r.run(workloads[0], 1); c.Error != "" {
+		t.Fatal(c.Error)
+	}
+	for _, w := range workloads {
+		if w.kind == getCold || w.kind == scanPrefix {
+			if c := r.run(w, 2); c.Error == "" {
+				t.Errorf("%s: a wrong value went unnoticed", w.Name)
+			}
+		}
+	}
+}
+
+// corrupting flips the first byte of every value it reads.
+type corrupting struct{ Store }
+
+func (c corrupting) Get(key []byte) ([]byte, error) {
+	v, err := c.Store.Get(key)
+	if err == nil && len(v) > 0 {
+		v = bytes.Clone(v)
+		v[0] ^= 1
+	}
+	return v, err
+}
+
+func (c corrupting) Scan(prefix []byte, n int, visit func(k, v []byte)) (int, error) {
+	return c.Store.Scan(prefix, n, func(k, v []byte) {
+		v = bytes.Clone(v)
+		v[0] ^= 1
+		visit(k, v)
+	})
+}
+
+// testLog sends the progress lines to the test log (seen with -v).
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
