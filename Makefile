@@ -13,7 +13,6 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 DATA_DIR  ?= ./data
 
-VALGRIND_DIR := $(CORE_DIR)/target/valgrind
 
 help: ## List the targets with one line each
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -36,18 +35,13 @@ test-rust: ## Rust core: unit, API, model, concurrency, recovery, fuzz and 20 cr
 	cd $(CORE_DIR) && $(CARGO) test $(CARGO_FLAGS) -- --test-threads=2
 
 test-c: ## C program against the cdylib under valgrind (no leaks, no invalid accesses)
-	cd $(CORE_DIR) && $(CARGO) build $(CARGO_FLAGS) --no-default-features --target-dir target/valgrind
+	@# Built without mimalloc, so valgrind sees every allocation; in the main
+	@# target directory, whose dependencies test-rust has already built.
+	cd $(CORE_DIR) && $(CARGO) build $(CARGO_FLAGS) --no-default-features --lib
 	$(CC) -std=c11 -Wall -Wextra -Werror -I $(CORE_DIR)/include $(CORE_DIR)/tests/c/abi_test.c \
-		-L $(VALGRIND_DIR)/debug -lmantisdb_core -Wl,-rpath,$(abspath $(VALGRIND_DIR)/debug) -o $(VALGRIND_DIR)/abi_test
+		-L $(CORE_DIR)/target/debug -lmantisdb_core -Wl,-rpath,$(abspath $(CORE_DIR)/target/debug) -o $(CORE_DIR)/target/debug/abi_test
 	valgrind -q --error-exitcode=1 --leak-check=full --show-possibly-lost=no \
-		--errors-for-leak-kinds=definite,indirect $(VALGRIND_DIR)/abi_test
-
-test-go: build-rust-core ## Go: vet, tests with -race for both engines (memory, and rust via cgo)
-	$(GO) vet ./...
-	$(GO) vet -tags rust ./...
-	$(GO) test -race -count=1 ./...
-	$(GO) test -tags rust -race -count=1 ./...
-	GOEXPERIMENT=cgocheck2 $(GO) test -tags rust -count=1 -run 'Rust' ./storage/
+		--errors-for-leak-kinds=definite,indirect $(CORE_DIR)/target/debug/abi_test
 
 header: ## Regenerate rust-core/include/mantisdb.h with the pinned cbindgen
 	cd $(CORE_DIR) && MANTIS_WRITE_HEADER=1 $(CARGO) test $(CARGO_FLAGS) --test header
