@@ -43,6 +43,13 @@ test-c: ## C program against the cdylib under valgrind (no leaks, no invalid acc
 	valgrind -q --error-exitcode=1 --leak-check=full --show-possibly-lost=no \
 		--errors-for-leak-kinds=definite,indirect $(CORE_DIR)/target/debug/abi_test
 
+test-go: build-rust-core ## Go: vet, tests with -race for both engines (memory, and rust via cgo)
+	$(GO) vet ./...
+	$(GO) vet -tags rust ./...
+	$(GO) test -race -count=1 ./...
+	$(GO) test -tags rust -race -count=1 ./...
+	GOEXPERIMENT=cgocheck2 $(GO) test -tags rust -count=1 -run 'Rust' ./storage/
+
 header: ## Regenerate rust-core/include/mantisdb.h with the pinned cbindgen
 	cd $(CORE_DIR) && MANTIS_WRITE_HEADER=1 $(CARGO) test $(CARGO_FLAGS) --test header
 
