@@ -17,6 +17,7 @@ import (
 	"log"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -138,7 +139,7 @@ func parseFlags(args []string) (options, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *quick {
 		// Tiny defaults; flags given explicitly still win.
-		for name, v := range map[string]string{"keys": "3000", "ops": "3000", "cap": "40ms", "rounds": "1", "hot": "300"} {
+		for name, v := range map[string]string{"keys": "3000", "ops": "3000", "cap": "20ms", "rounds": "1", "hot": "300"} {
 			if !set[name] {
 				if err := fs.Set(name, v); err != nil {
 					return options{}, err
@@ -383,7 +384,37 @@ func versions() map[string]string {
 	if b, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
 		out["github.com/mantisdb/mantisdb"] = "commit " + strings.TrimSpace(string(b))
 	}
+	if storage.RustAvailable {
+		out[rustLibKey] = rustLibVersion()
+	}
 	return out
+}
+
+// rustLibKey names, in Run.Versions, the static library the run linked.
+const rustLibKey = "rust-core library"
+
+// rustLibVersion says when the linked static library was built, and warns
+// when rust-core changed after: the Go build links whatever library is
+// there, so a stale one would be measured under a newer commit's name.
+func rustLibVersion() string {
+	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return "unknown (not in a git checkout)"
+	}
+	root := strings.TrimSpace(string(top))
+	info, err := os.Stat(filepath.Join(root, "rust-core/target/release/libmantisdb_core.a"))
+	if err != nil {
+		return "unknown: " + err.Error()
+	}
+	built := info.ModTime().UTC()
+	v := "built " + built.Format("2006-01-02 15:04 MST")
+	last, err := exec.Command("git", "-C", root, "log", "-1", "--format=%h %cI", "--", "rust-core/src", "rust-core/Cargo.toml", "rust-core/Cargo.lock").Output()
+	if f := strings.Fields(string(last)); err == nil && len(f) == 2 {
+		if t, err := time.Parse(time.RFC3339, f[1]); err == nil && t.After(built) {
+			v += fmt.Sprintf(", older than rust-core commit %s (%s): possibly stale (make build-rust-core rebuilds it)", f[0], t.UTC().Format("2006-01-02 15:04 MST"))
+		}
+	}
+	return v
 }
 
 func readRun(path string) (*Run, error) {

@@ -66,14 +66,18 @@ func renderDoc(run *Run) string {
 	p("\n## How to read the tables\n\n")
 	p("Each peer's cell is **peer time per operation / MantisDB time per operation** (equal to MantisDB ops/s ÷ peer ops/s), measured in the same run, with the peer's median ops/s after it. Above 1: MantisDB is faster. Below 1: MantisDB loses the cell; such cells are in bold and each is explained under *Where MantisDB is not ahead*. ")
 	p("MantisDB means the Rust engine (`storage.NewRustEngine`). The `memory` column is MantisDB's own pure-Go engine: not durable at either setting, shown as a reference for what the cgo crossing and the log cost, not as a peer. ")
-	p("A `≈` after a ratio marks a cell whose rounds disagree: in some rounds MantisDB was faster than the peer's round run just before or after it, in others slower, so this run does not settle which is faster (on this shared machine the disk's sync latency, in particular, drifts by several times within a minute).\n\n")
+	p("A `≈` after a ratio marks a cell whose rounds disagree: pairing each round of MantisDB with the peer's round of the same index (run within seconds of it), MantisDB was ahead in some pairs and behind in others, so the median alone does not settle the cell (on this shared machine the disk's sync latency, in particular, drifts by several times within a minute). The list of losing cells gives the count of pairs for each.\n\n")
 	p("Workloads: put-seq fills an empty store in key order (keys `k000000000`, `k000000001`, …); whatever it does not reach within its cap is then loaded untimed in batches of %d, so every later row sees the full key set. put-rand overwrites uniformly random keys. get-hot reads uniformly among %s keys spread evenly over the key space; get-cold reads uniformly over all keys right after the writes (the page cache is not dropped, which needs root, and the machine's RAM holds every data set run here, so *cold* means *outside the engine's own cache*, not *off the disk*). A scan visits the 1,000 keys of one prefix, with their values. The mixed rows do uniformly random gets and puts in the given proportion from 1, 8 or 64 goroutines. Read-only rows run only at `never`: reads do not depend on the write durability.\n\n", loadBatch, count(run.Hot))
 
 	p("## Engine settings\n\n")
 	p("Every engine gets a %d MiB block or value cache where it has one (MantisDB's default; Badger's own default is 256 MiB, Pebble's 8 MiB); everything else is the engine's default, as a Go user would first run it. Each adapter (`bench/peers/<engine>.go`) uses the API the engine's README leads with: one commit per put, one atomic commit per batch.\n\n", cacheBytes>>20)
 	p("| engine | version | `never` | `always` |\n|---|---|---|---|\n")
 	for _, e := range engines() {
-		p("| %s | %s | %s | %s |\n", e.Name, run.Versions[e.Module], e.Setting(false), e.Setting(true))
+		v := run.Versions[e.Module]
+		if lib, ok := run.Versions[rustLibKey]; ok && e.Name == rustName {
+			v += "; rust-core library " + lib
+		}
+		p("| %s | %s | %s | %s |\n", e.Name, v, e.Setting(false), e.Setting(true))
 	}
 	p("\nGroup commit: under `always`, MantisDB, Badger and Pebble let commits from concurrent goroutines share one fsync; bbolt runs one write transaction at a time and BuntDB holds its write lock across the fsync, so their concurrent writers queue and each pays its own sync. (bbolt's `DB.Batch` would coalesce concurrent writers at the price of a 10 ms collection window; it is not what `Update` does and is not used.)\n")
 
@@ -151,29 +155,33 @@ func renderSet(b *strings.Builder, s SetResult) {
 	}
 }
 
-// settled reports whether the rounds agree on who is faster: every round
-// of ours against the peer's round of the same index (run close in time,
-// as rounds are interleaved) falls on the same side of 1.
-func settled(ours, peer Cell) bool {
-	if len(ours.Rounds) == 0 || len(ours.Rounds) != len(peer.Rounds) {
-		return false
-	}
-	above := 0
-	for i := range ours.Rounds {
+// roundsAhead pairs each round of ours with the peer's round of the same
+// index (run close in time, as rounds are interleaved) and counts the
+// pairs MantisDB wins, out of n pairs.
+func roundsAhead(ours, peer Cell) (ahead, n int) {
+	n = min(len(ours.Rounds), len(peer.Rounds))
+	for i := range n {
 		if ours.Rounds[i] > peer.Rounds[i] {
-			above++
+			ahead++
 		}
 	}
-	return above == 0 || above == len(ours.Rounds)
+	return ahead, n
+}
+
+// settled reports whether every pair of rounds agrees on who is faster.
+func settled(ours, peer Cell) bool {
+	ahead, n := roundsAhead(ours, peer)
+	return n > 0 && len(ours.Rounds) == len(peer.Rounds) && (ahead == 0 || ahead == n)
 }
 
 // loss is one cell a durable peer wins.
 type loss struct {
-	set     SetResult
-	w       Workload
-	peer    string
-	ratio   float64
-	settled bool
+	set   SetResult
+	w     Workload
+	peer  string
+	ratio float64
+	// ahead of rounds are the paired rounds MantisDB still won.
+	ahead, rounds int
 }
 
 // renderLosses writes the scorecard and every losing cell with its reason.
@@ -206,19 +214,20 @@ func renderLosses(b *strings.Builder, run *Run) {
 					continue
 				}
 				total[e.Engine]++
+				if !settled(oc, c) {
+					unsettled[e.Engine]++
+				}
 				r := oc.OpsPerSec / c.OpsPerSec
 				if r >= 1 {
 					wins[e.Engine]++
 				} else {
-					losses = append(losses, loss{s, w, e.Engine, r, settled(oc, c)})
-					if !settled(oc, c) {
-						unsettled[e.Engine]++
-					}
+					ahead, n := roundsAhead(oc, c)
+					losses = append(losses, loss{s, w, e.Engine, r, ahead, n})
 				}
 			}
 		}
 	}
-	p("\n## Scorecard\n\nCells MantisDB wins against each durable peer (same size, same durability, by the median):\n\n| peer | MantisDB ahead | peer ahead | of which the rounds disagree |\n|---|---:|---:|---:|\n")
+	p("\n## Scorecard\n\nCells MantisDB wins against each durable peer (same size, same durability, by the median):\n\n| peer | MantisDB ahead | peer ahead | cells whose rounds disagree (≈) |\n|---|---:|---:|---:|\n")
 	for _, peer := range peers {
 		p("| %s | %d of %d | %d | %d |\n", peer, wins[peer], total[peer], total[peer]-wins[peer], unsettled[peer])
 	}
@@ -241,8 +250,8 @@ func renderLosses(b *strings.Builder, run *Run) {
 		p("\n**%s** %s\n\n", explanationTitle(id), explanationText(id))
 		for _, l := range groups[id] {
 			note := ""
-			if !l.settled {
-				note = "; the rounds disagree: a tie within this run's noise"
+			if l.ahead > 0 {
+				note = fmt.Sprintf("; MantisDB was ahead in %d of %d paired rounds", l.ahead, l.rounds)
 			}
 			p("- %s vs %s: %s (%s keys × %s, `%s`%s)\n", l.w.Title, l.peer, ratio(l.ratio), count(l.set.Keys), bytesLabel(l.set.ValueSize), l.set.Sync, note)
 		}
@@ -276,11 +285,14 @@ func hasCell(s SetResult, workload string) bool {
 	return false
 }
 
-// ratio prints a ratio with two decimals, or three when two would round
-// a loss up to 1.00 or a win down to it.
+// ratio prints a ratio with two decimals; three when two would round a
+// loss up to 1.00 or a win down to it; two significant digits below 0.1.
 func ratio(r float64) string {
-	if r >= 0.995 && r < 1.005 {
+	switch {
+	case r >= 0.995 && r < 1.005:
 		return fmt.Sprintf("%.3f×", r)
+	case r < 0.1:
+		return fmt.Sprintf("%.2g×", r)
 	}
 	return fmt.Sprintf("%.2f×", r)
 }
