@@ -289,7 +289,7 @@ unsafe fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a [u8], 
 }
 
 /// Checks that an out-parameter is not NULL.
-fn out<T>(ptr: *mut T, what: &str) -> Result<(), Fail> {
+fn check_out<T>(ptr: *mut T, what: &str) -> Result<(), Fail> {
     if ptr.is_null() {
         return Err(fail(MantisStatus::MantisNullParameter, format!("{what} is NULL")));
     }
@@ -496,7 +496,7 @@ pub unsafe extern "C" fn mantis_open(
     err: *mut *mut MantisError,
 ) -> MantisStatus {
     guard(err, || {
-        out_ptr(out, "out")?;
+        check_out(out, "out")?;
         // SAFETY: per the function contract.
         let p = unsafe { bytes(path, path_len, "path") }?;
         if p.is_empty() {
@@ -514,10 +514,6 @@ pub unsafe extern "C" fn mantis_open(
         unsafe { *out = Box::into_raw(Box::new(MantisDb { live: LIVE, db })) };
         Ok(MantisStatus::MantisOk)
     })
-}
-
-fn out_ptr<T>(p: *mut T, what: &str) -> Result<(), Fail> {
-    out(p, what)
 }
 
 trait OsStrFromBytes {
@@ -655,7 +651,7 @@ pub unsafe extern "C" fn mantis_get(
     err: *mut *mut MantisError,
 ) -> MantisStatus {
     guard(err, || {
-        out_ptr(out, "out")?;
+        check_out(out, "out")?;
         // SAFETY: per the function contract.
         let (h, k) = unsafe { (handle(db, "database")?, bytes(key, key_len, "key")?) };
         match h.db.get(k)? {
@@ -688,7 +684,7 @@ pub unsafe extern "C" fn mantis_get_into(
     err: *mut *mut MantisError,
 ) -> MantisStatus {
     guard(err, || {
-        out_ptr(value_len, "value_len")?;
+        check_out(value_len, "value_len")?;
         // SAFETY: per the function contract.
         let (h, k) = unsafe { (handle(db, "database")?, bytes(key, key_len, "key")?) };
         let Some(v) = h.db.get(k)? else {
@@ -700,7 +696,7 @@ pub unsafe extern "C" fn mantis_get_into(
             return Ok(MantisStatus::MantisBufferTooSmall);
         }
         if !v.is_empty() {
-            out_ptr(dst, "dst")?;
+            check_out(dst, "dst")?;
             // SAFETY: `dst` has `dst_cap >= v.len()` writable bytes and cannot
             // overlap the library's own value buffer.
             unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), dst, v.len()) };
@@ -850,7 +846,7 @@ pub unsafe extern "C" fn mantis_multi_get(
     err: *mut *mut MantisError,
 ) -> MantisStatus {
     guard(err, || {
-        out_ptr(out, "out")?;
+        check_out(out, "out")?;
         // SAFETY: per the function contract.
         let (h, kb) = unsafe { (handle(db, "database")?, bytes(keys, keys_len, "keys")?) };
         let ks = parse_keys(kb, count)?;
@@ -880,7 +876,7 @@ pub unsafe extern "C" fn mantis_iter_new(
     err: *mut *mut MantisError,
 ) -> MantisStatus {
     guard(err, || {
-        out_ptr(out, "out")?;
+        check_out(out, "out")?;
         // SAFETY: per the function contract.
         let (h, s, e) = unsafe {
             (
@@ -926,8 +922,8 @@ pub unsafe extern "C" fn mantis_iter_next_batch(
     err: *mut *mut MantisError,
 ) -> MantisStatus {
     guard(err, || {
-        out_ptr(out, "out")?;
-        out_ptr(count, "count")?;
+        check_out(out, "out")?;
+        check_out(count, "count")?;
         // SAFETY: per the function contract.
         let h = unsafe { handle(it, "iterator") }?;
         let mut iter = h.iter.lock();
@@ -997,7 +993,7 @@ pub unsafe extern "C" fn mantis_snapshot_new(
     err: *mut *mut MantisError,
 ) -> MantisStatus {
     guard(err, || {
-        out_ptr(out, "out")?;
+        check_out(out, "out")?;
         // SAFETY: per the function contract.
         let h = unsafe { handle(db, "database") }?;
         let snap = h.db.snapshot()?;
@@ -1020,7 +1016,7 @@ pub unsafe extern "C" fn mantis_snapshot_get(
     err: *mut *mut MantisError,
 ) -> MantisStatus {
     guard(err, || {
-        out_ptr(out, "out")?;
+        check_out(out, "out")?;
         // SAFETY: per the function contract.
         let (h, k) = unsafe { (handle(snap, "snapshot")?, bytes(key, key_len, "key")?) };
         match h.snap.get(k)? {
@@ -1057,7 +1053,7 @@ pub unsafe extern "C" fn mantis_txn_begin(
     err: *mut *mut MantisError,
 ) -> MantisStatus {
     guard(err, || {
-        out_ptr(out, "out")?;
+        check_out(out, "out")?;
         // SAFETY: per the function contract.
         let h = unsafe { handle(db, "database") }?;
         let txn = h.db.begin()?;
@@ -1152,7 +1148,7 @@ pub unsafe extern "C" fn mantis_txn_get(
     err: *mut *mut MantisError,
 ) -> MantisStatus {
     guard(err, || {
-        out_ptr(out, "out")?;
+        check_out(out, "out")?;
         // SAFETY: per the function contract.
         let k = unsafe { bytes(key, key_len, "key") }?;
         // SAFETY: per the function contract.
@@ -1278,7 +1274,7 @@ pub unsafe extern "C" fn mantis_stats(
     err: *mut *mut MantisError,
 ) -> MantisStatus {
     guard(err, || {
-        out_ptr(out, "out")?;
+        check_out(out, "out")?;
         // SAFETY: per the function contract.
         let h = unsafe { handle(db, "database") }?;
         h.db.check_open()?;
@@ -1326,7 +1322,7 @@ pub unsafe extern "C" fn mantis_diag_get_loop(
     err: *mut *mut MantisError,
 ) -> MantisStatus {
     guard(err, || {
-        out_ptr(found, "found")?;
+        check_out(found, "found")?;
         // SAFETY: per the function contract.
         let (h, kb) = unsafe { (handle(db, "database")?, bytes(keys, keys_len, "keys")?) };
         let ks = parse_keys(kb, count)?;
