@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -186,13 +187,7 @@ func benchMixedParallel(b *testing.B, e StorageEngine) {
 	b.RunParallel(func(pb *testing.PB) {
 		r := rand.New(rand.NewPCG(seed.Add(1), 7))
 		for pb.Next() {
-			k := keys[r.IntN(n)]
-			if r.IntN(10) == 0 {
-				if err := e.Put(ctx, k, benchValue); err != nil {
-					b.Error(err)
-					return
-				}
-			} else if _, err := e.Get(ctx, k); err != nil {
+			if err := mixedOp(ctx, e, keys, r); err != nil {
 				b.Error(err)
 				return
 			}
@@ -244,13 +239,7 @@ func benchMixed(goroutines int) func(b *testing.B, e StorageEngine) {
 				defer wg.Done()
 				r := rand.New(rand.NewPCG(uint64(g), 9))
 				for next.Add(1) <= int64(b.N) {
-					k := keys[r.IntN(n)]
-					if r.IntN(10) == 0 {
-						if err := e.Put(ctx, k, benchValue); err != nil {
-							b.Error(err)
-							return
-						}
-					} else if _, err := e.Get(ctx, k); err != nil {
+					if err := mixedOp(ctx, e, keys, r); err != nil {
 						b.Error(err)
 						return
 					}
@@ -259,4 +248,15 @@ func benchMixed(goroutines int) func(b *testing.B, e StorageEngine) {
 		}
 		wg.Wait()
 	}
+}
+
+// mixedOp is one step of the 90/10 mix: a put of a random key one time in
+// ten, a get otherwise.
+func mixedOp(ctx context.Context, e StorageEngine, keys []string, r *rand.Rand) error {
+	k := keys[r.IntN(len(keys))]
+	if r.IntN(10) == 0 {
+		return e.Put(ctx, k, benchValue)
+	}
+	_, err := e.Get(ctx, k)
+	return err
 }
