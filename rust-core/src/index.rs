@@ -66,8 +66,25 @@ impl Version {
 struct Versions {
     /// Newest first.
     list: SmallVec<[Version; 1]>,
+    /// Sequence number of the oldest version kept when older ones were last
+    /// reclaimed (0 if none ever was): a reader below it may have lost the
+    /// version it wanted, a reader at or above it has not.
+    reclaimed_below: u64,
     /// Set when the entry was unlinked from the map; writers then retry.
     removed: bool,
+}
+
+impl Versions {
+    /// Drops every version older than the newest one at or below
+    /// `watermark`: no reader at or above the watermark can see them.
+    fn reclaim(&mut self, watermark: u64) {
+        if let Some(keep) = self.list.iter().position(|x| x.seq <= watermark) {
+            if keep + 1 < self.list.len() {
+                self.reclaimed_below = self.list[keep].seq;
+                self.list.truncate(keep + 1);
+            }
+        }
+    }
 }
 
 /// The per-key slot in the skiplist.
@@ -82,10 +99,12 @@ impl KeyEntry {
         let v = self.versions.read();
         match v.list.iter().find(|ver| ver.seq <= read_seq) {
             Some(ver) => Lookup::Found(ver.clone()),
-            None if v.list.is_empty() => Lookup::Missing,
-            // Only newer versions are left: the ones this reader wanted were
-            // reclaimed, which happens only once a newer one is visible.
-            None => Lookup::Stale,
+            // Only newer versions are left, and the ones this reader wanted
+            // were reclaimed: that happens only once a newer one is visible.
+            None if read_seq < v.reclaimed_below => Lookup::Stale,
+            // Nothing was reclaimed at or above `read_seq`: the key had no
+            // version then (its first one may be a commit still in flight).
+            None => Lookup::Missing,
         }
     }
 
@@ -196,9 +215,7 @@ impl Index {
                 v.list.insert(pos, version);
             }
             // Keep every version above the watermark and the newest at or below it.
-            if let Some(keep) = v.list.iter().position(|x| x.seq <= watermark) {
-                v.list.truncate(keep + 1);
-            }
+            v.reclaim(watermark);
             let is_live = v.list.first().is_some_and(|x| !matches!(x.value, ValueRef::Tombstone));
             effect.live_keys = is_live as i64 - was_live as i64;
             return effect;
@@ -241,6 +258,9 @@ impl Index {
             effect.superseded_segment = o.segment;
         }
         let is_live = !matches!(version.value, ValueRef::Tombstone);
+        if !v.list.is_empty() {
+            v.reclaimed_below = version.seq;
+        }
         v.list.clear();
         v.list.push(version);
         effect.live_keys = is_live as i64 - was_live as i64;
@@ -252,11 +272,9 @@ impl Index {
     /// still read it, `None` when it is gone. Versions no reader at or above
     /// `watermark` can see are dropped first.
     pub fn holds(&self, key: &[u8], seq: u64, segment: u32, watermark: u64) -> Option<bool> {
-        self.with_live_entry(key, |list| {
-            if let Some(keep) = list.iter().position(|x| x.seq <= watermark) {
-                list.truncate(keep + 1);
-            }
-            let pos = list.iter().position(|x| x.seq == seq && x.segment == segment)?;
+        self.with_live_entry(key, |v| {
+            v.reclaim(watermark);
+            let pos = v.list.iter().position(|x| x.seq == seq && x.segment == segment)?;
             Some(pos == 0)
         })?
     }
@@ -265,14 +283,14 @@ impl Index {
     /// tombstone collection unlinked meanwhile is skipped for the key's
     /// current one, so compaction never decides on a stale entry while a
     /// writer has re-created the key.
-    fn with_live_entry<R>(&self, key: &[u8], f: impl FnOnce(&mut SmallVec<[Version; 1]>) -> R) -> Option<R> {
+    fn with_live_entry<R>(&self, key: &[u8], f: impl FnOnce(&mut Versions) -> R) -> Option<R> {
         loop {
             let entry = self.map.get(key)?;
             let mut v = entry.value().versions.write();
             if v.removed {
                 continue;
             }
-            return Some(f(&mut v.list));
+            return Some(f(&mut v));
         }
     }
 
@@ -281,9 +299,9 @@ impl Index {
     /// version and a put (its bytes are live), or `None` if the version is
     /// gone (its copied bytes are dead).
     pub fn relocate(&self, key: &[u8], seq: u64, from: u32, to: u32, offset: u64) -> Option<bool> {
-        self.with_live_entry(key, |list| {
-            let pos = list.iter().position(|x| x.seq == seq && x.segment == from)?;
-            let ver = &mut list[pos];
+        self.with_live_entry(key, |v| {
+            let pos = v.list.iter().position(|x| x.seq == seq && x.segment == from)?;
+            let ver = &mut v.list[pos];
             ver.segment = to;
             if let ValueRef::Disk { offset: o, segment, .. } = &mut ver.value {
                 *o = offset;
@@ -297,7 +315,7 @@ impl Index {
     /// (the newest, in segment `from`) into a tombstone in segment `to`.
     /// Returns false if the key changed meanwhile.
     pub fn expire_to_tombstone(&self, key: &[u8], seq: u64, from: u32, to: u32, log_bytes: u32) -> bool {
-        self.with_live_entry(key, |list| match list.first_mut() {
+        self.with_live_entry(key, |v| match v.list.first_mut() {
             Some(x) if x.seq == seq && x.segment == from && !matches!(x.value, ValueRef::Tombstone) => {
                 x.value = ValueRef::Tombstone;
                 x.segment = to;
@@ -385,11 +403,42 @@ mod tests {
         let idx = Index::new();
         idx.insert(b"k", put(1, b"a"), 0);
         idx.insert(b"k", put(3, b"b"), 0);
-        assert_eq!(idx.get(b"k", 0), Lookup::Stale);
+        // Nothing was reclaimed: before its first commit the key did not exist.
+        assert_eq!(idx.get(b"k", 0), Lookup::Missing);
         assert!(matches!(idx.get(b"k", 1), Lookup::Found(v) if v.seq == 1));
         assert!(matches!(idx.get(b"k", 2), Lookup::Found(v) if v.seq == 1));
         assert!(matches!(idx.get(b"k", 9), Lookup::Found(v) if v.seq == 3));
         assert_eq!(idx.get(b"other", 9), Lookup::Missing);
+    }
+
+    #[test]
+    fn a_commit_not_yet_visible_reads_as_missing_not_stale() {
+        // A new key's first version is inserted before its commit is
+        // published; a reader at the visible sequence must not retry on it.
+        let idx = Index::new();
+        idx.insert(b"new", put(100, b"v"), 97);
+        assert_eq!(idx.get(b"new", 98), Lookup::Missing);
+        // The same after tombstone collection re-created the entry.
+        idx.insert(b"gone", put(1, b"a"), 0);
+        idx.insert(b"gone", del(2), 2);
+        assert!(idx.remove_tombstone(b"gone", 2, 2));
+        idx.insert(b"gone", put(100, b"b"), 2);
+        assert_eq!(idx.get(b"gone", 98), Lookup::Missing);
+    }
+
+    #[test]
+    fn reads_below_reclaimed_versions_are_stale() {
+        let idx = Index::new();
+        idx.insert(b"k", put(2, b"a"), 0);
+        idx.insert(b"k", put(5, b"b"), 0);
+        idx.insert(b"k", put(8, b"c"), 6); // drops seq 2, keeps 5
+        assert_eq!(idx.get(b"k", 3), Lookup::Stale);
+        assert!(matches!(idx.get(b"k", 5), Lookup::Found(v) if v.seq == 5));
+        assert!(matches!(idx.get(b"k", 7), Lookup::Found(v) if v.seq == 5));
+        // holds() reclaims too: with the watermark at 8 only seq 8 stays.
+        assert_eq!(idx.holds(b"k", 5, 1, 8), None);
+        assert_eq!(idx.get(b"k", 6), Lookup::Stale);
+        assert!(matches!(idx.get(b"k", 8), Lookup::Found(v) if v.seq == 8));
     }
 
     #[test]
