@@ -47,6 +47,7 @@ var engineBenchmarks = []struct {
 	{"Get", benchGet},
 	{"BatchPut100", benchBatchPut100},
 	{"PrefixScan1000", benchPrefixScan1000},
+	{"PrefixScanFirst100", benchPrefixScanFirst100},
 	{"Mixed90-10Parallel", benchMixedParallel},
 	{"Mixed90-10/g1", benchMixed(1)},
 	{"Mixed90-10/g8", benchMixed(8)},
@@ -148,6 +149,32 @@ func benchBatchPut100(b *testing.B, e StorageEngine) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// benchPrefixScanFirst100 reads the first 100 keys of a 1000-key prefix
+// and stops: a paged scan, as the HTTP scan route and benchmark mode do.
+func benchPrefixScanFirst100(b *testing.B, e StorageEngine) {
+	ctx := b.Context()
+	preload(b, e, 10_000, benchKey)
+	preload(b, e, 1000, func(i int) string { return fmt.Sprintf("scan/%06d", i) })
+	b.SetBytes(100 * benchValueSize)
+	for b.Loop() {
+		it, err := e.NewIterator(ctx, "scan/")
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for n < 100 && it.Next() {
+			n++
+		}
+		if err := it.Error(); err != nil {
+			b.Fatal(err)
+		}
+		_ = it.Close()
+		if n != 100 {
+			b.Fatalf("scan saw %d keys, want 100", n)
+		}
 	}
 }
 

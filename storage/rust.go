@@ -469,10 +469,14 @@ func (e *RustEngine) newIter(start, end string, prefix bool) (Iterator, error) {
 	return ri, nil
 }
 
-// Pairs fetched per crossing, and the byte budget of one batch.
+// Pairs fetched per crossing: the first batch is small, so a scan that
+// stops early (a page, a limit) does not load values it never reads; each
+// next batch doubles, up to the maximum, so a long scan crosses rarely.
+// The byte budget bounds one batch whatever its count.
 const (
-	iterBatchItems = 256
-	iterBatchBytes = 256 << 10
+	iterFirstBatchItems = 16
+	iterMaxBatchItems   = 256
+	iterBatchBytes      = 256 << 10
 )
 
 type rustIterator struct {
@@ -482,6 +486,7 @@ type rustIterator struct {
 	batch      []byte
 	at         int
 	left       int
+	nextItems  int // pairs the next fetch asks for
 	key, value string
 	err        error
 	done       bool
@@ -520,7 +525,11 @@ func (r *rustIterator) fetch() bool {
 	var out C.MantisBuf
 	var n C.size_t
 	var cerr *C.MantisError
-	st := C.mantis_iter_next_batch(r.it, iterBatchItems, iterBatchBytes, &out, &n, &cerr)
+	if r.nextItems == 0 {
+		r.nextItems = iterFirstBatchItems
+	}
+	st := C.mantis_iter_next_batch(r.it, C.size_t(r.nextItems), iterBatchBytes, &out, &n, &cerr)
+	r.nextItems = min(2*r.nextItems, iterMaxBatchItems)
 	if st != C.MANTIS_OK {
 		r.err, r.done = statusError(st, cerr), true
 		return false
