@@ -53,7 +53,10 @@ for t in $GO_TARGETS; do
   [ "$status" = ok ] || failed=1
   last=$(grep -E '^fuzz: elapsed' "$log" | tail -1)
   execs=$(echo "$last" | sed -n 's/.*execs: \([0-9]*\) (\([0-9]*\)\/sec).*/\1/p')
-  speed=$(echo "$last" | sed -n 's/.*execs: \([0-9]*\) (\([0-9]*\)\/sec).*/\2/p')
+  # The rate on the last line is that of its last interval: average instead.
+  secs=$(echo "$last" | sed -n 's/^fuzz: elapsed: \([0-9]*\)m\([0-9]*\)s.*/\1 \2/p' | awk '{print $1*60+$2}')
+  [ -n "$secs" ] || secs=$(echo "$last" | sed -n 's/^fuzz: elapsed: \([0-9]*\)s.*/\1/p')
+  speed=$([ -n "$execs" ] && [ "${secs:-0}" -gt 0 ] && echo $((execs / secs)) || echo "?")
   interesting=$(echo "$last" | sed -n 's/.*new interesting: \([0-9]*\) (total: \([0-9]*\)).*/new=\1 corpus=\2/p')
   summary+=("$(printf '%-20s %-6s execs=%-10s execs/s=%-7s %s' "$t" "$status" "${execs:-?}" "${speed:-?}" "${interesting:-}")")
   [ "$status" = ok ] || grep -E -- '--- FAIL|Failing input|testdata' "$log" | head -5 || true
