@@ -4,9 +4,13 @@ CARGO       ?= cargo
 CORE_DIR    := rust-core
 CARGO_FLAGS ?= --locked
 CRASH_CYCLES ?= 300
+# Seconds per target: `make fuzz` (coverage-guided) and its short run in `make test`.
+FUZZ_TIME ?= 60
+FUZZ_TEST_SECS ?= 2
+GO_FUZZ_TARGETS := FuzzBatchDecode FuzzTxnDecode FuzzKeyRoutes FuzzScanQuery FuzzBatchHTTP FuzzTxnHTTP FuzzRequestHeaders
 
 .DEFAULT_GOAL := help
-.PHONY: help bench-peers lint-packaging build build-rust run build-rust-core bench bench-http test test-rust test-c test-go header crash-test bench-rust lint fmt clean
+.PHONY: help bench-peers lint-packaging build build-rust run build-rust-core bench bench-http test test-rust test-c test-go test-fuzz fuzz header crash-test bench-rust lint fmt clean
 
 GO        ?= go
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -29,7 +33,7 @@ run: build-rust ## Build and start ./mantisdb-rust on 127.0.0.1:8080 with ./data
 build-rust-core: ## Build the Rust core (release): cdylib, staticlib and rlib
 	cd $(CORE_DIR) && $(CARGO) build $(CARGO_FLAGS) --release
 
-test: test-rust test-c test-go ## Run every test (the command CI runs)
+test: test-rust test-c test-go test-fuzz ## Run every test (the command CI runs)
 
 test-rust: ## Rust core: unit, API, model, concurrency, recovery, fuzz and 20 crash cycles
 	cd $(CORE_DIR) && $(CARGO) test $(CARGO_FLAGS) -- --test-threads=2
@@ -49,6 +53,19 @@ test-go: build-rust-core ## Go: vet, tests with -race for both engines (memory, 
 	$(GO) test -race -count=1 ./...
 	$(GO) test -tags rust -race -count=1 ./...
 	GOEXPERIMENT=cgocheck2 $(GO) test -tags rust -count=1 -run 'Rust' ./storage/
+
+test-fuzz: ## Every fuzz target briefly: seed corpora, saved regressions, FUZZ_TEST_SECS of new inputs each
+	@# Rust: without libFuzzer, in the main target directory (test-c built
+	@# the core without mimalloc there already).
+	cd $(CORE_DIR)/fuzz && MANTIS_FUZZ_SECS=$(FUZZ_TEST_SECS) CARGO_TARGET_DIR=../target \
+		$(CARGO) test $(CARGO_FLAGS) -- --test-threads=2
+	@for t in $(GO_FUZZ_TARGETS); do \
+		echo "$(GO) test -fuzz $$t -fuzztime $(FUZZ_TEST_SECS)s ./internal/api"; \
+		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZ_TEST_SECS)s ./internal/api || exit 1; \
+	done
+
+fuzz: ## Coverage-guided fuzzing of every target for FUZZ_TIME seconds each (default 60), then a summary
+	FUZZ_TIME=$(FUZZ_TIME) GO_TARGETS="$(GO_FUZZ_TARGETS)" $(CORE_DIR)/fuzz/run.sh
 
 header: ## Regenerate rust-core/include/mantisdb.h with the pinned cbindgen
 	cd $(CORE_DIR) && MANTIS_WRITE_HEADER=1 $(CARGO) test $(CARGO_FLAGS) --test header

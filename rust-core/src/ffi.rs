@@ -17,8 +17,11 @@
 //!   `mantis_snapshot_new`/`mantis_snapshot_free`, `mantis_txn_begin`/`mantis_txn_free`.
 //!   Every `_free` accepts NULL. A freed handle must not be used again; the
 //!   library recognises most such uses (a handle carries a live-tag that
-//!   freeing clears) and answers `MANTIS_INVALID_ARGUMENT`, but that is a
-//!   diagnostic, not a guarantee.
+//!   freeing clears) and answers `MANTIS_INVALID_ARGUMENT` (a `_free` of it
+//!   does nothing), but that is a diagnostic, not a guarantee: once the
+//!   memory is reused the tag may read as live again. A live handle of one
+//!   kind passed where another kind is expected is always refused the same
+//!   way (each kind has its own tag).
 //! - Threads: a database handle may be used from many threads at once.
 //!   Iterator, snapshot and transaction handles serialise their own calls.
 //! - No panic crosses the boundary: each body runs inside `catch_unwind` and
@@ -161,27 +164,40 @@ pub struct MantisStats {
     pub cache_capacity_bytes: u64,
 }
 
-const LIVE: u64 = 0x4d41_4e54_4953_4442; // "MANTISDB"
+// Live-tags, one per kind of handle, so a handle of one kind passed where
+// another is expected is refused instead of misread.
+const LIVE_DB: u64 = u64::from_le_bytes(*b"MANTISDB");
+const LIVE_ITER: u64 = u64::from_le_bytes(*b"MANTISIT");
+const LIVE_SNAPSHOT: u64 = u64::from_le_bytes(*b"MANTISSN");
+const LIVE_TXN: u64 = u64::from_le_bytes(*b"MANTISTX");
+
+// Every handle is `repr(C)` with its live-tag first: the tag of any handle,
+// whatever its kind, is the first 8 bytes of its allocation, so it can be
+// read before the pointer is trusted to be of the expected kind.
 
 /// An open database.
+#[repr(C)]
 pub struct MantisDb {
     live: u64,
     db: Db,
 }
 
 /// An ordered iterator at one snapshot.
+#[repr(C)]
 pub struct MantisIter {
     live: u64,
     iter: Mutex<Iter>,
 }
 
 /// A read-only snapshot.
+#[repr(C)]
 pub struct MantisSnapshot {
     live: u64,
     snap: Snapshot,
 }
 
 /// An optimistic transaction.
+#[repr(C)]
 pub struct MantisTxn {
     live: u64,
     txn: Mutex<Option<Transaction>>,
@@ -299,8 +315,9 @@ fn check_out<T>(ptr: *mut T, what: &str) -> Result<(), Fail> {
 /// Resolves a handle pointer to a reference after checking its live-tag.
 ///
 /// # Safety
-/// `ptr` must be NULL or a handle of this type returned by the library and
-/// not yet freed (the live-tag check catches most violations, not all).
+/// `ptr` must be NULL or a handle returned by the library (of any kind) and
+/// not yet freed (the live-tag check catches most uses of freed handles,
+/// not all).
 unsafe fn handle<'a, T: Live>(ptr: *const T, what: &str) -> Result<&'a T, Fail> {
     if ptr.is_null() {
         return Err(fail(
@@ -308,53 +325,67 @@ unsafe fn handle<'a, T: Live>(ptr: *const T, what: &str) -> Result<&'a T, Fail> 
             format!("{what} handle is NULL"),
         ));
     }
-    // SAFETY: per the contract above, a non-null handle points to a live T
-    // allocated by `Box::into_raw` in this module.
-    let h = unsafe { &*ptr };
-    if h.live() != LIVE {
+    // SAFETY: per the contract `ptr` is a handle allocated by this module;
+    // every handle kind is repr(C) with its u64 tag first, so the first 8
+    // bytes are readable and aligned whatever kind it really is.
+    if unsafe { read_tag(ptr) } != T::TAG {
         return Err(fail(
             MantisStatus::MantisInvalidArgument,
-            format!("{what} handle is not valid (freed or corrupted)"),
+            format!("{what} handle is not valid (freed, corrupted or another kind of handle)"),
         ));
     }
-    Ok(h)
+    // SAFETY: the tag says it is a live T, allocated by `Box::into_raw`.
+    Ok(unsafe { &*ptr })
 }
 
-trait Live {
-    fn live(&self) -> u64;
-}
-
-macro_rules! impl_live {
-    ($($t:ty),*) => {$(
-        impl Live for $t {
-            fn live(&self) -> u64 {
-                // Volatile so the check is not folded away: it exists for
-                // handles that were freed, where the value may have changed.
-                // SAFETY: reading a u64 field of a valid reference.
-                unsafe { std::ptr::read_volatile(&self.live) }
-            }
-        }
-    )*};
-}
-impl_live!(MantisDb, MantisIter, MantisSnapshot, MantisTxn);
-
-/// Frees a handle allocated by `Box::into_raw`, clearing its live-tag first.
+/// Reads the live-tag at the start of a handle.
 ///
 /// # Safety
-/// `ptr` must be NULL or a live handle of this type returned by the library.
+/// `ptr` must point to a handle of any kind allocated by this module.
+unsafe fn read_tag<T>(ptr: *const T) -> u64 {
+    // Volatile so the check is not folded away: it exists for handles that
+    // were freed, where the value may have changed.
+    // SAFETY: per the contract, 8 readable, aligned bytes (the tag field).
+    unsafe { std::ptr::read_volatile(ptr.cast::<u64>()) }
+}
+
+/// A handle type and its live-tag.
+trait Live {
+    const TAG: u64;
+}
+
+impl Live for MantisDb {
+    const TAG: u64 = LIVE_DB;
+}
+impl Live for MantisIter {
+    const TAG: u64 = LIVE_ITER;
+}
+impl Live for MantisSnapshot {
+    const TAG: u64 = LIVE_SNAPSHOT;
+}
+impl Live for MantisTxn {
+    const TAG: u64 = LIVE_TXN;
+}
+
+/// Frees a handle allocated by `Box::into_raw` after `clear` has cleared its
+/// live-tag. A pointer whose tag is not this kind's (a handle already freed,
+/// or one of another kind) is left alone.
+///
+/// # Safety
+/// `ptr` must be NULL or a handle returned by the library.
 unsafe fn free_handle<T: Live>(ptr: *mut T, clear: impl FnOnce(&mut T)) {
     if ptr.is_null() {
         return;
     }
-    // SAFETY: per the contract, `ptr` came from Box::into_raw and is freed once.
-    let mut b = unsafe { Box::from_raw(ptr) };
-    if b.live() == LIVE {
-        clear(&mut b);
-        drop(b);
-    } else {
-        // Not a live handle: leak rather than free twice.
-        std::mem::forget(b);
+    // SAFETY: per the contract; see `read_tag`.
+    if unsafe { read_tag(ptr) } != T::TAG {
+        return;
     }
+    // SAFETY: a live T allocated by Box::into_raw; the tag is cleared before
+    // the memory is released, so a second free of it is refused above.
+    let mut b = unsafe { Box::from_raw(ptr) };
+    clear(&mut b);
+    drop(b);
 }
 
 fn to_options(o: &MantisOptions) -> Result<Options, Fail> {
@@ -511,7 +542,7 @@ pub unsafe extern "C" fn mantis_open(
         };
         let db = Db::open(dir, o)?;
         // SAFETY: `out` checked non-null; writable per the contract.
-        unsafe { *out = Box::into_raw(Box::new(MantisDb { live: LIVE, db })) };
+        unsafe { *out = Box::into_raw(Box::new(MantisDb { live: LIVE_DB, db })) };
         Ok(MantisStatus::MantisOk)
     })
 }
@@ -896,7 +927,7 @@ pub unsafe extern "C" fn mantis_iter_new(
             h.db.scan(Bound::Included(s), upper)?
         };
         let it = Box::new(MantisIter {
-            live: LIVE,
+            live: LIVE_ITER,
             iter: Mutex::new(iter),
         });
         // SAFETY: `out` checked non-null; writable per the contract.
@@ -998,7 +1029,12 @@ pub unsafe extern "C" fn mantis_snapshot_new(
         let h = unsafe { handle(db, "database") }?;
         let snap = h.db.snapshot()?;
         // SAFETY: `out` checked non-null; writable per the contract.
-        unsafe { *out = Box::into_raw(Box::new(MantisSnapshot { live: LIVE, snap })) };
+        unsafe {
+            *out = Box::into_raw(Box::new(MantisSnapshot {
+                live: LIVE_SNAPSHOT,
+                snap,
+            }))
+        };
         Ok(MantisStatus::MantisOk)
     })
 }
@@ -1060,7 +1096,7 @@ pub unsafe extern "C" fn mantis_txn_begin(
         // SAFETY: `out` checked non-null; writable per the contract.
         unsafe {
             *out = Box::into_raw(Box::new(MantisTxn {
-                live: LIVE,
+                live: LIVE_TXN,
                 txn: Mutex::new(Some(txn)),
             }))
         };

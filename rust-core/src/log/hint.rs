@@ -148,7 +148,10 @@ pub fn read(dir: &Path, id: u32, segment_len: u64) -> (Option<ValidHint>, Option
     }
 }
 
-fn validate(data: &[u8], id: u32, segment_len: u64) -> std::result::Result<ValidHint, String> {
+/// Checks the bytes of a hint file as [`read`] does; `Err` carries the reason.
+/// Public for the fuzz targets.
+#[doc(hidden)]
+pub fn validate(data: &[u8], id: u32, segment_len: u64) -> std::result::Result<ValidHint, String> {
     if data.len() < HINT_HEADER_LEN || data[0..8] != HINT_MAGIC {
         return Err("not a hint file (bad magic or too short)".into());
     }

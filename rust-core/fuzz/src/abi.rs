@@ -1,0 +1,1451 @@
+//! `abi_calls`: sequences of C ABI calls decoded from the input, checked
+//! against a model.
+//!
+//! Each input is a program: every step picks a function of `ffi.rs` and its
+//! arguments. Arguments are drawn from what the contract allows and from
+//! what it promises to refuse:
+//! - `(pointer, length)` pairs: valid; NULL with a nonzero length
+//!   (`MANTIS_NULL_PARAMETER`); a dangling non-NULL pointer with length 0
+//!   (an empty slice); a length over `isize::MAX` (`MANTIS_INVALID_ARGUMENT`,
+//!   never read);
+//! - out-parameters: valid or NULL (`MANTIS_NULL_PARAMETER`); the error
+//!   out-parameter NULL or not;
+//! - handles: live; NULL (`MANTIS_NULL_PARAMETER`); freed
+//!   (`MANTIS_INVALID_ARGUMENT`, and a second `_free` does nothing); a live
+//!   handle of another kind (`MANTIS_INVALID_ARGUMENT`); a closed database
+//!   (`MANTIS_CLOSED`); a finished transaction (`MANTIS_INVALID_ARGUMENT`);
+//! - keys and values: small keys that collide, empty and oversized keys
+//!   (`MANTIS_INVALID_KEY`), values over the limit (`MANTIS_VALUE_TOO_LARGE`),
+//!   well-formed and malformed batch and key buffers.
+//!
+//! Checks: no call panics (`MANTIS_PANIC` fails the target) or crashes; a
+//! call with a bad argument answers one of the statuses its bad arguments
+//! call for and changes nothing; an error object is written exactly when the
+//! status is an error, with that status and a NUL-terminated UTF-8 message;
+//! every valid call agrees with a model: the database's contents (gets,
+//! get-into, multi-gets), snapshots (a copy at creation), iterators (the
+//! range at creation, paged and sought), and transactions (read-your-writes
+//! over the state at begin; a commit conflicts exactly when a key it read or
+//! wrote was committed by another writer after it began, and a read-only
+//! one never does).
+//!
+//! Freed handles: the library recognises one by its cleared live-tag only
+//! while its memory is not reused (the contract says so); the quarantine
+//! allocator of this crate keeps freed handles unused, and a freed handle is
+//! passed only while [`crate::quarantine::held`] says it still is.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ptr::{self, null_mut, NonNull};
+
+use mantisdb_core::ffi::*;
+use mantisdb_core::MAX_KEY_LEN;
+
+use crate::input::Input;
+use crate::quarantine;
+
+use MantisStatus::*;
+
+type Map = BTreeMap<Vec<u8>, Vec<u8>>;
+/// A key and its new value (None: deleted).
+type Write = (Vec<u8>, Option<Vec<u8>>);
+
+const MAX_VALUE: usize = 300;
+const MAX_STEPS: usize = 96;
+const MAX_OPENS: usize = 4;
+
+/// One database directory: its contents and the keys of each commit.
+#[derive(Default)]
+struct Dir {
+    data: Map,
+    /// Keys of every commit, in order; `commits.len()` is the version.
+    commits: Vec<Vec<Vec<u8>>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Live,
+    /// Freed when the quarantine counter read this.
+    Freed(u64),
+}
+
+struct DbSlot {
+    ptr: *mut MantisDb,
+    dir: usize,
+    closed: bool,
+    state: State,
+}
+
+struct IterSlot {
+    ptr: *mut MantisIter,
+    db: usize,
+    /// Every pair of the range at creation.
+    all: Vec<(Vec<u8>, Vec<u8>)>,
+    lower: Vec<u8>,
+    pos: usize,
+    /// An error was returned: it only reports its end from then on.
+    failed: bool,
+    state: State,
+}
+
+struct SnapSlot {
+    ptr: *mut MantisSnapshot,
+    db: usize,
+    view: Map,
+    state: State,
+}
+
+struct TxnSlot {
+    ptr: *mut MantisTxn,
+    db: usize,
+    base: Map,
+    begin: usize,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    reads: BTreeSet<Vec<u8>>,
+    finished: bool,
+    state: State,
+}
+
+/// A handle argument and what the call must answer because of it.
+struct Handle<T> {
+    ptr: *mut T,
+    /// Index of the live slot, when it is one.
+    slot: Option<usize>,
+    refusal: Option<MantisStatus>,
+}
+
+/// A `(pointer, length)` argument.
+struct Bytes {
+    ptr: *const u8,
+    len: usize,
+    /// The bytes the library must see, or the status it must answer.
+    expect: Result<Vec<u8>, MantisStatus>,
+    _keep: Vec<u8>,
+}
+
+fn bytes_arg(inp: &mut Input<'_>, data: Vec<u8>) -> Bytes {
+    match inp.below(24) {
+        0 if !data.is_empty() => Bytes {
+            ptr: ptr::null(),
+            len: data.len(),
+            expect: Err(MantisNullParameter),
+            _keep: data,
+        },
+        1 => Bytes {
+            ptr: NonNull::<u8>::dangling().as_ptr(),
+            len: 0,
+            expect: Ok(Vec::new()),
+            _keep: data,
+        },
+        2 => Bytes {
+            ptr: ptr::null(),
+            len: 0,
+            expect: Ok(Vec::new()),
+            _keep: data,
+        },
+        3 => {
+            let keep = vec![0u8; 1];
+            Bytes {
+                ptr: keep.as_ptr(),
+                len: usize::MAX - inp.below(4),
+                expect: Err(MantisInvalidArgument),
+                _keep: keep,
+            }
+        }
+        _ => Bytes {
+            ptr: if data.is_empty() { ptr::null() } else { data.as_ptr() },
+            len: data.len(),
+            expect: Ok(data.clone()),
+            _keep: data,
+        },
+    }
+}
+
+fn key(inp: &mut Input<'_>) -> Vec<u8> {
+    match inp.u8() {
+        0 => Vec::new(),
+        1 => vec![b'k'; MAX_KEY_LEN + 1],
+        2 => vec![0xff; MAX_KEY_LEN],
+        b => {
+            let len = 1 + (b as usize % 3);
+            (0..len).map(|_| b"ab\x00\xff"[inp.below(4)]).collect()
+        }
+    }
+}
+
+fn value(inp: &mut Input<'_>) -> Vec<u8> {
+    let len = match inp.u8() {
+        0 => MAX_VALUE + 1 + inp.below(8),
+        b => b as usize % 40,
+    };
+    let fill = inp.u8();
+    (0..len).map(|i| fill.wrapping_add(i as u8)).collect()
+}
+
+fn key_ok(k: &[u8]) -> Result<(), MantisStatus> {
+    if k.is_empty() || k.len() > MAX_KEY_LEN {
+        return Err(MantisInvalidKey);
+    }
+    Ok(())
+}
+
+fn value_ok(v: &[u8]) -> Result<(), MantisStatus> {
+    if v.len() > MAX_VALUE {
+        return Err(MantisValueTooLarge);
+    }
+    Ok(())
+}
+
+/// The statuses the call's bad arguments allow; empty when all are good.
+#[derive(Default)]
+struct Refusals(Vec<MantisStatus>);
+
+impl Refusals {
+    fn add(&mut self, s: Option<MantisStatus>) {
+        if let Some(s) = s {
+            self.0.push(s);
+        }
+    }
+    fn bytes(&mut self, b: &Bytes) -> Option<Vec<u8>> {
+        match &b.expect {
+            Ok(v) => Some(v.clone()),
+            Err(s) => {
+                self.0.push(*s);
+                None
+            }
+        }
+    }
+    fn out<T>(&mut self, p: *mut T) {
+        if p.is_null() {
+            self.0.push(MantisNullParameter);
+        }
+    }
+    fn any(&self) -> bool {
+        !self.0.is_empty()
+    }
+    fn check(&self, got: MantisStatus, what: &str) {
+        assert!(
+            self.0.contains(&got),
+            "{what}: status {got:?}, expected one of {:?}",
+            self.0
+        );
+    }
+}
+
+/// The error out-parameter of one call.
+struct Err {
+    slot: *mut MantisError,
+    pass: bool,
+}
+
+impl Err {
+    fn new(inp: &mut Input<'_>) -> Self {
+        Err {
+            slot: null_mut(),
+            pass: !inp.u8().is_multiple_of(8),
+        }
+    }
+    fn ptr(&mut self) -> *mut *mut MantisError {
+        if self.pass {
+            &mut self.slot
+        } else {
+            null_mut()
+        }
+    }
+    /// Checks the error object against the status, then frees it.
+    fn check(self, status: MantisStatus, what: &str) {
+        assert_ne!(status, MantisPanic, "{what}: the library panicked");
+        let is_error = !matches!(status, MantisOk | MantisNotFound | MantisBufferTooSmall);
+        if !self.pass {
+            return;
+        }
+        if !is_error {
+            assert!(self.slot.is_null(), "{what}: error object written with {status:?}");
+            return;
+        }
+        assert!(!self.slot.is_null(), "{what}: no error object for {status:?}");
+        // SAFETY: the library wrote a valid error object (checked non-null).
+        unsafe {
+            let e = &*self.slot;
+            assert_eq!(e.status, status, "{what}: error object status");
+            assert!(!e.message.is_null() && e.message_len > 0, "{what}: empty message");
+            let msg = std::slice::from_raw_parts(e.message as *const u8, e.message_len + 1);
+            assert_eq!(msg[e.message_len], 0, "{what}: message not NUL-terminated");
+            assert!(!msg[..e.message_len].contains(&0));
+            let text = std::str::from_utf8(&msg[..e.message_len]).expect("message is not UTF-8");
+            LAST_ERROR.with(|l| *l.borrow_mut() = format!("{what}: {status:?}: {text}"));
+            mantis_error_free(self.slot);
+        }
+    }
+}
+
+thread_local! {
+    /// The last error message the library returned, printed when a check fails.
+    static LAST_ERROR: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Takes a library buffer's bytes and frees it.
+fn take(buf: &mut MantisBuf) -> Vec<u8> {
+    let v = if buf.len == 0 {
+        Vec::new()
+    } else {
+        // SAFETY: the library filled `buf` with `len` readable bytes.
+        unsafe { std::slice::from_raw_parts(buf.data, buf.len) }.to_vec()
+    };
+    // SAFETY: a buffer the library filled, freed once.
+    unsafe { mantis_buf_free(buf) };
+    assert!(
+        buf.data.is_null() && buf.len == 0 && buf.cap == 0,
+        "buf_free did not clear the struct"
+    );
+    v
+}
+
+fn empty_buf() -> MantisBuf {
+    MantisBuf {
+        data: null_mut(),
+        len: 0,
+        cap: 0,
+    }
+}
+
+struct World {
+    dirs: Vec<Dir>,
+    paths: Vec<std::path::PathBuf>,
+    dbs: Vec<DbSlot>,
+    iters: Vec<IterSlot>,
+    snaps: Vec<SnapSlot>,
+    txns: Vec<TxnSlot>,
+    opens: usize,
+}
+
+fn usable(s: State) -> bool {
+    match s {
+        State::Live => true,
+        State::Freed(at) => quarantine::held(at),
+    }
+}
+
+/// Picks a handle argument from `slots` (with state and pointer given by
+/// `get`), or NULL, or a live handle of another kind from `others`.
+fn pick<T, S>(inp: &mut Input<'_>, slots: &[S], get: impl Fn(&S) -> (State, *mut T), others: &[*mut u8]) -> Handle<T> {
+    let live: Vec<usize> = (0..slots.len()).filter(|&i| get(&slots[i]).0 == State::Live).collect();
+    let freed: Vec<usize> = (0..slots.len())
+        .filter(|&i| matches!(get(&slots[i]).0, State::Freed(_)) && usable(get(&slots[i]).0))
+        .collect();
+    let null = Handle {
+        ptr: null_mut(),
+        slot: None,
+        refusal: Some(MantisNullParameter),
+    };
+    match inp.below(16) {
+        0 => null,
+        1 if !freed.is_empty() => Handle {
+            ptr: get(&slots[freed[inp.below(freed.len())]]).1,
+            slot: None,
+            refusal: Some(MantisInvalidArgument),
+        },
+        2 if !others.is_empty() => Handle {
+            ptr: others[inp.below(others.len())] as *mut T,
+            slot: None,
+            refusal: Some(MantisInvalidArgument),
+        },
+        _ if !live.is_empty() => {
+            let i = live[inp.below(live.len())];
+            Handle {
+                ptr: get(&slots[i]).1,
+                slot: Some(i),
+                refusal: None,
+            }
+        }
+        _ => null,
+    }
+}
+
+impl World {
+    fn live_ptrs(&self, except: usize) -> Vec<*mut u8> {
+        let mut v = Vec::new();
+        if except != 0 {
+            v.extend(
+                self.dbs
+                    .iter()
+                    .filter(|s| s.state == State::Live)
+                    .map(|s| s.ptr as *mut u8),
+            );
+        }
+        if except != 1 {
+            v.extend(
+                self.iters
+                    .iter()
+                    .filter(|s| s.state == State::Live)
+                    .map(|s| s.ptr as *mut u8),
+            );
+        }
+        if except != 2 {
+            v.extend(
+                self.snaps
+                    .iter()
+                    .filter(|s| s.state == State::Live)
+                    .map(|s| s.ptr as *mut u8),
+            );
+        }
+        if except != 3 {
+            v.extend(
+                self.txns
+                    .iter()
+                    .filter(|s| s.state == State::Live)
+                    .map(|s| s.ptr as *mut u8),
+            );
+        }
+        v
+    }
+
+    fn db(&self, inp: &mut Input<'_>) -> Handle<MantisDb> {
+        let others = self.live_ptrs(0);
+        let mut h = pick(inp, &self.dbs, |s| (s.state, s.ptr), &others);
+        if let Some(i) = h.slot {
+            if self.dbs[i].closed {
+                h.refusal = Some(MantisClosed);
+            }
+        }
+        h
+    }
+
+    /// True when database slot `i` is open (derived handles may still work
+    /// after it closes, or answer `MANTIS_CLOSED`).
+    fn open(&self, i: usize) -> bool {
+        self.dbs[i].state == State::Live && !self.dbs[i].closed
+    }
+
+    /// Records a commit of `keys` with their new values.
+    fn commit(&mut self, dir: usize, ops: Vec<Write>) {
+        let d = &mut self.dirs[dir];
+        d.commits.push(ops.iter().map(|(k, _)| k.clone()).collect());
+        for (k, v) in ops {
+            match v {
+                Some(v) => d.data.insert(k, v),
+                None => d.data.remove(&k),
+            };
+        }
+    }
+
+    fn step(&mut self, inp: &mut Input<'_>) {
+        let op = inp.below(27);
+        if std::env::var_os("MANTIS_FUZZ_TRACE").is_some() {
+            eprintln!("step {op}");
+        }
+        match op {
+            0 => self.open_db(inp),
+            1 => self.close(inp),
+            2 => self.db_free(inp),
+            3 | 4 => self.put(inp),
+            5 => self.delete(inp),
+            6 => self.get(inp),
+            7 => self.get_into(inp),
+            8 => self.write_batch(inp),
+            9 => self.multi_get(inp),
+            10 => self.iter_new(inp),
+            11 | 12 => self.iter_next(inp),
+            13 => self.iter_seek(inp),
+            14 => self.iter_free(inp),
+            15 => self.snapshot_new(inp),
+            16 => self.snapshot_get(inp),
+            17 => self.snapshot_free(inp),
+            18 => self.txn_begin(inp),
+            19 => self.txn_put(inp),
+            20 => self.txn_delete(inp),
+            21 => self.txn_get(inp),
+            22 => self.txn_commit(inp),
+            23 => self.txn_rollback(inp),
+            24 => self.txn_free(inp),
+            25 => self.maintenance(inp),
+            _ => self.frees_of_nothing(inp),
+        }
+    }
+
+    fn open_db(&mut self, inp: &mut Input<'_>) {
+        if self.opens >= MAX_OPENS {
+            return;
+        }
+        self.opens += 1;
+        let dir = inp.below(self.paths.len());
+        let mut path = self.paths[dir].as_os_str().as_encoded_bytes().to_vec();
+        let mut r = Refusals::default();
+        match inp.below(12) {
+            0 => path.clear(),
+            1 => path.push(0),
+            _ => {}
+        }
+        let path = bytes_arg(inp, path);
+        if let Some(p) = r.bytes(&path) {
+            if p.is_empty() || p.contains(&0) {
+                r.add(Some(MantisInvalidArgument));
+            }
+        }
+        let mut opts = mantis_options_default();
+        opts.sync = 2;
+        opts.segment_size = 4096 << inp.below(2);
+        opts.max_value_len = MAX_VALUE as u64;
+        opts.inline_threshold = [0, 8, 64][inp.below(3)];
+        opts.background_compaction = false;
+        let bad_opts = inp.below(16) == 0;
+        if bad_opts {
+            opts.sync = 3 + inp.u8() as u32;
+            r.add(Some(MantisInvalidArgument));
+        }
+        let mut out: *mut MantisDb = null_mut();
+        let out_p: *mut *mut MantisDb = if inp.below(16) == 0 {
+            r.add(Some(MantisNullParameter));
+            null_mut()
+        } else {
+            &mut out
+        };
+        // Another live, open handle on the directory holds its lock.
+        let locked = self
+            .dbs
+            .iter()
+            .any(|s| s.dir == dir && s.state == State::Live && !s.closed);
+        let mut err = Err::new(inp);
+        // SAFETY: every pointer is valid for its length, NULL, or refused
+        // before use (lengths over isize::MAX); `opts` and `out` are locals.
+        let st = unsafe { mantis_open(path.ptr, path.len, &opts, out_p, err.ptr()) };
+        err.check(st, "open");
+        if r.any() {
+            r.check(st, "open");
+            return;
+        }
+        if locked {
+            assert_eq!(st, MantisLocked, "open of a directory open elsewhere");
+            return;
+        }
+        // A closed or freed handle holds the lock until it and every
+        // iterator, snapshot and transaction made from it are freed.
+        if st == MantisLocked && self.dbs.iter().any(|s| s.dir == dir) {
+            return;
+        }
+        assert_eq!(st, MantisOk, "open");
+        assert!(!out.is_null());
+        self.dbs.push(DbSlot {
+            ptr: out,
+            dir,
+            closed: false,
+            state: State::Live,
+        });
+    }
+
+    fn close(&mut self, inp: &mut Input<'_>) {
+        let h = self.db(inp);
+        let mut err = Err::new(inp);
+        // SAFETY: a live handle, NULL, a freed handle still quarantined, or
+        // a live handle of another kind.
+        let st = unsafe { mantis_close(h.ptr, err.ptr()) };
+        err.check(st, "close");
+        match (h.slot, h.refusal) {
+            // Closing twice succeeds.
+            (Some(i), _) => {
+                assert_eq!(st, MantisOk, "close");
+                self.dbs[i].closed = true;
+            }
+            (None, Some(s)) => assert_eq!(st, s, "close of a bad handle"),
+            (None, None) => unreachable!(),
+        }
+    }
+
+    fn db_free(&mut self, inp: &mut Input<'_>) {
+        let h = self.db(inp);
+        // SAFETY: as in `close`; a bad handle must be left alone.
+        unsafe { mantis_db_free(h.ptr) };
+        if let Some(i) = h.slot {
+            self.dbs[i].closed = true;
+            self.dbs[i].state = State::Freed(quarantine::freed());
+        }
+    }
+
+    fn put(&mut self, inp: &mut Input<'_>) {
+        let h = self.db(inp);
+        let k = key(inp);
+        let v = value(inp);
+        let ttl = inp.u8();
+        let (kb, vb) = (bytes_arg(inp, k), bytes_arg(inp, v));
+        let mut r = Refusals::default();
+        r.add(h.refusal);
+        let k = r.bytes(&kb);
+        let v = r.bytes(&vb);
+        if let (Some(k), Some(v)) = (&k, &v) {
+            r.add(key_ok(k).err());
+            r.add(value_ok(v).err());
+        }
+        let mut err = Err::new(inp);
+        // SAFETY: see `bytes_arg` and `pick`.
+        let st = unsafe {
+            match ttl % 4 {
+                0 => {
+                    r.add(Some(MantisInvalidArgument));
+                    mantis_put_ttl(h.ptr, kb.ptr, kb.len, vb.ptr, vb.len, 0, err.ptr())
+                }
+                1 => mantis_put_ttl(h.ptr, kb.ptr, kb.len, vb.ptr, vb.len, u64::MAX - ttl as u64, err.ptr()),
+                2 => mantis_put_ttl(
+                    h.ptr,
+                    kb.ptr,
+                    kb.len,
+                    vb.ptr,
+                    vb.len,
+                    3_600_000 << (ttl % 16),
+                    err.ptr(),
+                ),
+                _ => mantis_put(h.ptr, kb.ptr, kb.len, vb.ptr, vb.len, err.ptr()),
+            }
+        };
+        err.check(st, "put");
+        if r.any() {
+            r.check(st, "put");
+            return;
+        }
+        assert_eq!(st, MantisOk, "put");
+        let dir = self.dbs[h.slot.unwrap()].dir;
+        self.commit(dir, vec![(k.unwrap(), v)]);
+    }
+
+    fn delete(&mut self, inp: &mut Input<'_>) {
+        let h = self.db(inp);
+        let kb = {
+            let d = key(inp);
+            bytes_arg(inp, d)
+        };
+        let mut r = Refusals::default();
+        r.add(h.refusal);
+        let k = r.bytes(&kb);
+        if let Some(k) = &k {
+            r.add(key_ok(k).err());
+        }
+        let mut err = Err::new(inp);
+        // SAFETY: see `bytes_arg` and `pick`.
+        let st = unsafe { mantis_delete(h.ptr, kb.ptr, kb.len, err.ptr()) };
+        err.check(st, "delete");
+        if r.any() {
+            r.check(st, "delete");
+            return;
+        }
+        assert_eq!(st, MantisOk, "delete");
+        let dir = self.dbs[h.slot.unwrap()].dir;
+        self.commit(dir, vec![(k.unwrap(), None)]);
+    }
+
+    fn get(&mut self, inp: &mut Input<'_>) {
+        let h = self.db(inp);
+        let kb = {
+            let d = key(inp);
+            bytes_arg(inp, d)
+        };
+        let mut r = Refusals::default();
+        r.add(h.refusal);
+        let k = r.bytes(&kb);
+        if let Some(k) = &k {
+            r.add(key_ok(k).err());
+        }
+        let mut out = empty_buf();
+        let out_p: *mut MantisBuf = if inp.below(16) == 0 { null_mut() } else { &mut out };
+        r.out(out_p);
+        let mut err = Err::new(inp);
+        // SAFETY: see `bytes_arg` and `pick`; `out_p` is NULL or a local.
+        let st = unsafe { mantis_get(h.ptr, kb.ptr, kb.len, out_p, err.ptr()) };
+        err.check(st, "get");
+        if r.any() {
+            r.check(st, "get");
+            assert!(out.data.is_null(), "get wrote its output on failure");
+            return;
+        }
+        let want = self.dirs[self.dbs[h.slot.unwrap()].dir].data.get(&k.unwrap()).cloned();
+        match want {
+            None => {
+                assert_eq!(st, MantisNotFound, "get of an absent key");
+                assert!(out.data.is_null() && out.len == 0, "NOT_FOUND wrote the output");
+            }
+            Some(v) => {
+                assert_eq!(st, MantisOk, "get");
+                assert_eq!(take(&mut out), v, "get: wrong value");
+            }
+        }
+    }
+
+    fn get_into(&mut self, inp: &mut Input<'_>) {
+        let h = self.db(inp);
+        let kb = {
+            let d = key(inp);
+            bytes_arg(inp, d)
+        };
+        let mut r = Refusals::default();
+        r.add(h.refusal);
+        let k = r.bytes(&kb);
+        if let Some(k) = &k {
+            r.add(key_ok(k).err());
+        }
+        let cap = inp.below(48);
+        let mut dst = vec![0xEEu8; cap];
+        let dst_null = inp.below(8) == 0;
+        let dst_p = if dst_null { null_mut() } else { dst.as_mut_ptr() };
+        let mut len = usize::MAX;
+        let len_p: *mut usize = if inp.below(16) == 0 { null_mut() } else { &mut len };
+        r.out(len_p);
+        let mut err = Err::new(inp);
+        // SAFETY: `dst_p` is NULL or `cap` writable bytes; the rest as in `get`.
+        let st = unsafe { mantis_get_into(h.ptr, kb.ptr, kb.len, dst_p, cap, len_p, err.ptr()) };
+        err.check(st, "get_into");
+        if r.any() {
+            r.check(st, "get_into");
+            return;
+        }
+        let want = self.dirs[self.dbs[h.slot.unwrap()].dir].data.get(&k.unwrap()).cloned();
+        match want {
+            None => assert_eq!(st, MantisNotFound, "get_into of an absent key"),
+            Some(v) => {
+                assert_eq!(len, v.len(), "get_into: value length");
+                if v.len() > cap {
+                    assert_eq!(st, MantisBufferTooSmall, "get_into into a small buffer");
+                    assert!(dst.iter().all(|&b| b == 0xEE), "get_into wrote into a small buffer");
+                } else if !v.is_empty() && dst_null {
+                    assert_eq!(st, MantisNullParameter, "get_into into NULL");
+                } else {
+                    assert_eq!(st, MantisOk, "get_into");
+                    assert_eq!(&dst[..v.len()], &v[..], "get_into: wrong value");
+                    assert!(
+                        dst[v.len()..].iter().all(|&b| b == 0xEE),
+                        "get_into wrote past the value"
+                    );
+                }
+            }
+        }
+    }
+
+    fn write_batch(&mut self, inp: &mut Input<'_>) {
+        let h = self.db(inp);
+        let n = inp.below(6);
+        let mut buf = Vec::new();
+        let mut ops = Vec::new();
+        let mut bad: Option<MantisStatus> = None;
+        for _ in 0..n {
+            let k = key(inp);
+            let del = inp.below(3) == 0;
+            let v = if del { Vec::new() } else { value(inp) };
+            let ttl: u64 = if inp.below(4) == 0 { 3_600_000 } else { 0 };
+            buf.push(del as u8);
+            buf.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&ttl.to_le_bytes());
+            buf.extend_from_slice(&k);
+            buf.extend_from_slice(&v);
+            if bad.is_none() {
+                bad = key_ok(&k).and_then(|_| value_ok(&v)).err();
+            }
+            ops.push((k, (!del).then_some(v)));
+        }
+        let mut count = n;
+        let mut malformed = false;
+        match inp.below(12) {
+            0 => {
+                count += 1 + inp.below(3);
+                malformed = true;
+            }
+            1 if !buf.is_empty() => {
+                let at = inp.u8() as usize % buf.len();
+                buf.truncate(at);
+                malformed = true;
+            }
+            2 => {
+                buf.push(inp.u8());
+                malformed = true;
+            }
+            3 if !buf.is_empty() => {
+                // Overwrite a kind or a length field of the first op.
+                let at = inp.below(9);
+                buf[at] = inp.u8();
+                malformed = true;
+            }
+            _ => {}
+        }
+        let bb = bytes_arg(inp, buf.clone());
+        let mut r = Refusals::default();
+        r.add(h.refusal);
+        let seen = r.bytes(&bb);
+        if h.refusal == Some(MantisClosed) {
+            // The buffer is parsed before the database is asked.
+            r.add(Some(MantisInvalidArgument));
+            r.add(bad);
+        }
+        let mut err = Err::new(inp);
+        // SAFETY: see `bytes_arg` and `pick`.
+        let st = unsafe { mantis_write_batch(h.ptr, bb.ptr, bb.len, count, err.ptr()) };
+        err.check(st, "write_batch");
+        if r.any() {
+            r.check(st, "write_batch");
+            return;
+        }
+        let seen = seen.unwrap();
+        if malformed || seen != buf {
+            // Whatever the damage, it is refused as malformed or for what
+            // the parsed ops hold; or, if it still parses, it is applied.
+            if st != MantisOk {
+                assert!(
+                    matches!(st, MantisInvalidArgument | MantisInvalidKey | MantisValueTooLarge),
+                    "write_batch of a damaged buffer: {st:?}"
+                );
+                return;
+            }
+            // A damaged buffer that still parsed: learn what it held from
+            // the database itself is not possible here; damage that parses
+            // only ever moves bytes between keys and values, so mark every
+            // key it may touch unknown by reparsing it.
+            let parsed = parse_batch(&seen, count).expect("a batch the library accepted must parse");
+            let dir = self.dbs[h.slot.unwrap()].dir;
+            self.commit(dir, parsed);
+            return;
+        }
+        if let Some(s) = bad {
+            assert_eq!(st, s, "write_batch with a bad op");
+            return;
+        }
+        assert_eq!(st, MantisOk, "write_batch");
+        let dir = self.dbs[h.slot.unwrap()].dir;
+        if !ops.is_empty() {
+            self.commit(dir, ops);
+        }
+    }
+
+    fn multi_get(&mut self, inp: &mut Input<'_>) {
+        let h = self.db(inp);
+        let n = inp.below(6);
+        let keys: Vec<Vec<u8>> = (0..n).map(|_| key(inp)).collect();
+        let mut buf = Vec::new();
+        for k in &keys {
+            buf.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            buf.extend_from_slice(k);
+        }
+        let mut count = n;
+        let malformed = match inp.below(10) {
+            0 => {
+                count += 1;
+                true
+            }
+            1 => {
+                buf.push(7);
+                true
+            }
+            _ => false,
+        };
+        let kb = bytes_arg(inp, buf);
+        let mut r = Refusals::default();
+        r.add(h.refusal);
+        if r.bytes(&kb).is_some_and(|b| b.len() != kb._keep.len()) {
+            // An empty slice stood in for the buffer.
+            if count > 0 {
+                r.add(Some(MantisInvalidArgument));
+            }
+        } else if malformed {
+            r.add(Some(MantisInvalidArgument));
+        }
+        let mut out = empty_buf();
+        let out_p: *mut MantisBuf = if inp.below(16) == 0 { null_mut() } else { &mut out };
+        r.out(out_p);
+        let mut err = Err::new(inp);
+        // SAFETY: see `get`.
+        let st = unsafe { mantis_multi_get(h.ptr, kb.ptr, kb.len, count, out_p, err.ptr()) };
+        err.check(st, "multi_get");
+        if r.any() {
+            r.check(st, "multi_get");
+            return;
+        }
+        if keys.iter().any(|k| key_ok(k).is_err()) {
+            // An invalid key may be refused, or read as absent.
+            if st == MantisInvalidKey {
+                return;
+            }
+        }
+        if count == 0 && kb.len == 0 {
+            assert_eq!(st, MantisOk, "multi_get of nothing");
+            assert!(take(&mut out).is_empty());
+            return;
+        }
+        assert_eq!(st, MantisOk, "multi_get");
+        let data = &self.dirs[self.dbs[h.slot.unwrap()].dir].data;
+        let mut want = Vec::new();
+        for k in &keys {
+            let v = data.get(k);
+            want.push(v.is_some() as u8);
+            let v: &[u8] = v.map_or(&[], |v| v);
+            want.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            want.extend_from_slice(v);
+        }
+        assert_eq!(take(&mut out), want, "multi_get: wrong answer");
+    }
+
+    fn iter_new(&mut self, inp: &mut Input<'_>) {
+        let h = self.db(inp);
+        let prefix_mode = inp.u8() & 1 == 1;
+        let sb = {
+            let d: Vec<u8> = key(inp).into_iter().take(2).collect();
+            bytes_arg(inp, d)
+        };
+        let eb = {
+            let d = if inp.below(3) == 0 { Vec::new() } else { key(inp) };
+            bytes_arg(inp, d)
+        };
+        let mut r = Refusals::default();
+        r.add(h.refusal);
+        let s = r.bytes(&sb);
+        let e = r.bytes(&eb);
+        let mut out: *mut MantisIter = null_mut();
+        let out_p: *mut *mut MantisIter = if inp.below(16) == 0 { null_mut() } else { &mut out };
+        r.out(out_p);
+        let mut err = Err::new(inp);
+        // SAFETY: see `bytes_arg` and `pick`; `out_p` is NULL or a local.
+        let st = unsafe { mantis_iter_new(h.ptr, sb.ptr, sb.len, eb.ptr, eb.len, prefix_mode, out_p, err.ptr()) };
+        err.check(st, "iter_new");
+        if r.any() {
+            r.check(st, "iter_new");
+            assert!(out.is_null());
+            return;
+        }
+        assert_eq!(st, MantisOk, "iter_new");
+        let (s, e) = (s.unwrap(), e.unwrap());
+        let db = h.slot.unwrap();
+        let all = self.dirs[self.dbs[db].dir]
+            .data
+            .iter()
+            .filter(|(k, _)| {
+                if prefix_mode {
+                    k.starts_with(&s)
+                } else {
+                    **k >= s && (e.is_empty() || **k < e)
+                }
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.iters.push(IterSlot {
+            ptr: out,
+            db,
+            all,
+            lower: s,
+            pos: 0,
+            failed: false,
+            state: State::Live,
+        });
+    }
+
+    fn iter(&self, inp: &mut Input<'_>) -> Handle<MantisIter> {
+        let others = self.live_ptrs(1);
+        pick(inp, &self.iters, |s| (s.state, s.ptr), &others)
+    }
+
+    fn iter_next(&mut self, inp: &mut Input<'_>) {
+        let h = self.iter(inp);
+        let max_items = inp.below(5);
+        let max_bytes = [0, 1, 16, 4096][inp.below(4)];
+        let mut out = empty_buf();
+        let mut count = usize::MAX;
+        let mut r = Refusals::default();
+        r.add(h.refusal);
+        let out_p: *mut MantisBuf = if inp.below(16) == 0 { null_mut() } else { &mut out };
+        let count_p: *mut usize = if inp.below(16) == 0 { null_mut() } else { &mut count };
+        r.out(out_p);
+        r.out(count_p);
+        let mut err = Err::new(inp);
+        // SAFETY: see `pick`; the out-parameters are NULL or locals.
+        let st = unsafe { mantis_iter_next_batch(h.ptr, max_items, max_bytes, out_p, count_p, err.ptr()) };
+        err.check(st, "iter_next_batch");
+        if let Some(i) = h.slot {
+            if r.any() && !self.open(self.iters[i].db) {
+                r.add(Some(MantisClosed));
+            }
+        }
+        if r.any() {
+            r.check(st, "iter_next_batch");
+            return;
+        }
+        let open = self.open(self.iters[h.slot.unwrap()].db);
+        let it = &mut self.iters[h.slot.unwrap()];
+        if st == MantisClosed && !open {
+            // After an error the iterator reports its end (Iter is fused on errors).
+            it.pos = it.all.len();
+            it.failed = true;
+            return;
+        }
+        assert_eq!(st, MantisOk, "iter_next_batch");
+        let got = take(&mut out);
+        let mut at = 0;
+        let mut size = 0;
+        for n in 0..count {
+            let (k, v) = it
+                .all
+                .get(it.pos + n)
+                .expect("iterator returned more pairs than the range holds");
+            let kl = u32::from_le_bytes(got[at..at + 4].try_into().unwrap()) as usize;
+            let vl = u32::from_le_bytes(got[at + 4..at + 8].try_into().unwrap()) as usize;
+            at += 8;
+            assert_eq!(&got[at..at + kl], &k[..], "iterator: wrong key");
+            at += kl;
+            assert_eq!(&got[at..at + vl], &v[..], "iterator: wrong value");
+            at += vl;
+            size = at;
+        }
+        assert_eq!(at, got.len(), "iterator: bytes after the last pair");
+        let left = it.all.len() - it.pos;
+        assert!(
+            count <= max_items.max(1),
+            "iterator: {count} pairs over max_items {max_items}"
+        );
+        if count < max_items.max(1).min(left) {
+            assert!(
+                count >= 1 && size >= max_bytes,
+                "iterator stopped early: {count} of {left} pairs, {size} bytes"
+            );
+        }
+        it.pos += count;
+    }
+
+    fn iter_seek(&mut self, inp: &mut Input<'_>) {
+        let h = self.iter(inp);
+        let kb = {
+            let d = key(inp);
+            bytes_arg(inp, d)
+        };
+        let mut r = Refusals::default();
+        r.add(h.refusal);
+        let k = r.bytes(&kb);
+        let mut err = Err::new(inp);
+        // SAFETY: see `bytes_arg` and `pick`.
+        let st = unsafe { mantis_iter_seek(h.ptr, kb.ptr, kb.len, err.ptr()) };
+        err.check(st, "iter_seek");
+        if let Some(i) = h.slot {
+            if r.any() && !self.open(self.iters[i].db) {
+                r.add(Some(MantisClosed));
+            }
+        }
+        if r.any() {
+            r.check(st, "iter_seek");
+            return;
+        }
+        assert_eq!(st, MantisOk, "iter_seek");
+        let it = &mut self.iters[h.slot.unwrap()];
+        if !it.failed {
+            let target = k.unwrap().max(it.lower.clone());
+            it.pos = it.all.partition_point(|(k, _)| *k < target);
+        }
+    }
+
+    fn iter_free(&mut self, inp: &mut Input<'_>) {
+        let h = self.iter(inp);
+        // SAFETY: see `pick`; a bad handle must be left alone.
+        unsafe { mantis_iter_free(h.ptr) };
+        if let Some(i) = h.slot {
+            self.iters[i].state = State::Freed(quarantine::freed());
+        }
+    }
+
+    fn snapshot_new(&mut self, inp: &mut Input<'_>) {
+        let h = self.db(inp);
+        let mut r = Refusals::default();
+        r.add(h.refusal);
+        let mut out: *mut MantisSnapshot = null_mut();
+        let out_p: *mut *mut MantisSnapshot = if inp.below(16) == 0 { null_mut() } else { &mut out };
+        r.out(out_p);
+        let mut err = Err::new(inp);
+        // SAFETY: see `pick`; `out_p` is NULL or a local.
+        let st = unsafe { mantis_snapshot_new(h.ptr, out_p, err.ptr()) };
+        err.check(st, "snapshot_new");
+        if r.any() {
+            r.check(st, "snapshot_new");
+            return;
+        }
+        assert_eq!(st, MantisOk, "snapshot_new");
+        let db = h.slot.unwrap();
+        let view = self.dirs[self.dbs[db].dir].data.clone();
+        self.snaps.push(SnapSlot {
+            ptr: out,
+            db,
+            view,
+            state: State::Live,
+        });
+    }
+
+    fn snapshot_get(&mut self, inp: &mut Input<'_>) {
+        let others = self.live_ptrs(2);
+        let h = pick(inp, &self.snaps, |s| (s.state, s.ptr), &others);
+        let kb = {
+            let d = key(inp);
+            bytes_arg(inp, d)
+        };
+        let mut r = Refusals::default();
+        r.add(h.refusal);
+        let k = r.bytes(&kb);
+        if let Some(k) = &k {
+            r.add(key_ok(k).err());
+        }
+        let mut out = empty_buf();
+        let out_p: *mut MantisBuf = if inp.below(16) == 0 { null_mut() } else { &mut out };
+        r.out(out_p);
+        let mut err = Err::new(inp);
+        // SAFETY: see `get`.
+        let st = unsafe { mantis_snapshot_get(h.ptr, kb.ptr, kb.len, out_p, err.ptr()) };
+        err.check(st, "snapshot_get");
+        if let Some(i) = h.slot {
+            if r.any() && !self.open(self.snaps[i].db) {
+                r.add(Some(MantisClosed));
+            }
+        }
+        if r.any() {
+            r.check(st, "snapshot_get");
+            return;
+        }
+        let s = &self.snaps[h.slot.unwrap()];
+        if st == MantisClosed && !self.open(s.db) {
+            return;
+        }
+        match s.view.get(&k.unwrap()) {
+            None => assert_eq!(st, MantisNotFound, "snapshot_get of an absent key"),
+            Some(v) => {
+                assert_eq!(st, MantisOk, "snapshot_get");
+                assert_eq!(&take(&mut out), v, "snapshot_get: wrong value");
+            }
+        }
+    }
+
+    fn snapshot_free(&mut self, inp: &mut Input<'_>) {
+        let others = self.live_ptrs(2);
+        let h = pick(inp, &self.snaps, |s| (s.state, s.ptr), &others);
+        // SAFETY: see `pick`; a bad handle must be left alone.
+        unsafe { mantis_snapshot_free(h.ptr) };
+        if let Some(i) = h.slot {
+            self.snaps[i].state = State::Freed(quarantine::freed());
+        }
+    }
+
+    fn txn(&self, inp: &mut Input<'_>) -> Handle<MantisTxn> {
+        let others = self.live_ptrs(3);
+        let mut h = pick(inp, &self.txns, |s| (s.state, s.ptr), &others);
+        if let Some(i) = h.slot {
+            if self.txns[i].finished {
+                h.refusal = Some(MantisInvalidArgument);
+            }
+        }
+        h
+    }
+
+    fn txn_begin(&mut self, inp: &mut Input<'_>) {
+        let h = self.db(inp);
+        let mut r = Refusals::default();
+        r.add(h.refusal);
+        let mut out: *mut MantisTxn = null_mut();
+        let out_p: *mut *mut MantisTxn = if inp.below(16) == 0 { null_mut() } else { &mut out };
+        r.out(out_p);
+        let mut err = Err::new(inp);
+        // SAFETY: see `pick`; `out_p` is NULL or a local.
+        let st = unsafe { mantis_txn_begin(h.ptr, out_p, err.ptr()) };
+        err.check(st, "txn_begin");
+        if r.any() {
+            r.check(st, "txn_begin");
+            return;
+        }
+        assert_eq!(st, MantisOk, "txn_begin");
+        let db = h.slot.unwrap();
+        let d = &self.dirs[self.dbs[db].dir];
+        self.txns.push(TxnSlot {
+            ptr: out,
+            db,
+            base: d.data.clone(),
+            begin: d.commits.len(),
+            writes: BTreeMap::new(),
+            reads: BTreeSet::new(),
+            finished: false,
+            state: State::Live,
+        });
+    }
+
+    fn txn_write(&mut self, inp: &mut Input<'_>, delete: bool) {
+        let h = self.txn(inp);
+        let kb = {
+            let d = key(inp);
+            bytes_arg(inp, d)
+        };
+        let vb = {
+            let d = if delete { Vec::new() } else { value(inp) };
+            bytes_arg(inp, d)
+        };
+        let mut r = Refusals::default();
+        r.add(h.refusal);
+        let k = r.bytes(&kb);
+        let v = if delete { Some(Vec::new()) } else { r.bytes(&vb) };
+        if let (Some(k), Some(v)) = (&k, &v) {
+            r.add(key_ok(k).err());
+            r.add(value_ok(v).err());
+        }
+        let mut err = Err::new(inp);
+        // SAFETY: see `bytes_arg` and `pick`.
+        let st = unsafe {
+            if delete {
+                mantis_txn_delete(h.ptr, kb.ptr, kb.len, err.ptr())
+            } else {
+                mantis_txn_put(h.ptr, kb.ptr, kb.len, vb.ptr, vb.len, err.ptr())
+            }
+        };
+        err.check(st, "txn write");
+        if let Some(i) = h.slot {
+            if r.any() && !self.open(self.txns[i].db) {
+                r.add(Some(MantisClosed));
+            }
+        }
+        if r.any() {
+            r.check(st, "txn write");
+            return;
+        }
+        let t = &mut self.txns[h.slot.unwrap()];
+        if st == MantisClosed && !self.dbs[t.db].closed {
+            panic!("txn write answered CLOSED on an open database");
+        }
+        if st == MantisClosed {
+            return;
+        }
+        assert_eq!(st, MantisOk, "txn write");
+        t.writes.insert(k.unwrap(), (!delete).then(|| v.unwrap()));
+    }
+
+    fn txn_put(&mut self, inp: &mut Input<'_>) {
+        self.txn_write(inp, false)
+    }
+
+    fn txn_delete(&mut self, inp: &mut Input<'_>) {
+        self.txn_write(inp, true)
+    }
+
+    fn txn_get(&mut self, inp: &mut Input<'_>) {
+        let h = self.txn(inp);
+        let kb = {
+            let d = key(inp);
+            bytes_arg(inp, d)
+        };
+        let mut r = Refusals::default();
+        r.add(h.refusal);
+        let k = r.bytes(&kb);
+        if let Some(k) = &k {
+            r.add(key_ok(k).err());
+        }
+        let mut out = empty_buf();
+        let out_p: *mut MantisBuf = if inp.below(16) == 0 { null_mut() } else { &mut out };
+        r.out(out_p);
+        let mut err = Err::new(inp);
+        // SAFETY: see `get`.
+        let st = unsafe { mantis_txn_get(h.ptr, kb.ptr, kb.len, out_p, err.ptr()) };
+        err.check(st, "txn_get");
+        if let Some(i) = h.slot {
+            if r.any() && !self.open(self.txns[i].db) {
+                r.add(Some(MantisClosed));
+            }
+        }
+        if r.any() {
+            r.check(st, "txn_get");
+            return;
+        }
+        let closed = !self.open(self.txns[h.slot.unwrap()].db);
+        let t = &mut self.txns[h.slot.unwrap()];
+        if st == MantisClosed && closed {
+            return;
+        }
+        let k = k.unwrap();
+        let want = match t.writes.get(&k) {
+            Some(w) => w.clone(),
+            None => t.base.get(&k).cloned(),
+        };
+        t.reads.insert(k);
+        match want {
+            None => assert_eq!(st, MantisNotFound, "txn_get of an absent key"),
+            Some(v) => {
+                assert_eq!(st, MantisOk, "txn_get");
+                assert_eq!(take(&mut out), v, "txn_get: wrong value");
+            }
+        }
+    }
+
+    fn txn_commit(&mut self, inp: &mut Input<'_>) {
+        let h = self.txn(inp);
+        let mut err = Err::new(inp);
+        // SAFETY: see `pick`.
+        let st = unsafe { mantis_txn_commit(h.ptr, err.ptr()) };
+        err.check(st, "txn_commit");
+        let Some(i) = h.slot else {
+            assert_eq!(Some(st), h.refusal, "txn_commit of a bad handle");
+            return;
+        };
+        if let Some(s) = h.refusal {
+            assert_eq!(st, s, "txn_commit of a finished transaction");
+            return;
+        }
+        let db = self.txns[i].db;
+        let open = self.open(db);
+        let t = &mut self.txns[i];
+        t.finished = true;
+        if t.writes.is_empty() {
+            assert!(
+                st == MantisOk || (st == MantisClosed && !open),
+                "read-only commit: {st:?}"
+            );
+            return;
+        }
+        if !open {
+            assert_eq!(st, MantisClosed, "commit on a closed database");
+            return;
+        }
+        let dir = self.dbs[db].dir;
+        let later = &self.dirs[dir].commits[t.begin..];
+        let conflict = later
+            .iter()
+            .flatten()
+            .any(|k| t.reads.contains(k) || t.writes.contains_key(k));
+        if conflict {
+            assert_eq!(st, MantisConflict, "commit after a conflicting write");
+            return;
+        }
+        assert_eq!(st, MantisOk, "commit without a conflict");
+        let ops: Vec<_> = std::mem::take(&mut t.writes).into_iter().collect();
+        self.commit(dir, ops);
+    }
+
+    fn txn_rollback(&mut self, inp: &mut Input<'_>) {
+        let others = self.live_ptrs(3);
+        let h = pick(inp, &self.txns, |s| (s.state, s.ptr), &others);
+        let mut err = Err::new(inp);
+        // SAFETY: see `pick`.
+        let st = unsafe { mantis_txn_rollback(h.ptr, err.ptr()) };
+        err.check(st, "txn_rollback");
+        match h.slot {
+            // Rolling back a finished transaction succeeds.
+            Some(i) => {
+                assert_eq!(st, MantisOk, "txn_rollback");
+                self.txns[i].finished = true;
+            }
+            None => assert_eq!(Some(st), h.refusal, "txn_rollback of a bad handle"),
+        }
+    }
+
+    fn txn_free(&mut self, inp: &mut Input<'_>) {
+        let others = self.live_ptrs(3);
+        let h = pick(inp, &self.txns, |s| (s.state, s.ptr), &others);
+        // SAFETY: see `pick`; a bad handle must be left alone.
+        unsafe { mantis_txn_free(h.ptr) };
+        if let Some(i) = h.slot {
+            self.txns[i].state = State::Freed(quarantine::freed());
+        }
+    }
+
+    fn maintenance(&mut self, inp: &mut Input<'_>) {
+        let h = self.db(inp);
+        let mut err = Err::new(inp);
+        let which = inp.below(4);
+        let mut stats = MantisStats::default();
+        let stats_p: *mut MantisStats = if inp.below(8) == 0 { null_mut() } else { &mut stats };
+        // SAFETY: see `pick`; `stats_p` is NULL or a local.
+        let st = unsafe {
+            match which {
+                0 => mantis_sync(h.ptr, err.ptr()),
+                1 => mantis_compact(h.ptr, err.ptr()),
+                _ => mantis_stats(h.ptr, stats_p, err.ptr()),
+            }
+        };
+        err.check(st, "sync/compact/stats");
+        let mut r = Refusals::default();
+        if which >= 2 {
+            r.out(stats_p);
+        }
+        r.add(h.refusal);
+        if r.any() {
+            r.check(st, "sync/compact/stats");
+            return;
+        }
+        assert_eq!(st, MantisOk, "sync/compact/stats");
+        if which >= 2 {
+            let keys = self.dirs[self.dbs[h.slot.unwrap()].dir].data.len() as u64;
+            assert_eq!(stats.keys, keys, "stats: live keys");
+        }
+    }
+
+    fn frees_of_nothing(&mut self, inp: &mut Input<'_>) {
+        // SAFETY: NULL and empty buffers are accepted by the contract.
+        unsafe {
+            match inp.below(6) {
+                0 => mantis_error_free(null_mut()),
+                1 => mantis_buf_free(null_mut()),
+                2 => mantis_buf_free(&mut empty_buf()),
+                3 => mantis_iter_free(null_mut()),
+                4 => mantis_snapshot_free(null_mut()),
+                _ => mantis_txn_free(null_mut()),
+            }
+        }
+    }
+
+    /// Frees every handle still live (children before databases).
+    fn finish(&mut self) {
+        // SAFETY: each pointer is a live handle of its kind, freed once.
+        unsafe {
+            for s in self.iters.iter().filter(|s| s.state == State::Live) {
+                mantis_iter_free(s.ptr);
+            }
+            for s in self.snaps.iter().filter(|s| s.state == State::Live) {
+                mantis_snapshot_free(s.ptr);
+            }
+            for s in self.txns.iter().filter(|s| s.state == State::Live) {
+                mantis_txn_free(s.ptr);
+            }
+            for s in self.dbs.iter().filter(|s| s.state == State::Live) {
+                mantis_db_free(s.ptr);
+            }
+        }
+    }
+}
+
+/// Parses a batch buffer as `ffi.rs` documents it (for damaged buffers the
+/// library accepted).
+fn parse_batch(buf: &[u8], count: usize) -> Option<Vec<Write>> {
+    let mut at = 0;
+    let mut ops = Vec::new();
+    for _ in 0..count {
+        let head = buf.get(at..at + 17)?;
+        let kl = u32::from_le_bytes(head[1..5].try_into().ok()?) as usize;
+        let vl = u32::from_le_bytes(head[5..9].try_into().ok()?) as usize;
+        at += 17;
+        let k = buf.get(at..at + kl)?.to_vec();
+        let v = buf.get(at + kl..at + kl + vl)?.to_vec();
+        at += kl + vl;
+        ops.push((k, (head[0] == 0).then_some(v)));
+    }
+    (at == buf.len()).then_some(ops)
+}
+
+/// The target.
+pub fn run(data: &[u8]) {
+    let mut inp = Input::new(data);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let paths = vec![tmp.path().join("a"), tmp.path().join("b")];
+    let mut w = World {
+        dirs: vec![Dir::default(), Dir::default()],
+        paths,
+        dbs: Vec::new(),
+        iters: Vec::new(),
+        snaps: Vec::new(),
+        txns: Vec::new(),
+        opens: 0,
+    };
+    // Start with one database open, so most programs get past opening.
+    let mut first = vec![0u8, 0, 5, 5, 0, 0, 5, 5, 5];
+    first[1] = inp.u8() & 1;
+    w.open_db(&mut Input::new(&first));
+    let steps = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for _ in 0..MAX_STEPS {
+            if inp.is_empty() {
+                break;
+            }
+            w.step(&mut inp);
+        }
+    }));
+    if let Err(p) = steps {
+        LAST_ERROR.with(|l| eprintln!("last error object: {}", l.borrow()));
+        std::panic::resume_unwind(p);
+    }
+    w.finish();
+}
