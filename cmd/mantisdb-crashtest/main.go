@@ -42,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Keys, "keys", cfg.Keys, "size of the key space (at least 8 per writer)")
 	fs.DurationVar(&cfg.MinLoad, "min-load", cfg.MinLoad, "shortest load before a kill")
 	fs.DurationVar(&cfg.MaxLoad, "max-load", cfg.MaxLoad, "longest load before a kill")
+	fs.Float64Var(&cfg.LongLoads, "long-loads", cfg.LongLoads, "fraction of cycles whose load lasts -long-load to twice that (past the server's first compaction pass)")
+	fs.DurationVar(&cfg.LongLoad, "long-load", cfg.LongLoad, "shortest long load")
 	fs.Float64Var(&cfg.StartupKills, "startup-kills", cfg.StartupKills, "fraction of restarts first killed during start-up (recovery)")
 	fs.IntVar(&cfg.Progress, "progress", cfg.Progress, "print a progress line every N cycles (0: none)")
 	serverArgs := fs.String("server-args", "", "more server flags, space-separated, after the harness's own (--sync always ...), which they can override")
@@ -61,6 +63,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg.Seed = uint64(time.Now().UnixNano())
 	}
 	cfg.Out = stdout
+	if err := cfg.Check(); err != nil {
+		fmt.Fprintf(stderr, "mantisdb-crashtest: %v\n", err)
+		return 2
+	}
 	if _, err := os.Stat(*bin); err != nil {
 		fmt.Fprintf(stderr, "mantisdb-crashtest: server binary: %v (build it with make build-rust, or pass -server)\n", err)
 		return 2
@@ -84,8 +90,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	dataDir := filepath.Join(work, "data")
 	server := strings.TrimSpace(*bin + " " + *serverArgs)
-	fmt.Fprintf(stdout, "crash-test: server %s, data %s, %d cycles, %d writers, %d keys, kill after %v-%v of load, seed %d\n",
-		server, dataDir, cfg.Cycles, cfg.Writers, cfg.Keys, cfg.MinLoad, cfg.MaxLoad, cfg.Seed)
+	fmt.Fprintf(stdout, "crash-test: server %s, data %s, %d cycles, %d writers, %d keys, kill after %v-%v of load (%v of cycles: %v-%v), seed %d\n",
+		server, dataDir, cfg.Cycles, cfg.Writers, cfg.Keys, cfg.MinLoad, cfg.MaxLoad, cfg.LongLoads, cfg.LongLoad, 2*cfg.LongLoad, cfg.Seed)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -40,6 +40,12 @@ type Config struct {
 	// MinLoad and MaxLoad bound the load before each kill; the kill comes
 	// at a uniformly random moment between them.
 	MinLoad, MaxLoad time.Duration
+	// LongLoads is the fraction of cycles whose load lasts LongLoad to
+	// twice that instead: long enough for the server's background pass
+	// (hint files, compaction), which first runs 1 s after start, so
+	// compaction happens, and is sometimes killed, under load.
+	LongLoads float64
+	LongLoad  time.Duration
 	// StartupKills is the fraction of restarts first killed during
 	// start-up (recovery), after up to MaxStartupKill; 0 disables them.
 	StartupKills   float64
@@ -58,7 +64,8 @@ type Config struct {
 const maxBatch = 8
 
 // DefaultConfig is 1,000 cycles of 8 writers over 2,048 keys, killed after
-// 50-500 ms of load, one restart in ten killed again during recovery.
+// 50-500 ms of load (one cycle in twenty after 1-2 s), one restart in ten
+// killed again during recovery.
 func DefaultConfig() Config {
 	return Config{
 		Cycles:         1000,
@@ -66,13 +73,16 @@ func DefaultConfig() Config {
 		Keys:           2048,
 		MinLoad:        50 * time.Millisecond,
 		MaxLoad:        500 * time.Millisecond,
+		LongLoads:      0.05,
+		LongLoad:       time.Second,
 		StartupKills:   0.1,
 		MaxStartupKill: 30 * time.Millisecond,
 		Progress:       10,
 	}
 }
 
-func (c Config) check() error {
+// Check reports the first bad setting of c.
+func (c Config) Check() error {
 	switch {
 	case c.Cycles < 1:
 		return fmt.Errorf("cycles is %d: want at least 1", c.Cycles)
@@ -82,6 +92,10 @@ func (c Config) check() error {
 		return fmt.Errorf("keys is %d: want %d (%d per writer) to 99999", c.Keys, maxBatch*c.Writers, maxBatch)
 	case c.MinLoad <= 0 || c.MaxLoad < c.MinLoad:
 		return fmt.Errorf("load %v-%v: want 0 < min <= max", c.MinLoad, c.MaxLoad)
+	case c.LongLoads < 0 || c.LongLoads > 1:
+		return fmt.Errorf("long load fraction %v: want 0 to 1", c.LongLoads)
+	case c.LongLoads > 0 && c.LongLoad <= 0:
+		return fmt.Errorf("long load %v: want more than 0", c.LongLoad)
 	case c.StartupKills < 0 || c.StartupKills > 1:
 		return fmt.Errorf("start-up kill fraction %v: want 0 to 1", c.StartupKills)
 	case c.StartupKills > 0 && c.MaxStartupKill <= 0:
@@ -104,13 +118,16 @@ type Summary struct {
 	// InFlight* count the operations in flight at a kill, by what the
 	// restarted server showed of them.
 	InFlightApplied, InFlightNotApplied, InFlightUnobservable int
-	// StartupKills counts kills during start-up.
-	StartupKills int
+	// LongLoads counts cycles with a long load; StartupKills counts kills
+	// during start-up.
+	LongLoads, StartupKills int
 	// Compactions sums the servers' compaction counters, read just before
 	// each kill; Segments is the segment count at the last verification.
 	Compactions, Segments uint64
 	Violations            []Violation
 	Elapsed               time.Duration
+
+	stopped bool // an error other than a violation ended the run
 }
 
 // Acked is the number of acknowledged writes.
@@ -124,15 +141,15 @@ func (s Summary) InFlight() int {
 // Line is the one-line summary.
 func (s Summary) Line() string {
 	verdict := "PASS"
-	if len(s.Violations) > 0 {
+	if len(s.Violations) > 0 || s.stopped {
 		verdict = "FAIL"
 	}
 	return fmt.Sprintf("crash-test %s: %d cycles, %d acknowledged writes (%d puts, %d deletes, %d atomic batches, %d batches seen whole), "+
 		"%d key checks, %d point reads, %d in flight at a kill resolved (%d applied, %d not applied, %d unobservable), "+
-		"%d kills during start-up, %d compactions, %d violations, %s",
+		"%d long loads, %d kills during start-up, %d compactions, %d violations, %s",
 		verdict, s.Cycles, s.Acked(), s.Puts, s.Deletes, s.Batches, s.WholeBatches,
 		s.KeysVerified, s.PointReads, s.InFlight(), s.InFlightApplied, s.InFlightNotApplied, s.InFlightUnobservable,
-		s.StartupKills, s.Compactions, len(s.Violations), s.Elapsed.Round(10*time.Millisecond))
+		s.LongLoads, s.StartupKills, s.Compactions, len(s.Violations), s.Elapsed.Round(10*time.Millisecond))
 }
 
 // ErrViolations is returned when a verification found broken promises;
@@ -166,7 +183,7 @@ func Run(ctx context.Context, cfg Config, l Launcher) (Summary, error) {
 	if r.cfg.Out == nil {
 		r.cfg.Out = io.Discard
 	}
-	if err := cfg.check(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return r.sum, err
 	}
 	err := r.cycles(ctx)
@@ -176,6 +193,7 @@ func Run(ctx context.Context, cfg Config, l Launcher) (Summary, error) {
 		r.cl.close()
 	}
 	r.sum.Elapsed = time.Since(r.began)
+	r.sum.stopped = err != nil
 	if err == nil && len(r.sum.Violations) > 0 {
 		err = ErrViolations
 	}
@@ -237,6 +255,10 @@ func (r *run) start(ctx context.Context) error {
 // cycle loads the server, kills it, restarts it and verifies.
 func (r *run) cycle(ctx context.Context, c int) error {
 	load := r.cfg.MinLoad + time.Duration(r.rng.Int64N(int64(r.cfg.MaxLoad-r.cfg.MinLoad)+1))
+	if r.cfg.LongLoads > 0 && r.rng.Float64() < r.cfg.LongLoads {
+		load = r.cfg.LongLoad + time.Duration(r.rng.Int64N(int64(r.cfg.LongLoad)+1))
+		r.sum.LongLoads++
+	}
 	records, serverErrs, err := r.load(ctx, c, load)
 	if err != nil {
 		return err

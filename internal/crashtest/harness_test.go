@@ -69,6 +69,7 @@ func testConfig(cycles int) Config {
 	cfg.Writers = 4
 	cfg.Keys = 256
 	cfg.MinLoad, cfg.MaxLoad = 10*time.Millisecond, 40*time.Millisecond
+	cfg.LongLoads, cfg.LongLoad = 0.2, 50*time.Millisecond
 	cfg.StartupKills = 0.5
 	cfg.MaxStartupKill = 2 * time.Millisecond
 	cfg.Seed = 42
@@ -153,6 +154,8 @@ func TestConfigCheck(t *testing.T) {
 		func(c *Config) { c.Keys = 8*c.Writers - 1 },
 		func(c *Config) { c.MaxLoad = c.MinLoad - 1 },
 		func(c *Config) { c.StartupKills = 1.5 },
+		func(c *Config) { c.LongLoads = -0.1 },
+		func(c *Config) { c.LongLoad = 0 },
 	} {
 		cfg := testConfig(1)
 		edit(&cfg)
