@@ -263,9 +263,7 @@ func (r *run) cycle(ctx context.Context, c int) error {
 	if err != nil {
 		return err
 	}
-	for _, v := range serverErrs {
-		r.sum.Violations = append(r.sum.Violations, v)
-	}
+	r.sum.Violations = append(r.sum.Violations, serverErrs...)
 
 	// Every acknowledged operation is applied in its writer's order;
 	// writers own disjoint keys, so the order between writers is free.
