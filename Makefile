@@ -4,6 +4,7 @@ CARGO       ?= cargo
 CORE_DIR    := rust-core
 CARGO_FLAGS ?= --locked
 CRASH_CYCLES ?= 300
+SERVER_CRASH_CYCLES ?= 1000
 # Seconds per target: `make fuzz` (coverage-guided) and its short run in `make test`.
 FUZZ_TIME ?= 60
 FUZZ_TEST_SECS ?= 2
@@ -47,7 +48,7 @@ test-c: ## C program against the cdylib under valgrind (no leaks, no invalid acc
 	valgrind -q --error-exitcode=1 --leak-check=full --show-possibly-lost=no \
 		--errors-for-leak-kinds=definite,indirect $(CORE_DIR)/target/debug/abi_test
 
-test-go: build-rust-core ## Go: vet, tests with -race for both engines (memory, and rust via cgo)
+test-go: build-rust-core ## Go: vet, tests with -race for both engines (memory, and rust via cgo; 10 server crash cycles)
 	$(GO) vet ./...
 	$(GO) vet -tags rust ./...
 	$(GO) test -race -count=1 ./...
@@ -70,10 +71,11 @@ fuzz: ## Coverage-guided fuzzing of every target for FUZZ_TIME seconds each (def
 header: ## Regenerate rust-core/include/mantisdb.h with the pinned cbindgen
 	cd $(CORE_DIR) && MANTIS_WRITE_HEADER=1 $(CARGO) test $(CARGO_FLAGS) --test header
 
-crash-test: ## SIGKILL crash tests (writes, compaction, transactions) with many cycles (CRASH_CYCLES=300)
+crash-test: build-rust ## SIGKILL crash tests: core (CRASH_CYCLES=300), then the server over HTTP (SERVER_CRASH_CYCLES=1000, ~17 min)
 	cd $(CORE_DIR) && MANTIS_CRASH_CYCLES=$(CRASH_CYCLES) MANTIS_COMPACTION_CRASH_CYCLES=$(CRASH_CYCLES) \
 		MANTIS_BANK_CYCLES=$(CRASH_CYCLES) $(CARGO) test $(CARGO_FLAGS) --release \
 		--test crash --test compaction_crash --test txn_bank -- --nocapture
+	$(GO) run ./cmd/mantisdb-crashtest -server ./mantisdb-rust -cycles $(SERVER_CRASH_CYCLES)
 
 bench-rust: ## Criterion benchmarks of the core beside raw SkipMap, moka and quick_cache (~15 min)
 	cd $(CORE_DIR) && $(CARGO) bench $(CARGO_FLAGS) --bench storage_bench --bench cache_bench --bench engine_bench

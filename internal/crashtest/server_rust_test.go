@@ -1,0 +1,141 @@
+//go:build rust
+
+package crashtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// built is the server binary, built once for every test here.
+var built struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		_ = os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// buildServer builds the server with the Rust engine, as make build-rust
+// does (the harness itself may run under -race; the server is built
+// without it).
+func buildServer(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "mantisdb-crashtest-bin-"); built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, "mantisdb-rust")
+		out, err := exec.Command("go", "build", "-tags", "rust", "-o", built.bin, "../../cmd/mantisdb").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("building the server: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.bin
+}
+
+// runServer runs the harness against a fresh build in a new work
+// directory, kept when the test fails.
+func runServer(t *testing.T, cfg Config, extraArgs ...string) (Summary, error) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the server binary")
+	}
+	work, err := os.MkdirTemp("", "mantisdb-crashtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kept %s (data/ and server.log)", work)
+		} else {
+			_ = os.RemoveAll(work)
+		}
+	})
+	bin := buildServer(t)
+	log, err := os.Create(filepath.Join(work, "server.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	cfg.Seed = uint64(os.Getpid())
+	cfg.Progress = 0
+	p := &Process{Bin: bin, DataDir: filepath.Join(work, "data"), Log: log, ExtraArgs: extraArgs}
+	sum, err := Run(context.Background(), cfg, p)
+	t.Logf("seed %d: %s", cfg.Seed, sum.Line())
+	return sum, err
+}
+
+// TestServerCrashCycles is the short run of the harness against the real
+// server binary with the Rust engine: 10 SIGKILL cycles
+// (MANTIS_SERVER_CRASH_CYCLES overrides the count). make crash-test runs
+// the long one through cmd/mantisdb-crashtest.
+func TestServerCrashCycles(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Cycles = 10
+	if s := os.Getenv("MANTIS_SERVER_CRASH_CYCLES"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("MANTIS_SERVER_CRASH_CYCLES=%q: %v", s, err)
+		}
+		cfg.Cycles = n
+	}
+	sum, err := runServer(t, cfg)
+	if err != nil {
+		var b strings.Builder
+		Report(&b, sum.Violations, 50)
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	// A run that never had a write in flight at a kill, or never sent one
+	// kind of operation, proved less than it claims.
+	if sum.Cycles != cfg.Cycles || sum.Puts == 0 || sum.Deletes == 0 || sum.Batches == 0 || sum.InFlight() == 0 {
+		t.Fatalf("the run did too little: %s", sum.Line())
+	}
+}
+
+// TestServerCrashHarnessCatchesSyncNever runs the same harness against a
+// server that acknowledges writes before they leave its own buffer
+// (--sync never keeps up to 10 ms of them in process memory): a SIGKILL
+// loses some, and the harness must say so. This is the check that the
+// harness can fail against the real server, not only against a model.
+func TestServerCrashHarnessCatchesSyncNever(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Cycles = 10
+	cfg.StartupKills = 0
+	sum, err := runServer(t, cfg, "--sync", "never")
+	if !errors.Is(err, ErrViolations) {
+		t.Fatalf("no loss found under --sync never in %d cycles: %v", sum.Cycles, err)
+	}
+	lost := 0
+	for _, v := range sum.Violations {
+		// A lost write shows as such, or, on a key whose writer had an
+		// operation in flight, as a value from before the last write.
+		if v.What == "acknowledged write lost" || v.What == "wrong value" ||
+			strings.Contains(v.What, "deleted or never written") || strings.Contains(v.What, "neither as before it nor as after it") {
+			lost++
+		}
+	}
+	if lost == 0 {
+		var b strings.Builder
+		Report(&b, sum.Violations, 20)
+		t.Fatalf("violations, but none a lost acknowledged write:\n%s", b.String())
+	}
+}
