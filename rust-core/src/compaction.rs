@@ -137,16 +137,16 @@ pub(crate) fn compact(inner: &Inner, threshold: f64, everything: bool) -> Result
 /// Rewrites `inputs` into one sealed segment (or none, if nothing is live).
 fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionReport> {
     let segments = inner.log.segments();
-    let input_ids: HashSet<u32> = inputs.iter().map(|s| s.id).collect();
-    // Oldest sequence in every other segment: a delete must stay while an
-    // older record of its key may exist elsewhere.
-    let others_min: Vec<u64> = segments
+    // Oldest sequence in every segment: a delete must stay while an older
+    // record of its key may exist in another segment, the other inputs
+    // included: the inputs are unlinked one by one, and a crash between two
+    // unlinks must not leave an older record without the delete shadowing it.
+    let mins: Vec<(u32, u64)> = segments
         .all()
         .iter()
-        .filter(|s| !input_ids.contains(&s.id))
-        .map(|s| s.usage.min_seq.load(Ordering::Relaxed))
+        .map(|s| (s.id, s.usage.min_seq.load(Ordering::Relaxed)))
         .collect();
-    let older_elsewhere = |seq: u64| others_min.iter().any(|&m| m < seq);
+    let older_elsewhere = |seq: u64, own: u32| mins.iter().any(|&(id, m)| id != own && m < seq);
     // An expired value may go once no open snapshot can still see it.
     let safe_time = now_ms().min(inner.snapshots.oldest_time());
     inner.snapshots.advance(&inner.vis);
@@ -180,7 +180,7 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionRep
                     (OpKind::Delete, Some(_)) => Some(false),
                     (OpKind::Delete, None) => {
                         let superseded = inner.index().newest_seq(op.key).is_some_and(|s| s > rec.seq);
-                        (!superseded && older_elsewhere(rec.seq)).then_some(false)
+                        (!superseded && older_elsewhere(rec.seq, seg.id)).then_some(false)
                     }
                 };
                 if let Some(expired) = keep {
