@@ -8,7 +8,9 @@
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use mantisdb_core::vfs::{FileHandle, FileSystem, OpenMode, Stat};
@@ -46,7 +48,9 @@ pub enum Op {
 pub enum Target {
     /// Any path.
     Any,
-    /// Segment files (`*.seg`).
+    /// Segment files (`*.seg`, also `*.seg.tmp`: a compaction output is
+    /// written under that name and read through the same handle after its
+    /// rename).
     Segments,
     /// Hint files (`*.hint`, also their temporary `*.hint.tmp`).
     Hints,
@@ -61,7 +65,7 @@ impl Target {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
         match self {
             Target::Any => true,
-            Target::Segments => name.ends_with(".seg"),
+            Target::Segments => name.ends_with(".seg") || name.ends_with(".seg.tmp"),
             Target::Hints => name.ends_with(".hint") || name.ends_with(".hint.tmp"),
             Target::Temp => name.ends_with(".tmp"),
             Target::Under(dir) => p.starts_with(dir),
@@ -89,6 +93,10 @@ pub struct Rule {
     skip: u64,
     times: Option<u64>,
     fired: u64,
+    /// Only calls made by this thread.
+    thread: Option<ThreadId>,
+    /// Only writes of at least this many bytes.
+    min_len: usize,
 }
 
 impl Rule {
@@ -101,7 +109,23 @@ impl Rule {
             skip: 0,
             times: None,
             fired: 0,
+            thread: None,
+            min_len: 0,
         }
+    }
+
+    /// Only writes of at least `n` bytes (say, a group commit of several
+    /// records), or syncs of a file whose last write was.
+    pub fn min_len(mut self, n: usize) -> Rule {
+        self.min_len = n;
+        self
+    }
+
+    /// Only calls made by the thread adding the rule (not, say, the
+    /// engine's background thread).
+    pub fn this_thread(mut self) -> Rule {
+        self.thread = Some(std::thread::current().id());
+        self
     }
 
     /// Only on paths matching `target`.
@@ -131,9 +155,14 @@ struct Rules {
 
 impl Rules {
     /// The fault for a call, counting it against the first matching rule.
-    fn check(&mut self, op: Op, path: &Path) -> Option<Fault> {
+    fn check(&mut self, op: Op, path: &Path, len: usize) -> Option<Fault> {
         for r in &mut self.rules {
-            if r.op != op || !r.target.matches(path) || r.times.is_some_and(|t| r.fired >= t) {
+            if r.op != op
+                || len < r.min_len
+                || !r.target.matches(path)
+                || r.times.is_some_and(|t| r.fired >= t)
+                || r.thread.is_some_and(|t| t != std::thread::current().id())
+            {
                 continue;
             }
             if r.skip > 0 {
@@ -182,7 +211,11 @@ impl FaultFs {
     }
 
     fn check(&self, op: Op, path: &Path) -> io::Result<()> {
-        let fault = self.rules.lock().check(op, path);
+        self.check_len(op, path, 0)
+    }
+
+    fn check_len(&self, op: Op, path: &Path, len: usize) -> io::Result<()> {
+        let fault = self.rules.lock().check(op, path, len);
         match fault {
             None => Ok(()),
             Some(Fault::Delay(d)) => {
@@ -199,11 +232,14 @@ struct FaultFile {
     inner: Box<dyn FileHandle>,
     path: PathBuf,
     fs: FaultFs,
+    /// Length of the last write, which a sync's `min_len` is checked against.
+    last_write: AtomicUsize,
 }
 
 impl FileHandle for FaultFile {
     fn append(&self, buf: &[u8]) -> io::Result<()> {
-        let fault = self.fs.rules.lock().check(Op::Write, &self.path);
+        self.last_write.store(buf.len(), Ordering::Relaxed);
+        let fault = self.fs.rules.lock().check(Op::Write, &self.path, buf.len());
         match fault {
             None => self.inner.append(buf),
             Some(Fault::Delay(d)) => {
@@ -224,12 +260,14 @@ impl FileHandle for FaultFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        self.fs.check(Op::Sync, &self.path)?;
+        self.fs
+            .check_len(Op::Sync, &self.path, self.last_write.load(Ordering::Relaxed))?;
         self.inner.sync_data()
     }
 
     fn sync_all(&self) -> io::Result<()> {
-        self.fs.check(Op::Sync, &self.path)?;
+        self.fs
+            .check_len(Op::Sync, &self.path, self.last_write.load(Ordering::Relaxed))?;
         self.inner.sync_all()
     }
 
@@ -253,6 +291,7 @@ impl FileSystem for FaultFs {
             inner: self.inner.open(path, mode)?,
             path: path.to_path_buf(),
             fs: self.clone(),
+            last_write: AtomicUsize::new(0),
         }))
     }
 
