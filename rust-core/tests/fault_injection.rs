@@ -544,3 +544,31 @@ fn a_failed_buffer_flush_under_never_poisons_with_the_os_error() {
     let db = Db::open(dir.path(), opts).unwrap();
     db.put(b"x", b"y").unwrap();
 }
+
+/// A compaction whose output was renamed into place but whose hint could
+/// not be written fails; the output must stay a tracked segment, or the
+/// values it copied come back after later compactions drop their deletes.
+#[test]
+fn a_compaction_output_whose_hint_failed_does_not_bring_deleted_values_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = fault_fs();
+    let db = Db::open(dir.path(), options(&fs)).unwrap();
+    db.put(b"gone", &[b'g'; 500]).unwrap();
+    db.put(b"filler", b"1").unwrap();
+    db.put(b"filler", b"2").unwrap();
+    // Segment 1 is rolled, segment 2 is the writer's next, 3 is the output.
+    let output_hint = dir.path().join("0000000003.hint.tmp");
+    fs.add(Rule::new(Op::Write, Fault::Errno(libc::ENOSPC)).on(Target::Under(output_hint)));
+    let err = db.compact().expect_err("the output's hint write fails");
+    assert!(is_os_error(&err, libc::ENOSPC), "{err:?}");
+    assert!(dir.path().join("0000000003.seg").exists());
+    fs.clear();
+    db.delete(b"gone").unwrap();
+    db.compact().unwrap();
+    db.compact().unwrap();
+    assert_eq!(db.get(b"gone").unwrap(), None);
+    drop(db);
+    let db = Db::open(dir.path(), options(&fs)).unwrap();
+    assert_eq!(db.get(b"gone").unwrap(), None, "a deleted value came back");
+    assert_eq!(db.get(b"filler").unwrap().as_deref(), Some(&b"2"[..]));
+}
