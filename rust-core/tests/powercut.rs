@@ -415,10 +415,11 @@ fn power_cut_at_every_file_system_call() {
             (0..sample).map(|_| rng.random_range(0..total)).collect()
         };
         for &point in &points {
+            let fs = SimFs::new();
+            fs.crash_at(point);
+            let r = run(&steps, &fs);
+            // Three reboots of the same crashed machine.
             for keep in [Keep::Synced, Keep::Everything, Keep::Random] {
-                let fs = SimFs::new();
-                fs.crash_at(point);
-                let r = run(&steps, &fs);
                 let image = fs.image(keep, &mut rng);
                 let ctx = format!("seed {seed:#x}, power cut at call {point} of {total}, image {keep:?}");
                 in_flight_kept += u64::from(verify(&image, keep, &r, &mut rng, &ctx));
