@@ -20,9 +20,6 @@
 //! number, which is the same record in both.
 
 use std::collections::HashSet;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -32,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::log::hint::{self, HINT_VALUE_MAX};
 use crate::log::record::{self, OpKind, OpRef};
 use crate::log::segment::{self, Segment, FLAG_SEALED, SEGMENT_HEADER_LEN};
+use crate::vfs::{FileSystem, OpenMode};
 
 /// What one compaction pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -67,17 +65,22 @@ struct Kept<'a> {
     expired: bool,
 }
 
-/// Writes hint files for closed segments that lack one.
+/// Writes hint files for closed segments that lack one. On failure the
+/// segments still without a hint stay queued for the next pass (a missing
+/// hint only makes the next open read the segment itself).
 pub(crate) fn write_pending_hints(inner: &Inner) -> Result<()> {
     let segments = inner.log.segments();
-    for id in segments.take_unhinted() {
+    let pending = segments.take_unhinted();
+    for (i, &id) in pending.iter().enumerate() {
         let Some(seg) = segments.get(id) else { continue };
-        if seg.sealed {
-            continue; // compaction wrote its hint with it
+        let written = seg.read_all().and_then(|data| {
+            let entries = hint::entries_from_frames(&data, inner.hint_inline());
+            hint::write(inner.fs(), inner.dir(), id, &data, entries)
+        });
+        if let Err(e) = written {
+            segments.hint_later(&pending[i..]);
+            return Err(e);
         }
-        let data = fs::read(&seg.path).map_err(|e| Error::io(format!("reading {}", seg.path.display()), e))?;
-        let entries = hint::entries_from_frames(&data, inner.hint_inline());
-        hint::write(inner.dir(), id, &data, entries)?;
     }
     Ok(())
 }
@@ -134,16 +137,16 @@ pub(crate) fn compact(inner: &Inner, threshold: f64, everything: bool) -> Result
 /// Rewrites `inputs` into one sealed segment (or none, if nothing is live).
 fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionReport> {
     let segments = inner.log.segments();
-    let input_ids: HashSet<u32> = inputs.iter().map(|s| s.id).collect();
-    // Oldest sequence in every other segment: a delete must stay while an
-    // older record of its key may exist elsewhere.
-    let others_min: Vec<u64> = segments
+    // Oldest sequence in every segment: a delete must stay while an older
+    // record of its key may exist in another segment, the other inputs
+    // included: the inputs are unlinked one by one, and a crash between two
+    // unlinks must not leave an older record without the delete shadowing it.
+    let mins: Vec<(u32, u64)> = segments
         .all()
         .iter()
-        .filter(|s| !input_ids.contains(&s.id))
-        .map(|s| s.usage.min_seq.load(Ordering::Relaxed))
+        .map(|s| (s.id, s.usage.min_seq.load(Ordering::Relaxed)))
         .collect();
-    let older_elsewhere = |seq: u64| others_min.iter().any(|&m| m < seq);
+    let older_elsewhere = |seq: u64, own: u32| mins.iter().any(|&(id, m)| id != own && m < seq);
     // An expired value may go once no open snapshot can still see it.
     let safe_time = now_ms().min(inner.snapshots.oldest_time());
     inner.snapshots.advance(&inner.vis);
@@ -151,7 +154,7 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionRep
 
     let mut datas = Vec::with_capacity(inputs.len());
     for seg in inputs {
-        datas.push(fs::read(&seg.path).map_err(|e| Error::io(format!("reading {}", seg.path.display()), e))?);
+        datas.push(seg.read_all()?);
     }
     let mut kept: Vec<Kept<'_>> = Vec::new();
     for (seg, data) in inputs.iter().zip(&datas) {
@@ -177,7 +180,7 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionRep
                     (OpKind::Delete, Some(_)) => Some(false),
                     (OpKind::Delete, None) => {
                         let superseded = inner.index().newest_seq(op.key).is_some_and(|s| s > rec.seq);
-                        (!superseded && older_elsewhere(rec.seq)).then_some(false)
+                        (!superseded && older_elsewhere(rec.seq, seg.id)).then_some(false)
                     }
                 };
                 if let Some(expired) = keep {
@@ -228,18 +231,21 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionRep
             offsets.extend(kv.iter().map(|&(off, _)| frame_at + off as u64));
             i = j;
         }
-        write_sealed(inner.dir(), out_id, &buf)?;
-        hint::write(
-            inner.dir(),
-            out_id,
-            &buf,
-            hint::entries_from_frames(&buf, inner.hint_inline()),
-        )?;
-        let out = Arc::new(Segment::open(inner.dir(), out_id, true)?);
+        let out = Arc::new(write_sealed(inner.fs(), inner.dir(), out_id, &buf)?);
         for k in &kept {
             out.usage.note_seq(k.seq);
         }
+        // From the rename on, the file is a segment of the database: it is
+        // tracked at once, so if a later step fails it is still accounted
+        // for (compacted away as dead, never left behind untracked holding
+        // records whose deletes a later compaction could drop).
         segments.insert(Arc::clone(&out));
+        segment::sync_dir(inner.fs(), inner.dir())?;
+        let entries = hint::entries_from_frames(&buf, inner.hint_inline());
+        if let Err(e) = hint::write(inner.fs(), inner.dir(), out_id, &buf, entries) {
+            segments.hint_later(&[out_id]);
+            return Err(e);
+        }
         // Switch the index over, one version at a time.
         for (k, &offset) in kept.iter().zip(&offsets) {
             let bytes = crate::db::op_log_bytes(k.key.len(), k.value.len(), k.expires_at) as u64;
@@ -264,37 +270,46 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionRep
         report.bytes_out = buf.len() as u64;
     }
     // Retire the inputs: readers holding them read on; new lookups find the
-    // relocated versions.
+    // relocated versions. A segment leaves the set only once its file is
+    // gone, so one whose removal failed stays tracked (and is retried).
     for seg in inputs {
-        segments.remove(seg.id);
         // The hint first: a hint without its segment is ignored at open.
-        remove_if_present(&hint::hint_path(inner.dir(), seg.id))?;
-        remove_if_present(&seg.path)?;
+        remove_if_present(inner.fs(), &hint::hint_path(inner.dir(), seg.id))?;
+        remove_if_present(inner.fs(), &seg.path)?;
+        segments.remove(seg.id);
     }
-    segment::sync_dir(inner.dir())?;
+    segment::sync_dir(inner.fs(), inner.dir())?;
     Ok(report)
 }
 
-/// Writes a sealed segment under a temporary name, syncs it, and renames it into place.
-fn write_sealed(dir: &Path, id: u32, bytes: &[u8]) -> Result<()> {
+/// Writes a sealed segment under a temporary name, syncs it, and renames it
+/// into place; returns it open for reading. The caller syncs the directory.
+/// On failure before the rename, the temporary file is removed (or, failing
+/// that, by the next open).
+fn write_sealed(fs: &dyn FileSystem, dir: &Path, id: u32, bytes: &[u8]) -> Result<Segment> {
     let path = dir.join(segment::segment_file_name(id));
     let tmp = dir.join(format!("{}.tmp", segment::segment_file_name(id)));
-    let io = |e| Error::io(format!("writing {}", tmp.display()), e);
-    let mut f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    fs::rename(&tmp, &path).map_err(|e| Error::io(format!("renaming {} into place", tmp.display()), e))?;
-    segment::sync_dir(dir)
+    let written = fs.open(&tmp, OpenMode::Replace).and_then(|f| {
+        f.append(bytes)?;
+        f.sync_all()?;
+        Ok(f)
+    });
+    let file = match written {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = fs.remove_file(&tmp);
+            return Err(Error::io(format!("writing {}", tmp.display()), e));
+        }
+    };
+    if let Err(e) = fs.rename(&tmp, &path) {
+        let _ = fs.remove_file(&tmp);
+        return Err(Error::io(format!("renaming {} into place", tmp.display()), e));
+    }
+    Ok(Segment::with_handle(id, path, true, file))
 }
 
-fn remove_if_present(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
+fn remove_if_present(fs: &dyn FileSystem, path: &Path) -> Result<()> {
+    match fs.remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io(format!("removing {}", path.display()), e)),

@@ -7,9 +7,7 @@
 //! loads the value from the index (inline), the cache, or one positioned read.
 
 use std::collections::{HashMap, VecDeque};
-use std::fs;
 use std::ops::Bound;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -34,6 +32,7 @@ use crate::mvcc::{Snapshots, Visibility};
 use crate::options::Options;
 use crate::stats::{Counters, Stats};
 use crate::txn::{ConflictTracker, ReadSet, Transaction};
+use crate::vfs::{self, FileSystem};
 
 /// A value returned by the engine: shared, immutable bytes.
 pub type Value = Arc<[u8]>;
@@ -108,6 +107,7 @@ impl Drop for Background {
 }
 
 pub(crate) struct Inner {
+    fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     opts: Options,
     pub(crate) log: Log,
@@ -171,15 +171,20 @@ impl Db {
     /// and with [`Error::Corruption`] if a record before the tail is bad.
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Db> {
         opts.validate()?;
+        let fs = opts.file_system.clone().unwrap_or_else(vfs::os);
         let dir = dir.as_ref().to_path_buf();
-        if !dir.exists() {
-            fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-                .map_err(|e| Error::io(format!("setting permissions of {}", dir.display()), e))?;
-        } else if !dir.is_dir() {
-            return Err(Error::InvalidArgument(format!("{} is not a directory", dir.display())));
+        match fs.stat(&dir) {
+            Ok(st) if !st.is_dir => {
+                return Err(Error::InvalidArgument(format!("{} is not a directory", dir.display())));
+            }
+            Ok(_) => {}
+            // The new directory's name is made durable too: a commit
+            // acknowledged later must not vanish with its directory.
+            Err(_) => {
+                vfs::create_dir_durable(&*fs, &dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?
+            }
         }
-        let lock = DirLock::acquire(&dir)?;
+        let lock = DirLock::acquire(&*fs, &dir)?;
 
         let index = Index::new();
         let counters = Counters::default();
@@ -191,7 +196,7 @@ impl Db {
             verify: opts.verify_segments_on_open,
             hint_inline: compaction::hint_inline(inline),
         };
-        let rec: Recovered = recovery::replay(&dir, replay_opts, |op| {
+        let rec: Recovered = recovery::replay(&*fs, &dir, replay_opts, |op| {
             let log_bytes = op_log_bytes(op.key.len(), op.val_len as usize, op.expires_at);
             let value = match (op.kind, op.value) {
                 (OpKind::Delete, _) => ValueRef::Tombstone,
@@ -236,7 +241,7 @@ impl Db {
         index.remove_tombstones(&tombstoned);
         let set = Arc::new(SegmentSet::default());
         for s in &rec.segments {
-            let seg = Segment::open(&dir, s.id, s.sealed)?;
+            let seg = Segment::open(&*fs, &dir, s.id, s.sealed)?;
             if let Some(t) = usage.get(&s.id) {
                 seg.usage.live.store(t.live, Ordering::Relaxed);
                 seg.usage.dead.store(t.dead, Ordering::Relaxed);
@@ -250,10 +255,11 @@ impl Db {
             .active
             .and_then(|id| rec.segments.iter().find(|s| s.id == id))
             .map(|s| (s.id, s.len));
-        let log = Log::open(&dir, &opts, set, active, rec.last_seq)?;
+        let log = Log::open(Arc::clone(&fs), &dir, &opts, set, active, rec.last_seq)?;
         let cache = ValueCache::new(opts.cache_bytes);
         let segments = Arc::clone(log.segments());
         let inner = Arc::new(Inner {
+            fs,
             dir,
             log,
             index,
@@ -573,6 +579,10 @@ impl Inner {
 
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    pub(crate) fn fs(&self) -> &dyn FileSystem {
+        &*self.fs
     }
 
     pub(crate) fn index(&self) -> &Index {

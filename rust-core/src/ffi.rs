@@ -417,6 +417,7 @@ fn to_options(o: &MantisOptions) -> Result<Options, Fail> {
         compaction_threshold: o.compaction_threshold,
         compaction_interval: Duration::from_millis(o.compaction_interval_ms),
         background_compaction: o.background_compaction,
+        file_system: None,
     })
 }
 

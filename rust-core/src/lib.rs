@@ -42,6 +42,7 @@ mod mvcc;
 mod options;
 mod stats;
 mod txn;
+pub mod vfs;
 
 pub use batch::WriteBatch;
 pub use checkpoint::CheckpointReport;

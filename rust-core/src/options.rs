@@ -1,8 +1,10 @@
 //! Options accepted by [`crate::Db::open`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::vfs::FileSystem;
 
 /// The largest key the engine accepts, in bytes.
 pub const MAX_KEY_LEN: usize = 65_535;
@@ -69,6 +71,11 @@ pub struct Options {
     pub compaction_interval: Duration,
     /// Run compaction in the background. [`crate::Db::compact`] works either way. Default on.
     pub background_compaction: bool,
+    /// The file layer every file operation goes through. `None` (the
+    /// default): the operating system's, [`crate::vfs::OsFileSystem`]. For
+    /// testing and instrumentation (fault injection, simulated power cuts,
+    /// counting I/O); see [`crate::vfs`]. Not available through the C ABI.
+    pub file_system: Option<Arc<dyn FileSystem>>,
 }
 
 impl Default for Options {
@@ -87,11 +94,18 @@ impl Default for Options {
             compaction_threshold: 0.5,
             compaction_interval: Duration::from_secs(1),
             background_compaction: true,
+            file_system: None,
         }
     }
 }
 
 impl Options {
+    /// These options with `fs` as the file layer (see [`Options::file_system`]).
+    pub fn with_file_system(mut self, fs: Arc<dyn FileSystem>) -> Options {
+        self.file_system = Some(fs);
+        self
+    }
+
     /// Checks every field and returns a clear error for the first bad one.
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::InvalidArgument(msg));

@@ -13,9 +13,6 @@
 //! valid and it names the segment and the segment's exact length; anything
 //! else makes recovery fall back to reading the segment (and rewrite the hint).
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rkyv::rancor;
@@ -24,6 +21,7 @@ use rkyv::util::AlignedVec;
 use super::record::{self, OpKind};
 use super::segment;
 use crate::error::{Error, Result};
+use crate::vfs::{self, FileSystem, OpenMode};
 
 /// Magic number at the start of every hint file.
 pub const HINT_MAGIC: [u8; 8] = *b"MANTISHT";
@@ -100,8 +98,10 @@ pub fn entries_from_frames(data: &[u8], inline_max: usize) -> Vec<HintEntry> {
     out
 }
 
-/// Writes the hint of segment `id` atomically (temp file, fsync, rename, dir fsync).
-pub fn write(dir: &Path, id: u32, segment: &[u8], entries: Vec<HintEntry>) -> Result<()> {
+/// Writes the hint of segment `id` atomically (temp file, fsync, rename, dir
+/// fsync). On failure the temporary file is removed (when that fails too,
+/// the next open removes it).
+pub fn write(fs: &dyn FileSystem, dir: &Path, id: u32, segment: &[u8], entries: Vec<HintEntry>) -> Result<()> {
     let body = HintBody {
         segment_id: id,
         segment_len: segment.len() as u64,
@@ -117,27 +117,28 @@ pub fn write(dir: &Path, id: u32, segment: &[u8], entries: Vec<HintEntry>) -> Re
     header[16..20].copy_from_slice(&crc32c::crc32c(&bytes).to_le_bytes());
     let path = hint_path(dir, id);
     let tmp = dir.join(format!("{}.tmp", hint_file_name(id)));
-    let io = |e| Error::io(format!("writing {}", tmp.display()), e);
-    let mut f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(&header).map_err(io)?;
-    f.write_all(&bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    fs::rename(&tmp, &path).map_err(|e| Error::io(format!("renaming {} into place", tmp.display()), e))?;
-    segment::sync_dir(dir)
+    let written = fs.open(&tmp, OpenMode::Replace).and_then(|f| {
+        f.append(&header)?;
+        f.append(&bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = fs.remove_file(&tmp);
+        return Err(Error::io(format!("writing {}", tmp.display()), e));
+    }
+    if let Err(e) = fs.rename(&tmp, &path) {
+        let _ = fs.remove_file(&tmp);
+        return Err(Error::io(format!("renaming {} into place", tmp.display()), e));
+    }
+    segment::sync_dir(fs, dir)
 }
 
 /// Reads and validates the hint of segment `id` for a segment of `segment_len`
 /// bytes. `Ok(None)`: no usable hint (missing, stale or damaged); the reason
 /// is returned beside it for the recovery report.
-pub fn read(dir: &Path, id: u32, segment_len: u64) -> (Option<ValidHint>, Option<String>) {
+pub fn read(fs: &dyn FileSystem, dir: &Path, id: u32, segment_len: u64) -> (Option<ValidHint>, Option<String>) {
     let path = hint_path(dir, id);
-    let data = match fs::read(&path) {
+    let data = match vfs::read_file(fs, &path) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (None, None),
         Err(e) => return (None, Some(format!("{}: {e}", path.display()))),
@@ -234,8 +235,9 @@ mod tests {
     #[test]
     fn write_then_read() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), 4, &[1u8; 1000], sample()).unwrap();
-        let (buf, why) = read(dir.path(), 4, 1000);
+        let fs = vfs::OsFileSystem;
+        write(&fs, dir.path(), 4, &[1u8; 1000], sample()).unwrap();
+        let (buf, why) = read(&fs, dir.path(), 4, 1000);
         assert!(why.is_none());
         assert_eq!(
             buf.as_ref().unwrap().body().segment_crc.to_native(),
@@ -251,21 +253,25 @@ mod tests {
     #[test]
     fn stale_damaged_or_missing_hints_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let (buf, why) = read(dir.path(), 4, 1000);
+        let fs = vfs::OsFileSystem;
+        let (buf, why) = read(&fs, dir.path(), 4, 1000);
         assert!(buf.is_none() && why.is_none());
-        write(dir.path(), 4, &[0u8; 1000], sample()).unwrap();
-        assert!(read(dir.path(), 4, 999).1.unwrap().contains("describes 1000 bytes"));
+        write(&fs, dir.path(), 4, &[0u8; 1000], sample()).unwrap();
+        assert!(read(&fs, dir.path(), 4, 999)
+            .1
+            .unwrap()
+            .contains("describes 1000 bytes"));
         let path = hint_path(dir.path(), 4);
-        let mut data = fs::read(&path).unwrap();
+        let mut data = std::fs::read(&path).unwrap();
         for i in [0, 9, 13, 17, HINT_HEADER_LEN + 3, data.len() - 1] {
             let mut bad = data.clone();
             bad[i] ^= 0x40;
-            fs::write(&path, &bad).unwrap();
-            let (buf, why) = read(dir.path(), 4, 1000);
+            std::fs::write(&path, &bad).unwrap();
+            let (buf, why) = read(&fs, dir.path(), 4, 1000);
             assert!(buf.is_none() && why.is_some(), "flip at {i} accepted");
         }
         data.truncate(30);
-        fs::write(&path, &data).unwrap();
-        assert!(read(dir.path(), 4, 1000).0.is_none());
+        std::fs::write(&path, &data).unwrap();
+        assert!(read(&fs, dir.path(), 4, 1000).0.is_none());
     }
 }

@@ -21,6 +21,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::options::{Options, SyncPolicy};
+use crate::vfs::FileSystem;
 pub use record::{OpKind, OpRef};
 use segment::Segment;
 pub use writer::Appended;
@@ -81,6 +82,11 @@ impl SegmentSet {
         std::mem::take(&mut *self.unhinted.lock())
     }
 
+    /// Queues segments for a hint file again (an earlier attempt failed).
+    pub fn hint_later(&self, ids: &[u32]) {
+        self.unhinted.lock().extend_from_slice(ids);
+    }
+
     /// Sets the thread to wake when a segment closes.
     pub fn notify_on_close(&self, t: Option<Thread>) {
         *self.on_close.lock() = t;
@@ -114,6 +120,7 @@ impl Log {
     /// `active` the segment to resume (with its length), `last_seq` the
     /// highest sequence replayed.
     pub fn open(
+        fs: Arc<dyn FileSystem>,
         dir: &Path,
         opts: &Options,
         set: Arc<SegmentSet>,
@@ -134,7 +141,15 @@ impl Log {
             }
             None => (set.allocate_id()?, None),
         };
-        let writer = Arc::new(LogWriter::open(dir, opts, Arc::clone(&set), active, end, last_seq + 1)?);
+        let writer = Arc::new(LogWriter::open(
+            fs,
+            dir,
+            opts,
+            Arc::clone(&set),
+            active,
+            end,
+            last_seq + 1,
+        )?);
         let flusher = match opts.sync {
             SyncPolicy::Always => None,
             SyncPolicy::Interval(every) => Some(spawn_flusher(Arc::clone(&writer), every, true)?),

@@ -18,13 +18,13 @@
 //!   With `repair`, the segment is cut at the bad frame instead, everything
 //!   readable is kept, and the loss is reported.
 
-use std::fs::{self, OpenOptions};
 use std::path::Path;
 
 use super::hint::{self, HintEntry};
 use super::record::{self, FrameError, OpKind};
 use super::segment::{self, Header, SEGMENT_HEADER_LEN};
 use crate::error::{Error, Result};
+use crate::vfs::{self, FileSystem, OpenMode};
 
 /// One op as recovery hands it to the index.
 #[derive(Debug, Clone, Copy)]
@@ -94,11 +94,16 @@ pub struct ReplayOptions {
 }
 
 /// Replays every segment in `dir`, calling `apply` for each op.
-pub fn replay(dir: &Path, ro: ReplayOptions, mut apply: impl FnMut(&ReplayOp<'_>)) -> Result<Recovered> {
+pub fn replay(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    ro: ReplayOptions,
+    mut apply: impl FnMut(&ReplayOp<'_>),
+) -> Result<Recovered> {
     let mut out = Recovered::default();
-    remove_temp_files(dir)?;
-    let mut ids = segment::list(dir)?;
-    let headers = read_flags(dir, &ids, &mut out.truncated)?;
+    remove_temp_files(fs, dir)?;
+    let mut ids = segment::list_in(fs, dir)?;
+    let headers = read_flags(fs, dir, &ids, &mut out.truncated)?;
     ids.retain(|id| headers.contains_key(id));
     // The active segment: the newest one not written by compaction.
     let active = ids
@@ -115,13 +120,13 @@ pub fn replay(dir: &Path, ro: ReplayOptions, mut apply: impl FnMut(&ReplayOp<'_>
         // dropped those records as dead.
         out.last_seq = out.last_seq.max(header.base_seq);
         let path = dir.join(segment::segment_file_name(id));
-        let len = file_len(&path)?;
+        let len = file_len(fs, &path)?;
         let is_active = Some(id) == active;
         let mut data = None;
         if !is_active {
-            let (mut valid, mut why) = hint::read(dir, id, len);
+            let (mut valid, mut why) = hint::read(fs, dir, id, len);
             if let (true, Some(h)) = (ro.verify, &valid) {
-                let bytes = fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+                let bytes = read_file(fs, &path)?;
                 if crc32c::crc32c(&bytes) != h.body().segment_crc.to_native() {
                     valid = None;
                     why = Some(format!("{}: segment checksum differs from its hint", path.display()));
@@ -154,13 +159,19 @@ pub fn replay(dir: &Path, ro: ReplayOptions, mut apply: impl FnMut(&ReplayOp<'_>
         }
         let data = match data {
             Some(d) => d,
-            None => fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?,
+            None => read_file(fs, &path)?,
         };
-        let end = replay_segment(&path, id, header, &data, is_active, ro.repair, &mut out, &mut apply)?;
+        let end = replay_segment(fs, &path, id, header, &data, is_active, ro.repair, &mut out, &mut apply)?;
         if !is_active {
             // Closed segment without a usable hint: write one for next time.
+            // A hint only speeds up the next open, so failing to write one
+            // (say, the disk is full) is reported, not fatal: the segment
+            // is read again next time.
             let entries: Vec<HintEntry> = hint::entries_from_frames(&data[..end as usize], ro.hint_inline);
-            hint::write(dir, id, &data[..end as usize], entries)?;
+            if let Err(e) = hint::write(fs, dir, id, &data[..end as usize], entries) {
+                out.bad_hints
+                    .push(format!("{}: not written: {e}", hint::hint_path(dir, id).display()));
+            }
         }
         out.segments.push(RecoveredSegment { id, sealed, len: end });
     }
@@ -170,46 +181,57 @@ pub fn replay(dir: &Path, ro: ReplayOptions, mut apply: impl FnMut(&ReplayOp<'_>
 /// Removes `*.tmp` files: a segment or hint that compaction was writing
 /// when the process stopped (the whole file is renamed into place only once
 /// synced, so a temporary file is never needed).
-fn remove_temp_files(dir: &Path) -> Result<()> {
-    let entries = fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-    for entry in entries {
-        let path = entry
-            .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?
-            .path();
+fn remove_temp_files(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+    let names = fs
+        .read_dir(dir)
+        .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    for name in names {
+        let path = dir.join(name);
         if path.extension().is_some_and(|x| x == "tmp") {
-            fs::remove_file(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+            fs.remove_file(&path)
+                .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
         }
     }
     Ok(())
 }
 
-fn file_len(path: &Path) -> Result<u64> {
-    fs::metadata(path)
-        .map(|m| m.len())
+fn file_len(fs: &dyn FileSystem, path: &Path) -> Result<u64> {
+    fs.stat(path)
+        .map(|m| m.len)
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))
+}
+
+fn read_file(fs: &dyn FileSystem, path: &Path) -> Result<Vec<u8>> {
+    vfs::read_file(fs, path).map_err(|e| Error::io(format!("reading {}", path.display()), e))
 }
 
 /// Header flags of every segment; a bad header is corruption, except a
 /// too-short newest file, which the caller handles.
 fn read_flags(
+    fs: &dyn FileSystem,
     dir: &Path,
     ids: &[u32],
     removed: &mut Vec<(String, u64, u64)>,
 ) -> Result<std::collections::HashMap<u32, Header>> {
-    use std::io::Read;
     let mut flags = std::collections::HashMap::new();
     for &id in ids {
         let path = dir.join(segment::segment_file_name(id));
-        let mut h = Vec::with_capacity(SEGMENT_HEADER_LEN as usize);
-        fs::File::open(&path)
-            .and_then(|f| f.take(SEGMENT_HEADER_LEN).read_to_end(&mut h))
+        let h = fs
+            .open(&path, OpenMode::Read)
+            .and_then(|f| {
+                let len = f.size()?.min(SEGMENT_HEADER_LEN) as usize;
+                let mut h = vec![0u8; len];
+                f.read_exact_at(&mut h, 0)?;
+                Ok(h)
+            })
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         if h.len() < SEGMENT_HEADER_LEN as usize {
             // Cut while the writer created it (compaction renames whole
             // files into place, so only the writer's can be short): it holds
             // no record. Removed here.
-            fs::remove_file(&path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
-            segment::sync_dir(dir)?;
+            fs.remove_file(&path)
+                .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+            segment::sync_dir(fs, dir)?;
             removed.push((path.display().to_string(), 0, h.len() as u64));
             continue;
         }
@@ -226,6 +248,7 @@ fn read_flags(
 /// Replays the frames of one segment; returns where its valid data ends.
 #[allow(clippy::too_many_arguments)]
 fn replay_segment(
+    fs: &dyn FileSystem,
     path: &Path,
     id: u32,
     header: Header,
@@ -274,9 +297,9 @@ fn replay_segment(
         };
         let torn = is_active && !valid_frame_after(data, at, prev_seq);
         if torn {
-            cut(path, at as u64, data.len() as u64, &mut out.truncated)?;
+            cut(fs, path, at as u64, data.len() as u64, &mut out.truncated)?;
         } else if repair {
-            cut(path, at as u64, data.len() as u64, &mut out.repairs)?;
+            cut(fs, path, at as u64, data.len() as u64, &mut out.repairs)?;
         } else {
             return Err(Error::corruption(path, at as u64, err));
         }
@@ -301,10 +324,9 @@ fn valid_frame_after(data: &[u8], at: usize, last_seq: u64) -> bool {
     })
 }
 
-fn cut(path: &Path, at: u64, len: u64, log: &mut Vec<(String, u64, u64)>) -> Result<()> {
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
+fn cut(fs: &dyn FileSystem, path: &Path, at: u64, len: u64, log: &mut Vec<(String, u64, u64)>) -> Result<()> {
+    let file = fs
+        .open(path, OpenMode::Resize)
         .map_err(|e| Error::io(format!("opening {} to truncate", path.display()), e))?;
     file.set_len(at)
         .and_then(|_| file.sync_all())

@@ -16,13 +16,11 @@
 //! copied from older segments, so across segments recovery orders versions
 //! by sequence number, not by file.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
+use crate::vfs::{self, FileHandle, FileSystem, OpenMode};
 
 /// Magic number at the start of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"MANTISSG";
@@ -167,32 +165,43 @@ pub struct Segment {
     pub closed: AtomicBool,
     /// Live and dead bytes.
     pub usage: Usage,
-    file: File,
+    file: Box<dyn FileHandle>,
 }
 
 impl Segment {
     /// Opens an existing segment for reading.
-    pub fn open(dir: &Path, id: u32, sealed: bool) -> Result<Segment> {
+    pub fn open(fs: &dyn FileSystem, dir: &Path, id: u32, sealed: bool) -> Result<Segment> {
         let path = dir.join(segment_file_name(id));
-        let file = File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let file = fs
+            .open(&path, OpenMode::Read)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        Ok(Segment::with_handle(id, path, sealed, file))
+    }
+
+    /// A segment read through `file`, an open handle of the file named `path`.
+    pub fn with_handle(id: u32, path: PathBuf, sealed: bool, file: Box<dyn FileHandle>) -> Segment {
         let usage = Usage::default();
         usage.min_seq.store(u64::MAX, Ordering::Relaxed);
-        Ok(Segment {
+        Segment {
             id,
             path,
             sealed,
             closed: AtomicBool::new(sealed),
             usage,
             file,
-        })
+        }
     }
 
     /// Length of the file now.
     pub fn file_len(&self) -> Result<u64> {
         self.file
-            .metadata()
-            .map(|m| m.len())
+            .size()
             .map_err(|e| Error::io(format!("reading the size of {}", self.path.display()), e))
+    }
+
+    /// The whole file.
+    pub fn read_all(&self) -> Result<Vec<u8>> {
+        vfs::read_all(&*self.file).map_err(|e| Error::io(format!("reading {}", self.path.display()), e))
     }
 
     /// Reads exactly `len` bytes at `offset`.
@@ -208,39 +217,38 @@ impl Segment {
 /// Creates writer segment `id` (its first record will be `base_seq + 1`)
 /// with its header, owner-only permissions, and syncs the directory so the
 /// new name survives a crash. Returns the file opened for append.
-pub fn create(dir: &Path, id: u32, base_seq: u64) -> Result<File> {
+pub fn create(fs: &dyn FileSystem, dir: &Path, id: u32, base_seq: u64) -> Result<Box<dyn FileHandle>> {
     let path = dir.join(segment_file_name(id));
-    let mut file = OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .read(true)
-        .mode(0o600)
-        .open(&path)
+    let file = fs
+        .open(&path, OpenMode::CreateNew)
         .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-    file.write_all(&encode_header(id, 0, base_seq))
+    file.append(&encode_header(id, 0, base_seq))
         .and_then(|_| file.sync_data())
         .map_err(|e| Error::io(format!("writing header of {}", path.display()), e))?;
-    sync_dir(dir)?;
+    sync_dir(fs, dir)?;
     Ok(file)
 }
 
 /// Makes directory entries (new or removed names) durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
+pub fn sync_dir(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+    fs.sync_dir(dir)
         .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))
 }
 
-/// Lists segment ids in `dir`, ascending.
+/// Lists segment ids in `dir`, ascending (through the operating system's file system).
 pub fn list(dir: &Path) -> Result<Vec<u32>> {
-    let mut ids = Vec::new();
-    let entries = fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-        if let Some(id) = entry.file_name().to_str().and_then(parse_segment_file_name) {
-            ids.push(id);
-        }
-    }
+    list_in(&vfs::OsFileSystem, dir)
+}
+
+/// Lists segment ids in `dir` of `fs`, ascending.
+pub fn list_in(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u32>> {
+    let names = fs
+        .read_dir(dir)
+        .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let mut ids: Vec<u32> = names
+        .iter()
+        .filter_map(|n| n.to_str().and_then(parse_segment_file_name))
+        .collect();
     ids.sort_unstable();
     Ok(ids)
 }

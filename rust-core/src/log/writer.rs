@@ -15,13 +15,15 @@
 //!   `Interval` also syncs.
 //!
 //! Any failed write or sync poisons the writer: the bytes on disk past the
-//! last good sync are unknown, so every later append fails with
-//! [`Error::Poisoned`] until the database is reopened (recovery then keeps
-//! exactly the whole records). Callers of the failed group get the error,
-//! never an acknowledgement.
+//! last good sync are unknown (a short write may have left part of a record;
+//! after a failed fdatasync the kernel may have dropped the dirty pages and
+//! a retry could report success for lost data), so the writer never retries.
+//! Every caller whose commit was in the failed write or sync gets the I/O
+//! error ([`Error::Io`], with the operating system's error), never an
+//! acknowledgement; every later append fails with [`Error::Poisoned`] until
+//! the database is reopened (recovery then keeps exactly the whole records).
+//! Reads go on meanwhile.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,6 +35,7 @@ use super::segment::{self, Segment, SEGMENT_HEADER_LEN};
 use super::SegmentSet;
 use crate::error::{Error, Result};
 use crate::options::{Options, SyncPolicy};
+use crate::vfs::{FileHandle, FileSystem, OpenMode};
 
 /// Where an appended record landed.
 #[derive(Debug, Clone)]
@@ -48,7 +51,7 @@ pub struct Appended {
 }
 
 struct State {
-    file: Arc<File>,
+    file: Arc<dyn FileHandle>,
     /// The segment being written (for its usage counters).
     active: Arc<Segment>,
     active_id: u32,
@@ -67,8 +70,63 @@ struct State {
     sync_gen: u64,
     /// The last sequence number the running sync covers.
     syncing_upto: u64,
-    poisoned: Option<String>,
+    poisoned: Option<Poison>,
     closed: bool,
+}
+
+/// Why the writer stopped taking appends.
+struct Poison {
+    /// What failed, e.g. "writing or syncing segment 7".
+    context: String,
+    /// The failure, kept to hand a copy to every caller it concerns.
+    kind: std::io::ErrorKind,
+    os_error: Option<i32>,
+    message: String,
+    /// Commits up to this sequence number were in the failed write or sync:
+    /// their callers get the I/O error itself, later ones [`Error::Poisoned`].
+    failed_upto: u64,
+}
+
+impl Poison {
+    fn new(context: String, e: &std::io::Error, failed_upto: u64) -> Poison {
+        Poison {
+            context,
+            kind: e.kind(),
+            os_error: e.raw_os_error(),
+            message: e.to_string(),
+            failed_upto,
+        }
+    }
+
+    /// The error of a commit that was part of the failed write or sync.
+    fn io_error(&self) -> Error {
+        let source = match self.os_error {
+            Some(code) => std::io::Error::from_raw_os_error(code),
+            None => std::io::Error::new(self.kind, self.message.clone()),
+        };
+        Error::io(
+            format!("{} (the database refuses writes until it is reopened)", self.context),
+            source,
+        )
+    }
+
+    /// The error of a write made after the failure.
+    fn refusal(&self) -> Error {
+        Error::Poisoned(self.reason())
+    }
+
+    fn reason(&self) -> String {
+        format!("{}: {}", self.context, self.message)
+    }
+
+    /// The error for a commit numbered `seq`.
+    fn error_for(&self, seq: u64) -> Error {
+        if seq <= self.failed_upto {
+            self.io_error()
+        } else {
+            self.refusal()
+        }
+    }
 }
 
 /// Counters kept by the writer.
@@ -84,6 +142,7 @@ pub struct WriterCounters {
 
 /// The single writer of the log.
 pub struct LogWriter {
+    fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     policy: SyncPolicy,
     segment_size: u64,
@@ -104,6 +163,7 @@ impl LogWriter {
     /// Starts writing at `end` of segment `active_id` (already open for reading
     /// in `segments`), or creates segment `active_id` when `end` is `None`.
     pub fn open(
+        fs: Arc<dyn FileSystem>,
         dir: &Path,
         opts: &Options,
         segments: Arc<SegmentSet>,
@@ -114,15 +174,14 @@ impl LogWriter {
         let (file, logical_end) = match end {
             Some(end) => {
                 let path = dir.join(segment::segment_file_name(active_id));
-                let file = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&path)
+                let file = fs
+                    .open(&path, OpenMode::Append)
                     .map_err(|e| Error::io(format!("opening {} for append", path.display()), e))?;
                 (file, end)
             }
             None => {
-                let file = segment::create(dir, active_id, next_seq - 1)?;
-                segments.insert(Arc::new(Segment::open(dir, active_id, false)?));
+                let file = segment::create(&*fs, dir, active_id, next_seq - 1)?;
+                segments.insert(Arc::new(Segment::open(&*fs, dir, active_id, false)?));
                 (file, SEGMENT_HEADER_LEN)
             }
         };
@@ -130,13 +189,14 @@ impl LogWriter {
             .get(active_id)
             .ok_or_else(|| Error::InvalidArgument(format!("active segment {active_id} is not open")))?;
         Ok(LogWriter {
+            fs,
             dir: dir.to_path_buf(),
             policy: opts.sync,
             segment_size: opts.segment_size,
             write_buffer_bytes: opts.write_buffer_bytes,
             segments,
             state: Mutex::new(State {
-                file: Arc::new(file),
+                file: Arc::from(file),
                 active,
                 active_id,
                 logical_end,
@@ -173,7 +233,7 @@ impl LogWriter {
 
     /// The error that stopped the writer, if any.
     pub fn poisoned(&self) -> Option<String> {
-        self.state.lock().poisoned.clone()
+        self.state.lock().poisoned.as_ref().map(Poison::reason)
     }
 
     /// Appends one record holding `ops`; under `Always`, returns once it is synced.
@@ -221,8 +281,8 @@ impl LogWriter {
         if st.closed {
             return Err(Error::Closed);
         }
-        if let Some(reason) = &st.poisoned {
-            return Err(Error::Poisoned(reason.clone()));
+        if let Some(p) = &st.poisoned {
+            return Err(p.refusal());
         }
         Ok(())
     }
@@ -239,10 +299,11 @@ impl LogWriter {
             if st.durable_seq >= seq {
                 return Ok(());
             }
-            if let Some(reason) = &st.poisoned {
-                // Nobody will lead another sync: let every waiter see the failure.
+            if let Some(p) = &st.poisoned {
+                // Nobody will lead another sync: let every waiter see the
+                // failure. The commits of the failed group get its I/O error.
                 self.wake_all();
-                return Err(Error::Poisoned(reason.clone()));
+                return Err(p.error_for(seq));
             }
             if st.sync_in_progress {
                 let gen = if seq <= st.syncing_upto {
@@ -276,7 +337,7 @@ impl LogWriter {
         let target = st.next_seq - 1;
         st.syncing_upto = target;
         let file = Arc::clone(&st.file);
-        let res = MutexGuard::unlocked(st, || (&*file).write_all(&buf).and_then(|_| file.sync_data()));
+        let res = MutexGuard::unlocked(st, || file.append(&buf).and_then(|_| file.sync_data()));
         st.sync_in_progress = false;
         match res {
             Ok(()) => {
@@ -294,7 +355,13 @@ impl LogWriter {
                 st.spare = buf;
             }
             Err(e) => {
-                st.poisoned = Some(format!("writing or syncing segment {}: {e}", st.active_id));
+                // Whatever part of `buf` reached the file is unknown, and
+                // after a failed fdatasync the kernel may have dropped the
+                // dirty pages while marking them clean, so a retried sync
+                // could report success for data that is gone: the writer
+                // stops here, and reopening (recovery) finds what is whole.
+                let context = format!("writing or syncing segment {}", st.active_id);
+                st.poisoned = Some(Poison::new(context, &e, target));
                 self.wake_all();
                 return;
             }
@@ -315,10 +382,12 @@ impl LogWriter {
         if st.buf.is_empty() {
             return Ok(());
         }
-        if let Err(e) = (&*st.file).write_all(&st.buf) {
-            let reason = format!("writing segment {}: {e}", st.active_id);
-            st.poisoned = Some(reason.clone());
-            return Err(Error::Poisoned(reason));
+        if let Err(e) = st.file.append(&st.buf) {
+            let p = Poison::new(format!("writing segment {}", st.active_id), &e, st.next_seq - 1);
+            let err = p.io_error();
+            st.poisoned = Some(p);
+            self.wake_all();
+            return Err(err);
         }
         st.flushed_end += st.buf.len() as u64;
         self.flushed_end.store(st.flushed_end, Ordering::Release);
@@ -344,10 +413,11 @@ impl LogWriter {
             file.sync_data()
         };
         if let Err(e) = res {
-            let reason = format!("syncing segment {}: {e}", st.active_id);
-            st.poisoned = Some(reason.clone());
+            let p = Poison::new(format!("syncing segment {}", st.active_id), &e, target);
+            let err = p.io_error();
+            st.poisoned = Some(p);
             self.wake_all();
-            return Err(Error::Poisoned(reason));
+            return Err(err);
         }
         self.counters.syncs.fetch_add(1, Ordering::Relaxed);
         if target > st.durable_seq {
@@ -374,17 +444,35 @@ impl LogWriter {
             self.sync_locked(st, false)?;
         }
         let next_id = self.segments.allocate_id()?;
-        let file = match segment::create(&self.dir, next_id, st.next_seq - 1) {
-            Ok(f) => f,
+        let created = segment::create(&*self.fs, &self.dir, next_id, st.next_seq - 1)
+            .and_then(|file| Ok((file, Segment::open(&*self.fs, &self.dir, next_id, false)?)));
+        let (file, seg) = match created {
+            Ok(c) => c,
             Err(e) => {
-                st.poisoned = Some(e.to_string());
+                // The new file may exist in any state: no more appends.
+                let (kind, message) = match &e {
+                    Error::Io { source, .. } => (source.kind(), source.to_string()),
+                    other => (std::io::ErrorKind::Other, other.to_string()),
+                };
+                let os_error = match &e {
+                    Error::Io { source, .. } => source.raw_os_error(),
+                    _ => None,
+                };
+                st.poisoned = Some(Poison {
+                    context: format!("starting segment {next_id}"),
+                    kind,
+                    os_error,
+                    message,
+                    failed_upto: st.next_seq - 1,
+                });
+                self.wake_all();
                 return Err(e);
             }
         };
-        let seg = Arc::new(Segment::open(&self.dir, next_id, false)?);
+        let seg = Arc::new(seg);
         self.segments.insert(Arc::clone(&seg));
         self.segments.closed(st.active_id);
-        st.file = Arc::new(file);
+        st.file = Arc::from(file);
         st.active = seg;
         st.active_id = next_id;
         st.logical_end = SEGMENT_HEADER_LEN;

@@ -1,0 +1,240 @@
+//! The file layer: every file and directory operation of the engine goes
+//! through a [`FileSystem`].
+//!
+//! The default, [`OsFileSystem`], is a thin veneer over `std::fs` and the
+//! POSIX calls the engine always made (one dynamic call per system call).
+//! Another implementation can be passed in [`crate::Options::file_system`]
+//! to test or instrument the engine: the crate's tests use one that injects
+//! faults (`ENOSPC`, `EIO`, short writes, failed syncs and renames) and an
+//! in-memory one that simulates a power cut, keeping only what was synced.
+//!
+//! The contract, which is all the engine relies on:
+//!
+//! - Files are written only at their end: [`FileHandle::append`] adds bytes
+//!   after the last ones (the engine never seeks). Data is durable once
+//!   [`FileHandle::sync_data`] or [`FileHandle::sync_all`] returned Ok.
+//! - A name (a created, renamed, linked or removed file, or a created
+//!   directory) is durable once its directory was synced with
+//!   [`FileSystem::sync_dir`] afterwards.
+//! - [`FileSystem::rename`] replaces the target atomically.
+//! - A handle keeps reading its file after the name was removed.
+//! - Files are created with mode `0600`; directories the engine creates get `0700`.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::sync::Arc;
+
+/// How [`FileSystem::open`] opens a file. Every mode that writes appends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// An existing file, for reading.
+    Read,
+    /// An existing file, for reading and appending.
+    Append,
+    /// A new file (the call fails if the name exists), for reading and appending.
+    CreateNew,
+    /// A new or emptied file (created, or truncated to 0), for reading and appending.
+    Replace,
+    /// An existing file, to change its length with [`FileHandle::set_len`].
+    Resize,
+}
+
+/// What [`FileSystem::stat`] tells about a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// The path names a directory.
+    pub is_dir: bool,
+    /// Length in bytes (files).
+    pub len: u64,
+}
+
+/// An open file.
+pub trait FileHandle: Send + Sync + fmt::Debug {
+    /// Writes all of `buf` after the file's last byte. On error, any prefix
+    /// of `buf` may have been written.
+    fn append(&self, buf: &[u8]) -> io::Result<()>;
+    /// Fills `buf` from `offset`; a file too short is an `UnexpectedEof` error.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Makes the file's data (and its length) durable (`fdatasync`).
+    fn sync_data(&self) -> io::Result<()>;
+    /// Makes the file's data and metadata durable (`fsync`).
+    fn sync_all(&self) -> io::Result<()>;
+    /// Cuts or extends the file to `len` bytes.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// The file's length now.
+    fn size(&self) -> io::Result<u64>;
+}
+
+/// The file and directory operations the engine uses. See the module
+/// documentation for the contract an implementation keeps.
+pub trait FileSystem: Send + Sync + fmt::Debug {
+    /// Opens (or creates, mode `0600`) the file at `path`.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn FileHandle>>;
+    /// Whether `path` is a directory, and its length.
+    fn stat(&self, path: &Path) -> io::Result<Stat>;
+    /// The names in directory `dir`, in no particular order.
+    fn read_dir(&self, dir: &Path) -> io::Result<Vec<OsString>>;
+    /// Creates `dir` and any missing parent, then gives `dir` mode `0700`
+    /// (also when it existed).
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Renames `from` to `to`, replacing `to` atomically if it exists.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes the name `path` (open handles keep reading the file).
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Makes `dst` a second name of the file `src`.
+    fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()>;
+    /// Makes the names in directory `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Takes an exclusive lock on the file `path` (created if missing), held
+    /// until the returned handle is dropped. Fails with
+    /// [`io::ErrorKind::WouldBlock`] when another holder has it.
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileHandle>>;
+}
+
+/// The operating system's file system (`std::fs` and POSIX calls).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsFileSystem;
+
+/// The default file system, shared.
+pub fn os() -> Arc<dyn FileSystem> {
+    Arc::new(OsFileSystem)
+}
+
+#[derive(Debug)]
+struct OsFile(File);
+
+impl FileHandle for OsFile {
+    fn append(&self, buf: &[u8]) -> io::Result<()> {
+        (&self.0).write_all(buf)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        self.0.sync_all()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        self.0.metadata().map(|m| m.len())
+    }
+}
+
+impl FileSystem for OsFileSystem {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn FileHandle>> {
+        let mut o = OpenOptions::new();
+        match mode {
+            OpenMode::Read => o.read(true),
+            OpenMode::Append => o.read(true).append(true),
+            OpenMode::CreateNew => o.read(true).append(true).create_new(true).mode(0o600),
+            // O_APPEND cannot be combined with O_TRUNC here; the file starts
+            // empty and is only written sequentially, so writes append anyway.
+            OpenMode::Replace => o.read(true).write(true).create(true).truncate(true).mode(0o600),
+            OpenMode::Resize => o.write(true),
+        };
+        Ok(Box::new(OsFile(o.open(path)?)))
+    }
+
+    fn stat(&self, path: &Path) -> io::Result<Stat> {
+        let m = fs::metadata(path)?;
+        Ok(Stat {
+            is_dir: m.is_dir(),
+            len: m.len(),
+        })
+    }
+
+    fn read_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        fs::read_dir(dir)?.map(|e| e.map(|e| e.file_name())).collect()
+    }
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        // Mode 0700 whatever the umask, and also for a directory that existed.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {
+        fs::hard_link(src, dst)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileHandle>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(path)?;
+        // SAFETY: flock takes a plain file descriptor owned by `file`, which
+        // stays open for the whole call; it touches no Rust memory.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // The lock belongs to the open file description: closing the file
+        // (dropping the handle) releases it.
+        Ok(Box::new(OsFile(file)))
+    }
+}
+
+/// Reads the whole file at `path`.
+pub(crate) fn read_file(fs: &dyn FileSystem, path: &Path) -> io::Result<Vec<u8>> {
+    let f = fs.open(path, OpenMode::Read)?;
+    read_all(&*f)
+}
+
+/// Reads the whole file behind `f`.
+pub(crate) fn read_all(f: &dyn FileHandle) -> io::Result<Vec<u8>> {
+    let len = f.size()?;
+    let len = usize::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file too large"))?;
+    let mut buf = vec![0u8; len];
+    f.read_exact_at(&mut buf, 0)?;
+    Ok(buf)
+}
+
+/// Creates `dir` (and missing parents) with mode `0700` and makes the new
+/// names durable: each parent of a directory created here is synced.
+pub(crate) fn create_dir_durable(fs: &dyn FileSystem, dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(p) = at {
+        if p.as_os_str().is_empty() || fs.stat(p).is_ok() {
+            break;
+        }
+        missing.push(p);
+        at = p.parent();
+    }
+    fs.create_dir_all(dir)?;
+    for p in missing.iter().rev() {
+        match p.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => fs.sync_dir(parent)?,
+            _ => fs.sync_dir(Path::new("."))?,
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,508 @@
+//! Simulated power cuts at every file-system call.
+//!
+//! The database runs on `support::simfs::SimFs`, an in-memory file system
+//! that remembers what was synced. A seeded workload (puts, deletes, batches,
+//! transactions, TTL writes, forced compactions with their hint files, syncs
+//! and checkpoints) runs once to count its mutating calls (writes, syncs,
+//! renames, removes, links, creations). Then, for each call index `n`, it runs
+//! again with the file system failing call `n` and every later one, as if the
+//! power went just before it; the workload stops at the first error. The
+//! image a reboot would find is built three ways: only what was synced;
+//! everything (a process crash); and what was synced plus a random part of
+//! the rest (a random prefix of each file's unsynced appends and of each
+//! directory's unsynced name changes). On each image the test proves:
+//!
+//! - the database opens (recovery never refuses a crash image);
+//! - its content equals the model after every acknowledged operation, or
+//!   after those plus the one in flight (a batch or transaction whole or not
+//!   at all): every acknowledged write is there and nothing else is;
+//! - each checkpoint that returned Ok opens as a database holding exactly
+//!   the content at its moment;
+//! - after a second power cut during that recovery (some runs), the same holds;
+//! - the recovered database takes writes that survive a clean reopen.
+//!
+//! Defaults (`cargo test`): one seed of 60 operations, every call index,
+//! three images each. Longer runs: `MANTIS_POWERCUT_SEEDS=N` seeds,
+//! `MANTIS_POWERCUT_OPS=N` operations per workload,
+//! `MANTIS_POWERCUT_POINTS=N` call indexes sampled per seed (0 = all),
+//! `MANTIS_POWERCUT_SEED=S` first seed, `MANTIS_POWERCUT_AT=N` only call
+//! index N (to replay a failure). A failure names seed, call index and image.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mantisdb_core::{Db, Options, SyncPolicy, WriteBatch};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use support::simfs::{Keep, SimFs};
+
+const DB: &str = "/data/db";
+const KEYS: usize = 14;
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} must be a number")))
+}
+
+fn options(fs: &SimFs) -> Options {
+    Options {
+        sync: SyncPolicy::Always,
+        segment_size: 4096,
+        cache_bytes: 1 << 16,
+        background_compaction: false,
+        compaction_interval: Duration::from_secs(3600),
+        ..Options::default()
+    }
+    .with_file_system(Arc::new(fs.clone()))
+}
+
+/// A model value: the bytes, and whether it expires (1 ms TTL) before the check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MVal {
+    bytes: Vec<u8>,
+    expires: bool,
+}
+
+type Model = BTreeMap<Vec<u8>, MVal>;
+
+/// What a reader sees of a model once every short TTL has passed.
+fn visible(m: &Model) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    m.iter()
+        .filter(|(_, v)| !v.expires)
+        .map(|(k, v)| (k.clone(), v.bytes.clone()))
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+enum Write {
+    Put(Vec<u8>, Vec<u8>),
+    /// A put with a TTL: 1 ms (expired at the check) or an hour.
+    PutTtl(Vec<u8>, Vec<u8>, bool),
+    Delete(Vec<u8>),
+}
+
+impl Write {
+    fn apply(&self, m: &mut Model) {
+        match self {
+            Write::Put(k, v) => {
+                m.insert(
+                    k.clone(),
+                    MVal {
+                        bytes: v.clone(),
+                        expires: false,
+                    },
+                );
+            }
+            Write::PutTtl(k, v, short) => {
+                m.insert(
+                    k.clone(),
+                    MVal {
+                        bytes: v.clone(),
+                        expires: *short,
+                    },
+                );
+            }
+            Write::Delete(k) => {
+                m.remove(k);
+            }
+        }
+    }
+}
+
+fn ttl(short: bool) -> Duration {
+    if short {
+        Duration::from_millis(1)
+    } else {
+        Duration::from_secs(3600)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    One(Write),
+    Batch(Vec<Write>),
+    /// A transaction: reads the first key, then applies the writes.
+    Txn(Vec<u8>, Vec<Write>),
+    Compact,
+    Sync,
+    Checkpoint(PathBuf),
+}
+
+impl Step {
+    fn apply(&self, m: &mut Model) {
+        match self {
+            Step::One(w) => w.apply(m),
+            Step::Batch(ws) | Step::Txn(_, ws) => ws.iter().for_each(|w| w.apply(m)),
+            Step::Compact | Step::Sync | Step::Checkpoint(_) => {}
+        }
+    }
+
+    fn has_short_ttl(&self) -> bool {
+        let short = |w: &Write| matches!(w, Write::PutTtl(_, _, true));
+        match self {
+            Step::One(w) => short(w),
+            Step::Batch(ws) | Step::Txn(_, ws) => ws.iter().any(short),
+            Step::Compact | Step::Sync | Step::Checkpoint(_) => false,
+        }
+    }
+
+    fn run(&self, db: &Db) -> mantisdb_core::Result<()> {
+        match self {
+            Step::One(Write::Put(k, v)) => db.put(k, v),
+            Step::One(Write::PutTtl(k, v, short)) => db.put_with_ttl(k, v, ttl(*short)),
+            Step::One(Write::Delete(k)) => db.delete(k),
+            Step::Batch(ws) => {
+                let mut b = WriteBatch::new();
+                for w in ws {
+                    match w {
+                        Write::Put(k, v) => b.put(k.clone(), v.clone()),
+                        Write::PutTtl(k, v, short) => b.put_with_ttl(k.clone(), v.clone(), ttl(*short)),
+                        Write::Delete(k) => b.delete(k.clone()),
+                    };
+                }
+                db.write(&b)
+            }
+            Step::Txn(read, ws) => {
+                let mut t = db.begin()?;
+                t.get(read)?;
+                for w in ws {
+                    match w {
+                        Write::Put(k, v) => t.put(k, v)?,
+                        Write::PutTtl(k, v, short) => t.put_with_ttl(k, v, ttl(*short))?,
+                        Write::Delete(k) => t.delete(k)?,
+                    }
+                }
+                t.commit()
+            }
+            Step::Compact => db.compact().map(drop),
+            Step::Sync => db.sync(),
+            Step::Checkpoint(dir) => db.checkpoint(dir).map(drop),
+        }
+    }
+}
+
+/// The seeded workload.
+fn workload(seed: u64, n: usize) -> Vec<Step> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let key = |rng: &mut StdRng| format!("key-{:02}", rng.random_range(0..KEYS)).into_bytes();
+    let mut steps = Vec::with_capacity(n);
+    let mut checkpoints = 0;
+    for i in 0..n {
+        let write = |rng: &mut StdRng, tag: usize| -> Write {
+            let k = key(rng);
+            // Inline, cached and larger-than-a-few-per-segment values.
+            let len = [12usize, 150, 900][rng.random_range(0..3)];
+            let mut v = format!("v{i}.{tag}-").into_bytes();
+            v.resize(len, b'a' + (i % 26) as u8);
+            match rng.random_range(0..100) {
+                0..=64 => Write::Put(k, v),
+                65..=71 => Write::PutTtl(k, v, rng.random_bool(0.5)),
+                _ => Write::Delete(k),
+            }
+        };
+        let step = match rng.random_range(0..100) {
+            0..=54 => Step::One(write(&mut rng, 0)),
+            55..=69 => {
+                let len = rng.random_range(2..=4);
+                Step::Batch((0..len).map(|t| write(&mut rng, t)).collect())
+            }
+            70..=79 => {
+                let read = key(&mut rng);
+                let len = rng.random_range(1..=3);
+                Step::Txn(read, (0..len).map(|t| write(&mut rng, t)).collect())
+            }
+            80..=89 => Step::Compact,
+            90..=93 => Step::Sync,
+            _ => {
+                checkpoints += 1;
+                Step::Checkpoint(PathBuf::from(format!("/data/ckpt-{checkpoints}")))
+            }
+        };
+        steps.push(step);
+    }
+    steps
+}
+
+fn scan_all(db: &Db) -> mantisdb_core::Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    for item in db.scan(Bound::Unbounded, Bound::Unbounded)? {
+        let (k, v) = item?;
+        out.insert(k.to_vec(), v.to_vec());
+    }
+    Ok(out)
+}
+
+/// What one run under a crash point did.
+struct Run {
+    /// Mutating file-system calls made.
+    ops: u64,
+    /// Model after the acknowledged steps.
+    acked: Model,
+    /// Model with the in-flight step applied too.
+    in_flight: Option<Model>,
+    /// Checkpoints that returned Ok, with the model at their moment.
+    checkpoints: Vec<(PathBuf, Model)>,
+    /// When the last step with a short TTL was issued.
+    last_short_ttl: Option<Instant>,
+}
+
+fn run(steps: &[Step], fs: &SimFs) -> Run {
+    let mut r = Run {
+        ops: 0,
+        acked: Model::new(),
+        in_flight: None,
+        checkpoints: Vec::new(),
+        last_short_ttl: None,
+    };
+    let db = match Db::open(DB, options(fs)) {
+        Ok(db) => db,
+        Err(_) => {
+            assert!(fs.crashed(), "open failed without a crash");
+            r.ops = fs.ops();
+            return r;
+        }
+    };
+    for step in steps {
+        if step.has_short_ttl() {
+            r.last_short_ttl = Some(Instant::now());
+        }
+        match step.run(&db) {
+            Ok(()) => {
+                step.apply(&mut r.acked);
+                if let Step::Checkpoint(dir) = step {
+                    r.checkpoints.push((dir.clone(), r.acked.clone()));
+                }
+            }
+            Err(e) => {
+                assert!(fs.crashed(), "{step:?} failed without a crash: {e}");
+                let mut m = r.acked.clone();
+                step.apply(&mut m);
+                r.in_flight = Some(m);
+                break;
+            }
+        }
+    }
+    drop(db);
+    r.ops = fs.ops();
+    r
+}
+
+/// Opens `dir` on `fs` and checks its content is one of `allowed`; returns
+/// the database and the index of the first model it equals.
+fn check_db(fs: &SimFs, dir: &str, allowed: &[&Model], ctx: &str) -> (Db, usize) {
+    let db = Db::open(dir, options(fs)).unwrap_or_else(|e| panic!("{ctx}: open of {dir} failed: {e}"));
+    let got = scan_all(&db).unwrap_or_else(|e| panic!("{ctx}: scan of {dir} failed: {e}"));
+    let Some(which) = allowed.iter().position(|m| visible(m) == got) else {
+        let want: Vec<String> = allowed.iter().map(|m| show(&visible(m))).collect();
+        panic!(
+            "{ctx}: {dir} holds a state that is no prefix of the history\n got:  {}\n want: {}",
+            show(&got),
+            want.join("\n   or: ")
+        );
+    };
+    // Every point read agrees with the scan.
+    for (k, v) in &got {
+        let one = db.get(k).unwrap_or_else(|e| panic!("{ctx}: get failed: {e}"));
+        assert_eq!(one.as_deref(), Some(&v[..]), "{ctx}: get disagrees with scan");
+    }
+    (db, which)
+}
+
+/// Checks the image; returns true when it kept the in-flight commit (and
+/// that commit changed the content).
+fn verify(image: &SimFs, keep: Keep, r: &Run, rng: &mut StdRng, ctx: &str) -> bool {
+    if let Some(t) = r.last_short_ttl {
+        // Short TTLs are 1 ms: make sure they have passed.
+        let wait = Duration::from_millis(3).saturating_sub(t.elapsed());
+        std::thread::sleep(wait);
+    }
+    let mut allowed = vec![&r.acked];
+    if let Some(m) = &r.in_flight {
+        allowed.push(m);
+    }
+    // Now and then a second power cut, during recovery itself (the image
+    // as it is is checked first, on a copy).
+    let image = if keep == Keep::Random && rng.random_bool(0.3) {
+        drop(check_db(&image.image(Keep::Everything, rng), DB, &allowed, ctx));
+        let again = image.image(Keep::Everything, rng);
+        let cut = rng.random_range(0..12);
+        again.crash_at(cut);
+        match Db::open(DB, options(&again)) {
+            Ok(db) => {
+                // Recovery finished before the cut: the state must be right already.
+                check_db_open(&db, &allowed, ctx);
+                drop(db);
+            }
+            Err(e) => assert!(again.crashed(), "{ctx}: open failed without a crash: {e}"),
+        }
+        again.image(Keep::Random, rng)
+    } else {
+        image.clone()
+    };
+    let (db, which) = check_db(&image, DB, &allowed, ctx);
+    for (dir, m) in &r.checkpoints {
+        let (copy, _) = check_db(&image, dir.to_str().unwrap(), &[m], &format!("{ctx}, checkpoint"));
+        drop(copy);
+    }
+    if keep == Keep::Random {
+        // The recovered database takes writes that last.
+        db.put(b"after-recovery", b"yes")
+            .unwrap_or_else(|e| panic!("{ctx}: write after recovery failed: {e}"));
+        db.close().unwrap();
+        drop(db);
+        let db = Db::open(DB, options(&image)).unwrap_or_else(|e| panic!("{ctx}: second open failed: {e}"));
+        assert_eq!(
+            db.get(b"after-recovery").unwrap().as_deref(),
+            Some(&b"yes"[..]),
+            "{ctx}: write after recovery lost"
+        );
+    }
+    which == 1 && r.in_flight.as_ref().is_some_and(|m| visible(m) != visible(&r.acked))
+}
+
+fn check_db_open(db: &Db, allowed: &[&Model], ctx: &str) {
+    let got = scan_all(db).unwrap_or_else(|e| panic!("{ctx}: scan failed: {e}"));
+    if !allowed.iter().any(|m| visible(m) == got) {
+        let want: Vec<String> = allowed.iter().map(|m| show(&visible(m))).collect();
+        panic!(
+            "{ctx}: state after an interrupted recovery is no prefix of the history\n got:  {}\n want: {}\n report: {:?}",
+            show(&got),
+            want.join("\n   or: "),
+            db.recovery_report()
+        );
+    }
+}
+
+fn show(m: &BTreeMap<Vec<u8>, Vec<u8>>) -> String {
+    m.iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                String::from_utf8_lossy(k),
+                String::from_utf8_lossy(&v[..v.len().min(12)])
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn power_cut_at_every_file_system_call() {
+    let started = Instant::now();
+    let first = env_u64("MANTIS_POWERCUT_SEED").unwrap_or(0x5eed_0001);
+    let seeds = env_u64("MANTIS_POWERCUT_SEEDS").unwrap_or(1);
+    let n_ops = env_u64("MANTIS_POWERCUT_OPS").unwrap_or(60) as usize;
+    let sample = env_u64("MANTIS_POWERCUT_POINTS").unwrap_or(0);
+    let mut checked = 0u64;
+    let mut in_flight_kept = 0u64;
+    for seed in first..first + seeds {
+        let steps = workload(seed, n_ops);
+        let reference = run(&steps, &SimFs::new());
+        assert!(reference.in_flight.is_none());
+        let total = reference.ops;
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x9e37_79b9);
+        let points: Vec<u64> = if let Some(at) = env_u64("MANTIS_POWERCUT_AT") {
+            vec![at]
+        } else if sample == 0 || sample >= total {
+            (0..total).collect()
+        } else {
+            (0..sample).map(|_| rng.random_range(0..total)).collect()
+        };
+        for &point in &points {
+            let fs = SimFs::new();
+            fs.crash_at(point);
+            let r = run(&steps, &fs);
+            // Three reboots of the same crashed machine.
+            for keep in [Keep::Synced, Keep::Everything, Keep::Random] {
+                let image = fs.image(keep, &mut rng);
+                let ctx = format!("seed {seed:#x}, power cut at call {point} of {total}, image {keep:?}");
+                in_flight_kept += u64::from(verify(&image, keep, &r, &mut rng, &ctx));
+                checked += 1;
+            }
+        }
+        eprintln!(
+            "seed {seed:#x}: {} steps, {total} mutating calls, {} crash points",
+            steps.len(),
+            points.len()
+        );
+    }
+    eprintln!(
+        "power cut: {checked} crash images checked ({in_flight_kept} kept the in-flight commit) in {:.1?}",
+        started.elapsed()
+    );
+}
+
+/// The directory a database is created in is made durable: a power cut
+/// right after the first acknowledged write keeps it.
+#[test]
+fn a_new_database_directory_survives_a_power_cut() {
+    let fs = SimFs::new();
+    let db = Db::open(DB, options(&fs)).unwrap();
+    db.put(b"k", b"v").unwrap();
+    fs.crash_at(fs.ops());
+    let image = fs.image(Keep::Synced, &mut StdRng::seed_from_u64(1));
+    drop(db);
+    let db = Db::open(DB, options(&image)).unwrap();
+    assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+/// A checkpoint that returned Ok survives a power cut right after it.
+#[test]
+fn a_completed_checkpoint_survives_a_power_cut() {
+    let fs = SimFs::new();
+    let db = Db::open(DB, options(&fs)).unwrap();
+    for i in 0..20u32 {
+        db.put(format!("k{i}").as_bytes(), &[b'x'; 500]).unwrap();
+    }
+    let dest = Path::new("/backups/nested/ckpt");
+    db.checkpoint(dest).unwrap();
+    fs.crash_at(fs.ops());
+    let image = fs.image(Keep::Synced, &mut StdRng::seed_from_u64(2));
+    drop(db);
+    let copy = Db::open(dest, options(&image)).unwrap();
+    assert_eq!(scan_all(&copy).unwrap().len(), 20);
+}
+
+/// A compaction whose inputs hold a delete (in one segment) and the older
+/// value it shadows (in another) unlinks them one by one: a crash between
+/// the unlinks must not bring the deleted value back.
+#[test]
+fn a_deleted_key_stays_deleted_across_a_crash_between_compaction_unlinks() {
+    // Returns the database and the calls made before the last compaction.
+    let scenario = |fs: &SimFs, crash_in_last_compaction: Option<u64>| -> (Db, u64) {
+        let db = Db::open(DB, options(fs)).unwrap();
+        db.put(b"gone", &[b'g'; 900]).unwrap();
+        db.put(b"filler", &[b'f'; 900]).unwrap();
+        db.put(b"filler", &[b'F'; 900]).unwrap();
+        // The value moves into a sealed segment with a higher id...
+        db.compact().unwrap();
+        // ...and its delete goes into the writer's segment, with a lower one.
+        db.delete(b"gone").unwrap();
+        let before = fs.ops();
+        if let Some(n) = crash_in_last_compaction {
+            fs.crash_at(before + n);
+        }
+        let _ = db.compact();
+        (db, before)
+    };
+    let fs = SimFs::new();
+    let (db, before) = scenario(&fs, None);
+    let calls = fs.ops() - before;
+    drop(db);
+    assert!(calls > 5, "the last compaction made only {calls} calls");
+    for n in 0..calls {
+        let fs = SimFs::new();
+        let (db, _) = scenario(&fs, Some(n));
+        let image = fs.image(Keep::Everything, &mut StdRng::seed_from_u64(n));
+        drop(db);
+        let db = Db::open(DB, options(&image)).unwrap();
+        assert_eq!(db.get(b"gone").unwrap(), None, "crash at call {n} of the compaction");
+        assert_eq!(db.get(b"filler").unwrap().as_deref(), Some(&[b'F'; 900][..]));
+    }
+}
