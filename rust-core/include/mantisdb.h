@@ -10,6 +10,26 @@
 #include <stdint.h>
 
 /*
+ An open database.
+ */
+typedef struct MantisDb MantisDb;
+
+/*
+ An ordered iterator at one snapshot.
+ */
+typedef struct MantisIter MantisIter;
+
+/*
+ A read-only snapshot.
+ */
+typedef struct MantisSnapshot MantisSnapshot;
+
+/*
+ An optimistic transaction.
+ */
+typedef struct MantisTxn MantisTxn;
+
+/*
  Result of every call. The numbers are stable across releases.
  */
 enum MantisStatus
@@ -81,26 +101,6 @@ typedef enum MantisStatus MantisStatus;
 typedef uint32_t MantisStatus;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
-
-/*
- An open database.
- */
-typedef struct MantisDb MantisDb;
-
-/*
- An ordered iterator at one snapshot.
- */
-typedef struct MantisIter MantisIter;
-
-/*
- A read-only snapshot.
- */
-typedef struct MantisSnapshot MantisSnapshot;
-
-/*
- An optimistic transaction.
- */
-typedef struct MantisTxn MantisTxn;
 
 /*
  Options of `mantis_open`. Get the defaults with `mantis_options_default`.
@@ -309,7 +309,7 @@ void mantis_buf_free(struct MantisBuf *buf);
 MantisStatus mantis_open(const uint8_t *path,
                          size_t path_len,
                          const struct MantisOptions *opts,
-                         struct MantisDb **out,
+                         MantisDb **out,
                          struct MantisError **err);
 
 /*
@@ -319,7 +319,7 @@ MantisStatus mantis_open(const uint8_t *path,
  # Safety
  `db` must be a handle from `mantis_open`, not yet freed.
  */
-MantisStatus mantis_close(const struct MantisDb *db, struct MantisError **err);
+MantisStatus mantis_close(const MantisDb *db, struct MantisError **err);
 
 /*
  Frees a database handle (closing it first if needed). Accepts NULL.
@@ -328,7 +328,7 @@ MantisStatus mantis_close(const struct MantisDb *db, struct MantisError **err);
  `db` must be NULL or a handle from `mantis_open`, freed once, with no call
  on it running in another thread.
  */
-void mantis_db_free(struct MantisDb *db);
+void mantis_db_free(MantisDb *db);
 
 /*
  Sets `key` to `value`.
@@ -336,7 +336,7 @@ void mantis_db_free(struct MantisDb *db);
  # Safety
  `db` must be a live handle; `key`/`value` must point to `key_len`/`value_len` readable bytes.
  */
-MantisStatus mantis_put(const struct MantisDb *db,
+MantisStatus mantis_put(const MantisDb *db,
                         const uint8_t *key,
                         size_t key_len,
                         const uint8_t *value,
@@ -349,7 +349,7 @@ MantisStatus mantis_put(const struct MantisDb *db,
  # Safety
  As `mantis_put`.
  */
-MantisStatus mantis_put_ttl(const struct MantisDb *db,
+MantisStatus mantis_put_ttl(const MantisDb *db,
                             const uint8_t *key,
                             size_t key_len,
                             const uint8_t *value,
@@ -363,7 +363,7 @@ MantisStatus mantis_put_ttl(const struct MantisDb *db,
  # Safety
  `db` must be a live handle; `key` must point to `key_len` readable bytes.
  */
-MantisStatus mantis_delete(const struct MantisDb *db,
+MantisStatus mantis_delete(const MantisDb *db,
                            const uint8_t *key,
                            size_t key_len,
                            struct MantisError **err);
@@ -376,7 +376,7 @@ MantisStatus mantis_delete(const struct MantisDb *db,
  `db` must be a live handle; `key` must point to `key_len` readable bytes;
  `out` must point to a writable `MantisBuf`.
  */
-MantisStatus mantis_get(const struct MantisDb *db,
+MantisStatus mantis_get(const MantisDb *db,
                         const uint8_t *key,
                         size_t key_len,
                         struct MantisBuf *out,
@@ -392,7 +392,7 @@ MantisStatus mantis_get(const struct MantisDb *db,
  `dst` must point to `dst_cap` writable bytes (any pointer when 0);
  `value_len` must point to a writable `size_t`.
  */
-MantisStatus mantis_get_into(const struct MantisDb *db,
+MantisStatus mantis_get_into(const MantisDb *db,
                              const uint8_t *key,
                              size_t key_len,
                              uint8_t *dst,
@@ -407,7 +407,7 @@ MantisStatus mantis_get_into(const struct MantisDb *db,
  # Safety
  `db` must be a live handle; `buf` must point to `buf_len` readable bytes.
  */
-MantisStatus mantis_write_batch(const struct MantisDb *db,
+MantisStatus mantis_write_batch(const MantisDb *db,
                                 const uint8_t *buf,
                                 size_t buf_len,
                                 size_t count,
@@ -420,7 +420,7 @@ MantisStatus mantis_write_batch(const struct MantisDb *db,
  `db` must be a live handle; `keys` must point to `keys_len` readable bytes;
  `out` must point to a writable `MantisBuf`.
  */
-MantisStatus mantis_multi_get(const struct MantisDb *db,
+MantisStatus mantis_multi_get(const MantisDb *db,
                               const uint8_t *keys,
                               size_t keys_len,
                               size_t count,
@@ -436,13 +436,13 @@ MantisStatus mantis_multi_get(const struct MantisDb *db,
  `db` must be a live handle; `start`/`end` must point to `start_len`/`end_len`
  readable bytes; `out` must point to writable storage for a pointer.
  */
-MantisStatus mantis_iter_new(const struct MantisDb *db,
+MantisStatus mantis_iter_new(const MantisDb *db,
                              const uint8_t *start,
                              size_t start_len,
                              const uint8_t *end,
                              size_t end_len,
                              bool prefix_mode,
-                             struct MantisIter **out,
+                             MantisIter **out,
                              struct MantisError **err);
 
 /*
@@ -454,7 +454,7 @@ MantisStatus mantis_iter_new(const struct MantisDb *db,
  # Safety
  `it` must be a live iterator handle; `out` and `count` must be writable.
  */
-MantisStatus mantis_iter_next_batch(const struct MantisIter *it,
+MantisStatus mantis_iter_next_batch(const MantisIter *it,
                                     size_t max_items,
                                     size_t max_bytes,
                                     struct MantisBuf *out,
@@ -467,7 +467,7 @@ MantisStatus mantis_iter_next_batch(const struct MantisIter *it,
  # Safety
  `it` must be a live iterator handle; `key` must point to `key_len` readable bytes.
  */
-MantisStatus mantis_iter_seek(const struct MantisIter *it,
+MantisStatus mantis_iter_seek(const MantisIter *it,
                               const uint8_t *key,
                               size_t key_len,
                               struct MantisError **err);
@@ -478,7 +478,7 @@ MantisStatus mantis_iter_seek(const struct MantisIter *it,
  # Safety
  `it` must be NULL or an iterator handle, freed once, not in use elsewhere.
  */
-void mantis_iter_free(struct MantisIter *it);
+void mantis_iter_free(MantisIter *it);
 
 /*
  Takes a snapshot. Free with `mantis_snapshot_free`.
@@ -486,8 +486,8 @@ void mantis_iter_free(struct MantisIter *it);
  # Safety
  `db` must be a live handle; `out` must point to writable storage for a pointer.
  */
-MantisStatus mantis_snapshot_new(const struct MantisDb *db,
-                                 struct MantisSnapshot **out,
+MantisStatus mantis_snapshot_new(const MantisDb *db,
+                                 MantisSnapshot **out,
                                  struct MantisError **err);
 
 /*
@@ -496,7 +496,7 @@ MantisStatus mantis_snapshot_new(const struct MantisDb *db,
  # Safety
  As `mantis_get`, with a live snapshot handle.
  */
-MantisStatus mantis_snapshot_get(const struct MantisSnapshot *snap,
+MantisStatus mantis_snapshot_get(const MantisSnapshot *snap,
                                  const uint8_t *key,
                                  size_t key_len,
                                  struct MantisBuf *out,
@@ -508,7 +508,7 @@ MantisStatus mantis_snapshot_get(const struct MantisSnapshot *snap,
  # Safety
  `snap` must be NULL or a snapshot handle, freed once, not in use elsewhere.
  */
-void mantis_snapshot_free(struct MantisSnapshot *snap);
+void mantis_snapshot_free(MantisSnapshot *snap);
 
 /*
  Begins an optimistic, serializable transaction. Free with `mantis_txn_free`.
@@ -516,9 +516,7 @@ void mantis_snapshot_free(struct MantisSnapshot *snap);
  # Safety
  `db` must be a live handle; `out` must point to writable storage for a pointer.
  */
-MantisStatus mantis_txn_begin(const struct MantisDb *db,
-                              struct MantisTxn **out,
-                              struct MantisError **err);
+MantisStatus mantis_txn_begin(const MantisDb *db, MantisTxn **out, struct MantisError **err);
 
 /*
  Buffers a put in the transaction.
@@ -526,7 +524,7 @@ MantisStatus mantis_txn_begin(const struct MantisDb *db,
  # Safety
  `txn` must be a live transaction handle; `key`/`value` readable for their lengths.
  */
-MantisStatus mantis_txn_put(const struct MantisTxn *txn,
+MantisStatus mantis_txn_put(const MantisTxn *txn,
                             const uint8_t *key,
                             size_t key_len,
                             const uint8_t *value,
@@ -539,7 +537,7 @@ MantisStatus mantis_txn_put(const struct MantisTxn *txn,
  # Safety
  `txn` must be a live transaction handle; `key` readable for `key_len`.
  */
-MantisStatus mantis_txn_delete(const struct MantisTxn *txn,
+MantisStatus mantis_txn_delete(const MantisTxn *txn,
                                const uint8_t *key,
                                size_t key_len,
                                struct MantisError **err);
@@ -550,7 +548,7 @@ MantisStatus mantis_txn_delete(const struct MantisTxn *txn,
  # Safety
  `txn` must be a live transaction handle; `key` readable; `out` writable.
  */
-MantisStatus mantis_txn_get(const struct MantisTxn *txn,
+MantisStatus mantis_txn_get(const MantisTxn *txn,
                             const uint8_t *key,
                             size_t key_len,
                             struct MantisBuf *out,
@@ -563,7 +561,7 @@ MantisStatus mantis_txn_get(const struct MantisTxn *txn,
  # Safety
  `txn` must be a live transaction handle.
  */
-MantisStatus mantis_txn_commit(const struct MantisTxn *txn, struct MantisError **err);
+MantisStatus mantis_txn_commit(const MantisTxn *txn, struct MantisError **err);
 
 /*
  Discards the transaction's writes. Rolling back a finished transaction succeeds.
@@ -571,7 +569,7 @@ MantisStatus mantis_txn_commit(const struct MantisTxn *txn, struct MantisError *
  # Safety
  `txn` must be a live transaction handle.
  */
-MantisStatus mantis_txn_rollback(const struct MantisTxn *txn, struct MantisError **err);
+MantisStatus mantis_txn_rollback(const MantisTxn *txn, struct MantisError **err);
 
 /*
  Frees a transaction (rolling it back if still open). Accepts NULL.
@@ -579,7 +577,7 @@ MantisStatus mantis_txn_rollback(const struct MantisTxn *txn, struct MantisError
  # Safety
  `txn` must be NULL or a transaction handle, freed once, not in use elsewhere.
  */
-void mantis_txn_free(struct MantisTxn *txn);
+void mantis_txn_free(MantisTxn *txn);
 
 /*
  Writes buffered records to disk and syncs them.
@@ -587,7 +585,7 @@ void mantis_txn_free(struct MantisTxn *txn);
  # Safety
  `db` must be a live handle.
  */
-MantisStatus mantis_sync(const struct MantisDb *db, struct MantisError **err);
+MantisStatus mantis_sync(const MantisDb *db, struct MantisError **err);
 
 /*
  Compacts now (see `Db::compact`).
@@ -595,7 +593,7 @@ MantisStatus mantis_sync(const struct MantisDb *db, struct MantisError **err);
  # Safety
  `db` must be a live handle.
  */
-MantisStatus mantis_compact(const struct MantisDb *db, struct MantisError **err);
+MantisStatus mantis_compact(const MantisDb *db, struct MantisError **err);
 
 /*
  Writes a consistent copy of the database into the directory `path`
@@ -604,7 +602,7 @@ MantisStatus mantis_compact(const struct MantisDb *db, struct MantisError **err)
  # Safety
  `db` must be a live handle; `path` readable for `path_len` bytes.
  */
-MantisStatus mantis_checkpoint(const struct MantisDb *db,
+MantisStatus mantis_checkpoint(const MantisDb *db,
                                const uint8_t *path,
                                size_t path_len,
                                struct MantisError **err);
@@ -615,9 +613,7 @@ MantisStatus mantis_checkpoint(const struct MantisDb *db,
  # Safety
  `db` must be a live handle; `out` must point to a writable `MantisStats`.
  */
-MantisStatus mantis_stats(const struct MantisDb *db,
-                          struct MantisStats *out,
-                          struct MantisError **err);
+MantisStatus mantis_stats(const MantisDb *db, struct MantisStats *out, struct MantisError **err);
 
 /*
  Diagnostics: looks up each of `count` keys (format of `mantis_multi_get`)
@@ -629,7 +625,7 @@ MantisStatus mantis_stats(const struct MantisDb *db,
  `db` must be a live handle; `keys` must point to `keys_len` readable
  bytes; `found` must point to a writable `uint64_t`.
  */
-MantisStatus mantis_diag_get_loop(const struct MantisDb *db,
+MantisStatus mantis_diag_get_loop(const MantisDb *db,
                                   const uint8_t *keys,
                                   size_t keys_len,
                                   size_t count,

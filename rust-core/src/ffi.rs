@@ -176,6 +176,10 @@ const LIVE_TXN: u64 = u64::from_le_bytes(*b"MANTISTX");
 // read before the pointer is trusted to be of the expected kind.
 
 /// An open database.
+///
+/// Opaque in C (declared in cbindgen.toml); its fields are private.
+///
+/// cbindgen:ignore
 #[repr(C)]
 pub struct MantisDb {
     live: u64,
@@ -183,6 +187,10 @@ pub struct MantisDb {
 }
 
 /// An ordered iterator at one snapshot.
+///
+/// Opaque in C (declared in cbindgen.toml); its fields are private.
+///
+/// cbindgen:ignore
 #[repr(C)]
 pub struct MantisIter {
     live: u64,
@@ -190,6 +198,10 @@ pub struct MantisIter {
 }
 
 /// A read-only snapshot.
+///
+/// Opaque in C (declared in cbindgen.toml); its fields are private.
+///
+/// cbindgen:ignore
 #[repr(C)]
 pub struct MantisSnapshot {
     live: u64,
@@ -197,6 +209,10 @@ pub struct MantisSnapshot {
 }
 
 /// An optimistic transaction.
+///
+/// Opaque in C (declared in cbindgen.toml); its fields are private.
+///
+/// cbindgen:ignore
 #[repr(C)]
 pub struct MantisTxn {
     live: u64,
