@@ -85,6 +85,18 @@ pub(crate) fn write_pending_hints(inner: &Inner) -> Result<()> {
     Ok(())
 }
 
+/// True when a closed segment is held back from compaction only because
+/// its last commits are not visible yet (they are finishing their sync).
+pub(crate) fn closed_segment_pending(inner: &Inner) -> bool {
+    let visible = inner.vis.visible();
+    inner
+        .log
+        .segments()
+        .all()
+        .iter()
+        .any(|s| s.closed.load(Ordering::Acquire) && s.usage.max_seq.load(Ordering::Relaxed) > visible)
+}
+
 /// Compacts every closed segment whose dead fraction reaches `threshold`
 /// (or, with `everything`, every closed segment holding any dead or expiring bytes).
 pub(crate) fn compact(inner: &Inner, threshold: f64, everything: bool) -> Result<CompactionReport> {

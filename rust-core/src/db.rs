@@ -64,6 +64,10 @@ impl Default for SegmentTally {
 /// Lookups a read retries when compaction keeps moving its value.
 const RELOCATION_RETRIES: usize = 10_000;
 
+/// How soon background work looks again at a closed segment whose last
+/// commits were not visible yet.
+const PENDING_RETRY: Duration = Duration::from_millis(20);
+
 /// How often (in commits) the GC watermark is recomputed.
 const WATERMARK_EVERY: u64 = 64;
 
@@ -298,8 +302,14 @@ impl Db {
         let handle = std::thread::Builder::new()
             .name("mantisdb-compactor".into())
             .spawn(move || {
+                // The first pass runs at once: segments found at open are
+                // closed and visible, and a process that restarts often must
+                // still get its space back.
+                let mut wait = Duration::ZERO;
                 while !stop2.load(Ordering::Acquire) {
-                    std::thread::park_timeout(every);
+                    if !wait.is_zero() {
+                        std::thread::park_timeout(wait);
+                    }
                     let Some(inner) = weak.upgrade() else { break };
                     if stop2.load(Ordering::Acquire) || inner.check_open().is_err() {
                         break;
@@ -307,6 +317,14 @@ impl Db {
                     // Errors leave the files as they were; the pass is retried
                     // next round, and reads and writes are unaffected.
                     let _ = inner.background_pass();
+                    // A segment that just closed waits for its last commits to
+                    // become visible: look again shortly rather than a whole
+                    // interval later.
+                    wait = if compaction::closed_segment_pending(&inner) {
+                        every.min(PENDING_RETRY)
+                    } else {
+                        every
+                    };
                 }
             })
             .map_err(|e| Error::io("starting the compaction thread", e))?;
