@@ -774,3 +774,51 @@ fn damage_in_the_middle_and_a_torn_tail_is_still_corruption() {
     let seq_before = fr[fr.len() / 2 - 1].2;
     assert_state(&db, &model_upto(&commits, seq_before), &universe(&commits), "repaired");
 }
+
+/// A closed segment cut exactly at a record boundary decodes cleanly, but the
+/// next writer segment's header says where it ended: open refuses it, naming
+/// the file and the cut, whether or not its hint file is there; `repair`
+/// accepts the loss once, and later plain opens succeed.
+#[test]
+fn a_closed_segment_cut_at_a_record_boundary_is_corruption() {
+    let src = tempfile::tempdir().unwrap();
+    let o = opts(4096);
+    let commits = multi_segment_db(src.path(), &o);
+    let keys = universe(&commits);
+    let seg_index = 1;
+    let seg_name = segment_paths(src.path())[seg_index].file_name().unwrap().to_owned();
+    let fr = frames(&src.path().join(&seg_name));
+    assert!(fr.len() >= 3, "want a few records in the segment");
+    let cut_at = fr[fr.len() / 2].0;
+    for keep_hint in [true, false] {
+        let ctx = format!("cut at {cut_at}, hint {}", if keep_hint { "kept" } else { "absent" });
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(src.path(), dir.path());
+        let path = dir.path().join(&seg_name);
+        truncate(&path, cut_at);
+        if !keep_hint {
+            fs::remove_file(hint_of(&path)).unwrap();
+        }
+        let msg = expect_corruption(dir.path(), o.clone(), &path, cut_at);
+        assert!(msg.contains("records are missing"), "{ctx}: {msg}");
+        assert_eq!(
+            fs::metadata(&path).unwrap().len(),
+            cut_at,
+            "{ctx}: refusing changed the file"
+        );
+
+        let ro = Options {
+            repair: true,
+            ..o.clone()
+        };
+        let db = Db::open(dir.path(), ro).unwrap_or_else(|e| panic!("{ctx}: repair open failed: {e}"));
+        assert_eq!(
+            db.recovery_report().repaired,
+            vec![(path_str(&path), cut_at, 0)],
+            "{ctx}"
+        );
+        let (model, _) = model_without(src.path(), &commits, seg_index, cut_at);
+        assert_state(&db, &model, &keys, &format!("{ctx}, repaired"));
+        write_after_and_reopen(dir.path(), &o, db, &model, &keys, &ctx);
+    }
+}

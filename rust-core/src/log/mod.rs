@@ -25,7 +25,7 @@ use crate::vfs::FileSystem;
 pub use record::{OpKind, OpRef};
 use segment::Segment;
 pub use writer::Appended;
-use writer::LogWriter;
+use writer::{LogWriter, WriterStart};
 
 /// Segments open for reading, by id, and the allocator of new ids.
 #[derive(Debug, Default)]
@@ -133,13 +133,13 @@ impl Log {
                 seg.closed.store(true, Ordering::Release);
             }
         }
-        let (active, end) = match active {
-            Some((id, end)) if end < opts.segment_size => (id, Some(end)),
+        let (active, start) = match active {
+            Some((id, end)) if end < opts.segment_size => (id, WriterStart::Resume { end }),
             Some((id, _)) => {
                 set.closed(id);
-                (set.allocate_id()?, None)
+                (set.allocate_id()?, WriterStart::Create { prev_writer: id })
             }
-            None => (set.allocate_id()?, None),
+            None => (set.allocate_id()?, WriterStart::Create { prev_writer: 0 }),
         };
         let writer = Arc::new(LogWriter::open(
             fs,
@@ -147,7 +147,7 @@ impl Log {
             opts,
             Arc::clone(&set),
             active,
-            end,
+            start,
             last_seq + 1,
         )?);
         let flusher = match opts.sync {

@@ -14,6 +14,10 @@
 //!   newer sequence follows it: the file is truncated to the last whole
 //!   record. An active segment too short for its header was cut during
 //!   creation and is removed.
+//! - A closed writer segment must end at the sequence number the next writer
+//!   segment starts from (its header names the segment it follows): a
+//!   closed segment that ends early lost records, which is corruption even
+//!   when the cut falls on a record boundary.
 //! - Any other bad frame is corruption: open fails naming the file and offset.
 //!   With `repair`, the segment is cut at the bad frame instead, everything
 //!   readable is kept, and the loss is reported.
@@ -112,6 +116,12 @@ pub fn replay(
         .find(|id| headers.get(id).is_some_and(|h| !h.sealed()))
         .copied();
     out.active = active;
+    // Writer segment -> (the writer segment created after it, that one's base).
+    let successors: std::collections::HashMap<u32, (u32, u64)> = headers
+        .iter()
+        .filter(|(_, h)| !h.sealed() && h.prev_writer != 0)
+        .map(|(&id, h)| (h.prev_writer, (id, h.base_seq)))
+        .collect();
     for id in ids {
         let header = headers[&id];
         let sealed = header.sealed();
@@ -161,7 +171,25 @@ pub fn replay(
             Some(d) => d,
             None => read_file(fs, &path)?,
         };
-        let end = replay_segment(fs, &path, id, header, &data, is_active, ro.repair, &mut out, &mut apply)?;
+        let (end, last) = replay_segment(fs, &path, id, header, &data, is_active, ro.repair, &mut out, &mut apply)?;
+        if let Some(&(next, next_base)) = successors.get(&id).filter(|_| !sealed) {
+            if last != next_base {
+                let why = format!(
+                    "the segment ends at sequence {last} but segment {next}, created after it, continues from \
+                     sequence {next_base}: records are missing (the file was cut or damaged)"
+                );
+                if !ro.repair {
+                    return Err(Error::corruption(&path, end, why));
+                }
+                // Repair accepts the loss, once: the next segment stops
+                // naming this one, so later opens do not report it again.
+                let name = path.display().to_string();
+                if !out.repairs.iter().any(|(f, _, _)| *f == name) {
+                    out.repairs.push((name, end, 0));
+                }
+                forget_predecessor(fs, dir, next)?;
+            }
+        }
         if !is_active {
             // Closed segment without a usable hint: write one for next time.
             // A hint only speeds up the next open, so failing to write one
@@ -176,6 +204,24 @@ pub fn replay(
         out.segments.push(RecoveredSegment { id, sealed, len: end });
     }
     Ok(out)
+}
+
+/// Rewrites writer segment `id` with a header that names no predecessor
+/// (under a temporary name, synced, then renamed over it).
+fn forget_predecessor(fs: &dyn FileSystem, dir: &Path, id: u32) -> Result<()> {
+    let path = dir.join(segment::segment_file_name(id));
+    let tmp = dir.join(format!("{}.tmp", segment::segment_file_name(id)));
+    let mut data = read_file(fs, &path)?;
+    let header = segment::check_header(&data, id).map_err(|why| Error::corruption(&path, 0, why))?;
+    let fresh = segment::encode_writer_header(id, header.flags, header.base_seq, 0);
+    data[..SEGMENT_HEADER_LEN as usize].copy_from_slice(&fresh);
+    let io = |e| Error::io(format!("writing {}", tmp.display()), e);
+    let file = fs.open(&tmp, OpenMode::Replace).map_err(io)?;
+    file.append(&data).and_then(|_| file.sync_data()).map_err(io)?;
+    drop(file);
+    fs.rename(&tmp, &path)
+        .map_err(|e| Error::io(format!("renaming {} into place", tmp.display()), e))?;
+    segment::sync_dir(fs, dir)
 }
 
 /// Removes `*.tmp` files: a segment or hint that compaction was writing
@@ -245,7 +291,8 @@ fn read_flags(
     Ok(flags)
 }
 
-/// Replays the frames of one segment; returns where its valid data ends.
+/// Replays the frames of one segment; returns where its valid data ends and
+/// the sequence number of its last record (its base when it has none).
 #[allow(clippy::too_many_arguments)]
 fn replay_segment(
     fs: &dyn FileSystem,
@@ -257,7 +304,7 @@ fn replay_segment(
     repair: bool,
     out: &mut Recovered,
     apply: &mut impl FnMut(&ReplayOp<'_>),
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     let mut at = SEGMENT_HEADER_LEN as usize;
     // A writer's segment numbers its records base_seq + 1, + 2, ... without
     // gaps; a sealed one holds copies in increasing order, with gaps.
@@ -303,9 +350,9 @@ fn replay_segment(
         } else {
             return Err(Error::corruption(path, at as u64, err));
         }
-        return Ok(at as u64);
+        return Ok((at as u64, prev_seq));
     }
-    Ok(data.len() as u64)
+    Ok((data.len() as u64, prev_seq))
 }
 
 /// Smallest possible frame: headers, one op's fixed fields and a 1-byte key.

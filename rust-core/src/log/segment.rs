@@ -2,10 +2,14 @@
 //!
 //! ```text
 //! header := magic:"MANTISSG"  version:u16  flags:u16  segment_id:u32  base_seq:u64
-//!           reserved:u32  crc:u32                                   (32 bytes)
+//!           prev_writer:u32  crc:u32                                (32 bytes)
 //!           crc = CRC32C of the 28 bytes before it
 //!           base_seq: the sequence number just before the segment's first
 //!           record; records of a writer's segment continue it without gaps
+//!           prev_writer: the writer segment this one follows (0: none, or
+//!           written before the field existed); while that segment exists,
+//!           its last record is base_seq, so a cut at a record boundary in a
+//!           closed segment is found
 //!           flags bit 0 (SEALED): written whole by compaction, synced, then
 //!           renamed into place, so it can never have a torn tail
 //! body   := frame*            (see `record`)
@@ -40,6 +44,8 @@ pub struct Header {
     pub flags: u16,
     /// The sequence number before the first record (0 for sealed segments).
     pub base_seq: u64,
+    /// The writer segment this one follows (0 if none or unknown).
+    pub prev_writer: u32,
 }
 
 impl Header {
@@ -63,14 +69,20 @@ pub fn parse_segment_file_name(name: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-/// Encodes the header of segment `id`.
+/// Encodes the header of segment `id`, following no known writer segment.
 pub fn encode_header(id: u32, flags: u16, base_seq: u64) -> [u8; SEGMENT_HEADER_LEN as usize] {
+    encode_writer_header(id, flags, base_seq, 0)
+}
+
+/// Encodes the header of segment `id`, which follows writer segment `prev_writer`.
+pub fn encode_writer_header(id: u32, flags: u16, base_seq: u64, prev_writer: u32) -> [u8; SEGMENT_HEADER_LEN as usize] {
     let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
     h[0..8].copy_from_slice(&SEGMENT_MAGIC);
     h[8..10].copy_from_slice(&SEGMENT_FORMAT_VERSION.to_le_bytes());
     h[10..12].copy_from_slice(&flags.to_le_bytes());
     h[12..16].copy_from_slice(&id.to_le_bytes());
     h[16..24].copy_from_slice(&base_seq.to_le_bytes());
+    h[24..28].copy_from_slice(&prev_writer.to_le_bytes());
     let crc = crc32c::crc32c(&h[0..HEADER_CRC_AT]);
     h[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
     h
@@ -103,7 +115,12 @@ pub fn check_header(h: &[u8], id: u32) -> std::result::Result<Header, String> {
         return Err(format!("unknown header flags {flags:#x}"));
     }
     let base_seq = u64::from_le_bytes([h[16], h[17], h[18], h[19], h[20], h[21], h[22], h[23]]);
-    Ok(Header { flags, base_seq })
+    let prev_writer = u32::from_le_bytes([h[24], h[25], h[26], h[27]]);
+    Ok(Header {
+        flags,
+        base_seq,
+        prev_writer,
+    })
 }
 
 /// Live and dead bytes of a segment, and the sequence range it holds.
@@ -214,15 +231,22 @@ impl Segment {
     }
 }
 
-/// Creates writer segment `id` (its first record will be `base_seq + 1`)
-/// with its header, owner-only permissions, and syncs the directory so the
-/// new name survives a crash. Returns the file opened for append.
-pub fn create(fs: &dyn FileSystem, dir: &Path, id: u32, base_seq: u64) -> Result<Box<dyn FileHandle>> {
+/// Creates writer segment `id` (its first record will be `base_seq + 1`;
+/// it follows writer segment `prev_writer`, 0 for none) with its header,
+/// owner-only permissions, and syncs the directory so the new name survives
+/// a crash. Returns the file opened for append.
+pub fn create(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    id: u32,
+    base_seq: u64,
+    prev_writer: u32,
+) -> Result<Box<dyn FileHandle>> {
     let path = dir.join(segment_file_name(id));
     let file = fs
         .open(&path, OpenMode::CreateNew)
         .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-    file.append(&encode_header(id, 0, base_seq))
+    file.append(&encode_writer_header(id, 0, base_seq, prev_writer))
         .and_then(|_| file.sync_data())
         .map_err(|e| Error::io(format!("writing header of {}", path.display()), e))?;
     sync_dir(fs, dir)?;
@@ -269,7 +293,18 @@ mod tests {
     #[test]
     fn header_checks() {
         let h = encode_header(3, 0, 41);
-        assert_eq!(check_header(&h, 3), Ok(Header { flags: 0, base_seq: 41 }));
+        assert_eq!(
+            check_header(&h, 3),
+            Ok(Header {
+                flags: 0,
+                base_seq: 41,
+                prev_writer: 0
+            })
+        );
+        assert_eq!(
+            check_header(&encode_writer_header(4, 0, 41, 3), 4).unwrap().prev_writer,
+            3
+        );
         assert!(check_header(&encode_header(3, FLAG_SEALED, 0), 3).unwrap().sealed());
         assert!(check_header(&h, 4).unwrap_err().contains("names segment 3"));
         assert!(check_header(&h[..10], 3).is_err());

@@ -159,28 +159,43 @@ pub struct LogWriter {
     pub(crate) counters: WriterCounters,
 }
 
+/// Where a log writer starts appending.
+#[derive(Debug, Clone, Copy)]
+pub enum WriterStart {
+    /// At `end` of the existing active segment (already open for reading).
+    Resume {
+        /// Length of the segment's whole records.
+        end: u64,
+    },
+    /// In a new active segment, created after writer segment `prev_writer`
+    /// (0 for none).
+    Create {
+        /// The writer segment the new one follows.
+        prev_writer: u32,
+    },
+}
+
 impl LogWriter {
-    /// Starts writing at `end` of segment `active_id` (already open for reading
-    /// in `segments`), or creates segment `active_id` when `end` is `None`.
+    /// Starts writing in segment `active_id` as `start` says.
     pub fn open(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         opts: &Options,
         segments: Arc<SegmentSet>,
         active_id: u32,
-        end: Option<u64>,
+        start: WriterStart,
         next_seq: u64,
     ) -> Result<LogWriter> {
-        let (file, logical_end) = match end {
-            Some(end) => {
+        let (file, logical_end) = match start {
+            WriterStart::Resume { end } => {
                 let path = dir.join(segment::segment_file_name(active_id));
                 let file = fs
                     .open(&path, OpenMode::Append)
                     .map_err(|e| Error::io(format!("opening {} for append", path.display()), e))?;
                 (file, end)
             }
-            None => {
-                let file = segment::create(&*fs, dir, active_id, next_seq - 1)?;
+            WriterStart::Create { prev_writer } => {
+                let file = segment::create(&*fs, dir, active_id, next_seq - 1, prev_writer)?;
                 segments.insert(Arc::new(Segment::open(&*fs, dir, active_id, false)?));
                 (file, SEGMENT_HEADER_LEN)
             }
@@ -444,7 +459,7 @@ impl LogWriter {
             self.sync_locked(st, false)?;
         }
         let next_id = self.segments.allocate_id()?;
-        let created = segment::create(&*self.fs, &self.dir, next_id, st.next_seq - 1)
+        let created = segment::create(&*self.fs, &self.dir, next_id, st.next_seq - 1, st.active_id)
             .and_then(|file| Ok((file, Segment::open(&*self.fs, &self.dir, next_id, false)?)));
         let (file, seg) = match created {
             Ok(c) => c,
