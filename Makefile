@@ -5,6 +5,9 @@ CORE_DIR    := rust-core
 CARGO_FLAGS ?= --locked
 CRASH_CYCLES ?= 300
 SERVER_CRASH_CYCLES ?= 1000
+# Simulated power cuts in `make crash-test`: seeded workloads, and the steps of each.
+POWERCUT_SEEDS ?= 20
+POWERCUT_OPS ?= 150
 # Seconds per target: `make fuzz` (coverage-guided) and its short run in `make test`.
 FUZZ_TIME ?= 60
 FUZZ_TEST_SECS ?= 2
@@ -71,10 +74,12 @@ fuzz: ## Coverage-guided fuzzing of every target for FUZZ_TIME seconds each (def
 header: ## Regenerate rust-core/include/mantisdb.h with the pinned cbindgen
 	cd $(CORE_DIR) && MANTIS_WRITE_HEADER=1 $(CARGO) test $(CARGO_FLAGS) --test header
 
-crash-test: build-rust ## SIGKILL crash tests: core (CRASH_CYCLES=300), then the server over HTTP (SERVER_CRASH_CYCLES=1000, ~17 min)
+crash-test: build-rust ## Crash tests: core SIGKILL (CRASH_CYCLES=300), power cuts at every file call (POWERCUT_SEEDS=20), server over HTTP (SERVER_CRASH_CYCLES=1000); ~30 min
 	cd $(CORE_DIR) && MANTIS_CRASH_CYCLES=$(CRASH_CYCLES) MANTIS_COMPACTION_CRASH_CYCLES=$(CRASH_CYCLES) \
 		MANTIS_BANK_CYCLES=$(CRASH_CYCLES) $(CARGO) test $(CARGO_FLAGS) --release \
 		--test crash --test compaction_crash --test txn_bank -- --nocapture
+	cd $(CORE_DIR) && MANTIS_POWERCUT_SEEDS=$(POWERCUT_SEEDS) MANTIS_POWERCUT_OPS=$(POWERCUT_OPS) \
+		$(CARGO) test $(CARGO_FLAGS) --release --test powercut -- --nocapture
 	$(GO) run ./cmd/mantisdb-crashtest -server ./mantisdb-rust -cycles $(SERVER_CRASH_CYCLES)
 
 bench-rust: ## Criterion benchmarks of the core beside raw SkipMap, moka and quick_cache (~15 min)
