@@ -93,6 +93,12 @@ enum MantisStatus
    An earlier I/O failure stopped writes; reopen the database.
    */
   MANTIS_POISONED = 13,
+  /*
+   An I/O call failed because the disk (or the user's quota) is full.
+   Nothing of the call was acknowledged; like any failed write, it stops
+   writes until the database is reopened.
+   */
+  MANTIS_NO_SPACE = 14,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -70,6 +70,10 @@ pub enum MantisStatus {
     MantisValueTooLarge = 12,
     /// An earlier I/O failure stopped writes; reopen the database.
     MantisPoisoned = 13,
+    /// An I/O call failed because the disk (or the user's quota) is full.
+    /// Nothing of the call was acknowledged; like any failed write, it stops
+    /// writes until the database is reopened.
+    MantisNoSpace = 14,
 }
 
 /// An error returned by a call: its status and a message (UTF-8, NUL-terminated).
@@ -222,6 +226,7 @@ pub struct MantisTxn {
 impl From<&Error> for MantisStatus {
     fn from(e: &Error) -> Self {
         match e {
+            Error::Io { source, .. } if is_no_space(source) => MantisStatus::MantisNoSpace,
             Error::Io { .. } => MantisStatus::MantisIo,
             Error::Corruption { .. } => MantisStatus::MantisCorruption,
             Error::InvalidKey { .. } => MantisStatus::MantisInvalidKey,
@@ -233,6 +238,14 @@ impl From<&Error> for MantisStatus {
             Error::Conflict(_) => MantisStatus::MantisConflict,
         }
     }
+}
+
+/// True for "no space left on device" and "disk quota exceeded".
+fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// A failure inside a call: the status and its message.
@@ -1422,5 +1435,16 @@ mod tests {
         assert!(parse_keys(&[1, 0, 0, 0, b'a'], 1).is_ok());
         assert!(parse_keys(&[9, 0, 0, 0, b'a'], 1).is_err());
         assert!(parse_keys(&[1, 0], 1).is_err());
+    }
+
+    #[test]
+    fn a_full_disk_has_its_own_status() {
+        let io = |e: std::io::Error| Error::io("appending to the log", e);
+        let full = io(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        assert_eq!(MantisStatus::from(&full), MantisStatus::MantisNoSpace);
+        let quota = io(std::io::Error::from_raw_os_error(libc::EDQUOT));
+        assert_eq!(MantisStatus::from(&quota), MantisStatus::MantisNoSpace);
+        let eio = io(std::io::Error::from_raw_os_error(libc::EIO));
+        assert_eq!(MantisStatus::from(&eio), MantisStatus::MantisIo);
     }
 }
