@@ -22,4 +22,14 @@ var (
 	ErrCorruption = errors.New("data corruption")
 	// ErrTxnDone is returned by calls on a committed or rolled-back transaction.
 	ErrTxnDone = errors.New("transaction already committed or rolled back")
+	// ErrNoSpace is returned when a write failed because the disk (or quota)
+	// is full. The write was not acknowledged; the engine then refuses
+	// writes (ErrWritesStopped) until it is reopened.
+	ErrNoSpace = errors.New("no space left on the device")
+	// ErrWritesStopped is returned for writes after an earlier write or sync
+	// failed: what reached the disk is unknown until recovery runs, so the
+	// engine refuses writes until it is reopened. Reads go on.
+	ErrWritesStopped = errors.New("writes stopped after an I/O failure; reopen the engine")
+	// ErrLocked is returned by Init when another process has the data directory open.
+	ErrLocked = errors.New("data directory is locked by another process")
 )

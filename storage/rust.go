@@ -100,6 +100,12 @@ func statusError(st C.MantisStatus, cerr *C.MantisError) error {
 		sentinel = ErrValueTooLarge
 	case C.MANTIS_CORRUPTION:
 		sentinel = ErrCorruption
+	case C.MANTIS_NO_SPACE:
+		sentinel = ErrNoSpace
+	case C.MANTIS_POISONED:
+		sentinel = ErrWritesStopped
+	case C.MANTIS_LOCKED:
+		sentinel = ErrLocked
 	case C.MANTIS_INVALID_ARGUMENT, C.MANTIS_NULL_PARAMETER, C.MANTIS_BUFFER_TOO_SMALL:
 		sentinel = ErrInvalidArgument
 	default:

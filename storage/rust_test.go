@@ -94,8 +94,8 @@ func TestRustSecondOpenFails(t *testing.T) {
 	}
 	defer e.Close()
 	err := NewRustEngine(conformanceConfig(dir)).Init(dir)
-	if err == nil || !strings.Contains(err.Error(), "locked") {
-		t.Fatalf("second open: %v", err)
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("second open: %v, want ErrLocked", err)
 	}
 }
 
