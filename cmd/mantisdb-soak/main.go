@@ -44,6 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		warmupFrac  float64
 		attackAt    float64
 		rssSlackMiB int64
+		rssSpikeMiB int64
 	)
 	fs.StringVar(&cfg.Server, "server", "./mantisdb-rust", "server binary to start on 127.0.0.1 with a temporary data directory")
 	fs.StringVar(&serverArgs, "server-args", "", "extra flags for the started server, space-separated")
@@ -68,8 +69,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Attack.MaxBatchOps, "max-batch-ops", 10000, "the server's --max-batch-ops")
 	fs.IntVar(&cfg.Attack.MaxHeaderBytes, "max-header-bytes", 1<<20, "the server's header limit, in bytes")
 	fs.DurationVar(&cfg.Attack.Cutoff, "cutoff", 10*time.Second, "longest the server may keep a slow connection open")
-	fs.Float64Var(&cfg.RSSFactor, "rss-factor", 1.10, "memory rule: late and attack peak RSS <= pre-attack steady peak RSS × this + --rss-slack")
-	fs.Int64Var(&rssSlackMiB, "rss-slack", 32, "memory rule slack, MiB")
+	fs.Float64Var(&cfg.RSSFactor, "rss-factor", 1.10,
+		"memory rules: late median RSS <= pre-attack median × this + --rss-slack; every RSS sample <= that median × this + --rss-spike")
+	fs.Int64Var(&rssSlackMiB, "rss-slack", 32, "memory rule slack of the late median, MiB")
+	fs.Int64Var(&rssSpikeMiB, "rss-spike", 256, "memory rule allowance for transient peaks (compaction holds whole segments), MiB")
 	fs.DurationVar(&cfg.MaxProbeLatency, "max-probe-latency", 2*time.Second, "slowest request on a fresh connection allowed during the attack")
 	fs.StringVar(&jsonPath, "json", "", "write the whole result (samples, verdict) as JSON to this file")
 	fs.StringVar(&csvPath, "csv", "", "write the interval samples as CSV to this file")
@@ -90,6 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg.Warmup = time.Duration(float64(cfg.Duration) * warmupFrac).Round(time.Second)
 	cfg.AttackAt = time.Duration(float64(cfg.Duration) * attackAt).Round(time.Second)
 	cfg.RSSSlack = rssSlackMiB << 20
+	cfg.RSSSpike = rssSpikeMiB << 20
 	cfg.ServerArgs = strings.Fields(serverArgs)
 	cfg.Out = stdout
 	if target != "" {

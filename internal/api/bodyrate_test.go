@@ -225,3 +225,35 @@ func TestBodyCutShortIsAClientError(t *testing.T) {
 	}
 	t.Fatal("the cut-short request was never answered 400")
 }
+
+func TestSlowBodyIsCutOffOverHTTP2(t *testing.T) {
+	const grace = time.Second
+	ts := httptest.NewUnstartedServer(New(newEngine(t), Options{MinBodyRate: 1024, BodyGrace: grace, BodyTimeout: time.Minute}).Handler())
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() {
+		for i := 0; i < 300; i++ { // 10 bytes/s for at most 30s
+			time.Sleep(100 * time.Millisecond)
+			if _, err := pw.Write([]byte("x")); err != nil {
+				return
+			}
+		}
+	}()
+	req, _ := http.NewRequest("PUT", ts.URL+"/api/v1/kv/slow", pr)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	start := time.Now()
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("%s %d, want HTTP/2 408", resp.Proto, resp.StatusCode)
+	}
+	if held := time.Since(start); held > grace+3*time.Second {
+		t.Fatalf("answered after %v", held)
+	}
+}

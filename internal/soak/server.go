@@ -59,6 +59,8 @@ func startChild(bin, tmp string, args []string) (*child, error) {
 		"--log-format", "json", "--log-level", "info"}, args...)
 	c.cmd = exec.Command(bin, full...)
 	c.cmd.Env = append(os.Environ(), "MANTISDB_AUTH_TOKEN="+c.token)
+	// If the soak dies (a signal, a closed pipe), the server goes too.
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
 		return nil, err

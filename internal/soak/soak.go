@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -61,12 +62,14 @@ type Config struct {
 	AttackAt, AttackFor time.Duration
 	Attack              AttackConfig
 
-	// RSSFactor and RSSSlack make the memory rule: the largest RSS of the
-	// second half of the steady phase (after the warm-up), and of the
-	// attack window, must not exceed the largest RSS of the steady phase
-	// before the attack × RSSFactor + RSSSlack bytes.
+	// RSSFactor, RSSSlack and RSSSpike make the memory rules. With ref
+	// the median RSS of the steady phase before the attack: the median
+	// RSS of the second half of the steady phase must not exceed
+	// ref × RSSFactor + RSSSlack, and no sample after the warm-up (the
+	// attack's included) ref × RSSFactor + RSSSpike.
 	RSSFactor float64
 	RSSSlack  int64
+	RSSSpike  int64
 	// MaxProbeLatency bounds a request on a fresh connection during the
 	// attack window: the server still accepts and answers new clients.
 	MaxProbeLatency time.Duration
@@ -91,6 +94,15 @@ type Sample struct {
 	Goroutines int     `json:"goroutines"`
 	DiskBytes  int64   `json:"disk_bytes,omitempty"`
 	SlowConns  int64   `json:"slow_conns"` // abusive connections open at the sample
+	// From the server's /metrics, to tell where memory goes: the Go heap
+	// in use, the engine's value cache, its segments and compactions.
+	// RSSAnonBytes is the anonymous part of RSS (heaps); the rest is
+	// file pages mapped by the process.
+	RSSAnonBytes int64 `json:"rss_anon_bytes"`
+	GoHeapBytes  int64 `json:"go_heap_bytes"`
+	CacheBytes   int64 `json:"cache_bytes"`
+	Segments     int64 `json:"segments"`
+	Compactions  int64 `json:"compactions"`
 }
 
 // Check is one line of the verdict.
@@ -102,28 +114,30 @@ type Check struct {
 
 // Result is the whole run, as written to JSON.
 type Result struct {
-	Started     time.Time        `json:"started"`
-	Config      map[string]any   `json:"config"`
-	Samples     []Sample         `json:"samples"`
-	Ops         map[string]int64 `json:"ops"`
-	Total       int64            `json:"total_ops"`
-	Errors      int64            `json:"errors"`
-	FirstError  string           `json:"first_error,omitempty"`
-	P50Us       int64            `json:"p50_us"`
-	P99Us       int64            `json:"p99_us"`
-	P999Us      int64            `json:"p999_us"`
-	MaxUs       int64            `json:"max_us"`
-	FrozenKeys  int64            `json:"frozen_keys"`
-	Probe       probeStats       `json:"probe"`
-	Attacks     []*attackStats   `json:"attacks"`
-	ServerLog   *logReport       `json:"server_log,omitempty"`
-	Checks      []Check          `json:"checks"`
-	Pass        bool             `json:"pass"`
-	RefRSS      int64            `json:"reference_peak_rss_bytes"`
-	LateRSS     int64            `json:"late_peak_rss_bytes"`
-	AttackRSS   int64            `json:"attack_peak_rss_bytes"`
-	RSSLimit    int64            `json:"rss_limit_bytes"`
-	ServerStops string           `json:"server_stop,omitempty"`
+	Started      time.Time        `json:"started"`
+	Config       map[string]any   `json:"config"`
+	Samples      []Sample         `json:"samples"`
+	Ops          map[string]int64 `json:"ops"`
+	Total        int64            `json:"total_ops"`
+	Errors       int64            `json:"errors"`
+	FirstError   string           `json:"first_error,omitempty"`
+	P50Us        int64            `json:"p50_us"`
+	P99Us        int64            `json:"p99_us"`
+	P999Us       int64            `json:"p999_us"`
+	MaxUs        int64            `json:"max_us"`
+	FrozenKeys   int64            `json:"frozen_keys"`
+	Probe        probeStats       `json:"probe"`
+	Attacks      []*attackStats   `json:"attacks"`
+	ServerLog    *logReport       `json:"server_log,omitempty"`
+	Checks       []Check          `json:"checks"`
+	Pass         bool             `json:"pass"`
+	RefRSS       int64            `json:"reference_median_rss_bytes"`
+	LateRSS      int64            `json:"late_median_rss_bytes"`
+	PeakRSS      int64            `json:"steady_peak_rss_bytes"`
+	AttackRSS    int64            `json:"attack_peak_rss_bytes"`
+	RSSLimit     int64            `json:"rss_limit_bytes"`
+	RSSPeakLimit int64            `json:"rss_peak_limit_bytes"`
+	ServerStops  string           `json:"server_stop,omitempty"`
 }
 
 // cleanupTimeout bounds the deletion of the soak's keys on a Target.
@@ -172,8 +186,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	attackStarted := false
 	warm := true
 
-	fmt.Fprintf(cfg.Out, "%8s %-7s %10s %9s %9s %9s %6s %8s %9s %5s %6s %6s\n",
-		"elapsed", "phase", "ops/s", "p50", "p99", "max", "errors", "keys", "rss", "fds", "gorout", "slow")
+	fmt.Fprintf(cfg.Out, "%8s %-7s %8s %9s %9s %9s %6s %7s %9s %9s %9s %5s %6s %4s %5s %5s\n",
+		"elapsed", "phase", "ops/s", "p50", "p99", "max", "errors", "keys", "rss", "go heap", "cache", "fds", "gorout", "segs", "compn", "slow")
 	tick := time.NewTicker(cfg.Interval)
 	defer tick.Stop()
 	overall := newHistogram()
@@ -300,6 +314,7 @@ func (cfg *Config) describe() map[string]any {
 		"attack_at": cfg.AttackAt.String(), "attack_for": cfg.AttackFor.String(),
 		"slow_headers": cfg.Attack.SlowHeaders, "slow_bodies": cfg.Attack.SlowBodies, "pregrow": cfg.Attack.Pregrow,
 		"cutoff": cfg.Attack.Cutoff.String(), "rss_factor": cfg.RSSFactor, "rss_slack_bytes": cfg.RSSSlack,
+		"rss_spike_bytes":   cfg.RSSSpike,
 		"max_probe_latency": cfg.MaxProbeLatency.String(),
 	}
 }
@@ -316,10 +331,11 @@ var metricsClient = &http.Client{Timeout: 10 * time.Second}
 
 func (m *monitor) sample(ctx context.Context, s *Sample) {
 	s.RSSBytes, s.FDs, s.Goroutines = -1, -1, -1
+	s.RSSAnonBytes, s.GoHeapBytes, s.CacheBytes, s.Segments, s.Compactions = -1, -1, -1, -1, -1
 	if m.pid > 0 {
 		if p, err := procfs.NewProc(m.pid); err == nil {
 			if st, err := p.NewStatus(); err == nil {
-				s.RSSBytes = int64(st.VmRSS)
+				s.RSSBytes, s.RSSAnonBytes = int64(st.VmRSS), int64(st.RssAnon)
 			}
 			if n, err := p.FileDescriptorsLen(); err == nil {
 				s.FDs = n
@@ -336,6 +352,16 @@ func (m *monitor) sample(ctx context.Context, s *Sample) {
 	if v, ok := gauge(mf, "go_goroutines"); ok {
 		s.Goroutines = int(v)
 	}
+	for name, p := range map[string]*int64{
+		"go_memstats_heap_inuse_bytes":       &s.GoHeapBytes,
+		"mantisdb_cache_resident_bytes":      &s.CacheBytes,
+		"mantisdb_storage_segments":          &s.Segments,
+		"mantisdb_storage_compactions_total": &s.Compactions,
+	} {
+		if v, ok := gauge(mf, name); ok {
+			*p = int64(v)
+		}
+	}
 	if m.pid == 0 {
 		if v, ok := gauge(mf, "process_resident_memory_bytes"); ok {
 			s.RSSBytes = int64(v)
@@ -348,7 +374,7 @@ func (m *monitor) sample(ctx context.Context, s *Sample) {
 
 type metricFamilies = map[string]float64
 
-// scrape reads the server's /metrics: every unlabelled gauge.
+// scrape reads the server's /metrics: every unlabelled gauge and counter.
 func (m *monitor) scrape(ctx context.Context) (metricFamilies, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.target.String()+"/metrics", nil)
 	if err != nil {
@@ -370,8 +396,14 @@ func (m *monitor) scrape(ctx context.Context) (metricFamilies, error) {
 	}
 	out := make(metricFamilies)
 	for name, f := range fams {
-		if len(f.Metric) == 1 && f.Metric[0].Gauge != nil {
-			out[name] = f.Metric[0].Gauge.GetValue()
+		if len(f.Metric) != 1 {
+			continue
+		}
+		switch m := f.Metric[0]; {
+		case m.Gauge != nil:
+			out[name] = m.Gauge.GetValue()
+		case m.Counter != nil:
+			out[name] = m.Counter.GetValue()
 		}
 	}
 	return out, nil
@@ -383,9 +415,9 @@ func gauge(mf metricFamilies, name string) (float64, bool) {
 }
 
 func printSample(w io.Writer, s Sample) {
-	fmt.Fprintf(w, "%7.0fs %-7s %10.0f %9s %9s %9s %6d %8d %9s %5d %6d %6d\n",
+	fmt.Fprintf(w, "%7.0fs %-7s %8.0f %9s %9s %9s %6d %7d %9s %9s %9s %5d %6d %4d %5d %5d\n",
 		s.ElapsedS, s.Phase, s.OpsPerSec, us(s.P50Us), us(s.P99Us), us(s.MaxUs), s.Errors, s.Keys,
-		mib(s.RSSBytes), s.FDs, s.Goroutines, s.SlowConns)
+		mib(s.RSSBytes), mib(s.GoHeapBytes), mib(s.CacheBytes), s.FDs, s.Goroutines, s.Segments, s.Compactions, s.SlowConns)
 }
 
 func us(v int64) string {
@@ -404,6 +436,25 @@ func mib(b int64) string {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.1fMiB", float64(b)/(1<<20))
+}
+
+// medianRSS is the median RSS of samples, -1 when any lacks one.
+func medianRSS(samples []Sample) int64 {
+	if len(samples) == 0 {
+		return -1
+	}
+	v := make([]int64, len(samples))
+	for i, s := range samples {
+		if s.RSSBytes < 0 {
+			return -1
+		}
+		v[i] = s.RSSBytes
+	}
+	slices.Sort(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
 }
 
 func peakRSS(samples []Sample) int64 {
@@ -426,10 +477,13 @@ func (r *Result) judge(cfg Config) {
 	add("no failed requests", r.Errors == 0, "%d of %d operations failed (%s)", r.Errors, r.Total+r.Errors, detail)
 
 	// Memory. The reference is the steady phase before the attack (or its
-	// first half when there is none): the key set is frozen and
-	// compaction has started, so the server's working memory is there.
-	// The second half of the steady phase must stay within the rule of
-	// it, and so must the attack window.
+	// first half when there is none): the key set is frozen, the cache
+	// full and compaction running, so the server's working memory is
+	// there. A leak grows with the work done, so the second half of the
+	// steady phase, which does as much work again, must keep the
+	// reference's level: medians, since a sample can land on a transient
+	// peak (compaction holds whole segments in memory). The peaks, the
+	// attack's included, must stay within the spike allowance above it.
 	var steady, ref, late, attack []Sample
 	for _, s := range r.Samples {
 		if s.Phase != "warmup" {
@@ -446,18 +500,23 @@ func (r *Result) judge(cfg Config) {
 			ref = append(ref, s)
 		}
 	}
-	r.RefRSS, r.LateRSS, r.AttackRSS = peakRSS(ref), peakRSS(late), peakRSS(attack)
+	r.RefRSS, r.LateRSS = medianRSS(ref), medianRSS(late)
+	r.PeakRSS, r.AttackRSS = peakRSS(steady), peakRSS(attack)
 	if r.RefRSS <= 0 || r.LateRSS <= 0 {
 		add("RSS flat after the warm-up", false, "too few RSS figures: %d reference and %d late samples "+
 			"(a longer run, or --pid for a server the soak did not start)", len(ref), len(late))
 	} else {
 		r.RSSLimit = int64(float64(r.RefRSS)*cfg.RSSFactor) + cfg.RSSSlack
+		r.RSSPeakLimit = int64(float64(r.RefRSS)*cfg.RSSFactor) + cfg.RSSSpike
 		add("RSS flat after the warm-up", r.LateRSS <= r.RSSLimit,
-			"peak RSS in the second half of the steady phase %s; limit: peak of the steady phase before it (%d samples) %s × %.2f + %s = %s",
-			mib(r.LateRSS), len(ref), mib(r.RefRSS), cfg.RSSFactor, mib(cfg.RSSSlack), mib(r.RSSLimit))
+			"median RSS of the second half of the steady phase (%d samples) %s; limit: median of the steady phase before it (%d samples) %s × %.2f + %s = %s",
+			len(late), mib(r.LateRSS), len(ref), mib(r.RefRSS), cfg.RSSFactor, mib(cfg.RSSSlack), mib(r.RSSLimit))
+		add("RSS peaks bounded", r.PeakRSS <= r.RSSPeakLimit,
+			"highest RSS after the warm-up %s; limit: reference median %s × %.2f + %s = %s",
+			mib(r.PeakRSS), mib(r.RefRSS), cfg.RSSFactor, mib(cfg.RSSSpike), mib(r.RSSPeakLimit))
 		if cfg.AttackFor > 0 {
-			add("RSS bounded during the attack", r.AttackRSS > 0 && r.AttackRSS <= r.RSSLimit,
-				"peak RSS during the attack %s; the same limit %s", mib(r.AttackRSS), mib(r.RSSLimit))
+			add("RSS bounded during the attack", r.AttackRSS > 0 && r.AttackRSS <= r.RSSPeakLimit,
+				"highest RSS during the attack %s; the same limit %s", mib(r.AttackRSS), mib(r.RSSPeakLimit))
 		}
 	}
 	if cfg.AttackFor > 0 {
@@ -546,12 +605,14 @@ func (r *Result) printSummary(w io.Writer) {
 
 // WriteCSV writes the samples as CSV.
 func (r *Result) WriteCSV(w io.Writer) error {
-	if _, err := fmt.Fprintln(w, "elapsed_s,phase,ops,ops_per_s,p50_us,p99_us,max_us,errors,keys,rss_bytes,fds,goroutines,disk_bytes,slow_conns"); err != nil {
+	if _, err := fmt.Fprintln(w, "elapsed_s,phase,ops,ops_per_s,p50_us,p99_us,max_us,errors,keys,rss_bytes,fds,goroutines,"+
+		"disk_bytes,slow_conns,rss_anon_bytes,go_heap_bytes,cache_bytes,segments,compactions"); err != nil {
 		return err
 	}
 	for _, s := range r.Samples {
-		if _, err := fmt.Fprintf(w, "%.1f,%s,%d,%.0f,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d\n", s.ElapsedS, s.Phase, s.Ops, s.OpsPerSec,
-			s.P50Us, s.P99Us, s.MaxUs, s.Errors, s.Keys, s.RSSBytes, s.FDs, s.Goroutines, s.DiskBytes, s.SlowConns); err != nil {
+		if _, err := fmt.Fprintf(w, "%.1f,%s,%d,%.0f,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d\n", s.ElapsedS, s.Phase, s.Ops, s.OpsPerSec,
+			s.P50Us, s.P99Us, s.MaxUs, s.Errors, s.Keys, s.RSSBytes, s.FDs, s.Goroutines, s.DiskBytes, s.SlowConns,
+			s.RSSAnonBytes, s.GoHeapBytes, s.CacheBytes, s.Segments, s.Compactions); err != nil {
 			return err
 		}
 	}

@@ -39,7 +39,7 @@ func TestShortSoak(t *testing.T) {
 			MaxValueSize: 64 << 20, MaxBatchOps: 10000, MaxHeaderBytes: 1 << 20,
 			Cutoff: 10 * time.Second,
 		},
-		RSSFactor: 1.10, RSSSlack: 128 << 20,
+		RSSFactor: 1.10, RSSSlack: 128 << 20, RSSSpike: 256 << 20,
 		MaxProbeLatency: 2 * time.Second,
 		Out:             &report,
 	}
