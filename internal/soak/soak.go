@@ -183,7 +183,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	l.run(runCtx, &loadWG)
 	probe.run(runCtx, &probeWG)
 	var stopAttack context.CancelFunc = func() {}
-	attackStarted := false
+	attackStarted, attackStart := false, time.Duration(0)
 	warm := true
 
 	fmt.Fprintf(cfg.Out, "%8s %-7s %8s %9s %9s %9s %6s %7s %9s %9s %9s %5s %6s %4s %5s %5s\n",
@@ -198,20 +198,26 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			done = true
 		}
 		elapsed := time.Since(start)
+		prevElapsed := time.Duration(0)
+		if n := len(res.Samples); n > 0 {
+			prevElapsed = time.Duration(res.Samples[n-1].ElapsedS * float64(time.Second))
+		}
+		// The interval just ended belongs to the attack when the attack
+		// ran during any of it.
+		phase := "steady"
+		switch {
+		case warm:
+			phase = "warmup"
+		case attackStarted && prevElapsed < attackStart+cfg.AttackFor:
+			phase = "attack"
+		}
 		if !attackStarted && cfg.AttackFor > 0 && elapsed >= cfg.AttackAt && !done {
 			var actx context.Context
 			actx, stopAttack = context.WithTimeout(runCtx, cfg.AttackFor)
 			atk.run(actx, &attackWG)
 			probe.setAttack(true)
-			attackStarted = true
+			attackStarted, attackStart = true, elapsed
 			go func() { <-actx.Done(); probe.setAttack(false) }()
-		}
-		phase := "steady"
-		switch {
-		case warm:
-			phase = "warmup"
-		case attackStarted && elapsed < cfg.AttackAt+cfg.AttackFor+cfg.Interval:
-			phase = "attack"
 		}
 		h, errs, first := l.interval()
 		overall.Merge(h)
@@ -219,15 +225,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if first != nil && res.FirstError == "" {
 			res.FirstError = first.Error()
 		}
-		prev := 0.0
-		if n := len(res.Samples); n > 0 {
-			prev = res.Samples[n-1].ElapsedS
-		}
 		s := Sample{
 			ElapsedS:  elapsed.Seconds(),
 			Phase:     phase,
 			Ops:       h.TotalCount(),
-			OpsPerSec: float64(h.TotalCount()) / (elapsed.Seconds() - prev),
+			OpsPerSec: float64(h.TotalCount()) / (elapsed - prevElapsed).Seconds(),
 			P50Us:     h.ValueAtQuantile(50),
 			P99Us:     h.ValueAtQuantile(99),
 			MaxUs:     h.Max(),
@@ -490,13 +492,15 @@ func (r *Result) judge(cfg Config) {
 			steady = append(steady, s)
 		}
 	}
+	attacked := false
 	for i, s := range steady {
 		switch {
 		case s.Phase == "attack":
 			attack = append(attack, s)
+			attacked = true
 		case i >= len(steady)/2:
 			late = append(late, s)
-		case cfg.AttackFor == 0 || s.ElapsedS < cfg.AttackAt.Seconds():
+		case !attacked:
 			ref = append(ref, s)
 		}
 	}
