@@ -12,9 +12,12 @@ POWERCUT_OPS ?= 150
 FUZZ_TIME ?= 60
 FUZZ_TEST_SECS ?= 2
 GO_FUZZ_TARGETS := FuzzBatchDecode FuzzTxnDecode FuzzKeyRoutes FuzzScanQuery FuzzBatchHTTP FuzzTxnHTTP FuzzRequestHeaders
+SOAK_DURATION ?= 10m
+SOAK_OUT     ?= /tmp/mantisdb-soak
+SOAK_FLAGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help bench-peers lint-packaging build build-rust run build-rust-core bench bench-http test test-rust test-c test-go test-fuzz fuzz header crash-test bench-rust lint fmt clean
+.PHONY: help bench-peers lint-packaging build build-rust run build-rust-core bench bench-http soak test test-rust test-c test-go test-fuzz fuzz header crash-test bench-rust lint fmt clean
 
 GO        ?= go
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -94,6 +97,11 @@ bench-peers: build-rust-core ## MantisDB beside Badger, Pebble, bbolt, BuntDB (o
 
 bench-http: ## Load test of the server over loopback with wrk (installs wrk if missing)
 	scripts/bench-http.sh
+
+soak: build-rust ## Soak: mixed HTTP load plus slow/oversized clients for SOAK_DURATION (10m); ops/s, p99, RSS over time, verdict; JSON/CSV in SOAK_OUT
+	mkdir -p $(SOAK_OUT)
+	$(GO) run ./cmd/mantisdb-soak --server ./mantisdb-rust --duration $(SOAK_DURATION) \
+		--json $(SOAK_OUT)/soak.json --csv $(SOAK_OUT)/soak.csv $(SOAK_FLAGS)
 
 lint: ## cargo fmt --check, clippy -D warnings, gofmt, go vet, hadolint, actionlint, shellcheck
 	cd $(CORE_DIR) && $(CARGO) fmt --check && $(CARGO) clippy $(CARGO_FLAGS) --all-targets -- -D warnings

@@ -43,6 +43,8 @@ type config struct {
 	maxValueSize    int64
 	maxBodySize     int64
 	maxBatchOps     int
+	maxConnections  int
+	minBodyRate     int64
 	shutdownTimeout time.Duration
 	showVersion     bool
 	bench           benchConfig
@@ -77,6 +79,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 		logFormat:       "text",
 		maxValueSize:    storage.DefaultMaxValueSize,
 		maxBatchOps:     api.DefaultMaxBatchOps,
+		maxConnections:  defaultMaxConnections,
+		minBodyRate:     defaultMinBodyRate,
 		shutdownTimeout: 30 * time.Second,
 	}
 	fs.Var(&intValue{&cfg.port, 0, 65535}, "port", "TCP port to listen on; 0 picks a free one (the start-up log names it)")
@@ -96,6 +100,10 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Var(&sizeValue{&cfg.maxValueSize, 1, 1 << 30}, "max-value-size", "longest value accepted (at most 1GiB)")
 	fs.Var(&sizeValue{&cfg.maxBodySize, 1, math.MaxInt64}, "max-body-size", "largest request body (default --max-value-size + 1MiB)")
 	fs.Var(&intValue{&cfg.maxBatchOps, 1, math.MaxInt32}, "max-batch-ops", "most operations in one batch or transaction")
+	fs.Var(&intValue{&cfg.maxConnections, 1, 1 << 20}, "max-connections",
+		"most client connections open at once; more wait to be accepted. Keep it under the open-file limit (ulimit -n), which the engine's files share")
+	fs.Var(&sizeValue{&cfg.minBodyRate, 0, math.MaxInt64}, "min-body-rate",
+		"slowest average rate, per second, a request body may arrive at after its first 5s; slower ones are cut off with 408. 0 disables the check")
 	fs.Var(&durationValue{&cfg.shutdownTimeout, time.Millisecond}, "shutdown-timeout", "how long shutdown waits for requests in flight")
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the version, Go version and engines, then exit")
 	addBenchFlags(fs, &cfg.bench)

@@ -24,6 +24,7 @@ func TestConfigDefaults(t *testing.T) {
 		sync: "always", syncInterval: 100 * time.Millisecond, engine: storage.DefaultEngine,
 		logLevel: slog.LevelInfo, logFormat: "text",
 		maxValueSize: 64 << 20, maxBodySize: 65 << 20, maxBatchOps: 10000,
+		maxConnections: 1024, minBodyRate: 16 << 10,
 		shutdownTimeout: 30 * time.Second,
 	}
 	if cfg != want {
@@ -92,6 +93,8 @@ func TestConfigErrors(t *testing.T) {
 		{"value size over 1GiB", []string{"--max-value-size", "2GiB"}, nil, "outside"},
 		{"body size zero", []string{"--max-body-size", "0"}, nil, "--max-body-size"},
 		{"batch ops", []string{"--max-batch-ops", "0"}, nil, "--max-batch-ops"},
+		{"connections", []string{"--max-connections", "0"}, nil, "--max-connections"},
+		{"body rate", nil, map[string]string{"MANTISDB_MIN_BODY_RATE": "fast"}, "MANTISDB_MIN_BODY_RATE"},
 		{"log level", []string{"--log-level", "verbose"}, nil, "--log-level"},
 		{"log format", nil, map[string]string{"MANTISDB_LOG_FORMAT": "xml"}, "MANTISDB_LOG_FORMAT"},
 		{"engine", []string{"--engine", "sqlite"}, nil, "--engine"},

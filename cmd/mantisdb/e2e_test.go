@@ -90,8 +90,15 @@ type server struct {
 // from the JSON start-up log line) and waits for /health.
 func startServer(t *testing.T, bin string, args ...string) *server {
 	t.Helper()
+	return startServerExact(t, bin, append([]string{"--port", "0", "--bind", "127.0.0.1", "--log-format", "json"}, args...)...)
+}
+
+// startServerExact is startServer with exactly args: no default port,
+// bind address or log format (the log must still be JSON).
+func startServerExact(t *testing.T, bin string, args ...string) *server {
+	t.Helper()
 	s := &server{t: t, exited: make(chan struct{}), client: &http.Client{Timeout: 10 * time.Second}}
-	s.cmd = exec.Command(bin, append([]string{"--port", "0", "--bind", "127.0.0.1", "--log-format", "json"}, args...)...)
+	s.cmd = exec.Command(bin, args...)
 	s.cmd.Env = append(os.Environ(), "MANTISDB_AUTH_TOKEN="+e2eToken)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {

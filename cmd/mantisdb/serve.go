@@ -11,14 +11,22 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
+
+	"golang.org/x/net/netutil"
 
 	"github.com/mantisdb/mantisdb/internal/api"
 	"github.com/mantisdb/mantisdb/storage"
 )
 
 // HTTP server limits. Reads and writes get a minute so a value at the
-// default 64 MiB limit still passes at about 1 MB/s.
+// default 64 MiB limit still passes at about 1 MB/s. Headers must arrive
+// within readHeaderTimeout, and a body must average --min-body-rate once
+// its first api.DefaultBodyGrace has passed, so a client trickling bytes
+// (slowloris) holds a connection for seconds, not the whole minute; and
+// at most --max-connections are open, so such clients cannot take every
+// file descriptor the engine needs for its own files.
 const (
 	readHeaderTimeout = 5 * time.Second
 	readTimeout       = 60 * time.Second
@@ -27,6 +35,15 @@ const (
 	// maxHeaderBytes counts the request line too: a 65,535-byte key
 	// percent-encoded takes up to three times that.
 	maxHeaderBytes = 1 << 20
+	// defaultMaxConnections and defaultMinBodyRate are the defaults of
+	// --max-connections and --min-body-rate. 16 KiB/s is a slow mobile
+	// uplink; a client slower than that for a whole body is holding the
+	// connection rather than using it.
+	defaultMaxConnections = 1024
+	defaultMinBodyRate    = 16 << 10
+	// fdReserve is how many file descriptors beyond --max-connections the
+	// process wants for the engine's segments, hint files and the listener.
+	fdReserve = 256
 )
 
 // serve opens the engine, answers HTTP until ctx is cancelled (a signal),
@@ -44,11 +61,15 @@ func serve(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger
 	if err != nil {
 		return errors.Join(fmt.Errorf("listening on %s: %w", addr, err), closeEngine(engine))
 	}
+	ln = netutil.LimitListener(ln, cfg.maxConnections)
 	srv := &http.Server{
 		Handler: api.New(engine, api.Options{
 			MaxValueSize: int(cfg.maxValueSize),
 			MaxBodySize:  cfg.maxBodySize,
 			MaxBatchOps:  cfg.maxBatchOps,
+			MinBodyRate:  cfg.minBodyRate,
+			BodyGrace:    api.DefaultBodyGrace,
+			BodyTimeout:  readTimeout,
 			AuthToken:    cfg.authToken,
 			Logger:       log,
 			Version:      version,
@@ -64,6 +85,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cfg.tlsCertificate}, MinVersion: tls.VersionTLS12}
 	}
 	logStart(log, cfg, engine.Name(), ln.Addr().String())
+	warnLimits(log, cfg)
 
 	served := make(chan error, 1)
 	go func() {
@@ -157,4 +179,29 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// warnLimits logs settings that leave the server open to exhaustion or its
+// data open to other users: an open-file limit too low for
+// --max-connections, and a data directory others can enter (one that
+// existed before, since a new one is created 0700).
+func warnLimits(log *slog.Logger, cfg config) {
+	if limit, ok := openFileLimit(); ok && limit < uint64(cfg.maxConnections)+fdReserve {
+		log.Warn("the open-file limit leaves too few descriptors for --max-connections and the engine's files: "+
+			"raise ulimit -n or lower --max-connections",
+			"open_file_limit", limit, "max_connections", cfg.maxConnections, "reserve", fdReserve)
+	}
+	if fi, err := os.Stat(cfg.dataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the data directory is open to other users; chmod 700 it", "data_dir", cfg.dataDir, "mode", fi.Mode().Perm().String())
+	}
+}
+
+// openFileLimit is the soft RLIMIT_NOFILE, which the Go runtime raises to
+// the hard limit at start-up.
+func openFileLimit() (uint64, bool) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, false
+	}
+	return rl.Cur, true
 }

@@ -17,6 +17,7 @@ const (
 	codeMethodNotAllowed = "method_not_allowed"
 	codeConflict         = "conflict"
 	codeTooLarge         = "too_large"
+	codeTimeout          = "timeout"
 	codeInternal         = "internal"
 	codeUnavailable      = "unavailable"
 )
@@ -30,6 +31,7 @@ var codeStatus = map[string]int{
 	codeMethodNotAllowed: http.StatusMethodNotAllowed,
 	codeConflict:         http.StatusConflict,
 	codeTooLarge:         http.StatusRequestEntityTooLarge,
+	codeTimeout:          http.StatusRequestTimeout,
 	codeInternal:         http.StatusInternalServerError,
 	codeUnavailable:      http.StatusServiceUnavailable,
 }

@@ -90,10 +90,11 @@ func expectObject(br *bufio.Reader) error {
 // cut the body short, else 400 naming what was wrong and where.
 func jsonError(err error) error {
 	var tooBig *http.MaxBytesError
+	var ae *apiError
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
-	case errors.As(err, &tooBig):
+	case errors.As(err, &tooBig), errors.As(err, &ae):
 		return err
 	case errors.Is(err, io.EOF):
 		return invalidf("invalid JSON body: the body is empty")

@@ -16,6 +16,9 @@ import (
 
 const contentTypeRaw = "application/octet-stream"
 
+// preallocLimit is the most readRaw allocates ahead of the bytes arriving.
+const preallocLimit = 64 << 10
+
 // putRequest is the JSON body of PUT|POST /api/v1/kv/{key}.
 type putRequest struct {
 	Value         *string         `json:"value"`
@@ -113,12 +116,20 @@ func (s *Server) readRaw(r *http.Request) (string, error) {
 	if r.ContentLength > int64(limit) {
 		return "", tooLargef("value is %d bytes, over the limit of %d", r.ContentLength, limit)
 	}
+	// The declared length sizes the buffer only up to preallocLimit: a
+	// client could declare the largest length and send nothing, and
+	// memory should follow the bytes that arrive, not the bytes promised.
 	var sb strings.Builder
 	if r.ContentLength > 0 {
-		sb.Grow(int(r.ContentLength))
+		sb.Grow(int(min(r.ContentLength, preallocLimit)))
 	}
 	// One byte past the limit tells "at the limit" from "over it".
 	if _, err := io.Copy(&sb, io.LimitReader(r.Body, int64(limit)+1)); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			// The client hung up or sent less than its Content-Length:
+			// its fault, not a server error to log.
+			return "", invalidf("the request body ended after %d bytes, before its declared length", sb.Len())
+		}
 		return "", err
 	}
 	if err := checkValue(sb.String(), limit); err != nil {

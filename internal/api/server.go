@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/mantisdb/mantisdb/storage"
 )
@@ -33,6 +34,19 @@ type Options struct {
 	// MaxBatchOps is the most operations one batch or transaction may hold
 	// (default DefaultMaxBatchOps).
 	MaxBatchOps int
+	// MinBodyRate, when above 0, is the slowest average rate in bytes a
+	// second a request body may arrive at once BodyGrace has passed; a
+	// slower body is cut off with 408. 0 leaves bodies to the server's
+	// read timeout.
+	MinBodyRate int64
+	// BodyGrace is how long a body may take before MinBodyRate applies
+	// (default DefaultBodyGrace).
+	BodyGrace time.Duration
+	// BodyTimeout, when above 0, is the longest a request body may keep
+	// arriving after its handler starts, whatever its rate. It matters
+	// with MinBodyRate only: the rate check moves the connection's read
+	// deadline, so it takes over the server's ReadTimeout for bodies.
+	BodyTimeout time.Duration
 	// AuthToken, when not empty, is the bearer token every route but
 	// /health requires.
 	AuthToken string
@@ -52,6 +66,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBatchOps <= 0 {
 		o.MaxBatchOps = DefaultMaxBatchOps
+	}
+	if o.BodyGrace <= 0 {
+		o.BodyGrace = DefaultBodyGrace
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -156,7 +173,8 @@ func (s *Server) buildHandler() http.Handler {
 		mux.Handle(muxPath(path), s.metrics.instrument(path, h))
 	}
 	mux.Handle("/", s.metrics.instrument("unmatched", s.requireToken(http.HandlerFunc(notFound))))
-	return limitBody(s.opts.MaxBodySize, logRequests(s.log, mux))
+	return guardBodyRate(s.opts.MinBodyRate, s.opts.BodyGrace, s.opts.BodyTimeout,
+		limitBody(s.opts.MaxBodySize, logRequests(s.log, mux)))
 }
 
 // muxPath is the ServeMux pattern of a route path. {key} becomes {key...}:
