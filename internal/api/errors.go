@@ -20,6 +20,7 @@ const (
 	codeTimeout          = "timeout"
 	codeInternal         = "internal"
 	codeUnavailable      = "unavailable"
+	codeNoSpace          = "insufficient_storage"
 )
 
 // codeStatus ties every error code to its HTTP status, so a code never
@@ -34,6 +35,7 @@ var codeStatus = map[string]int{
 	codeTimeout:          http.StatusRequestTimeout,
 	codeInternal:         http.StatusInternalServerError,
 	codeUnavailable:      http.StatusServiceUnavailable,
+	codeNoSpace:          http.StatusInsufficientStorage,
 }
 
 // apiError is an error the API answers with: an error code and a message
@@ -90,6 +92,10 @@ func toAPIError(err error) *apiError {
 		return newError(codeConflict, "%v", err)
 	case errors.Is(err, storage.ErrClosed):
 		return newError(codeUnavailable, "%v", err)
+	case errors.Is(err, storage.ErrNoSpace):
+		return newError(codeNoSpace, "the write was not stored: %v; free disk space and restart the server", err)
+	case errors.Is(err, storage.ErrWritesStopped):
+		return newError(codeUnavailable, "%v; restart the server (reads still work)", err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return newError(codeUnavailable, "request cancelled: %v", err)
 	default:
