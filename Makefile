@@ -5,6 +5,8 @@ CORE_DIR    := rust-core
 CARGO_FLAGS ?= --locked
 CRASH_CYCLES ?= 300
 SERVER_CRASH_CYCLES ?= 1000
+# Server flags of the crash harness: small segments, so compaction runs between kills.
+SERVER_CRASH_ARGS ?= --segment-size 1MiB
 # Simulated power cuts in `make crash-test`: seeded workloads, and the steps of each.
 POWERCUT_SEEDS ?= 20
 POWERCUT_OPS ?= 150
@@ -83,7 +85,7 @@ crash-test: build-rust ## Crash tests: core SIGKILL (CRASH_CYCLES=300), power cu
 		--test crash --test compaction_crash --test txn_bank -- --nocapture
 	cd $(CORE_DIR) && MANTIS_POWERCUT_SEEDS=$(POWERCUT_SEEDS) MANTIS_POWERCUT_OPS=$(POWERCUT_OPS) \
 		$(CARGO) test $(CARGO_FLAGS) --release --test powercut -- --nocapture
-	$(GO) run ./cmd/mantisdb-crashtest -server ./mantisdb-rust -cycles $(SERVER_CRASH_CYCLES)
+	$(GO) run ./cmd/mantisdb-crashtest -server ./mantisdb-rust -cycles $(SERVER_CRASH_CYCLES) -server-args "$(SERVER_CRASH_ARGS)"
 
 bench-rust: ## Criterion benchmarks of the core beside raw SkipMap, moka and quick_cache (~15 min)
 	cd $(CORE_DIR) && $(CARGO) bench $(CARGO_FLAGS) --bench storage_bench --bench cache_bench --bench engine_bench

@@ -122,6 +122,7 @@ func runBenchmark(ctx context.Context, stopSignals func(), cfg config, stdout, s
 		opts.Config.Sync = storage.SyncPolicy(cfg.sync)
 		opts.Config.SyncInterval = cfg.syncInterval
 		opts.Config.CacheSize = cfg.cacheSize
+		opts.Config.SegmentSize = cfg.segmentSize
 		opts.Config.MaxValueSize = int(cfg.maxValueSize)
 	}
 	if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {

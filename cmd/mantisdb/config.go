@@ -31,6 +31,7 @@ type config struct {
 	bind            string
 	dataDir         string
 	cacheSize       int64
+	segmentSize     int64
 	sync            string
 	syncInterval    time.Duration
 	engine          string
@@ -72,6 +73,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 		bind:            "127.0.0.1",
 		dataDir:         def.DataDir,
 		cacheSize:       def.CacheSize,
+		segmentSize:     def.SegmentSize,
 		sync:            string(def.Sync),
 		syncInterval:    def.SyncInterval,
 		engine:          storage.DefaultEngine,
@@ -87,6 +89,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.bind, "bind", cfg.bind, "address to listen on; 0.0.0.0 opens the server to the network, so set --auth-token too")
 	fs.StringVar(&cfg.dataDir, "data-dir", cfg.dataDir, "directory of the database files, created with mode 0700 if missing")
 	fs.Var(&sizeValue{&cfg.cacheSize, 0, math.MaxInt64}, "cache-size", "value cache budget of the rust engine; 0 disables the cache")
+	fs.Var(&sizeValue{&cfg.segmentSize, 4096, 1 << 40}, "segment-size",
+		"log segment size of the rust engine (at least 4KiB): smaller reclaims dead space and restarts sooner, with more files")
 	fs.Var(&choiceValue{&cfg.sync, []string{"always", "interval", "never"}}, "sync",
 		"durability: always (acknowledge after fdatasync), interval (sync every --sync-interval), never (the OS decides)")
 	fs.Var(&durationValue{&cfg.syncInterval, time.Millisecond}, "sync-interval", "sync period of --sync interval (at least 1ms)")

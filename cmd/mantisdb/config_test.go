@@ -20,7 +20,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config{
-		port: 8080, bind: "127.0.0.1", dataDir: "./data", cacheSize: 64 << 20,
+		port: 8080, bind: "127.0.0.1", dataDir: "./data", cacheSize: 64 << 20, segmentSize: 64 << 20,
 		sync: "always", syncInterval: 100 * time.Millisecond, engine: storage.DefaultEngine,
 		logLevel: slog.LevelInfo, logFormat: "text",
 		maxValueSize: 64 << 20, maxBodySize: 65 << 20, maxBatchOps: 10000,
@@ -90,6 +90,8 @@ func TestConfigErrors(t *testing.T) {
 		{"sync interval", []string{"--sync-interval", "0s"}, nil, "--sync-interval"},
 		{"cache size", []string{"--cache-size", "lots"}, nil, "--cache-size"},
 		{"cache size env", nil, map[string]string{"MANTISDB_CACHE_SIZE": "-5MB"}, "MANTISDB_CACHE_SIZE"},
+		{"segment size too small", []string{"--segment-size", "1KiB"}, nil, "--segment-size"},
+		{"segment size env", nil, map[string]string{"MANTISDB_SEGMENT_SIZE": "big"}, "MANTISDB_SEGMENT_SIZE"},
 		{"value size over 1GiB", []string{"--max-value-size", "2GiB"}, nil, "outside"},
 		{"body size zero", []string{"--max-body-size", "0"}, nil, "--max-body-size"},
 		{"batch ops", []string{"--max-batch-ops", "0"}, nil, "--max-batch-ops"},

@@ -129,6 +129,7 @@ func openEngine(cfg config) (storage.StorageEngine, error) {
 	scfg.Sync = storage.SyncPolicy(cfg.sync)
 	scfg.SyncInterval = cfg.syncInterval
 	scfg.CacheSize = cfg.cacheSize
+	scfg.SegmentSize = cfg.segmentSize
 	scfg.MaxValueSize = int(cfg.maxValueSize)
 	engine, err := storage.NewStorageEngine(cfg.engine, scfg)
 	if err != nil {

@@ -86,8 +86,9 @@ func runServer(t *testing.T, cfg Config, extraArgs ...string) (Summary, error) {
 
 // TestServerCrashCycles is the short run of the harness against the real
 // server binary with the Rust engine: 10 SIGKILL cycles
-// (MANTIS_SERVER_CRASH_CYCLES overrides the count). make crash-test runs
-// the long one through cmd/mantisdb-crashtest.
+// (MANTIS_SERVER_CRASH_CYCLES overrides the count), with 64 KiB segments so
+// that compaction runs between the kills. make crash-test runs the long one
+// through cmd/mantisdb-crashtest.
 func TestServerCrashCycles(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Cycles = 10
@@ -98,7 +99,7 @@ func TestServerCrashCycles(t *testing.T) {
 		}
 		cfg.Cycles = n
 	}
-	sum, err := runServer(t, cfg)
+	sum, err := runServer(t, cfg, "--segment-size", "64KiB")
 	if err != nil {
 		var b strings.Builder
 		Report(&b, sum.Violations, 50)
@@ -106,7 +107,8 @@ func TestServerCrashCycles(t *testing.T) {
 	}
 	// A run that never had a write in flight at a kill, or never sent one
 	// kind of operation, proved less than it claims.
-	if sum.Cycles != cfg.Cycles || sum.Puts == 0 || sum.Deletes == 0 || sum.Batches == 0 || sum.InFlight() == 0 {
+	if sum.Cycles != cfg.Cycles || sum.Puts == 0 || sum.Deletes == 0 || sum.Batches == 0 || sum.InFlight() == 0 ||
+		sum.Compactions == 0 {
 		t.Fatalf("the run did too little: %s", sum.Line())
 	}
 }
