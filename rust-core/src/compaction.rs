@@ -126,24 +126,41 @@ pub(crate) fn compact(inner: &Inner, threshold: f64, everything: bool) -> Result
             }
         })
         .collect();
-    let mut report = CompactionReport::default();
     let budget = inner.segment_size();
-    let mut group: Vec<Arc<Segment>> = Vec::new();
-    let mut live = 0u64;
-    for seg in candidates {
-        let seg_live = seg.usage.live.load(Ordering::Relaxed);
-        if !group.is_empty() && live + seg_live > budget {
-            report.add(compact_group(inner, &group)?);
-            group.clear();
-            live = 0;
-        }
-        live += seg_live;
-        group.push(seg);
-    }
-    if !group.is_empty() {
-        report.add(compact_group(inner, &group)?);
+    let sizes: Vec<(u64, u64)> = candidates
+        .iter()
+        .map(|s| {
+            let live = s.usage.live.load(Ordering::Relaxed);
+            (live, live + s.usage.dead.load(Ordering::Relaxed))
+        })
+        .collect();
+    let mut report = CompactionReport::default();
+    for group in plan_groups(&sizes, budget) {
+        report.add(compact_group(inner, &candidates[group])?);
     }
     Ok(report)
+}
+
+/// Splits segments, given as (live bytes, live + dead bytes), into runs
+/// compacted together: each run's live bytes fit one output segment of
+/// `budget` bytes, and its input (read whole into memory) stays within
+/// twice that, so a pass over many mostly-dead segments does not hold them
+/// all in memory at once. A segment too big for either bound goes alone.
+fn plan_groups(sizes: &[(u64, u64)], budget: u64) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let (mut start, mut live, mut bytes) = (0, 0u64, 0u64);
+    for (i, &(seg_live, seg_bytes)) in sizes.iter().enumerate() {
+        if i > start && (live + seg_live > budget || bytes + seg_bytes > 2 * budget) {
+            groups.push(start..i);
+            (start, live, bytes) = (i, 0, 0);
+        }
+        live += seg_live;
+        bytes += seg_bytes;
+    }
+    if start < sizes.len() {
+        groups.push(start..sizes.len());
+    }
+    groups
 }
 
 /// Rewrites `inputs` into one sealed segment (or none, if nothing is live).
@@ -331,4 +348,25 @@ fn remove_if_present(fs: &dyn FileSystem, path: &Path) -> Result<()> {
 /// Values kept in hint files: never more than the hint format's cap.
 pub(crate) fn hint_inline(inline_threshold: usize) -> usize {
     inline_threshold.clamp(64, HINT_VALUE_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan_groups;
+
+    #[test]
+    fn groups_bound_both_output_and_input() {
+        // Live bytes decide: three segments of 40 live in a budget of 100.
+        assert_eq!(plan_groups(&[(40, 50), (40, 50), (40, 50)], 100), vec![0..2, 2..3]);
+        // Mostly-dead segments: little live, but the input read at once stays
+        // within twice the budget.
+        let dead = [(5, 90); 7];
+        assert_eq!(plan_groups(&dead, 100), vec![0..2, 2..4, 4..6, 6..7]);
+        // A segment bigger than either bound still goes, alone.
+        assert_eq!(
+            plan_groups(&[(10, 20), (150, 400), (10, 20)], 100),
+            vec![0..1, 1..2, 2..3]
+        );
+        assert!(plan_groups(&[], 100).is_empty());
+    }
 }
