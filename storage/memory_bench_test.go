@@ -46,8 +46,8 @@ var engineBenchmarks = []struct {
 	{"RandomPut", benchRandomPut},
 	{"Get", benchGet},
 	{"BatchPut100", benchBatchPut100},
-	{"PrefixScan1000", benchPrefixScan1000},
-	{"PrefixScanFirst100", benchPrefixScanFirst100},
+	{"PrefixScan1000", benchPrefixScan(1000)},
+	{"PrefixScanFirst100", benchPrefixScan(100)},
 	{"Mixed90-10Parallel", benchMixedParallel},
 	{"Mixed90-10/g1", benchMixed(1)},
 	{"Mixed90-10/g8", benchMixed(8)},
@@ -152,53 +152,32 @@ func benchBatchPut100(b *testing.B, e StorageEngine) {
 	}
 }
 
-// benchPrefixScanFirst100 reads the first 100 keys of a 1000-key prefix
-// and stops: a paged scan, as the HTTP scan route and benchmark mode do.
-func benchPrefixScanFirst100(b *testing.B, e StorageEngine) {
-	ctx := b.Context()
-	preload(b, e, 10_000, benchKey)
-	preload(b, e, 1000, func(i int) string { return fmt.Sprintf("scan/%06d", i) })
-	b.SetBytes(100 * benchValueSize)
-	for b.Loop() {
-		it, err := e.NewIterator(ctx, "scan/")
-		if err != nil {
-			b.Fatal(err)
-		}
-		n := 0
-		for n < 100 && it.Next() {
-			n++
-		}
-		if err := it.Error(); err != nil {
-			b.Fatal(err)
-		}
-		_ = it.Close()
-		if n != 100 {
-			b.Fatalf("scan saw %d keys, want 100", n)
-		}
-	}
-}
-
-func benchPrefixScan1000(b *testing.B, e StorageEngine) {
-	ctx := b.Context()
-	preload(b, e, 10_000, benchKey)
-	preload(b, e, 1000, func(i int) string { return fmt.Sprintf("scan/%06d", i) })
-	b.SetBytes(1000 * benchValueSize)
-	for b.Loop() {
-		it, err := e.NewIterator(ctx, "scan/")
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, size := 0, 0
-		for it.Next() {
-			n++
-			size += len(it.Key()) + len(it.Value())
-		}
-		if err := it.Error(); err != nil {
-			b.Fatal(err)
-		}
-		_ = it.Close()
-		if n != 1000 || size != 1000*(len("scan/000000")+benchValueSize) {
-			b.Fatalf("scan saw %d keys and %d bytes, want 1000 keys", n, size)
+// benchPrefixScan scans the 1000 keys under "scan/" (among 10,000 others)
+// and stops after limit of them: a whole prefix (1000), or a page, as the
+// HTTP scan route and benchmark mode read (100).
+func benchPrefixScan(limit int) func(b *testing.B, e StorageEngine) {
+	return func(b *testing.B, e StorageEngine) {
+		ctx := b.Context()
+		preload(b, e, 10_000, benchKey)
+		preload(b, e, 1000, func(i int) string { return fmt.Sprintf("scan/%06d", i) })
+		b.SetBytes(int64(limit) * benchValueSize)
+		for b.Loop() {
+			it, err := e.NewIterator(ctx, "scan/")
+			if err != nil {
+				b.Fatal(err)
+			}
+			n, size := 0, 0
+			for n < limit && it.Next() {
+				n++
+				size += len(it.Key()) + len(it.Value())
+			}
+			if err := it.Error(); err != nil {
+				b.Fatal(err)
+			}
+			_ = it.Close()
+			if n != limit || size != limit*(len("scan/000000")+benchValueSize) {
+				b.Fatalf("scan saw %d keys and %d bytes, want %d keys", n, size, limit)
+			}
 		}
 	}
 }
