@@ -78,6 +78,23 @@ type rustError struct {
 func (e *rustError) Error() string { return e.msg }
 func (e *rustError) Unwrap() error { return e.sentinel }
 
+// statusSentinels gives the sentinel each failure status wraps; any other
+// status (MANTIS_IO, MANTIS_PANIC) is reported with its number.
+var statusSentinels = map[C.MantisStatus]error{
+	C.MANTIS_NOT_FOUND:        ErrNotFound,
+	C.MANTIS_CONFLICT:         ErrConflict,
+	C.MANTIS_CLOSED:           ErrClosed,
+	C.MANTIS_INVALID_KEY:      ErrInvalidKey,
+	C.MANTIS_VALUE_TOO_LARGE:  ErrValueTooLarge,
+	C.MANTIS_CORRUPTION:       ErrCorruption,
+	C.MANTIS_NO_SPACE:         ErrNoSpace,
+	C.MANTIS_POISONED:         ErrWritesStopped,
+	C.MANTIS_LOCKED:           ErrLocked,
+	C.MANTIS_INVALID_ARGUMENT: ErrInvalidArgument,
+	C.MANTIS_NULL_PARAMETER:   ErrInvalidArgument,
+	C.MANTIS_BUFFER_TOO_SMALL: ErrInvalidArgument,
+}
+
 // statusError turns a status and the error object of the same call into an
 // error, freeing the object.
 func statusError(st C.MantisStatus, cerr *C.MantisError) error {
@@ -86,29 +103,8 @@ func statusError(st C.MantisStatus, cerr *C.MantisError) error {
 		msg = C.GoStringN(cerr.message, C.int(cerr.message_len))
 		C.mantis_error_free(cerr)
 	}
-	var sentinel error
-	switch st {
-	case C.MANTIS_NOT_FOUND:
-		sentinel = ErrNotFound
-	case C.MANTIS_CONFLICT:
-		sentinel = ErrConflict
-	case C.MANTIS_CLOSED:
-		sentinel = ErrClosed
-	case C.MANTIS_INVALID_KEY:
-		sentinel = ErrInvalidKey
-	case C.MANTIS_VALUE_TOO_LARGE:
-		sentinel = ErrValueTooLarge
-	case C.MANTIS_CORRUPTION:
-		sentinel = ErrCorruption
-	case C.MANTIS_NO_SPACE:
-		sentinel = ErrNoSpace
-	case C.MANTIS_POISONED:
-		sentinel = ErrWritesStopped
-	case C.MANTIS_LOCKED:
-		sentinel = ErrLocked
-	case C.MANTIS_INVALID_ARGUMENT, C.MANTIS_NULL_PARAMETER, C.MANTIS_BUFFER_TOO_SMALL:
-		sentinel = ErrInvalidArgument
-	default:
+	sentinel, ok := statusSentinels[st]
+	if !ok {
 		sentinel = fmt.Errorf("mantisdb status %d", int(st))
 	}
 	if msg == "" {
