@@ -160,6 +160,12 @@ fn bytes_arg(inp: &mut Input<'_>, data: Vec<u8>) -> Bytes {
     }
 }
 
+/// A key argument: a key drawn from the input, passed as `bytes_arg` decides.
+fn key_arg(inp: &mut Input<'_>) -> Bytes {
+    let d = key(inp);
+    bytes_arg(inp, d)
+}
+
 fn key(inp: &mut Input<'_>) -> Vec<u8> {
     match inp.u8() {
         0 => Vec::new(),
@@ -200,6 +206,21 @@ fn value_ok(v: &[u8]) -> Result<(), MantisStatus> {
 struct Refusals(Vec<MantisStatus>);
 
 impl Refusals {
+    /// Starts from the refusal of the call's handle, if any.
+    fn of(handle: Option<MantisStatus>) -> Refusals {
+        let mut r = Refusals::default();
+        r.add(handle);
+        r
+    }
+    /// The key passed as `b`, if its pointer and length are good; a key of
+    /// a bad length adds `MANTIS_INVALID_KEY`.
+    fn key(&mut self, b: &Bytes) -> Option<Vec<u8>> {
+        let k = self.bytes(b);
+        if let Some(k) = &k {
+            self.add(key_ok(k).err());
+        }
+        k
+    }
     fn add(&mut self, s: Option<MantisStatus>) {
         if let Some(s) = s {
             self.0.push(s);
@@ -566,8 +587,7 @@ impl World {
         let v = value(inp);
         let ttl = inp.u8();
         let (kb, vb) = (bytes_arg(inp, k), bytes_arg(inp, v));
-        let mut r = Refusals::default();
-        r.add(h.refusal);
+        let mut r = Refusals::of(h.refusal);
         let k = r.bytes(&kb);
         let v = r.bytes(&vb);
         if let (Some(k), Some(v)) = (&k, &v) {
@@ -607,16 +627,9 @@ impl World {
 
     fn delete(&mut self, inp: &mut Input<'_>) {
         let h = self.db(inp);
-        let kb = {
-            let d = key(inp);
-            bytes_arg(inp, d)
-        };
-        let mut r = Refusals::default();
-        r.add(h.refusal);
-        let k = r.bytes(&kb);
-        if let Some(k) = &k {
-            r.add(key_ok(k).err());
-        }
+        let kb = key_arg(inp);
+        let mut r = Refusals::of(h.refusal);
+        let k = r.key(&kb);
         let mut err = Err::new(inp);
         // SAFETY: see `bytes_arg` and `pick`.
         let st = unsafe { mantis_delete(h.ptr, kb.ptr, kb.len, err.ptr()) };
@@ -632,16 +645,9 @@ impl World {
 
     fn get(&mut self, inp: &mut Input<'_>) {
         let h = self.db(inp);
-        let kb = {
-            let d = key(inp);
-            bytes_arg(inp, d)
-        };
-        let mut r = Refusals::default();
-        r.add(h.refusal);
-        let k = r.bytes(&kb);
-        if let Some(k) = &k {
-            r.add(key_ok(k).err());
-        }
+        let kb = key_arg(inp);
+        let mut r = Refusals::of(h.refusal);
+        let k = r.key(&kb);
         let mut out = empty_buf();
         let out_p: *mut MantisBuf = if inp.below(16) == 0 { null_mut() } else { &mut out };
         r.out(out_p);
@@ -669,16 +675,9 @@ impl World {
 
     fn get_into(&mut self, inp: &mut Input<'_>) {
         let h = self.db(inp);
-        let kb = {
-            let d = key(inp);
-            bytes_arg(inp, d)
-        };
-        let mut r = Refusals::default();
-        r.add(h.refusal);
-        let k = r.bytes(&kb);
-        if let Some(k) = &k {
-            r.add(key_ok(k).err());
-        }
+        let kb = key_arg(inp);
+        let mut r = Refusals::of(h.refusal);
+        let k = r.key(&kb);
         let cap = inp.below(48);
         let mut dst = vec![0xEEu8; cap];
         let dst_null = inp.below(8) == 0;
@@ -763,8 +762,7 @@ impl World {
             _ => {}
         }
         let bb = bytes_arg(inp, buf.clone());
-        let mut r = Refusals::default();
-        r.add(h.refusal);
+        let mut r = Refusals::of(h.refusal);
         let seen = r.bytes(&bb);
         if h.refusal == Some(MantisClosed) {
             // The buffer is parsed before the database is asked.
@@ -832,8 +830,7 @@ impl World {
             _ => false,
         };
         let kb = bytes_arg(inp, buf);
-        let mut r = Refusals::default();
-        r.add(h.refusal);
+        let mut r = Refusals::of(h.refusal);
         if r.bytes(&kb).is_some_and(|b| b.len() != kb._keep.len()) {
             // An empty slice stood in for the buffer.
             if count > 0 {
@@ -888,8 +885,7 @@ impl World {
             let d = if inp.below(3) == 0 { Vec::new() } else { key(inp) };
             bytes_arg(inp, d)
         };
-        let mut r = Refusals::default();
-        r.add(h.refusal);
+        let mut r = Refusals::of(h.refusal);
         let s = r.bytes(&sb);
         let e = r.bytes(&eb);
         let mut out: *mut MantisIter = null_mut();
@@ -941,8 +937,7 @@ impl World {
         let max_bytes = [0, 1, 16, 4096][inp.below(4)];
         let mut out = empty_buf();
         let mut count = usize::MAX;
-        let mut r = Refusals::default();
-        r.add(h.refusal);
+        let mut r = Refusals::of(h.refusal);
         let out_p: *mut MantisBuf = if inp.below(16) == 0 { null_mut() } else { &mut out };
         let count_p: *mut usize = if inp.below(16) == 0 { null_mut() } else { &mut count };
         r.out(out_p);
@@ -1003,12 +998,8 @@ impl World {
 
     fn iter_seek(&mut self, inp: &mut Input<'_>) {
         let h = self.iter(inp);
-        let kb = {
-            let d = key(inp);
-            bytes_arg(inp, d)
-        };
-        let mut r = Refusals::default();
-        r.add(h.refusal);
+        let kb = key_arg(inp);
+        let mut r = Refusals::of(h.refusal);
         let k = r.bytes(&kb);
         let mut err = Err::new(inp);
         // SAFETY: see `bytes_arg` and `pick`.
@@ -1042,8 +1033,7 @@ impl World {
 
     fn snapshot_new(&mut self, inp: &mut Input<'_>) {
         let h = self.db(inp);
-        let mut r = Refusals::default();
-        r.add(h.refusal);
+        let mut r = Refusals::of(h.refusal);
         let mut out: *mut MantisSnapshot = null_mut();
         let out_p: *mut *mut MantisSnapshot = if inp.below(16) == 0 { null_mut() } else { &mut out };
         r.out(out_p);
@@ -1069,16 +1059,9 @@ impl World {
     fn snapshot_get(&mut self, inp: &mut Input<'_>) {
         let others = self.live_ptrs(2);
         let h = pick(inp, &self.snaps, |s| (s.state, s.ptr), &others);
-        let kb = {
-            let d = key(inp);
-            bytes_arg(inp, d)
-        };
-        let mut r = Refusals::default();
-        r.add(h.refusal);
-        let k = r.bytes(&kb);
-        if let Some(k) = &k {
-            r.add(key_ok(k).err());
-        }
+        let kb = key_arg(inp);
+        let mut r = Refusals::of(h.refusal);
+        let k = r.key(&kb);
         let mut out = empty_buf();
         let out_p: *mut MantisBuf = if inp.below(16) == 0 { null_mut() } else { &mut out };
         r.out(out_p);
@@ -1131,8 +1114,7 @@ impl World {
 
     fn txn_begin(&mut self, inp: &mut Input<'_>) {
         let h = self.db(inp);
-        let mut r = Refusals::default();
-        r.add(h.refusal);
+        let mut r = Refusals::of(h.refusal);
         let mut out: *mut MantisTxn = null_mut();
         let out_p: *mut *mut MantisTxn = if inp.below(16) == 0 { null_mut() } else { &mut out };
         r.out(out_p);
@@ -1161,16 +1143,12 @@ impl World {
 
     fn txn_write(&mut self, inp: &mut Input<'_>, delete: bool) {
         let h = self.txn(inp);
-        let kb = {
-            let d = key(inp);
-            bytes_arg(inp, d)
-        };
+        let kb = key_arg(inp);
         let vb = {
             let d = if delete { Vec::new() } else { value(inp) };
             bytes_arg(inp, d)
         };
-        let mut r = Refusals::default();
-        r.add(h.refusal);
+        let mut r = Refusals::of(h.refusal);
         let k = r.bytes(&kb);
         let v = if delete { Some(Vec::new()) } else { r.bytes(&vb) };
         if let (Some(k), Some(v)) = (&k, &v) {
@@ -1217,16 +1195,9 @@ impl World {
 
     fn txn_get(&mut self, inp: &mut Input<'_>) {
         let h = self.txn(inp);
-        let kb = {
-            let d = key(inp);
-            bytes_arg(inp, d)
-        };
-        let mut r = Refusals::default();
-        r.add(h.refusal);
-        let k = r.bytes(&kb);
-        if let Some(k) = &k {
-            r.add(key_ok(k).err());
-        }
+        let kb = key_arg(inp);
+        let mut r = Refusals::of(h.refusal);
+        let k = r.key(&kb);
         let mut out = empty_buf();
         let out_p: *mut MantisBuf = if inp.below(16) == 0 { null_mut() } else { &mut out };
         r.out(out_p);
