@@ -10,9 +10,12 @@
 //! Open must return a database or `Error::Corruption`, never panic nor fail
 //! otherwise. An opened database must answer, for every key, exactly the
 //! value of the model (or `Error::Corruption` when a damaged value is
-//! read); the one allowed loss is a torn tail that recovery reports (a
-//! damaged last record of the newest segment cannot be told from a write
-//! cut by a crash): then each key may also hold any value it had before.
+//! read); the one allowed loss is the tail of the writer's newest segment:
+//! a torn tail that recovery reports (a damaged last record cannot be told
+//! from a write cut by a crash), or that segment cut short at a record
+//! boundary (which is exactly what a crash before the tail reached the disk
+//! leaves, and opens without a report): then each key may also hold any
+//! value it had before.
 //!
 //! A damaged hint whose checksum was rewritten to match ("forged") is not
 //! damage a checksum can catch; for it only the absence of panics and of
@@ -107,7 +110,16 @@ pub fn run(data: &[u8]) {
     let is_hint = path.extension().is_some_and(|x| x == "hint");
     let mut bytes = fs::read(path).expect("read");
     let original = bytes.clone();
-    match inp.below(4) {
+    // The writer's newest segment: a cut there at a record boundary is what a
+    // crash before the tail reached the disk leaves, and reads as such.
+    let newest_writer = files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|x| x == "seg"))
+        .rfind(|f| fs::read(f).is_ok_and(|b| b.len() >= 12 && u16::from_le_bytes([b[10], b[11]]) & 1 == 0))
+        .cloned();
+    let damage = inp.below(4);
+    let tail_cut = damage == 2 && newest_writer.as_ref() == Some(path);
+    match damage {
         0 => {
             for _ in 0..1 + inp.below(4) {
                 if !bytes.is_empty() {
@@ -156,7 +168,7 @@ pub fn run(data: &[u8]) {
             path.display()
         ),
     };
-    let torn = !db.recovery_report().truncated.is_empty();
+    let torn = !db.recovery_report().truncated.is_empty() || tail_cut;
     match state(&db, &keys) {
         Err(Error::Corruption { .. }) => {}
         Err(_) if forged => {}
