@@ -1,0 +1,31 @@
+// Package kv holds MantisDB's protocol-neutral operations over one
+// storage.StorageEngine: what a write with options means (SET NX/XX/GET,
+// TTL rules), read-modify-write commands (INCR, APPEND), compare-and-swap,
+// atomic batches, paged scans and cursors, WATCH/EXEC.
+//
+// Protocols are thin skins over this package: an HTTP handler or a RESP
+// command parses its request, calls a Store method and encodes the answer.
+// Semantics live here once, so a key written through one protocol reads the
+// same through the other, and swapping the local engine for a replicated one
+// changes no handler.
+package kv
+
+import (
+	"time"
+
+	"github.com/mantisdb/mantisdb/storage"
+)
+
+// Store runs operations on one engine. It is safe for concurrent use.
+type Store struct {
+	engine storage.StorageEngine
+	now    func() time.Time
+}
+
+// New returns a Store over engine, reading the wall clock for TTL rules.
+func New(engine storage.StorageEngine) *Store {
+	return &Store{engine: engine, now: time.Now}
+}
+
+// Engine is the engine the Store runs on.
+func (s *Store) Engine() storage.StorageEngine { return s.engine }
