@@ -1,0 +1,148 @@
+//go:build rust
+
+package storage
+
+/*
+#cgo noescape mantis_iter_next_batch
+#cgo nocallback mantis_iter_next_batch
+#include "mantisdb.h"
+*/
+import "C"
+
+import (
+	"context"
+	"encoding/binary"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// NewIterator implements StorageEngine.
+func (e *RustEngine) NewIterator(_ context.Context, prefix string) (Iterator, error) {
+	return e.newIter(prefix, "", true)
+}
+
+// NewRangeIterator implements StorageEngine.
+func (e *RustEngine) NewRangeIterator(_ context.Context, start, end string) (Iterator, error) {
+	return e.newIter(start, end, false)
+}
+
+func (e *RustEngine) newIter(start, end string, prefix bool) (Iterator, error) {
+	db, err := e.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer e.mu.RUnlock()
+	sp, sl := ptr(start)
+	ep, el := ptr(end)
+	var it *C.MantisIter
+	var cerr *C.MantisError
+	st := C.mantis_iter_new(db, sp, sl, ep, el, C.bool(prefix), &it, &cerr)
+	runtime.KeepAlive(start)
+	runtime.KeepAlive(end)
+	if st != C.MANTIS_OK {
+		return nil, statusError(st, cerr)
+	}
+	ri := &rustIterator{it: it}
+	// A leak backstop only: Close frees the handle and stops it; it catches
+	// an iterator dropped without Close.
+	ri.cleanup = runtime.AddCleanup(ri, func(h *C.MantisIter) { C.mantis_iter_free(h) }, it)
+	return ri, nil
+}
+
+// Pairs fetched per crossing: the first batch is small, so a scan that
+// stops early (a page, a limit) does not load values it never reads; each
+// next batch doubles, up to the maximum, so a long scan crosses rarely.
+// The byte budget bounds one batch whatever its count.
+const (
+	iterFirstBatchItems = 16
+	iterMaxBatchItems   = 256
+	iterBatchBytes      = 256 << 10
+)
+
+type rustIterator struct {
+	mu         sync.Mutex
+	it         *C.MantisIter
+	cleanup    runtime.Cleanup
+	batch      []byte
+	at         int
+	left       int
+	nextItems  int // pairs the next fetch asks for
+	key, value string
+	err        error
+	done       bool
+}
+
+func (r *rustIterator) Next() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done || r.it == nil {
+		return false
+	}
+	if r.left == 0 && !r.fetch() {
+		return false
+	}
+	b := r.batch[r.at:]
+	kl := int(binary.LittleEndian.Uint32(b))
+	vl := int(binary.LittleEndian.Uint32(b[4:]))
+	// SAFETY: views into r.batch, which is never written after fetch; the
+	// strings keep the batch alive on their own once the next one replaces it.
+	r.key, r.value = view(b[8:8+kl]), view(b[8+kl:8+kl+vl])
+	r.at += 8 + kl + vl
+	r.left--
+	return true
+}
+
+// view is a string over b without copying; b must never change afterwards.
+func view(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// fetch copies the next batch of pairs out of the library in one call.
+func (r *rustIterator) fetch() bool {
+	var out C.MantisBuf
+	var n C.size_t
+	var cerr *C.MantisError
+	if r.nextItems == 0 {
+		r.nextItems = iterFirstBatchItems
+	}
+	st := C.mantis_iter_next_batch(r.it, C.size_t(r.nextItems), iterBatchBytes, &out, &n, &cerr)
+	r.nextItems = min(2*r.nextItems, iterMaxBatchItems)
+	if st != C.MANTIS_OK {
+		r.err, r.done = statusError(st, cerr), true
+		return false
+	}
+	if n == 0 {
+		C.mantis_buf_free(&out)
+		r.done = true
+		return false
+	}
+	r.batch = C.GoBytes(unsafe.Pointer(out.data), C.int(out.len))
+	C.mantis_buf_free(&out)
+	r.at, r.left = 0, int(n)
+	return true
+}
+
+func (r *rustIterator) Key() string   { return r.key }
+func (r *rustIterator) Value() string { return r.value }
+
+func (r *rustIterator) Error() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+func (r *rustIterator) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.it != nil {
+		r.cleanup.Stop()
+		C.mantis_iter_free(r.it)
+		r.it = nil
+	}
+	r.done = true
+	return nil
+}
