@@ -24,7 +24,6 @@ import "C"
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"runtime"
 	"sync"
@@ -293,20 +292,7 @@ func (e *RustEngine) Write(_ context.Context, ops []BatchOp) error {
 	if err := e.checkOps(ops); err != nil {
 		return err
 	}
-	size := 0
-	for _, op := range ops {
-		size += 17 + len(op.Key) + len(op.Value)
-	}
-	buf := make([]byte, 0, size)
-	for _, op := range ops {
-		kind := byte(0)
-		value := op.Value
-		if op.Kind == OpDelete {
-			kind, value = 1, ""
-		}
-		buf = appendOp(buf, kind, op.Key, value, op.TTL)
-	}
-	return e.writeBatch(buf, len(ops))
+	return e.writeBatch(encodeOps(ops), len(ops))
 }
 
 // BatchPut implements StorageEngine.
@@ -334,15 +320,7 @@ func (e *RustEngine) BatchGet(_ context.Context, keys []string) (map[string]stri
 			return nil, err
 		}
 	}
-	size := 0
-	for _, k := range keys {
-		size += 4 + len(k)
-	}
-	kb := make([]byte, 0, size)
-	for _, k := range keys {
-		kb = binary.LittleEndian.AppendUint32(kb, uint32(len(k)))
-		kb = append(kb, k...)
-	}
+	kb := encodeKeys(keys)
 	db, err := e.acquire()
 	if err != nil {
 		return nil, err
@@ -358,24 +336,7 @@ func (e *RustEngine) BatchGet(_ context.Context, keys []string) (map[string]stri
 	}
 	data := C.GoBytes(unsafe.Pointer(out.data), C.int(out.len))
 	C.mantis_buf_free(&out)
-	res := make(map[string]string, len(keys))
-	at := 0
-	for _, k := range keys {
-		if at+5 > len(data) {
-			return nil, fmt.Errorf("%w: short multi-get answer", ErrCorruption)
-		}
-		found := data[at] == 1
-		l := int(binary.LittleEndian.Uint32(data[at+1:]))
-		at += 5
-		if at+l > len(data) {
-			return nil, fmt.Errorf("%w: short multi-get answer", ErrCorruption)
-		}
-		if found {
-			res[k] = string(data[at : at+l])
-		}
-		at += l
-	}
-	return res, nil
+	return decodeMultiGet(data, keys)
 }
 
 // call runs one library call with the database handle under the shared
@@ -466,11 +427,7 @@ func (e *RustEngine) HealthCheck(ctx context.Context) error {
 // diagGetLoop looks up keys rounds times inside the library, with one
 // crossing in all: the baseline BenchmarkCrossing sets against Get.
 func (e *RustEngine) diagGetLoop(keys []string, rounds uint64) (uint64, error) {
-	var kb []byte
-	for _, k := range keys {
-		kb = binary.LittleEndian.AppendUint32(kb, uint32(len(k)))
-		kb = append(kb, k...)
-	}
+	kb := encodeKeys(keys)
 	db, err := e.acquire()
 	if err != nil {
 		return 0, err

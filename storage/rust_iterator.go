@@ -11,7 +11,6 @@ import "C"
 
 import (
 	"context"
-	"encoding/binary"
 	"runtime"
 	"sync"
 	"unsafe"
@@ -82,13 +81,11 @@ func (r *rustIterator) Next() bool {
 	if r.left == 0 && !r.fetch() {
 		return false
 	}
-	b := r.batch[r.at:]
-	kl := int(binary.LittleEndian.Uint32(b))
-	vl := int(binary.LittleEndian.Uint32(b[4:]))
+	k, v, n := decodePair(r.batch[r.at:])
 	// SAFETY: views into r.batch, which is never written after fetch; the
 	// strings keep the batch alive on their own once the next one replaces it.
-	r.key, r.value = view(b[8:8+kl]), view(b[8+kl:8+kl+vl])
-	r.at += 8 + kl + vl
+	r.key, r.value = view(k), view(v)
+	r.at += n
 	r.left--
 	return true
 }
