@@ -13,7 +13,7 @@ func (e *MemoryEngine) NewIterator(_ context.Context, prefix string) (Iterator, 
 	if err != nil {
 		return nil, err
 	}
-	end, bounded := prefixSuccessor(prefix)
+	end, bounded := PrefixSuccessor(prefix)
 	return e.newIterator(s, prefix, end, bounded), nil
 }
 
@@ -37,19 +37,6 @@ func (e *MemoryEngine) newIterator(s *memSnapshot, start, end string, bounded bo
 		now:       nowMs(),
 		exhausted: bounded && start >= end,
 	}
-}
-
-// prefixSuccessor returns the smallest key greater than every key starting
-// with prefix; false when there is none (prefix is empty or all 0xff).
-func prefixSuccessor(prefix string) (string, bool) {
-	b := []byte(prefix)
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] < 0xff {
-			b[i]++
-			return string(b[:i+1]), true
-		}
-	}
-	return "", false
 }
 
 // memIterator walks one snapshot in chunks, so each step is O(log n) at worst.

@@ -55,7 +55,7 @@ func (s *Server) handleScan(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	start = max(start, prefix)
-	end, bounded := prefixEnd(prefix)
+	end, bounded := storage.PrefixSuccessor(prefix)
 	page := scanPage{Items: []scanItem{}}
 	if bounded && start >= end {
 		writeJSON(w, http.StatusOK, page)
@@ -84,17 +84,4 @@ func (s *Server) handleScan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, page)
-}
-
-// prefixEnd returns the smallest key after every key starting with prefix;
-// false when there is none (prefix empty or all 0xff bytes).
-func prefixEnd(prefix string) (string, bool) {
-	b := []byte(prefix)
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] < 0xff {
-			b[i]++
-			return string(b[:i+1]), true
-		}
-	}
-	return "", false
 }
