@@ -9,10 +9,6 @@ import (
 	"time"
 )
 
-// MaxKeySize is the longest key any engine accepts, in bytes. Keys are
-// binary safe: any bytes, held in a Go string.
-const MaxKeySize = 65535
-
 // DefaultMaxValueSize is the default longest value, in bytes (64 MiB).
 const DefaultMaxValueSize = 64 << 20
 
@@ -216,14 +212,6 @@ func (c Config) Validate() error {
 	}
 	if c.MaxValueSize < 0 || c.MaxValueSize > 1<<30 {
 		return fmt.Errorf("%w: max value size %d is outside 1 byte..1 GiB", ErrInvalidArgument, c.MaxValueSize)
-	}
-	return nil
-}
-
-// checkKey is shared by every engine so limits and messages match.
-func checkKey(key string) error {
-	if len(key) == 0 || len(key) > MaxKeySize {
-		return fmt.Errorf("%w: length %d is outside 1..=%d", ErrInvalidKey, len(key), MaxKeySize)
 	}
 	return nil
 }

@@ -183,7 +183,7 @@ func (e *MemoryEngine) checkPut(key, value string) error {
 	if _, err := e.snapshot(); err != nil {
 		return err
 	}
-	if err := checkKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return err
 	}
 	return checkValue(value, e.cfg.MaxValueSize)
@@ -195,7 +195,7 @@ func (e *MemoryEngine) Get(_ context.Context, key string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := checkKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return "", err
 	}
 	e.reads.Add(1)
@@ -213,7 +213,7 @@ func (e *MemoryEngine) Delete(_ context.Context, key string) error {
 	if _, err := e.snapshot(); err != nil {
 		return err
 	}
-	if err := checkKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return err
 	}
 	return e.commit([]memOp{{del: true, key: key}})
@@ -226,7 +226,7 @@ func (e *MemoryEngine) BatchPut(_ context.Context, kvs map[string]string) error 
 	}
 	ops := make([]memOp, 0, len(kvs))
 	for k, v := range kvs {
-		if err := checkKey(k); err != nil {
+		if err := CheckKey(k); err != nil {
 			return err
 		}
 		if err := checkValue(v, e.cfg.MaxValueSize); err != nil {
@@ -244,7 +244,7 @@ func (e *MemoryEngine) BatchGet(_ context.Context, keys []string) (map[string]st
 		return nil, err
 	}
 	for _, k := range keys {
-		if err := checkKey(k); err != nil {
+		if err := CheckKey(k); err != nil {
 			return nil, err
 		}
 	}
@@ -266,7 +266,7 @@ func (e *MemoryEngine) BatchDelete(_ context.Context, keys []string) error {
 	}
 	ops := make([]memOp, 0, len(keys))
 	for _, k := range keys {
-		if err := checkKey(k); err != nil {
+		if err := CheckKey(k); err != nil {
 			return err
 		}
 		ops = append(ops, memOp{del: true, key: k})
@@ -283,7 +283,7 @@ func (e *MemoryEngine) Write(_ context.Context, ops []BatchOp) error {
 	}
 	mops := make([]memOp, 0, len(ops))
 	for i, op := range ops {
-		if err := checkKey(op.Key); err != nil {
+		if err := CheckKey(op.Key); err != nil {
 			return fmt.Errorf("op %d: %w", i, err)
 		}
 		switch op.Kind {

@@ -55,7 +55,7 @@ func (t *memTxn) Put(key, value string) error {
 	if err := t.check(); err != nil {
 		return err
 	}
-	if err := checkKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return err
 	}
 	if err := checkValue(value, t.e.cfg.MaxValueSize); err != nil {
@@ -70,7 +70,7 @@ func (t *memTxn) Delete(key string) error {
 	if err := t.check(); err != nil {
 		return err
 	}
-	if err := checkKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return err
 	}
 	t.buffer(memOp{del: true, key: key})
@@ -90,7 +90,7 @@ func (t *memTxn) Get(key string) (string, error) {
 	if err := t.check(); err != nil {
 		return "", err
 	}
-	if err := checkKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return "", err
 	}
 	if op, ok := t.writes[key]; ok {

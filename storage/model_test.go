@@ -104,7 +104,7 @@ func (m *modelEngine) apply(ops []BatchOp) {
 
 func (m *modelEngine) validate(ops []BatchOp) error {
 	for _, op := range ops {
-		if err := checkKey(op.Key); err != nil {
+		if err := CheckKey(op.Key); err != nil {
 			return err
 		}
 		switch op.Kind {
@@ -188,7 +188,7 @@ func (m *modelEngine) BatchGet(_ context.Context, keys []string) (map[string]str
 	}
 	defer m.mu.Unlock()
 	for _, k := range keys {
-		if err := checkKey(k); err != nil {
+		if err := CheckKey(k); err != nil {
 			return nil, err
 		}
 	}
@@ -297,7 +297,7 @@ func (tx *modelTxn) check(key string) error {
 		return err
 	}
 	tx.m.mu.Unlock()
-	return checkKey(key)
+	return CheckKey(key)
 }
 
 func (tx *modelTxn) Put(key, value string) error {

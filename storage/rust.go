@@ -268,7 +268,7 @@ func (e *RustEngine) writeBatch(buf []byte, count int) error {
 // by both engines, before anything is encoded.
 func (e *RustEngine) checkOps(ops []BatchOp) error {
 	for _, op := range ops {
-		if err := checkKey(op.Key); err != nil {
+		if err := CheckKey(op.Key); err != nil {
 			return err
 		}
 		if op.Kind == OpPut {
@@ -316,7 +316,7 @@ func (e *RustEngine) BatchDelete(ctx context.Context, keys []string) error {
 // BatchGet implements StorageEngine: one call, one snapshot.
 func (e *RustEngine) BatchGet(_ context.Context, keys []string) (map[string]string, error) {
 	for _, k := range keys {
-		if err := checkKey(k); err != nil {
+		if err := CheckKey(k); err != nil {
 			return nil, err
 		}
 	}

@@ -56,7 +56,7 @@ func (x *rustTxn) use(f func(t *C.MantisTxn) error) error {
 }
 
 func (x *rustTxn) Put(key, value string) error {
-	if err := checkKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return err
 	}
 	return x.use(func(t *C.MantisTxn) error {
@@ -74,7 +74,7 @@ func (x *rustTxn) Put(key, value string) error {
 }
 
 func (x *rustTxn) Delete(key string) error {
-	if err := checkKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return err
 	}
 	return x.use(func(t *C.MantisTxn) error {
@@ -90,7 +90,7 @@ func (x *rustTxn) Delete(key string) error {
 }
 
 func (x *rustTxn) Get(key string) (string, error) {
-	if err := checkKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return "", err
 	}
 	var val string

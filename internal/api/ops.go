@@ -132,13 +132,10 @@ func (req opRequest) validate(lim limits, allowTTL bool) (op, error) {
 	return o, nil
 }
 
-// checkKey applies the engine's key limits with the API's error.
+// checkKey applies storage's key rule, answering its words as a 400.
 func checkKey(key string) error {
-	if len(key) == 0 {
-		return invalidf("key is empty (keys are 1..%d bytes)", storage.MaxKeySize)
-	}
-	if len(key) > storage.MaxKeySize {
-		return invalidf("key is %d bytes, over the limit of %d", len(key), storage.MaxKeySize)
+	if err := storage.CheckKey(key); err != nil {
+		return invalidf("%v", err)
 	}
 	return nil
 }
