@@ -26,52 +26,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mantisdb/mantisdb/internal/serverbuild"
 	"github.com/mantisdb/mantisdb/storage"
 )
 
 const e2eToken = "e2e-secret-token"
 
-// built is the server binary, built once for every end-to-end test.
-var built struct {
-	once sync.Once
-	dir  string
-	bin  string
-	err  error
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if built.dir != "" {
-		_ = os.RemoveAll(built.dir)
-	}
+	serverbuild.Remove()
 	os.Exit(code)
 }
 
-// buildServer builds the real binary, for the engine this test binary has:
-// with -tags rust when the Rust engine is linked in.
+// buildServer builds the real binary once, for the engine this test binary
+// has.
 func buildServer(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the server binary")
 	}
-	built.once.Do(func() {
-		if built.dir, built.err = os.MkdirTemp("", "mantisdb-e2e-"); built.err != nil {
-			return
-		}
-		built.bin = filepath.Join(built.dir, "mantisdb")
-		args := []string{"build", "-o", built.bin, "-ldflags", "-X main.version=e2e-version"}
-		if storage.RustAvailable {
-			args = append(args, "-tags", "rust")
-		}
-		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
-		if err != nil {
-			built.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.bin
+	return serverbuild.Binary(t)
 }
 
 // server is a running mantisdb process.
@@ -394,7 +368,7 @@ func TestEndToEndBadFlags(t *testing.T) {
 		t.Fatalf("bad --sync: %v\n%s", err, out)
 	}
 	out, err = exec.Command(bin, "--version").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "mantisdb e2e-version") {
+	if err != nil || !strings.Contains(string(out), "mantisdb "+serverbuild.Version) {
 		t.Fatalf("--version: %v\n%s", err, out)
 	}
 	// A port in use fails start-up with exit code 1.

@@ -5,51 +5,19 @@ package crashtest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-)
 
-// built is the server binary, built once for every test here.
-var built struct {
-	once sync.Once
-	dir  string
-	bin  string
-	err  error
-}
+	"github.com/mantisdb/mantisdb/internal/serverbuild"
+)
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if built.dir != "" {
-		_ = os.RemoveAll(built.dir)
-	}
+	serverbuild.Remove()
 	os.Exit(code)
-}
-
-// buildServer builds the server with the Rust engine, as make build-rust
-// does (the harness itself may run under -race; the server is built
-// without it).
-func buildServer(t *testing.T) string {
-	t.Helper()
-	built.once.Do(func() {
-		if built.dir, built.err = os.MkdirTemp("", "mantisdb-crashtest-bin-"); built.err != nil {
-			return
-		}
-		built.bin = filepath.Join(built.dir, "mantisdb-rust")
-		out, err := exec.Command("go", "build", "-tags", "rust", "-o", built.bin, "../../cmd/mantisdb").CombinedOutput()
-		if err != nil {
-			built.err = fmt.Errorf("building the server: %v\n%s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.bin
 }
 
 // runServer runs the harness against a fresh build in a new work
@@ -70,7 +38,7 @@ func runServer(t *testing.T, cfg Config, extraArgs ...string) (Summary, error) {
 			_ = os.RemoveAll(work)
 		}
 	})
-	bin := buildServer(t)
+	bin := serverbuild.Binary(t)
 	log, err := os.Create(filepath.Join(work, "server.log"))
 	if err != nil {
 		t.Fatal(err)

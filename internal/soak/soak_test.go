@@ -5,10 +5,10 @@ package soak
 import (
 	"bytes"
 	"context"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/mantisdb/mantisdb/internal/serverbuild"
 )
 
 // TestShortSoak runs a 24-second soak of the real server (Rust engine):
@@ -22,11 +22,7 @@ func TestShortSoak(t *testing.T) {
 		t.Skip("runs the server for 24s")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "mantisdb")
-	out, err := exec.Command("go", "build", "-tags", "rust", "-o", bin, "../../cmd/mantisdb").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := serverbuild.Binary(t)
 	var report bytes.Buffer
 	cfg := Config{
 		Server:   bin,
