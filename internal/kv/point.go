@@ -1,0 +1,33 @@
+package kv
+
+import (
+	"context"
+	"time"
+)
+
+// Get returns the value of key, or an error wrapping storage.ErrNotFound
+// when the key is absent or expired.
+func (s *Store) Get(ctx context.Context, key string) (string, error) {
+	return s.engine.Get(ctx, key)
+}
+
+// Put sets key to value. With ttl above 0 the key expires ttl after the
+// write commits (the engines keep whole milliseconds, and a ttl below 1 ms
+// is refused); with ttl 0 it never expires, and a put replaces an earlier
+// expiry either way. A negative ttl is an error: a protocol that lets a
+// client send one decides itself what it means.
+func (s *Store) Put(ctx context.Context, key, value string, ttl time.Duration) error {
+	switch {
+	case ttl < 0:
+		return invalidf("ttl %v is negative", ttl)
+	case ttl > 0:
+		return s.engine.PutWithTTL(ctx, key, value, ttl)
+	default:
+		return s.engine.Put(ctx, key, value)
+	}
+}
+
+// Delete removes key; removing a missing key succeeds.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	return s.engine.Delete(ctx, key)
+}
