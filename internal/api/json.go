@@ -28,6 +28,14 @@ func encodeBytes(s string) (string, string) {
 	return base64.StdEncoding.EncodeToString([]byte(s)), encodingBase64
 }
 
+// encodedLen is the length of encodeBytes(s)'s string, without encoding it.
+func encodedLen(s string) int {
+	if utf8.ValidString(s) {
+		return len(s)
+	}
+	return base64.StdEncoding.EncodedLen(len(s))
+}
+
 // decodeBytes undoes encodeBytes for a request field named field whose
 // encoding field said enc ("", "utf8" or "base64").
 func decodeBytes(field, s, enc string) (string, error) {

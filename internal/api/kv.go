@@ -97,12 +97,7 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if ttl > 0 {
-		err = s.engine.PutWithTTL(r.Context(), key, value, time.Duration(ttl)*time.Second)
-	} else {
-		err = s.engine.Put(r.Context(), key, value)
-	}
-	if err != nil {
+	if err := s.kv.Put(r.Context(), key, value, time.Duration(ttl)*time.Second); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -168,7 +163,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	value, err := s.engine.Get(r.Context(), key)
+	value, err := s.kv.Get(r.Context(), key)
 	if errors.Is(err, storage.ErrNotFound) {
 		s.fail(w, r, newError(codeNotFound, "key not found"))
 		return
@@ -199,7 +194,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 		_, err = parseQuery(r)
 	}
 	if err == nil {
-		err = s.engine.Delete(r.Context(), key)
+		err = s.kv.Delete(r.Context(), key)
 	}
 	if err != nil {
 		s.fail(w, r, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mantisdb/mantisdb/internal/kv"
 	"github.com/mantisdb/mantisdb/storage"
 )
 
@@ -36,6 +37,23 @@ type op struct {
 	ttl   time.Duration
 }
 
+// opKinds maps the names clients send to the operations of internal/kv.
+var opKinds = map[opKind]kv.OpKind{opGet: kv.OpGet, opPut: kv.OpPut, opDelete: kv.OpDelete}
+
+// kvOp is o as internal/kv runs it.
+func (o op) kvOp() kv.Op {
+	return kv.Op{Kind: opKinds[o.kind], Key: o.key, Value: o.value, TTL: o.ttl}
+}
+
+// kvOps is ops as internal/kv runs them.
+func kvOps(ops []op) []kv.Op {
+	out := make([]kv.Op, len(ops))
+	for i, o := range ops {
+		out[i] = o.kvOp()
+	}
+	return out
+}
+
 // opResult is the answer to one operation. Puts and deletes carry op and
 // key; gets add found, and value when found.
 type opResult struct {
@@ -47,20 +65,28 @@ type opResult struct {
 	ValueEncoding string  `json:"value_encoding,omitempty"`
 }
 
-func newResult(o op) opResult {
-	key, enc := encodeBytes(o.key)
-	return opResult{Op: o.kind, Key: key, KeyEncoding: enc}
-}
-
-// getResult answers a get of o.key that found value (when found).
-func getResult(o op, value string, found bool) opResult {
-	res := newResult(o)
-	res.Found = &found
-	if found {
-		v, enc := encodeBytes(value)
-		res.Value, res.ValueEncoding = &v, enc
+// newResult encodes the answer to one operation.
+func newResult(r kv.Result) opResult {
+	key, enc := encodeBytes(r.Key)
+	res := opResult{Op: opKind(r.Kind.String()), Key: key, KeyEncoding: enc}
+	if r.Kind == kv.OpGet {
+		found := r.Found
+		res.Found = &found
+		if found {
+			v, enc := encodeBytes(r.Value)
+			res.Value, res.ValueEncoding = &v, enc
+		}
 	}
 	return res
+}
+
+// newResults encodes the answers to a list of operations.
+func newResults(rs []kv.Result) []opResult {
+	out := make([]opResult, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, newResult(r))
+	}
+	return out
 }
 
 // limits are the request limits decoders enforce.
@@ -125,10 +151,10 @@ func (req opRequest) validate(lim limits, allowTTL bool) (op, error) {
 	if err != nil {
 		return op{}, err
 	}
-	if secs > 0 && !allowTTL {
-		return op{}, invalidf("ttl is not supported inside a transaction")
-	}
 	o.ttl = time.Duration(secs) * time.Second
+	if err := o.kvOp().Validate(!allowTTL); err != nil {
+		return op{}, invalidf("%v", err)
+	}
 	return o, nil
 }
 

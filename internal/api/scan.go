@@ -4,17 +4,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/mantisdb/mantisdb/internal/kv"
 	"github.com/mantisdb/mantisdb/storage"
-)
-
-const (
-	// defaultScanLimit and maxScanLimit bound the items of one scan page.
-	defaultScanLimit = 100
-	maxScanLimit     = 1000
-	// scanPageBytes ends a page early once its keys and values pass this
-	// size, so 1000 large values cannot make one enormous answer. A page
-	// always holds at least one item.
-	scanPageBytes = 16 << 20
 )
 
 // scanItem is one key and value of a scan page.
@@ -34,7 +25,8 @@ type scanPage struct {
 }
 
 // handleScan answers one page of the keys starting with prefix, in byte
-// order, from start (inclusive; a start before prefix begins at prefix).
+// order, from start (kv.Store.ScanPage). A page's bytes are counted as
+// they are sent, base64 included.
 func (s *Server) handleScan(w http.ResponseWriter, r *http.Request) {
 	q, err := parseQuery(r, "prefix", "start", "limit")
 	if err != nil {
@@ -46,42 +38,31 @@ func (s *Server) handleScan(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, invalidf("prefix and start are at most %d bytes", storage.MaxKeySize))
 		return
 	}
-	limit := defaultScanLimit
+	limit := kv.DefaultPageLimit
 	if q.Has("limit") {
 		limit, err = strconv.Atoi(q.Get("limit"))
-		if err != nil || limit < 1 || limit > maxScanLimit {
-			s.fail(w, r, invalidf("limit must be a whole number in 1..%d, got %q", maxScanLimit, q.Get("limit")))
+		if err != nil || limit < 1 || limit > kv.MaxPageLimit {
+			s.fail(w, r, invalidf("limit must be a whole number in 1..%d, got %q", kv.MaxPageLimit, q.Get("limit")))
 			return
 		}
 	}
-	start = max(start, prefix)
-	end, bounded := storage.PrefixSuccessor(prefix)
-	page := scanPage{Items: []scanItem{}}
-	if bounded && start >= end {
-		writeJSON(w, http.StatusOK, page)
-		return
-	}
-	it, err := s.engine.NewRangeIterator(r.Context(), start, end)
+	page, err := s.kv.ScanPage(r.Context(), kv.PageQuery{
+		Prefix: prefix, Start: start, Limit: limit,
+		Size: func(key, value string) int { return encodedLen(key) + encodedLen(value) },
+	})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	defer func() { _ = it.Close() }()
-	size := 0
-	for it.Next() {
-		if len(page.Items) == limit || (len(page.Items) > 0 && size >= scanPageBytes) {
-			next, enc := encodeBytes(it.Key())
-			page.Next, page.NextEncoding = &next, enc
-			break
-		}
-		k, kenc := encodeBytes(it.Key())
-		v, venc := encodeBytes(it.Value())
-		page.Items = append(page.Items, scanItem{Key: k, KeyEncoding: kenc, Value: v, ValueEncoding: venc})
-		size += len(k) + len(v)
+	ans := scanPage{Items: make([]scanItem, 0, len(page.Items))}
+	for _, p := range page.Items {
+		k, kenc := encodeBytes(p.Key)
+		v, venc := encodeBytes(p.Value)
+		ans.Items = append(ans.Items, scanItem{Key: k, KeyEncoding: kenc, Value: v, ValueEncoding: venc})
 	}
-	if err := it.Error(); err != nil {
-		s.fail(w, r, err)
-		return
+	if page.More {
+		next, enc := encodeBytes(page.Next)
+		ans.Next, ans.NextEncoding = &next, enc
 	}
-	writeJSON(w, http.StatusOK, page)
+	writeJSON(w, http.StatusOK, ans)
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mantisdb/mantisdb/internal/kv"
 )
 
 // scanAll pages through a scan, following next, and returns the keys in
@@ -130,7 +132,7 @@ func TestScanBinaryKeys(t *testing.T) {
 
 func TestScanPageByteBudget(t *testing.T) {
 	c := newClient(t, Options{})
-	big := strings.Repeat("x", scanPageBytes/2)
+	big := strings.Repeat("x", kv.MaxPageBytes/2)
 	for _, k := range []string{"k1", "k2", "k3", "k4"} {
 		ok[keyJSON](c, "PUT", "/api/v1/kv/"+k, big, "Content-Type", "application/octet-stream")
 	}

@@ -8,6 +8,9 @@
 // UTF-8 is sent base64-encoded (standard alphabet, padded) and flagged by a
 // sibling field: "key_encoding", "value_encoding" or "next_encoding" set to
 // "base64". Clients may use the same fields in requests.
+//
+// Handlers parse a request, call the protocol-neutral operations of
+// internal/kv, and encode the answer; what an operation means lives there.
 package api
 
 import (
@@ -16,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mantisdb/mantisdb/internal/kv"
 	"github.com/mantisdb/mantisdb/storage"
 )
 
@@ -55,6 +59,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is the server version /api/v1/version reports (default "dev").
 	Version string
+	// Store is the operation layer the handlers call (default: a new one
+	// over the engine). A server that also speaks another protocol passes
+	// the one Store both use.
+	Store *kv.Store
 }
 
 func (o Options) withDefaults() Options {
@@ -83,6 +91,7 @@ func (o Options) withDefaults() Options {
 // use; the engine must be initialised before requests arrive.
 type Server struct {
 	engine  storage.StorageEngine
+	kv      *kv.Store
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
@@ -92,8 +101,12 @@ type Server struct {
 // New returns a Server over engine. The engine stays the caller's to close.
 func New(engine storage.StorageEngine, opts Options) *Server {
 	opts = opts.withDefaults()
+	if opts.Store == nil {
+		opts.Store = kv.New(engine)
+	}
 	s := &Server{
 		engine:  engine,
+		kv:      opts.Store,
 		opts:    opts,
 		log:     opts.Logger,
 		metrics: newMetrics(engine, opts.Version),

@@ -1,19 +1,12 @@
 package api
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 
-	"github.com/mantisdb/mantisdb/storage"
+	"github.com/mantisdb/mantisdb/internal/kv"
 )
-
-// txnAttempts is how many times a transaction runs before a conflict is
-// reported: conflicts are short races, and a rerun re-evaluates the compares.
-const txnAttempts = 5
 
 // txnRequest is the JSON body of POST /api/v1/txn.
 type txnRequest struct {
@@ -116,100 +109,32 @@ func (c compareRequest) validate(lim limits) (compare, error) {
 	return cmp, nil
 }
 
-// handleTxn runs a compare-and-swap: if every compare holds, the success
-// operations run, else the failure operations, in order, inside one engine
-// transaction (reads at its snapshot, read-your-writes, one commit).
-// Conflicting commits are retried; the last conflict answers 409.
+// handleTxn runs a compare-and-swap (kv.Store.CompareAndSwap): if every
+// compare holds, the success operations run, else the failure operations,
+// in order, inside one engine transaction. Conflicting commits are
+// retried; the last conflict answers 409.
 func (s *Server) handleTxn(w http.ResponseWriter, r *http.Request) {
 	_, err := parseQuery(r)
 	var t txn
 	if err == nil {
 		t, err = decodeTxn(r.Body, s.requestLimits())
 	}
-	var ans txnAnswer
+	var res kv.CASResult
 	if err == nil {
-		ans, err = s.runTxn(r.Context(), t)
+		res, err = s.kv.CompareAndSwap(r.Context(), t.kvCAS())
 	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ans)
+	writeJSON(w, http.StatusOK, txnAnswer{Succeeded: res.Succeeded, Results: newResults(res.Results)})
 }
 
-func (s *Server) runTxn(ctx context.Context, t txn) (txnAnswer, error) {
-	var err error
-	for attempt := 1; attempt <= txnAttempts; attempt++ {
-		var ans txnAnswer
-		ans, err = s.runTxnOnce(ctx, t)
-		if !errors.Is(err, storage.ErrConflict) {
-			return ans, err
-		}
-		// A short, growing pause lets the competing writer finish.
-		select {
-		case <-ctx.Done():
-			return txnAnswer{}, ctx.Err()
-		case <-time.After(time.Duration(attempt) * time.Millisecond):
-		}
+// kvCAS is t as internal/kv runs it.
+func (t txn) kvCAS() kv.CAS {
+	c := kv.CAS{Success: kvOps(t.success), Failure: kvOps(t.failure)}
+	for _, cmp := range t.compares {
+		c.Compares = append(c.Compares, kv.Compare{Key: cmp.key, Value: cmp.value, HasValue: cmp.hasValue, Exists: cmp.exists})
 	}
-	return txnAnswer{}, newError(codeConflict, "transaction conflicted with other writers %d times; retry it: %v", txnAttempts, err)
-}
-
-func (s *Server) runTxnOnce(ctx context.Context, t txn) (txnAnswer, error) {
-	tx, err := s.engine.BeginTransaction(ctx)
-	if err != nil {
-		return txnAnswer{}, err
-	}
-	defer func() { _ = tx.Rollback() }()
-	ans := txnAnswer{Succeeded: true}
-	for _, c := range t.compares {
-		ok, err := c.holds(tx)
-		if err != nil {
-			return txnAnswer{}, err
-		}
-		ans.Succeeded = ans.Succeeded && ok
-	}
-	ops := t.failure
-	if ans.Succeeded {
-		ops = t.success
-	}
-	ans.Results = make([]opResult, 0, len(ops))
-	for _, o := range ops {
-		var err error
-		switch o.kind {
-		case opGet:
-			var v string
-			v, err = tx.Get(o.key)
-			if err == nil || errors.Is(err, storage.ErrNotFound) {
-				ans.Results = append(ans.Results, getResult(o, v, err == nil))
-				err = nil
-			}
-		case opPut:
-			err = tx.Put(o.key, o.value)
-			ans.Results = append(ans.Results, newResult(o))
-		case opDelete:
-			err = tx.Delete(o.key)
-			ans.Results = append(ans.Results, newResult(o))
-		}
-		if err != nil {
-			return txnAnswer{}, err
-		}
-	}
-	return ans, tx.Commit()
-}
-
-// holds evaluates c inside tx; the read joins tx's read set, so a
-// concurrent change of the key makes the commit conflict.
-func (c compare) holds(tx storage.Transaction) (bool, error) {
-	v, err := tx.Get(c.key)
-	if errors.Is(err, storage.ErrNotFound) {
-		return !c.hasValue && !c.exists, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if c.hasValue {
-		return v == c.value, nil
-	}
-	return c.exists, nil
+	return c
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/mantisdb/mantisdb/internal/kv"
 	"github.com/mantisdb/mantisdb/storage"
 )
 
@@ -137,13 +138,13 @@ func TestTxnConflict(t *testing.T) {
 		t.Fatalf("contended = %q, want mine", v)
 	}
 	// Conflicts on every attempt: 409, and the transaction wrote nothing.
-	e.conflicts.Store(txnAttempts)
+	e.conflicts.Store(kv.CASAttempts)
 	wantError(t, c.do("POST", "/api/v1/txn", body), http.StatusConflict, codeConflict, "retry")
 	if v, _ := c.get("contended"); v != "someone else" {
 		t.Fatalf("contended = %q, want the other writer's value", v)
 	}
 	if n := e.conflicts.Load(); n != 0 {
-		t.Fatalf("%d conflicts left: the transaction ran %d times, want %d", n, txnAttempts-int(n), txnAttempts)
+		t.Fatalf("%d conflicts left: the transaction ran %d times, want %d", n, kv.CASAttempts-int(n), kv.CASAttempts)
 	}
 	// A read-only branch never conflicts.
 	e.conflicts.Store(1)
