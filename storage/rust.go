@@ -264,8 +264,10 @@ func (e *RustEngine) writeBatch(buf []byte, count int) error {
 	return nil
 }
 
-// checkOps validates ops in Go so a bad op is reported with the same words
-// by both engines, before anything is encoded.
+// checkOps validates ops in Go before anything is encoded: the wire
+// format carries lengths in 32 bits, so they must be bounded first, and a
+// bad op is then reported with the same words by both engines. Calls that
+// pass keys as (pointer, length) leave the check to the core.
 func (e *RustEngine) checkOps(ops []BatchOp) error {
 	for _, op := range ops {
 		if err := CheckKey(op.Key); err != nil {

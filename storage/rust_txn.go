@@ -56,9 +56,6 @@ func (x *rustTxn) use(f func(t *C.MantisTxn) error) error {
 }
 
 func (x *rustTxn) Put(key, value string) error {
-	if err := CheckKey(key); err != nil {
-		return err
-	}
 	return x.use(func(t *C.MantisTxn) error {
 		kp, kl := ptr(key)
 		vp, vl := ptr(value)
@@ -74,9 +71,6 @@ func (x *rustTxn) Put(key, value string) error {
 }
 
 func (x *rustTxn) Delete(key string) error {
-	if err := CheckKey(key); err != nil {
-		return err
-	}
 	return x.use(func(t *C.MantisTxn) error {
 		kp, kl := ptr(key)
 		var cerr *C.MantisError
@@ -90,9 +84,6 @@ func (x *rustTxn) Delete(key string) error {
 }
 
 func (x *rustTxn) Get(key string) (string, error) {
-	if err := CheckKey(key); err != nil {
-		return "", err
-	}
 	var val string
 	err := x.use(func(t *C.MantisTxn) error {
 		kp, kl := ptr(key)
