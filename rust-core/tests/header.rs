@@ -1,5 +1,5 @@
 //! The checked-in C header `include/mantisdb.h` matches what cbindgen (the
-//! pinned version) generates from `src/ffi.rs`. `MANTIS_WRITE_HEADER=1`
+//! pinned version) generates from `src/ffi/`. `MANTIS_WRITE_HEADER=1`
 //! (used by `make header`) rewrites it instead.
 
 #[test]

@@ -1,7 +1,7 @@
 //! `abi_calls`: sequences of C ABI calls decoded from the input, checked
 //! against a model.
 //!
-//! Each input is a program: every step picks a function of `ffi.rs` and its
+//! Each input is a program: every step picks a function of `ffi` and its
 //! arguments. Arguments are drawn from what the contract allows and from
 //! what it promises to refuse:
 //! - `(pointer, length)` pairs: valid; NULL with a nonzero length
@@ -503,14 +503,14 @@ impl World {
             }
         }
         let mut opts = mantis_options_default();
-        opts.sync = 2;
+        opts.sync = MANTIS_SYNC_NEVER;
         opts.segment_size = 4096 << inp.below(2);
         opts.max_value_len = MAX_VALUE as u64;
         opts.inline_threshold = [0, 8, 64][inp.below(3)];
         opts.background_compaction = false;
         let bad_opts = inp.below(16) == 0;
         if bad_opts {
-            opts.sync = 3 + inp.u8() as u32;
+            opts.sync = MANTIS_SYNC_NEVER + 1 + inp.u8() as u32;
             r.add(Some(MantisInvalidArgument));
         }
         let mut out: *mut MantisDb = null_mut();
@@ -726,10 +726,7 @@ impl World {
             let del = inp.below(3) == 0;
             let v = if del { Vec::new() } else { value(inp) };
             let ttl: u64 = if inp.below(4) == 0 { 3_600_000 } else { 0 };
-            buf.push(del as u8);
-            buf.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&ttl.to_le_bytes());
+            buf.extend_from_slice(&batch_op_header(del, k.len(), v.len(), ttl));
             buf.extend_from_slice(&k);
             buf.extend_from_slice(&v);
             if bad.is_none() {
@@ -755,7 +752,7 @@ impl World {
             }
             3 if !buf.is_empty() => {
                 // Overwrite a kind or a length field of the first op.
-                let at = inp.below(9);
+                let at = inp.below(MANTIS_BATCH_TTL_OFFSET);
                 buf[at] = inp.u8();
                 malformed = true;
             }
@@ -972,9 +969,9 @@ impl World {
                 .all
                 .get(it.pos + n)
                 .expect("iterator returned more pairs than the range holds");
-            let kl = u32::from_le_bytes(got[at..at + 4].try_into().unwrap()) as usize;
-            let vl = u32::from_le_bytes(got[at + 4..at + 8].try_into().unwrap()) as usize;
-            at += 8;
+            let kl = u32_at(&got, at).expect("iterator: key length") as usize;
+            let vl = u32_at(&got, at + 4).expect("iterator: value length") as usize;
+            at += MANTIS_ITER_PAIR_HEADER_LEN;
             assert_eq!(&got[at..at + kl], &k[..], "iterator: wrong key");
             at += kl;
             assert_eq!(&got[at..at + vl], &v[..], "iterator: wrong value");
@@ -1370,20 +1367,36 @@ impl World {
     }
 }
 
-/// Parses a batch buffer as `ffi.rs` documents it (for damaged buffers the
-/// library accepted).
+/// The little-endian `u32` at `at`, if the buffer holds it.
+fn u32_at(buf: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(buf.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// The header of one op of a batch buffer, in the format of
+/// `mantis_write_batch` (the `MANTIS_BATCH_*` constants).
+fn batch_op_header(delete: bool, key_len: usize, value_len: usize, ttl_ms: u64) -> [u8; MANTIS_BATCH_OP_HEADER_LEN] {
+    let mut h = [0u8; MANTIS_BATCH_OP_HEADER_LEN];
+    h[0] = if delete { MANTIS_BATCH_DELETE } else { MANTIS_BATCH_PUT };
+    h[MANTIS_BATCH_KEY_LEN_OFFSET..][..4].copy_from_slice(&(key_len as u32).to_le_bytes());
+    h[MANTIS_BATCH_VALUE_LEN_OFFSET..][..4].copy_from_slice(&(value_len as u32).to_le_bytes());
+    h[MANTIS_BATCH_TTL_OFFSET..][..8].copy_from_slice(&ttl_ms.to_le_bytes());
+    h
+}
+
+/// Parses a batch buffer as `mantis_write_batch` documents it (for damaged
+/// buffers the library accepted).
 fn parse_batch(buf: &[u8], count: usize) -> Option<Vec<Write>> {
     let mut at = 0;
     let mut ops = Vec::new();
     for _ in 0..count {
-        let head = buf.get(at..at + 17)?;
-        let kl = u32::from_le_bytes(head[1..5].try_into().ok()?) as usize;
-        let vl = u32::from_le_bytes(head[5..9].try_into().ok()?) as usize;
-        at += 17;
+        let head = buf.get(at..at + MANTIS_BATCH_OP_HEADER_LEN)?;
+        let kl = u32_at(head, MANTIS_BATCH_KEY_LEN_OFFSET)? as usize;
+        let vl = u32_at(head, MANTIS_BATCH_VALUE_LEN_OFFSET)? as usize;
+        at += MANTIS_BATCH_OP_HEADER_LEN;
         let k = buf.get(at..at + kl)?.to_vec();
         let v = buf.get(at + kl..at + kl + vl)?.to_vec();
         at += kl + vl;
-        ops.push((k, (head[0] == 0).then_some(v)));
+        ops.push((k, (head[0] == MANTIS_BATCH_PUT).then_some(v)));
     }
     (at == buf.len()).then_some(ops)
 }

@@ -34,17 +34,18 @@ static void expect_error(MantisStatus st, MantisError *err, MantisStatus want, c
   mantis_error_free(err);
 }
 
+/* Appends one op to a batch buffer in the format of mantis_write_batch. */
 static void append_op(uint8_t **buf, size_t *len, uint8_t kind, const char *k, const char *v, uint64_t ttl) {
   uint32_t kl = (uint32_t)strlen(k), vl = (uint32_t)strlen(v);
-  *buf = realloc(*buf, *len + 17 + kl + vl);
+  *buf = realloc(*buf, *len + MANTIS_BATCH_OP_HEADER_LEN + kl + vl);
   uint8_t *p = *buf + *len;
   p[0] = kind;
-  memcpy(p + 1, &kl, 4);
-  memcpy(p + 5, &vl, 4);
-  memcpy(p + 9, &ttl, 8);
-  memcpy(p + 17, k, kl);
-  memcpy(p + 17 + kl, v, vl);
-  *len += 17 + kl + vl;
+  memcpy(p + MANTIS_BATCH_KEY_LEN_OFFSET, &kl, 4);
+  memcpy(p + MANTIS_BATCH_VALUE_LEN_OFFSET, &vl, 4);
+  memcpy(p + MANTIS_BATCH_TTL_OFFSET, &ttl, 8);
+  memcpy(p + MANTIS_BATCH_OP_HEADER_LEN, k, kl);
+  memcpy(p + MANTIS_BATCH_OP_HEADER_LEN + kl, v, vl);
+  *len += MANTIS_BATCH_OP_HEADER_LEN + kl + vl;
 }
 
 int main(void) {
@@ -52,7 +53,7 @@ int main(void) {
   if (!mkdtemp(dir)) { perror("mkdtemp"); return 2; }
   MantisError *err = NULL;
   MantisOptions opts = mantis_options_default();
-  opts.sync = 2; /* never: fast */
+  opts.sync = MANTIS_SYNC_NEVER; /* fast */
   MantisDb *db = NULL;
   MantisStatus st = mantis_open(S(dir), &opts, &db, &err);
   CHECK(st == MANTIS_OK && db != NULL, "open: %u", st);
@@ -115,10 +116,10 @@ int main(void) {
   /* Atomic batch: two puts and a delete. */
   uint8_t *batch = NULL;
   size_t blen = 0;
-  append_op(&batch, &blen, 0, "p:1", "one", 0);
-  append_op(&batch, &blen, 0, "p:2", "two", 0);
-  append_op(&batch, &blen, 0, "p:3", "three", 60000);
-  append_op(&batch, &blen, 1, "k1", "", 0);
+  append_op(&batch, &blen, MANTIS_BATCH_PUT, "p:1", "one", 0);
+  append_op(&batch, &blen, MANTIS_BATCH_PUT, "p:2", "two", 0);
+  append_op(&batch, &blen, MANTIS_BATCH_PUT, "p:3", "three", 60000);
+  append_op(&batch, &blen, MANTIS_BATCH_DELETE, "k1", "", 0);
   CHECK(mantis_write_batch(db, batch, blen, 4, NULL) == MANTIS_OK, "batch");
   err = NULL;
   st = mantis_write_batch(db, batch, blen - 1, 4, &err);
@@ -132,12 +133,13 @@ int main(void) {
   for (int i = 0; i < 2; i++) {
     uint32_t l = (uint32_t)strlen(ks[i]);
     memcpy(keys + kl, &l, 4);
-    memcpy(keys + kl + 4, ks[i], l);
-    kl += 4 + l;
+    memcpy(keys + kl + MANTIS_MULTI_GET_KEY_HEADER_LEN, ks[i], l);
+    kl += MANTIS_MULTI_GET_KEY_HEADER_LEN + l;
   }
   st = mantis_multi_get(db, keys, kl, 2, &buf, NULL);
-  CHECK(st == MANTIS_OK && buf.len == 5 + 3 + 5, "multi_get: %u %zu", st, buf.len);
-  CHECK(buf.data[0] == 1 && memcmp(buf.data + 5, "one", 3) == 0 && buf.data[8] == 0, "multi_get content");
+  const size_t vh = MANTIS_MULTI_GET_VALUE_HEADER_LEN;
+  CHECK(st == MANTIS_OK && buf.len == vh + 3 + vh, "multi_get: %u %zu", st, buf.len);
+  CHECK(buf.data[0] == 1 && memcmp(buf.data + vh, "one", 3) == 0 && buf.data[vh + 3] == 0, "multi_get content");
   mantis_buf_free(&buf);
 
   /* Prefix iterator in batches of 2. */
@@ -155,9 +157,9 @@ int main(void) {
       memcpy(&k, buf.data + at, 4);
       memcpy(&v, buf.data + at + 4, 4);
       CHECK(k < sizeof last, "key length");
-      memcpy(last, buf.data + at + 8, k);
+      memcpy(last, buf.data + at + MANTIS_ITER_PAIR_HEADER_LEN, k);
       last[k] = 0;
-      at += 8 + k + v;
+      at += MANTIS_ITER_PAIR_HEADER_LEN + k + v;
     }
     total += count;
     mantis_buf_free(&buf);

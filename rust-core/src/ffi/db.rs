@@ -1,0 +1,400 @@
+//! The database handle: open, close, reads, writes, batches, maintenance.
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::args::{into_handle, release_handle, try_bytes, try_bytes_mut, try_handle, try_opt_ref, try_out, Live};
+use super::boundary::{boundary, fail, Fail};
+use super::options::MantisOptions;
+use super::types::{MantisBuf, MantisError, MantisStats, MantisStatus};
+use super::wire::{encode_values, parse_batch, parse_keys};
+use crate::{Db, Options};
+
+/// An open database.
+///
+/// Opaque in C (declared in cbindgen.toml); its fields are private.
+///
+/// cbindgen:ignore
+#[repr(C)]
+pub struct MantisDb {
+    // First field: see `Live`.
+    live: u64,
+    pub(super) db: Db,
+}
+
+impl Live for MantisDb {
+    const TAG: u64 = u64::from_le_bytes(*b"MANTISDB");
+    const KIND: &'static str = "database";
+    fn retire(&mut self) {
+        let _ = self.db.close();
+        self.live = 0;
+    }
+}
+
+/// A path given as bytes: not empty, no NUL byte.
+fn path_arg(p: &[u8]) -> Result<&OsStr, Fail> {
+    if p.is_empty() {
+        return Err(fail(MantisStatus::MantisInvalidArgument, "path is empty"));
+    }
+    if p.contains(&0) {
+        return Err(fail(MantisStatus::MantisInvalidArgument, "path contains a NUL byte"));
+    }
+    Ok(std::os::unix::ffi::OsStrExt::from_bytes(p))
+}
+
+/// Opens (creating if needed) the database in the directory `path` (UTF-8 or
+/// raw bytes, not NUL-terminated). On success `*out` receives a handle to
+/// free with `mantis_db_free`. `opts` may be NULL for the defaults.
+///
+/// # Safety
+/// `path` must point to `path_len` readable bytes; `opts` must be NULL or
+/// point to a `MantisOptions`; `out` must point to writable storage for a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_open(
+    path: *const u8,
+    path_len: usize,
+    opts: *const MantisOptions,
+    out: *mut *mut MantisDb,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let out = try_out!(out);
+        let dir = PathBuf::from(path_arg(try_bytes!(path, path_len, "path"))?);
+        let o = match try_opt_ref!(opts) {
+            None => Options::default(),
+            Some(o) => o.to_options()?,
+        };
+        let db = Db::open(dir, o)?;
+        out.set(into_handle(MantisDb {
+            live: MantisDb::TAG,
+            db,
+        }));
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Syncs and closes the database. The handle stays allocated (later calls
+/// answer `MANTIS_CLOSED`) until `mantis_db_free`.
+///
+/// # Safety
+/// `db` must be a handle from `mantis_open`, not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_close(db: *const MantisDb, err: *mut *mut MantisError) -> MantisStatus {
+    boundary(err, || {
+        try_handle!(db).db.close()?;
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Frees a database handle (closing it first if needed). Accepts NULL.
+///
+/// # Safety
+/// `db` must be NULL or a handle from `mantis_open`, freed once, with no call
+/// on it running in another thread.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_db_free(db: *mut MantisDb) {
+    release_handle!(db)
+}
+
+/// Sets `key` to `value`.
+///
+/// # Safety
+/// `db` must be a live handle; `key`/`value` must point to `key_len`/`value_len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_put(
+    db: *const MantisDb,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let h = try_handle!(db);
+        let k = try_bytes!(key, key_len, "key");
+        let v = try_bytes!(value, value_len, "value");
+        h.db.put(k, v)?;
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Sets `key` to `value`, expiring after `ttl_ms` milliseconds (at least 1).
+///
+/// # Safety
+/// As `mantis_put`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_put_ttl(
+    db: *const MantisDb,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    ttl_ms: u64,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let h = try_handle!(db);
+        let k = try_bytes!(key, key_len, "key");
+        let v = try_bytes!(value, value_len, "value");
+        h.db.put_with_ttl(k, v, Duration::from_millis(ttl_ms))?;
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Removes `key` (succeeds when it is absent).
+///
+/// # Safety
+/// `db` must be a live handle; `key` must point to `key_len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_delete(
+    db: *const MantisDb,
+    key: *const u8,
+    key_len: usize,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let h = try_handle!(db);
+        let k = try_bytes!(key, key_len, "key");
+        h.db.delete(k)?;
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Reads `key`. On `MANTIS_OK`, `*out` receives a buffer owned by the caller
+/// (free with `mantis_buf_free`); `MANTIS_NOT_FOUND` leaves it untouched.
+///
+/// # Safety
+/// `db` must be a live handle; `key` must point to `key_len` readable bytes;
+/// `out` must point to a writable `MantisBuf`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_get(
+    db: *const MantisDb,
+    key: *const u8,
+    key_len: usize,
+    out: *mut MantisBuf,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let out = try_out!(out);
+        let h = try_handle!(db);
+        let k = try_bytes!(key, key_len, "key");
+        match h.db.get(k)? {
+            None => Ok(MantisStatus::MantisNotFound),
+            Some(v) => {
+                out.set(MantisBuf::from_vec(v.to_vec()));
+                Ok(MantisStatus::MantisOk)
+            }
+        }
+    })
+}
+
+/// Reads `key` into the caller's buffer `dst` of `dst_cap` bytes. `*value_len`
+/// receives the value's length on `MANTIS_OK` and on `MANTIS_BUFFER_TOO_SMALL`
+/// (then nothing is copied: call again with a larger buffer).
+///
+/// # Safety
+/// `db` must be a live handle; `key` must point to `key_len` readable bytes;
+/// `dst` must point to `dst_cap` writable bytes (any pointer when 0);
+/// `value_len` must point to a writable `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_get_into(
+    db: *const MantisDb,
+    key: *const u8,
+    key_len: usize,
+    dst: *mut u8,
+    dst_cap: usize,
+    value_len: *mut usize,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let value_len = try_out!(value_len);
+        let h = try_handle!(db);
+        let k = try_bytes!(key, key_len, "key");
+        let Some(v) = h.db.get(k)? else {
+            return Ok(MantisStatus::MantisNotFound);
+        };
+        value_len.set(v.len());
+        if v.len() > dst_cap {
+            return Ok(MantisStatus::MantisBufferTooSmall);
+        }
+        // The first `v.len()` of the `dst_cap` bytes.
+        try_bytes_mut!(dst, v.len(), "dst").copy_from_slice(&v);
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Applies the `count` ops encoded in `buf` atomically: all or none, also
+/// after a crash.
+///
+/// `buf` holds the ops back to back; each is a header of
+/// `MANTIS_BATCH_OP_HEADER_LEN` bytes, then the key, then the value. The
+/// header (integers little-endian): the kind, one byte (`MANTIS_BATCH_PUT`
+/// or `MANTIS_BATCH_DELETE`); `key_len: u32` at
+/// `MANTIS_BATCH_KEY_LEN_OFFSET`; `value_len: u32` at
+/// `MANTIS_BATCH_VALUE_LEN_OFFSET` (0 for a delete); `ttl_ms: u64` at
+/// `MANTIS_BATCH_TTL_OFFSET` (0 for no expiry). A buffer that does not hold
+/// exactly `count` ops answers `MANTIS_INVALID_ARGUMENT`. The library reads
+/// the keys and values in place.
+///
+/// # Safety
+/// `db` must be a live handle; `buf` must point to `buf_len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_write_batch(
+    db: *const MantisDb,
+    buf: *const u8,
+    buf_len: usize,
+    count: usize,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let h = try_handle!(db);
+        let ops = parse_batch(try_bytes!(buf, buf_len, "batch"), count)?;
+        h.db.write_borrowed(ops.iter().map(|o| (o.delete, o.key, o.value, o.ttl)))?;
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Reads `count` keys at one snapshot into `*out` (free with `mantis_buf_free`).
+///
+/// `keys` holds, per key, its length as a little-endian `u32`
+/// (`MANTIS_MULTI_GET_KEY_HEADER_LEN` bytes) then its bytes. `*out` holds,
+/// per key in the same order, a header of `MANTIS_MULTI_GET_VALUE_HEADER_LEN`
+/// bytes (`found: u8`, 1 or 0; `value_len: u32`, 0 when absent) then the
+/// value.
+///
+/// # Safety
+/// `db` must be a live handle; `keys` must point to `keys_len` readable bytes;
+/// `out` must point to a writable `MantisBuf`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_multi_get(
+    db: *const MantisDb,
+    keys: *const u8,
+    keys_len: usize,
+    count: usize,
+    out: *mut MantisBuf,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let out = try_out!(out);
+        let h = try_handle!(db);
+        let ks = parse_keys(try_bytes!(keys, keys_len, "keys"), count)?;
+        let values = h.db.get_many(&ks)?;
+        out.set(MantisBuf::from_vec(encode_values(&values)));
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Writes buffered records to disk and syncs them.
+///
+/// # Safety
+/// `db` must be a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_sync(db: *const MantisDb, err: *mut *mut MantisError) -> MantisStatus {
+    boundary(err, || {
+        try_handle!(db).db.sync()?;
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Compacts now (see `Db::compact`).
+///
+/// # Safety
+/// `db` must be a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_compact(db: *const MantisDb, err: *mut *mut MantisError) -> MantisStatus {
+    boundary(err, || {
+        try_handle!(db).db.compact()?;
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Writes a consistent copy of the database into the directory `path`
+/// (created if missing; must be empty).
+///
+/// # Safety
+/// `db` must be a live handle; `path` readable for `path_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_checkpoint(
+    db: *const MantisDb,
+    path: *const u8,
+    path_len: usize,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let h = try_handle!(db);
+        let p = try_bytes!(path, path_len, "path");
+        h.db.checkpoint(path_arg(p)?)?;
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Fills `*out` with the engine's counters.
+///
+/// # Safety
+/// `db` must be a live handle; `out` must point to a writable `MantisStats`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_stats(
+    db: *const MantisDb,
+    out: *mut MantisStats,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let out = try_out!(out);
+        let h = try_handle!(db);
+        h.db.check_open()?;
+        let s = h.db.stats();
+        out.set(MantisStats {
+            reads: s.reads,
+            writes: s.writes,
+            deletes: s.deletes,
+            keys: s.keys,
+            live_bytes: s.live_bytes,
+            dead_bytes: s.dead_bytes,
+            segments: s.segments,
+            syncs: s.syncs,
+            synced_commits: s.synced_commits,
+            compactions: s.compactions,
+            last_seq: s.last_seq,
+            cache_hits: s.cache.hits,
+            cache_misses: s.cache.misses,
+            cache_evictions: s.cache.evictions,
+            cache_resident_bytes: s.cache.resident_bytes,
+            cache_capacity_bytes: s.cache.capacity_bytes,
+        });
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Diagnostics: looks up each of `count` keys (format of `mantis_multi_get`)
+/// `rounds` times inside the library and writes the number of hits to
+/// `*found`. It exists to measure the cost of crossing the boundary: a
+/// caller times this against the same lookups made one call each.
+///
+/// # Safety
+/// `db` must be a live handle; `keys` must point to `keys_len` readable
+/// bytes; `found` must point to a writable `uint64_t`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_diag_get_loop(
+    db: *const MantisDb,
+    keys: *const u8,
+    keys_len: usize,
+    count: usize,
+    rounds: u64,
+    found: *mut u64,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let found = try_out!(found);
+        let h = try_handle!(db);
+        let ks = parse_keys(try_bytes!(keys, keys_len, "keys"), count)?;
+        let mut hits = 0u64;
+        for _ in 0..rounds {
+            for k in &ks {
+                hits += h.db.get(k)?.is_some() as u64;
+            }
+        }
+        found.set(hits);
+        Ok(MantisStatus::MantisOk)
+    })
+}

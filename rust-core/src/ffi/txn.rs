@@ -1,0 +1,173 @@
+//! The transaction handle: optimistic, serializable transactions.
+
+use parking_lot::Mutex;
+
+use super::args::{into_handle, release_handle, try_bytes, try_handle, try_out, Live};
+use super::boundary::{boundary, fail, Fail, FfiResult};
+use super::db::MantisDb;
+use super::types::{MantisBuf, MantisError, MantisStatus};
+use crate::Transaction;
+
+/// An optimistic transaction.
+///
+/// Opaque in C (declared in cbindgen.toml); its fields are private.
+///
+/// cbindgen:ignore
+#[repr(C)]
+pub struct MantisTxn {
+    // First field: see `Live`.
+    live: u64,
+    /// `None` once committed or rolled back.
+    txn: Mutex<Option<Transaction>>,
+}
+
+impl Live for MantisTxn {
+    const TAG: u64 = u64::from_le_bytes(*b"MANTISTX");
+    const KIND: &'static str = "transaction";
+    fn retire(&mut self) {
+        self.live = 0;
+    }
+}
+
+impl MantisTxn {
+    /// Runs `f` on the open transaction.
+    fn with_open(&self, f: impl FnOnce(&mut Transaction) -> FfiResult) -> FfiResult {
+        match self.txn.lock().as_mut() {
+            Some(t) => f(t),
+            None => Err(finished()),
+        }
+    }
+}
+
+fn finished() -> Fail {
+    fail(
+        MantisStatus::MantisInvalidArgument,
+        "transaction already committed or rolled back",
+    )
+}
+
+/// Begins an optimistic, serializable transaction. Free with `mantis_txn_free`.
+///
+/// # Safety
+/// `db` must be a live handle; `out` must point to writable storage for a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_txn_begin(
+    db: *const MantisDb,
+    out: *mut *mut MantisTxn,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let out = try_out!(out);
+        let txn = try_handle!(db).db.begin()?;
+        out.set(into_handle(MantisTxn {
+            live: MantisTxn::TAG,
+            txn: Mutex::new(Some(txn)),
+        }));
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Buffers a put in the transaction.
+///
+/// # Safety
+/// `txn` must be a live transaction handle; `key`/`value` readable for their lengths.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_txn_put(
+    txn: *const MantisTxn,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let k = try_bytes!(key, key_len, "key");
+        let v = try_bytes!(value, value_len, "value");
+        try_handle!(txn).with_open(|t| {
+            t.put(k, v)?;
+            Ok(MantisStatus::MantisOk)
+        })
+    })
+}
+
+/// Buffers a delete in the transaction.
+///
+/// # Safety
+/// `txn` must be a live transaction handle; `key` readable for `key_len`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_txn_delete(
+    txn: *const MantisTxn,
+    key: *const u8,
+    key_len: usize,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let k = try_bytes!(key, key_len, "key");
+        try_handle!(txn).with_open(|t| {
+            t.delete(k)?;
+            Ok(MantisStatus::MantisOk)
+        })
+    })
+}
+
+/// Reads `key` in the transaction (its own writes first); see `mantis_get` for `out`.
+///
+/// # Safety
+/// `txn` must be a live transaction handle; `key` readable; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_txn_get(
+    txn: *const MantisTxn,
+    key: *const u8,
+    key_len: usize,
+    out: *mut MantisBuf,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let out = try_out!(out);
+        let k = try_bytes!(key, key_len, "key");
+        try_handle!(txn).with_open(|t| match t.get(k)? {
+            None => Ok(MantisStatus::MantisNotFound),
+            Some(v) => {
+                out.set(MantisBuf::from_vec(v.to_vec()));
+                Ok(MantisStatus::MantisOk)
+            }
+        })
+    })
+}
+
+/// Commits the transaction (`MANTIS_CONFLICT` if another writer won). The
+/// handle is finished either way; free it with `mantis_txn_free`.
+///
+/// # Safety
+/// `txn` must be a live transaction handle.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_txn_commit(txn: *const MantisTxn, err: *mut *mut MantisError) -> MantisStatus {
+    boundary(err, || {
+        let t = try_handle!(txn).txn.lock().take().ok_or_else(finished)?;
+        t.commit()?;
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Discards the transaction's writes. Rolling back a finished transaction succeeds.
+///
+/// # Safety
+/// `txn` must be a live transaction handle.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_txn_rollback(txn: *const MantisTxn, err: *mut *mut MantisError) -> MantisStatus {
+    boundary(err, || {
+        if let Some(t) = try_handle!(txn).txn.lock().take() {
+            t.rollback();
+        }
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Frees a transaction (rolling it back if still open). Accepts NULL.
+///
+/// # Safety
+/// `txn` must be NULL or a transaction handle, freed once, not in use elsewhere.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_txn_free(txn: *mut MantisTxn) {
+    release_handle!(txn)
+}
