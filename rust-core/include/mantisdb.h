@@ -165,6 +165,12 @@ enum MantisStatus
    writes until the database is reopened.
    */
   MANTIS_NO_SPACE = 14,
+  /*
+   The engine broke one of its own invariants or ran out of an internal
+   resource (a bug or a limit, not the caller's input); the message says
+   which.
+   */
+  MANTIS_INTERNAL = 15,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -56,6 +56,7 @@ pub(crate) fn checkpoint(inner: &Inner, dest: &Path) -> Result<CheckpointReport>
                 offset,
                 reason: reason + &left,
             },
+            Error::Internal(m) => Error::Internal(m + &left),
             other => Error::InvalidArgument(format!("{other}{left}")),
         });
     }

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::index::{Index, Lookup, ValueRef, Version};
 use crate::iter::{Iter, Snapshot};
 use crate::log::record::{self, kv_checksum};
-use crate::log::recovery::{self, Recovered, ReplayOptions};
+use crate::log::recovery::{self, Recovered, RecoveryReport, ReplayOptions};
 use crate::log::segment::Segment;
 use crate::log::{Appended, Log, OpKind, OpRef, SegmentSet};
 use crate::mvcc::{Snapshots, Visibility};
@@ -129,21 +129,6 @@ pub(crate) struct Inner {
     compaction_lock: Mutex<()>,
     // Last field: dropped after the log is closed, so the lock outlives every write.
     _lock: DirLock,
-}
-
-/// What recovery did when the database was opened.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecoveryReport {
-    /// Records replayed from segment data.
-    pub records: u64,
-    /// Segments whose index entries came from their hint file.
-    pub hinted_segments: u64,
-    /// Hint files that could not be used (the segment was read instead), with the reason.
-    pub bad_hints: Vec<String>,
-    /// Torn tails cut from the newest segment: (file, offset, bytes dropped).
-    pub truncated: Vec<(String, u64, u64)>,
-    /// Corrupt regions dropped under `repair`: (file, offset, bytes dropped).
-    pub repaired: Vec<(String, u64, u64)>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -275,13 +260,7 @@ impl Db {
             compaction_lock: Mutex::new(()),
             counters,
             closed: AtomicBool::new(false),
-            recovery: RecoveryReport {
-                records: rec.records,
-                hinted_segments: rec.hinted_segments,
-                bad_hints: rec.bad_hints,
-                truncated: rec.truncated,
-                repaired: rec.repairs,
-            },
+            recovery: rec.report,
             opts,
             _lock: lock,
         });
@@ -776,7 +755,7 @@ impl Inner {
     pub(crate) fn load(&self, key: &[u8], v: &Version) -> Result<Option<Value>> {
         match &v.value {
             ValueRef::Inline(bytes) => Ok(Some(Arc::clone(bytes))),
-            ValueRef::Tombstone => Err(Error::InvalidArgument("load of a tombstone".into())),
+            ValueRef::Tombstone => Err(Error::Internal("load of a tombstone".into())),
             &ValueRef::Disk {
                 segment,
                 offset,

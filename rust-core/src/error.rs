@@ -74,6 +74,12 @@ pub enum Error {
     /// An optimistic transaction lost a race with another writer.
     #[error("transaction conflict: {0}")]
     Conflict(String),
+
+    /// The engine broke one of its own invariants or ran out of an internal
+    /// resource (a bug or a limit, not the caller's input); the message
+    /// says which.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {

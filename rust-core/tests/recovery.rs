@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use mantisdb_core::log::hint;
 use mantisdb_core::log::record::{self, OpKind, OpRef};
 use mantisdb_core::log::segment::{self, SEGMENT_HEADER_LEN};
-use mantisdb_core::{Db, Error, Options, RecoveryReport, SyncPolicy, WriteBatch};
+use mantisdb_core::{Cut, Db, Error, Options, RecoveryReport, SyncPolicy, WriteBatch};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -361,7 +361,11 @@ fn torn_tail_inside_record(from_end: usize) {
         let db = Db::open(dir.path(), o.clone()).unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
         let report = db.recovery_report().clone();
         let expected = match torn {
-            Some(&(frame_start, _, _)) => vec![(path_str(&path), frame_start, cut - frame_start)],
+            Some(&(frame_start, _, _)) => vec![Cut {
+                file: path_str(&path),
+                offset: frame_start,
+                bytes: cut - frame_start,
+            }],
             None => vec![],
         };
         assert_eq!(torn.is_some(), cut != rec_start && cut != rec_end);
@@ -460,7 +464,11 @@ fn garbage_after_the_last_record_is_a_torn_tail() {
         let db = Db::open(dir.path(), o.clone()).unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
         assert_eq!(
             db.recovery_report().truncated,
-            vec![(path_str(&path), len, garbage.len() as u64)],
+            vec![Cut {
+                file: path_str(&path),
+                offset: len,
+                bytes: garbage.len() as u64
+            }],
             "{ctx}"
         );
         assert_eq!(fs::metadata(&path).unwrap().len(), len, "{ctx}: file not cut back");
@@ -572,7 +580,15 @@ fn corruption_case(src: &Path, o: &Options, commits: &[Commit], seg_index: usize
             repaired,
             ..
         } = db.recovery_report().clone();
-        assert_eq!(repaired, vec![(path_str(&path), start, seg_len - start)], "{ctx}");
+        assert_eq!(
+            repaired,
+            vec![Cut {
+                file: path_str(&path),
+                offset: start,
+                bytes: seg_len - start
+            }],
+            "{ctx}"
+        );
         assert!(truncated.is_empty(), "{ctx}: {truncated:?}");
         let (model, kept) = model_without(src, commits, seg_index, start);
         if hinted_segments == 0 {
@@ -690,7 +706,11 @@ fn a_short_newest_segment_left_by_a_crash_during_creation_is_removed() {
         assert!(!path.exists(), "{ctx}: the short segment is still there");
         assert_eq!(
             db.recovery_report().truncated,
-            vec![(path_str(&path), 0, short_len as u64)],
+            vec![Cut {
+                file: path_str(&path),
+                offset: 0,
+                bytes: short_len as u64
+            }],
             "{ctx}"
         );
         assert_state(&db, &model, &keys, &ctx);
@@ -747,7 +767,11 @@ fn a_torn_record_whose_value_holds_a_valid_frame_is_still_a_torn_tail() {
     };
     assert_eq!(
         db.recovery_report().truncated,
-        vec![(path_str(&path), start, end - 5 - start)]
+        vec![Cut {
+            file: path_str(&path),
+            offset: start,
+            bytes: end - 5 - start
+        }]
     );
     assert_state(&db, &model_upto(&commits, 1), &universe(&commits), "embedded frame");
 }
@@ -814,7 +838,11 @@ fn a_closed_segment_cut_at_a_record_boundary_is_corruption() {
         let db = Db::open(dir.path(), ro).unwrap_or_else(|e| panic!("{ctx}: repair open failed: {e}"));
         assert_eq!(
             db.recovery_report().repaired,
-            vec![(path_str(&path), cut_at, 0)],
+            vec![Cut {
+                file: path_str(&path),
+                offset: cut_at,
+                bytes: 0
+            }],
             "{ctx}"
         );
         let (model, _) = model_without(src.path(), &commits, seg_index, cut_at);

@@ -42,6 +42,10 @@ pub enum MantisStatus {
     /// Nothing of the call was acknowledged; like any failed write, it stops
     /// writes until the database is reopened.
     MantisNoSpace = 14,
+    /// The engine broke one of its own invariants or ran out of an internal
+    /// resource (a bug or a limit, not the caller's input); the message says
+    /// which.
+    MantisInternal = 15,
 }
 
 impl From<&Error> for MantisStatus {
@@ -57,6 +61,7 @@ impl From<&Error> for MantisStatus {
             Error::Closed => MantisStatus::MantisClosed,
             Error::Poisoned(_) => MantisStatus::MantisPoisoned,
             Error::Conflict(_) => MantisStatus::MantisConflict,
+            Error::Internal(_) => MantisStatus::MantisInternal,
         }
     }
 }
@@ -217,5 +222,13 @@ mod tests {
         assert_eq!(MantisStatus::from(&quota), MantisStatus::MantisNoSpace);
         let eio = io(std::io::Error::from_raw_os_error(libc::EIO));
         assert_eq!(MantisStatus::from(&eio), MantisStatus::MantisIo);
+    }
+
+    #[test]
+    fn an_internal_fault_is_not_the_callers_argument() {
+        let e = Error::Internal("active segment 7 is not open".into());
+        assert_eq!(MantisStatus::from(&e), MantisStatus::MantisInternal);
+        assert_eq!(MantisStatus::MantisInternal as u32, 15, "status numbers are stable");
+        assert_eq!(e.to_string(), "internal error: active segment 7 is not open");
     }
 }

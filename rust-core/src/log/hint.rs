@@ -109,7 +109,7 @@ pub fn write(fs: &dyn FileSystem, dir: &Path, id: u32, segment: &[u8], entries: 
         entries,
     };
     let bytes = rkyv::to_bytes::<rancor::Error>(&body)
-        .map_err(|e| Error::InvalidArgument(format!("encoding hint of segment {id}: {e}")))?;
+        .map_err(|e| Error::Internal(format!("encoding hint of segment {id}: {e}")))?;
     let mut header = [0u8; HINT_HEADER_LEN];
     header[0..8].copy_from_slice(&HINT_MAGIC);
     header[8..10].copy_from_slice(&HINT_FORMAT_VERSION.to_le_bytes());

@@ -49,7 +49,7 @@ impl SegmentSet {
     pub fn allocate_id(&self) -> Result<u32> {
         let id = self.next_id.fetch_add(1, Ordering::AcqRel);
         if id == u32::MAX {
-            return Err(Error::InvalidArgument("segment id space exhausted".into()));
+            return Err(Error::Internal("segment id space exhausted".into()));
         }
         Ok(id)
     }

@@ -65,6 +65,35 @@ pub struct RecoveredSegment {
     pub len: u64,
 }
 
+/// A region recovery removed from the end of a segment file (or, with 0
+/// bytes, a loss it accepted at that point).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cut {
+    /// The segment file.
+    pub file: String,
+    /// Where the removed region starts (the file's new length).
+    pub offset: u64,
+    /// How many bytes were removed.
+    pub bytes: u64,
+}
+
+/// What recovery did when the database was opened
+/// (`Db::recovery_report`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Records replayed from segment data.
+    pub records: u64,
+    /// Segments whose index entries came from their hint file.
+    pub hinted_segments: u64,
+    /// Hint files that could not be used (the segment was read instead), with the reason.
+    pub bad_hints: Vec<String>,
+    /// Torn tails cut from the newest segment, and writer segments cut
+    /// short while being created (removed whole).
+    pub truncated: Vec<Cut>,
+    /// Corrupt regions dropped under `repair`.
+    pub repaired: Vec<Cut>,
+}
+
 /// What recovery found.
 #[derive(Debug, Default)]
 pub struct Recovered {
@@ -74,16 +103,8 @@ pub struct Recovered {
     pub last_seq: u64,
     /// Id of the active segment (newest unsealed), if any.
     pub active: Option<u32>,
-    /// Records replayed from segment data.
-    pub records: u64,
-    /// Segments whose index entries came from a hint file.
-    pub hinted_segments: u64,
-    /// Hint files that could not be used, with the reason.
-    pub bad_hints: Vec<String>,
-    /// Torn tails cut: (file, offset cut at, bytes dropped).
-    pub truncated: Vec<(String, u64, u64)>,
-    /// Corrupt regions dropped because `repair` was set: (file, offset, bytes dropped).
-    pub repairs: Vec<(String, u64, u64)>,
+    /// What recovery did, for the operator.
+    pub report: RecoveryReport,
 }
 
 /// How recovery reads the log.
@@ -107,7 +128,7 @@ pub fn replay(
     let mut out = Recovered::default();
     remove_temp_files(fs, dir)?;
     let mut ids = segment::list_in(fs, dir)?;
-    let headers = read_flags(fs, dir, &ids, &mut out.truncated)?;
+    let headers = read_flags(fs, dir, &ids, &mut out.report.truncated)?;
     ids.retain(|id| headers.contains_key(id));
     // The active segment: the newest one not written by compaction.
     let active = ids
@@ -159,12 +180,12 @@ pub fn replay(
                         kv_crc: e.kv_crc.to_native(),
                     });
                 }
-                out.hinted_segments += 1;
+                out.report.hinted_segments += 1;
                 out.segments.push(RecoveredSegment { id, sealed, len });
                 continue;
             }
             if let Some(why) = why {
-                out.bad_hints.push(why);
+                out.report.bad_hints.push(why);
             }
         }
         let data = match data {
@@ -184,8 +205,12 @@ pub fn replay(
                 // Repair accepts the loss, once: the next segment stops
                 // naming this one, so later opens do not report it again.
                 let name = path.display().to_string();
-                if !out.repairs.iter().any(|(f, _, _)| *f == name) {
-                    out.repairs.push((name, end, 0));
+                if !out.report.repaired.iter().any(|c| c.file == name) {
+                    out.report.repaired.push(Cut {
+                        file: name,
+                        offset: end,
+                        bytes: 0,
+                    });
                 }
                 forget_predecessor(fs, dir, next)?;
             }
@@ -197,7 +222,8 @@ pub fn replay(
             // is read again next time.
             let entries: Vec<HintEntry> = hint::entries_from_frames(&data[..end as usize], ro.hint_inline);
             if let Err(e) = hint::write(fs, dir, id, &data[..end as usize], entries) {
-                out.bad_hints
+                out.report
+                    .bad_hints
                     .push(format!("{}: not written: {e}", hint::hint_path(dir, id).display()));
             }
         }
@@ -257,7 +283,7 @@ fn read_flags(
     fs: &dyn FileSystem,
     dir: &Path,
     ids: &[u32],
-    removed: &mut Vec<(String, u64, u64)>,
+    removed: &mut Vec<Cut>,
 ) -> Result<std::collections::HashMap<u32, Header>> {
     let mut flags = std::collections::HashMap::new();
     for &id in ids {
@@ -278,7 +304,11 @@ fn read_flags(
             fs.remove_file(&path)
                 .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
             segment::sync_dir(fs, dir)?;
-            removed.push((path.display().to_string(), 0, h.len() as u64));
+            removed.push(Cut {
+                file: path.display().to_string(),
+                offset: 0,
+                bytes: h.len() as u64,
+            });
             continue;
         }
         match segment::check_header(&h, id) {
@@ -315,7 +345,7 @@ fn replay_segment(
             Ok(rec) if (contiguous && rec.seq == prev_seq + 1) || (!contiguous && rec.seq > prev_seq) => {
                 prev_seq = rec.seq;
                 out.last_seq = out.last_seq.max(rec.seq);
-                out.records += 1;
+                out.report.records += 1;
                 for op in &rec.ops {
                     apply(&ReplayOp {
                         segment: id,
@@ -344,9 +374,9 @@ fn replay_segment(
         };
         let torn = is_active && !valid_frame_after(data, at, prev_seq);
         if torn {
-            cut(fs, path, at as u64, data.len() as u64, &mut out.truncated)?;
+            cut(fs, path, at as u64, data.len() as u64, &mut out.report.truncated)?;
         } else if repair {
-            cut(fs, path, at as u64, data.len() as u64, &mut out.repairs)?;
+            cut(fs, path, at as u64, data.len() as u64, &mut out.report.repaired)?;
         } else {
             return Err(Error::corruption(path, at as u64, err));
         }
@@ -371,13 +401,17 @@ fn valid_frame_after(data: &[u8], at: usize, last_seq: u64) -> bool {
     })
 }
 
-fn cut(fs: &dyn FileSystem, path: &Path, at: u64, len: u64, log: &mut Vec<(String, u64, u64)>) -> Result<()> {
+fn cut(fs: &dyn FileSystem, path: &Path, at: u64, len: u64, log: &mut Vec<Cut>) -> Result<()> {
     let file = fs
         .open(path, OpenMode::Resize)
         .map_err(|e| Error::io(format!("opening {} to truncate", path.display()), e))?;
     file.set_len(at)
         .and_then(|_| file.sync_all())
         .map_err(|e| Error::io(format!("truncating {} at {at}", path.display()), e))?;
-    log.push((path.display().to_string(), at, len - at));
+    log.push(Cut {
+        file: path.display().to_string(),
+        offset: at,
+        bytes: len - at,
+    });
     Ok(())
 }

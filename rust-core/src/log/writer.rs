@@ -202,7 +202,7 @@ impl LogWriter {
         };
         let active = segments
             .get(active_id)
-            .ok_or_else(|| Error::InvalidArgument(format!("active segment {active_id} is not open")))?;
+            .ok_or_else(|| Error::Internal(format!("active segment {active_id} is not open")))?;
         Ok(LogWriter {
             fs,
             dir: dir.to_path_buf(),
