@@ -277,7 +277,7 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionRep
         }
         // Switch the index over, one version at a time.
         for (k, &offset) in kept.iter().zip(&offsets) {
-            let bytes = crate::db::op_log_bytes(k.key.len(), k.value.len(), k.expires_at) as u64;
+            let bytes = crate::accounting::op_log_bytes(k.key.len(), k.value.len(), k.expires_at) as u64;
             let live = if k.expired {
                 if inner
                     .index()

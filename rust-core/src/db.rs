@@ -6,16 +6,17 @@
 //! A read takes the visible sequence, finds the version in the index, and
 //! loads the value from the index (inline), the cache, or one positioned read.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
+use crate::accounting::{account_op, op_log_bytes};
+use crate::background::Background;
 use crate::batch::WriteBatch;
 use crate::cache::ValueCache;
 use crate::checkpoint::{self, CheckpointReport};
@@ -24,10 +25,9 @@ use crate::dirlock::DirLock;
 use crate::error::{Error, Result};
 use crate::index::{Index, Lookup, ValueRef, Version};
 use crate::iter::{Iter, Snapshot};
-use crate::log::record::{self, kv_checksum};
-use crate::log::recovery::{self, Recovered, RecoveryReport, ReplayOptions};
-use crate::log::segment::Segment;
-use crate::log::{Appended, Log, OpKind, OpRef, SegmentSet};
+use crate::log::record::kv_checksum;
+use crate::log::recovery::{self, RecoveryReport};
+use crate::log::{Appended, Log, OpKind, OpRef};
 use crate::mvcc::{Snapshots, Visibility};
 use crate::options::Options;
 use crate::stats::{Counters, Stats};
@@ -40,33 +40,8 @@ pub type Value = Arc<[u8]>;
 /// Cache key: (segment id, offset of the op's key in the segment).
 pub(crate) type CacheKey = (u32, u64);
 
-/// Per-segment totals gathered during recovery.
-struct SegmentTally {
-    live: u64,
-    dead: u64,
-    min_seq: u64,
-    max_seq: u64,
-    has_expiry: bool,
-}
-
-impl Default for SegmentTally {
-    fn default() -> Self {
-        SegmentTally {
-            live: 0,
-            dead: 0,
-            min_seq: u64::MAX,
-            max_seq: 0,
-            has_expiry: false,
-        }
-    }
-}
-
 /// Lookups a read retries when compaction keeps moving its value.
 const RELOCATION_RETRIES: usize = 10_000;
-
-/// How soon background work looks again at a closed segment whose last
-/// commits were not visible yet.
-const PENDING_RETRY: Duration = Duration::from_millis(20);
 
 /// How often (in commits) the GC watermark is recomputed.
 const WATERMARK_EVERY: u64 = 64;
@@ -79,35 +54,6 @@ pub struct Db {
     // thread, so the last handle's drop releases the directory at once.
     pub(crate) guard: Arc<Background>,
     pub(crate) inner: Arc<Inner>,
-}
-
-/// Owns the background thread. Every user-visible handle (database clones,
-/// snapshots, iterators, transactions) holds one reference; when the last
-/// one goes, the thread is stopped and joined.
-pub(crate) struct Background {
-    thread: Mutex<Option<(JoinHandle<()>, Arc<AtomicBool>)>>,
-    segments: Arc<SegmentSet>,
-}
-
-impl Background {
-    /// Stops the thread and waits for its current pass.
-    fn stop(&self) {
-        let Some((handle, stop)) = self.thread.lock().take() else {
-            return;
-        };
-        stop.store(true, Ordering::Release);
-        self.segments.notify_on_close(None);
-        handle.thread().unpark();
-        if handle.thread().id() != std::thread::current().id() {
-            let _ = handle.join();
-        }
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 pub(crate) struct Inner {
@@ -177,74 +123,8 @@ impl Db {
 
         let index = Index::new();
         let counters = Counters::default();
-        let mut usage: HashMap<u32, SegmentTally> = HashMap::new();
-        let mut tombstoned: Vec<Box<[u8]>> = Vec::new();
-        let inline = opts.inline_threshold;
-        let replay_opts = ReplayOptions {
-            repair: opts.repair,
-            verify: opts.verify_segments_on_open,
-            hint_inline: compaction::hint_inline(inline),
-        };
-        let rec: Recovered = recovery::replay(&*fs, &dir, replay_opts, |op| {
-            let log_bytes = op_log_bytes(op.key.len(), op.val_len as usize, op.expires_at);
-            let value = match (op.kind, op.value) {
-                (OpKind::Delete, _) => ValueRef::Tombstone,
-                (OpKind::Put, Some(v)) if v.len() <= inline => ValueRef::Inline(Arc::from(v)),
-                (OpKind::Put, _) => ValueRef::Disk {
-                    segment: op.segment,
-                    offset: op.kv_offset,
-                    len: op.val_len,
-                    crc: op.kv_crc,
-                },
-            };
-            let is_put = op.kind == OpKind::Put;
-            let effect = index.apply_recovered(
-                op.key,
-                Version {
-                    seq: op.seq,
-                    expires_at: op.expires_at,
-                    value,
-                    log_bytes,
-                    segment: op.segment,
-                },
-            );
-            if !is_put && effect.is_newest {
-                tombstoned.push(Box::from(op.key));
-            }
-            let t = usage.entry(op.segment).or_default();
-            t.min_seq = t.min_seq.min(op.seq);
-            t.max_seq = t.max_seq.max(op.seq);
-            t.has_expiry |= op.expires_at != 0;
-            if is_put && effect.is_newest {
-                t.live += log_bytes as u64;
-            } else {
-                t.dead += log_bytes as u64;
-            }
-            if effect.superseded_bytes > 0 {
-                let s = usage.entry(effect.superseded_segment).or_default();
-                s.live = s.live.saturating_sub(effect.superseded_bytes);
-                s.dead += effect.superseded_bytes;
-            }
-            counters.account(effect.live_keys);
-        })?;
-        index.remove_tombstones(&tombstoned);
-        let set = Arc::new(SegmentSet::default());
-        for s in &rec.segments {
-            let seg = Segment::open(&*fs, &dir, s.id, s.sealed)?;
-            if let Some(t) = usage.get(&s.id) {
-                seg.usage.live.store(t.live, Ordering::Relaxed);
-                seg.usage.dead.store(t.dead, Ordering::Relaxed);
-                seg.usage.min_seq.store(t.min_seq, Ordering::Relaxed);
-                seg.usage.max_seq.store(t.max_seq, Ordering::Relaxed);
-                seg.usage.has_expiry.store(t.has_expiry, Ordering::Relaxed);
-            }
-            set.insert(Arc::new(seg));
-        }
-        let active = rec
-            .active
-            .and_then(|id| rec.segments.iter().find(|s| s.id == id))
-            .map(|s| (s.id, s.len));
-        let log = Log::open(Arc::clone(&fs), &dir, &opts, set, active, rec.last_seq)?;
+        let rec = recovery::rebuild_index(&*fs, &dir, &opts, &index, &counters)?;
+        let log = Log::open(Arc::clone(&fs), &dir, &opts, rec.segments, rec.active, rec.last_seq)?;
         let cache = ValueCache::new(opts.cache_bytes);
         let segments = Arc::clone(log.segments());
         let inner = Arc::new(Inner {
@@ -264,51 +144,8 @@ impl Db {
             opts,
             _lock: lock,
         });
-        let guard = Arc::new(Background {
-            thread: Mutex::new(Some(Self::start_background(&inner)?)),
-            segments,
-        });
+        let guard = Arc::new(Background::start(&inner, segments)?);
         Ok(Db { guard, inner })
-    }
-
-    /// Starts the thread that writes hint files for closed segments and,
-    /// when enabled, compacts segments past the threshold.
-    fn start_background(inner: &Arc<Inner>) -> Result<(JoinHandle<()>, Arc<AtomicBool>)> {
-        let weak: Weak<Inner> = Arc::downgrade(inner);
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = Arc::clone(&stop);
-        let every = inner.opts.compaction_interval;
-        let handle = std::thread::Builder::new()
-            .name("mantisdb-compactor".into())
-            .spawn(move || {
-                // The first pass runs at once: segments found at open are
-                // closed and visible, and a process that restarts often must
-                // still get its space back.
-                let mut wait = Duration::ZERO;
-                while !stop2.load(Ordering::Acquire) {
-                    if !wait.is_zero() {
-                        std::thread::park_timeout(wait);
-                    }
-                    let Some(inner) = weak.upgrade() else { break };
-                    if stop2.load(Ordering::Acquire) || inner.check_open().is_err() {
-                        break;
-                    }
-                    // Errors leave the files as they were; the pass is retried
-                    // next round, and reads and writes are unaffected.
-                    let _ = inner.background_pass();
-                    // A segment that just closed waits for its last commits to
-                    // become visible: look again shortly rather than a whole
-                    // interval later.
-                    wait = if compaction::closed_segment_pending(&inner) {
-                        every.min(PENDING_RETRY)
-                    } else {
-                        every
-                    };
-                }
-            })
-            .map_err(|e| Error::io("starting the compaction thread", e))?;
-        inner.log.segments().notify_on_close(Some(handle.thread().clone()));
-        Ok((handle, stop))
     }
 
     /// Writes a consistent copy of the database, as of one commit, into
@@ -548,30 +385,14 @@ impl Db {
     }
 }
 
-/// Bytes an op takes in the log (header, key, value).
-pub(crate) fn op_log_bytes(key_len: usize, value_len: usize, expires_at: u64) -> u32 {
-    let op = OpRef {
-        kind: OpKind::Put,
-        key: &[],
-        value: &[],
-        expires_at,
-    };
-    (record::op_encoded_len(&op) + key_len + value_len) as u32
-}
-
-impl Counters {
-    /// Accounts the change in live keys of one op.
-    fn account(&self, live_keys: i64) {
-        if live_keys != 0 {
-            self.live_keys.fetch_add(live_keys, Ordering::Relaxed);
-        }
-    }
-}
-
 impl Inner {
     /// Holds compaction off (checkpoints need every segment to stay).
     pub(crate) fn compaction_guard(&self) -> parking_lot::MutexGuard<'_, ()> {
         self.compaction_lock.lock()
+    }
+
+    pub(crate) fn options(&self) -> &Options {
+        &self.opts
     }
 
     pub(crate) fn dir(&self) -> &Path {
@@ -600,27 +421,13 @@ impl Inner {
         self.tombstones.lock().push_back((seq, Box::from(key)));
     }
 
-    fn note_compaction(&self, r: &CompactionReport) {
+    pub(crate) fn note_compaction(&self, r: &CompactionReport) {
         if r.segments_in > 0 {
             self.counters.compactions.add(1);
             self.counters
                 .compaction_bytes_reclaimed
                 .add(r.bytes_in.saturating_sub(r.bytes_out));
         }
-    }
-
-    /// One round of background work: hints for closed segments, then
-    /// compaction of segments past the threshold.
-    fn background_pass(&self) -> Result<()> {
-        let _g = self.compaction_lock.lock();
-        self.snapshots.advance(&self.vis);
-        self.collect_tombstones();
-        compaction::write_pending_hints(self)?;
-        if self.opts.background_compaction {
-            let report = compaction::compact(self, self.opts.compaction_threshold, false)?;
-            self.note_compaction(&report);
-        }
-        Ok(())
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
@@ -703,22 +510,19 @@ impl Inner {
                 },
                 watermark,
             );
-            let usage = &a.segment.usage;
-            if op.kind == OpKind::Put && effect.is_newest {
-                usage.live.fetch_add(log_bytes as u64, Ordering::Relaxed);
-            } else {
-                usage.dead.fetch_add(log_bytes as u64, Ordering::Relaxed);
-            }
-            if effect.superseded_bytes > 0 {
-                if effect.superseded_segment == a.segment.id {
-                    usage.kill(effect.superseded_bytes);
-                } else if let Some(old) = self.log.segments().get(effect.superseded_segment) {
-                    old.usage.kill(effect.superseded_bytes);
-                }
-            }
-            if op.expires_at != 0 {
-                usage.has_expiry.store(true, Ordering::Relaxed);
-            }
+            account_op(
+                &a.segment.usage,
+                a.segment.id,
+                op.kind,
+                log_bytes,
+                op.expires_at,
+                &effect,
+                |id, bytes| {
+                    if let Some(old) = self.log.segments().get(id) {
+                        old.usage.kill(bytes);
+                    }
+                },
+            );
             self.counters.account(effect.live_keys);
         }
         self.vis.publish(a.seq);

@@ -30,6 +30,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 // cbindgen (the C header) reads only `ffi`: every other module is skipped,
 // so none of the engine's own public constants or types reach the header.
 /// cbindgen:ignore
+mod accounting;
+/// cbindgen:ignore
+mod background;
+/// cbindgen:ignore
 mod batch;
 /// cbindgen:ignore
 pub mod cache;

@@ -89,3 +89,12 @@ pub struct Stats {
     /// Value cache counters.
     pub cache: CacheStats,
 }
+
+impl Counters {
+    /// Accounts the change in live keys of one op.
+    pub(crate) fn account(&self, live_keys: i64) {
+        if live_keys != 0 {
+            self.live_keys.fetch_add(live_keys, Ordering::Relaxed);
+        }
+    }
+}

@@ -3,6 +3,19 @@
 //! [`Log`] ties together the writer (appends, group commit, rolling), the set
 //! of segments open for reading, and the background flusher used by the
 //! `Interval` and `Never` policies.
+//!
+//! Most of its methods hand a call to [`LogWriter`]; it is kept as a layer
+//! for what belongs to neither the writer nor the engine:
+//! - opening after recovery: whether the active segment is resumed or, when
+//!   full, closed and followed by a new one, and marking every other
+//!   segment closed;
+//! - the flusher thread's life: started with the policy that needs it, and
+//!   stopped before the writer's last flush and sync on close (or drop);
+//! - reads of a value that may still be in the write buffer or already in
+//!   a segment file (or gone with a compacted segment).
+//!
+//! The engine holds a `Log` and never a `LogWriter`, so the writer's lock
+//! and buffer stay behind this one surface.
 
 pub mod hint;
 pub mod record;
@@ -212,11 +225,6 @@ impl Log {
         &self.segments
     }
 
-    /// Id of the segment being written.
-    pub fn active_segment(&self) -> u32 {
-        self.writer.active_segment()
-    }
-
     /// The writer's counters.
     pub fn counters(&self) -> &writer::WriterCounters {
         &self.writer.counters
@@ -230,11 +238,6 @@ impl Log {
     /// The error that stopped the writer, if any.
     pub fn poisoned(&self) -> Option<String> {
         self.writer.poisoned()
-    }
-
-    /// The sequence number the next commit gets.
-    pub fn next_seq(&self) -> u64 {
-        self.writer.next_seq()
     }
 
     /// Stops the flusher, then flushes, syncs and closes the writer.

@@ -1,5 +1,9 @@
 //! Recovery: rebuilds the index from segments (or their hint files) on open.
 //!
+//! [`replay`] reads the log and hands each op to a callback;
+//! [`rebuild_index`] is that callback for an opening database: versions into
+//! the index, live and dead bytes per segment, the segments to reopen.
+//!
 //! Rules:
 //! - Each segment is read from its hint file when a valid one matches the
 //!   segment's exact length; otherwise every frame of the segment is decoded
@@ -22,12 +26,20 @@
 //!   With `repair`, the segment is cut at the bad frame instead, everything
 //!   readable is kept, and the loss is reported.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::hint::{self, HintEntry};
 use super::record::{self, FrameError, OpKind};
-use super::segment::{self, Header, SEGMENT_HEADER_LEN};
+use super::segment::{self, Header, Segment, Usage, SEGMENT_HEADER_LEN};
+use super::SegmentSet;
+use crate::accounting::{account_op, op_log_bytes};
+use crate::compaction;
 use crate::error::{Error, Result};
+use crate::index::{Index, ValueRef, Version};
+use crate::options::Options;
+use crate::stats::Counters;
 use crate::vfs::{self, FileSystem, OpenMode};
 
 /// One op as recovery hands it to the index.
@@ -414,4 +426,98 @@ fn cut(fs: &dyn FileSystem, path: &Path, at: u64, len: u64, log: &mut Vec<Cut>) 
         bytes: len - at,
     });
     Ok(())
+}
+
+/// What [`rebuild_index`] recovered besides the index.
+pub(crate) struct Rebuilt {
+    /// The surviving segments, open for reading, with their live and dead bytes.
+    pub(crate) segments: Arc<SegmentSet>,
+    /// The segment to resume writing, with its length.
+    pub(crate) active: Option<(u32, u64)>,
+    /// The highest sequence number replayed.
+    pub(crate) last_seq: u64,
+    /// What recovery did, for the operator.
+    pub(crate) report: RecoveryReport,
+}
+
+/// Replays the log in `dir` into `index` at open: every op becomes a
+/// version of its key (values up to `opts.inline_threshold` kept inline,
+/// larger ones as their place on disk), each segment's live and dead bytes
+/// are accounted as a running database would have, the live-key count goes
+/// to `counters`, and deletes that are the newest version of their key are
+/// unlinked once everything is read.
+pub(crate) fn rebuild_index(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    opts: &Options,
+    index: &Index,
+    counters: &Counters,
+) -> Result<Rebuilt> {
+    let mut usage: HashMap<u32, Usage> = HashMap::new();
+    let mut tombstoned: Vec<Box<[u8]>> = Vec::new();
+    let inline = opts.inline_threshold;
+    let replay_opts = ReplayOptions {
+        repair: opts.repair,
+        verify: opts.verify_segments_on_open,
+        hint_inline: compaction::hint_inline(inline),
+    };
+    let rec = replay(fs, dir, replay_opts, |op| {
+        let log_bytes = op_log_bytes(op.key.len(), op.val_len as usize, op.expires_at);
+        let value = match (op.kind, op.value) {
+            (OpKind::Delete, _) => ValueRef::Tombstone,
+            (OpKind::Put, Some(v)) if v.len() <= inline => ValueRef::Inline(Arc::from(v)),
+            (OpKind::Put, _) => ValueRef::Disk {
+                segment: op.segment,
+                offset: op.kv_offset,
+                len: op.val_len,
+                crc: op.kv_crc,
+            },
+        };
+        let effect = index.apply_recovered(
+            op.key,
+            Version {
+                seq: op.seq,
+                expires_at: op.expires_at,
+                value,
+                log_bytes,
+                segment: op.segment,
+            },
+        );
+        if op.kind == OpKind::Delete && effect.is_newest {
+            tombstoned.push(Box::from(op.key));
+        }
+        usage.entry(op.segment).or_insert_with(Usage::empty).note_seq(op.seq);
+        if effect.superseded_bytes > 0 {
+            usage.entry(effect.superseded_segment).or_insert_with(Usage::empty);
+        }
+        account_op(
+            &usage[&op.segment],
+            op.segment,
+            op.kind,
+            log_bytes,
+            op.expires_at,
+            &effect,
+            |id, bytes| usage[&id].kill(bytes),
+        );
+        counters.account(effect.live_keys);
+    })?;
+    index.remove_tombstones(&tombstoned);
+    let set = Arc::new(SegmentSet::default());
+    for s in &rec.segments {
+        let mut seg = Segment::open(fs, dir, s.id, s.sealed)?;
+        if let Some(u) = usage.remove(&s.id) {
+            seg.usage = u;
+        }
+        set.insert(Arc::new(seg));
+    }
+    let active = rec
+        .active
+        .and_then(|id| rec.segments.iter().find(|s| s.id == id))
+        .map(|s| (s.id, s.len));
+    Ok(Rebuilt {
+        segments: set,
+        active,
+        last_seq: rec.last_seq,
+        report: rec.report,
+    })
 }

@@ -139,6 +139,13 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// The usage of a segment that holds nothing yet.
+    pub fn empty() -> Usage {
+        let usage = Usage::default();
+        usage.min_seq.store(u64::MAX, Ordering::Relaxed);
+        usage
+    }
+
     /// Records that `seq` is in the segment.
     pub fn note_seq(&self, seq: u64) {
         self.min_seq.fetch_min(seq, Ordering::Relaxed);
@@ -197,14 +204,12 @@ impl Segment {
 
     /// A segment read through `file`, an open handle of the file named `path`.
     pub fn with_handle(id: u32, path: PathBuf, sealed: bool, file: Box<dyn FileHandle>) -> Segment {
-        let usage = Usage::default();
-        usage.min_seq.store(u64::MAX, Ordering::Relaxed);
         Segment {
             id,
             path,
             sealed,
             closed: AtomicBool::new(sealed),
-            usage,
+            usage: Usage::empty(),
             file,
         }
     }
