@@ -12,7 +12,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::compaction;
-use crate::db::Inner;
+use crate::engine::Inner;
 use crate::error::{Error, Result};
 use crate::log::SegmentSet;
 

@@ -69,7 +69,7 @@ impl WriteBatch {
                 kind: op.kind,
                 key: &op.key,
                 value: &op.value,
-                expires_at: op.ttl.map_or(0, |ttl| crate::db::expiry_at(now_ms, ttl)),
+                expires_at: op.ttl.map_or(0, |ttl| crate::engine::expiry_at(now_ms, ttl)),
             })
             .collect()
     }

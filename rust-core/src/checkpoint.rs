@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::db::Inner;
+use crate::engine::Inner;
 use crate::error::{Error, Result};
 use crate::log::hint;
 use crate::log::segment;

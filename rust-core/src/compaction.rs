@@ -24,7 +24,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::db::{now_ms, Inner};
+use crate::engine::{now_ms, Inner};
 use crate::error::{Error, Result};
 use crate::log::hint::{self, HINT_VALUE_MAX};
 use crate::log::record::{self, OpKind, OpRef};

@@ -9,7 +9,8 @@
 use std::collections::VecDeque;
 use std::ops::Bound;
 
-use crate::db::{now_ms, Db, Inner, Value};
+use crate::db::{Db, Value};
+use crate::engine::{now_ms, Inner};
 use crate::error::Result;
 use crate::index::{RangeEnd, Version};
 

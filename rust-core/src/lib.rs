@@ -46,6 +46,8 @@ mod db;
 /// cbindgen:ignore
 mod dirlock;
 /// cbindgen:ignore
+mod engine;
+/// cbindgen:ignore
 mod error;
 pub mod ffi;
 /// cbindgen:ignore

@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::db::{expiry_at, now_ms, Db, Inner, Value};
+use crate::db::{Db, Value};
+use crate::engine::{expiry_at, now_ms, Inner};
 use crate::error::{Error, Result};
 use crate::iter::{owned, prefix_successor, Snapshot};
 use crate::log::{OpKind, OpRef};

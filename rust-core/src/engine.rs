@@ -1,0 +1,373 @@
+//! The engine behind the [`Db`](crate::Db) handles: the state of one open
+//! database and its write and read paths.
+//!
+//! A write validates its input, appends one record to the log (which assigns
+//! the sequence number and, under `Always`, waits for group commit), inserts
+//! its versions into the index, fills the cache, and publishes its sequence.
+//! A read takes the visible sequence, finds the version in the index, and
+//! loads the value from the index (inline), the cache, or one positioned read.
+
+use std::collections::VecDeque;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+use crate::accounting::{account_op, op_log_bytes};
+use crate::cache::ValueCache;
+use crate::compaction::{self, CompactionReport};
+use crate::db::Value;
+use crate::dirlock::DirLock;
+use crate::error::{Error, Result};
+use crate::index::{Index, Lookup, ValueRef, Version};
+use crate::log::record::kv_checksum;
+use crate::log::recovery::{self, RecoveryReport};
+use crate::log::{Appended, Log, OpKind, OpRef};
+use crate::mvcc::{Snapshots, Visibility};
+use crate::options::Options;
+use crate::stats::Counters;
+use crate::txn::{ConflictTracker, ReadSet};
+use crate::vfs::FileSystem;
+
+/// Cache key: (segment id, offset of the op's key in the segment).
+pub(crate) type CacheKey = (u32, u64);
+
+/// Lookups a read retries when compaction keeps moving its value.
+pub(crate) const RELOCATION_RETRIES: usize = 10_000;
+
+/// How often (in commits) the GC watermark is recomputed.
+const WATERMARK_EVERY: u64 = 64;
+
+/// The engine behind every handle of one open database: the log, the
+/// index, the cache, visibility and snapshots, and the counters, with the
+/// write path (validate, append, apply, publish) and the read path (find
+/// the version, load its value).
+pub(crate) struct Inner {
+    fs: Arc<dyn FileSystem>,
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: Options,
+    pub(crate) log: Log,
+    pub(crate) conflicts: ConflictTracker,
+    pub(crate) index: Index,
+    pub(crate) cache: ValueCache<CacheKey>,
+    pub(crate) vis: Visibility,
+    pub(crate) snapshots: Snapshots,
+    /// Deletes waiting until no snapshot can see below them, to unlink the key.
+    tombstones: Mutex<VecDeque<(u64, Box<[u8]>)>>,
+    pub(crate) counters: Counters,
+    pub(crate) closed: AtomicBool,
+    pub(crate) recovery: RecoveryReport,
+    /// Held by a compaction pass or a checkpoint: no segment is retired meanwhile.
+    pub(crate) compaction_lock: Mutex<()>,
+    // Last field: dropped after the log is closed, so the lock outlives every write.
+    _lock: DirLock,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The absolute expiry of a write made at `now_ms` with `ttl`.
+pub(crate) fn expiry_at(now_ms: u64, ttl: Duration) -> u64 {
+    now_ms
+        .saturating_add(ttl.as_millis().min(u64::MAX as u128) as u64)
+        .max(1)
+}
+
+impl Inner {
+    /// Recovers the database in `dir` (already locked by `lock`) and opens
+    /// its log.
+    pub(crate) fn open(fs: Arc<dyn FileSystem>, dir: PathBuf, opts: Options, lock: DirLock) -> Result<Inner> {
+        let index = Index::new();
+        let counters = Counters::default();
+        let rec = recovery::rebuild_index(&*fs, &dir, &opts, &index, &counters)?;
+        let log = Log::open(Arc::clone(&fs), &dir, &opts, rec.segments, rec.active, rec.last_seq)?;
+        let cache = ValueCache::new(opts.cache_bytes);
+        Ok(Inner {
+            fs,
+            dir,
+            log,
+            index,
+            cache,
+            vis: Visibility::new(rec.last_seq),
+            snapshots: Snapshots::new(rec.last_seq),
+            tombstones: Mutex::new(VecDeque::new()),
+            conflicts: ConflictTracker::default(),
+            compaction_lock: Mutex::new(()),
+            counters,
+            closed: AtomicBool::new(false),
+            recovery: rec.report,
+            opts,
+            _lock: lock,
+        })
+    }
+}
+
+impl Inner {
+    /// Holds compaction off (checkpoints need every segment to stay).
+    pub(crate) fn compaction_guard(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.compaction_lock.lock()
+    }
+
+    pub(crate) fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn fs(&self) -> &dyn FileSystem {
+        &*self.fs
+    }
+
+    pub(crate) fn index(&self) -> &Index {
+        &self.index
+    }
+
+    pub(crate) fn segment_size(&self) -> u64 {
+        self.opts.segment_size
+    }
+
+    pub(crate) fn hint_inline(&self) -> usize {
+        compaction::hint_inline(self.opts.inline_threshold)
+    }
+
+    /// Compaction turned the newest version of `key` (an expired value) into a delete.
+    pub(crate) fn expired_by_compaction(&self, seq: u64, key: &[u8]) {
+        self.counters.live_keys.fetch_sub(1, Ordering::Relaxed);
+        self.tombstones.lock().push_back((seq, Box::from(key)));
+    }
+
+    pub(crate) fn note_compaction(&self, r: &CompactionReport) {
+        if r.segments_in > 0 {
+            self.counters.compactions.add(1);
+            self.counters
+                .compaction_bytes_reclaimed
+                .add(r.bytes_in.saturating_sub(r.bytes_out));
+        }
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_key(&self, key: &[u8]) -> Result<()> {
+        if key.is_empty() || key.len() > self.opts.max_key_len {
+            return Err(Error::InvalidKey {
+                len: key.len(),
+                max: self.opts.max_key_len,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_value(&self, value: &[u8]) -> Result<()> {
+        if value.len() > self.opts.max_value_len {
+            return Err(Error::ValueTooLarge {
+                len: value.len(),
+                max: self.opts.max_value_len,
+            });
+        }
+        Ok(())
+    }
+
+    /// Logs `ops` as one record, applies them to the index and publishes them.
+    pub(crate) fn commit(&self, ops: &[OpRef<'_>]) -> Result<u64> {
+        self.commit_checked(ops, None)
+    }
+
+    /// Like [`Inner::commit`], validating a transaction's read set against
+    /// every later commit under the append lock first.
+    pub(crate) fn commit_checked(&self, ops: &[OpRef<'_>], check: Option<&ReadSet<'_>>) -> Result<u64> {
+        self.check_open()?;
+        for op in ops {
+            self.check_key(op.key)?;
+            self.check_value(op.value)?;
+        }
+        let appended = self.log.append(ops, |seq| self.conflicts.on_commit(seq, ops, check))?;
+        self.apply(&appended, ops);
+        Ok(appended.seq)
+    }
+
+    fn apply(&self, a: &Appended, ops: &[OpRef<'_>]) {
+        let watermark = self.snapshots.watermark();
+        let mut deletes = 0u64;
+        for (op, &(kv_offset, crc)) in ops.iter().zip(&a.kv) {
+            let log_bytes = op_log_bytes(op.key.len(), op.value.len(), op.expires_at);
+            let value = match op.kind {
+                OpKind::Delete => {
+                    deletes += 1;
+                    ValueRef::Tombstone
+                }
+                OpKind::Put if op.value.len() <= self.opts.inline_threshold => ValueRef::Inline(Arc::from(op.value)),
+                OpKind::Put => {
+                    let offset = a.frame_offset + kv_offset as u64;
+                    if self.opts.cache_bytes > 0 {
+                        self.cache.insert((a.segment.id, offset), Arc::from(op.value));
+                    }
+                    ValueRef::Disk {
+                        segment: a.segment.id,
+                        offset,
+                        len: op.value.len() as u32,
+                        crc,
+                    }
+                }
+            };
+            let effect = self.index.insert(
+                op.key,
+                Version {
+                    seq: a.seq,
+                    expires_at: op.expires_at,
+                    value,
+                    log_bytes,
+                    segment: a.segment.id,
+                },
+                watermark,
+            );
+            account_op(
+                &a.segment.usage,
+                a.segment.id,
+                op.kind,
+                log_bytes,
+                op.expires_at,
+                &effect,
+                |id, bytes| {
+                    if let Some(old) = self.log.segments().get(id) {
+                        old.usage.kill(bytes);
+                    }
+                },
+            );
+            self.counters.account(effect.live_keys);
+        }
+        self.vis.publish(a.seq);
+        let puts = ops.len() as u64 - deletes;
+        if puts > 0 {
+            self.counters.writes.add(puts);
+        }
+        if deletes > 0 {
+            self.counters.deletes.add(deletes);
+            let mut q = self.tombstones.lock();
+            for op in ops.iter().filter(|op| op.kind == OpKind::Delete) {
+                q.push_back((a.seq, Box::from(op.key)));
+            }
+        }
+        if a.seq % WATERMARK_EVERY == 0 {
+            self.snapshots.advance(&self.vis);
+            self.collect_tombstones();
+        }
+    }
+
+    /// Unlinks deleted keys that no snapshot can see any more.
+    pub(crate) fn collect_tombstones(&self) {
+        let watermark = self.snapshots.watermark();
+        let mut q = self.tombstones.lock();
+        while q.front().is_some_and(|(seq, _)| *seq <= watermark) {
+            if let Some((seq, key)) = q.pop_front() {
+                self.index.remove_tombstone(&key, seq, watermark);
+            }
+        }
+    }
+
+    /// The value of a visible, present version, or `None` when compaction
+    /// moved it meanwhile (look the key up again).
+    pub(crate) fn load(&self, key: &[u8], v: &Version) -> Result<Option<Value>> {
+        match &v.value {
+            ValueRef::Inline(bytes) => Ok(Some(Arc::clone(bytes))),
+            ValueRef::Tombstone => Err(Error::Internal("load of a tombstone".into())),
+            &ValueRef::Disk {
+                segment,
+                offset,
+                len,
+                crc,
+            } => {
+                let cached = self.opts.cache_bytes > 0;
+                if let Some(hit) = cached.then(|| self.cache.get(&(segment, offset))).flatten() {
+                    return Ok(Some(hit));
+                }
+                let Some(bytes) = self.log.read(segment, offset, key.len() + len as usize)? else {
+                    return Ok(None);
+                };
+                if kv_checksum(&bytes[..key.len()], &bytes[key.len()..]) != crc || bytes[..key.len()] != *key {
+                    return Err(Error::corruption(
+                        self.log.segment_path(segment),
+                        offset,
+                        "value checksum mismatch on read",
+                    ));
+                }
+                let value: Value = Arc::from(&bytes[key.len()..]);
+                if cached {
+                    self.cache.insert((segment, offset), Arc::clone(&value));
+                }
+                Ok(Some(value))
+            }
+        }
+    }
+
+    /// The value of `key` at `seq`, looking the key up again when compaction
+    /// moved the value between lookup and read.
+    pub(crate) fn read_at(&self, key: &[u8], seq: u64, now_ms: u64) -> Result<Option<Value>> {
+        for _ in 0..RELOCATION_RETRIES {
+            match self.index.get(key, seq) {
+                Lookup::Found(v) if !v.is_absent(now_ms) => {
+                    if let Some(value) = self.load(key, &v)? {
+                        return Ok(Some(value));
+                    }
+                    std::thread::yield_now();
+                }
+                _ => return Ok(None),
+            }
+        }
+        Err(self.missing_segment(key))
+    }
+
+    /// The error for a version whose segment stays gone: the index points
+    /// at a file that no longer exists, which only damage can cause.
+    pub(crate) fn missing_segment(&self, key: &[u8]) -> Error {
+        Error::corruption(
+            &self.dir,
+            0,
+            format!(
+                "the value of a key ({} bytes) points to a segment that no longer exists",
+                key.len()
+            ),
+        )
+    }
+
+    /// Looks up `key` at `seq` (a registered snapshot) and loads its value.
+    pub(crate) fn get_at(&self, key: &[u8], seq: u64, now_ms: u64) -> Result<Option<Value>> {
+        self.check_open()?;
+        self.check_key(key)?;
+        self.counters.reads.add(1);
+        self.read_at(key, seq, now_ms)
+    }
+
+    /// Fills `out` with up to `limit` present entries in `(lower, upper)` at `seq`.
+    pub(crate) fn range_at(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        seq: u64,
+        limit: usize,
+        out: &mut Vec<(Box<[u8]>, Version)>,
+    ) -> crate::index::RangeEnd {
+        self.index.range_from(lower, upper, seq, limit, out)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Close flushes and syncs; errors have nowhere to go here, and an
+        // unsynced tail is what recovery is for.
+        let _ = self.log.close();
+    }
+}
