@@ -94,12 +94,12 @@ func (e *RustEngine) options() C.MantisOptions {
 	o := C.mantis_options_default()
 	switch e.cfg.Sync {
 	case SyncInterval:
-		o.sync = 1
+		o.sync = C.MANTIS_SYNC_INTERVAL
 		o.sync_interval_ms = C.uint64_t(e.cfg.SyncInterval.Milliseconds())
 	case SyncNever:
-		o.sync = 2
+		o.sync = C.MANTIS_SYNC_NEVER
 	default:
-		o.sync = 0
+		o.sync = C.MANTIS_SYNC_ALWAYS
 	}
 	o.cache_bytes = C.uint64_t(e.cfg.CacheSize)
 	o.segment_size = C.uint64_t(e.cfg.SegmentSize)

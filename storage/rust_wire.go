@@ -2,6 +2,11 @@
 
 package storage
 
+/*
+#include "mantisdb.h"
+*/
+import "C"
+
 import (
 	"encoding/binary"
 	"fmt"
@@ -11,20 +16,33 @@ import (
 // The byte layouts the Go side and the Rust core exchange in one call:
 // a write batch (mantis_write_batch), a key list (mantis_multi_get and
 // mantis_diag_get_loop), a multi-get answer, and the pairs of an iterator
-// batch (mantis_iter_next_batch). Integers are little-endian.
+// batch (mantis_iter_next_batch). Integers are little-endian. Their codes
+// and sizes are the constants the core exports in mantisdb.h (documented
+// there and in rust-core/src/ffi/wire.rs).
+const (
+	batchPut          = C.MANTIS_BATCH_PUT
+	batchDelete       = C.MANTIS_BATCH_DELETE
+	batchKeyLenAt     = C.MANTIS_BATCH_KEY_LEN_OFFSET
+	batchValueLenAt   = C.MANTIS_BATCH_VALUE_LEN_OFFSET
+	batchTTLAt        = C.MANTIS_BATCH_TTL_OFFSET
+	batchOpHeaderLen  = C.MANTIS_BATCH_OP_HEADER_LEN
+	keyHeaderLen      = C.MANTIS_MULTI_GET_KEY_HEADER_LEN
+	valueHeaderLen    = C.MANTIS_MULTI_GET_VALUE_HEADER_LEN
+	iterPairHeaderLen = C.MANTIS_ITER_PAIR_HEADER_LEN
+)
 
 // encodeOps encodes ops in the format of mantis_write_batch.
 func encodeOps(ops []BatchOp) []byte {
 	size := 0
 	for _, op := range ops {
-		size += 17 + len(op.Key) + len(op.Value)
+		size += batchOpHeaderLen + len(op.Key) + len(op.Value)
 	}
 	buf := make([]byte, 0, size)
 	for _, op := range ops {
-		kind := byte(0)
+		kind := byte(batchPut)
 		value := op.Value
 		if op.Kind == OpDelete {
-			kind, value = 1, ""
+			kind, value = batchDelete, ""
 		}
 		buf = appendOp(buf, kind, op.Key, value, op.TTL)
 	}
@@ -33,14 +51,17 @@ func encodeOps(ops []BatchOp) []byte {
 
 // appendOp encodes one batch op in the format of mantis_write_batch.
 func appendOp(buf []byte, kind byte, key, value string, ttl time.Duration) []byte {
-	buf = append(buf, kind)
-	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(key)))
-	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(value)))
 	ms := uint64(0)
 	if ttl > 0 {
 		ms = uint64(ttl.Milliseconds())
 	}
-	buf = binary.LittleEndian.AppendUint64(buf, ms)
+	at := len(buf)
+	buf = append(buf, make([]byte, batchOpHeaderLen)...)
+	head := buf[at:]
+	head[0] = kind
+	binary.LittleEndian.PutUint32(head[batchKeyLenAt:], uint32(len(key)))
+	binary.LittleEndian.PutUint32(head[batchValueLenAt:], uint32(len(value)))
+	binary.LittleEndian.PutUint64(head[batchTTLAt:], ms)
 	buf = append(buf, key...)
 	return append(buf, value...)
 }
@@ -49,7 +70,7 @@ func appendOp(buf []byte, kind byte, key, value string, ttl time.Duration) []byt
 func encodeKeys(keys []string) []byte {
 	size := 0
 	for _, k := range keys {
-		size += 4 + len(k)
+		size += keyHeaderLen + len(k)
 	}
 	kb := make([]byte, 0, size)
 	for _, k := range keys {
@@ -65,12 +86,12 @@ func decodeMultiGet(data []byte, keys []string) (map[string]string, error) {
 	res := make(map[string]string, len(keys))
 	at := 0
 	for _, k := range keys {
-		if at+5 > len(data) {
+		if at+valueHeaderLen > len(data) {
 			return nil, fmt.Errorf("%w: short multi-get answer", ErrCorruption)
 		}
 		found := data[at] == 1
 		l := int(binary.LittleEndian.Uint32(data[at+1:]))
-		at += 5
+		at += valueHeaderLen
 		if at+l > len(data) {
 			return nil, fmt.Errorf("%w: short multi-get answer", ErrCorruption)
 		}
@@ -87,5 +108,6 @@ func decodeMultiGet(data []byte, keys []string) (map[string]string, error) {
 func decodePair(b []byte) (key, value []byte, n int) {
 	kl := int(binary.LittleEndian.Uint32(b))
 	vl := int(binary.LittleEndian.Uint32(b[4:]))
-	return b[8 : 8+kl], b[8+kl : 8+kl+vl], 8 + kl + vl
+	h := iterPairHeaderLen
+	return b[h : h+kl], b[h+kl : h+kl+vl], h + kl + vl
 }
