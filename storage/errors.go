@@ -32,4 +32,8 @@ var (
 	ErrWritesStopped = errors.New("writes stopped after an I/O failure; reopen the engine")
 	// ErrLocked is returned by Init when another process has the data directory open.
 	ErrLocked = errors.New("data directory is locked by another process")
+	// ErrInternal is returned when the engine broke one of its own
+	// invariants or ran out of an internal resource: a bug or a limit of
+	// the engine, not something the caller did. The message says which.
+	ErrInternal = errors.New("internal storage error")
 )

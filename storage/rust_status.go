@@ -19,7 +19,8 @@ func (e *rustError) Error() string { return e.msg }
 func (e *rustError) Unwrap() error { return e.sentinel }
 
 // statusSentinels gives the sentinel each failure status wraps; any other
-// status (MANTIS_IO, MANTIS_PANIC) is reported with its number.
+// status (MANTIS_IO) is reported with its number. A panic inside the core
+// is an internal fault like any other broken invariant.
 var statusSentinels = map[C.MantisStatus]error{
 	C.MANTIS_NOT_FOUND:        ErrNotFound,
 	C.MANTIS_CONFLICT:         ErrConflict,
@@ -33,6 +34,8 @@ var statusSentinels = map[C.MantisStatus]error{
 	C.MANTIS_INVALID_ARGUMENT: ErrInvalidArgument,
 	C.MANTIS_NULL_PARAMETER:   ErrInvalidArgument,
 	C.MANTIS_BUFFER_TOO_SMALL: ErrInvalidArgument,
+	C.MANTIS_INTERNAL:         ErrInternal,
+	C.MANTIS_PANIC:            ErrInternal,
 }
 
 // statusError turns a status and the error object of the same call into an

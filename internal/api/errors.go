@@ -98,6 +98,9 @@ func toAPIError(err error) *apiError {
 		return newError(codeUnavailable, "%v; restart the server (reads still work)", err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return newError(codeUnavailable, "request cancelled: %v", err)
+	case errors.Is(err, storage.ErrInternal):
+		// Logged by fail (a 500): the operator, not the client, acts on it.
+		return newError(codeInternal, "%v", err)
 	default:
 		return newError(codeInternal, "%v", err)
 	}

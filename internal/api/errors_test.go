@@ -1,7 +1,10 @@
 package api
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -26,6 +29,7 @@ func TestEngineErrorsMapToStatuses(t *testing.T) {
 		{fmt.Errorf("%w: appending to the log: os error 28", storage.ErrNoSpace), http.StatusInsufficientStorage, codeNoSpace, "free disk space"},
 		{fmt.Errorf("%w: fdatasync failed", storage.ErrWritesStopped), http.StatusServiceUnavailable, codeUnavailable, "restart the server"},
 		{fmt.Errorf("%w: bad frame", storage.ErrCorruption), http.StatusInternalServerError, codeInternal, "corruption"},
+		{fmt.Errorf("%w: active segment 7 is not open", storage.ErrInternal), http.StatusInternalServerError, codeInternal, "active segment 7"},
 	}
 	for _, c := range cases {
 		ae := toAPIError(c.err)
@@ -35,5 +39,29 @@ func TestEngineErrorsMapToStatuses(t *testing.T) {
 		if !strings.Contains(ae.msg, c.hint) {
 			t.Errorf("%v: message %q does not say %q", c.err, ae.msg, c.hint)
 		}
+	}
+}
+
+// internalFaultEngine fails every Get with an internal fault of the engine.
+type internalFaultEngine struct{ storage.StorageEngine }
+
+func (internalFaultEngine) Get(context.Context, string) (string, error) {
+	return "", fmt.Errorf("%w: active segment 7 is not open", storage.ErrInternal)
+}
+
+// TestInternalFaultIsALogged500: a fault of the engine itself is the
+// server's problem, not the request's: a 500 with code "internal" that
+// says what happened, and a log line for the operator.
+func TestInternalFaultIsALogged500(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	c := newClientOver(t, internalFaultEngine{newEngine(t)}, Options{Logger: log})
+	rec := c.do("GET", "/api/v1/kv/k", "")
+	wantError(t, rec, http.StatusInternalServerError, codeInternal)
+	if !strings.Contains(rec.Body.String(), "active segment 7 is not open") {
+		t.Errorf("the answer does not say what happened: %s", rec.Body.String())
+	}
+	if !strings.Contains(logs.String(), "request failed") || !strings.Contains(logs.String(), "active segment 7") {
+		t.Fatalf("the internal fault was not logged: %s", logs.String())
 	}
 }
