@@ -3,7 +3,7 @@
 server to another over the HTTP API: pages of GET /api/v1/kv on the source,
 each written to the destination as one atomic POST /api/v1/kv/batch. Its use:
 moving the data of a memory-engine server into a rust-engine server
-(docs/README_RUST_UPGRADE.md). Python 3.8+ standard library only.
+(docs/guide/from-memory-engine.md). Python 3.8+ standard library only.
 
     scripts/copy-kv.py http://127.0.0.1:8080 http://127.0.0.1:8081 --verify
 

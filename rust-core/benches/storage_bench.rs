@@ -1,7 +1,8 @@
 //! Criterion benchmarks of the storage core, each beside a raw
 //! `crossbeam_skiplist::SkipMap<Vec<u8>, Vec<u8>>` doing the same work in the
 //! same run, so the result is a ratio read off one run (`benches/ratios.py`
-//! prints the table; `docs/bench-results.md` holds the figures).
+//! prints the table; `docs/performance/core-vs-skipmap.md` at the repository
+//! root holds the figures).
 //!
 //! Every group holds 1M keys (`key:{:012}`, 16 bytes) with 100-byte values,
 //! loaded once per fixture in a shuffled order into both engines. Members are

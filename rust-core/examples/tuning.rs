@@ -1,5 +1,5 @@
 //! Measures what the tuning options do, one setting per run, so two runs
-//! that differ in one option show its effect (docs/RUST_PERFORMANCE.md).
+//! that differ in one option show its effect (docs/guide/tuning.md).
 //!
 //! ```sh
 //! cargo run --release --example tuning -- --sync never --segment 4MiB

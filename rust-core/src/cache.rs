@@ -49,7 +49,7 @@
 //! lock measured no faster: a get under a read lock still writes the lock
 //! word, and would also need atomic hit/miss counters and an atomic
 //! frequency; under the mutex every field is a plain integer and every count
-//! is exact by construction (`docs/cache-results.md` has the measurements).
+//! is exact by construction (`docs/performance/value-cache.md` has the measurements).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -80,7 +80,7 @@ const MAX_SHARDS: usize = 1 << 12;
 const MAX_NODES: usize = 1 << 30;
 /// The small FIFO's share of a shard's bytes is `1 / SMALL_FIFO_DIVISOR`.
 /// The paper suggests 10%; about 3% did better on the Zipf hit-ratio
-/// benchmark, with or without scans mixed in (docs/cache-results.md).
+/// benchmark, with or without scans mixed in (docs/performance/value-cache.md).
 const SMALL_FIFO_DIVISOR: u64 = 32;
 /// An entry at the head of the small FIFO that was read at least this many
 /// times moves to main.

@@ -2,8 +2,9 @@
 //!
 //! The design is Bitcask with an ordered index: values live in append-only
 //! segment files of CRC-framed records, and an in-memory lock-free skiplist
-//! maps each key to its newest versions. See `docs/performance/rust-core-architecture.md`
-//! and the crate README for formats and guarantees.
+//! maps each key to its newest versions. See `docs/design/architecture.md`
+//! and `docs/design/on-disk-format.md` (repository root) for the design and
+//! formats, and the crate README for guarantees.
 //!
 //! ```no_run
 //! use mantisdb_core::{Db, Options, WriteBatch};
