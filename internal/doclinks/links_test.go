@@ -12,8 +12,13 @@ import (
 )
 
 // skippedDirs are build outputs and tool state: never part of the docs, and
-// never a valid link target (a fresh clone does not have them).
-var skippedDirs = []string{".git", "target", "node_modules"}
+// never a valid link target (a fresh clone does not have them). Other
+// hidden directories (.tools/, a virtualenv) are skipped too, but for
+// keptHiddenDirs, which hold checked-in files.
+var (
+	skippedDirs    = []string{".git", "target", "node_modules"}
+	keptHiddenDirs = []string{".github", ".ci"}
+)
 
 // externalScheme matches a destination with a URL scheme (https:, mailto:).
 var externalScheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*:`)
@@ -131,7 +136,8 @@ func repoRoot(t *testing.T) string {
 	}
 }
 
-// markdownFiles lists every *.md file under root outside skippedDirs.
+// markdownFiles lists every *.md file under root outside skippedDirs and
+// hidden directories.
 func markdownFiles(t *testing.T, root string) []string {
 	t.Helper()
 	var out []string
@@ -140,7 +146,9 @@ func markdownFiles(t *testing.T, root string) []string {
 			return err
 		}
 		if d.IsDir() {
-			if path != root && slices.Contains(skippedDirs, d.Name()) {
+			name := d.Name()
+			if path != root && (slices.Contains(skippedDirs, name) ||
+				strings.HasPrefix(name, ".") && !slices.Contains(keptHiddenDirs, name)) {
 				return filepath.SkipDir
 			}
 			return nil
