@@ -718,6 +718,53 @@ fn a_short_newest_segment_left_by_a_crash_during_creation_is_removed() {
     }
 }
 
+/// Only the newest writer segment can be cut below its header by a crash:
+/// any older one was whole once, since a newer writer segment was created
+/// after it. Cut short later, its records are gone, which is corruption,
+/// not a crash's loss; repair removes it and reports what it dropped.
+#[test]
+fn an_older_segment_cut_below_its_header_is_corruption() {
+    let src = tempfile::tempdir().unwrap();
+    let o = opts(4096);
+    let commits = multi_segment_db(src.path(), &o);
+    let keys = universe(&commits);
+    let seg_index = 1;
+    let seg_name = segment_paths(src.path())[seg_index].file_name().unwrap().to_owned();
+    for short_len in [0u64, 10, SEGMENT_HEADER_LEN - 1] {
+        let ctx = format!("segment {seg_index} cut to {short_len} bytes");
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(src.path(), dir.path());
+        let path = dir.path().join(&seg_name);
+        truncate(&path, short_len);
+        let msg = expect_corruption(dir.path(), o.clone(), &path, 0);
+        assert!(msg.contains("records are missing"), "{ctx}: {msg}");
+        assert_eq!(
+            fs::metadata(&path).unwrap().len(),
+            short_len,
+            "{ctx}: refusing changed the file"
+        );
+
+        let ro = Options {
+            repair: true,
+            ..o.clone()
+        };
+        let db = Db::open(dir.path(), ro).unwrap_or_else(|e| panic!("{ctx}: repair open failed: {e}"));
+        assert!(!path.exists(), "{ctx}: repair kept the short segment");
+        assert_eq!(
+            db.recovery_report().repaired.first(),
+            Some(&Cut {
+                file: path_str(&path),
+                offset: 0,
+                bytes: short_len
+            }),
+            "{ctx}"
+        );
+        let (model, _) = model_without(src.path(), &commits, seg_index, 0);
+        assert_state(&db, &model, &keys, &format!("{ctx}, repaired"));
+        write_after_and_reopen(dir.path(), &o, db, &model, &keys, &ctx);
+    }
+}
+
 #[test]
 fn an_empty_database_with_only_a_header_reopens() {
     let dir = tempfile::tempdir().unwrap();

@@ -16,8 +16,9 @@
 //! - In the active segment (the newest unsealed one), a frame that is cut
 //!   short or fails its checksum is a torn tail if no valid frame with a
 //!   newer sequence follows it: the file is truncated to the last whole
-//!   record. An active segment too short for its header was cut during
-//!   creation and is removed.
+//!   record. A file too short for its header is the newest writer segment
+//!   cut during creation and is removed, unless a writer segment with a
+//!   higher id exists: then it was whole once, and that is corruption.
 //! - A closed writer segment must end at the sequence number the next writer
 //!   segment starts from (its header names the segment it follows): a
 //!   closed segment that ends early lost records, which is corruption even
@@ -140,7 +141,7 @@ pub fn replay(
     let mut out = Recovered::default();
     remove_temp_files(fs, dir)?;
     let mut ids = segment::list_in(fs, dir)?;
-    let headers = read_flags(fs, dir, &ids, &mut out.report.truncated)?;
+    let headers = read_flags(fs, dir, &ids, ro.repair, &mut out.report)?;
     ids.retain(|id| headers.contains_key(id));
     // The active segment: the newest one not written by compaction.
     let active = ids
@@ -295,9 +296,11 @@ fn read_flags(
     fs: &dyn FileSystem,
     dir: &Path,
     ids: &[u32],
-    removed: &mut Vec<Cut>,
+    repair: bool,
+    report: &mut RecoveryReport,
 ) -> Result<std::collections::HashMap<u32, Header>> {
     let mut flags = std::collections::HashMap::new();
+    let mut short = Vec::new();
     for &id in ids {
         let path = dir.join(segment::segment_file_name(id));
         let h = fs
@@ -310,17 +313,7 @@ fn read_flags(
             })
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         if h.len() < SEGMENT_HEADER_LEN as usize {
-            // Cut while the writer created it (compaction renames whole
-            // files into place, so only the writer's can be short): it holds
-            // no record. Removed here.
-            fs.remove_file(&path)
-                .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
-            segment::sync_dir(fs, dir)?;
-            removed.push(Cut {
-                file: path.display().to_string(),
-                offset: 0,
-                bytes: h.len() as u64,
-            });
+            short.push((id, path, h.len() as u64));
             continue;
         }
         match segment::check_header(&h, id) {
@@ -329,6 +322,36 @@ fn read_flags(
             }
             Err(reason) => return Err(Error::corruption(&path, 0, reason)),
         }
+    }
+    // Compaction renames whole, synced files into place, so only the writer
+    // leaves a file shorter than its header: cut while it created the file.
+    // That is a crash's loss only for the newest writer segment; an older
+    // one was complete once (a newer writer segment was created after it),
+    // so its records are missing, which is corruption.
+    let newest_writer = flags.iter().filter(|(_, h)| !h.sealed()).map(|(&id, _)| id).max();
+    for (id, path, len) in short {
+        let cut = Cut {
+            file: path.display().to_string(),
+            offset: 0,
+            bytes: len,
+        };
+        match newest_writer.filter(|&w| w > id) {
+            None => report.truncated.push(cut),
+            Some(_) if repair => report.repaired.push(cut),
+            Some(later) => {
+                return Err(Error::corruption(
+                    &path,
+                    0,
+                    format!(
+                        "the file holds {len} bytes, less than its {SEGMENT_HEADER_LEN}-byte header, but writer \
+                         segment {later} was created after it: its records are missing"
+                    ),
+                ))
+            }
+        }
+        fs.remove_file(&path)
+            .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+        segment::sync_dir(fs, dir)?;
     }
     Ok(flags)
 }
