@@ -19,7 +19,7 @@ SOAK_OUT     ?= /tmp/mantisdb-soak
 SOAK_FLAGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help ui ui-check bench-peers lint-packaging build build-rust run build-rust-core bench bench-http soak test test-rust test-c test-go test-fuzz fuzz header crash-test bench-rust lint fmt clean
+.PHONY: help ui ui-check test-ui bench-peers lint-packaging build build-rust run build-rust-core bench bench-http soak test test-rust test-c test-go test-fuzz fuzz header crash-test bench-rust lint fmt clean
 
 GO        ?= go
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -42,7 +42,7 @@ run: build-rust ## Build and start ./mantisdb-rust on 127.0.0.1:8080 with ./data
 build-rust-core: ## Build the Rust core (release): cdylib, staticlib and rlib
 	cd $(CORE_DIR) && $(CARGO) build $(CARGO_FLAGS) --release
 
-test: test-rust test-c test-go test-fuzz ui-check ## Run every test (the command CI runs)
+test: test-rust test-c test-go test-fuzz ui-check test-ui ## Run every test (the command CI runs)
 
 test-rust: ## Rust core: unit, API, model, concurrency, recovery, fuzz and 20 crash cycles
 	cd $(CORE_DIR) && $(CARGO) test $(CARGO_FLAGS) -- --test-threads=2
@@ -79,6 +79,9 @@ fuzz: ## Coverage-guided fuzzing of every target for FUZZ_TIME seconds each (def
 ui: ## Rebuild the dashboard bundle (internal/api/ui/dist) from src/ with the npm lock file, and its hash manifest
 	cd internal/api/ui && npm ci --no-audit --no-fund --loglevel=error && npm run build
 	MANTIS_WRITE_UI_MANIFEST=1 $(GO) test -count=1 -run '^TestBundleIsFresh$$' ./internal/api/ui
+
+test-ui: build-rust-core ## Dashboard in headless Chromium over the Rust engine: charts under load, key browser, auth (~25 s)
+	MANTISDB_BROWSER_TESTS=1 $(GO) test -tags rust -count=1 -run 'Browser|TestErrorsSeesWhatPagesLog' ./internal/api/ui ./internal/chromium
 
 ui-check: ## Fail when the checked-in dashboard bundle differs from a fresh build of its sources (needs npm)
 	scripts/ui-check.sh
