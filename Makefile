@@ -19,7 +19,7 @@ SOAK_OUT     ?= /tmp/mantisdb-soak
 SOAK_FLAGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help ui ui-check test-ui bench-peers lint-packaging build build-rust run build-rust-core bench bench-http soak test test-rust test-c test-go test-fuzz fuzz header crash-test bench-rust lint fmt clean
+.PHONY: help ui ui-check test-ui dashboard-screenshots bench-peers lint-packaging build build-rust run build-rust-core bench bench-http soak test test-rust test-c test-go test-fuzz fuzz header crash-test bench-rust lint fmt clean
 
 GO        ?= go
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -82,6 +82,9 @@ ui: ## Rebuild the dashboard bundle (internal/api/ui/dist) from src/ with the np
 
 test-ui: build-rust-core ## Dashboard in headless Chromium over the Rust engine: charts under load, key browser, auth (~25 s)
 	MANTISDB_BROWSER_TESTS=1 $(GO) test -tags rust -count=1 -run 'Browser|TestErrorsSeesWhatPagesLog' ./internal/api/ui ./internal/chromium
+
+dashboard-screenshots: build-rust ## Photograph /ui under load at laptop and phone width into docs/operations/dashboard/ (~1 min)
+	$(GO) run ./cmd/mantisdb-screenshots --server ./mantisdb-rust --out docs/operations/dashboard
 
 ui-check: ## Fail when the checked-in dashboard bundle differs from a fresh build of its sources (needs npm)
 	scripts/ui-check.sh

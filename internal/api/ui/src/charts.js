@@ -29,7 +29,14 @@ function countLabel(v) {
   return num.format(v);
 }
 
-const msLabel = (v) => (v === null || v === undefined ? '–' : num.format(v) + ' ms');
+// latencyLabel writes a latency given in milliseconds in the unit that
+// reads best: 40 µs, 2.5 ms, 1.2 s.
+function latencyLabel(ms) {
+  if (ms === null || ms === undefined) return '–';
+  if (ms < 1) return num.format(ms * 1000) + ' µs';
+  if (ms < 1000) return num.format(ms) + ' ms';
+  return num.format(ms / 1000) + ' s';
+}
 const pctLabel = (v) => (v === null || v === undefined ? '–' : num.format(v) + ' %');
 
 // A chart spec names its series and how to read each from a sample pair.
@@ -65,8 +72,9 @@ function protocolLatencySpec(proto) {
   return {
     id: `latency-${proto}`,
     title: `${proto.toUpperCase()} latency p50 / p99`,
-    help: 'Of the operations that finished in the last whole second; p99 dashed.',
-    format: msLabel,
+    help: 'Of the operations that finished in the last whole second; p99 dashed; log scale.',
+    format: latencyLabel,
+    log: true,
     series,
   };
 }
@@ -101,6 +109,7 @@ const engineSpecs = [
     title: 'Live / dead bytes',
     help: 'Bytes of live records on disk, and of dead ones compaction can reclaim.',
     format: bytesLabel,
+    incrs: binaryIncrements(),
     series: [
       { label: 'live', stroke: '#138a6e', value: (cur) => cur.stats?.live_bytes ?? null },
       { label: 'dead', stroke: '#d1451f', value: (cur) => cur.stats?.dead_bytes ?? null },
@@ -141,6 +150,26 @@ function connectionsSpec(protos) {
   };
 }
 
+// binaryIncrements are tick steps for byte axes: powers of two, so ticks
+// land on 256 KiB, 1 MiB, 1.5 MiB rather than 76.6 KiB.
+function binaryIncrements() {
+  const out = [];
+  for (let e = 0; e <= 50; e++) out.push(2 ** e);
+  return out;
+}
+
+const clock = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+const timeLabel = (t) => (t === null || t === undefined ? '–' : clock.format(new Date(t * 1000)));
+
+function powersOfTen(min, max) {
+  const out = [];
+  for (let e = Math.floor(Math.log10(min)); e <= Math.ceil(Math.log10(max)); e++) {
+    const v = 10 ** e;
+    if (v >= min && v <= max) out.push(v);
+  }
+  return out.length > 0 ? out : [min, max];
+}
+
 function famOf(sample, proto, family) {
   return sample?.protocols.find((p) => p.name === proto)?.families[family];
 }
@@ -168,12 +197,19 @@ class Chart {
     this.plotBox = document.createElement('div');
     this.box.append(h, p, this.plotBox);
     grid.append(this.box);
-    const axes = [
-      { stroke: '#555', grid: { stroke: '#eee' }, ticks: { stroke: '#ddd' } },
-      { stroke: '#555', grid: { stroke: '#eee' }, ticks: { stroke: '#ddd' }, size: 60, values: (u, vals) => vals.map(spec.format) },
-    ];
+    const yAxis = { stroke: '#555', grid: { stroke: '#eee' }, ticks: { stroke: '#ddd' }, size: 64, values: (u, vals) => vals.map((v) => (v === null ? '' : spec.format(v))) };
+    // A log axis gets a line per power of ten only; uPlot's default adds
+    // the steps between, a grey band at this height.
+    if (spec.log) yAxis.splits = (u, i, min, max) => powersOfTen(min, max);
+    if (spec.incrs) yAxis.incrs = spec.incrs;
+    // Wall-clock seconds only: the date would crowd a phone's axis.
+    const xAxis = { stroke: '#555', grid: { stroke: '#eee' }, ticks: { stroke: '#ddd' }, space: 70, values: (u, vals) => vals.map(timeLabel) };
+    const axes = [xAxis, yAxis];
     const scales = { x: { time: true } };
     if (spec.range) scales.y = { range: spec.range };
+    // Latencies span decades (a cached read and a synced write): a log
+    // scale keeps both readable. Values are never 0 (at least 1 µs).
+    if (spec.log) scales.y = { distr: 3, log: 10 };
     if (spec.secondAxis) {
       axes.push({ scale: 'y2', side: 1, stroke: '#7d3cb5', grid: { show: false }, size: 50, values: (u, vals) => vals.map((v) => num.format(v)) });
       scales.y2 = {};
@@ -186,7 +222,7 @@ class Chart {
       legend: { live: true },
       cursor: { drag: { x: false, y: false } },
       series: [
-        {},
+        { value: (u, v) => timeLabel(v) },
         ...spec.series.map((s) => ({
           label: s.label,
           stroke: s.stroke,
@@ -212,6 +248,11 @@ class Chart {
     const cut = this.data[0].findIndex((t) => t >= cur.time_ms / 1000 - keepSeconds);
     if (cut > 0) this.data.forEach((col) => col.splice(0, cut));
     this.plot.setData(this.data);
+    // Show the newest values in the legend unless the cursor is reading
+    // an older sample.
+    if (this.plot.cursor.left === undefined || this.plot.cursor.left < 0) {
+      this.plot.setLegend({ idx: this.data[0].length - 1 });
+    }
   }
 
   // markDrawn records on the chart's element what the last draw showed,
@@ -293,10 +334,11 @@ export class Dashboard {
     }
     const st = cur.stats;
     const tiles = [
-      ['Engine', `${cur.engine} · ${cur.version}`],
+      ['Engine', cur.engine],
+      ['Version', cur.version],
       ['Uptime', duration(cur.uptime_seconds)],
       ['Operations/s', countLabel(ops)],
-      ['Worst p99', msLabel(p99)],
+      ['Worst p99', latencyLabel(p99)],
       ['Keys', countLabel(st?.keys)],
       ['Cache hit rate', st ? pctLabel(100 * st.hit_rate) : '–'],
       ['Live bytes', bytesLabel(st?.live_bytes)],
