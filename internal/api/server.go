@@ -104,9 +104,9 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	handler http.Handler
-	// telemetry feeds the dashboard; http is its "http" protocol.
+	// telemetry feeds the dashboard; httpOps is its "http" protocol.
 	telemetry *telemetry.Recorder
-	http      *telemetry.Protocol
+	httpOps   *telemetry.Protocol
 }
 
 // New returns a Server over engine. The engine stays the caller's to close.
@@ -123,7 +123,7 @@ func New(engine storage.StorageEngine, opts Options) *Server {
 		metrics: newMetrics(engine, opts.Version),
 
 		telemetry: opts.Telemetry,
-		http:      opts.Telemetry.Protocol("http"),
+		httpOps:   opts.Telemetry.Protocol("http"),
 	}
 	s.handler = s.buildHandler()
 	return s

@@ -34,7 +34,7 @@ func (s *Server) observeFamily(rt Route, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		next.ServeHTTP(w, r)
-		s.http.Observe(family, time.Since(start))
+		s.httpOps.Observe(family, time.Since(start))
 	})
 }
 
@@ -43,8 +43,8 @@ func (s *Server) observeFamily(rt Route, next http.Handler) http.Handler {
 func (s *Server) ConnState(_ net.Conn, state http.ConnState) {
 	switch state {
 	case http.StateNew:
-		s.http.ConnOpened()
+		s.httpOps.ConnOpened()
 	case http.StateClosed, http.StateHijacked:
-		s.http.ConnClosed()
+		s.httpOps.ConnClosed()
 	}
 }
