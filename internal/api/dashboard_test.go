@@ -104,6 +104,21 @@ func TestDashboardCountsOperationsByFamily(t *testing.T) {
 	}
 }
 
+// TestDashboardReportsAFailingEngine closes the engine under the server:
+// the dashboard still answers, with the engine's error instead of its
+// figures, so the page can show what is wrong.
+func TestDashboardReportsAFailingEngine(t *testing.T) {
+	e := newEngine(t)
+	c := newClientOver(t, e, Options{})
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d := ok[dashboardJSON](c, "GET", "/api/v1/dashboard", "")
+	if d.Stats != nil || !strings.Contains(d.StatsError, "closed") || len(d.Protocols) != 1 {
+		t.Fatalf("over a closed engine: %+v", d)
+	}
+}
+
 // TestDashboardCountsConnections runs a real listener with the server's
 // ConnState hook: a kept-alive connection counts while open.
 func TestDashboardCountsConnections(t *testing.T) {
