@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -104,19 +105,17 @@ func (s *server) put(key string, value []byte) {
 // get reads a key's bytes over the API; nil when it is not found.
 func (s *server) get(key string) []byte {
 	s.t.Helper()
-	var v struct{ Value, ValueEncoding string }
-	var raw struct {
+	var v struct {
 		Value         string `json:"value"`
 		ValueEncoding string `json:"value_encoding"`
 	}
-	code := s.call("GET", "/api/v1/kv/"+url.PathEscape(key), nil, &raw)
+	code := s.call("GET", "/api/v1/kv/"+url.PathEscape(key), nil, &v)
 	if code == 404 {
 		return nil
 	}
 	if code != 200 {
 		s.t.Fatalf("GET %q: %d", key, code)
 	}
-	v.Value, v.ValueEncoding = raw.Value, raw.ValueEncoding
 	if v.ValueEncoding == "base64" {
 		b, err := base64.StdEncoding.DecodeString(v.Value)
 		if err != nil {
@@ -285,6 +284,8 @@ func TestBrowserKeyBrowserEditsKeys(t *testing.T) {
 	s.put("browser/alpha", []byte("first value"))
 	s.put("browser/bin", []byte{0x00, 0xff, 0x10})
 	s.put("browser/short-lived", []byte("soon gone"))
+	binaryKey := "browser/\xff\x00k" // not UTF-8: shown and addressed as bytes
+	s.put(binaryKey, []byte("under a binary key"))
 	for i := range 60 {
 		s.put(fmt.Sprintf("paged/%02d", i), []byte("p"))
 	}
@@ -328,6 +329,16 @@ func TestBrowserKeyBrowserEditsKeys(t *testing.T) {
 		poll(`document.getElementById('editor-status').textContent.startsWith('Saved 5 bytes')`))
 	if got := s.get("browser/bin"); !bytes.Equal(got, []byte{1, 2, 3, 0xfe, 0xff}) {
 		t.Fatalf("after the hex edit the API reads %x", got)
+	}
+
+	// A key that is not UTF-8 shows as hex and is written back to itself.
+	openKey("0x" + hex.EncodeToString([]byte(binaryKey)))
+	do(t, ctx, "editing the value of a binary key",
+		chromedp.SetValue(chromedp.ID("edit-value"), "edited under a binary key"),
+		chromedp.Click(chromedp.ID("save-key")),
+		poll(`document.getElementById('editor-status').textContent.startsWith('Saved')`))
+	if got := string(s.get(binaryKey)); got != "edited under a binary key" {
+		t.Fatalf("after editing under the binary key the API reads %q", got)
 	}
 
 	// TTL: a key saved with a TTL of one second is gone after it.
