@@ -293,6 +293,9 @@ func TestBrowserKeyBrowserEditsKeys(t *testing.T) {
 	openKey := func(key string) {
 		t.Helper()
 		do(t, ctx, "searching "+key,
+			// Empty the list first, so the click below waits for the new
+			// search's rows rather than hitting an old row as it is replaced.
+			chromedp.Evaluate[chromedp.Void](`document.getElementById('key-rows').replaceChildren()`),
 			chromedp.SetValue(chromedp.ID("prefix"), "browser/"),
 			chromedp.Click(chromedp.CSS(`#search-form button[type=submit]`)),
 			chromedp.Click(chromedp.CSS(fmt.Sprintf(`#key-rows tr[data-key=%q]`, key))),
