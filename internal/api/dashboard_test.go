@@ -41,7 +41,7 @@ type dashboardJSON struct {
 func TestDashboardCountsOperationsByFamily(t *testing.T) {
 	const token = "t0ken"
 	figures := telemetry.New()
-	figures.Protocol("resp").Observe(telemetry.Read, time.Millisecond) // another protocol's, kept apart
+	figures.Protocol("resp").ObserveSince(telemetry.Read, time.Now()) // another protocol's, kept apart
 	c := newClient(t, Options{AuthToken: token, Telemetry: figures, Version: "v-test"})
 	// Start at the top of a second, so every operation below falls in the
 	// same second and the latency window can be checked against them all.

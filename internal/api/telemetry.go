@@ -34,7 +34,7 @@ func (s *Server) observeFamily(rt Route, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		next.ServeHTTP(w, r)
-		s.httpOps.Observe(family, time.Since(start))
+		s.httpOps.ObserveSince(family, start)
 	})
 }
 

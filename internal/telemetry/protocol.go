@@ -21,17 +21,23 @@ type familyRecord struct {
 	window *latencyWindow
 }
 
-// Observe records one finished operation of family f that took d. Call it
-// once per command (a Redis pipeline of ten GETs is ten reads; an HTTP
-// batch is one write), after the answer is ready. An out-of-range f is
-// ignored rather than trusted.
-func (p *Protocol) Observe(f Family, d time.Duration) {
+// ObserveSince records one operation of family f that started at start
+// and has just finished, and returns how long it took. Call it once per
+// command (a Redis pipeline of ten GETs is ten reads; an HTTP batch is one
+// write), after the answer is ready. It reads the clock once, for both the
+// duration and the second it falls in, so a caller that also wants the
+// duration for its own figures should use the one returned rather than
+// read the clock again. An out-of-range f is not recorded.
+func (p *Protocol) ObserveSince(f Family, start time.Time) time.Duration {
+	now := p.now()
+	d := now.Sub(start)
 	if int(f) >= NumFamilies {
-		return
+		return d
 	}
 	rec := &p.families[f]
 	rec.ops.Add(1)
-	rec.window.record(p.now(), d)
+	rec.window.record(now, d)
+	return d
 }
 
 // ConnOpened records a new connection. Pair every call with one

@@ -34,15 +34,17 @@ func TestLatencyIsTheLastWholeSecond(t *testing.T) {
 	p := r.Protocol("http")
 
 	for i := 1; i <= 100; i++ {
-		p.Observe(Read, time.Duration(i)*time.Millisecond)
+		p.ObserveSince(Read, clock.now().Add(-time.Duration(i)*time.Millisecond))
 	}
-	p.Observe(Write, 5*time.Millisecond)
+	p.ObserveSince(Write, clock.now().Add(-5*time.Millisecond))
 	if got := r.Snapshot().Protocols[0].Families[Read]; got.WindowOps != 0 || got.Ops != 100 {
 		t.Fatalf("during the second itself: %+v, want 100 ops and an empty window", got)
 	}
 
 	clock.set(base.Add(1500 * time.Millisecond))
-	p.Observe(Read, time.Hour) // the new second: must not show yet
+	if d := p.ObserveSince(Read, clock.now().Add(-time.Hour)); d != time.Hour { // the new second: must not show yet
+		t.Fatalf("ObserveSince returned %v, want 1h", d)
+	}
 	snap := r.Snapshot()
 	read := snap.Protocols[0].Families[Read]
 	if read.Ops != 101 || read.WindowOps != 100 {
@@ -95,7 +97,7 @@ func TestProtocolsAndConnections(t *testing.T) {
 			defer wg.Done()
 			for range 100 {
 				resp.ConnOpened()
-				resp.Observe(Txn, time.Microsecond)
+				resp.ObserveSince(Txn, time.Now())
 				resp.ConnClosed()
 			}
 		}()
@@ -104,7 +106,7 @@ func TestProtocolsAndConnections(t *testing.T) {
 	http.ConnOpened()
 	http.ConnOpened()
 	http.ConnClosed()
-	http.Observe(Family(NumFamilies), time.Second) // out of range: ignored
+	http.ObserveSince(Family(NumFamilies), time.Now()) // out of range: ignored
 
 	snap := r.Snapshot()
 	if len(snap.Protocols) != 2 || snap.Protocols[0].Name != "http" || snap.Protocols[1].Name != "resp" {
