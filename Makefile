@@ -19,7 +19,7 @@ SOAK_OUT     ?= /tmp/mantisdb-soak
 SOAK_FLAGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help bench-peers lint-packaging build build-rust run build-rust-core bench bench-http soak test test-rust test-c test-go test-fuzz fuzz header crash-test bench-rust lint fmt clean
+.PHONY: help ui ui-check test-ui dashboard-screenshots bench-peers lint-packaging build build-rust run build-rust-core bench bench-http soak test test-rust test-c test-go test-fuzz fuzz header crash-test bench-rust lint fmt clean
 
 GO        ?= go
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -42,7 +42,7 @@ run: build-rust ## Build and start ./mantisdb-rust on 127.0.0.1:8080 with ./data
 build-rust-core: ## Build the Rust core (release): cdylib, staticlib and rlib
 	cd $(CORE_DIR) && $(CARGO) build $(CARGO_FLAGS) --release
 
-test: test-rust test-c test-go test-fuzz ## Run every test (the command CI runs)
+test: test-rust test-c test-go test-fuzz ui-check test-ui ## Run every test (the command CI runs)
 
 test-rust: ## Rust core: unit, API, model, concurrency, recovery, fuzz and 20 crash cycles
 	cd $(CORE_DIR) && $(CARGO) test $(CARGO_FLAGS) -- --test-threads=2
@@ -75,6 +75,19 @@ test-fuzz: ## Every fuzz target briefly: seed corpora, saved regressions, FUZZ_T
 
 fuzz: ## Coverage-guided fuzzing of every target for FUZZ_TIME seconds each (default 60), then a summary
 	FUZZ_TIME=$(FUZZ_TIME) GO_TARGETS="$(GO_FUZZ_TARGETS)" $(CORE_DIR)/fuzz/run.sh
+
+ui: ## Rebuild the dashboard bundle (internal/api/ui/dist) from src/ with the npm lock file, and its hash manifest
+	cd internal/api/ui && npm ci --no-audit --no-fund --loglevel=error && npm run build
+	MANTIS_WRITE_UI_MANIFEST=1 $(GO) test -count=1 -run '^TestBundleIsFresh$$' ./internal/api/ui
+
+test-ui: build-rust-core ## Dashboard in headless Chromium over the Rust engine: charts under load, key browser, auth (~25 s)
+	MANTISDB_BROWSER_TESTS=1 $(GO) test -tags rust -count=1 -run 'Browser|TestErrorsSeesWhatPagesLog' ./internal/api/ui ./internal/chromium
+
+dashboard-screenshots: build-rust ## Photograph /ui under load at laptop and phone width into docs/operations/dashboard/ (~1 min)
+	$(GO) run ./cmd/mantisdb-screenshots --server ./mantisdb-rust --out docs/operations/dashboard
+
+ui-check: ## Fail when the checked-in dashboard bundle differs from a fresh build of its sources (needs npm)
+	scripts/ui-check.sh
 
 header: ## Regenerate rust-core/include/mantisdb.h with the pinned cbindgen
 	cd $(CORE_DIR) && MANTIS_WRITE_HEADER=1 $(CARGO) test $(CARGO_FLAGS) --test header

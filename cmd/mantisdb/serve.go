@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/mantisdb/mantisdb/internal/api"
+	"github.com/mantisdb/mantisdb/internal/telemetry"
 	"github.com/mantisdb/mantisdb/storage"
 )
 
@@ -62,18 +63,24 @@ func serve(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger
 		return errors.Join(fmt.Errorf("listening on %s: %w", addr, err), closeEngine(engine))
 	}
 	ln = netutil.LimitListener(ln, cfg.maxConnections)
+	// One telemetry Recorder for every protocol the server speaks, so the
+	// dashboard shows them side by side.
+	figures := telemetry.New()
+	handler := api.New(engine, api.Options{
+		MaxValueSize: int(cfg.maxValueSize),
+		MaxBodySize:  cfg.maxBodySize,
+		MaxBatchOps:  cfg.maxBatchOps,
+		MinBodyRate:  cfg.minBodyRate,
+		BodyGrace:    api.DefaultBodyGrace,
+		BodyTimeout:  readTimeout,
+		AuthToken:    cfg.authToken,
+		Logger:       log,
+		Version:      version,
+		Telemetry:    figures,
+	})
 	srv := &http.Server{
-		Handler: api.New(engine, api.Options{
-			MaxValueSize: int(cfg.maxValueSize),
-			MaxBodySize:  cfg.maxBodySize,
-			MaxBatchOps:  cfg.maxBatchOps,
-			MinBodyRate:  cfg.minBodyRate,
-			BodyGrace:    api.DefaultBodyGrace,
-			BodyTimeout:  readTimeout,
-			AuthToken:    cfg.authToken,
-			Logger:       log,
-			Version:      version,
-		}).Handler(),
+		Handler:           handler.Handler(),
+		ConnState:         handler.ConnState,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,

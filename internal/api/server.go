@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/mantisdb/mantisdb/internal/kv"
+	"github.com/mantisdb/mantisdb/internal/telemetry"
 	"github.com/mantisdb/mantisdb/storage"
 )
 
@@ -63,6 +64,10 @@ type Options struct {
 	// over the engine). A server that also speaks another protocol passes
 	// the one Store both use.
 	Store *kv.Store
+	// Telemetry receives the HTTP operations and connections the dashboard
+	// shows, under the protocol "http" (default: a new Recorder). Give the
+	// Redis server the same Recorder so both protocols appear together.
+	Telemetry *telemetry.Recorder
 }
 
 func (o Options) withDefaults() Options {
@@ -84,6 +89,9 @@ func (o Options) withDefaults() Options {
 	if o.Version == "" {
 		o.Version = "dev"
 	}
+	if o.Telemetry == nil {
+		o.Telemetry = telemetry.New()
+	}
 	return o
 }
 
@@ -96,6 +104,9 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	handler http.Handler
+	// telemetry feeds the dashboard; httpOps is its "http" protocol.
+	telemetry *telemetry.Recorder
+	httpOps   *telemetry.Protocol
 }
 
 // New returns a Server over engine. The engine stays the caller's to close.
@@ -110,6 +121,9 @@ func New(engine storage.StorageEngine, opts Options) *Server {
 		opts:    opts,
 		log:     opts.Logger,
 		metrics: newMetrics(engine, opts.Version),
+
+		telemetry: opts.Telemetry,
+		httpOps:   opts.Telemetry.Protocol("http"),
 	}
 	s.handler = s.buildHandler()
 	return s
@@ -145,6 +159,9 @@ func (s *Server) routes() []route {
 		{Route: Route{"GET", "/api/v1/version"}, handler: s.handleVersion},
 		{Route: Route{"GET", "/health"}, handler: s.handleHealth, public: true},
 		{Route: Route{"GET", "/metrics"}, handler: s.handleMetrics},
+		{Route: Route{"GET", "/api/v1/dashboard"}, handler: s.handleDashboard},
+		{Route: Route{"GET", "/ui"}, handler: s.handleUI, public: true},
+		{Route: Route{"GET", "/ui/{asset}"}, handler: s.handleUI, public: true},
 	}
 }
 
@@ -158,6 +175,20 @@ func Routes() []Route {
 	return out
 }
 
+// PublicRoutes lists the routes that answer without the bearer token: the
+// health check, and the dashboard's page and built files, which hold no
+// data (every data call the page makes needs the token).
+func PublicRoutes() []Route {
+	var s Server
+	var out []Route
+	for _, rt := range s.routes() {
+		if rt.public {
+			out = append(out, rt.Route)
+		}
+	}
+	return out
+}
+
 // buildHandler registers every route with its middleware, and answers
 // other methods on a known path (405) and unknown paths (404) in JSON.
 func (s *Server) buildHandler() http.Handler {
@@ -165,7 +196,7 @@ func (s *Server) buildHandler() http.Handler {
 	allowed := make(map[string][]string) // path -> methods
 	public := make(map[string]bool)
 	for _, rt := range s.routes() {
-		h := http.Handler(rt.handler)
+		h := s.observeFamily(rt.Route, rt.handler)
 		if !rt.public {
 			h = s.requireToken(h)
 		}
@@ -190,12 +221,16 @@ func (s *Server) buildHandler() http.Handler {
 		limitBody(s.opts.MaxBodySize, logRequests(s.log, mux)))
 }
 
-// muxPath is the ServeMux pattern of a route path. {key} becomes {key...}:
-// the mux treats a segment that unescapes to exactly "/" (the key "/") as
-// a trailing slash and never matches it to {key}, so pathKey takes the key
-// from the escaped path itself.
+// muxPath is the ServeMux pattern of a route path. A final wildcard takes
+// the rest of the path: {key} becomes {key...} because the mux treats a
+// segment that unescapes to exactly "/" (the key "/") as a trailing slash
+// and never matches it to {key}, so pathKey takes the key from the
+// escaped path itself; {asset} becomes {asset...} so /ui/ matches too.
 func muxPath(path string) string {
-	return strings.Replace(path, "{key}", "{key...}", 1)
+	if strings.HasSuffix(path, "}") {
+		return path[:len(path)-1] + "...}"
+	}
+	return path
 }
 
 // methodNotAllowed answers 405 with the Allow header of a known path.
