@@ -69,6 +69,9 @@ var conformanceCases = []struct {
 	{"HealthAndSync", testHealthAndSync},
 	{"Stats", testStats},
 	{"Concurrent", testConcurrent},
+	{"KeyMeta", testKeyMeta},
+	{"KeyMetaExpireAt", testKeyMetaExpireAt},
+	{"TxnKeyMeta", testTxnKeyMeta},
 }
 
 // pair is one key-value pair seen by an iterator.

@@ -55,7 +55,20 @@ type StorageEngine interface {
 	Stats(ctx context.Context) (Stats, error)
 	// Name is "memory" or "rust".
 	Name() string
+	// GetWithMeta returns the value of key with its expiry and version, or
+	// ErrNotFound when the key is absent or expired.
+	GetWithMeta(ctx context.Context, key string) (string, KeyMeta, error)
 }
+
+// KeyMeta describes the newest visible version of a key.
+type KeyMeta struct {
+	ExpiresAt time.Time // absolute expiry; zero when the key does not expire
+	Version   uint64    // commit sequence of the write that made this version; changes on every write of the key, same value included
+}
+
+// ErrKeyMetaUnsupported (an ErrInvalidArgument) is what an engine without
+// key metadata answers to GetWithMeta, PutWithExpiry and a put with ExpireAt.
+var ErrKeyMetaUnsupported = fmt.Errorf("%w: key metadata (expiry and version) is not supported by this build of the engine yet", ErrInvalidArgument)
 
 // Iterator walks an ordered, point-in-time view. Call Next before the first
 // Key/Value; Key and Value are valid until the next call to Next.
@@ -87,6 +100,14 @@ type Transaction interface {
 	Commit() error
 	// Rollback discards the buffered writes; it is safe after Commit.
 	Rollback() error
+	// GetWithMeta is Get with the key's expiry and version; like Get it adds
+	// the key to the read set. The transaction's own write of a key has
+	// Version 0 (it has no commit sequence yet).
+	GetWithMeta(key string) (string, KeyMeta, error)
+	// PutWithExpiry buffers a write of key that expires at expireAt (zero:
+	// never). An expireAt at or before the commit's clock makes the write
+	// remove the key, as SET with a past EXAT does in Redis.
+	PutWithExpiry(key, value string, expireAt time.Time) error
 }
 
 // OpKind says what a BatchOp does.
@@ -107,6 +128,11 @@ type BatchOp struct {
 	// TTL, when non-zero, makes a put expire that long after the batch
 	// commits; it must be at least 1 ms (a negative TTL is an error).
 	TTL time.Duration
+	// ExpireAt, when not zero, is the absolute expiry of a put, at
+	// millisecond resolution; it excludes TTL. An ExpireAt at or before the
+	// commit's clock makes the put remove the key (a delete of it, for
+	// readers and for conflict checks), as SET with a past EXAT does in Redis.
+	ExpireAt time.Time
 }
 
 // Stats are an engine's counters at one moment.
@@ -220,6 +246,14 @@ func (c Config) Validate() error {
 func checkValue(value string, max int) error {
 	if len(value) > max {
 		return fmt.Errorf("%w: %d bytes exceeds the limit of %d", ErrValueTooLarge, len(value), max)
+	}
+	return nil
+}
+
+// checkExpiry rejects a put carrying both a TTL and an absolute expiry.
+func checkExpiry(op BatchOp) error {
+	if op.TTL != 0 && !op.ExpireAt.IsZero() {
+		return fmt.Errorf("%w: a put takes a TTL or an absolute expiry, not both", ErrInvalidArgument)
 	}
 	return nil
 }

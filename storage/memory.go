@@ -67,6 +67,17 @@ type memEntry struct {
 	// expiresAt is the expiry in Unix milliseconds, 0 for none; the key is
 	// gone once the clock reaches it (the Rust engine's rule).
 	expiresAt int64
+	// seq is the commit that wrote this version: KeyMeta.Version.
+	seq uint64
+}
+
+// meta is the entry's KeyMeta.
+func (m *memEntry) meta() KeyMeta {
+	km := KeyMeta{Version: m.seq}
+	if m.expiresAt != 0 {
+		km.ExpiresAt = time.UnixMilli(m.expiresAt)
+	}
+	return km
 }
 
 func (m *memEntry) expired(nowMs int64) bool {
@@ -89,20 +100,41 @@ type memSnapshot struct {
 }
 
 func (s *memSnapshot) get(key string, nowMs int64) (string, bool) {
-	ent, ok := s.tree.Get(&memEntry{key: key})
-	if !ok || ent.expired(nowMs) {
+	ent, ok := s.entry(key, nowMs)
+	if !ok {
 		return "", false
 	}
 	return ent.value, true
 }
 
+// entry is the live entry of key at nowMs.
+func (s *memSnapshot) entry(key string, nowMs int64) (*memEntry, bool) {
+	ent, ok := s.tree.Get(&memEntry{key: key})
+	if !ok || ent.expired(nowMs) {
+		return nil, false
+	}
+	return ent, true
+}
+
 // memOp is one validated write of a commit. A put's ttl, if positive, is
-// resolved to an expiry against the commit's clock.
+// resolved to an expiry against the commit's clock; expireAt, if not 0, is
+// the absolute expiry in Unix milliseconds (excluding ttl).
 type memOp struct {
-	del   bool
-	key   string
-	value string
-	ttl   time.Duration
+	del      bool
+	key      string
+	value    string
+	ttl      time.Duration
+	expireAt int64
+}
+
+// expiryMs is t in Unix milliseconds for memOp.expireAt: 0 for the zero
+// time, and at least 1 for any other, so a time before 1970 is in the past
+// rather than "no expiry".
+func expiryMs(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(t.UnixMilli(), 1)
 }
 
 func nowMs() int64 { return time.Now().UnixMilli() }
@@ -207,6 +239,24 @@ func (e *MemoryEngine) Get(_ context.Context, key string) (string, error) {
 	return ent.value, nil
 }
 
+// GetWithMeta returns the value of key with its expiry and version, or
+// ErrNotFound when the key is absent or expired.
+func (e *MemoryEngine) GetWithMeta(_ context.Context, key string) (string, KeyMeta, error) {
+	s, err := e.snapshot()
+	if err != nil {
+		return "", KeyMeta{}, err
+	}
+	if err := CheckKey(key); err != nil {
+		return "", KeyMeta{}, err
+	}
+	e.reads.Add(1)
+	ent, ok := s.entry(key, nowMs())
+	if !ok {
+		return "", KeyMeta{}, ErrNotFound
+	}
+	return ent.value, ent.meta(), nil
+}
+
 // Delete removes key; deleting a missing key succeeds (and, as in the Rust
 // engine, counts as a commit of key for conflict checks).
 func (e *MemoryEngine) Delete(_ context.Context, key string) error {
@@ -296,7 +346,10 @@ func (e *MemoryEngine) Write(_ context.Context, ops []BatchOp) error {
 					return fmt.Errorf("op %d: %w", i, err)
 				}
 			}
-			mops = append(mops, memOp{key: op.Key, value: op.Value, ttl: op.TTL})
+			if err := checkExpiry(op); err != nil {
+				return fmt.Errorf("op %d: %w", i, err)
+			}
+			mops = append(mops, memOp{key: op.Key, value: op.Value, ttl: op.TTL, expireAt: expiryMs(op.ExpireAt)})
 		case OpDelete:
 			mops = append(mops, memOp{del: true, key: op.Key})
 		default:
@@ -326,13 +379,14 @@ func (e *MemoryEngine) applyLocked(ops []memOp, now int64) {
 	e.reapLocked(now)
 	var puts, dels uint64
 	for _, op := range ops {
-		if op.del {
+		// A put whose absolute expiry has passed removes the key.
+		if op.del || (op.expireAt != 0 && op.expireAt <= now) {
 			if old, ok := e.tree.Delete(&memEntry{key: op.key}); ok {
 				e.forgetExpiryLocked(old)
 			}
 			dels++
 		} else {
-			ent := &memEntry{key: op.key, value: op.value}
+			ent := &memEntry{key: op.key, value: op.value, seq: e.seq, expiresAt: op.expireAt}
 			if op.ttl > 0 {
 				ent.expiresAt = expiryAt(now, op.ttl)
 			}

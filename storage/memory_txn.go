@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"runtime"
+	"time"
 )
 
 // BeginTransaction starts an optimistic, serializable transaction reading
@@ -84,31 +85,57 @@ func (t *memTxn) buffer(op memOp) {
 	t.writes[op.key] = op
 }
 
+// PutWithExpiry buffers a write of key expiring at expireAt (zero: never).
+func (t *memTxn) PutWithExpiry(key, value string, expireAt time.Time) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if err := CheckKey(key); err != nil {
+		return err
+	}
+	if err := checkValue(value, t.e.cfg.MaxValueSize); err != nil {
+		return err
+	}
+	t.buffer(memOp{key: key, value: value, expireAt: expiryMs(expireAt)})
+	return nil
+}
+
 // Get returns the transaction's own write of key, else the snapshot's value,
 // or ErrNotFound. A read from the snapshot joins the read set, found or not.
 func (t *memTxn) Get(key string) (string, error) {
+	v, _, err := t.GetWithMeta(key)
+	return v, err
+}
+
+// GetWithMeta is Get with the key's expiry and version. The transaction's
+// own write has Version 0; its expiry is judged at the transaction's clock.
+func (t *memTxn) GetWithMeta(key string) (string, KeyMeta, error) {
 	if err := t.check(); err != nil {
-		return "", err
+		return "", KeyMeta{}, err
 	}
 	if err := CheckKey(key); err != nil {
-		return "", err
+		return "", KeyMeta{}, err
 	}
 	if op, ok := t.writes[key]; ok {
-		if op.del {
-			return "", ErrNotFound
+		if op.del || (op.expireAt != 0 && op.expireAt <= t.now) {
+			return "", KeyMeta{}, ErrNotFound
 		}
-		return op.value, nil
+		km := KeyMeta{}
+		if op.expireAt != 0 {
+			km.ExpiresAt = time.UnixMilli(op.expireAt)
+		}
+		return op.value, km, nil
 	}
 	if t.reads == nil {
 		t.reads = make(map[string]struct{})
 	}
 	t.reads[key] = struct{}{}
 	t.e.reads.Add(1)
-	v, ok := t.snap.get(key, t.now)
+	ent, ok := t.snap.entry(key, t.now)
 	if !ok {
-		return "", ErrNotFound
+		return "", KeyMeta{}, ErrNotFound
 	}
-	return v, nil
+	return ent.value, ent.meta(), nil
 }
 
 // Commit applies the buffered writes atomically, or returns ErrConflict

@@ -42,6 +42,15 @@ type modelEngine struct {
 type modelValue struct {
 	v         string
 	expiresAt int64 // Unix ms, 0 for none
+	seq       int   // the commit that wrote it
+}
+
+func (m modelValue) meta() KeyMeta {
+	km := KeyMeta{Version: uint64(m.seq)}
+	if m.expiresAt != 0 {
+		km.ExpiresAt = time.UnixMilli(m.expiresAt)
+	}
+	return km
 }
 
 func (m modelValue) live(now int64) bool { return m.expiresAt == 0 || m.expiresAt > now }
@@ -88,16 +97,19 @@ func (m *modelEngine) apply(ops []BatchOp) {
 	now := time.Now().UnixMilli()
 	for _, op := range ops {
 		m.commit[op.Key] = m.seq
-		if op.Kind == OpDelete {
-			delete(m.data, op.Key)
-			m.deletes++
-			continue
-		}
 		var exp int64
 		if op.TTL > 0 {
 			exp = now + op.TTL.Milliseconds()
 		}
-		m.data[op.Key] = modelValue{op.Value, exp}
+		if !op.ExpireAt.IsZero() {
+			exp = max(op.ExpireAt.UnixMilli(), 1)
+		}
+		if op.Kind == OpDelete || (exp != 0 && exp <= now) {
+			delete(m.data, op.Key)
+			m.deletes++
+			continue
+		}
+		m.data[op.Key] = modelValue{op.Value, exp, m.seq}
 		m.writes++
 	}
 }
@@ -116,6 +128,9 @@ func (m *modelEngine) validate(ops []BatchOp) error {
 				if err := checkTTL(op.TTL); err != nil {
 					return err
 				}
+			}
+			if err := checkExpiry(op); err != nil {
+				return err
 			}
 		case OpDelete:
 		default:
@@ -201,6 +216,21 @@ func (m *modelEngine) BatchGet(_ context.Context, keys []string) (map[string]str
 		}
 	}
 	return out, nil
+}
+
+func (m *modelEngine) GetWithMeta(_ context.Context, key string) (string, KeyMeta, error) {
+	if err := m.lock(); err != nil {
+		return "", KeyMeta{}, err
+	}
+	defer m.mu.Unlock()
+	if err := CheckKey(key); err != nil {
+		return "", KeyMeta{}, err
+	}
+	m.reads++
+	if mv, ok := m.data[key]; ok && mv.live(time.Now().UnixMilli()) {
+		return mv.v, mv.meta(), nil
+	}
+	return "", KeyMeta{}, ErrNotFound
 }
 
 func (m *modelEngine) NewIterator(ctx context.Context, prefix string) (Iterator, error) {
@@ -319,24 +349,44 @@ func (tx *modelTxn) Delete(key string) error {
 	return nil
 }
 
-func (tx *modelTxn) Get(key string) (string, error) {
+func (tx *modelTxn) PutWithExpiry(key, value string, expireAt time.Time) error {
 	if err := tx.check(key); err != nil {
-		return "", err
+		return err
+	}
+	if err := checkValue(value, tx.m.maxValue); err != nil {
+		return err
+	}
+	tx.writes[key] = BatchOp{Kind: OpPut, Key: key, Value: value, ExpireAt: expireAt}
+	return nil
+}
+
+func (tx *modelTxn) Get(key string) (string, error) {
+	v, _, err := tx.GetWithMeta(key)
+	return v, err
+}
+
+func (tx *modelTxn) GetWithMeta(key string) (string, KeyMeta, error) {
+	if err := tx.check(key); err != nil {
+		return "", KeyMeta{}, err
 	}
 	if op, ok := tx.writes[key]; ok {
-		if op.Kind == OpDelete {
-			return "", ErrNotFound
+		if op.Kind == OpDelete || (!op.ExpireAt.IsZero() && max(op.ExpireAt.UnixMilli(), 1) <= tx.now) {
+			return "", KeyMeta{}, ErrNotFound
 		}
-		return op.Value, nil
+		km := KeyMeta{}
+		if !op.ExpireAt.IsZero() {
+			km.ExpiresAt = time.UnixMilli(op.ExpireAt.UnixMilli())
+		}
+		return op.Value, km, nil
 	}
 	tx.reads[key] = true
 	tx.m.mu.Lock()
 	tx.m.reads++
 	tx.m.mu.Unlock()
 	if mv, ok := tx.snap[key]; ok && mv.live(tx.now) {
-		return mv.v, nil
+		return mv.v, mv.meta(), nil
 	}
-	return "", ErrNotFound
+	return "", KeyMeta{}, ErrNotFound
 }
 
 func (tx *modelTxn) Commit() error {

@@ -282,6 +282,9 @@ func (e *RustEngine) checkOps(ops []BatchOp) error {
 					return err
 				}
 			}
+			if !op.ExpireAt.IsZero() {
+				return ErrKeyMetaUnsupported
+			}
 		} else if op.Kind != OpDelete {
 			return fmt.Errorf("%w: unknown op kind %d", ErrInvalidArgument, op.Kind)
 		}
