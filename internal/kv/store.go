@@ -20,11 +20,22 @@ import (
 type Store struct {
 	engine storage.StorageEngine
 	now    func() time.Time
+	// locks, watches and cursors serve the read-modify-write operations,
+	// WATCH and SCAN (update.go, watch.go, cursor.go).
+	locks   *keyLocks
+	watches *watchRegistry
+	cursors *cursorTable
 }
 
 // New returns a Store over engine, reading the wall clock for TTL rules.
 func New(engine storage.StorageEngine) *Store {
-	return &Store{engine: engine, now: time.Now}
+	return &Store{
+		engine:  engine,
+		now:     time.Now,
+		locks:   newKeyLocks(),
+		watches: newWatchRegistry(),
+		cursors: newCursorTable(defaultCursorLimit, defaultCursorIdle),
+	}
 }
 
 // Engine is the engine the Store runs on.

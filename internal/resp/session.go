@@ -1,0 +1,337 @@
+package resp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/mantisdb/mantisdb/internal/kv"
+)
+
+// errStopping ends a session's read loop when the server closes.
+var errStopping = errors.New("server closing")
+
+// session is one client connection: its protocol version, auth, MULTI
+// queue and WATCH set. Only its own goroutine touches those; the info
+// fields CLIENT LIST shows are guarded by mu.
+type session struct {
+	srv      *Server
+	id       int64
+	conn     net.Conn
+	guard    *requestGuard
+	created  time.Time
+	stopping atomic.Bool
+	killed   atomic.Bool
+
+	w      replyWriter
+	authed bool
+	multi  bool
+	// queued holds the commands of an open MULTI; dirty records an error
+	// while queueing, which makes EXEC answer EXECABORT.
+	queued []queuedCommand
+	dirty  bool
+	watch  *kv.Watch
+	quit   bool
+
+	mu      sync.Mutex
+	name    string
+	libName string
+	libVer  string
+	lastCmd string
+	active  time.Time
+	// Copies of the session's own state for other sessions' CLIENT LIST.
+	infoMulti, infoWatch, infoProto int
+}
+
+type queuedCommand struct {
+	cmd  *command
+	args [][]byte
+}
+
+func newSession(srv *Server, nc net.Conn, id int64) *session {
+	now := time.Now()
+	sess := &session{
+		srv:       srv,
+		id:        id,
+		conn:      nc,
+		created:   now,
+		active:    now,
+		w:         replyWriter{proto: 2},
+		infoMulti: -1,
+		infoProto: 2,
+		authed:    srv.cfg.AuthToken == "",
+		watch:     srv.store.NewWatch(),
+	}
+	sess.guard = &requestGuard{
+		conn: nc, idle: srv.cfg.IdleTimeout, stopping: &sess.stopping,
+		maxBulk: srv.cfg.MaxBulk, maxArgs: srv.cfg.MaxArgs, maxQuery: srv.cfg.MaxQueryBuffer,
+	}
+	return sess
+}
+
+// shutdown asks the session to stop after the batch it is running.
+func (sess *session) shutdown() {
+	sess.stopping.Store(true)
+	_ = sess.conn.SetReadDeadline(time.Now())
+}
+
+// kill closes the connection at once (CLIENT KILL).
+func (sess *session) kill() {
+	sess.killed.Store(true)
+	sess.shutdown()
+}
+
+// serve reads batches of pipelined commands, runs them and flushes their
+// replies once per batch, until the client leaves or the server closes.
+func (sess *session) serve() {
+	defer func() {
+		sess.watch.Unwatch()
+		_ = sess.conn.Close()
+	}()
+	rd := redcon.NewReader(sess.guard)
+	for {
+		cmds, err := rd.ReadCommands()
+		if err != nil {
+			sess.readFailed(err)
+			return
+		}
+		sess.runBatch(cmds)
+		if err := sess.flush(); err != nil || sess.quit || sess.killed.Load() {
+			return
+		}
+		if sess.stopping.Load() {
+			return
+		}
+	}
+}
+
+// readFailed answers a protocol error before the connection closes; EOF,
+// the idle timeout and a closing server close it silently.
+func (sess *session) readFailed(err error) {
+	var pe *protocolError
+	switch {
+	case errors.As(err, &pe):
+		sess.w.err(pe.reply)
+	case strings.HasPrefix(err.Error(), "Protocol error:"):
+		// redcon's own framing errors carry Redis's wording.
+		sess.w.err("ERR " + err.Error())
+	case errors.Is(err, io.EOF), errors.Is(err, errStopping), isTimeout(err), errors.Is(err, net.ErrClosed):
+		return
+	default:
+		sess.srv.log.Debug("resp: read failed", "client", sess.id, "err", err)
+		return
+	}
+	_ = sess.flush()
+}
+
+func (sess *session) flush() error {
+	if len(sess.w.buf) == 0 {
+		return nil
+	}
+	_ = sess.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := sess.conn.Write(sess.w.buf)
+	if cap(sess.w.buf) > 1<<20 {
+		sess.w.buf = nil // do not keep a large reply's buffer for an idle client
+	} else {
+		sess.w.buf = sess.w.buf[:0]
+	}
+	return err
+}
+
+// runBatch runs one read batch of pipelined commands in order.
+func (sess *session) runBatch(cmds []redcon.Command) {
+	if sess.srv.cfg.ConcurrentPipeline && len(cmds) > 1 && !sess.multi {
+		sess.runConcurrent(cmds)
+		return
+	}
+	for _, c := range cmds {
+		if sess.quit {
+			return
+		}
+		sess.dispatch(c.Args, &sess.w)
+	}
+}
+
+// resolve finds the command (or subcommand) args name, or writes the error
+// and returns nil.
+func (sess *session) resolve(args [][]byte, w *replyWriter) *command {
+	name := strings.ToLower(string(args[0]))
+	cmd := commandTable[name]
+	if cmd == nil {
+		w.err(unknownCommand(args))
+		return nil
+	}
+	if !cmd.arityOK(len(args)) {
+		cmd.stats.rejected.Add(1)
+		w.err("ERR wrong number of arguments for '" + cmd.name + "' command")
+		return nil
+	}
+	if len(cmd.subcommands) > 0 && len(args) >= 2 {
+		s := cmd.lookupSub(string(args[1]))
+		if s == nil {
+			w.err("ERR unknown subcommand '" + clip(string(args[1]), 128) + "'. Try " + strings.ToUpper(cmd.name) + " HELP.")
+			return nil
+		}
+		if !s.arityOK(len(args)) {
+			s.stats.rejected.Add(1)
+			w.err("ERR wrong number of arguments for '" + s.name + "' command")
+			return nil
+		}
+		return s
+	}
+	return cmd
+}
+
+// unknownCommand is Redis's error text for a command not in the table.
+func unknownCommand(args [][]byte) string {
+	var b strings.Builder
+	b.WriteString("ERR unknown command '")
+	b.WriteString(clip(string(args[0]), 128))
+	b.WriteString("', with args beginning with: ")
+	for _, a := range args[1:] {
+		if b.Len() >= 128 {
+			break
+		}
+		b.WriteString("'")
+		b.WriteString(clip(string(a), 128-b.Len()))
+		b.WriteString("' ")
+	}
+	return b.String()
+}
+
+func clip(s string, n int) string {
+	if n < 0 {
+		n = 0
+	}
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// dispatch runs one command, writing its reply to w.
+func (sess *session) dispatch(args [][]byte, w *replyWriter) {
+	sess.srv.totalCommands.Add(1)
+	cmd := sess.resolve(args, w)
+	if cmd == nil {
+		if sess.multi {
+			sess.dirty = true
+		}
+		return
+	}
+	sess.note(cmd.name)
+	if !sess.authed && cmd.flags&flagNoAuth == 0 {
+		cmd.stats.rejected.Add(1)
+		w.err("NOAUTH Authentication required.")
+		if sess.multi {
+			sess.dirty = true
+		}
+		return
+	}
+	if sess.multi && cmd.flags&flagNoMulti != 0 {
+		cmd.stats.rejected.Add(1)
+		w.err("ERR " + strings.ToUpper(cmd.name) + " inside MULTI is not allowed")
+		sess.dirty = true
+		return
+	}
+	if sess.multi && cmd.flags&flagNoQueue == 0 {
+		sess.queued = append(sess.queued, queuedCommand{cmd: cmd, args: copyArgs(args)})
+		w.simple("QUEUED")
+		return
+	}
+	sess.srv.run(sess, cmd, args, w, nil)
+	sess.publishInfo()
+}
+
+// publishInfo copies the state CLIENT LIST shows to where other sessions
+// may read it.
+func (sess *session) publishInfo() {
+	multi := -1
+	if sess.multi {
+		multi = len(sess.queued)
+	}
+	sess.mu.Lock()
+	sess.infoMulti, sess.infoWatch, sess.infoProto = multi, sess.watch.Len(), sess.w.proto
+	sess.mu.Unlock()
+}
+
+// run executes cmd and records its figures. tx is the EXEC transaction
+// the command runs in, or nil.
+func (srv *Server) run(sess *session, cmd *command, args [][]byte, w *replyWriter, tx *kv.Tx) {
+	start := time.Now()
+	before := len(w.buf)
+	x := &call{srv: srv, sess: sess, cmd: cmd, args: args, w: w, tx: tx}
+	cmd.run(x)
+	failed := len(w.buf) > before && w.buf[before] == '-'
+	d := time.Since(start)
+	cmd.stats.record(d, failed)
+	srv.metrics.observe(cmd, d, failed)
+}
+
+// note records the last command for CLIENT LIST.
+func (sess *session) note(name string) {
+	sess.mu.Lock()
+	sess.lastCmd, sess.active = name, time.Now()
+	sess.mu.Unlock()
+}
+
+// copyArgs detaches queued arguments from redcon's read buffer.
+func copyArgs(args [][]byte) [][]byte {
+	out := make([][]byte, len(args))
+	for i, a := range args {
+		out[i] = slices.Clone(a)
+	}
+	return out
+}
+
+// call is one command being run: its arguments, where its reply goes, and
+// the EXEC transaction it belongs to (nil when it runs on its own).
+type call struct {
+	srv  *Server
+	sess *session
+	cmd  *command
+	args [][]byte
+	w    *replyWriter
+	tx   *kv.Tx
+}
+
+func (x *call) arg(i int) string { return string(x.args[i]) }
+
+func (x *call) ctx() context.Context { return context.Background() }
+
+// update runs fn as a read-modify-write of keys: on its own, one engine
+// transaction retried on conflict; inside EXEC, on EXEC's transaction.
+func (x *call) update(keys []string, fn func(tx *kv.Tx) error) error {
+	if x.tx != nil {
+		return fn(x.tx)
+	}
+	return x.srv.store.Update(x.ctx(), keys, fn)
+}
+
+// view runs fn reading the newest state (EXEC's transaction inside EXEC).
+func (x *call) view(fn func(tx *kv.Tx) error) error {
+	if x.tx != nil {
+		return fn(x.tx)
+	}
+	return x.srv.store.View(x.ctx(), fn)
+}
+
+// blind runs fn, which only writes, as one engine Write (EXEC's
+// transaction inside EXEC).
+func (x *call) blind(fn func(tx *kv.Tx) error) error {
+	if x.tx != nil {
+		return fn(x.tx)
+	}
+	return x.srv.store.Blind(x.ctx(), fn)
+}
+
+// fail writes err as a RESP error.
+func (x *call) fail(err error) { x.w.err(errorReply(err)) }
