@@ -36,7 +36,7 @@ build: ## Build ./mantisdb (pure Go, memory engine: not durable)
 build-rust: build-rust-core ## Build ./mantisdb-rust (Rust engine, statically linked)
 	$(GO) build -tags rust -ldflags "$(LDFLAGS)" -o mantisdb-rust ./cmd/mantisdb
 
-run: build-rust ## Build and start ./mantisdb-rust on 127.0.0.1:8080 with ./data
+run: build-rust ## Build and start ./mantisdb-rust: HTTP on 127.0.0.1:8080, Redis protocol on 127.0.0.1:6379, data in ./data
 	./mantisdb-rust --data-dir $(DATA_DIR)
 
 build-rust-core: ## Build the Rust core (release): cdylib, staticlib and rlib

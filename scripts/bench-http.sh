@@ -39,7 +39,7 @@ LUA
 for policy in $POLICIES; do
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
   rm -rf "$work/data"
-  ./mantisdb-rust --data-dir "$work/data" --port "$port" --sync "$policy" --log-level warn &
+  ./mantisdb-rust --data-dir "$work/data" --port "$port" --resp-port -1 --sync "$policy" --log-level warn &
   echo $! > "$work/pid"
   for _ in $(seq 50); do curl -sf "127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
   # Preload in batches of 1000 through the batch API.

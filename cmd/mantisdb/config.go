@@ -26,6 +26,8 @@ var noEnv = map[string]bool{"version": true, "benchmark-only": true, "benchmark-
 // defaults are merged and checked.
 type config struct {
 	port            int
+	respPort        int
+	respIdle        time.Duration
 	bind            string
 	dataDir         string
 	cacheSize       int64
@@ -68,6 +70,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.SetOutput(io.Discard) // parseConfig reports errors itself
 	*cfg = config{
 		port:            8080,
+		respPort:        6379,
 		bind:            "127.0.0.1",
 		dataDir:         def.DataDir,
 		cacheSize:       def.CacheSize,
@@ -84,6 +87,9 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 		shutdownTimeout: 30 * time.Second,
 	}
 	fs.Var(&intValue{&cfg.port, 0, 65535}, "port", "TCP port to listen on; 0 picks a free one (the start-up log names it)")
+	fs.Var(&intValue{&cfg.respPort, -1, 65535}, "resp-port",
+		"TCP port of the Redis protocol (RESP2/RESP3) on --bind; 0 picks a free one (the start-up log names it), -1 turns it off")
+	fs.Var(&durationValue{&cfg.respIdle, 0}, "resp-idle-timeout", "close a Redis-protocol connection idle this long; 0 never does (Redis's timeout 0)")
 	fs.StringVar(&cfg.bind, "bind", cfg.bind, "address to listen on; 0.0.0.0 opens the server to the network, so set --auth-token too")
 	fs.StringVar(&cfg.dataDir, "data-dir", cfg.dataDir, "directory of the database files, created with mode 0700 if missing")
 	fs.Var(&sizeValue{&cfg.cacheSize, 0, math.MaxInt64}, "cache-size", "value cache budget of the rust engine; 0 disables the cache")
@@ -96,14 +102,14 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 		"storage engine: rust (durable; needs a -tags rust build) or memory (not durable); both only with --benchmark-only")
 	fs.Var(&levelValue{&cfg.logLevel}, "log-level", "log level: debug (one line per request), info, warn or error")
 	fs.Var(&choiceValue{&cfg.logFormat, []string{"text", "json"}}, "log-format", "log format: text or json")
-	fs.StringVar(&cfg.authToken, "auth-token", "", "bearer token every route but /health requires; prefer MANTISDB_AUTH_TOKEN, since flags show in ps")
+	fs.StringVar(&cfg.authToken, "auth-token", "", "bearer token every HTTP route but /health requires, and the password of Redis AUTH; prefer MANTISDB_AUTH_TOKEN, since flags show in ps")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate file; serves HTTPS (needs --tls-key)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key file of --tls-cert")
 	fs.Var(&sizeValue{&cfg.maxValueSize, 1, 1 << 30}, "max-value-size", "longest value accepted (at most 1GiB)")
 	fs.Var(&sizeValue{&cfg.maxBodySize, 1, math.MaxInt64}, "max-body-size", "largest request body (default --max-value-size + 1MiB)")
 	fs.Var(&intValue{&cfg.maxBatchOps, 1, math.MaxInt32}, "max-batch-ops", "most operations in one batch or transaction")
 	fs.Var(&intValue{&cfg.maxConnections, 1, 1 << 20}, "max-connections",
-		"most client connections open at once; more wait to be accepted. Keep it under the open-file limit (ulimit -n), which the engine's files share")
+		"most client connections open at once, per protocol: more HTTP clients wait to be accepted, more Redis clients are refused (ERR max number of clients reached). Keep it under the open-file limit (ulimit -n), which the engine's files share")
 	fs.Var(&sizeValue{&cfg.minBodyRate, 0, math.MaxInt64}, "min-body-rate",
 		"slowest average rate, per second, a request body may arrive at after its first 5s; slower ones are cut off with 408. 0 disables the check")
 	fs.Var(&durationValue{&cfg.shutdownTimeout, time.Millisecond}, "shutdown-timeout", "how long shutdown waits for requests in flight")
@@ -201,7 +207,8 @@ func printUsage(w io.Writer) {
 	fs := newFlagSet(&cfg)
 	fmt.Fprintf(w, `Usage: mantisdb [flags]
 
-MantisDB key-value server (HTTP/JSON API, see docs/api/openapi.yaml).
+MantisDB key-value server: HTTP/JSON API (see docs/api/openapi.yaml) and the
+Redis protocol (see docs/guide/redis.md) on one keyspace.
 Every flag can also be set with the environment variable shown beside it;
 a flag on the command line wins over the environment, and an empty variable
 counts as unset. Sizes are bytes, or take a suffix: B, KB/MB/GB/TB (powers

@@ -20,7 +20,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config{
-		port: 8080, bind: "127.0.0.1", dataDir: "./data", cacheSize: 64 << 20, segmentSize: 64 << 20,
+		port: 8080, respPort: 6379, bind: "127.0.0.1", dataDir: "./data", cacheSize: 64 << 20, segmentSize: 64 << 20,
 		sync: "always", syncInterval: 100 * time.Millisecond, engine: storage.DefaultEngine,
 		logLevel: slog.LevelInfo, logFormat: "text",
 		maxValueSize: 64 << 20, maxBodySize: 65 << 20, maxBatchOps: 10000,

@@ -58,6 +58,8 @@ type server struct {
 	log    bytes.Buffer
 	exited chan struct{}
 	err    error // Wait's result, once exited is closed
+	// respAddr is the Redis-protocol address, from its start-up log line.
+	respAddr string
 }
 
 // startServer runs bin on a free loopback port (--port 0, the address read
@@ -73,7 +75,9 @@ func startServerExact(t *testing.T, bin string, args ...string) *server {
 	t.Helper()
 	s := &server{t: t, exited: make(chan struct{}), client: &http.Client{Timeout: 10 * time.Second}}
 	s.cmd = exec.Command(bin, args...)
-	s.cmd.Env = append(os.Environ(), "MANTISDB_AUTH_TOKEN="+e2eToken)
+	// A free Redis-protocol port unless args name one, so parallel servers
+	// do not compete for 6379.
+	s.cmd.Env = append(os.Environ(), "MANTISDB_AUTH_TOKEN="+e2eToken, "MANTISDB_RESP_PORT=0")
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +94,11 @@ func startServerExact(t *testing.T, bin string, args ...string) *server {
 			s.log.WriteByte('\n')
 			s.mu.Unlock()
 			var line struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "mantisdb serving the Redis protocol" {
+				s.mu.Lock()
+				s.respAddr = line.Addr
+				s.mu.Unlock()
+			}
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "mantisdb listening" {
 				addr <- line.Addr
 			}

@@ -14,9 +14,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/netutil"
 
 	"github.com/mantisdb/mantisdb/internal/api"
+	"github.com/mantisdb/mantisdb/internal/kv"
+	"github.com/mantisdb/mantisdb/internal/resp"
 	"github.com/mantisdb/mantisdb/internal/telemetry"
 	"github.com/mantisdb/mantisdb/storage"
 )
@@ -63,10 +66,21 @@ func serve(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger
 		return errors.Join(fmt.Errorf("listening on %s: %w", addr, err), closeEngine(engine))
 	}
 	ln = netutil.LimitListener(ln, cfg.maxConnections)
-	// One telemetry Recorder for every protocol the server speaks, so the
-	// dashboard shows them side by side.
+	// One operation layer for both protocols (WATCH sees HTTP writes), and
+	// one telemetry Recorder, so the dashboard shows them side by side.
+	store := kv.New(engine)
 	figures := telemetry.New()
+	respSrv, respLn, err := listenRESP(cfg, store, log)
+	if err != nil {
+		_ = ln.Close()
+		return errors.Join(err, closeEngine(engine))
+	}
+	var collectors []prometheus.Collector
+	if respSrv != nil {
+		collectors = respSrv.Collectors()
+	}
 	handler := api.New(engine, api.Options{
+		Store:        store,
 		MaxValueSize: int(cfg.maxValueSize),
 		MaxBodySize:  cfg.maxBodySize,
 		MaxBatchOps:  cfg.maxBatchOps,
@@ -77,6 +91,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger
 		Logger:       log,
 		Version:      version,
 		Telemetry:    figures,
+		Collectors:   collectors,
 	})
 	srv := &http.Server{
 		Handler:           handler.Handler(),
@@ -102,9 +117,17 @@ func serve(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger
 			served <- srv.Serve(ln)
 		}
 	}()
+	respServed := make(chan error, 1)
+	if respSrv != nil {
+		log.Info("mantisdb serving the Redis protocol", "addr", respLn.Addr().String(), "auth", cfg.authToken != "")
+		go func() { respServed <- respSrv.Serve(respLn) }()
+	}
 	select {
 	case err := <-served:
-		return errors.Join(fmt.Errorf("serving HTTP: %w", err), closeEngine(engine))
+		return errors.Join(fmt.Errorf("serving HTTP: %w", err), closeRESP(respSrv), closeEngine(engine))
+	case err := <-respServed:
+		_ = srv.Close()
+		return errors.Join(fmt.Errorf("serving the Redis protocol: %w", err), closeEngine(engine))
 	case <-ctx.Done():
 	}
 	stopSignals()
@@ -117,12 +140,54 @@ func serve(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger
 		_ = srv.Close()
 	}
 	<-served // http.ErrServerClosed once Shutdown or Close has begun
+	if respSrv != nil {
+		if err := respSrv.Close(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("Redis-protocol commands still running after --shutdown-timeout %v: %w", cfg.shutdownTimeout, err))
+		}
+	}
 	errs = append(errs, closeEngine(engine))
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	log.Info("mantisdb stopped")
 	return nil
+}
+
+// listenRESP opens the Redis-protocol listener on --bind:--resp-port over
+// the same engine; nil, nil when --resp-port is -1.
+func listenRESP(cfg config, store *kv.Store, log *slog.Logger) (*resp.Server, net.Listener, error) {
+	if cfg.respPort < 0 {
+		return nil, nil, nil
+	}
+	addr := net.JoinHostPort(cfg.bind, strconv.Itoa(cfg.respPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listening on %s for the Redis protocol (--resp-port; -1 turns it off): %w", addr, err)
+	}
+	srv := resp.New(resp.Config{
+		Store:          store,
+		AuthToken:      cfg.authToken,
+		Version:        version,
+		Sync:           cfg.sync,
+		MaxConnections: cfg.maxConnections,
+		IdleTimeout:    cfg.respIdle,
+		MaxBulk:        cfg.maxValueSize,
+		// Pipelined writes share group commits only where each commit
+		// waits for its sync.
+		ConcurrentPipeline: cfg.sync == string(storage.SyncAlways) && store.Engine().Name() != "memory",
+		Logger:             log,
+	})
+	return srv, ln, nil
+}
+
+// closeRESP stops a Redis-protocol server at once (the HTTP side failed).
+func closeRESP(srv *resp.Server) error {
+	if srv == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Close(ctx)
 }
 
 // openEngine creates the data directory (0700: the data is the users') and

@@ -24,7 +24,7 @@ type metrics struct {
 	handler  http.Handler
 }
 
-func newMetrics(engine storage.StorageEngine, version string) *metrics {
+func newMetrics(engine storage.StorageEngine, version string, extra ...prometheus.Collector) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mantisdb_http_requests_total",
@@ -51,6 +51,7 @@ func newMetrics(engine storage.StorageEngine, version string) *metrics {
 		newEngineCollector(engine),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(extra...)
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	return m
 }

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mantisdb/mantisdb/internal/kv"
 	"github.com/mantisdb/mantisdb/internal/telemetry"
 	"github.com/mantisdb/mantisdb/storage"
@@ -68,6 +70,9 @@ type Options struct {
 	// shows, under the protocol "http" (default: a new Recorder). Give the
 	// Redis server the same Recorder so both protocols appear together.
 	Telemetry *telemetry.Recorder
+	// Collectors are further Prometheus collectors /metrics serves, such
+	// as the RESP server's command figures.
+	Collectors []prometheus.Collector
 }
 
 func (o Options) withDefaults() Options {
@@ -120,7 +125,7 @@ func New(engine storage.StorageEngine, opts Options) *Server {
 		kv:      opts.Store,
 		opts:    opts,
 		log:     opts.Logger,
-		metrics: newMetrics(engine, opts.Version),
+		metrics: newMetrics(engine, opts.Version, opts.Collectors...),
 
 		telemetry: opts.Telemetry,
 		httpOps:   opts.Telemetry.Protocol("http"),

@@ -62,7 +62,7 @@ type Process struct {
 // back from the JSON start-up line, and acknowledgement only after
 // fdatasync.
 func (p *Process) serverArgs() []string {
-	args := []string{"--port", "0", "--bind", "127.0.0.1", "--data-dir", p.DataDir,
+	args := []string{"--port", "0", "--resp-port", "-1", "--bind", "127.0.0.1", "--data-dir", p.DataDir,
 		"--sync", "always", "--log-format", "json", "--log-level", "info"}
 	return append(args, p.ExtraArgs...)
 }

@@ -55,7 +55,7 @@ func startChild(bin, tmp string, args []string) (*child, error) {
 		return nil, err
 	}
 	c := &child{dataDir: dataDir, token: hex.EncodeToString(raw[:]), exited: make(chan struct{})}
-	full := append([]string{"--bind", "127.0.0.1", "--port", "0", "--data-dir", dataDir + "/data",
+	full := append([]string{"--bind", "127.0.0.1", "--port", "0", "--resp-port", "-1", "--data-dir", dataDir + "/data",
 		"--log-format", "json", "--log-level", "info"}, args...)
 	c.cmd = exec.Command(bin, full...)
 	c.cmd.Env = append(os.Environ(), "MANTISDB_AUTH_TOKEN="+c.token)
