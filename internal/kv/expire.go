@@ -5,14 +5,15 @@ import (
 	"time"
 )
 
-// ExpireCondition is EXPIRE's NX / XX / GT / LT.
+// ExpireCondition is EXPIRE's NX / XX / GT / LT, a set of flags that must
+// all hold (XX GT: has an expiry and the new one is later).
 type ExpireCondition int
 
 const (
 	// ExpireAlways sets the expiry unconditionally.
-	ExpireAlways ExpireCondition = iota
+	ExpireAlways ExpireCondition = 0
 	// ExpireIfNone sets it only on a key without expiry (NX).
-	ExpireIfNone
+	ExpireIfNone ExpireCondition = 1 << (iota - 1)
 	// ExpireIfSet sets it only on a key with an expiry (XX).
 	ExpireIfSet
 	// ExpireIfLater sets it only when later than the current one (GT); a
@@ -36,23 +37,10 @@ func (t *Tx) Expire(key string, at time.Time, cond ExpireCondition) (bool, error
 		return false, err
 	}
 	cur, has := m.ExpiresAt, !m.ExpiresAt.IsZero()
-	switch cond {
-	case ExpireIfNone:
-		if has {
-			return false, nil
-		}
-	case ExpireIfSet:
-		if !has {
-			return false, nil
-		}
-	case ExpireIfLater:
-		if !has || !at.After(cur) {
-			return false, nil
-		}
-	case ExpireIfEarlier:
-		if has && !at.Before(cur) {
-			return false, nil
-		}
+	if (cond&ExpireIfNone != 0 && has) || (cond&ExpireIfSet != 0 && !has) ||
+		(cond&ExpireIfLater != 0 && (!has || !at.After(cur))) ||
+		(cond&ExpireIfEarlier != 0 && has && !at.Before(cur)) {
+		return false, nil
 	}
 	if !at.After(t.now) {
 		return true, t.remove(key)

@@ -16,10 +16,6 @@ func cmdPExpireAt(x *call) { x.expire(time.Millisecond, true) }
 // expire runs the EXPIRE family: the amount in unit, relative or absolute,
 // with Redis 7.0's NX/XX/GT/LT rules and error texts.
 func (x *call) expire(unit time.Duration, absolute bool) {
-	n, ok := x.parseInt64Arg(2)
-	if !ok {
-		return
-	}
 	var nx, xx, gt, lt bool
 	for _, a := range x.args[3:] {
 		switch opt := strings.ToUpper(string(a)); opt {
@@ -44,6 +40,10 @@ func (x *call) expire(unit time.Duration, absolute bool) {
 		x.w.err("ERR GT and LT options at the same time are not compatible")
 		return
 	}
+	n, ok := x.parseInt64Arg(2)
+	if !ok {
+		return
+	}
 	now := time.Now()
 	invalid := "ERR invalid expire time in '" + x.cmd.name + "' command"
 	ms := n
@@ -62,19 +62,13 @@ func (x *call) expire(unit time.Duration, absolute bool) {
 		ms += now.UnixMilli()
 	}
 	cond := kv.ExpireAlways
-	switch {
-	case nx:
-		cond = kv.ExpireIfNone
-	case xx && gt:
-		cond = kv.ExpireIfLater
-	case xx && lt:
-		cond = kv.ExpireIfEarlier
-	case xx:
-		cond = kv.ExpireIfSet
-	case gt:
-		cond = kv.ExpireIfLater
-	case lt:
-		cond = kv.ExpireIfEarlier
+	for _, f := range []struct {
+		on   bool
+		cond kv.ExpireCondition
+	}{{nx, kv.ExpireIfNone}, {xx, kv.ExpireIfSet}, {gt, kv.ExpireIfLater}, {lt, kv.ExpireIfEarlier}} {
+		if f.on {
+			cond |= f.cond
+		}
 	}
 	var done bool
 	err := x.update([]string{x.arg(1)}, func(tx *kv.Tx) (err error) {

@@ -238,8 +238,8 @@ func (sess *session) dispatch(args [][]byte, w *replyWriter) {
 	}
 	if sess.multi && cmd.flags&flagNoMulti != 0 {
 		cmd.stats.rejected.Add(1)
+		// Refused at once, as in Redis, without spoiling the transaction.
 		w.err("ERR " + strings.ToUpper(cmd.name) + " inside MULTI is not allowed")
-		sess.dirty = true
 		return
 	}
 	if sess.multi && cmd.flags&flagNoQueue == 0 {

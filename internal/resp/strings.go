@@ -65,8 +65,7 @@ func (o expiryOption) resolve(now time.Time, command string) (time.Time, string)
 // parseSetOptions reads SET's options (args after key and value) the way
 // Redis 7.0 does: conflicting options are a syntax error, a repeated one
 // is allowed, and the expiry is checked after the options parse.
-func parseSetOptions(args [][]byte, now time.Time, getex bool) (opts kv.SetOptions, change kv.ExpiryChange, errText string) {
-	var exp *expiryOption
+func parseSetOptions(args [][]byte, now time.Time, getex bool) (opts kv.SetOptions, change kv.ExpiryChange, exp *expiryOption, errText string) {
 	var nx, xx, get, keep, persist bool
 	command := "set"
 	if getex {
@@ -96,7 +95,7 @@ func parseSetOptions(args [][]byte, now time.Time, getex bool) (opts kv.SetOptio
 			exp = &e
 			i++
 		default:
-			return opts, change, errSyntax
+			return opts, change, nil, errSyntax
 		}
 	}
 	if nx {
@@ -106,15 +105,15 @@ func parseSetOptions(args [][]byte, now time.Time, getex bool) (opts kv.SetOptio
 	}
 	opts.Get, opts.KeepTTL = get, keep
 	change.Persist = persist
-	if exp != nil {
+	if exp != nil && !getex {
+		// GETEX checks the expiry only once it found the key.
 		at, e := exp.resolve(now, command)
 		if e != "" {
-			return opts, change, e
+			return opts, change, exp, e
 		}
 		opts.ExpireAt = at
-		change.Set, change.At = true, at
 	}
-	return opts, change, ""
+	return opts, change, exp, ""
 }
 
 // kind names the option an expiryOption came from.
@@ -130,7 +129,7 @@ func (o expiryOption) kind() string {
 }
 
 func cmdSet(x *call) {
-	opts, _, errText := parseSetOptions(x.args[3:], time.Now(), false)
+	opts, _, _, errText := parseSetOptions(x.args[3:], time.Now(), false)
 	if errText != "" {
 		x.w.err(errText)
 		return
@@ -198,22 +197,40 @@ func cmdGetDel(x *call) {
 }
 
 func cmdGetEx(x *call) {
-	_, change, errText := parseSetOptions(x.args[2:], time.Now(), true)
+	_, change, exp, errText := parseSetOptions(x.args[2:], time.Now(), true)
 	if errText != "" {
 		x.w.err(errText)
 		return
 	}
 	var v string
 	var ok bool
+	var expiryErr string
 	fn := func(tx *kv.Tx) (err error) {
+		if exp != nil {
+			// Redis answers nil for a missing key before it looks at
+			// the expiry, so the expiry is checked against a found key.
+			if _, found, err := tx.Get(x.arg(1)); err != nil || !found {
+				return err
+			}
+			at, e := exp.resolve(tx.Now(), "getex")
+			if e != "" {
+				expiryErr = e
+				return nil
+			}
+			change.Set, change.At = true, at
+		}
 		v, ok, err = tx.GetEx(x.arg(1), change)
 		return err
 	}
 	var err error
-	if change.Set || change.Persist {
+	if exp != nil || change.Persist {
 		err = x.update([]string{x.arg(1)}, fn)
 	} else {
 		err = x.view(fn)
+	}
+	if expiryErr != "" {
+		x.w.err(expiryErr)
+		return
 	}
 	x.bulkOrNull(v, ok, err)
 }
