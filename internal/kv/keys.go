@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/mantisdb/mantisdb/storage"
 )
 
 // Errors of the key operations, in Redis's words.
@@ -159,6 +161,31 @@ func (t *Tx) DBSize(ctx context.Context) (int64, error) {
 	var n int64
 	err := t.eachKey(ctx, "", func(string) bool { n++; return true })
 	return n, err
+}
+
+// KeyspaceInfo counts the visible keys and those with an expiry, for INFO
+// keyspace: O(keys) reads. ok is false when the engine cannot report
+// expiries (keys is still right then).
+func (t *Tx) KeyspaceInfo(ctx context.Context) (keys, expiring int64, ok bool, err error) {
+	ok = true
+	err = t.eachKey(ctx, "", func(k string) bool {
+		keys++
+		if !ok {
+			return true
+		}
+		_, m, found, rerr := t.read(k)
+		switch {
+		case errors.Is(rerr, storage.ErrKeyMetaUnsupported):
+			ok = false
+		case rerr != nil:
+			err = rerr
+			return false
+		case found && !m.ExpiresAt.IsZero():
+			expiring++
+		}
+		return true
+	})
+	return keys, expiring, ok, err
 }
 
 // Keys returns every visible key matching the glob pattern, in key order

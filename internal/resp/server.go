@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mantisdb/mantisdb/internal/kv"
@@ -161,25 +162,28 @@ func (srv *Server) writeInfoSection(b *strings.Builder, sec string, x *call) {
 	case "memory":
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
+		// The Go heap; the Rust engine's own memory (index, cache) is in
+		// /api/v1/stats.
 		line("used_memory", ms.HeapAlloc)
 		line("used_memory_human", humanBytes(ms.HeapAlloc))
 		line("used_memory_rss", ms.Sys)
 		line("maxmemory", 0)
 		line("maxmemory_policy", "noeviction")
 	case "persistence":
+		// Tools probe these Redis fields; the log is the engine's own, so
+		// no snapshot or rewrite is ever in progress.
 		line("loading", 0)
 		line("mantisdb_sync", srv.cfg.Sync)
-		line("rdb_changes_since_last_save", 0)
 		line("rdb_bgsave_in_progress", 0)
-		line("aof_enabled", map[bool]int{true: 1, false: 0}[srv.cfg.Sync == "always" || srv.cfg.Sync == "interval"])
+		line("aof_enabled", boolInt(srv.cfg.Sync == "always" || srv.cfg.Sync == "interval"))
 		line("aof_rewrite_in_progress", 0)
 	case "stats":
 		line("total_connections_received", srv.totalConns.Load())
 		line("total_commands_processed", srv.totalCommands.Load())
 		line("rejected_connections", srv.rejectedConns.Load())
 		if st, err := srv.store.Engine().Stats(x.ctx()); err == nil {
-			line("keyspace_hits", st.CacheHits)
-			line("keyspace_misses", st.CacheMisses)
+			line("mantisdb_cache_hits", st.CacheHits)
+			line("mantisdb_cache_misses", st.CacheMisses)
 			line("mantisdb_engine_reads", st.Reads)
 			line("mantisdb_engine_writes", st.Writes)
 			line("mantisdb_engine_deletes", st.Deletes)
@@ -189,14 +193,26 @@ func (srv *Server) writeInfoSection(b *strings.Builder, sec string, x *call) {
 		line("role", "master")
 		line("connected_slaves", 0)
 	case "cpu":
-		line("used_cpu_sys", 0)
-		line("used_cpu_user", 0)
+		var ru syscall.Rusage
+		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+			line("used_cpu_sys", fmt.Sprintf("%.6f", float64(ru.Stime.Nano())/1e9))
+			line("used_cpu_user", fmt.Sprintf("%.6f", float64(ru.Utime.Nano())/1e9))
+		}
 	case "commandstats":
 		srv.writeCommandStats(b)
 	case "keyspace":
-		var n int64
-		if err := srv.store.View(x.ctx(), func(tx *kv.Tx) (err error) { n, err = tx.DBSize(x.ctx()); return err }); err == nil && n > 0 {
-			line("db0", fmt.Sprintf("keys=%d,expires=0,avg_ttl=0", n))
+		var keys, expiring int64
+		var known bool
+		err := srv.store.View(x.ctx(), func(tx *kv.Tx) (err error) {
+			keys, expiring, known, err = tx.KeyspaceInfo(x.ctx())
+			return err
+		})
+		switch {
+		case err != nil || keys == 0:
+		case known:
+			line("db0", fmt.Sprintf("keys=%d,expires=%d", keys, expiring))
+		default:
+			line("db0", fmt.Sprintf("keys=%d", keys))
 		}
 	}
 }
