@@ -66,6 +66,9 @@ type Server struct {
 	log     *slog.Logger
 	started time.Time
 	metrics *metrics
+	// stats are each command's INFO commandstats figures; the map is
+	// built in New and only read after.
+	stats map[*command]*commandStats
 
 	ln       net.Listener
 	closing  atomic.Bool
@@ -100,6 +103,13 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: log, started: time.Now(), sessions: make(map[int64]*session)}
 	s.metrics = newMetrics(s)
+	s.stats = make(map[*command]*commandStats)
+	for _, c := range commandList {
+		s.stats[c] = &commandStats{}
+		for _, sc := range c.subcommands {
+			s.stats[sc] = &commandStats{}
+		}
+	}
 	return s
 }
 

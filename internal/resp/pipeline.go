@@ -88,7 +88,7 @@ func (sess *session) dispatchKeyed(args [][]byte, w *replyWriter) {
 		return
 	}
 	if !sess.authed {
-		cmd.stats.rejected.Add(1)
+		sess.srv.stats[cmd].rejected.Add(1)
 		w.err("NOAUTH Authentication required.")
 		return
 	}

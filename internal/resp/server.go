@@ -221,17 +221,18 @@ func (srv *Server) writeInfoSection(b *strings.Builder, sec string, x *call) {
 // refused, in Redis's format.
 func (srv *Server) writeCommandStats(b *strings.Builder) {
 	each := func(c *command) {
-		calls, rejected := c.stats.calls.Load(), c.stats.rejected.Load()
+		st := srv.stats[c]
+		calls, rejected := st.calls.Load(), st.rejected.Load()
 		if calls == 0 && rejected == 0 {
 			return
 		}
-		usec := c.stats.usec.Load()
+		usec := st.usec.Load()
 		per := 0.0
 		if calls > 0 {
 			per = float64(usec) / float64(calls)
 		}
 		fmt.Fprintf(b, "cmdstat_%s:calls=%d,usec=%d,usec_per_call=%.2f,rejected_calls=%d,failed_calls=%d\r\n",
-			c.name, calls, usec, per, rejected, c.stats.failed.Load())
+			c.name, calls, usec, per, rejected, st.failed.Load())
 	}
 	for _, c := range commandList {
 		each(c)

@@ -170,7 +170,7 @@ func (sess *session) resolve(args [][]byte, w *replyWriter) *command {
 		return nil
 	}
 	if !cmd.arityOK(len(args)) {
-		cmd.stats.rejected.Add(1)
+		sess.srv.stats[cmd].rejected.Add(1)
 		w.err("ERR wrong number of arguments for '" + cmd.name + "' command")
 		return nil
 	}
@@ -181,7 +181,7 @@ func (sess *session) resolve(args [][]byte, w *replyWriter) *command {
 			return nil
 		}
 		if !s.arityOK(len(args)) {
-			s.stats.rejected.Add(1)
+			sess.srv.stats[s].rejected.Add(1)
 			w.err("ERR wrong number of arguments for '" + s.name + "' command")
 			return nil
 		}
@@ -229,7 +229,7 @@ func (sess *session) dispatch(args [][]byte, w *replyWriter) {
 	}
 	sess.note(cmd.name)
 	if !sess.authed && cmd.flags&flagNoAuth == 0 {
-		cmd.stats.rejected.Add(1)
+		sess.srv.stats[cmd].rejected.Add(1)
 		w.err("NOAUTH Authentication required.")
 		if sess.multi {
 			sess.dirty = true
@@ -237,7 +237,7 @@ func (sess *session) dispatch(args [][]byte, w *replyWriter) {
 		return
 	}
 	if sess.multi && cmd.flags&flagNoMulti != 0 {
-		cmd.stats.rejected.Add(1)
+		sess.srv.stats[cmd].rejected.Add(1)
 		// Refused at once, as in Redis, without spoiling the transaction.
 		w.err("ERR " + strings.ToUpper(cmd.name) + " inside MULTI is not allowed")
 		return
@@ -272,7 +272,7 @@ func (srv *Server) run(sess *session, cmd *command, args [][]byte, w *replyWrite
 	cmd.run(x)
 	failed := len(w.buf) > before && w.buf[before] == '-'
 	d := time.Since(start)
-	cmd.stats.record(d, failed)
+	srv.stats[cmd].record(d, failed)
 	srv.metrics.observe(cmd, d, failed)
 }
 

@@ -51,7 +51,6 @@ type command struct {
 	run      func(x *call)
 	// subcommands of a container command (CLIENT, COMMAND, CONFIG).
 	subcommands []*command
-	stats       commandStats
 }
 
 // commandStats are a command's figures for INFO commandstats.
