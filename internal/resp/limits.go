@@ -22,7 +22,16 @@ const (
 	maxInlineLength = 64 << 10
 	// maxHeaderLine bounds a "*n" or "$n" line.
 	maxHeaderLine = 32
+	// recycleAfter is the request size past which the connection's reader
+	// is replaced once idle: redcon's reader keeps the largest buffer it
+	// ever grew, and an idle client should not hold 64 MiB for a value it
+	// sent an hour ago.
+	recycleAfter = 1 << 20
 )
+
+// errRecycle asks the session for a fresh reader. The guard returns it
+// only at a request boundary, when the reader's buffers are empty.
+var errRecycle = errors.New("recycle the request reader")
 
 // protocolError is a request the server cannot parse or will not take. The
 // connection answers it (reply) and closes, as Redis does.
@@ -57,6 +66,8 @@ type requestGuard struct {
 	maxQuery int64
 
 	pending error
+	// big records a request above recycleAfter since the last recycle.
+	big bool
 
 	state    int
 	num      int64 // the number being read in a header line
@@ -71,6 +82,12 @@ type requestGuard struct {
 func (g *requestGuard) Read(p []byte) (int, error) {
 	if g.pending != nil {
 		return 0, g.pending
+	}
+	// redcon asks for bytes only once it holds no complete command, and
+	// the framing is at a boundary: nothing is buffered above this Read.
+	if g.big && g.state == gStart {
+		g.big = false
+		return 0, errRecycle
 	}
 	var deadline time.Time
 	if g.idle > 0 {
@@ -105,6 +122,9 @@ func (g *requestGuard) scan(b []byte) (int, error) {
 			i += int(step) - 1
 			if g.body == 0 {
 				g.bulkDone()
+				if g.state == gStart && g.reqBytes > recycleAfter {
+					g.big = true
+				}
 			}
 			if g.reqBytes > g.maxQuery {
 				return i, g.queryTooBig()
@@ -112,6 +132,9 @@ func (g *requestGuard) scan(b []byte) (int, error) {
 			continue
 		}
 		c := b[i]
+		if g.state == gStart && g.reqBytes > recycleAfter {
+			g.big = true
+		}
 		g.reqBytes++
 		if g.reqBytes > g.maxQuery {
 			return i, g.queryTooBig()

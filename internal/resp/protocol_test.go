@@ -90,3 +90,17 @@ func TestScanUnknownCursor(t *testing.T) {
 	r.send("SCAN 12345\r\n")
 	r.expect("-ERR invalid cursor: cursor 12345 is unknown or expired (cursors last 10m0s after their last use); start again from 0\r\n")
 }
+
+// TestLargeRequestThenMore: after a request large enough to replace the
+// connection's reader, the connection goes on (a pipeline included).
+func TestLargeRequestThenMore(t *testing.T) {
+	ts := startTestServer(t, nil)
+	r := ts.raw(t)
+	big := strings.Repeat("x", 3<<20)
+	r.send("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$" + strconv.Itoa(len(big)) + "\r\n" + big + "\r\n")
+	r.expect("+OK\r\n")
+	r.send("STRLEN big\r\nPING\r\n")
+	r.expect(":" + strconv.Itoa(len(big)) + "\r\n+PONG\r\n")
+	r.send("GET big\r\n")
+	r.expect("$" + strconv.Itoa(len(big)) + "\r\n" + big + "\r\n")
+}

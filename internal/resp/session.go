@@ -99,6 +99,10 @@ func (sess *session) serve() {
 	rd := redcon.NewReader(sess.guard)
 	for {
 		cmds, err := rd.ReadCommands()
+		if errors.Is(err, errRecycle) {
+			rd = redcon.NewReader(sess.guard)
+			continue
+		}
 		if err != nil {
 			sess.readFailed(err)
 			return
