@@ -140,3 +140,23 @@ func (c *respConn) do(args ...string) (reply, error) {
 	}
 	return readReply(c.r)
 }
+
+// pipeline sends every command at once and reads their replies in order.
+func (c *respConn) pipeline(cmds [][]string) ([]reply, error) {
+	_ = c.c.SetDeadline(time.Now().Add(10 * time.Second))
+	var buf []byte
+	for _, args := range cmds {
+		buf = append(buf, encodeCommand(args)...)
+	}
+	if _, err := c.c.Write(buf); err != nil {
+		return nil, err
+	}
+	out := make([]reply, len(cmds))
+	for i := range cmds {
+		var err error
+		if out[i], err = readReply(c.r); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
