@@ -208,6 +208,16 @@ func randomCommand(r *rand.Rand) []string {
 		}
 		return strconv.Itoa(100 + r.IntN(1000))
 	}
+	// A time in milliseconds: scaled up so that no expiry passes while the
+	// test runs (a relative expiry racing two servers' clocks would make
+	// the answers differ by timing alone).
+	numMs := func() string {
+		n := num()
+		if v, err := strconv.Atoi(n); err == nil && v >= 100 {
+			return n + "000"
+		}
+		return n
+	}
 	future := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
 	past := "1"
 	pick := func(opts ...string) string { return opts[r.IntN(len(opts))] }
@@ -223,8 +233,10 @@ func randomCommand(r *rand.Rand) []string {
 			o := pick(choices...)
 			out = append(out, o)
 			switch strings.ToUpper(o) {
-			case "EX", "PX":
+			case "EX":
 				out = append(out, num())
+			case "PX":
+				out = append(out, numMs())
 			case "EXAT", "PXAT":
 				out = append(out, pick(future, past, num()))
 			}
@@ -245,7 +257,10 @@ func randomCommand(r *rand.Rand) []string {
 	case 8:
 		return []string{"SETNX", key(), val()}
 	case 9:
-		return []string{pick("SETEX", "PSETEX"), key(), num(), val()}
+		if r.IntN(2) == 0 {
+			return []string{"SETEX", key(), num(), val()}
+		}
+		return []string{"PSETEX", key(), numMs(), val()}
 	case 10:
 		return []string{"MGET", key(), key(), key()}
 	case 11:
@@ -289,6 +304,9 @@ func randomCommand(r *rand.Rand) []string {
 	case 26, 27:
 		cmd := pick("EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT")
 		at := num()
+		if cmd == "PEXPIRE" {
+			at = numMs()
+		}
 		if strings.HasSuffix(cmd, "AT") {
 			at = pick(future, past, "abc")
 			if cmd == "PEXPIREAT" && at == future {

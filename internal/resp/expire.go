@@ -54,12 +54,9 @@ func (x *call) expire(unit time.Duration, absolute bool) {
 		}
 		ms = n * 1000
 	}
-	if !absolute {
-		if ms > math.MaxInt64-now.UnixMilli() {
-			x.w.err(invalid)
-			return
-		}
-		ms += now.UnixMilli()
+	if !absolute && ms > math.MaxInt64-now.UnixMilli() {
+		x.w.err(invalid)
+		return
 	}
 	cond := kv.ExpireAlways
 	for _, f := range []struct {
@@ -72,7 +69,13 @@ func (x *call) expire(unit time.Duration, absolute bool) {
 	}
 	var done bool
 	err := x.update([]string{x.arg(1)}, func(tx *kv.Tx) (err error) {
-		done, err = tx.Expire(x.arg(1), time.UnixMilli(ms), cond)
+		// A relative time counts from the transaction's clock, so that
+		// EXPIRE k 0 inside EXEC is in the past for the reads after it.
+		at := ms
+		if !absolute {
+			at += tx.Now().UnixMilli()
+		}
+		done, err = tx.Expire(x.arg(1), time.UnixMilli(at), cond)
 		return err
 	})
 	x.intOrFail(boolInt(done), err)
