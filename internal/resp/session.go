@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -273,6 +274,16 @@ func (srv *Server) run(sess *session, cmd *command, args [][]byte, w *replyWrite
 	start := time.Now()
 	before := len(w.buf)
 	x := &call{srv: srv, sess: sess, cmd: cmd, args: args, w: w, tx: tx}
+	defer func() {
+		// A handler's bug fails its command, not the server: the client
+		// gets an error in place of the reply, the log gets the stack.
+		if p := recover(); p != nil {
+			srv.log.Error("resp: command panicked", "command", cmd.name, "panic", p, "stack", string(debug.Stack()))
+			w.buf = w.buf[:before]
+			w.err("ERR internal error running '" + cmd.name + "'; the server log has the details")
+			srv.stats[cmd].record(time.Since(start), true)
+		}
+	}()
 	cmd.run(x)
 	failed := len(w.buf) > before && w.buf[before] == '-'
 	d := time.Since(start)
