@@ -106,6 +106,11 @@ func serve(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger
 	if cfg.tlsCertificate != nil {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cfg.tlsCertificate}, MinVersion: tls.VersionTLS12}
 	}
+	if respSrv != nil {
+		// Logged before the "mantisdb listening" line, which tools wait
+		// for: by then both addresses are known.
+		log.Info("mantisdb serving the Redis protocol", "addr", respLn.Addr().String(), "auth", cfg.authToken != "")
+	}
 	logStart(log, cfg, engine.Name(), ln.Addr().String())
 	warnLimits(log, cfg)
 
@@ -119,7 +124,6 @@ func serve(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger
 	}()
 	respServed := make(chan error, 1)
 	if respSrv != nil {
-		log.Info("mantisdb serving the Redis protocol", "addr", respLn.Addr().String(), "auth", cfg.authToken != "")
 		go func() { respServed <- respSrv.Serve(respLn) }()
 	}
 	select {
