@@ -91,6 +91,7 @@ func (s *Store) batchAtomic(ctx context.Context, ops []Op) ([]Result, error) {
 		if err := s.engine.Write(ctx, writes); err != nil {
 			return nil, err
 		}
+		s.touchPuts(writes)
 	}
 	return results, nil
 }

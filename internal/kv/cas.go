@@ -124,7 +124,17 @@ func (s *Store) casOnce(ctx context.Context, c CAS) (CASResult, error) {
 		}
 		res.Results = append(res.Results, r)
 	}
-	return res, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return CASResult{}, err
+	}
+	var puts []string
+	for _, o := range ops {
+		if o.Kind == OpPut {
+			puts = append(puts, o.Key)
+		}
+	}
+	s.TouchKeys(puts...)
+	return res, nil
 }
 
 // holds evaluates c inside tx; the read joins tx's read set, so a

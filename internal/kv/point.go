@@ -17,14 +17,19 @@ func (s *Store) Get(ctx context.Context, key string) (string, error) {
 // expiry either way. A negative ttl is an error: a protocol that lets a
 // client send one decides itself what it means.
 func (s *Store) Put(ctx context.Context, key, value string, ttl time.Duration) error {
+	var err error
 	switch {
 	case ttl < 0:
 		return invalidf("ttl %v is negative", ttl)
 	case ttl > 0:
-		return s.engine.PutWithTTL(ctx, key, value, ttl)
+		err = s.engine.PutWithTTL(ctx, key, value, ttl)
 	default:
-		return s.engine.Put(ctx, key, value)
+		err = s.engine.Put(ctx, key, value)
 	}
+	if err == nil {
+		s.TouchKeys(key)
+	}
+	return err
 }
 
 // Delete removes key; removing a missing key succeeds.

@@ -52,11 +52,27 @@ func (r *watchRegistry) touch(written map[string]bool) {
 // TouchKeys tells watchers that keys were written outside Update (a caller
 // writing the engine directly), so their EXEC fails as Redis's would.
 func (s *Store) TouchKeys(keys ...string) {
+	if len(keys) == 0 || s.watches.active.Load() == 0 {
+		return
+	}
 	written := make(map[string]bool, len(keys))
 	for _, k := range keys {
 		written[k] = true
 	}
 	s.watches.touch(written)
+}
+
+// touchPuts tells watchers about the puts among ops. Deletes need no
+// touch: a watched key that existed is caught by its absence, and one that
+// did not exist was not changed by a delete.
+func (s *Store) touchPuts(ops []storage.BatchOp) {
+	var puts []string
+	for _, o := range ops {
+		if o.Kind == storage.OpPut {
+			puts = append(puts, o.Key)
+		}
+	}
+	s.TouchKeys(puts...)
 }
 
 // watchState is what WATCH saw of one key.

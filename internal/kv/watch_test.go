@@ -62,6 +62,17 @@ func TestWatch(t *testing.T) {
 	if exec(t, s, w) {
 		t.Fatal("EXEC ran after a watched key was created and deleted")
 	}
+	// The same through the HTTP API's operations.
+	w = watch(t, s, "ghost2")
+	if err := s.Put(ctx, "ghost2", "boo", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "ghost2"); err != nil {
+		t.Fatal(err)
+	}
+	if exec(t, s, w) {
+		t.Fatal("EXEC ran after an HTTP put and delete of a watched key")
+	}
 	// Expiry after WATCH aborts.
 	update(t, s, nil, func(tx *Tx) error {
 		_, err := tx.Set("short", "v", SetOptions{ExpireAt: time.Now().Add(30 * time.Millisecond)})
