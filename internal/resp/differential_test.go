@@ -219,6 +219,7 @@ func randomCommand(r *rand.Rand) []string {
 		return n
 	}
 	future := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+	futureMs := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli()/1000*1000+int64(r.IntN(1000)), 10)
 	past := "1"
 	pick := func(opts ...string) string { return opts[r.IntN(len(opts))] }
 	setOpts := func(getex bool) []string {
@@ -237,8 +238,10 @@ func randomCommand(r *rand.Rand) []string {
 				out = append(out, num())
 			case "PX":
 				out = append(out, numMs())
-			case "EXAT", "PXAT":
+			case "EXAT":
 				out = append(out, pick(future, past, num()))
+			case "PXAT":
+				out = append(out, pick(futureMs, past, num()))
 			}
 		}
 		return out
@@ -310,7 +313,7 @@ func randomCommand(r *rand.Rand) []string {
 		if strings.HasSuffix(cmd, "AT") {
 			at = pick(future, past, "abc")
 			if cmd == "PEXPIREAT" && at == future {
-				at += "000"
+				at = futureMs
 			}
 		}
 		args := []string{cmd, key(), at}

@@ -113,7 +113,8 @@ func (x *call) expireTime(ms bool) {
 	case ms:
 		x.w.int(at.UnixMilli())
 	default:
-		x.w.int(at.UnixMilli() / 1000)
+		// Rounded to the nearest second, as Redis does.
+		x.w.int((at.UnixMilli() + 500) / 1000)
 	}
 }
 
