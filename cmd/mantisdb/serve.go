@@ -70,7 +70,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger
 	// one telemetry Recorder, so the dashboard shows them side by side.
 	store := kv.New(engine)
 	figures := telemetry.New()
-	respSrv, respLn, err := listenRESP(cfg, store, log)
+	respSrv, respLn, err := listenRESP(cfg, store, figures, log)
 	if err != nil {
 		_ = ln.Close()
 		return errors.Join(err, closeEngine(engine))
@@ -159,7 +159,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger
 
 // listenRESP opens the Redis-protocol listener on --bind:--resp-port over
 // the same engine; nil, nil when --resp-port is -1.
-func listenRESP(cfg config, store *kv.Store, log *slog.Logger) (*resp.Server, net.Listener, error) {
+func listenRESP(cfg config, store *kv.Store, figures *telemetry.Recorder, log *slog.Logger) (*resp.Server, net.Listener, error) {
 	if cfg.respPort < 0 {
 		return nil, nil, nil
 	}
@@ -170,6 +170,7 @@ func listenRESP(cfg config, store *kv.Store, log *slog.Logger) (*resp.Server, ne
 	}
 	srv := resp.New(resp.Config{
 		Store:          store,
+		Telemetry:      figures,
 		AuthToken:      cfg.authToken,
 		Version:        version,
 		Sync:           cfg.sync,

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mantisdb/mantisdb/internal/kv"
+	"github.com/mantisdb/mantisdb/internal/telemetry"
 	"github.com/mantisdb/mantisdb/storage"
 )
 
@@ -51,6 +52,10 @@ type Config struct {
 	ConcurrentPipeline bool
 	// Logger receives connection-level problems; nil discards them.
 	Logger *slog.Logger
+	// Telemetry, when set, receives the commands and connections the
+	// dashboard shows, under the protocol "redis". Give it the HTTP
+	// server's Recorder so both protocols appear together.
+	Telemetry *telemetry.Recorder
 }
 
 // defaultMaxConnections is Redis's maxclients default.
@@ -69,6 +74,8 @@ type Server struct {
 	// stats are each command's INFO commandstats figures; the map is
 	// built in New and only read after.
 	stats map[*command]*commandStats
+	// ops is the dashboard's record of this protocol (nil: none).
+	ops *telemetry.Protocol
 
 	ln       net.Listener
 	closing  atomic.Bool
@@ -103,6 +110,9 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: log, started: time.Now(), sessions: make(map[int64]*session)}
 	s.metrics = newMetrics(s)
+	if cfg.Telemetry != nil {
+		s.ops = cfg.Telemetry.Protocol("redis")
+	}
 	s.stats = make(map[*command]*commandStats)
 	for _, c := range commandList {
 		s.stats[c] = &commandStats{}
@@ -185,12 +195,18 @@ func (s *Server) accept(nc net.Conn) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.totalConns.Add(1)
+	if s.ops != nil {
+		s.ops.ConnOpened()
+	}
 	go func() {
 		defer s.wg.Done()
 		sess.serve()
 		s.mu.Lock()
 		delete(s.sessions, sess.id)
 		s.mu.Unlock()
+		if s.ops != nil {
+			s.ops.ConnClosed()
+		}
 	}()
 }
 

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mantisdb/mantisdb/internal/telemetry"
 )
 
 // TestPipelineAndInline: a pipeline of RESP and inline commands answers
@@ -103,4 +105,27 @@ func TestLargeRequestThenMore(t *testing.T) {
 	r.expect(":" + strconv.Itoa(len(big)) + "\r\n+PONG\r\n")
 	r.send("GET big\r\n")
 	r.expect("$" + strconv.Itoa(len(big)) + "\r\n" + big + "\r\n")
+}
+
+// TestTelemetry: commands reach the dashboard's recorder by family, EXEC
+// as one transaction however many commands it ran, with the connections.
+func TestTelemetry(t *testing.T) {
+	rec := telemetry.New()
+	ts := startTestServer(t, func(c *Config) { c.Telemetry = rec })
+	r := ts.raw(t)
+	r.send("SET a 1\r\nGET a\r\nMGET a b\r\nSCAN 0\r\nMULTI\r\nINCR a\r\nINCR a\r\nEXEC\r\nPING\r\n")
+	r.expect("+OK\r\n$1\r\n1\r\n*2\r\n$1\r\n1\r\n$-1\r\n*2\r\n$1\r\n0\r\n*1\r\n$1\r\na\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:2\r\n:3\r\n+PONG\r\n")
+	snap := rec.Snapshot()
+	if len(snap.Protocols) != 1 || snap.Protocols[0].Name != "redis" {
+		t.Fatalf("protocols %+v", snap.Protocols)
+	}
+	p := snap.Protocols[0]
+	got := [telemetry.NumFamilies]uint64{}
+	for f := range got {
+		got[f] = p.Families[f].Ops
+	}
+	want := [telemetry.NumFamilies]uint64{telemetry.Read: 2, telemetry.Write: 1, telemetry.Scan: 1, telemetry.Txn: 1}
+	if got != want || p.Connections != 1 || p.ConnectionsTotal != 1 {
+		t.Fatalf("families %v (want %v), connections %d/%d", got, want, p.Connections, p.ConnectionsTotal)
+	}
 }

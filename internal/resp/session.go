@@ -286,7 +286,13 @@ func (srv *Server) run(sess *session, cmd *command, args [][]byte, w *replyWrite
 	}()
 	cmd.run(x)
 	failed := len(w.buf) > before && w.buf[before] == '-'
-	d := time.Since(start)
+	var d time.Duration
+	if f, ok := cmd.family(); ok && srv.ops != nil && tx == nil {
+		// EXEC's queued commands count as the one EXEC, as Txn.
+		d = srv.ops.ObserveSince(f, start)
+	} else {
+		d = time.Since(start)
+	}
 	srv.stats[cmd].record(d, failed)
 	srv.metrics.observe(cmd, d, failed)
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/mantisdb/mantisdb/internal/telemetry"
 )
 
 // cmdFlags are a command's properties, as COMMAND INFO reports them.
@@ -84,6 +86,23 @@ func (c *command) keys(args [][]byte) []string {
 		out = append(out, string(args[i]))
 	}
 	return out
+}
+
+// family is the dashboard's command family of c, if it has one: SCAN and
+// KEYS scan, EXEC is a transaction, other writes write and other reads
+// read; connection and server commands are not operations.
+func (c *command) family() (telemetry.Family, bool) {
+	switch {
+	case c.name == "scan" || c.name == "keys":
+		return telemetry.Scan, true
+	case c.name == "exec":
+		return telemetry.Txn, true
+	case c.flags&flagWrite != 0:
+		return telemetry.Write, true
+	case c.flags&flagReadonly != 0:
+		return telemetry.Read, true
+	}
+	return 0, false
 }
 
 // arityOK reports whether n arguments (the name included) fit the arity.
