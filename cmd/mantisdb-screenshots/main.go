@@ -70,7 +70,8 @@ func run(serverBin, out string, warmup time.Duration) error {
 	}
 	// Small segments, so the load's overwrites leave dead bytes that
 	// compaction reclaims while the charts watch.
-	cmd := exec.Command(serverBin, "--port", strconv.Itoa(port), "--data-dir", dataDir,
+	// --resp-port 0: a free Redis port, so a server on 6379 is no obstacle.
+	cmd := exec.Command(serverBin, "--port", strconv.Itoa(port), "--resp-port", "0", "--data-dir", dataDir,
 		"--segment-size", "1MiB", "--log-level", "warn")
 	cmd.Env = append(os.Environ(), "MANTISDB_AUTH_TOKEN="+token)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
