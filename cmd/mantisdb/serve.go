@@ -92,6 +92,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger
 		Version:      version,
 		Telemetry:    figures,
 		Collectors:   collectors,
+		ScratchDir:   scratchDir(cfg.dataDir),
 	})
 	srv := &http.Server{
 		Handler:           handler.Handler(),
@@ -216,6 +217,16 @@ func openEngine(cfg config) (storage.StorageEngine, error) {
 		return nil, fmt.Errorf("opening the %s engine in %s: %w", cfg.engine, cfg.dataDir, err)
 	}
 	return engine, nil
+}
+
+// scratchDir is the directory beside the data directory, where a
+// checkpoint can hard-link the engine's segments.
+func scratchDir(dataDir string) string {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return ""
+	}
+	return filepath.Dir(abs)
 }
 
 // closeEngine syncs then closes: Close syncs too, but a separate Sync

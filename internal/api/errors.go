@@ -21,6 +21,7 @@ const (
 	codeInternal         = "internal"
 	codeUnavailable      = "unavailable"
 	codeNoSpace          = "insufficient_storage"
+	codeNotImplemented   = "not_implemented"
 )
 
 // codeStatus ties every error code to its HTTP status, so a code never
@@ -36,6 +37,7 @@ var codeStatus = map[string]int{
 	codeInternal:         http.StatusInternalServerError,
 	codeUnavailable:      http.StatusServiceUnavailable,
 	codeNoSpace:          http.StatusInsufficientStorage,
+	codeNotImplemented:   http.StatusNotImplemented,
 }
 
 // apiError is an error the API answers with: an error code and a message

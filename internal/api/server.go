@@ -73,6 +73,11 @@ type Options struct {
 	// Collectors are further Prometheus collectors /metrics serves, such
 	// as the RESP server's command figures.
 	Collectors []prometheus.Collector
+	// ScratchDir is where POST /api/v1/admin/checkpoint puts a checkpoint
+	// while it streams it: best on the data directory's file system, so
+	// the checkpoint hard-links segments instead of copying them (default,
+	// and fallback: the system's temporary directory).
+	ScratchDir string
 }
 
 func (o Options) withDefaults() Options {
@@ -167,6 +172,8 @@ func (s *Server) routes() []route {
 		{Route: Route{"GET", "/api/v1/dashboard"}, handler: s.handleDashboard},
 		{Route: Route{"GET", "/ui"}, handler: s.handleUI, public: true},
 		{Route: Route{"GET", "/ui/{asset}"}, handler: s.handleUI, public: true},
+		{Route: Route{"POST", "/api/v1/admin/checkpoint"}, handler: s.handleCheckpoint},
+		{Route: Route{"POST", "/api/v1/admin/compact"}, handler: s.handleCompact},
 	}
 }
 
