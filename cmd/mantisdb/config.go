@@ -206,6 +206,8 @@ func printUsage(w io.Writer) {
 	var cfg config
 	fs := newFlagSet(&cfg)
 	fmt.Fprintf(w, `Usage: mantisdb [flags]
+       mantisdb <command> [flags]    operator commands: check, stats, dump,
+                                     load, backup, compact ('mantisdb help')
 
 MantisDB key-value server: HTTP/JSON API (see docs/api/openapi.yaml) and the
 Redis protocol (see docs/guide/redis.md) on one keyspace.

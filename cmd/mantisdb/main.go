@@ -27,6 +27,9 @@ func main() {
 
 // run is the whole program; it returns the exit code.
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if isToolCommand(args) {
+		return runTool(args, toolIO{stdin: os.Stdin, stdout: stdout, stderr: stderr, getenv: getenv})
+	}
 	cfg, err := parseConfig(args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		printUsage(stdout)

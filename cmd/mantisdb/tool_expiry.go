@@ -1,0 +1,20 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/mantisdb/mantisdb/storage"
+)
+
+// expiryFunc reads the absolute expiry of a live key (the zero time for
+// none), or storage.ErrNotFound when it is gone.
+type expiryFunc func(ctx context.Context, key string) (time.Time, error)
+
+// expiryReader returns how dump reads a key's expiry from engine, or nil
+// when the engine cannot tell: then the dump's header says
+// "expiries": false and its keys carry none.
+func expiryReader(engine storage.StorageEngine) expiryFunc {
+	_ = engine
+	return nil
+}
