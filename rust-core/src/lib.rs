@@ -39,6 +39,8 @@ mod batch;
 /// cbindgen:ignore
 pub mod cache;
 /// cbindgen:ignore
+pub mod check;
+/// cbindgen:ignore
 mod checkpoint;
 /// cbindgen:ignore
 mod compaction;

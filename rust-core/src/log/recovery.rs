@@ -429,7 +429,7 @@ const MIN_FRAME: usize = 32;
 /// `d` bytes on is at most `last_seq + 1 + d / MIN_FRAME`; a frame-shaped
 /// value inside the torn record (say, a stored copy of a log) has no reason
 /// to carry such a number, and is not taken for one.
-fn valid_frame_after(data: &[u8], at: usize, last_seq: u64) -> bool {
+pub(crate) fn valid_frame_after(data: &[u8], at: usize, last_seq: u64) -> bool {
     (at + 1..data.len()).any(|pos| {
         let max = last_seq + 1 + ((pos - at) / MIN_FRAME) as u64;
         matches!(record::decode(&data[pos..]), Ok(rec) if rec.seq > last_seq + 1 && rec.seq <= max)
