@@ -181,6 +181,42 @@ typedef uint32_t MantisStatus;
 #endif // __cplusplus
 
 /*
+ Bytes returned by the library. Free with `mantis_buf_free`.
+ */
+typedef struct MantisBuf {
+  /*
+   Start of the bytes (NULL when `len` is 0).
+   */
+  uint8_t *data;
+  /*
+   Number of bytes.
+   */
+  size_t len;
+  /*
+   Allocation size, for the library's own use.
+   */
+  size_t cap;
+} MantisBuf;
+
+/*
+ An error returned by a call: its status and a message (UTF-8, NUL-terminated).
+ */
+typedef struct MantisError {
+  /*
+   The status the call returned.
+   */
+  MantisStatus status;
+  /*
+   The message, NUL-terminated; owned by the error object.
+   */
+  char *message;
+  /*
+   Length of the message in bytes, without the NUL.
+   */
+  size_t message_len;
+} MantisError;
+
+/*
  Options of `mantis_open`. Get the defaults with `mantis_options_default`.
  */
 typedef struct MantisOptions {
@@ -237,42 +273,6 @@ typedef struct MantisOptions {
    */
   uint64_t compaction_interval_ms;
 } MantisOptions;
-
-/*
- An error returned by a call: its status and a message (UTF-8, NUL-terminated).
- */
-typedef struct MantisError {
-  /*
-   The status the call returned.
-   */
-  MantisStatus status;
-  /*
-   The message, NUL-terminated; owned by the error object.
-   */
-  char *message;
-  /*
-   Length of the message in bytes, without the NUL.
-   */
-  size_t message_len;
-} MantisError;
-
-/*
- Bytes returned by the library. Free with `mantis_buf_free`.
- */
-typedef struct MantisBuf {
-  /*
-   Start of the bytes (NULL when `len` is 0).
-   */
-  uint8_t *data;
-  /*
-   Number of bytes.
-   */
-  size_t len;
-  /*
-   Allocation size, for the library's own use.
-   */
-  size_t cap;
-} MantisBuf;
 
 /*
  Engine counters (see `Stats` in the Rust API).
@@ -347,6 +347,22 @@ typedef struct MantisStats {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/*
+ Verifies the data directory at `path` (not NUL-terminated) without
+ writing to it, and writes the report, one JSON object (the fields of
+ `check::DirReport`), into `*out`; free it with `mantis_buf_free`.
+ Damage is in the report: the call answers `MANTIS_OK` whenever the check
+ could run, and fails (`MANTIS_IO`, `MANTIS_INVALID_ARGUMENT`) only when
+ it could not, as for a missing or unreadable directory.
+
+ # Safety
+ `path` readable for `path_len` bytes; `out` must point to a writable `MantisBuf`.
+ */
+MantisStatus mantis_check_dir(const uint8_t *path,
+                              size_t path_len,
+                              struct MantisBuf *out,
+                              struct MantisError **err);
 
 /*
  Opens (creating if needed) the database in the directory `path` (UTF-8 or

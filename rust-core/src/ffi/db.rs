@@ -33,7 +33,7 @@ impl Live for MantisDb {
 }
 
 /// A path given as bytes: not empty, no NUL byte.
-fn path_arg(p: &[u8]) -> Result<&OsStr, Fail> {
+pub(super) fn path_arg(p: &[u8]) -> Result<&OsStr, Fail> {
     if p.is_empty() {
         return Err(fail(MantisStatus::MantisInvalidArgument, "path is empty"));
     }

@@ -42,10 +42,12 @@
 //! - One file per handle kind: [`db`], [`iter`], [`snapshot`], [`txn`]. A new
 //!   call goes into the file of the handle it takes, as a function whose body
 //!   is `boundary(err, || { ... })` and whose arguments go through the
-//!   helpers of [`args`].
+//!   helpers of [`args`]. [`check`] holds the offline check of a data
+//!   directory, which takes no handle.
 
 mod args;
 mod boundary;
+pub mod check;
 pub mod db;
 pub mod iter;
 pub mod options;
@@ -54,6 +56,7 @@ pub mod txn;
 pub mod types;
 pub mod wire;
 
+pub use check::*;
 pub use db::*;
 pub use iter::*;
 pub use options::*;
