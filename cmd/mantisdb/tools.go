@@ -44,7 +44,7 @@ type tool struct {
 
 // tools lists the subcommands in the order `mantisdb help` shows them.
 func tools() []tool {
-	return []tool{dumpTool(), loadTool(), backupTool(), compactTool()}
+	return []tool{checkTool(), statsTool(), dumpTool(), loadTool(), backupTool(), compactTool()}
 }
 
 func findTool(name string) (tool, bool) {
