@@ -19,7 +19,7 @@ SOAK_OUT     ?= /tmp/mantisdb-soak
 SOAK_FLAGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help ui ui-check test-ui dashboard-screenshots bench-peers lint-packaging build build-rust run build-rust-core bench bench-http soak test test-rust test-c test-go test-fuzz fuzz header crash-test bench-rust lint fmt clean
+.PHONY: help roundtrip-1m ui ui-check test-ui dashboard-screenshots bench-peers lint-packaging build build-rust run build-rust-core bench bench-http soak test test-rust test-c test-go test-fuzz fuzz header crash-test bench-rust lint fmt clean
 
 GO        ?= go
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -99,6 +99,9 @@ crash-test: build-rust ## Crash tests: core SIGKILL (CRASH_CYCLES=300), power cu
 	cd $(CORE_DIR) && MANTIS_POWERCUT_SEEDS=$(POWERCUT_SEEDS) MANTIS_POWERCUT_OPS=$(POWERCUT_OPS) \
 		$(CARGO) test $(CARGO_FLAGS) --release --test powercut -- --nocapture
 	$(GO) run ./cmd/mantisdb-crashtest -server ./mantisdb-rust -cycles $(SERVER_CRASH_CYCLES) -server-args "$(SERVER_CRASH_ARGS)"
+
+roundtrip-1m: build-rust-core ## dump and load of 1,000,000 keys into an identical database (make test runs 100,000)
+	MANTISDB_ROUNDTRIP_KEYS=1000000 $(GO) test -tags rust -count=1 -timeout 30m -run '^TestDumpLoadRoundTrip$$' -v ./cmd/mantisdb/
 
 bench-rust: ## Criterion benchmarks of the core beside raw SkipMap, moka and quick_cache (~15 min)
 	cd $(CORE_DIR) && $(CARGO) bench $(CARGO_FLAGS) --bench storage_bench --bench cache_bench --bench engine_bench

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,11 +106,18 @@ func sameContents(t *testing.T, got, want [][2]string) {
 	}
 }
 
-// TestDumpLoadRoundTrip100k dumps a data directory of 100,000 keys
-// (binary keys and values among them) and loads the dump into a new one:
+// TestDumpLoadRoundTrip dumps a data directory of 100,000 keys (binary
+// keys and values among them; MANTISDB_ROUNDTRIP_KEYS sets another count,
+// `make roundtrip-1m` runs 1,000,000) and loads the dump into a new one:
 // the two databases hold the same keys and values in the same order.
-func TestDumpLoadRoundTrip100k(t *testing.T) {
-	const n = 100_000
+func TestDumpLoadRoundTrip(t *testing.T) {
+	n := 100_000
+	if v := os.Getenv("MANTISDB_ROUNDTRIP_KEYS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1000 || n%1000 != 0 {
+			t.Fatalf("MANTISDB_ROUNDTRIP_KEYS=%q: want a multiple of 1000", v)
+		}
+	}
 	src, dst := filepath.Join(t.TempDir(), "src"), filepath.Join(t.TempDir(), "dst")
 	e := openRust(t, src)
 	fill(t, e, n)
@@ -126,10 +134,10 @@ func TestDumpLoadRoundTrip100k(t *testing.T) {
 	dumped := time.Since(start)
 	start = time.Now()
 	code, _, errOut = runCmd(t, "", nil, "load", "--data-dir", dst, "--in", dump)
-	if code != exitOK || !strings.Contains(errOut, fmt.Sprintf("loaded %d keys in 100 batches", n)) {
+	if code != exitOK || !strings.Contains(errOut, fmt.Sprintf("loaded %d keys in %d batches", n, n/1000)) {
 		t.Fatalf("load: exit %d, stderr %q", code, errOut)
 	}
-	t.Logf("100k keys: dump %v, load %v", dumped.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	t.Logf("%d keys: dump %v, load %v", n, dumped.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	loaded := openRust(t, dst)
 	sameContents(t, contents(t, loaded), want)
 	if err := loaded.Close(); err != nil {
