@@ -33,7 +33,7 @@ type DirReport struct {
 	IndexEstimateBytes uint64          `json:"index_estimate_bytes"`
 	Damage             []Damage        `json:"damage"`
 	Notes              []string        `json:"notes"`
-	Segments           []SegmentReport `json:"segments"`
+	Segments           []SegmentReport `json:"segments,omitempty"`
 }
 
 // Damage is one finding that keeps a directory from opening as it is (or,

@@ -66,7 +66,7 @@ func runCheck(_ context.Context, fs *flag.FlagSet, args []string, tio toolIO) in
 	fmt.Fprintln(tio.stdout, "\nrepairing: each damaged segment keeps its records before the damage; hint files are rewritten")
 	for _, d := range rep.Damage {
 		for _, s := range rep.Segments {
-			if filepath.Join(rep.Dir, s.File) == d.File {
+			if filepath.Join(rep.Dir, s.File) == filepath.Clean(d.File) {
 				fmt.Fprintf(tio.stdout, "  drops %s from offset %d to its end (%d bytes)\n", d.File, d.Offset, s.Len-d.Offset)
 			}
 		}
