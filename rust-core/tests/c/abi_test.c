@@ -226,6 +226,24 @@ int main(void) {
   mantis_db_free(db);
   mantis_db_free(NULL);
 
+  /* The offline check of the closed directory: a JSON report without
+     damage; a directory that does not exist is an error, not a report. */
+  st = mantis_check_dir(S(dir), &buf, NULL);
+  CHECK(st == MANTIS_OK && buf.len > 0, "check_dir: %u", st);
+  if (st == MANTIS_OK && buf.len > 0) {
+    char *report = malloc(buf.len + 1);
+    memcpy(report, buf.data, buf.len);
+    report[buf.len] = 0;
+    CHECK(report[0] == '{' && strstr(report, "\"damage\":[]") && strstr(report, "\"keys\":5,"), "check_dir report: %s", report);
+    free(report);
+  }
+  mantis_buf_free(&buf);
+  err = NULL;
+  buf.len = 7;
+  st = mantis_check_dir(S("/nonexistent/mantisdb-check"), &buf, &err);
+  expect_error(st, err, MANTIS_IO, "check_dir of a missing directory");
+  CHECK(buf.len == 7, "check_dir wrote its out-parameter on failure");
+
   /* The checkpoint opens as a database with the data. */
   CHECK(mantis_open(S(cp), &opts, &db, NULL) == MANTIS_OK, "open checkpoint");
   st = mantis_get(db, S("p:2"), &buf, NULL);
