@@ -125,7 +125,7 @@ type Writer struct {
 // Version are filled in.
 func NewWriter(w io.Writer, h Header) (*Writer, error) {
 	h.Format, h.Version = Format, Version
-	dw := &Writer{w: bufio.NewWriterSize(w, 1<<20), crc: crc32.New(castagnoli)}
+	dw := &Writer{w: bufio.NewWriterSize(w, 64<<10), crc: crc32.New(castagnoli)}
 	dw.enc = json.NewEncoder(&dw.buf)
 	dw.enc.SetEscapeHTML(false)
 	if err := dw.line(h); err != nil {
@@ -201,7 +201,7 @@ type Reader struct {
 
 // NewReader reads and checks the header line of the dump in r.
 func NewReader(r io.Reader) (*Reader, error) {
-	dr := &Reader{r: bufio.NewReaderSize(r, 1<<20), crc: crc32.New(castagnoli)}
+	dr := &Reader{r: bufio.NewReaderSize(r, 64<<10), crc: crc32.New(castagnoli)}
 	b, err := dr.next()
 	if err == io.EOF {
 		return nil, fmt.Errorf("%w: the input is empty", ErrFormat)

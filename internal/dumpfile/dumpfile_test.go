@@ -18,7 +18,7 @@ func sample() []Entry {
 	}
 }
 
-func write(t *testing.T, entries []Entry) []byte {
+func write(t testing.TB, entries []Entry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := NewWriter(&buf, Header{Source: "test", Expiries: true})
@@ -121,4 +121,30 @@ func TestDamageIsFound(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzReader feeds arbitrary input to the reader: it never panics, and
+// whatever it accepts whole writes back to a dump that reads the same.
+func FuzzReader(f *testing.F) {
+	f.Add(write(f, sample()))
+	f.Add([]byte("{\"format\":\"mantisdb-dump\",\"version\":1}\n{\"end\":true,\"keys\":0,\"crc32c\":0}\n"))
+	f.Add([]byte("not a dump"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		entries, err := readAll(data)
+		if err != nil {
+			return
+		}
+		again, err := readAll(write(t, entries))
+		if err != nil {
+			t.Fatalf("a dump written from accepted entries is refused: %v", err)
+		}
+		if len(again) != len(entries) {
+			t.Fatalf("%d entries read back, %d written", len(again), len(entries))
+		}
+		for i := range entries {
+			if again[i].Key != entries[i].Key || again[i].Value != entries[i].Value || !again[i].ExpiresAt.Equal(entries[i].ExpiresAt) {
+				t.Fatalf("entry %d changed: %+v -> %+v", i, entries[i], again[i])
+			}
+		}
+	})
 }
