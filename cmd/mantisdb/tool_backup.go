@@ -72,7 +72,11 @@ func backup(ctx context.Context, r *remote, dest string) (int, int64, error) {
 	if ct := resp.Header.Get("Content-Type"); ct != api.CheckpointContentType {
 		return 0, 0, fmt.Errorf("the server answered %q, not a checkpoint archive (%s)", ct, api.CheckpointContentType)
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dest)), "."+filepath.Base(dest)+".partial-")
+	parent := filepath.Dir(filepath.Clean(dest))
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return 0, 0, fmt.Errorf("creating %s: %w", parent, err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dest)+".partial-")
 	if err != nil {
 		return 0, 0, fmt.Errorf("creating a directory beside %s: %w", dest, err)
 	}
@@ -101,7 +105,7 @@ func backup(ctx context.Context, r *remote, dest string) (int, int64, error) {
 		return 0, 0, fmt.Errorf("moving the backup into place: %w", err)
 	}
 	done = true
-	if err := syncDir(filepath.Dir(filepath.Clean(dest))); err != nil {
+	if err := syncDir(parent); err != nil {
 		return 0, 0, err
 	}
 	return files, n, nil
