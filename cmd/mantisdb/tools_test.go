@@ -1,11 +1,14 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -207,5 +210,58 @@ func TestLoadStopsAtDamage(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "9 keys were written before the error") {
 		t.Errorf("stderr %q does not say how much was written", errOut)
+	}
+}
+
+// TestBackupRefusesACutOrHostileArchive serves archives that end early
+// or name a path outside the directory: backup fails, and leaves neither
+// the target nor its temporary directory behind.
+func TestBackupRefusesACutOrHostileArchive(t *testing.T) {
+	archive := func(name string, data []byte) []byte {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(data)), Mode: 0o600})
+		_, _ = tw.Write(data)
+		_ = tw.Close()
+		return buf.Bytes()
+	}
+	whole := archive("0000000001.seg", bytes.Repeat([]byte{1}, 4096))
+	cases := map[string][]byte{
+		"cut":    whole[:len(whole)-1500],
+		"escape": archive("../evil", []byte("x")),
+		"hidden": archive(".profile", []byte("x")),
+		"subdir": archive("a/b", []byte("x")),
+	}
+	for name, body := range cases {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", api.CheckpointContentType)
+				// The cut archive promises the whole one's length; the
+				// others are whole, so only their names are wrong.
+				length := len(body)
+				if name == "cut" {
+					length = len(whole)
+				}
+				w.Header().Set("Content-Length", strconv.Itoa(length))
+				_, _ = w.Write(body)
+			}))
+			defer srv.Close()
+			parent := t.TempDir()
+			code, _, errOut := runCmd(t, "", nil, "backup", "--target", srv.URL, "--to", filepath.Join(parent, "b"))
+			if code != exitFailed || (name != "cut" && !strings.Contains(errOut, "plain file names")) {
+				t.Fatalf("exit %d, stderr %q", code, errOut)
+			}
+			if left, _ := os.ReadDir(parent); len(left) != 0 {
+				t.Fatalf("a failed backup left %v in %s", left, parent)
+			}
+		})
+	}
+	nonEmpty := t.TempDir()
+	if err := os.WriteFile(filepath.Join(nonEmpty, "x"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCmd(t, "", nil, "backup", "--target", "http://127.0.0.1:1", "--to", nonEmpty)
+	if code != exitFailed || !strings.Contains(errOut, "not empty") {
+		t.Fatalf("backup into a non-empty directory: exit %d, stderr %q", code, errOut)
 	}
 }
