@@ -56,17 +56,11 @@ func findTool(name string) (tool, bool) {
 	return tool{}, false
 }
 
-// isToolCommand reports whether args start with a subcommand (or "help"),
-// rather than the server's flags.
+// isToolCommand reports whether args start with a command word rather
+// than the server's flags: the server takes no other arguments, so a
+// mistyped command is reported as one.
 func isToolCommand(args []string) bool {
-	if len(args) == 0 {
-		return false
-	}
-	if args[0] == "help" {
-		return true
-	}
-	_, ok := findTool(args[0])
-	return ok
+	return len(args) > 0 && !strings.HasPrefix(args[0], "-")
 }
 
 // runTool runs the subcommand args[0] with the rest of args.
@@ -84,7 +78,12 @@ func runTool(args []string, tio toolIO) int {
 		printToolList(tio.stdout)
 		return exitOK
 	}
-	t, _ := findTool(args[0])
+	t, ok := findTool(args[0])
+	if !ok {
+		fmt.Fprintf(tio.stderr, "mantisdb: unknown command %q\n", args[0])
+		printToolList(tio.stderr)
+		return exitUsage
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return t.run(ctx, newToolFlagSet(t), args[1:], tio)

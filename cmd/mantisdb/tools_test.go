@@ -265,3 +265,24 @@ func TestBackupRefusesACutOrHostileArchive(t *testing.T) {
 		t.Fatalf("backup into a non-empty directory: exit %d, stderr %q", code, errOut)
 	}
 }
+
+// TestMainDispatchesSubcommands goes through the program's entry point:
+// a first argument naming a subcommand runs it, anything else is the
+// server's flags.
+func TestMainDispatchesSubcommands(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"stats", "--help"}, func(string) string { return "" }, &out, &errb); code != exitOK ||
+		!strings.Contains(out.String(), "Usage: mantisdb stats") {
+		t.Fatalf("run stats --help: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	if code := run([]string{"--help"}, func(string) string { return "" }, &out, &errb); code != exitOK ||
+		!strings.Contains(out.String(), "mantisdb <command> [flags]") || !strings.Contains(out.String(), "--data-dir") {
+		t.Fatalf("run --help: exit %d\n%s", code, out.String())
+	}
+	errb.Reset()
+	if code := run([]string{"chekc"}, func(string) string { return "" }, &out, &errb); code != exitUsage ||
+		!strings.Contains(errb.String(), `unknown command "chekc"`) {
+		t.Fatalf("a mistyped subcommand: exit %d, stderr %q", code, errb.String())
+	}
+}
