@@ -325,10 +325,13 @@ fn note_leftovers(fs: &dyn FileSystem, dir: &Path, rep: &mut DirReport) -> Resul
     Ok(())
 }
 
-/// Reads every segment header; a bad one is damage at offset 0, a file
-/// too short for one is noted as recovery handles it (removed at open).
+/// Reads every segment header; a bad one is damage at offset 0. A file too
+/// short for its header is, as for recovery, the newest writer segment cut
+/// while it was created (noted: open removes it), unless a writer segment
+/// with a higher id exists: then it was whole once, and that is damage.
 fn read_headers(fs: &dyn FileSystem, dir: &Path, ids: &[u32], rep: &mut DirReport) -> Result<HashMap<u32, Header>> {
     let mut headers = HashMap::new();
+    let mut short = Vec::new();
     for &id in ids {
         let path = dir.join(segment::segment_file_name(id));
         let h = fs
@@ -341,12 +344,7 @@ fn read_headers(fs: &dyn FileSystem, dir: &Path, ids: &[u32], rep: &mut DirRepor
             })
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         if h.len() < SEGMENT_HEADER_LEN as usize {
-            rep.notes.push(format!(
-                "{}: {} bytes, shorter than a segment header: cut while it was created, it holds no \
-                 record; open removes it",
-                path.display(),
-                h.len()
-            ));
+            short.push((id, path, h.len()));
             continue;
         }
         match segment::check_header(&h, id) {
@@ -357,6 +355,24 @@ fn read_headers(fs: &dyn FileSystem, dir: &Path, ids: &[u32], rep: &mut DirRepor
                 file: path,
                 offset: 0,
                 reason,
+            }),
+        }
+    }
+    let newest_writer = headers.iter().filter(|(_, h)| !h.sealed()).map(|(&id, _)| id).max();
+    for (id, path, len) in short {
+        match newest_writer.filter(|&w| w > id) {
+            None => rep.notes.push(format!(
+                "{}: {len} bytes, shorter than a segment header: the newest segment, cut while it was \
+                 created; it holds no record and open removes it",
+                path.display()
+            )),
+            Some(later) => rep.damage.push(Damage {
+                file: path,
+                offset: 0,
+                reason: format!(
+                    "the file holds {len} bytes, less than its {SEGMENT_HEADER_LEN}-byte header, but writer \
+                     segment {later} was created after it: its records are missing"
+                ),
             }),
         }
     }

@@ -10,7 +10,8 @@
 //! - a flipped byte in a record of a closed segment, or in the middle of the
 //!   active one, is damage naming that file and the offset of the record,
 //!   and `Db::open` refuses the same directory naming the same file and offset;
-//! - a torn tail of the active segment is a note, not damage;
+//! - a torn tail of the active segment is a note, not damage, and so is a
+//!   newest segment shorter than its header; an older one is damage;
 //! - a closed writer segment cut at a record boundary breaks the link to
 //!   the next segment and is damage;
 //! - a hint file with a flipped byte, or one that describes another
@@ -253,6 +254,33 @@ fn a_closed_segment_cut_at_a_record_boundary_breaks_the_link() {
     let first = rep.first_damage().expect("the cut was not found");
     assert_eq!((first.file.as_path(), first.offset), (path.as_path(), last as u64));
     assert!(first.reason.contains("records are missing"), "{}", first.reason);
+}
+
+#[test]
+fn a_short_segment_is_a_crash_only_when_it_is_the_newest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    build(dir);
+    // The newest: cut while it was created, which open removes.
+    let newest = newest_segment(dir);
+    let created = segment_path(dir, newest + 1);
+    fs::write(&created, [0u8; 10]).unwrap();
+    let rep = check_dir(dir).unwrap();
+    assert!(rep.damage.is_empty(), "{:?}", rep.damage);
+    assert!(rep.notes.iter().any(|n| n.contains("cut while it was created")));
+    fs::remove_file(&created).unwrap();
+    // An older one: it was whole once, so records are missing.
+    let older = segment_path(dir, closed_writer_segment(dir));
+    fs::write(&older, [0u8; 10]).unwrap();
+    let rep = check_dir(dir).unwrap();
+    let first = rep.first_damage().expect("a short older segment was not found");
+    assert_eq!((first.file.as_path(), first.offset), (older.as_path(), 0));
+    assert!(first.reason.contains("records are missing"), "{}", first.reason);
+    match Db::open(dir, opts()) {
+        Err(Error::Corruption { file, offset, .. }) => assert_eq!((file, offset), (older, 0)),
+        Err(other) => panic!("open of the damaged directory: {other}"),
+        Ok(_) => panic!("the damaged directory opened"),
+    }
 }
 
 #[test]
