@@ -219,7 +219,11 @@ pub fn check_dir_in(fs: &dyn FileSystem, dir: &Path) -> Result<DirReport> {
     for &id in &ids {
         let Some(&header) = headers.get(&id) else { continue };
         let path = dir.join(segment::segment_file_name(id));
-        let data = vfs::read_file(fs, &path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let data = match vfs::read_file(fs, &path) {
+            Ok(data) => data,
+            Err(e) if retired(&e, &path, &mut rep) => continue,
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        };
         let is_active = Some(id) == active;
         let mut seg = SegmentReport {
             id,
@@ -305,6 +309,20 @@ fn lock_held(dir: &Path) -> bool {
     false
 }
 
+/// True, with a note, when `path` could not be read because a running
+/// server's compaction retired it after the directory was listed; any
+/// other failure to read is an error of the check.
+fn retired(e: &std::io::Error, path: &Path, rep: &mut DirReport) -> bool {
+    if e.kind() != std::io::ErrorKind::NotFound || !rep.in_use {
+        return false;
+    }
+    rep.notes.push(format!(
+        "{}: removed by the running server (compaction) while it was being read",
+        path.display()
+    ));
+    true
+}
+
 /// Notes temporary files open would remove.
 fn note_leftovers(fs: &dyn FileSystem, dir: &Path, rep: &mut DirReport) -> Result<()> {
     let names = fs
@@ -334,15 +352,17 @@ fn read_headers(fs: &dyn FileSystem, dir: &Path, ids: &[u32], rep: &mut DirRepor
     let mut short = Vec::new();
     for &id in ids {
         let path = dir.join(segment::segment_file_name(id));
-        let h = fs
-            .open(&path, vfs::OpenMode::Read)
-            .and_then(|f| {
-                let len = f.size()?.min(SEGMENT_HEADER_LEN) as usize;
-                let mut h = vec![0u8; len];
-                f.read_exact_at(&mut h, 0)?;
-                Ok(h)
-            })
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let h = fs.open(&path, vfs::OpenMode::Read).and_then(|f| {
+            let len = f.size()?.min(SEGMENT_HEADER_LEN) as usize;
+            let mut h = vec![0u8; len];
+            f.read_exact_at(&mut h, 0)?;
+            Ok(h)
+        });
+        let h = match h {
+            Ok(h) => h,
+            Err(e) if retired(&e, &path, rep) => continue,
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        };
         if h.len() < SEGMENT_HEADER_LEN as usize {
             short.push((id, path, h.len()));
             continue;

@@ -16,17 +16,21 @@
 //!   the next segment and is damage;
 //! - a hint file with a flipped byte, or one that describes another
 //!   segment's records, is damage naming the hint file;
-//! - a directory a database has open is reported as in use.
+//! - a directory a database has open is reported as in use, and a segment
+//!   retired between the listing and the read is then a note (otherwise an
+//!   error of the check).
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mantisdb_core::check::{check_dir, HintState};
+use mantisdb_core::check::{check_dir, check_dir_in, HintState};
 use mantisdb_core::log::hint;
 use mantisdb_core::log::record;
 use mantisdb_core::log::segment::{self, SEGMENT_HEADER_LEN};
+use mantisdb_core::vfs::{FileHandle, FileSystem, OpenMode, OsFileSystem, Stat};
 use mantisdb_core::{Db, Error, Options, SyncPolicy, WriteBatch};
 
 fn opts() -> Options {
@@ -326,6 +330,64 @@ fn an_open_directory_is_in_use() {
     db.close().unwrap();
     drop(db);
     assert!(!check_dir(tmp.path()).unwrap().in_use);
+}
+
+/// The operating system's file system, listing one segment that is not
+/// there: a segment compaction retired between the listing and the read.
+#[derive(Debug)]
+struct RetiredSegment(PathBuf);
+
+impl FileSystem for RetiredSegment {
+    fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<Box<dyn FileHandle>> {
+        OsFileSystem.open(path, mode)
+    }
+    fn stat(&self, path: &Path) -> std::io::Result<Stat> {
+        OsFileSystem.stat(path)
+    }
+    fn read_dir(&self, dir: &Path) -> std::io::Result<Vec<OsString>> {
+        let mut names = OsFileSystem.read_dir(dir)?;
+        names.push(self.0.file_name().unwrap().to_os_string());
+        Ok(names)
+    }
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        OsFileSystem.create_dir_all(dir)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        OsFileSystem.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        OsFileSystem.remove_file(path)
+    }
+    fn hard_link(&self, src: &Path, dst: &Path) -> std::io::Result<()> {
+        OsFileSystem.hard_link(src, dst)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        OsFileSystem.sync_dir(dir)
+    }
+    fn lock(&self, path: &Path) -> std::io::Result<Box<dyn FileHandle>> {
+        OsFileSystem.lock(path)
+    }
+}
+
+#[test]
+fn a_segment_retired_while_a_server_runs_is_a_note_and_otherwise_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    build(dir);
+    let fs = RetiredSegment(segment_path(dir, 0));
+    assert!(
+        matches!(check_dir_in(&fs, dir), Err(Error::Io { .. })),
+        "a vanished segment of a closed directory must fail the check"
+    );
+    let db = Db::open(dir, opts()).unwrap();
+    let rep = check_dir_in(&fs, dir).unwrap();
+    assert!(rep.in_use && rep.damage.is_empty(), "{:?}", rep.damage);
+    assert!(
+        rep.notes.iter().any(|n| n.contains("removed by the running server")),
+        "{:?}",
+        rep.notes
+    );
+    db.close().unwrap();
 }
 
 #[test]
