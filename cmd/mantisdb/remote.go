@@ -21,14 +21,17 @@ type remoteFlags struct {
 	target    string
 	authToken string
 	timeout   time.Duration
+	getenv    func(string) string
 }
 
 // addRemoteFlags declares --target, --auth-token and --timeout on fs. The
 // token defaults to MANTISDB_AUTH_TOKEN, like the server's, since flags
 // show in ps.
 func addRemoteFlags(fs *flag.FlagSet, rf *remoteFlags, getenv func(string) string) {
+	rf.getenv = getenv
 	fs.StringVar(&rf.target, "target", "", "base URL of a running server, e.g. http://127.0.0.1:8080")
-	fs.StringVar(&rf.authToken, "auth-token", getenv("MANTISDB_AUTH_TOKEN"),
+	// The environment is read after parsing, so --help never prints the token.
+	fs.StringVar(&rf.authToken, "auth-token", "",
 		"the server's bearer token (default: $MANTISDB_AUTH_TOKEN; prefer it, since flags show in ps)")
 	fs.DurationVar(&rf.timeout, "timeout", 0, "give up on the server after this long (0: no limit)")
 }
@@ -53,7 +56,11 @@ func newRemote(rf remoteFlags) (*remote, error) {
 		return nil, fmt.Errorf("--target %q must not carry a query or fragment", rf.target)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
-	return &remote{base: u, token: rf.authToken, client: &http.Client{Timeout: rf.timeout}}, nil
+	token := rf.authToken
+	if token == "" && rf.getenv != nil {
+		token = rf.getenv("MANTISDB_AUTH_TOKEN")
+	}
+	return &remote{base: u, token: token, client: &http.Client{Timeout: rf.timeout}}, nil
 }
 
 // String is the server's address without credentials, for messages.

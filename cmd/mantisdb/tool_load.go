@@ -55,7 +55,7 @@ func runLoad(ctx context.Context, fs *flag.FlagSet, args []string, tio toolIO) i
 	in := fs.String("in", "-", "dump file to read, or - for standard input")
 	batchKeys := fs.Int("batch-keys", 1000, "most keys in one atomic batch")
 	var batchBytes int64 = 4 << 20
-	fs.Var(&sizeValue{&batchBytes, 1, 1 << 30}, "batch-bytes", "most key and value bytes in one batch (a larger entry goes alone) (default 4MiB)")
+	fs.Var(&sizeValue{&batchBytes, 1, 1 << 30}, "batch-bytes", "most key and value bytes in one batch (a larger entry goes alone)")
 	merge := fs.Bool("merge", false, "load into a database that already holds keys")
 	var progress = "auto"
 	fs.Var(&choiceValue{&progress, []string{"auto", "always", "never"}}, "progress", "progress bar on standard error: auto (on a terminal), always or never")

@@ -144,13 +144,16 @@ func printToolUsage(w io.Writer, t tool, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "Usage: mantisdb %s %s\n\n%s\n\nFlags:\n", t.name, t.synopsis, strings.TrimSpace(t.about))
 	fs.VisitAll(func(f *flag.Flag) {
 		typ, usage := flag.UnquoteUsage(f)
+		if t, ok := f.Value.(interface{ Type() string }); ok {
+			typ = t.Type()
+		}
 		line := "  --" + f.Name
 		if typ != "" {
 			line += " " + typ
 		}
 		fmt.Fprintln(w, line)
 		fmt.Fprintf(w, "        %s", usage)
-		if f.DefValue != "" && f.DefValue != "false" {
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0s" {
 			fmt.Fprintf(w, " (default %s)", f.DefValue)
 		}
 		fmt.Fprintln(w)

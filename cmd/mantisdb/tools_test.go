@@ -133,9 +133,15 @@ func TestToolsUseTheToken(t *testing.T) {
 	if code != exitFailed || !strings.Contains(errOut, "401") {
 		t.Fatalf("load without the token: exit %d, stderr %q", code, errOut)
 	}
-	code, _, errOut = runCmd(t, "", map[string]string{"MANTISDB_AUTH_TOKEN": "s3cret"}, "load", "--target", url, "--in", dump)
+	env := map[string]string{"MANTISDB_AUTH_TOKEN": "s3cret"}
+	code, _, errOut = runCmd(t, "", env, "load", "--target", url, "--in", dump)
 	if code != exitOK {
 		t.Fatalf("load with the token from the environment: exit %d, stderr %q", code, errOut)
+	}
+	for _, name := range []string{"load", "dump", "backup", "compact"} {
+		if _, out, _ := runCmd(t, "", env, name, "--help"); strings.Contains(out, "s3cret") {
+			t.Errorf("%s --help prints the token from the environment:\n%s", name, out)
+		}
 	}
 	if v, err := e.Get(context.Background(), "k"); err != nil || v != "v" {
 		t.Fatalf("k = %q, %v", v, err)
