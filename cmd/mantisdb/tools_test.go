@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -290,5 +291,39 @@ func TestMainDispatchesSubcommands(t *testing.T) {
 	if code := run([]string{"chekc"}, func(string) string { return "" }, &out, &errb); code != exitUsage ||
 		!strings.Contains(errb.String(), `unknown command "chekc"`) {
 		t.Fatalf("a mistyped subcommand: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// TestDumpAndLoadKeepAbsoluteExpiries dumps an engine that keeps
+// expiries (the memory engine) and loads the dump into another: every
+// key keeps its moment of expiry to the millisecond, not its time left.
+func TestDumpAndLoadKeepAbsoluteExpiries(t *testing.T) {
+	ctx := context.Background()
+	src := newMemoryEngine(t)
+	at := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	if err := src.Write(ctx, []storage.BatchOp{
+		{Kind: storage.OpPut, Key: "forever", Value: "v"},
+		{Kind: storage.OpPut, Key: "hour", Value: "v", ExpireAt: at},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if n, err := dumpEngine(ctx, src, "test", "", &buf); err != nil || n != 2 {
+		t.Fatalf("dump: %d keys, %v", n, err)
+	}
+	if !strings.Contains(buf.String(), `"expiries":true`) || !strings.Contains(buf.String(), fmt.Sprintf(`"expires_at_ms":%d`, at.UnixMilli())) {
+		t.Fatalf("the dump lacks the absolute expiry:\n%s", buf.String())
+	}
+	// Loaded a little later, the key expires at the same moment.
+	time.Sleep(20 * time.Millisecond)
+	dst := newMemoryEngine(t)
+	if _, err := load(ctx, &buf, &engineSink{engine: dst}, loadOptions{batchKeys: 10, batchBytes: 1 << 20}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]time.Time{"forever": {}, "hour": at} {
+		_, meta, err := dst.GetWithMeta(ctx, key)
+		if err != nil || !meta.ExpiresAt.Equal(want) {
+			t.Errorf("%s: expires %v (%v), want %v", key, meta.ExpiresAt, err, want)
+		}
 	}
 }
