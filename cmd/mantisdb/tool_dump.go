@@ -22,8 +22,8 @@ func dumpTool() tool {
 		about: `Writes every live key and value, in byte order of the keys, as JSON lines
 (format in docs/operations/tools.md): binary-safe (base64 where a key or
 value is not UTF-8), with each key's absolute expiry where the engine can
-tell it, and a trailer that counts the keys and checksums them, so load
-refuses a dump that was cut short or altered. The dump holds one moment:
+tell it (the Rust engine cannot yet), and a trailer that counts the keys
+and checksums them, so load refuses a dump that was cut short or altered. The dump holds one moment:
 from --data-dir it reads one snapshot (the directory must not be open in
 a server); from --target it first takes a checkpoint of the running
 server (as backup does) into a temporary directory and dumps that.`,

@@ -23,8 +23,9 @@ func loadTool() tool {
 		summary:  "write the keys of a dump into a database, in atomic batches",
 		about: `Reads a dump (written by dump) and writes its keys in atomic batches: each
 batch is one commit, all of it or none of it visible, also after a crash.
-Into --data-dir (not open in a server) through the engine, keeping each
-key's absolute expiry; into a running server at --target through
+Into --data-dir (not open in a server) through the engine, with each
+key's absolute expiry (the time left where the engine takes no absolute
+expiry); into a running server at --target through
 POST /api/v1/kv/batch, whose TTLs are whole seconds, so an expiry is
 rounded up to the next second there. Keys already expired are skipped.
 The whole dump is checked as it is read (order, count, checksum); a
