@@ -58,6 +58,15 @@ typedef struct MantisTxn MantisTxn;
 #define MANTIS_BATCH_DELETE 1
 
 /*
+ Batch op kind (first byte of an op): set the key to the value, expiring
+ at an absolute time: the op's 8-byte field at `MANTIS_BATCH_TTL_OFFSET`
+ is the expiry in milliseconds since the Unix epoch instead of a TTL. A
+ time at or before the commit's clock (0 included) makes the op remove the
+ key: it commits as a delete, for readers and for conflict checks.
+ */
+#define MANTIS_BATCH_PUT_AT 2
+
+/*
  Offset of an op's `key_len: u32` in its header.
  */
 #define MANTIS_BATCH_KEY_LEN_OFFSET 1
@@ -68,12 +77,15 @@ typedef struct MantisTxn MantisTxn;
 #define MANTIS_BATCH_VALUE_LEN_OFFSET 5
 
 /*
- Offset of an op's `ttl_ms: u64` in its header (0: no expiry).
+ Offset of an op's 8-byte expiry field in its header: for
+ `MANTIS_BATCH_PUT`, `ttl_ms: u64` (0: no expiry); for
+ `MANTIS_BATCH_PUT_AT`, `expires_at_ms: u64` (Unix milliseconds); ignored
+ for a delete.
  */
 #define MANTIS_BATCH_TTL_OFFSET 9
 
 /*
- Size of an op's header (kind, key_len, value_len, ttl_ms); the key
+ Size of an op's header (kind, key_len, value_len, expiry field); the key
  follows it, then the value.
  */
 #define MANTIS_BATCH_OP_HEADER_LEN 17
@@ -450,6 +462,28 @@ MantisStatus mantis_get(const MantisDb *db,
                         struct MantisError **err);
 
 /*
+ Reads `key` with its version and expiry. On `MANTIS_OK`, `*out` receives
+ the value as `mantis_get` gives it (free with `mantis_buf_free`), `*seq`
+ the sequence number of the commit that wrote this version (it changes on
+ every write of the key, the same value included, and survives reopening
+ and compaction), and `*expires_at_ms` the absolute expiry in milliseconds
+ since the Unix epoch, 0 when the key does not expire. `MANTIS_NOT_FOUND`
+ (absent, deleted or expired) leaves all three untouched.
+
+ # Safety
+ `db` must be a live handle; `key` must point to `key_len` readable bytes;
+ `out`, `seq` and `expires_at_ms` must point to a writable `MantisBuf`,
+ `uint64_t` and `int64_t`.
+ */
+MantisStatus mantis_get_meta(const MantisDb *db,
+                             const uint8_t *key,
+                             size_t key_len,
+                             struct MantisBuf *out,
+                             uint64_t *seq,
+                             int64_t *expires_at_ms,
+                             struct MantisError **err);
+
+/*
  Reads `key` into the caller's buffer `dst` of `dst_cap` bytes. `*value_len`
  receives the value's length on `MANTIS_OK` and on `MANTIS_BUFFER_TOO_SMALL`
  (then nothing is copied: call again with a larger buffer).
@@ -473,11 +507,13 @@ MantisStatus mantis_get_into(const MantisDb *db,
 
  `buf` holds the ops back to back; each is a header of
  `MANTIS_BATCH_OP_HEADER_LEN` bytes, then the key, then the value. The
- header (integers little-endian): the kind, one byte (`MANTIS_BATCH_PUT`
- or `MANTIS_BATCH_DELETE`); `key_len: u32` at
+ header (integers little-endian): the kind, one byte (`MANTIS_BATCH_PUT`,
+ `MANTIS_BATCH_DELETE` or `MANTIS_BATCH_PUT_AT`); `key_len: u32` at
  `MANTIS_BATCH_KEY_LEN_OFFSET`; `value_len: u32` at
- `MANTIS_BATCH_VALUE_LEN_OFFSET` (0 for a delete); `ttl_ms: u64` at
- `MANTIS_BATCH_TTL_OFFSET` (0 for no expiry). A buffer that does not hold
+ `MANTIS_BATCH_VALUE_LEN_OFFSET` (0 for a delete); a `u64` at
+ `MANTIS_BATCH_TTL_OFFSET`: for a put the TTL in ms (0 for no expiry), for
+ a put-at the absolute expiry in Unix ms (at or before the commit's clock,
+ the op removes the key). A buffer that does not hold
  exactly `count` ops answers `MANTIS_INVALID_ARGUMENT`. The library reads
  the keys and values in place.
 
@@ -676,6 +712,23 @@ MantisStatus mantis_txn_put(const MantisTxn *txn,
                             struct MantisError **err);
 
 /*
+ Buffers a put in the transaction that expires at `expires_at_ms`
+ (milliseconds since the Unix epoch). A time at or before the commit's
+ clock (0 and negative times included) makes the commit remove the key: it
+ commits as a delete. For a put that never expires, use `mantis_txn_put`.
+
+ # Safety
+ `txn` must be a live transaction handle; `key`/`value` readable for their lengths.
+ */
+MantisStatus mantis_txn_put_expiry(const MantisTxn *txn,
+                                   const uint8_t *key,
+                                   size_t key_len,
+                                   const uint8_t *value,
+                                   size_t value_len,
+                                   int64_t expires_at_ms,
+                                   struct MantisError **err);
+
+/*
  Buffers a delete in the transaction.
 
  # Safety
@@ -697,6 +750,25 @@ MantisStatus mantis_txn_get(const MantisTxn *txn,
                             size_t key_len,
                             struct MantisBuf *out,
                             struct MantisError **err);
+
+/*
+ Reads `key` in the transaction with its version and expiry; the outputs
+ are those of `mantis_get_meta`. A read of the snapshot adds the key to the
+ read set, as `mantis_txn_get` does. The transaction's own write of the key
+ has `*seq` 0 (it has no commit yet) and the expiry it would get if it
+ committed now.
+
+ # Safety
+ `txn` must be a live transaction handle; `key` readable; `out`, `seq`
+ and `expires_at_ms` writable, as for `mantis_get_meta`.
+ */
+MantisStatus mantis_txn_get_meta(const MantisTxn *txn,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 struct MantisBuf *out,
+                                 uint64_t *seq,
+                                 int64_t *expires_at_ms,
+                                 struct MantisError **err);
 
 /*
  Commits the transaction (`MANTIS_CONFLICT` if another writer won). The

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::log::{OpKind, OpRef};
+use crate::meta::Expiry;
 
 /// A group of puts and deletes committed as one log record: after
 /// [`crate::Db::write`] returns, all of them are visible; after a crash,
@@ -17,7 +18,7 @@ pub(crate) struct BatchOp {
     pub(crate) kind: OpKind,
     pub(crate) key: Vec<u8>,
     pub(crate) value: Vec<u8>,
-    pub(crate) ttl: Option<Duration>,
+    pub(crate) expiry: Expiry,
 }
 
 impl WriteBatch {
@@ -28,21 +29,39 @@ impl WriteBatch {
 
     /// Sets `key` to `value`.
     pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
-        self.push(OpKind::Put, key.into(), value.into(), None)
+        self.push(OpKind::Put, key.into(), value.into(), Expiry::Never)
     }
 
     /// Sets `key` to `value`, expiring `ttl` after the batch commits.
     pub fn put_with_ttl(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>, ttl: Duration) -> &mut Self {
-        self.push(OpKind::Put, key.into(), value.into(), Some(ttl))
+        self.push(OpKind::Put, key.into(), value.into(), Expiry::After(ttl))
+    }
+
+    /// Sets `key` to `value`, expiring at `expires_at_ms` (milliseconds since
+    /// the Unix epoch). A time at or before the commit's clock makes this op
+    /// remove the key (it commits as a delete), as `SET` with a past `EXAT`
+    /// does in Redis.
+    pub fn put_with_expiry(
+        &mut self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+        expires_at_ms: u64,
+    ) -> &mut Self {
+        self.push(OpKind::Put, key.into(), value.into(), Expiry::At(expires_at_ms))
     }
 
     /// Removes `key`.
     pub fn delete(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
-        self.push(OpKind::Delete, key.into(), Vec::new(), None)
+        self.push(OpKind::Delete, key.into(), Vec::new(), Expiry::Never)
     }
 
-    fn push(&mut self, kind: OpKind, key: Vec<u8>, value: Vec<u8>, ttl: Option<Duration>) -> &mut Self {
-        self.ops.push(BatchOp { kind, key, value, ttl });
+    fn push(&mut self, kind: OpKind, key: Vec<u8>, value: Vec<u8>, expiry: Expiry) -> &mut Self {
+        self.ops.push(BatchOp {
+            kind,
+            key,
+            value,
+            expiry,
+        });
         self
     }
 
@@ -61,15 +80,19 @@ impl WriteBatch {
         self.ops.clear();
     }
 
-    /// The ops as the log encodes them, with expiry resolved at `now_ms`.
+    /// The ops as the log encodes them, with expiry resolved at `now_ms`
+    /// (a put whose absolute expiry has passed is a delete).
     pub(crate) fn op_refs(&self, now_ms: u64) -> Vec<OpRef<'_>> {
         self.ops
             .iter()
-            .map(|op| OpRef {
-                kind: op.kind,
-                key: &op.key,
-                value: &op.value,
-                expires_at: op.ttl.map_or(0, |ttl| crate::engine::expiry_at(now_ms, ttl)),
+            .map(|op| match op.kind {
+                OpKind::Put => op.expiry.put_op(&op.key, &op.value, now_ms),
+                OpKind::Delete => OpRef {
+                    kind: OpKind::Delete,
+                    key: &op.key,
+                    value: &[],
+                    expires_at: 0,
+                },
             })
             .collect()
     }

@@ -22,6 +22,7 @@ use crate::index::Lookup;
 use crate::iter::{Iter, Snapshot};
 use crate::log::recovery::RecoveryReport;
 use crate::log::{OpKind, OpRef};
+use crate::meta::Expiry;
 use crate::options::Options;
 use crate::stats::Stats;
 use crate::txn::Transaction;
@@ -38,15 +39,6 @@ pub struct Db {
     // thread, so the last handle's drop releases the directory at once.
     pub(crate) guard: Arc<Background>,
     pub(crate) inner: Arc<Inner>,
-}
-
-fn check_ttl(ttl: Duration) -> Result<()> {
-    if ttl < Duration::from_millis(1) {
-        return Err(Error::InvalidArgument(format!(
-            "ttl {ttl:?} is below the 1 ms resolution"
-        )));
-    }
-    Ok(())
 }
 
 impl Db {
@@ -138,7 +130,7 @@ impl Db {
 
     /// Sets `key` to `value`, invisible once `ttl` has passed (at least 1 ms).
     pub fn put_with_ttl(&self, key: &[u8], value: &[u8], ttl: Duration) -> Result<()> {
-        check_ttl(ttl)?;
+        Expiry::After(ttl).check()?;
         self.inner
             .commit(&[OpRef {
                 kind: OpKind::Put,
@@ -167,31 +159,32 @@ impl Db {
             return self.inner.check_open();
         }
         for op in &batch.ops {
-            if let Some(ttl) = op.ttl {
-                check_ttl(ttl)?;
-            }
+            op.expiry.check()?;
+            // Checked here too: a put that commits as a delete drops its value.
+            self.inner.check_value(&op.value)?;
         }
         self.inner.commit(&batch.op_refs(now_ms())).map(drop)
     }
 
-    /// Commits ops given as `(is_delete, key, value, ttl)` borrowed from the
-    /// caller, atomically as one record, without building a [`WriteBatch`]
-    /// (the C ABI passes its batch buffer straight through).
-    pub fn write_borrowed<'a>(
-        &self,
-        ops: impl Iterator<Item = (bool, &'a [u8], &'a [u8], Option<Duration>)>,
-    ) -> Result<()> {
+    /// Commits ops given as `(is_delete, key, value, expiry)` borrowed from
+    /// the caller, atomically as one record, without building a
+    /// [`WriteBatch`] (the C ABI passes its batch buffer straight through).
+    pub fn write_borrowed<'a>(&self, ops: impl Iterator<Item = (bool, &'a [u8], &'a [u8], Expiry)>) -> Result<()> {
         let now = now_ms();
         let mut refs = Vec::new();
-        for (delete, key, value, ttl) in ops {
-            if let Some(ttl) = ttl {
-                check_ttl(ttl)?;
-            }
-            refs.push(OpRef {
-                kind: if delete { OpKind::Delete } else { OpKind::Put },
-                key,
-                value,
-                expires_at: ttl.map_or(0, |t| expiry_at(now, t)),
+        for (delete, key, value, expiry) in ops {
+            expiry.check()?;
+            // Checked here too: a put that commits as a delete drops its value.
+            self.inner.check_value(value)?;
+            refs.push(if delete {
+                OpRef {
+                    kind: OpKind::Delete,
+                    key,
+                    value,
+                    expires_at: 0,
+                }
+            } else {
+                expiry.put_op(key, value, now)
             });
         }
         if refs.is_empty() {

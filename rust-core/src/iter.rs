@@ -41,6 +41,11 @@ impl Snapshot {
         self.seq
     }
 
+    /// The wall-clock time (ms since the Unix epoch) this snapshot judges expiry at.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
     /// The value of `key` as of this snapshot.
     pub fn get(&self, key: &[u8]) -> Result<Option<Value>> {
         self.inner().get_at(key, self.seq, self.now_ms)

@@ -60,6 +60,8 @@ mod iter;
 /// cbindgen:ignore
 pub mod log;
 /// cbindgen:ignore
+mod meta;
+/// cbindgen:ignore
 mod mvcc;
 /// cbindgen:ignore
 mod options;
@@ -77,6 +79,7 @@ pub use db::{Db, Value};
 pub use error::{Error, Result};
 pub use iter::{prefix_successor, Iter, Snapshot};
 pub use log::recovery::{Cut, RecoveryReport};
+pub use meta::{Expiry, KeyMeta};
 pub use options::{Options, SyncPolicy, DEFAULT_MAX_VALUE_LEN, HARD_MAX_VALUE_LEN, MAX_KEY_LEN};
 pub use stats::Stats;
 pub use txn::Transaction;

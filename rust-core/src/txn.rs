@@ -22,10 +22,11 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::db::{Db, Value};
-use crate::engine::{expiry_at, now_ms, Inner};
+use crate::engine::{now_ms, Inner};
 use crate::error::{Error, Result};
 use crate::iter::{owned, prefix_successor, Snapshot};
 use crate::log::{OpKind, OpRef};
+use crate::meta::{Expiry, KeyMeta};
 
 /// Keys of recent commits, kept while transactions are open.
 #[derive(Default)]
@@ -42,8 +43,25 @@ struct TrackerState {
     open: BTreeMap<u64, usize>,
 }
 
-/// A buffered write: the value and its TTL, or `None` for a delete.
-type BufferedWrite = Option<(Vec<u8>, Option<Duration>)>;
+/// A buffered write: the value and its expiry, or `None` for a delete.
+type BufferedWrite = Option<(Vec<u8>, Expiry)>;
+
+/// The value a buffered write leaves for this transaction's own reads at
+/// `now_ms`: none for a delete or for a put whose expiry has passed, and
+/// the expiry it would have if committed now.
+fn own_value(w: &BufferedWrite, now_ms: u64) -> Option<(Value, u64)> {
+    let (v, expiry) = w.as_ref()?;
+    let expires_at = expiry.resolve(now_ms)?;
+    Some((Value::from(v.as_slice()), expires_at))
+}
+
+/// The clock an own write is judged at: read only when it carries an expiry.
+fn clock_for(w: &BufferedWrite) -> u64 {
+    match w {
+        Some((_, Expiry::Never)) | None => 0,
+        Some(_) => now_ms(),
+    }
+}
 
 /// A key range a transaction scanned.
 type ScannedRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
@@ -212,25 +230,42 @@ impl Transaction {
         self.check_active()?;
         self.inner.check_key(key)?;
         if let Some(w) = self.writes.get(key) {
-            return Ok(w.as_ref().map(|(v, _)| Value::from(v.as_slice())));
+            return Ok(own_value(w, clock_for(w)).map(|(v, _)| v));
         }
         self.reads.insert(key.to_vec());
         self.snap.get(key)
     }
 
+    /// Like [`Transaction::get`], with the version and expiry. This
+    /// transaction's own write has `seq` 0 (it has no commit yet) and the
+    /// expiry it would get if it committed now; a read of the snapshot adds
+    /// the key to the read set, as `get` does.
+    pub fn get_with_meta(&mut self, key: &[u8]) -> Result<Option<(Value, KeyMeta)>> {
+        self.check_active()?;
+        self.inner.check_key(key)?;
+        if let Some(w) = self.writes.get(key) {
+            return Ok(own_value(w, clock_for(w)).map(|(v, expires_at_ms)| (v, KeyMeta { seq: 0, expires_at_ms })));
+        }
+        self.reads.insert(key.to_vec());
+        self.snap.get_with_meta(key)
+    }
+
     /// Buffers a put of `key`.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.buffer(key, Some((value.to_vec(), None)))
+        self.buffer(key, Some((value.to_vec(), Expiry::Never)))
     }
 
     /// Buffers a put of `key` that expires `ttl` after commit.
     pub fn put_with_ttl(&mut self, key: &[u8], value: &[u8], ttl: Duration) -> Result<()> {
-        if ttl < Duration::from_millis(1) {
-            return Err(Error::InvalidArgument(format!(
-                "ttl {ttl:?} is below the 1 ms resolution"
-            )));
-        }
-        self.buffer(key, Some((value.to_vec(), Some(ttl))))
+        Expiry::After(ttl).check()?;
+        self.buffer(key, Some((value.to_vec(), Expiry::After(ttl))))
+    }
+
+    /// Buffers a put of `key` that expires at `expires_at_ms` (milliseconds
+    /// since the Unix epoch). A time at or before the commit's clock makes
+    /// the commit remove the key instead (it commits a delete).
+    pub fn put_with_expiry(&mut self, key: &[u8], value: &[u8], expires_at_ms: u64) -> Result<()> {
+        self.buffer(key, Some((value.to_vec(), Expiry::At(expires_at_ms))))
     }
 
     /// Buffers a delete of `key`.
@@ -283,8 +318,10 @@ impl Transaction {
                 (Some(Ok(_)), None) => false,
             };
             if take_local {
-                if let Some((k, Some((v, _)))) = local.next() {
-                    out.push((k, Value::from(v.as_slice())));
+                if let Some((k, w)) = local.next() {
+                    if let Some((v, _)) = own_value(&w, clock_for(&w)) {
+                        out.push((k, v));
+                    }
                 }
             } else if let Some(Ok(pair)) = base.next() {
                 out.push(pair);
@@ -325,12 +362,7 @@ impl Transaction {
             .writes
             .iter()
             .map(|(k, w)| match w {
-                Some((v, ttl)) => OpRef {
-                    kind: OpKind::Put,
-                    key: k,
-                    value: v,
-                    expires_at: ttl.map_or(0, |t| expiry_at(now, t)),
-                },
+                Some((v, expiry)) => expiry.put_op(k, v, now),
                 None => OpRef {
                     kind: OpKind::Delete,
                     key: k,

@@ -189,6 +189,58 @@ pub unsafe extern "C" fn mantis_get(
     })
 }
 
+/// Reads `key` with its version and expiry. On `MANTIS_OK`, `*out` receives
+/// the value as `mantis_get` gives it (free with `mantis_buf_free`), `*seq`
+/// the sequence number of the commit that wrote this version (it changes on
+/// every write of the key, the same value included, and survives reopening
+/// and compaction), and `*expires_at_ms` the absolute expiry in milliseconds
+/// since the Unix epoch, 0 when the key does not expire. `MANTIS_NOT_FOUND`
+/// (absent, deleted or expired) leaves all three untouched.
+///
+/// # Safety
+/// `db` must be a live handle; `key` must point to `key_len` readable bytes;
+/// `out`, `seq` and `expires_at_ms` must point to a writable `MantisBuf`,
+/// `uint64_t` and `int64_t`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_get_meta(
+    db: *const MantisDb,
+    key: *const u8,
+    key_len: usize,
+    out: *mut MantisBuf,
+    seq: *mut u64,
+    expires_at_ms: *mut i64,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let out = try_out!(out);
+        let seq = try_out!(seq);
+        let expires_at_ms = try_out!(expires_at_ms);
+        let h = try_handle!(db);
+        let k = try_bytes!(key, key_len, "key");
+        match h.db.get_with_meta(k)? {
+            None => Ok(MantisStatus::MantisNotFound),
+            Some((v, meta)) => {
+                out.set(MantisBuf::from_vec(v.to_vec()));
+                seq.set(meta.seq);
+                expires_at_ms.set(expiry_out(meta.expires_at_ms));
+                Ok(MantisStatus::MantisOk)
+            }
+        }
+    })
+}
+
+/// An expiry for an `int64_t` out-parameter (the engine keeps `u64`; no
+/// real expiry reaches `i64::MAX` ms, about 292 million years).
+pub(super) fn expiry_out(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+/// An `int64_t` absolute expiry from a caller: a time before 1970 is as
+/// past as the epoch itself.
+pub(super) fn expiry_in(ms: i64) -> u64 {
+    u64::try_from(ms).unwrap_or(0)
+}
+
 /// Reads `key` into the caller's buffer `dst` of `dst_cap` bytes. `*value_len`
 /// receives the value's length on `MANTIS_OK` and on `MANTIS_BUFFER_TOO_SMALL`
 /// (then nothing is copied: call again with a larger buffer).
@@ -229,11 +281,13 @@ pub unsafe extern "C" fn mantis_get_into(
 ///
 /// `buf` holds the ops back to back; each is a header of
 /// `MANTIS_BATCH_OP_HEADER_LEN` bytes, then the key, then the value. The
-/// header (integers little-endian): the kind, one byte (`MANTIS_BATCH_PUT`
-/// or `MANTIS_BATCH_DELETE`); `key_len: u32` at
+/// header (integers little-endian): the kind, one byte (`MANTIS_BATCH_PUT`,
+/// `MANTIS_BATCH_DELETE` or `MANTIS_BATCH_PUT_AT`); `key_len: u32` at
 /// `MANTIS_BATCH_KEY_LEN_OFFSET`; `value_len: u32` at
-/// `MANTIS_BATCH_VALUE_LEN_OFFSET` (0 for a delete); `ttl_ms: u64` at
-/// `MANTIS_BATCH_TTL_OFFSET` (0 for no expiry). A buffer that does not hold
+/// `MANTIS_BATCH_VALUE_LEN_OFFSET` (0 for a delete); a `u64` at
+/// `MANTIS_BATCH_TTL_OFFSET`: for a put the TTL in ms (0 for no expiry), for
+/// a put-at the absolute expiry in Unix ms (at or before the commit's clock,
+/// the op removes the key). A buffer that does not hold
 /// exactly `count` ops answers `MANTIS_INVALID_ARGUMENT`. The library reads
 /// the keys and values in place.
 ///
@@ -250,7 +304,7 @@ pub unsafe extern "C" fn mantis_write_batch(
     boundary(err, || {
         let h = try_handle!(db);
         let ops = parse_batch(try_bytes!(buf, buf_len, "batch"), count)?;
-        h.db.write_borrowed(ops.iter().map(|o| (o.delete, o.key, o.value, o.ttl)))?;
+        h.db.write_borrowed(ops.iter().map(|o| (o.delete, o.key, o.value, o.expiry)))?;
         Ok(MantisStatus::MantisOk)
     })
 }

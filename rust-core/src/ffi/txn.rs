@@ -4,7 +4,7 @@ use parking_lot::Mutex;
 
 use super::args::{into_handle, release_handle, try_bytes, try_handle, try_out, Live};
 use super::boundary::{boundary, fail, Fail, FfiResult};
-use super::db::MantisDb;
+use super::db::{expiry_in, expiry_out, MantisDb};
 use super::types::{MantisBuf, MantisError, MantisStatus};
 use crate::Transaction;
 
@@ -90,6 +90,33 @@ pub unsafe extern "C" fn mantis_txn_put(
     })
 }
 
+/// Buffers a put in the transaction that expires at `expires_at_ms`
+/// (milliseconds since the Unix epoch). A time at or before the commit's
+/// clock (0 and negative times included) makes the commit remove the key: it
+/// commits as a delete. For a put that never expires, use `mantis_txn_put`.
+///
+/// # Safety
+/// `txn` must be a live transaction handle; `key`/`value` readable for their lengths.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_txn_put_expiry(
+    txn: *const MantisTxn,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    expires_at_ms: i64,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let k = try_bytes!(key, key_len, "key");
+        let v = try_bytes!(value, value_len, "value");
+        try_handle!(txn).with_open(|t| {
+            t.put_with_expiry(k, v, expiry_in(expires_at_ms))?;
+            Ok(MantisStatus::MantisOk)
+        })
+    })
+}
+
 /// Buffers a delete in the transaction.
 ///
 /// # Safety
@@ -129,6 +156,42 @@ pub unsafe extern "C" fn mantis_txn_get(
             None => Ok(MantisStatus::MantisNotFound),
             Some(v) => {
                 out.set(MantisBuf::from_vec(v.to_vec()));
+                Ok(MantisStatus::MantisOk)
+            }
+        })
+    })
+}
+
+/// Reads `key` in the transaction with its version and expiry; the outputs
+/// are those of `mantis_get_meta`. A read of the snapshot adds the key to the
+/// read set, as `mantis_txn_get` does. The transaction's own write of the key
+/// has `*seq` 0 (it has no commit yet) and the expiry it would get if it
+/// committed now.
+///
+/// # Safety
+/// `txn` must be a live transaction handle; `key` readable; `out`, `seq`
+/// and `expires_at_ms` writable, as for `mantis_get_meta`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_txn_get_meta(
+    txn: *const MantisTxn,
+    key: *const u8,
+    key_len: usize,
+    out: *mut MantisBuf,
+    seq: *mut u64,
+    expires_at_ms: *mut i64,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let out = try_out!(out);
+        let seq = try_out!(seq);
+        let expires_at_ms = try_out!(expires_at_ms);
+        let k = try_bytes!(key, key_len, "key");
+        try_handle!(txn).with_open(|t| match t.get_with_meta(k)? {
+            None => Ok(MantisStatus::MantisNotFound),
+            Some((v, meta)) => {
+                out.set(MantisBuf::from_vec(v.to_vec()));
+                seq.set(meta.seq);
+                expires_at_ms.set(expiry_out(meta.expires_at_ms));
                 Ok(MantisStatus::MantisOk)
             }
         })

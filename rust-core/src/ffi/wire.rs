@@ -10,10 +10,10 @@
 //!
 //! | offset                          | size        | field                                                  |
 //! |---------------------------------|-------------|--------------------------------------------------------|
-//! | 0                               | 1           | kind: `MANTIS_BATCH_PUT` or `MANTIS_BATCH_DELETE`       |
+//! | 0                               | 1           | kind: `MANTIS_BATCH_PUT`, `MANTIS_BATCH_DELETE` or `MANTIS_BATCH_PUT_AT` |
 //! | `MANTIS_BATCH_KEY_LEN_OFFSET`   | 4           | key_len                                                |
 //! | `MANTIS_BATCH_VALUE_LEN_OFFSET` | 4           | value_len (0 for a delete)                             |
-//! | `MANTIS_BATCH_TTL_OFFSET`       | 8           | ttl_ms (0: no expiry; ignored for a delete)            |
+//! | `MANTIS_BATCH_TTL_OFFSET`       | 8           | put: ttl_ms (0: no expiry); put-at: expires_at_ms, Unix ms; ignored for a delete |
 //! | `MANTIS_BATCH_OP_HEADER_LEN`    | key_len     | key                                                    |
 //! | then                            | value_len   | value                                                  |
 //!
@@ -29,18 +29,28 @@ use std::time::Duration;
 
 use super::boundary::{fail, Fail};
 use super::types::MantisStatus;
+use crate::Expiry;
 
 /// Batch op kind (first byte of an op): set the key to the value.
 pub const MANTIS_BATCH_PUT: u8 = 0;
 /// Batch op kind (first byte of an op): remove the key; value_len must be 0.
 pub const MANTIS_BATCH_DELETE: u8 = 1;
+/// Batch op kind (first byte of an op): set the key to the value, expiring
+/// at an absolute time: the op's 8-byte field at `MANTIS_BATCH_TTL_OFFSET`
+/// is the expiry in milliseconds since the Unix epoch instead of a TTL. A
+/// time at or before the commit's clock (0 included) makes the op remove the
+/// key: it commits as a delete, for readers and for conflict checks.
+pub const MANTIS_BATCH_PUT_AT: u8 = 2;
 /// Offset of an op's `key_len: u32` in its header.
 pub const MANTIS_BATCH_KEY_LEN_OFFSET: usize = 1;
 /// Offset of an op's `value_len: u32` in its header.
 pub const MANTIS_BATCH_VALUE_LEN_OFFSET: usize = 5;
-/// Offset of an op's `ttl_ms: u64` in its header (0: no expiry).
+/// Offset of an op's 8-byte expiry field in its header: for
+/// `MANTIS_BATCH_PUT`, `ttl_ms: u64` (0: no expiry); for
+/// `MANTIS_BATCH_PUT_AT`, `expires_at_ms: u64` (Unix milliseconds); ignored
+/// for a delete.
 pub const MANTIS_BATCH_TTL_OFFSET: usize = 9;
-/// Size of an op's header (kind, key_len, value_len, ttl_ms); the key
+/// Size of an op's header (kind, key_len, value_len, expiry field); the key
 /// follows it, then the value.
 pub const MANTIS_BATCH_OP_HEADER_LEN: usize = 17;
 /// Size of the `key_len: u32` before each key of a multi-get keys buffer.
@@ -57,7 +67,7 @@ pub(super) struct BatchEntry<'a> {
     pub(super) delete: bool,
     pub(super) key: &'a [u8],
     pub(super) value: &'a [u8],
-    pub(super) ttl: Option<Duration>,
+    pub(super) expiry: Expiry,
 }
 
 fn u32_at(b: &[u8], at: usize) -> usize {
@@ -78,7 +88,7 @@ pub(super) fn parse_batch(buf: &[u8], count: usize) -> Result<Vec<BatchEntry<'_>
         let kind = head[0];
         let kl = u32_at(head, MANTIS_BATCH_KEY_LEN_OFFSET);
         let vl = u32_at(head, MANTIS_BATCH_VALUE_LEN_OFFSET);
-        let ttl = u64::from_le_bytes(
+        let when = u64::from_le_bytes(
             head[MANTIS_BATCH_TTL_OFFSET..MANTIS_BATCH_TTL_OFFSET + 8]
                 .try_into()
                 .unwrap_or([0; 8]),
@@ -96,13 +106,22 @@ pub(super) fn parse_batch(buf: &[u8], count: usize) -> Result<Vec<BatchEntry<'_>
                 delete: false,
                 key,
                 value,
-                ttl: (ttl > 0).then(|| Duration::from_millis(ttl)),
+                expiry: match when {
+                    0 => Expiry::Never,
+                    ms => Expiry::After(Duration::from_millis(ms)),
+                },
+            },
+            MANTIS_BATCH_PUT_AT => BatchEntry {
+                delete: false,
+                key,
+                value,
+                expiry: Expiry::At(when),
             },
             MANTIS_BATCH_DELETE if vl == 0 => BatchEntry {
                 delete: true,
                 key,
                 value,
-                ttl: None,
+                expiry: Expiry::Never,
             },
             MANTIS_BATCH_DELETE => return Err(bad(format!("batch op {i}: delete with a value"))),
             k => return Err(bad(format!("batch op {i}: unknown kind {k}"))),
@@ -193,6 +212,11 @@ mod tests {
             (1, &b"k"[..], &b"v"[..], false)
         );
         assert!(parse_batch(&good, 2).is_err());
+        let mut at = good.clone();
+        at[0] = MANTIS_BATCH_PUT_AT;
+        at[MANTIS_BATCH_TTL_OFFSET..MANTIS_BATCH_TTL_OFFSET + 8].copy_from_slice(&1234u64.to_le_bytes());
+        let ops = parse_batch(&at, 1).ok().unwrap_or_default();
+        assert_eq!((ops.len(), ops[0].expiry), (1, Expiry::At(1234)));
         let mut extra = good.clone();
         extra.push(9);
         assert!(parse_batch(&extra, 1).is_err());

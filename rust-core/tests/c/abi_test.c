@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "mantisdb.h"
@@ -46,6 +47,12 @@ static void append_op(uint8_t **buf, size_t *len, uint8_t kind, const char *k, c
   memcpy(p + MANTIS_BATCH_OP_HEADER_LEN, k, kl);
   memcpy(p + MANTIS_BATCH_OP_HEADER_LEN + kl, v, vl);
   *len += MANTIS_BATCH_OP_HEADER_LEN + kl + vl;
+}
+
+static int64_t now_ms(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
 int main(void) {
@@ -216,6 +223,66 @@ int main(void) {
   char cp[sizeof dir + 4];
   snprintf(cp, sizeof cp, "%s.cp", dir);
   CHECK(mantis_checkpoint(db, S(cp), NULL) == MANTIS_OK, "checkpoint");
+
+  /* Key metadata: versions, absolute expiries, a past expiry removing the key. */
+  const int64_t later = now_ms() + 3600 * 1000;
+  uint64_t seq1 = 0, seq2 = 0, seq = 0;
+  int64_t exp = -1;
+  CHECK(mantis_put(db, S("m"), S("v"), NULL) == MANTIS_OK, "put m");
+  st = mantis_get_meta(db, S("m"), &buf, &seq1, &exp, NULL);
+  CHECK(st == MANTIS_OK && buf.len == 1 && buf.data[0] == 'v' && seq1 > 0 && exp == 0, "get_meta: %u", st);
+  mantis_buf_free(&buf);
+  CHECK(mantis_put(db, S("m"), S("v"), NULL) == MANTIS_OK, "put m again");
+  st = mantis_get_meta(db, S("m"), &buf, &seq2, &exp, NULL);
+  CHECK(st == MANTIS_OK && seq2 > seq1 && exp == 0, "same value, new version: %llu after %llu",
+        (unsigned long long)seq2, (unsigned long long)seq1);
+  mantis_buf_free(&buf);
+  seq = 77, exp = 77;
+  st = mantis_get_meta(db, S("no-such"), &buf, &seq, &exp, NULL);
+  CHECK(st == MANTIS_NOT_FOUND && buf.data == NULL && seq == 77 && exp == 77, "get_meta missing writes nothing");
+  err = NULL;
+  st = mantis_get_meta(db, S("m"), &buf, NULL, &exp, &err);
+  expect_error(st, err, MANTIS_NULL_PARAMETER, "get_meta NULL seq");
+  CHECK(buf.data == NULL, "get_meta wrote out on failure");
+
+  batch = NULL;
+  blen = 0;
+  append_op(&batch, &blen, MANTIS_BATCH_PUT_AT, "at:future", "f", (uint64_t)later);
+  append_op(&batch, &blen, MANTIS_BATCH_PUT_AT, "m", "gone", (uint64_t)(now_ms() - 1000));
+  CHECK(mantis_write_batch(db, batch, blen, 2, NULL) == MANTIS_OK, "batch with absolute expiries");
+  free(batch);
+  st = mantis_get_meta(db, S("at:future"), &buf, &seq, &exp, NULL);
+  CHECK(st == MANTIS_OK && exp == later && seq > seq2, "put-at expiry %lld, want %lld", (long long)exp, (long long)later);
+  mantis_buf_free(&buf);
+  CHECK(mantis_get(db, S("m"), &buf, NULL) == MANTIS_NOT_FOUND, "a past put-at removes the key");
+
+  MantisTxn *tm = NULL;
+  CHECK(mantis_txn_begin(db, &tm, NULL) == MANTIS_OK, "begin meta txn");
+  st = mantis_txn_get_meta(tm, S("at:future"), &buf, &seq, &exp, NULL);
+  CHECK(st == MANTIS_OK && exp == later && seq > 0, "txn get_meta");
+  mantis_buf_free(&buf);
+  CHECK(mantis_txn_put_expiry(tm, S("at:txn"), S("t"), later + 1, NULL) == MANTIS_OK, "txn put_expiry");
+  st = mantis_txn_get_meta(tm, S("at:txn"), &buf, &seq, &exp, NULL);
+  CHECK(st == MANTIS_OK && seq == 0 && exp == later + 1, "own write: seq %llu exp %lld", (unsigned long long)seq, (long long)exp);
+  mantis_buf_free(&buf);
+  CHECK(mantis_txn_put_expiry(tm, S("at:future"), S("x"), -5, NULL) == MANTIS_OK, "txn put_expiry in the past");
+  CHECK(mantis_txn_get_meta(tm, S("at:future"), &buf, &seq, &exp, NULL) == MANTIS_NOT_FOUND, "own past expiry hides the key");
+  /* Another writer rewrites a key this transaction read: conflict. */
+  CHECK(mantis_put(db, S("at:future"), S("f"), NULL) == MANTIS_OK, "concurrent rewrite");
+  err = NULL;
+  st = mantis_txn_commit(tm, &err);
+  expect_error(st, err, MANTIS_CONFLICT, "txn get_meta read set");
+  err = NULL;
+  st = mantis_txn_get_meta(tm, S("at:txn"), &buf, &seq, &exp, &err);
+  expect_error(st, err, MANTIS_INVALID_ARGUMENT, "get_meta on a finished txn");
+  mantis_txn_free(tm);
+  CHECK(mantis_txn_begin(db, &tm, NULL) == MANTIS_OK, "begin meta txn 2");
+  CHECK(mantis_txn_put_expiry(tm, S("at:txn"), S("t"), later + 1, NULL) == MANTIS_OK, "txn put_expiry 2");
+  CHECK(mantis_txn_commit(tm, NULL) == MANTIS_OK, "commit meta txn");
+  mantis_txn_free(tm);
+  st = mantis_get_meta(db, S("at:txn"), &buf, &seq, &exp, NULL);
+  CHECK(st == MANTIS_OK && exp == later + 1 && seq > seq2, "committed put_expiry");
+  mantis_buf_free(&buf);
 
   /* Close: later calls answer CLOSED; free is separate. */
   CHECK(mantis_close(db, NULL) == MANTIS_OK, "close");
