@@ -27,7 +27,11 @@
 //! range at creation, paged and sought), and transactions (read-your-writes
 //! over the state at begin; a commit conflicts exactly when a key it read or
 //! wrote was committed by another writer after it began, and a read-only
-//! one never does).
+//! one never does), and key metadata (a key's version changes exactly when a
+//! commit writes the key: two reads agree on the version when the model has
+//! no write of the key between them and order them as the model does; its
+//! expiry is the one written, within the clock readings around a TTL put;
+//! a put with a past absolute expiry removes the key).
 //!
 //! Freed handles: the library recognises one by its cleared live-tag only
 //! while its memory is not reused (the contract says so); the quarantine
@@ -48,6 +52,43 @@ use MantisStatus::*;
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 /// A key and its new value (None: deleted).
 type Write = (Vec<u8>, Option<Vec<u8>>);
+/// The absolute expiry (Unix ms) a key must report, as an inclusive range:
+/// a TTL put is resolved against a clock read between two readings here.
+type Exp = (u64, u64);
+/// No expiry.
+const NEVER: Exp = (0, 0);
+/// Any expiry (a damaged batch that still parsed).
+const ANY: Exp = (0, u64::MAX);
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The expiry range of a TTL put made between clock readings `before` and
+/// `after`, as the library resolves it.
+fn ttl_range(before: u64, after: u64, ttl_ms: u64) -> Exp {
+    (
+        before.saturating_add(ttl_ms).max(1),
+        after.saturating_add(ttl_ms).max(1),
+    )
+}
+
+/// An absolute expiry for a put: in the past (the put removes the key), or
+/// an hour or more ahead, up to the largest the ABI can carry.
+fn expiry_at(inp: &mut Input<'_>) -> u64 {
+    match inp.below(4) {
+        0 => inp.below(1000) as u64,
+        1 => u64::MAX - inp.u8() as u64,
+        _ => now_ms() + (3_600_000u64 << inp.below(16)),
+    }
+}
+
+/// True when an absolute expiry `at` is surely past at commit time.
+fn past(at: u64) -> bool {
+    at < 1000
+}
 
 const MAX_VALUE: usize = 300;
 const MAX_STEPS: usize = 96;
@@ -59,6 +100,38 @@ struct Dir {
     data: Map,
     /// Keys of every commit, in order; `commits.len()` is the version.
     commits: Vec<Vec<Vec<u8>>>,
+    /// Per present key: the index in `commits` of its last write, and its expiry.
+    meta: BTreeMap<Vec<u8>, (usize, Exp)>,
+    /// Versions the library reported, per key: model write index -> seq.
+    seen: BTreeMap<Vec<u8>, BTreeMap<usize, u64>>,
+}
+
+impl Dir {
+    /// Checks a version `seq` reported for `key` whose last write is the
+    /// model's commit `write`: the same write always reports the same seq,
+    /// and seqs order as the writes do.
+    fn check_version(&mut self, key: &[u8], write: usize, seq: u64) {
+        let seen = self.seen.entry(key.to_vec()).or_default();
+        if let Some(&s) = seen.get(&write) {
+            assert_eq!(seq, s, "version changed without a write of the key");
+        }
+        if let Some((_, &s)) = seen.range(..write).next_back() {
+            assert!(seq > s, "a later write of the key has an older version");
+        }
+        if let Some((_, &s)) = seen.range(write + 1..).next() {
+            assert!(seq < s, "an earlier write of the key has a newer version");
+        }
+        seen.insert(write, seq);
+    }
+}
+
+/// Checks an expiry reported through an `int64_t` against its range.
+fn check_expiry(got: i64, (lo, hi): Exp, what: &str) {
+    let clamp = |x: u64| i64::try_from(x).unwrap_or(i64::MAX);
+    assert!(
+        (clamp(lo)..=clamp(hi)).contains(&got),
+        "{what}: expiry {got} outside {lo}..={hi}"
+    );
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -98,8 +171,11 @@ struct TxnSlot {
     ptr: *mut MantisTxn,
     db: usize,
     base: Map,
+    base_meta: BTreeMap<Vec<u8>, (usize, Exp)>,
     begin: usize,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Expiry of each buffered put.
+    expiries: BTreeMap<Vec<u8>, Exp>,
     reads: BTreeSet<Vec<u8>>,
     finished: bool,
     state: State,
@@ -437,20 +513,32 @@ impl World {
         self.dbs[i].state == State::Live && !self.dbs[i].closed
     }
 
-    /// Records a commit of `keys` with their new values.
+    /// Records a commit of `keys` with their new values, none expiring.
     fn commit(&mut self, dir: usize, ops: Vec<Write>) {
+        self.commit_meta(dir, ops.into_iter().map(|w| (w, NEVER)).collect())
+    }
+
+    /// Records a commit of `keys` with their new values and expiries.
+    fn commit_meta(&mut self, dir: usize, ops: Vec<(Write, Exp)>) {
         let d = &mut self.dirs[dir];
-        d.commits.push(ops.iter().map(|(k, _)| k.clone()).collect());
-        for (k, v) in ops {
+        let at = d.commits.len();
+        d.commits.push(ops.iter().map(|((k, _), _)| k.clone()).collect());
+        for ((k, v), exp) in ops {
             match v {
-                Some(v) => d.data.insert(k, v),
-                None => d.data.remove(&k),
+                Some(v) => {
+                    d.meta.insert(k.clone(), (at, exp));
+                    d.data.insert(k, v)
+                }
+                None => {
+                    d.meta.remove(&k);
+                    d.data.remove(&k)
+                }
             };
         }
     }
 
     fn step(&mut self, inp: &mut Input<'_>) {
-        let op = inp.below(27);
+        let op = inp.below(30);
         if std::env::var_os("MANTIS_FUZZ_TRACE").is_some() {
             eprintln!("step {op}");
         }
@@ -479,7 +567,10 @@ impl World {
             23 => self.txn_rollback(inp),
             24 => self.txn_free(inp),
             25 => self.maintenance(inp),
-            _ => self.frees_of_nothing(inp),
+            26 => self.frees_of_nothing(inp),
+            27 => self.get_meta(inp),
+            28 => self.txn_get_meta(inp),
+            _ => self.txn_put_expiry(inp),
         }
     }
 
@@ -595,6 +686,12 @@ impl World {
             r.add(value_ok(v).err());
         }
         let mut err = Err::new(inp);
+        let ttl_ms = match ttl % 4 {
+            1 => Some(u64::MAX - ttl as u64),
+            2 => Some(3_600_000 << (ttl % 16)),
+            _ => None,
+        };
+        let before = now_ms();
         // SAFETY: see `bytes_arg` and `pick`.
         let st = unsafe {
             match ttl % 4 {
@@ -615,6 +712,7 @@ impl World {
                 _ => mantis_put(h.ptr, kb.ptr, kb.len, vb.ptr, vb.len, err.ptr()),
             }
         };
+        let exp = ttl_ms.map_or(NEVER, |t| ttl_range(before, now_ms(), t));
         err.check(st, "put");
         if r.any() {
             r.check(st, "put");
@@ -622,7 +720,7 @@ impl World {
         }
         assert_eq!(st, MantisOk, "put");
         let dir = self.dbs[h.slot.unwrap()].dir;
-        self.commit(dir, vec![(k.unwrap(), v)]);
+        self.commit_meta(dir, vec![((k.unwrap(), v), exp)]);
     }
 
     fn delete(&mut self, inp: &mut Input<'_>) {
@@ -721,18 +819,37 @@ impl World {
         let mut buf = Vec::new();
         let mut ops = Vec::new();
         let mut bad: Option<MantisStatus> = None;
+        // Absolute expiries are for TTL puts' clock readings: taken first.
+        let before = now_ms();
         for _ in 0..n {
             let k = key(inp);
-            let del = inp.below(3) == 0;
+            let kind = match inp.below(6) {
+                0 | 1 => MANTIS_BATCH_DELETE,
+                2 => MANTIS_BATCH_PUT_AT,
+                _ => MANTIS_BATCH_PUT,
+            };
+            let del = kind == MANTIS_BATCH_DELETE;
             let v = if del { Vec::new() } else { value(inp) };
-            let ttl: u64 = if inp.below(4) == 0 { 3_600_000 } else { 0 };
-            buf.extend_from_slice(&batch_op_header(del, k.len(), v.len(), ttl));
+            let when: u64 = match kind {
+                MANTIS_BATCH_PUT_AT => expiry_at(inp),
+                _ if inp.below(4) == 0 => 3_600_000,
+                _ => 0,
+            };
+            buf.extend_from_slice(&batch_op_header(kind, k.len(), v.len(), when));
             buf.extend_from_slice(&k);
             buf.extend_from_slice(&v);
             if bad.is_none() {
                 bad = key_ok(&k).and_then(|_| value_ok(&v)).err();
             }
-            ops.push((k, (!del).then_some(v)));
+            // The TTL range's upper end is filled in after the call.
+            let exp = match kind {
+                MANTIS_BATCH_DELETE => NEVER,
+                MANTIS_BATCH_PUT_AT => (when, when),
+                _ if when == 0 => NEVER,
+                _ => (when, when),
+            };
+            let removes = del || (kind == MANTIS_BATCH_PUT_AT && past(when));
+            ops.push(((k, (!removes).then_some(v)), exp, kind == MANTIS_BATCH_PUT && when > 0));
         }
         let mut count = n;
         let mut malformed = false;
@@ -769,6 +886,11 @@ impl World {
         let mut err = Err::new(inp);
         // SAFETY: see `bytes_arg` and `pick`.
         let st = unsafe { mantis_write_batch(h.ptr, bb.ptr, bb.len, count, err.ptr()) };
+        let after = now_ms();
+        let ops: Vec<(Write, Exp)> = ops
+            .into_iter()
+            .map(|(w, exp, ttl)| (w, if ttl { ttl_range(before, after, exp.0) } else { exp }))
+            .collect();
         err.check(st, "write_batch");
         if r.any() {
             r.check(st, "write_batch");
@@ -791,7 +913,7 @@ impl World {
             // key it may touch unknown by reparsing it.
             let parsed = parse_batch(&seen, count).expect("a batch the library accepted must parse");
             let dir = self.dbs[h.slot.unwrap()].dir;
-            self.commit(dir, parsed);
+            self.commit_meta(dir, parsed);
             return;
         }
         if let Some(s) = bad {
@@ -801,7 +923,7 @@ impl World {
         assert_eq!(st, MantisOk, "write_batch");
         let dir = self.dbs[h.slot.unwrap()].dir;
         if !ops.is_empty() {
-            self.commit(dir, ops);
+            self.commit_meta(dir, ops);
         }
     }
 
@@ -1130,8 +1252,10 @@ impl World {
             ptr: out,
             db,
             base: d.data.clone(),
+            base_meta: d.meta.clone(),
             begin: d.commits.len(),
             writes: BTreeMap::new(),
+            expiries: BTreeMap::new(),
             reads: BTreeSet::new(),
             finished: false,
             state: State::Live,
@@ -1179,7 +1303,9 @@ impl World {
             return;
         }
         assert_eq!(st, MantisOk, "txn write");
-        t.writes.insert(k.unwrap(), (!delete).then(|| v.unwrap()));
+        let k = k.unwrap();
+        t.expiries.insert(k.clone(), NEVER);
+        t.writes.insert(k, (!delete).then(|| v.unwrap()));
     }
 
     fn txn_put(&mut self, inp: &mut Input<'_>) {
@@ -1231,6 +1357,162 @@ impl World {
         }
     }
 
+    fn get_meta(&mut self, inp: &mut Input<'_>) {
+        let h = self.db(inp);
+        let kb = key_arg(inp);
+        let mut r = Refusals::of(h.refusal);
+        let k = r.key(&kb);
+        let mut out = empty_buf();
+        let (mut seq, mut exp) = (u64::MAX, i64::MIN);
+        let out_p: *mut MantisBuf = if inp.below(16) == 0 { null_mut() } else { &mut out };
+        let seq_p: *mut u64 = if inp.below(16) == 0 { null_mut() } else { &mut seq };
+        let exp_p: *mut i64 = if inp.below(16) == 0 { null_mut() } else { &mut exp };
+        r.out(out_p);
+        r.out(seq_p);
+        r.out(exp_p);
+        let mut err = Err::new(inp);
+        // SAFETY: see `bytes_arg` and `pick`; the out-parameters are NULL or locals.
+        let st = unsafe { mantis_get_meta(h.ptr, kb.ptr, kb.len, out_p, seq_p, exp_p, err.ptr()) };
+        err.check(st, "get_meta");
+        let untouched = out.data.is_null() && seq == u64::MAX && exp == i64::MIN;
+        if r.any() {
+            r.check(st, "get_meta");
+            assert!(untouched, "get_meta wrote its outputs on failure");
+            return;
+        }
+        let d = &mut self.dirs[self.dbs[h.slot.unwrap()].dir];
+        let k = k.unwrap();
+        match d.data.get(&k).cloned() {
+            None => {
+                assert_eq!(st, MantisNotFound, "get_meta of an absent key");
+                assert!(untouched, "NOT_FOUND wrote the outputs");
+            }
+            Some(v) => {
+                assert_eq!(st, MantisOk, "get_meta");
+                assert_eq!(take(&mut out), v, "get_meta: wrong value");
+                let (write, want) = d.meta[&k];
+                check_expiry(exp, want, "get_meta");
+                d.check_version(&k, write, seq);
+            }
+        }
+    }
+
+    fn txn_get_meta(&mut self, inp: &mut Input<'_>) {
+        let h = self.txn(inp);
+        let kb = key_arg(inp);
+        let mut r = Refusals::of(h.refusal);
+        let k = r.key(&kb);
+        let mut out = empty_buf();
+        let (mut seq, mut exp) = (u64::MAX, i64::MIN);
+        let out_p: *mut MantisBuf = if inp.below(16) == 0 { null_mut() } else { &mut out };
+        let seq_p: *mut u64 = if inp.below(16) == 0 { null_mut() } else { &mut seq };
+        let exp_p: *mut i64 = if inp.below(16) == 0 { null_mut() } else { &mut exp };
+        r.out(out_p);
+        r.out(seq_p);
+        r.out(exp_p);
+        let mut err = Err::new(inp);
+        // SAFETY: see `get_meta`.
+        let st = unsafe { mantis_txn_get_meta(h.ptr, kb.ptr, kb.len, out_p, seq_p, exp_p, err.ptr()) };
+        err.check(st, "txn_get_meta");
+        let untouched = out.data.is_null() && seq == u64::MAX && exp == i64::MIN;
+        if let Some(i) = h.slot {
+            if r.any() && !self.open(self.txns[i].db) {
+                r.add(Some(MantisClosed));
+            }
+        }
+        if r.any() {
+            r.check(st, "txn_get_meta");
+            assert!(untouched, "txn_get_meta wrote its outputs on failure");
+            return;
+        }
+        let db = self.txns[h.slot.unwrap()].db;
+        if st == MantisClosed && !self.open(db) {
+            return;
+        }
+        let dir = self.dbs[db].dir;
+        let t = &mut self.txns[h.slot.unwrap()];
+        let k = k.unwrap();
+        if let Some(w) = t.writes.get(&k) {
+            match w {
+                None => assert_eq!(st, MantisNotFound, "txn_get_meta of an own delete"),
+                Some(v) => {
+                    assert_eq!(st, MantisOk, "txn_get_meta of an own write");
+                    assert_eq!(take(&mut out), *v, "txn_get_meta: wrong own value");
+                    assert_eq!(seq, 0, "an own write has version 0");
+                    check_expiry(exp, t.expiries.get(&k).copied().unwrap_or(NEVER), "txn_get_meta");
+                }
+            }
+            return;
+        }
+        t.reads.insert(k.clone());
+        match t.base.get(&k).cloned() {
+            None => {
+                assert_eq!(st, MantisNotFound, "txn_get_meta of an absent key");
+                assert!(untouched, "NOT_FOUND wrote the outputs");
+            }
+            Some(v) => {
+                assert_eq!(st, MantisOk, "txn_get_meta");
+                assert_eq!(take(&mut out), v, "txn_get_meta: wrong value");
+                let (write, want) = t.base_meta[&k];
+                check_expiry(exp, want, "txn_get_meta");
+                self.dirs[dir].check_version(&k, write, seq);
+            }
+        }
+    }
+
+    fn txn_put_expiry(&mut self, inp: &mut Input<'_>) {
+        let h = self.txn(inp);
+        let kb = key_arg(inp);
+        let vb = {
+            let v = value(inp);
+            bytes_arg(inp, v)
+        };
+        let at: i64 = match inp.below(5) {
+            0 => -(inp.u32() as i64),
+            1 => i64::MAX - inp.u8() as i64,
+            _ => i64::try_from(expiry_at(inp)).unwrap_or(i64::MAX),
+        };
+        let mut r = Refusals::of(h.refusal);
+        let k = r.bytes(&kb);
+        let v = r.bytes(&vb);
+        if let (Some(k), Some(v)) = (&k, &v) {
+            r.add(key_ok(k).err());
+            r.add(value_ok(v).err());
+        }
+        let mut err = Err::new(inp);
+        // SAFETY: see `bytes_arg` and `pick`.
+        let st = unsafe { mantis_txn_put_expiry(h.ptr, kb.ptr, kb.len, vb.ptr, vb.len, at, err.ptr()) };
+        err.check(st, "txn_put_expiry");
+        if let Some(i) = h.slot {
+            if r.any() && !self.open(self.txns[i].db) {
+                r.add(Some(MantisClosed));
+            }
+        }
+        if r.any() {
+            r.check(st, "txn_put_expiry");
+            return;
+        }
+        let db = self.txns[h.slot.unwrap()].db;
+        if st == MantisClosed && !self.dbs[db].closed {
+            panic!("txn_put_expiry answered CLOSED on an open database");
+        }
+        if st == MantisClosed {
+            return;
+        }
+        assert_eq!(st, MantisOk, "txn_put_expiry");
+        let t = &mut self.txns[h.slot.unwrap()];
+        let k = k.unwrap();
+        // A time at or before the commit's clock makes the put a delete.
+        let at = u64::try_from(at).unwrap_or(0);
+        if past(at) {
+            t.expiries.insert(k.clone(), NEVER);
+            t.writes.insert(k, None);
+        } else {
+            t.expiries.insert(k.clone(), (at, at));
+            t.writes.insert(k, v);
+        }
+    }
+
     fn txn_commit(&mut self, inp: &mut Input<'_>) {
         let h = self.txn(inp);
         let mut err = Err::new(inp);
@@ -1271,8 +1553,15 @@ impl World {
             return;
         }
         assert_eq!(st, MantisOk, "commit without a conflict");
-        let ops: Vec<_> = std::mem::take(&mut t.writes).into_iter().collect();
-        self.commit(dir, ops);
+        let expiries = std::mem::take(&mut t.expiries);
+        let ops: Vec<_> = std::mem::take(&mut t.writes)
+            .into_iter()
+            .map(|(k, v)| {
+                let exp = expiries.get(&k).copied().unwrap_or(NEVER);
+                ((k, v), exp)
+            })
+            .collect();
+        self.commit_meta(dir, ops);
     }
 
     fn txn_rollback(&mut self, inp: &mut Input<'_>) {
@@ -1374,18 +1663,19 @@ fn u32_at(buf: &[u8], at: usize) -> Option<u32> {
 
 /// The header of one op of a batch buffer, in the format of
 /// `mantis_write_batch` (the `MANTIS_BATCH_*` constants).
-fn batch_op_header(delete: bool, key_len: usize, value_len: usize, ttl_ms: u64) -> [u8; MANTIS_BATCH_OP_HEADER_LEN] {
+fn batch_op_header(kind: u8, key_len: usize, value_len: usize, when_ms: u64) -> [u8; MANTIS_BATCH_OP_HEADER_LEN] {
     let mut h = [0u8; MANTIS_BATCH_OP_HEADER_LEN];
-    h[0] = if delete { MANTIS_BATCH_DELETE } else { MANTIS_BATCH_PUT };
+    h[0] = kind;
     h[MANTIS_BATCH_KEY_LEN_OFFSET..][..4].copy_from_slice(&(key_len as u32).to_le_bytes());
     h[MANTIS_BATCH_VALUE_LEN_OFFSET..][..4].copy_from_slice(&(value_len as u32).to_le_bytes());
-    h[MANTIS_BATCH_TTL_OFFSET..][..8].copy_from_slice(&ttl_ms.to_le_bytes());
+    h[MANTIS_BATCH_TTL_OFFSET..][..8].copy_from_slice(&when_ms.to_le_bytes());
     h
 }
 
 /// Parses a batch buffer as `mantis_write_batch` documents it (for damaged
-/// buffers the library accepted).
-fn parse_batch(buf: &[u8], count: usize) -> Option<Vec<Write>> {
+/// buffers the library accepted). A TTL put's expiry is any: its field may
+/// be any bytes the damage moved there.
+fn parse_batch(buf: &[u8], count: usize) -> Option<Vec<(Write, Exp)>> {
     let mut at = 0;
     let mut ops = Vec::new();
     for _ in 0..count {
@@ -1396,16 +1686,21 @@ fn parse_batch(buf: &[u8], count: usize) -> Option<Vec<Write>> {
         let k = buf.get(at..at + kl)?.to_vec();
         let v = buf.get(at + kl..at + kl + vl)?.to_vec();
         at += kl + vl;
-        ops.push((k, (head[0] == MANTIS_BATCH_PUT).then_some(v)));
+        let when = u64::from_le_bytes(head[MANTIS_BATCH_TTL_OFFSET..][..8].try_into().ok()?);
+        ops.push(match head[0] {
+            MANTIS_BATCH_PUT if when == 0 => ((k, Some(v)), NEVER),
+            MANTIS_BATCH_PUT => ((k, Some(v)), ANY),
+            MANTIS_BATCH_PUT_AT if when > now_ms() => ((k, Some(v)), (when, when)),
+            _ => ((k, None), NEVER),
+        });
     }
     (at == buf.len()).then_some(ops)
 }
 
-/// The target.
-pub fn run(data: &[u8]) {
-    let mut inp = Input::new(data);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let paths = vec![tmp.path().join("a"), tmp.path().join("b")];
+/// A world with two database directories and one database open in the
+/// one `first_byte & 1` picks, so most programs get past opening.
+fn world(tmp: &std::path::Path, first_byte: u8) -> World {
+    let paths = vec![tmp.join("a"), tmp.join("b")];
     let mut w = World {
         dirs: vec![Dir::default(), Dir::default()],
         paths,
@@ -1415,10 +1710,23 @@ pub fn run(data: &[u8]) {
         txns: Vec::new(),
         opens: 0,
     };
-    // Start with one database open, so most programs get past opening.
-    let mut first = vec![0u8, 0, 5, 5, 0, 0, 5, 5, 5];
-    first[1] = inp.u8() & 1;
+    // The choices of `open_db`, in its order: the directory; the path, its
+    // argument, the segment size and the inline threshold as given; valid
+    // options; an out-parameter; an error out-parameter.
+    let first = [first_byte & 1, 5, 5, 5, 2, 5, 5, 5];
     w.open_db(&mut Input::new(&first));
+    assert!(
+        w.dbs.first().is_some_and(|d| d.state == State::Live && !d.closed),
+        "the first open failed"
+    );
+    w
+}
+
+/// The target.
+pub fn run(data: &[u8]) {
+    let mut inp = Input::new(data);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut w = world(tmp.path(), inp.u8());
     let steps = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         for _ in 0..MAX_STEPS {
             if inp.is_empty() {
@@ -1432,4 +1740,28 @@ pub fn run(data: &[u8]) {
         std::panic::resume_unwind(p);
     }
     w.finish();
+}
+
+/// A program that makes exactly the calls `steps` name, for seeds: each
+/// step is a function byte (as `World::step` reads it) and the bytes its
+/// arguments draw from. Each step runs as the program is built and keeps
+/// only the bytes it read (zeros for reads past its bytes), so replaying
+/// the program makes the same calls instead of reading one step's unused
+/// bytes as the next step's.
+pub fn program(first_byte: u8, steps: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    assert!(steps.len() <= MAX_STEPS, "a program runs at most {MAX_STEPS} steps");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut w = world(tmp.path(), first_byte);
+    let mut p = vec![first_byte];
+    for (f, args) in steps {
+        let mut bytes = vec![*f];
+        bytes.extend_from_slice(args);
+        let mut inp = Input::new(&bytes);
+        w.step(&mut inp);
+        let used = inp.consumed();
+        bytes.resize(used, 0);
+        p.extend_from_slice(&bytes);
+    }
+    w.finish();
+    p
 }

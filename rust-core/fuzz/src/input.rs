@@ -39,6 +39,11 @@ impl<'a> Input<'a> {
         (self.u32() as u64) | ((self.u32() as u64) << 32)
     }
 
+    /// Bytes read so far, counting reads past the end (which read 0).
+    pub fn consumed(&self) -> usize {
+        self.at
+    }
+
     /// A number in `0..n` (n > 0).
     pub fn below(&mut self, n: usize) -> usize {
         self.u8() as usize % n

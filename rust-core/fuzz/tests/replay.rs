@@ -265,7 +265,7 @@ fn write_seeds() {
     }
     // One program per ABI function (the first byte of a step picks it),
     // then a few mixed ones.
-    for f in 0..27u8 {
+    for f in 0..30u8 {
         let mut p = vec![1u8];
         for _ in 0..3 {
             p.push(f);
@@ -276,6 +276,29 @@ fn write_seeds() {
     for i in 0..4 {
         let p: Vec<u8> = (0..400).map(|_| rng.next() as u8).collect();
         write_seed("abi_calls", &format!("mixed-{i}"), &p);
+    }
+    // Key metadata: writes with TTLs and absolute expiries (puts, batches,
+    // transactions) interleaved with reads of versions and expiries, built
+    // step by step so each call is the one named. A step's arguments are
+    // one byte repeated: the same few keys come back (so reads find what
+    // was written), and each fill picks a kind of write (14: absolute
+    // expiries ahead, 8: in the past, 20: TTLs).
+    let calls = [
+        3u8, 8, 27, 27, 18, 29, 28, 19, 28, 22, 8, 27, 21, 18, 28, 3, 22, 27, 29, 28,
+    ];
+    let fills = [14u8, 8, 20, 4, 5, 26, 32, 38];
+    for i in 0..4usize {
+        let steps: Vec<(u8, Vec<u8>)> = (0..90)
+            .map(|j| {
+                let fill = fills[(i + j * (i + 1)) % fills.len()];
+                (calls[(j + i) % calls.len()], vec![fill; 64])
+            })
+            .collect();
+        write_seed(
+            "abi_calls",
+            &format!("keymeta-{i}"),
+            &mantisdb_core_fuzz::abi::program(0, &steps),
+        );
     }
 }
 
