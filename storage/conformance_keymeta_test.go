@@ -6,16 +6,6 @@ import (
 	"time"
 )
 
-// skipWithoutKeyMeta skips a key-metadata case on an engine that answers
-// ErrKeyMetaUnsupported, the Rust engine until its C ABI carries versions
-// and absolute expiries. Any other answer runs the case.
-func skipWithoutKeyMeta(t *testing.T, e StorageEngine) {
-	t.Helper()
-	if _, _, err := e.GetWithMeta(t.Context(), "probe"); errors.Is(err, ErrKeyMetaUnsupported) {
-		t.Skip("rust engine: key metadata lands with the C ABI extension")
-	}
-}
-
 func mustMeta(t *testing.T, e StorageEngine, k, wantValue string) KeyMeta {
 	t.Helper()
 	v, m, err := e.GetWithMeta(t.Context(), k)
@@ -44,7 +34,6 @@ func wantExpiry(t *testing.T, what string, got, want time.Time, slack time.Durat
 }
 
 func testKeyMeta(t *testing.T, e StorageEngine) {
-	skipWithoutKeyMeta(t, e)
 	ctx := t.Context()
 	wantMetaMissing(t, e, "k")
 	mustPut(t, e, "k", "v")
@@ -86,7 +75,6 @@ func testKeyMeta(t *testing.T, e StorageEngine) {
 }
 
 func testKeyMetaExpireAt(t *testing.T, e StorageEngine) {
-	skipWithoutKeyMeta(t, e)
 	ctx := t.Context()
 	at := time.Now().Add(time.Hour).Truncate(time.Millisecond)
 	noErr(t, "Write ExpireAt", e.Write(ctx, []BatchOp{{Kind: OpPut, Key: "k", Value: "v", ExpireAt: at}}))
@@ -113,7 +101,6 @@ func testKeyMetaExpireAt(t *testing.T, e StorageEngine) {
 }
 
 func testTxnKeyMeta(t *testing.T, e StorageEngine) {
-	skipWithoutKeyMeta(t, e)
 	mustPut(t, e, "k", "v")
 	want := mustMeta(t, e, "k", "v")
 

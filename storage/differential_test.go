@@ -92,14 +92,28 @@ type differ struct {
 	a, b  StorageEngine
 	r     opReader
 	trace []string
+	// versions holds, per side, the last version GetWithMeta reported for
+	// each key: the engines number versions differently, so answers are
+	// compared by whether the version changed, not by its number.
+	versions [2]map[string]uint64
+	// expireAt is the absolute expiry of puts that take one: two hours
+	// ahead, beyond diffLongTTL, so the two kinds of expiry stay apart.
+	expireAt time.Time
 }
+
+// diffPast is an absolute expiry long gone: a put with it removes the key.
+var diffPast = time.Unix(1_000_000, 0)
 
 // runDifferential applies the operations ops decodes to a and b (both
 // initialised and empty) and fails at the first differing answer: values,
 // scans, and errors compared by sentinel.
 func runDifferential(tb testing.TB, a, b StorageEngine, ops []byte) {
 	tb.Helper()
-	d := &differ{tb: tb, ctx: tb.Context(), a: a, b: b, r: opReader{b: ops}}
+	d := &differ{
+		tb: tb, ctx: tb.Context(), a: a, b: b, r: opReader{b: ops},
+		versions: [2]map[string]uint64{{}, {}},
+		expireAt: time.Now().Add(2 * time.Hour).Truncate(time.Millisecond),
+	}
 	for d.r.more() {
 		d.step()
 	}
@@ -133,19 +147,29 @@ func (d *differ) step() {
 	case 2:
 		k := r.key()
 		d.both(fmt.Sprintf("Delete(%q)", k), func(e StorageEngine) string { return errOutcome(e.Delete(ctx, k)) })
-	case 3, 4, 15:
+	case 3, 4:
 		k := r.key()
 		d.both(fmt.Sprintf("Get(%q)", k), func(e StorageEngine) string { return getOutcome(e.Get(ctx, k)) })
+	case 15:
+		k := r.key()
+		d.same(fmt.Sprintf("GetWithMeta(%q)", k), d.meta(0, k)(d.a.GetWithMeta(ctx, k)), d.meta(1, k)(d.b.GetWithMeta(ctx, k)))
 	case 5:
 		ops := make([]BatchOp, 1+r.byte()%5)
 		for i := range ops {
-			switch r.byte() % 3 {
+			switch r.byte() % 6 {
 			case 0:
 				ops[i] = BatchOp{Kind: OpPut, Key: r.key(), Value: r.value()}
 			case 1:
 				ops[i] = BatchOp{Kind: OpDelete, Key: r.key()}
-			default:
+			case 2:
 				ops[i] = BatchOp{Kind: OpPut, Key: r.key(), Value: r.value(), TTL: diffLongTTL}
+			case 3:
+				ops[i] = BatchOp{Kind: OpPut, Key: r.key(), Value: r.value(), ExpireAt: d.expireAt.Add(time.Duration(r.byte()) * time.Millisecond)}
+			case 4:
+				ops[i] = BatchOp{Kind: OpPut, Key: r.key(), Value: r.value(), ExpireAt: diffPast}
+			default:
+				// Both kinds of expiry at once: refused, and nothing is written.
+				ops[i] = BatchOp{Kind: OpPut, Key: r.key(), Value: r.value(), TTL: diffLongTTL, ExpireAt: d.expireAt}
 			}
 		}
 		d.both(fmt.Sprintf("Write(%s)", describeOps(ops)), func(e StorageEngine) string { return errOutcome(e.Write(ctx, ops)) })
@@ -218,7 +242,7 @@ func (d *differ) txn() {
 	for range 1 + r.byte()%6 {
 		sb := r.byte()
 		i := int(sb>>4) % n
-		switch sb % 6 {
+		switch sb % 8 {
 		case 0, 1:
 			k := r.key()
 			onTxn(fmt.Sprintf("Get(%q)", k), i, func(tx Transaction) string { return getOutcome(tx.Get(k)) })
@@ -232,6 +256,17 @@ func (d *differ) txn() {
 			// A plain write by another writer while the transactions are open.
 			k, v := r.key(), r.value()
 			d.both(fmt.Sprintf("Put(%q, %q) during a txn", k, short(v)), func(e StorageEngine) string { return errOutcome(e.Put(ctx, k, v)) })
+		case 6:
+			k := r.key()
+			d.same(fmt.Sprintf("txn%d.GetWithMeta(%q)", i, k), d.meta(0, k)(txs[0][i].GetWithMeta(k)), d.meta(1, k)(txs[1][i].GetWithMeta(k)))
+		case 7:
+			k, v, at := r.key(), r.value(), d.expireAt
+			if r.byte()%2 == 0 {
+				at = diffPast
+			}
+			onTxn(fmt.Sprintf("PutWithExpiry(%q, %q, %v)", k, short(v), at), i, func(tx Transaction) string {
+				return errOutcome(tx.PutWithExpiry(k, v, at))
+			})
 		}
 	}
 	for i := range n {
@@ -276,8 +311,12 @@ func describeOps(ops []BatchOp) string {
 		switch {
 		case op.Kind == OpDelete:
 			parts[i] = fmt.Sprintf("del %q", op.Key)
+		case op.TTL != 0 && !op.ExpireAt.IsZero():
+			parts[i] = fmt.Sprintf("put %q=%q ttl %v expire at %v", op.Key, short(op.Value), op.TTL, op.ExpireAt)
 		case op.TTL != 0:
 			parts[i] = fmt.Sprintf("put %q=%q ttl %v", op.Key, short(op.Value), op.TTL)
+		case !op.ExpireAt.IsZero():
+			parts[i] = fmt.Sprintf("put %q=%q expire at %v", op.Key, short(op.Value), op.ExpireAt)
 		default:
 			parts[i] = fmt.Sprintf("put %q=%q", op.Key, short(op.Value))
 		}
@@ -312,6 +351,41 @@ func errOutcome(err error) string {
 		}
 	}
 	return fmt.Sprintf("unclassified error %q", err)
+}
+
+// meta returns the describer of side's GetWithMeta answers for key: the
+// value; the expiry, exact when absolute, "about diffLongTTL" for a TTL
+// (each engine resolves it against its own clock); and whether the version
+// is the one this side last reported for key (an own write, version 0,
+// aside).
+func (d *differ) meta(side int, key string) func(string, KeyMeta, error) string {
+	return func(v string, m KeyMeta, err error) string {
+		if err != nil {
+			return errOutcome(err)
+		}
+		exp := "no expiry"
+		if !m.ExpiresAt.IsZero() {
+			if left := time.Until(m.ExpiresAt); left > diffLongTTL-time.Minute && left <= diffLongTTL {
+				exp = "expires in about " + diffLongTTL.String()
+			} else {
+				exp = fmt.Sprintf("expires at %d ms", m.ExpiresAt.UnixMilli())
+			}
+		}
+		version := "own write"
+		if m.Version != 0 {
+			last, seen := d.versions[side][key]
+			switch {
+			case !seen:
+				version = "first version read"
+			case last == m.Version:
+				version = "same version"
+			default:
+				version = "new version"
+			}
+			d.versions[side][key] = m.Version
+		}
+		return fmt.Sprintf("%q, %s, %s", v, exp, version)
+	}
 }
 
 func getOutcome(v string, err error) string {

@@ -282,8 +282,8 @@ func (e *RustEngine) checkOps(ops []BatchOp) error {
 					return err
 				}
 			}
-			if !op.ExpireAt.IsZero() {
-				return ErrKeyMetaUnsupported
+			if err := checkExpiry(op); err != nil {
+				return err
 			}
 		} else if op.Kind != OpDelete {
 			return fmt.Errorf("%w: unknown op kind %d", ErrInvalidArgument, op.Kind)

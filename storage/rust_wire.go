@@ -22,6 +22,7 @@ import (
 const (
 	batchPut          = C.MANTIS_BATCH_PUT
 	batchDelete       = C.MANTIS_BATCH_DELETE
+	batchPutAt        = C.MANTIS_BATCH_PUT_AT
 	batchKeyLenAt     = C.MANTIS_BATCH_KEY_LEN_OFFSET
 	batchValueLenAt   = C.MANTIS_BATCH_VALUE_LEN_OFFSET
 	batchTTLAt        = C.MANTIS_BATCH_TTL_OFFSET
@@ -39,22 +40,30 @@ func encodeOps(ops []BatchOp) []byte {
 	}
 	buf := make([]byte, 0, size)
 	for _, op := range ops {
-		kind := byte(batchPut)
-		value := op.Value
-		if op.Kind == OpDelete {
-			kind, value = batchDelete, ""
+		switch {
+		case op.Kind == OpDelete:
+			buf = appendOp(buf, batchDelete, op.Key, "", 0)
+		case !op.ExpireAt.IsZero():
+			// Absolute, in Unix ms; the core turns a past one into a delete.
+			buf = appendOp(buf, batchPutAt, op.Key, op.Value, uint64(expiryMs(op.ExpireAt)))
+		default:
+			buf = appendOp(buf, batchPut, op.Key, op.Value, ttlMs(op.TTL))
 		}
-		buf = appendOp(buf, kind, op.Key, value, op.TTL)
 	}
 	return buf
 }
 
-// appendOp encodes one batch op in the format of mantis_write_batch.
-func appendOp(buf []byte, kind byte, key, value string, ttl time.Duration) []byte {
-	ms := uint64(0)
-	if ttl > 0 {
-		ms = uint64(ttl.Milliseconds())
+// ttlMs is a put's TTL field: whole milliseconds, 0 for no expiry.
+func ttlMs(ttl time.Duration) uint64 {
+	if ttl <= 0 {
+		return 0
 	}
+	return uint64(ttl.Milliseconds())
+}
+
+// appendOp encodes one batch op in the format of mantis_write_batch; ms is
+// its expiry field: a TTL for batchPut, a Unix time for batchPutAt.
+func appendOp(buf []byte, kind byte, key, value string, ms uint64) []byte {
 	at := len(buf)
 	buf = append(buf, make([]byte, batchOpHeaderLen)...)
 	head := buf[at:]
