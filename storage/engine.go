@@ -66,10 +66,6 @@ type KeyMeta struct {
 	Version   uint64    // commit sequence of the write that made this version; changes on every write of the key, same value included
 }
 
-// ErrKeyMetaUnsupported (an ErrInvalidArgument) is what an engine without
-// key metadata answers to GetWithMeta, PutWithExpiry and a put with ExpireAt.
-var ErrKeyMetaUnsupported = fmt.Errorf("%w: key metadata (expiry and version) is not supported by this build of the engine yet", ErrInvalidArgument)
-
 // Iterator walks an ordered, point-in-time view. Call Next before the first
 // Key/Value; Key and Value are valid until the next call to Next.
 type Iterator interface {

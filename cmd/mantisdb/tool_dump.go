@@ -135,11 +135,8 @@ func dumpRemote(ctx context.Context, r *remote, prefix string, w io.Writer) (uin
 // dumpEngine writes every live key of engine starting with prefix, read
 // at one point in time, as a dump.
 func dumpEngine(ctx context.Context, engine storage.StorageEngine, source, prefix string, w io.Writer) (uint64, error) {
-	expiry, err := expiryReader(ctx, engine)
-	if err != nil {
-		return 0, err
-	}
-	dw, err := dumpfile.NewWriter(w, dumpfile.Header{CreatedAt: time.Now().UTC(), Source: source, Expiries: expiry != nil})
+	expiry := expiryReader(engine)
+	dw, err := dumpfile.NewWriter(w, dumpfile.Header{CreatedAt: time.Now().UTC(), Source: source, Expiries: true})
 	if err != nil {
 		return 0, err
 	}

@@ -197,9 +197,6 @@ func load(ctx context.Context, r io.Reader, sink loadSink, opts loadOptions, bar
 type engineSink struct {
 	engine storage.StorageEngine
 	ops    []storage.BatchOp
-	// relative is set once the engine refuses absolute expiries
-	// (storage.ErrKeyMetaUnsupported): expiries then go as the time left.
-	relative bool
 }
 
 func (s *engineSink) empty(ctx context.Context) (bool, error) {
@@ -213,30 +210,14 @@ func (s *engineSink) empty(ctx context.Context) (bool, error) {
 }
 
 func (s *engineSink) write(ctx context.Context, entries []dumpfile.Entry) error {
-	if !s.relative {
-		err := s.engine.Write(ctx, s.batch(entries, false))
-		if !errors.Is(err, storage.ErrKeyMetaUnsupported) {
-			return err
-		}
-		s.relative = true
-	}
-	return s.engine.Write(ctx, s.batch(entries, true))
+	return s.engine.Write(ctx, s.batch(entries))
 }
 
-// batch turns entries into puts, with each expiry absolute, or relative:
-// the time left, off by the moments between here and the commit.
-func (s *engineSink) batch(entries []dumpfile.Entry, relative bool) []storage.BatchOp {
+// batch turns entries into puts, each with its absolute expiry.
+func (s *engineSink) batch(entries []dumpfile.Entry) []storage.BatchOp {
 	s.ops = s.ops[:0]
 	for _, e := range entries {
-		op := storage.BatchOp{Kind: storage.OpPut, Key: e.Key, Value: e.Value}
-		switch {
-		case e.ExpiresAt.IsZero():
-		case relative:
-			op.TTL = max(time.Until(e.ExpiresAt), time.Millisecond)
-		default:
-			op.ExpireAt = e.ExpiresAt
-		}
-		s.ops = append(s.ops, op)
+		s.ops = append(s.ops, storage.BatchOp{Kind: storage.OpPut, Key: e.Key, Value: e.Value, ExpireAt: e.ExpiresAt})
 	}
 	return s.ops
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
-
-	"github.com/mantisdb/mantisdb/storage"
 )
 
 // Errors of the key operations, in Redis's words.
@@ -164,19 +162,12 @@ func (t *Tx) DBSize(ctx context.Context) (int64, error) {
 }
 
 // KeyspaceInfo counts the visible keys and those with an expiry, for INFO
-// keyspace: O(keys) reads. ok is false when the engine cannot report
-// expiries (keys is still right then).
-func (t *Tx) KeyspaceInfo(ctx context.Context) (keys, expiring int64, ok bool, err error) {
-	ok = true
+// keyspace: O(keys) reads.
+func (t *Tx) KeyspaceInfo(ctx context.Context) (keys, expiring int64, err error) {
 	err = t.eachKey(ctx, "", func(k string) bool {
 		keys++
-		if !ok {
-			return true
-		}
 		_, m, found, rerr := t.read(k)
 		switch {
-		case errors.Is(rerr, storage.ErrKeyMetaUnsupported):
-			ok = false
 		case rerr != nil:
 			err = rerr
 			return false
@@ -185,7 +176,7 @@ func (t *Tx) KeyspaceInfo(ctx context.Context) (keys, expiring int64, ok bool, e
 		}
 		return true
 	})
-	return keys, expiring, ok, err
+	return keys, expiring, err
 }
 
 // Keys returns every visible key matching the glob pattern, in key order

@@ -136,19 +136,7 @@ func (s *Store) Blind(ctx context.Context, fn func(tx *Tx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
-	err := s.engine.Write(ctx, tx.ops)
-	if errors.Is(err, storage.ErrKeyMetaUnsupported) {
-		// The engine takes relative TTLs only: resolve each expiry against
-		// the clock, which moves the expiry by the time to commit.
-		for i := range tx.ops {
-			if at := tx.ops[i].ExpireAt; !at.IsZero() {
-				tx.ops[i].ExpireAt = time.Time{}
-				tx.ops[i].TTL = max(at.Sub(s.now()).Round(time.Millisecond), time.Millisecond)
-			}
-		}
-		err = s.engine.Write(ctx, tx.ops)
-	}
-	if err != nil {
+	if err := s.engine.Write(ctx, tx.ops); err != nil {
 		return err
 	}
 	s.watches.touch(tx.written)

@@ -202,17 +202,12 @@ func (srv *Server) writeInfoSection(b *strings.Builder, sec string, x *call) {
 		srv.writeCommandStats(b)
 	case "keyspace":
 		var keys, expiring int64
-		var known bool
 		err := srv.store.View(x.ctx(), func(tx *kv.Tx) (err error) {
-			keys, expiring, known, err = tx.KeyspaceInfo(x.ctx())
+			keys, expiring, err = tx.KeyspaceInfo(x.ctx())
 			return err
 		})
-		switch {
-		case err != nil || keys == 0:
-		case known:
+		if err == nil && keys > 0 {
 			line("db0", fmt.Sprintf("keys=%d,expires=%d", keys, expiring))
-		default:
-			line("db0", fmt.Sprintf("keys=%d", keys))
 		}
 	}
 }
