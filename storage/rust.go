@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -38,9 +39,14 @@ const DefaultEngine = "rust"
 // RustAvailable reports whether this binary links the Rust engine.
 const RustAvailable = true
 
-// getStackBuf is the size of the on-stack buffer Get reads into first; a
-// larger value costs one more call.
+// getStackBuf is the size of the on-stack buffer Get reads into while the
+// engine's values are small.
 const getStackBuf = 512
+
+// maxGetHint caps the buffer Get allocates before it knows a value's size:
+// larger values take a second call, whose cost is small beside their copy,
+// and a small value never pays for zeroing more than this.
+const maxGetHint = 64 << 10
 
 // RustEngine is the durable engine: the Rust core (rust-core/) behind its C
 // ABI, linked statically. Safe for concurrent use.
@@ -51,6 +57,15 @@ type RustEngine struct {
 	db     *C.MantisDb
 	closed bool
 	opened bool
+	// getHint is the buffer size Get allocates and reads into, so a value
+	// larger than the stack buffer takes one call instead of a call that
+	// answers its size and a second that copies it. It follows the large
+	// values Get has met (see noteLargeValue, noteSmallValue); 0 or at most
+	// getStackBuf: the stack buffer.
+	getHint atomic.Int64
+	// twoCallGets turns getHint off (the size probe and second call on every
+	// value over getStackBuf), kept for BenchmarkCrossing's comparison.
+	twoCallGets bool
 }
 
 func newRustEngine(cfg Config) (StorageEngine, error) {
@@ -199,9 +214,30 @@ func (e *RustEngine) Get(_ context.Context, key string) (string, error) {
 	}
 	defer e.mu.RUnlock()
 	kp, kl := ptr(key)
-	var stack [getStackBuf]byte
 	var n C.size_t
 	var cerr *C.MantisError
+	if hint := e.getHint.Load(); hint > getStackBuf && !e.twoCallGets {
+		buf := make([]byte, hint)
+		st := C.mantis_get_into(db, kp, kl, (*C.uint8_t)(unsafe.SliceData(buf)), C.size_t(hint), &n, &cerr)
+		switch st {
+		case C.MANTIS_OK:
+			e.noteSmallValue(int64(n), hint)
+			if int64(n) < hint/2 {
+				// Do not keep a buffer mostly unused alive behind the string.
+				return string(buf[:n]), nil
+			}
+			// SAFETY: buf is not referenced anywhere else and never written again.
+			return unsafe.String(unsafe.SliceData(buf), int(n)), nil
+		case C.MANTIS_NOT_FOUND:
+			return "", fmt.Errorf("%w", ErrNotFound)
+		case C.MANTIS_BUFFER_TOO_SMALL:
+			e.noteLargeValue(int64(n))
+			return e.getExact(db, kp, kl, n)
+		default:
+			return "", statusError(st, cerr)
+		}
+	}
+	var stack [getStackBuf]byte
 	st := C.mantis_get_into(db, kp, kl, (*C.uint8_t)(unsafe.Pointer(&stack[0])), getStackBuf, &n, &cerr)
 	switch st {
 	case C.MANTIS_OK:
@@ -209,15 +245,22 @@ func (e *RustEngine) Get(_ context.Context, key string) (string, error) {
 	case C.MANTIS_NOT_FOUND:
 		return "", fmt.Errorf("%w", ErrNotFound)
 	case C.MANTIS_BUFFER_TOO_SMALL:
+		e.noteLargeValue(int64(n))
+		return e.getExact(db, kp, kl, n)
 	default:
 		return "", statusError(st, cerr)
 	}
-	// Larger than the stack buffer: read into an exact-size allocation that
-	// becomes the string. A concurrent overwrite may change the size; retry.
+}
+
+// getExact reads a value known to be n bytes into an exact-size allocation
+// that becomes the string. A concurrent overwrite may change the size; it
+// retries then.
+func (e *RustEngine) getExact(db *C.MantisDb, kp *C.uint8_t, kl C.size_t, n C.size_t) (string, error) {
+	var cerr *C.MantisError
 	for {
 		buf := make([]byte, int(n))
 		need := n
-		st = C.mantis_get_into(db, kp, kl, (*C.uint8_t)(unsafe.SliceData(buf)), need, &n, &cerr)
+		st := C.mantis_get_into(db, kp, kl, (*C.uint8_t)(unsafe.SliceData(buf)), need, &n, &cerr)
 		switch st {
 		case C.MANTIS_OK:
 			// SAFETY: buf is not referenced anywhere else and never written again.
@@ -229,6 +272,31 @@ func (e *RustEngine) Get(_ context.Context, key string) (string, error) {
 		default:
 			return "", statusError(st, cerr)
 		}
+	}
+}
+
+// noteLargeValue raises the Get buffer size to hold an n-byte value, so
+// values up to that size fit in one call. No more: the buffer becomes the
+// returned string, and bytes allocated beyond the value cost more in
+// zeroing and garbage collection than the call they might save.
+func (e *RustEngine) noteLargeValue(n int64) {
+	want := min(n, maxGetHint)
+	for {
+		cur := e.getHint.Load()
+		if cur >= want || e.getHint.CompareAndSwap(cur, want) {
+			return
+		}
+	}
+}
+
+// noteSmallValue lets the Get buffer size decay by 1/16 after a value that
+// used at most a quarter of it: an engine whose large values are gone is
+// back on the stack buffer within about a hundred Gets, while one mixing
+// sizes keeps a buffer its large values fit (one of them restores what
+// several small ones took).
+func (e *RustEngine) noteSmallValue(n, hint int64) {
+	if n <= hint/4 {
+		e.getHint.CompareAndSwap(hint, hint-hint/16)
 	}
 }
 

@@ -4,13 +4,19 @@ package storage
 
 import (
 	"math/rand/v2"
+	"strings"
 	"testing"
+	"time"
 )
 
 // BenchmarkCrossing measures the price of the Go->Rust boundary in one run:
 //   - get/go-to-rust: one cgo call per Get, as the engine serves Go callers;
 //   - get/inside-rust: the same lookups of the same keys, made in a loop
 //     inside the library (mantis_diag_get_loop), so no crossing per key;
+//   - get4k/one-vs-two-calls: Get of a 4 KiB value (over the stack
+//     buffer) in one call, and as the size probe plus second call that
+//     every such Get made before the engine kept a size estimate,
+//     alternated in blocks of 100; two/one is the speed-up;
 //   - put/single: 100 Puts, one call each; put/batch100: one BatchPut of
 //     the same 100 pairs (SyncNever). Both report ns per pair.
 //
@@ -59,6 +65,44 @@ func BenchmarkCrossing(b *testing.B) {
 		}
 		// Report per lookup: the loop ran rounds*len(order) of them.
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(rounds*uint64(len(order))), "ns/get")
+	})
+	// A 4 KiB value, larger than Get's stack buffer: in one call into a
+	// buffer sized from the engine's estimate, and with the estimate off,
+	// as a probe that answers the size and a second call that copies.
+	// Blocks of 100 Gets alternate between the two engines, so a burst of
+	// load from the machine's other work falls on both alike.
+	b.Run("get4k/one-vs-two-calls", func(b *testing.B) {
+		one, two := open(b), open(b)
+		two.twoCallGets = true
+		big := strings.Repeat("v", 4096)
+		m := make(map[string]string, len(order))
+		for _, k := range order {
+			m[k] = big
+		}
+		for _, e := range []*RustEngine{one, two} {
+			if err := e.BatchPut(b.Context(), m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		var spent [2]time.Duration
+		get := func(e *RustEngine, slot int) {
+			start := time.Now()
+			for i := range 100 {
+				if v, err := e.Get(b.Context(), order[i]); err != nil || len(v) != len(big) {
+					b.Fatalf("Get: %d bytes, %v", len(v), err)
+				}
+			}
+			spent[slot] += time.Since(start)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			get(one, 0)
+			get(two, 1)
+		}
+		gets := float64(b.N * 100)
+		b.ReportMetric(float64(spent[0].Nanoseconds())/gets, "ns/get-one-call")
+		b.ReportMetric(float64(spent[1].Nanoseconds())/gets, "ns/get-two-calls")
+		b.ReportMetric(float64(spent[1])/float64(spent[0]), "two/one")
 	})
 	b.Run("put/single", func(b *testing.B) {
 		e := open(b)

@@ -156,3 +156,58 @@ func TestRustCompactAndCheckpoint(t *testing.T) {
 		t.Fatalf("deleted key in the checkpoint: %v", err)
 	}
 }
+
+// TestRustGetAnySize checks Get against a map while the values it meets
+// move its buffer estimate up and down: small values (stack buffer), large
+// ones (first a size probe, then one call into an estimated buffer), values
+// just over and under the estimate, mixed sizes, and overwrites that change
+// a key's size between calls.
+func TestRustGetAnySize(t *testing.T) {
+	e := newTestRustEngine(t).(*RustEngine)
+	ctx := context.Background()
+	model := map[string]string{}
+	put := func(k string, size int) {
+		v := strings.Repeat(string(rune('a'+size%26)), size)
+		if err := e.Put(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+		model[k] = v
+	}
+	check := func(stage string) {
+		t.Helper()
+		for k, want := range model {
+			got, err := e.Get(ctx, k)
+			if err != nil || got != want {
+				t.Fatalf("%s: Get(%q) = %d bytes, %v; want %d bytes", stage, k, len(got), err, len(want))
+			}
+		}
+	}
+	sizes := []int{0, 1, 100, getStackBuf, getStackBuf + 1, 4096, 5000, 5121, 70_000, 3 * maxGetHint}
+	for i, size := range sizes {
+		put(fmt.Sprintf("k%02d", i), size)
+	}
+	check("mixed sizes")
+	if h := e.getHint.Load(); h <= getStackBuf || h > maxGetHint {
+		t.Fatalf("after large values the Get buffer is %d bytes", h)
+	}
+	// Sizes around the estimate, and a key overwritten larger each round.
+	for round := range 20 {
+		hint := int(e.getHint.Load())
+		put("edge-under", hint)
+		put("edge-over", hint+1)
+		put("growing", 1000*(round+1))
+		check(fmt.Sprintf("round %d (buffer %d)", round, hint))
+	}
+	// Only small values for a while: the estimate decays to the stack buffer.
+	clear(model)
+	put("small", 10)
+	for range 2000 {
+		check("small values")
+	}
+	if h := e.getHint.Load(); h > getStackBuf {
+		t.Fatalf("the Get buffer stayed at %d bytes after only small values", h)
+	}
+	if _, err := e.Get(ctx, "absent"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get(absent) = %v, want ErrNotFound", err)
+	}
+}

@@ -63,6 +63,12 @@ pub struct Options {
     /// is found at open. Off: open reads only hint files (fastest restart) and
     /// damaged values are still caught by their checksum when read. Default on.
     pub verify_segments_on_open: bool,
+    /// Extend the segment being written with zeroed, allocated space ahead
+    /// of its records (1 MiB at a time), so a sync after a commit flushes
+    /// data only instead of also committing a grown file length; the space
+    /// is cut off when the segment is closed. Off: every write appends to
+    /// the end of the file. Default on.
+    pub preallocate: bool,
     /// A closed segment whose dead fraction reaches this is rewritten by
     /// background compaction. Default 0.5.
     pub compaction_threshold: f64,
@@ -91,6 +97,7 @@ impl Default for Options {
             flush_interval: Duration::from_millis(10),
             repair: false,
             verify_segments_on_open: true,
+            preallocate: true,
             compaction_threshold: 0.5,
             compaction_interval: Duration::from_secs(1),
             background_compaction: true,

@@ -10,8 +10,11 @@
 //!
 //! The contract, which is all the engine relies on:
 //!
-//! - Files are written only at their end: [`FileHandle::append`] adds bytes
-//!   after the last ones (the engine never seeks). Data is durable once
+//! - Files are written at their end with [`FileHandle::append`], except the
+//!   log writer's segment, opened with [`OpenMode::Write`]: it is extended
+//!   ahead of its records with zeroed space ([`FileHandle::preallocate`])
+//!   that [`FileHandle::write_at`] then overwrites, so a sync of a record
+//!   does not also have to commit a new file length. Data is durable once
 //!   [`FileHandle::sync_data`] or [`FileHandle::sync_all`] returned Ok.
 //! - A name (a created, renamed, linked or removed file, or a created
 //!   directory) is durable once its directory was synced with
@@ -29,7 +32,8 @@ use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
 
-/// How [`FileSystem::open`] opens a file. Every mode that writes appends.
+/// How [`FileSystem::open`] opens a file. Every mode that writes appends,
+/// except [`OpenMode::Write`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
     /// An existing file, for reading.
@@ -42,6 +46,9 @@ pub enum OpenMode {
     Replace,
     /// An existing file, to change its length with [`FileHandle::set_len`].
     Resize,
+    /// An existing file, for reading, and writing at given offsets with
+    /// [`FileHandle::write_at`] (not in append mode).
+    Write,
 }
 
 /// What [`FileSystem::stat`] tells about a path.
@@ -58,6 +65,15 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     /// Writes all of `buf` after the file's last byte. On error, any prefix
     /// of `buf` may have been written.
     fn append(&self, buf: &[u8]) -> io::Result<()>;
+    /// Writes all of `buf` at `offset` (a handle opened with
+    /// [`OpenMode::Write`]). On error, any part of `buf` may have been written.
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Makes the file at least `len` bytes long: the bytes past its old end
+    /// read as zeros and their disk space is allocated now, so running out
+    /// of space fails here (`ENOSPC`) rather than at a later write, and a
+    /// later [`FileHandle::write_at`] into them changes no file metadata.
+    /// A file already `len` bytes or longer is left as it is.
+    fn preallocate(&self, len: u64) -> io::Result<()>;
     /// Fills `buf` from `offset`; a file too short is an `UnexpectedEof` error.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     /// Makes the file's data (and its length) durable (`fdatasync`).
@@ -108,9 +124,49 @@ pub fn os() -> Arc<dyn FileSystem> {
 #[derive(Debug)]
 struct OsFile(File);
 
+/// Zeros written per call by [`OsFile::preallocate`].
+const ZERO_CHUNK: u64 = 256 << 10;
+
+fn to_off_t(n: u64) -> io::Result<libc::off_t> {
+    libc::off_t::try_from(n).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file length too large"))
+}
+
 impl FileHandle for OsFile {
     fn append(&self, buf: &[u8]) -> io::Result<()> {
         (&self.0).write_all(buf)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+
+    fn preallocate(&self, len: u64) -> io::Result<()> {
+        let old = self.size()?;
+        if old >= len {
+            return Ok(());
+        }
+        let (start, extra) = (to_off_t(old)?, to_off_t(len - old)?);
+        // SAFETY: fallocate takes a file descriptor owned by `self.0`, open
+        // for the whole call, and two integers; it touches no Rust memory.
+        let rc = unsafe { libc::fallocate(self.0.as_raw_fd(), 0, start, extra) };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            // A file system without fallocate gets its zeros written below.
+            if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                return Err(e);
+            }
+        }
+        // fallocate leaves unwritten extents: the first write into each
+        // would convert it, a metadata change every fdatasync would then
+        // have to journal. Writing the zeros now pays that once, here.
+        let zeros = vec![0u8; ZERO_CHUNK.min(len - old) as usize];
+        let mut at = old;
+        while at < len {
+            let n = (len - at).min(ZERO_CHUNK) as usize;
+            self.0.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+        Ok(())
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
@@ -145,6 +201,7 @@ impl FileSystem for OsFileSystem {
             // empty and is only written sequentially, so writes append anyway.
             OpenMode::Replace => o.read(true).write(true).create(true).truncate(true).mode(0o600),
             OpenMode::Resize => o.write(true),
+            OpenMode::Write => o.read(true).write(true),
         };
         Ok(Box::new(OsFile(o.open(path)?)))
     }

@@ -107,7 +107,8 @@ fn keys_of(t: usize, i: usize) -> Vec<Vec<u8>> {
 const GROUP: usize = 700;
 
 /// Many writers; one write or sync of the log fails. See the module docs.
-fn group_commit_fault(fault_rule: Rule, code: i32) {
+/// The failed group must have had at least `min_group` callers.
+fn group_commit_fault(fault_rule: Rule, code: i32, min_group: usize) {
     const THREADS: usize = 16;
     const PER_THREAD: usize = 30;
     let dir = tempfile::tempdir().unwrap();
@@ -157,8 +158,8 @@ fn group_commit_fault(fault_rule: Rule, code: i32) {
     eprintln!("fault {code}: {acked} acknowledged, {failed} in the failed group, {refused} refused");
     assert!(acked > 0, "some groups committed before the fault");
     assert!(
-        failed >= 2,
-        "the failed group had {failed} callers: the test needs a group of several"
+        failed >= min_group,
+        "the failed group had {failed} callers: the test needs at least {min_group}"
     );
     for (t, o) in outcomes.iter().enumerate() {
         // Once a thread saw the failure, it never gets an acknowledgement again.
@@ -235,6 +236,23 @@ fn enospc_on_a_group_commit_write() {
             .min_len(GROUP)
             .times(1),
         libc::ENOSPC,
+        2,
+    );
+}
+
+/// Running out of space when the writer extends a segment's preallocated
+/// space fails that group's commits with `ENOSPC`, like a failed write.
+/// The extension comes with the first write into a new segment, usually
+/// led at once by the writer that rolled it: that group may be of one.
+#[test]
+fn enospc_when_preallocating_a_segment() {
+    group_commit_fault(
+        Rule::new(Op::Preallocate, Fault::Errno(libc::ENOSPC))
+            .on(Target::Segments)
+            .after(1)
+            .times(1),
+        libc::ENOSPC,
+        1,
     );
 }
 
@@ -246,6 +264,7 @@ fn eio_on_a_group_commit_write() {
             .min_len(GROUP)
             .times(1),
         libc::EIO,
+        2,
     );
 }
 
@@ -257,6 +276,7 @@ fn short_write_on_a_group_commit() {
             .min_len(GROUP)
             .times(1),
         libc::ENOSPC,
+        2,
     );
 }
 
@@ -268,6 +288,7 @@ fn failed_fsync_on_a_group_commit() {
             .min_len(GROUP)
             .times(1),
         libc::EIO,
+        2,
     );
 }
 

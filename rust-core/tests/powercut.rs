@@ -506,3 +506,74 @@ fn a_deleted_key_stays_deleted_across_a_crash_between_compaction_unlinks() {
         assert_eq!(db.get(b"filler").unwrap().as_deref(), Some(&[b'F'; 900][..]));
     }
 }
+
+/// The writer preallocates segment space: zeros after the last record are
+/// the end of the log, never a record, and a record only partly written into
+/// that space (its first bytes, or only its later bytes, reached the disk)
+/// is still a torn tail: cut, and the commit before it intact.
+#[test]
+fn a_torn_write_into_preallocated_space_is_caught() {
+    use mantisdb_core::vfs::{FileSystem, OpenMode};
+    let fs = SimFs::new();
+    let db = Db::open(DB, options(&fs)).unwrap();
+    let seg = Path::new(DB).join("0000000001.seg");
+    // The end of the records: the last byte of each value is not zero.
+    let records_end = |fs: &SimFs| {
+        let data = fs.read(&seg).unwrap();
+        (data.iter().rposition(|&b| b != 0).unwrap() + 1, data.len())
+    };
+    db.put(b"first", b"synced value 1").unwrap();
+    let (end_a, _) = records_end(&fs);
+    db.put(b"second", b"synced value 2").unwrap();
+    let (end_b, file_len) = records_end(&fs);
+    assert!(
+        file_len > end_b,
+        "the segment has no preallocated space after its records ({file_len} bytes, records end at {end_b})"
+    );
+    let mid = (end_a + end_b) / 2;
+    // (what is zeroed in the image, torn tail expected, whether "second" survives)
+    let cases: [(std::ops::Range<usize>, bool, bool); 4] = [
+        (0..0, false, true),          // everything reached the disk
+        (end_a..end_b, false, false), // the second record never did
+        (mid..end_b, true, false),    // only its first half did
+        (end_a..mid, true, false),    // only its second half did
+    ];
+    for (n, (zeroed, torn, second)) in cases.into_iter().enumerate() {
+        let image = fs.image(Keep::Everything, &mut StdRng::seed_from_u64(n as u64));
+        if !zeroed.is_empty() {
+            let f = image.open(&seg, OpenMode::Write).unwrap();
+            f.write_at(&vec![0u8; zeroed.len()], zeroed.start as u64).unwrap();
+            f.sync_data().unwrap();
+        }
+        let db = Db::open(DB, options(&image)).unwrap();
+        let ctx = format!("case {n}: bytes {zeroed:?} zeroed");
+        assert_eq!(
+            db.get(b"first").unwrap().as_deref(),
+            Some(&b"synced value 1"[..]),
+            "{ctx}"
+        );
+        assert_eq!(db.get(b"second").unwrap().is_some(), second, "{ctx}");
+        let report = db.recovery_report();
+        assert_eq!(!report.truncated.is_empty(), torn, "{ctx}: {report:?}");
+        if torn {
+            assert_eq!(report.truncated[0].offset, end_a as u64, "{ctx}: {report:?}");
+        }
+        // Recovery cut the file back to its whole records.
+        let expected_len = if second { end_b } else { end_a };
+        assert_eq!(image.read(&seg).unwrap().len(), expected_len, "{ctx}");
+        db.put(b"third", b"after recovery").unwrap();
+        drop(db);
+        let db = Db::open(DB, options(&image)).unwrap();
+        assert_eq!(
+            db.get(b"third").unwrap().as_deref(),
+            Some(&b"after recovery"[..]),
+            "{ctx}"
+        );
+        assert_eq!(db.get(b"second").unwrap().is_some(), second, "{ctx}");
+        assert!(
+            db.recovery_report().truncated.is_empty(),
+            "{ctx}: a clean close leaves no tail"
+        );
+    }
+    drop(db);
+}

@@ -80,6 +80,8 @@ impl MantisOptions {
             flush_interval: Duration::from_millis(o.flush_interval_ms),
             repair: o.repair,
             verify_segments_on_open: o.verify_segments_on_open,
+            // Not a C option: always on behind the C ABI.
+            preallocate: true,
             compaction_threshold: o.compaction_threshold,
             compaction_interval: Duration::from_millis(o.compaction_interval_ms),
             background_compaction: o.background_compaction,

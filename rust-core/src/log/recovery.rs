@@ -13,7 +13,13 @@
 //! - Segments may hold records of any age (compaction copies old records into
 //!   new, sealed segments), so the index keeps, per key, the version with
 //!   the highest sequence number, whatever order files are read in.
-//! - In the active segment (the newest unsealed one), a frame that is cut
+//! - The active segment (the newest unsealed one) is preallocated by the
+//!   writer: zeros from a frame boundary to the end of the file are space
+//!   it had not written yet, the end of the log. The file is cut there
+//!   (this is not damage, so it is not reported). Zeros never decode as a
+//!   frame (the checksum of a zero length is not zero), and a frame
+//!   partly written into that space is a torn tail like any other.
+//! - In the active segment, a frame that is cut
 //!   short or fails its checksum is a torn tail if no valid frame with a
 //!   newer sequence follows it: the file is truncated to the last whole
 //!   record. A file too short for its header is the newest writer segment
@@ -407,6 +413,12 @@ fn replay_segment(
             Err(FrameError::Checksum) => "record checksum mismatch".to_string(),
             Err(FrameError::Malformed(m)) => format!("malformed record: {m}"),
         };
+        if is_active && zeroed_tail(&data[at..]) {
+            // Preallocated space the writer had not reached.
+            let mut unreported = Vec::new();
+            cut(fs, path, at as u64, data.len() as u64, &mut unreported)?;
+            return Ok((at as u64, prev_seq));
+        }
         let torn = is_active && !valid_frame_after(data, at, prev_seq);
         if torn {
             cut(fs, path, at as u64, data.len() as u64, &mut out.report.truncated)?;
@@ -418,6 +430,12 @@ fn replay_segment(
         return Ok((at as u64, prev_seq));
     }
     Ok((data.len() as u64, prev_seq))
+}
+
+/// True when `tail` (the bytes from a frame boundary to the end of the
+/// active segment) is all zeros: preallocated space no record reached.
+pub fn zeroed_tail(tail: &[u8]) -> bool {
+    tail.iter().all(|&b| b == 0)
 }
 
 /// Smallest possible frame: headers, one op's fixed fields and a 1-byte key.

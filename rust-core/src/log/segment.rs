@@ -239,7 +239,8 @@ impl Segment {
 /// Creates writer segment `id` (its first record will be `base_seq + 1`;
 /// it follows writer segment `prev_writer`, 0 for none) with its header,
 /// owner-only permissions, and syncs the directory so the new name survives
-/// a crash. Returns the file opened for append.
+/// a crash. Returns the file opened for writing at offsets
+/// ([`OpenMode::Write`]).
 pub fn create(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -255,7 +256,9 @@ pub fn create(
         .and_then(|_| file.sync_data())
         .map_err(|e| Error::io(format!("writing header of {}", path.display()), e))?;
     sync_dir(fs, dir)?;
-    Ok(file)
+    drop(file);
+    fs.open(&path, OpenMode::Write)
+        .map_err(|e| Error::io(format!("opening {} for writing", path.display()), e))
 }
 
 /// Makes directory entries (new or removed names) durable.

@@ -14,6 +14,17 @@
 //!   to the OS when it fills or when the background flusher runs, which under
 //!   `Interval` also syncs.
 //!
+//! The active segment is preallocated: the file is extended with zeroed,
+//! allocated space [`PREALLOCATE_STEP`] bytes at a time, ahead of the
+//! records, which then overwrite it. An fdatasync after such a write flushes
+//! data only: the file's length changed once per step, not once per commit
+//! (with a growing file every sync also commits the new length through the
+//! file system's journal). A zeroed tail of the active segment is thus normal
+//! and recovery reads it as the end of the log. When the segment is closed
+//! (a roll) or the database is closed, the file is cut back to its last
+//! record and that length is synced, so every closed segment ends exactly
+//! where its records end.
+//!
 //! Any failed write or sync poisons the writer: the bytes on disk past the
 //! last good sync are unknown (a short write may have left part of a record;
 //! after a failed fdatasync the kernel may have dropped the dirty pages and
@@ -37,6 +48,10 @@ use crate::error::{Error, Result};
 use crate::options::{Options, SyncPolicy};
 use crate::vfs::{FileHandle, FileSystem, OpenMode};
 
+/// How far ahead of its records the active segment is preallocated: one
+/// length change (and one journal commit) per this many bytes of log.
+pub const PREALLOCATE_STEP: u64 = 1 << 20;
+
 /// Where an appended record landed.
 #[derive(Debug, Clone)]
 pub struct Appended {
@@ -59,6 +74,8 @@ struct State {
     logical_end: u64,
     /// End of what has been handed to the OS.
     flushed_end: u64,
+    /// Length of the file: records up to `flushed_end`, zeros after.
+    allocated_end: u64,
     /// Frames in `[flushed_end, logical_end)`, unless a sync leader holds them.
     buf: Vec<u8>,
     spare: Vec<u8>,
@@ -146,6 +163,7 @@ pub struct LogWriter {
     dir: PathBuf,
     policy: SyncPolicy,
     segment_size: u64,
+    preallocate: bool,
     write_buffer_bytes: usize,
     segments: Arc<SegmentSet>,
     state: Mutex<State>,
@@ -190,8 +208,8 @@ impl LogWriter {
             WriterStart::Resume { end } => {
                 let path = dir.join(segment::segment_file_name(active_id));
                 let file = fs
-                    .open(&path, OpenMode::Append)
-                    .map_err(|e| Error::io(format!("opening {} for append", path.display()), e))?;
+                    .open(&path, OpenMode::Write)
+                    .map_err(|e| Error::io(format!("opening {} for writing", path.display()), e))?;
                 (file, end)
             }
             WriterStart::Create { prev_writer } => {
@@ -200,6 +218,12 @@ impl LogWriter {
                 (file, SEGMENT_HEADER_LEN)
             }
         };
+        // Recovery cut any zeroed tail, so the file ends at `logical_end`;
+        // its size is read anyway rather than assumed.
+        let allocated_end = file
+            .size()
+            .map_err(|e| Error::io(format!("reading the size of segment {active_id}"), e))?
+            .max(logical_end);
         let active = segments
             .get(active_id)
             .ok_or_else(|| Error::Internal(format!("active segment {active_id} is not open")))?;
@@ -208,6 +232,7 @@ impl LogWriter {
             dir: dir.to_path_buf(),
             policy: opts.sync,
             segment_size: opts.segment_size,
+            preallocate: opts.preallocate,
             write_buffer_bytes: opts.write_buffer_bytes,
             segments,
             state: Mutex::new(State {
@@ -216,6 +241,7 @@ impl LogWriter {
                 active_id,
                 logical_end,
                 flushed_end: logical_end,
+                allocated_end,
                 buf: Vec::with_capacity(opts.write_buffer_bytes.min(1 << 20)),
                 spare: Vec::new(),
                 next_seq,
@@ -352,10 +378,15 @@ impl LogWriter {
         let target = st.next_seq - 1;
         st.syncing_upto = target;
         let file = Arc::clone(&st.file);
-        let res = MutexGuard::unlocked(st, || file.append(&buf).and_then(|_| file.sync_data()));
+        let (offset, allocated) = (st.flushed_end, st.allocated_end);
+        let res = MutexGuard::unlocked(st, || {
+            let allocated = self.write_out(&*file, &buf, offset, allocated)?;
+            file.sync_data().map(|_| allocated)
+        });
         st.sync_in_progress = false;
         match res {
-            Ok(()) => {
+            Ok(allocated) => {
+                st.allocated_end = allocated;
                 st.flushed_end += buf.len() as u64;
                 self.flushed_end.store(st.flushed_end, Ordering::Release);
                 self.counters
@@ -397,12 +428,15 @@ impl LogWriter {
         if st.buf.is_empty() {
             return Ok(());
         }
-        if let Err(e) = st.file.append(&st.buf) {
-            let p = Poison::new(format!("writing segment {}", st.active_id), &e, st.next_seq - 1);
-            let err = p.io_error();
-            st.poisoned = Some(p);
-            self.wake_all();
-            return Err(err);
+        match self.write_out(&*st.file, &st.buf, st.flushed_end, st.allocated_end) {
+            Ok(allocated) => st.allocated_end = allocated,
+            Err(e) => {
+                let p = Poison::new(format!("writing segment {}", st.active_id), &e, st.next_seq - 1);
+                let err = p.io_error();
+                st.poisoned = Some(p);
+                self.wake_all();
+                return Err(err);
+            }
         }
         st.flushed_end += st.buf.len() as u64;
         self.flushed_end.store(st.flushed_end, Ordering::Release);
@@ -410,6 +444,46 @@ impl LogWriter {
             .bytes_written
             .fetch_add(st.buf.len() as u64, Ordering::Relaxed);
         st.buf.clear();
+        Ok(())
+    }
+
+    /// Writes `buf` at `offset` of the active segment, first extending the
+    /// preallocated space past its end if it does not reach that far.
+    /// Returns the file's new length.
+    fn write_out(&self, file: &dyn FileHandle, buf: &[u8], offset: u64, allocated: u64) -> std::io::Result<u64> {
+        let end = offset + buf.len() as u64;
+        let mut allocated = allocated;
+        if !self.preallocate {
+            allocated = allocated.max(end);
+        } else if end > allocated {
+            // A step at a time, not past the segment size (a record larger
+            // than the rest of the segment only gets what it needs).
+            allocated = end.max((allocated + PREALLOCATE_STEP).min(self.segment_size));
+            file.preallocate(allocated)?;
+        }
+        file.write_at(buf, offset)?;
+        Ok(allocated)
+    }
+
+    /// Cuts the active segment's zeroed tail, so the file ends at its last
+    /// record, and makes that length durable (with the data before it).
+    fn trim(&self, st: &mut State) -> Result<()> {
+        if st.allocated_end == st.flushed_end {
+            return Ok(());
+        }
+        let end = st.flushed_end;
+        if let Err(e) = st.file.set_len(end).and_then(|_| st.file.sync_all()) {
+            let p = Poison::new(
+                format!("cutting segment {} to its records", st.active_id),
+                &e,
+                st.next_seq - 1,
+            );
+            let err = p.io_error();
+            st.poisoned = Some(p);
+            self.wake_all();
+            return Err(err);
+        }
+        st.allocated_end = end;
         Ok(())
     }
 
@@ -458,6 +532,9 @@ impl LogWriter {
         if self.policy != SyncPolicy::Never {
             self.sync_locked(st, false)?;
         }
+        // Sealed before its successor exists: recovery takes a closed
+        // segment that does not end at its last record for damage.
+        self.trim(st)?;
         let next_id = self.segments.allocate_id()?;
         let created = segment::create(&*self.fs, &self.dir, next_id, st.next_seq - 1, st.active_id)
             .and_then(|file| Ok((file, Segment::open(&*self.fs, &self.dir, next_id, false)?)));
@@ -492,6 +569,7 @@ impl LogWriter {
         st.active_id = next_id;
         st.logical_end = SEGMENT_HEADER_LEN;
         st.flushed_end = SEGMENT_HEADER_LEN;
+        st.allocated_end = SEGMENT_HEADER_LEN;
         // A reader seeing the new id with the old flushed_end takes the slow
         // path and re-checks under the lock, so the order of these is free.
         self.flushed_end.store(SEGMENT_HEADER_LEN, Ordering::Release);
@@ -553,9 +631,13 @@ impl LogWriter {
         Ok(())
     }
 
-    /// Flushes and syncs everything, then refuses further appends.
+    /// Flushes and syncs everything, cuts the active segment's zeroed tail,
+    /// then refuses further appends.
     pub fn close(&self) -> Result<()> {
-        let res = self.flush(true);
+        let res = self.flush(true).and_then(|_| {
+            let mut st = self.state.lock();
+            self.trim(&mut st)
+        });
         let mut st = self.state.lock();
         st.closed = true;
         self.wake_all();

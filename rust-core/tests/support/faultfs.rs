@@ -19,8 +19,10 @@ use parking_lot::Mutex;
 /// A kind of call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
-    /// `FileHandle::append`.
+    /// `FileHandle::append` and `FileHandle::write_at`.
     Write,
+    /// `FileHandle::preallocate`.
+    Preallocate,
     /// `FileHandle::sync_data` and `sync_all`.
     Sync,
     /// `FileHandle::read_exact_at`.
@@ -252,6 +254,28 @@ impl FileHandle for FaultFile {
                 Err(io::Error::from_raw_os_error(code))
             }
         }
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.last_write.store(buf.len(), Ordering::Relaxed);
+        let fault = self.fs.rules.lock().check(Op::Write, &self.path, buf.len());
+        match fault {
+            None => self.inner.write_at(buf, offset),
+            Some(Fault::Delay(d)) => {
+                std::thread::sleep(d);
+                self.inner.write_at(buf, offset)
+            }
+            Some(Fault::Errno(code)) => Err(io::Error::from_raw_os_error(code)),
+            Some(Fault::Short(code)) => {
+                self.inner.write_at(&buf[..buf.len() / 2], offset)?;
+                Err(io::Error::from_raw_os_error(code))
+            }
+        }
+    }
+
+    fn preallocate(&self, len: u64) -> io::Result<()> {
+        self.fs.check(Op::Preallocate, &self.path)?;
+        self.inner.preallocate(len)
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {

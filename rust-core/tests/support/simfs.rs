@@ -18,9 +18,16 @@
 //!   wrote all it had);
 //! - `Keep::Random`: what was synced plus a random part of what was not:
 //!   per directory, a random prefix of its unsynced name changes (journaled
-//!   file systems commit metadata in order); per file, when it only grew
-//!   since its last sync, the synced content plus a random prefix of the
-//!   appended bytes, and otherwise either the synced or the current content.
+//!   file systems commit metadata in order); per file, when it is no
+//!   shorter than at its last sync, the synced content with a random prefix
+//!   of the changed bytes (from the first byte that differs) replaced by the
+//!   current ones: appended bytes, or records written over preallocated
+//!   zeros, reach the disk in order, and a write is torn anywhere; when it
+//!   became shorter (cut), either the synced or the current content.
+//!
+//! [`SimFile::preallocate`] extends a file with zeros that are, like
+//! appended bytes, durable only once synced; [`SimFile::write_at`]
+//! overwrites bytes in place.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
@@ -285,15 +292,26 @@ fn survivor(node: &Inode, keep: Keep, rng: &mut StdRng) -> Vec<u8> {
     match keep {
         Keep::Synced => node.durable.clone(),
         Keep::Everything => node.data.clone(),
-        Keep::Random if node.data.starts_with(&node.durable) => {
-            let extra = node.data.len() - node.durable.len();
+        Keep::Random if node.data.len() >= node.durable.len() => {
+            let (data, durable) = (&node.data, &node.durable);
+            let first_diff = data
+                .iter()
+                .zip(durable.iter())
+                .position(|(a, b)| a != b)
+                .unwrap_or(durable.len());
+            let extra = data.len() - first_diff;
             // Often all or nothing, else a random cut.
             let n = match rng.random_range(0..4) {
                 0 => 0,
                 1 => extra,
                 _ => rng.random_range(0..=extra),
             };
-            node.data[..node.durable.len() + n].to_vec()
+            let end = first_diff + n;
+            let mut out = data[..end].to_vec();
+            if end < durable.len() {
+                out.extend_from_slice(&durable[end..]);
+            }
+            out
         }
         Keep::Random => {
             if rng.random_bool(0.5) {
@@ -339,6 +357,30 @@ impl FileHandle for SimFile {
         let mut st = self.st.lock();
         st.mutate(&format!("append {} bytes to", buf.len()), &self.path)?;
         st.inodes[self.ino].data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.check_writable()?;
+        let mut st = self.st.lock();
+        st.mutate(&format!("write {} bytes at {offset} of", buf.len()), &self.path)?;
+        let data = &mut st.inodes[self.ino].data;
+        let (start, end) = (offset as usize, offset as usize + buf.len());
+        if data.len() < end {
+            data.resize(end, 0);
+        }
+        data[start..end].copy_from_slice(buf);
+        Ok(())
+    }
+
+    fn preallocate(&self, len: u64) -> io::Result<()> {
+        self.check_writable()?;
+        let mut st = self.st.lock();
+        if st.inodes[self.ino].data.len() as u64 >= len {
+            return Ok(());
+        }
+        st.mutate(&format!("preallocate to {len} bytes"), &self.path)?;
+        st.inodes[self.ino].data.resize(len as usize, 0);
         Ok(())
     }
 
@@ -388,7 +430,7 @@ impl FileSystem for SimFs {
         let mut st = self.st.lock();
         let existing = st.file(path);
         let ino = match (mode, existing) {
-            (OpenMode::Read | OpenMode::Append | OpenMode::Resize, r) => r?,
+            (OpenMode::Read | OpenMode::Append | OpenMode::Resize | OpenMode::Write, r) => r?,
             (OpenMode::CreateNew, Ok(_)) => {
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
