@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::index::Version;
 use crate::log::hint::{self, HintEntry, HINT_VALUE_MAX};
 use crate::log::record::{self, FrameError, OpKind};
-use crate::log::recovery::valid_frame_after;
+use crate::log::recovery::{valid_frame_after, zeroed_tail};
 use crate::log::segment::{self, Header, SEGMENT_HEADER_LEN};
 use crate::options::Options;
 use crate::vfs::{self, FileSystem};
@@ -443,6 +443,11 @@ fn walk_segment(
             Err(FrameError::Checksum) => "record checksum mismatch".to_string(),
             Err(FrameError::Malformed(m)) => format!("malformed record: {m}"),
         };
+        if is_active && zeroed_tail(&data[at..]) {
+            // Preallocated space the writer had not reached: the end of the
+            // log, as recovery reads it, and nothing to report.
+            return Some(at as u64);
+        }
         if is_active && !valid_frame_after(data, at, prev_seq) {
             let dropped = (data.len() - at) as u64;
             seg.torn_tail = Some((at as u64, dropped));

@@ -10,6 +10,8 @@
 //! - a flipped byte in a record of a closed segment, or in the middle of the
 //!   active one, is damage naming that file and the offset of the record,
 //!   and `Db::open` refuses the same directory naming the same file and offset;
+//! - zeroed (preallocated) space after the active segment's last record is
+//!   the end of the log: neither damage nor a note;
 //! - a torn tail of the active segment is a note, not damage, and so is a
 //!   newest segment shorter than its header; an older one is damage;
 //! - a closed writer segment cut at a record boundary breaks the link to
@@ -192,6 +194,26 @@ fn check_creates_no_lock_and_cuts_no_torn_tail() {
 
 /// A flipped byte inside record `n` of segment `id`: check names the file
 /// and the record's offset, and open refuses it the same way.
+#[test]
+fn zeroed_space_after_the_last_record_is_the_end_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let clean = check_dir(dir.path()).unwrap();
+    let newest = segment_path(dir.path(), newest_segment(dir.path()));
+    let len = fs::metadata(&newest).unwrap().len();
+    let f = fs::OpenOptions::new().write(true).open(&newest).unwrap();
+    f.set_len(len + (1 << 20)).unwrap();
+    drop(f);
+    let rep = check_dir(dir.path()).unwrap();
+    assert!(rep.damage.is_empty(), "zeroed tail taken for damage: {:?}", rep.damage);
+    assert_eq!(rep.notes, clean.notes, "zeroed tail reported");
+    assert_eq!((rep.records, rep.last_seq), (clean.records, clean.last_seq));
+    // Open reads it the same way: the newest writes are there.
+    let db = Db::open(dir.path(), opts()).unwrap();
+    assert!(db.get(b"ttl:long").unwrap().is_some());
+    assert!(db.recovery_report().truncated.is_empty(), "{:?}", db.recovery_report());
+}
+
 fn assert_flip_found(dir: &Path, id: u32, n: usize) {
     let path = segment_path(dir, id);
     let offsets = record_offsets(&fs::read(&path).unwrap());
