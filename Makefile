@@ -5,6 +5,8 @@ CORE_DIR    := rust-core
 CARGO_FLAGS ?= --locked
 CRASH_CYCLES ?= 300
 SERVER_CRASH_CYCLES ?= 1000
+# Cycles of the same harness over the Redis protocol (SET/DEL/MSET, pipelined).
+RESP_CRASH_CYCLES ?= 300
 # Server flags of the crash harness: small segments, so compaction runs between kills.
 SERVER_CRASH_ARGS ?= --segment-size 1MiB
 # Simulated power cuts in `make crash-test`: seeded workloads, and the steps of each.
@@ -13,7 +15,10 @@ POWERCUT_OPS ?= 150
 # Seconds per target: `make fuzz` (coverage-guided) and its short run in `make test`.
 FUZZ_TIME ?= 60
 FUZZ_TEST_SECS ?= 2
-GO_FUZZ_TARGETS := FuzzBatchDecode FuzzTxnDecode FuzzKeyRoutes FuzzScanQuery FuzzBatchHTTP FuzzTxnHTTP FuzzRequestHeaders
+# Go fuzz targets as package:target pairs.
+GO_FUZZ_TARGETS := ./internal/api:FuzzBatchDecode ./internal/api:FuzzTxnDecode ./internal/api:FuzzKeyRoutes \
+	./internal/api:FuzzScanQuery ./internal/api:FuzzBatchHTTP ./internal/api:FuzzTxnHTTP \
+	./internal/api:FuzzRequestHeaders ./internal/resp:FuzzRequest
 SOAK_DURATION ?= 10m
 SOAK_OUT     ?= /tmp/mantisdb-soak
 SOAK_FLAGS   ?=
@@ -68,9 +73,10 @@ test-fuzz: ## Every fuzz target briefly: seed corpora, saved regressions, FUZZ_T
 	@# the core without mimalloc there already).
 	cd $(CORE_DIR)/fuzz && MANTIS_FUZZ_SECS=$(FUZZ_TEST_SECS) CARGO_TARGET_DIR=../target \
 		$(CARGO) test $(CARGO_FLAGS) -- --test-threads=2
-	@for t in $(GO_FUZZ_TARGETS); do \
-		echo "$(GO) test -fuzz $$t -fuzztime $(FUZZ_TEST_SECS)s ./internal/api"; \
-		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZ_TEST_SECS)s ./internal/api || exit 1; \
+	@for pt in $(GO_FUZZ_TARGETS); do \
+		p=$${pt%%:*}; t=$${pt##*:}; \
+		echo "$(GO) test -fuzz $$t -fuzztime $(FUZZ_TEST_SECS)s $$p"; \
+		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZ_TEST_SECS)s $$p || exit 1; \
 	done
 
 fuzz: ## Coverage-guided fuzzing of every target for FUZZ_TIME seconds each (default 60), then a summary
@@ -92,13 +98,14 @@ ui-check: ## Fail when the checked-in dashboard bundle differs from a fresh buil
 header: ## Regenerate rust-core/include/mantisdb.h with the pinned cbindgen
 	cd $(CORE_DIR) && MANTIS_WRITE_HEADER=1 $(CARGO) test $(CARGO_FLAGS) --test header
 
-crash-test: build-rust ## Crash tests: core SIGKILL (CRASH_CYCLES=300), power cuts at every file call (POWERCUT_SEEDS=20), server over HTTP (SERVER_CRASH_CYCLES=1000); ~30 min
+crash-test: build-rust ## Crash tests: core SIGKILL (CRASH_CYCLES=300), power cuts (POWERCUT_SEEDS=20), server over HTTP (SERVER_CRASH_CYCLES=1000) and RESP (RESP_CRASH_CYCLES=300); ~40 min
 	cd $(CORE_DIR) && MANTIS_CRASH_CYCLES=$(CRASH_CYCLES) MANTIS_COMPACTION_CRASH_CYCLES=$(CRASH_CYCLES) \
 		MANTIS_BANK_CYCLES=$(CRASH_CYCLES) $(CARGO) test $(CARGO_FLAGS) --release \
 		--test crash --test compaction_crash --test txn_bank -- --nocapture
 	cd $(CORE_DIR) && MANTIS_POWERCUT_SEEDS=$(POWERCUT_SEEDS) MANTIS_POWERCUT_OPS=$(POWERCUT_OPS) \
 		$(CARGO) test $(CARGO_FLAGS) --release --test powercut -- --nocapture
 	$(GO) run ./cmd/mantisdb-crashtest -server ./mantisdb-rust -cycles $(SERVER_CRASH_CYCLES) -server-args "$(SERVER_CRASH_ARGS)"
+	$(GO) run ./cmd/mantisdb-crashtest -server ./mantisdb-rust -protocol resp -cycles $(RESP_CRASH_CYCLES) -server-args "$(SERVER_CRASH_ARGS)"
 
 roundtrip-1m: build-rust-core ## dump and load of 1,000,000 keys into an identical database (make test runs 100,000)
 	MANTISDB_ROUNDTRIP_KEYS=1000000 $(GO) test -tags rust -count=1 -timeout 30m -run '^TestDumpLoadRoundTrip$$' -v ./cmd/mantisdb/

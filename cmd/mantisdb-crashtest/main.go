@@ -1,6 +1,6 @@
 // Command mantisdb-crashtest is the server crash harness: it starts a
 // MantisDB server binary with --sync always, drives concurrent writers
-// over HTTP, kills the server with SIGKILL at random moments, restarts it
+// over HTTP or the Redis protocol (-protocol resp), kills the server with SIGKILL at random moments, restarts it
 // on the same data and checks that every acknowledged write is there with
 // its value and that no atomic batch is torn. See
 // docs/operations/crash-harness.md.
@@ -45,6 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.LongLoads, "long-loads", cfg.LongLoads, "fraction of cycles whose load lasts -long-load to twice that (past the server's first compaction pass)")
 	fs.DurationVar(&cfg.LongLoad, "long-load", cfg.LongLoad, "shortest long load")
 	fs.Float64Var(&cfg.StartupKills, "startup-kills", cfg.StartupKills, "fraction of restarts first killed during start-up (recovery)")
+	fs.StringVar(&cfg.Protocol, "protocol", crashtest.ProtocolHTTP, "what the writers speak: http (puts, deletes, atomic batches) or resp (SET, DEL, MSET over the Redis protocol, half of them pipelined)")
 	fs.IntVar(&cfg.Progress, "progress", cfg.Progress, "print a progress line every N cycles (0: none)")
 	serverArgs := fs.String("server-args", "", "more server flags, space-separated, after the harness's own (--sync always ...), which they can override")
 	seed := fs.Uint64("seed", 0, "seed of the operations, sizes and kill moments (default: from the clock; printed)")
@@ -90,12 +91,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	dataDir := filepath.Join(work, "data")
 	server := strings.TrimSpace(*bin + " " + *serverArgs)
-	fmt.Fprintf(stdout, "crash-test: server %s, data %s, %d cycles, %d writers, %d keys, kill after %v-%v of load (%v of cycles: %v-%v), seed %d\n",
-		server, dataDir, cfg.Cycles, cfg.Writers, cfg.Keys, cfg.MinLoad, cfg.MaxLoad, cfg.LongLoads, cfg.LongLoad, 2*cfg.LongLoad, cfg.Seed)
+	fmt.Fprintf(stdout, "crash-test: server %s, data %s, %d cycles, %d writers over %s, %d keys, kill after %v-%v of load (%v of cycles: %v-%v), seed %d\n",
+		server, dataDir, cfg.Cycles, cfg.Writers, cfg.Protocol, cfg.Keys, cfg.MinLoad, cfg.MaxLoad, cfg.LongLoads, cfg.LongLoad, 2*cfg.LongLoad, cfg.Seed)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	p := &crashtest.Process{Bin: absBin, DataDir: dataDir, Log: logFile, ExtraArgs: strings.Fields(*serverArgs)}
+	p := &crashtest.Process{Bin: absBin, DataDir: dataDir, Log: logFile, ExtraArgs: strings.Fields(*serverArgs),
+		RESP: cfg.Protocol == crashtest.ProtocolRESP}
 	sum, err := crashtest.Run(ctx, cfg, p)
 	crashtest.Report(stdout, sum.Violations, 50)
 	if err != nil && !errors.Is(err, crashtest.ErrViolations) {

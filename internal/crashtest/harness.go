@@ -1,6 +1,6 @@
 // Package crashtest is a crash harness for the MantisDB server: it drives
 // concurrent writers (single puts, deletes and atomic batches) over HTTP,
-// kills the server with SIGKILL at random moments, restarts it on the same
+// or over the Redis protocol (SET, DEL and MSET, pipelined too), kills the server with SIGKILL at random moments, restarts it on the same
 // data, and checks that every acknowledged write survived with its exact
 // value and that no batch was torn. cmd/mantisdb-crashtest runs it;
 // docs/operations/crash-harness.md describes it.
@@ -54,6 +54,11 @@ type Config struct {
 	// The kill moment within a request depends on timing, so a seed
 	// repeats the operation mix, not the exact interleaving.
 	Seed uint64
+	// Protocol is what the writers speak: "http" (the default: puts,
+	// deletes and atomic batches of the JSON API) or "resp" (SET, DEL and
+	// MSET over the Redis protocol, half of them in pipelines of 2 to
+	// maxPipeline commands on distinct keys).
+	Protocol string
 	// Progress prints a line every Progress cycles; 0 prints none.
 	Progress int
 	// Out receives progress lines; nil discards them.
@@ -100,18 +105,31 @@ func (c Config) Check() error {
 		return fmt.Errorf("start-up kill fraction %v: want 0 to 1", c.StartupKills)
 	case c.StartupKills > 0 && c.MaxStartupKill <= 0:
 		return fmt.Errorf("start-up kill delay %v: want more than 0", c.MaxStartupKill)
+	case c.Protocol != "" && c.Protocol != ProtocolHTTP && c.Protocol != ProtocolRESP:
+		return fmt.Errorf("protocol %q: want %s or %s", c.Protocol, ProtocolHTTP, ProtocolRESP)
 	}
 	return nil
 }
 
+// The protocols of Config.Protocol.
+const (
+	ProtocolHTTP = "http"
+	ProtocolRESP = "resp"
+)
+
 // Summary counts what a run did and found.
 type Summary struct {
-	Cycles int
+	// Protocol is the writers' protocol (Config.Protocol).
+	Protocol string
+	Cycles   int
 	// Puts, Deletes and Batches count acknowledged operations.
 	Puts, Deletes, Batches int
 	// WholeBatches counts acknowledged batches whose every key still held
 	// the batch's write at the next verification, so each was seen whole.
 	WholeBatches int
+	// Pipelined counts the acknowledged writes sent in a pipeline of two
+	// or more commands (Redis protocol only).
+	Pipelined int
 	// KeysVerified counts key comparisons (the whole key space, every
 	// cycle); PointReads counts the extra GETs of the keys a cycle wrote.
 	KeysVerified, PointReads int
@@ -144,10 +162,14 @@ func (s Summary) Line() string {
 	if len(s.Violations) > 0 || s.stopped {
 		verdict = "FAIL"
 	}
-	return fmt.Sprintf("crash-test %s: %d cycles, %d acknowledged writes (%d puts, %d deletes, %d atomic batches, %d batches seen whole), "+
+	writes := fmt.Sprintf("%d puts, %d deletes, %d atomic batches, %d batches seen whole", s.Puts, s.Deletes, s.Batches, s.WholeBatches)
+	if s.Protocol == ProtocolRESP {
+		writes = fmt.Sprintf("over RESP: %d SET, %d DEL, %d MSET, %d MSET seen whole, %d pipelined", s.Puts, s.Deletes, s.Batches, s.WholeBatches, s.Pipelined)
+	}
+	return fmt.Sprintf("crash-test %s: %d cycles, %d acknowledged writes (%s), "+
 		"%d key checks, %d point reads, %d in flight at a kill resolved (%d applied, %d not applied, %d unobservable), "+
 		"%d long loads, %d kills during start-up, %d compactions, %d violations, %s",
-		verdict, s.Cycles, s.Acked(), s.Puts, s.Deletes, s.Batches, s.WholeBatches,
+		verdict, s.Cycles, s.Acked(), writes,
 		s.KeysVerified, s.PointReads, s.InFlight(), s.InFlightApplied, s.InFlightNotApplied, s.InFlightUnobservable,
 		s.LongLoads, s.StartupKills, s.Compactions, len(s.Violations), s.Elapsed.Round(10*time.Millisecond))
 }
@@ -157,9 +179,11 @@ func (s Summary) Line() string {
 var ErrViolations = errors.New("acknowledged data was lost, changed or torn")
 
 // record is one operation a writer sent, and whether it was acknowledged.
+// pipelined marks one sent in a pipeline of two or more.
 type record struct {
-	op    *op
-	acked bool
+	op        *op
+	acked     bool
+	pipelined bool
 }
 
 // run is the state of one harness run.
@@ -183,6 +207,10 @@ func Run(ctx context.Context, cfg Config, l Launcher) (Summary, error) {
 	if r.cfg.Out == nil {
 		r.cfg.Out = io.Discard
 	}
+	if r.cfg.Protocol == "" {
+		r.cfg.Protocol = ProtocolHTTP
+	}
+	r.sum.Protocol = r.cfg.Protocol
 	if err := cfg.Check(); err != nil {
 		return r.sum, err
 	}
@@ -280,6 +308,9 @@ func (r *run) cycle(ctx context.Context, c int) error {
 				continue
 			}
 			r.model.apply(rec.op)
+			if rec.pipelined {
+				r.sum.Pipelined++
+			}
 			switch rec.op.kind {
 			case opPut:
 				r.sum.Puts++
@@ -332,6 +363,7 @@ func (r *run) load(ctx context.Context, c int, d time.Duration) ([][]record, []V
 		owned[w] = append(owned[w], k)
 	}
 	stop := make(chan struct{})
+	respAddr := r.inst.RESPAddr()
 	records := make([][]record, r.cfg.Writers)
 	errs := make([]error, r.cfg.Writers)
 	var wg sync.WaitGroup
@@ -343,7 +375,11 @@ func (r *run) load(ctx context.Context, c int, d time.Duration) ([][]record, []V
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			records[w], errs[w] = r.writer(ctx, stop, owned[w], firstID, seed)
+			if r.cfg.Protocol == ProtocolRESP {
+				records[w], errs[w] = r.respWriter(ctx, stop, respAddr, owned[w], firstID, seed)
+			} else {
+				records[w], errs[w] = r.writer(ctx, stop, owned[w], firstID, seed)
+			}
 		}()
 	}
 	r.nextID += uint64(r.cfg.Writers) * maxOpsPerCycle
@@ -376,6 +412,13 @@ func (r *run) load(ctx context.Context, c int, d time.Duration) ([][]record, []V
 			violations = append(violations, Violation{Cycle: c, Key: keyName(last.writes[0].key),
 				What:     fmt.Sprintf("%s (op %d) failed with a server error before the kill", last.kind, last.id),
 				Expected: "2xx", Found: err.Error()})
+			continue
+		}
+		var we *writeError
+		if errors.As(err, &we) {
+			violations = append(violations, Violation{Cycle: c, Key: keyName(we.op.writes[0].key),
+				What:     fmt.Sprintf("%s (op %d) got a wrong reply before the kill", we.op.kind, we.op.id),
+				Expected: we.err.want, Found: we.err.got.String()})
 			continue
 		}
 		return nil, nil, fmt.Errorf("writer %d: %w", w, err)
@@ -477,8 +520,20 @@ func (r *run) verify(ctx context.Context, c int, inflight []*op, touched []int) 
 	if len(res.violations) > 0 {
 		return nil
 	}
+	var rc *respConn
+	if r.cfg.Protocol == ProtocolRESP {
+		if rc, err = dialRESP(ctx, r.inst.RESPAddr()); err != nil {
+			return err
+		}
+		defer rc.close()
+	}
 	for _, k := range touched {
-		o, err := r.cl.get(ctx, keyName(k))
+		var o observed
+		if rc != nil {
+			o, err = rc.get(keyName(k))
+		} else {
+			o, err = r.cl.get(ctx, keyName(k))
+		}
 		if err != nil {
 			return err
 		}
@@ -496,6 +551,16 @@ func (r *run) verify(ctx context.Context, c int, inflight []*op, touched []int) 
 	if live := r.model.live(); st.Keys != uint64(live) {
 		r.sum.Violations = append(r.sum.Violations, Violation{Cycle: c, Key: "(all)",
 			What: "the stats key count differs from the live keys", Expected: fmt.Sprint(live), Found: fmt.Sprint(st.Keys)})
+	}
+	if rc != nil {
+		n, err := rc.dbsize()
+		if err != nil {
+			return err
+		}
+		if live := r.model.live(); n != uint64(live) {
+			r.sum.Violations = append(r.sum.Violations, Violation{Cycle: c, Key: "(all)",
+				What: "DBSIZE differs from the live keys", Expected: fmt.Sprint(live), Found: fmt.Sprint(n)})
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package crashtest
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -10,15 +11,19 @@ import (
 	"time"
 
 	"github.com/mantisdb/mantisdb/internal/api"
+	"github.com/mantisdb/mantisdb/internal/kv"
+	"github.com/mantisdb/mantisdb/internal/resp"
 	"github.com/mantisdb/mantisdb/storage"
 )
 
 // memLauncher serves the API in process over the memory engine. A kill
 // cuts every connection at once. With keep, the engine outlives its
 // servers, as a durable engine's data outlives its process; without it
-// every start begins empty, as if every write were lost.
+// every start begins empty, as if every write were lost. With resp it
+// serves the Redis protocol beside HTTP.
 type memLauncher struct {
 	keep   bool
+	resp   bool
 	mu     sync.Mutex
 	engine storage.StorageEngine
 	starts int
@@ -35,8 +40,16 @@ func (l *memLauncher) Start(context.Context) (Instance, error) {
 		}
 		l.engine = e
 	}
-	srv := httptest.NewServer(api.New(l.engine, api.Options{}).Handler())
-	return &memInstance{srv: srv}, nil
+	in := &memInstance{srv: httptest.NewServer(api.New(l.engine, api.Options{}).Handler())}
+	if l.resp {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			in.srv.Close()
+			return nil, err
+		}
+		in.resp = resp.Start(ln, resp.Config{Store: kv.New(l.engine), Sync: "always"})
+	}
+	return in, nil
 }
 
 func (l *memLauncher) StartAndKill(ctx context.Context, d time.Duration) error {
@@ -48,19 +61,38 @@ func (l *memLauncher) StartAndKill(ctx context.Context, d time.Duration) error {
 	return in.Kill()
 }
 
-type memInstance struct{ srv *httptest.Server }
+type memInstance struct {
+	srv  *httptest.Server
+	resp *resp.Server
+}
 
 func (m *memInstance) URL() string { return m.srv.URL }
+
+func (m *memInstance) RESPAddr() string {
+	if m.resp == nil {
+		return ""
+	}
+	return m.resp.Addr().String()
+}
 
 func (m *memInstance) Kill() error {
 	m.srv.CloseClientConnections()
 	m.srv.Close()
-	return nil
+	return m.closeRESP()
 }
 
 func (m *memInstance) Stop() error {
 	m.srv.Close()
-	return nil
+	return m.closeRESP()
+}
+
+func (m *memInstance) closeRESP() error {
+	if m.resp == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return m.resp.Close(ctx)
 }
 
 func testConfig(cycles int) Config {
@@ -103,6 +135,45 @@ func TestRunPassesOnAServerThatKeepsItsData(t *testing.T) {
 	if line := sum.Line(); !strings.HasPrefix(line, "crash-test PASS: 6 cycles,") || !strings.Contains(line, " 0 violations") {
 		t.Fatalf("summary line: %s", line)
 	}
+}
+
+// TestRunRESPPassesOnAServerThatKeepsItsData drives SET, DEL and MSET,
+// alone and pipelined, over the Redis protocol against the in-process
+// server, and checks each reply and every key after each restart.
+func TestRunRESPPassesOnAServerThatKeepsItsData(t *testing.T) {
+	l := &memLauncher{keep: true, resp: true}
+	cfg := testConfig(6)
+	cfg.Protocol = ProtocolRESP
+	sum, err := Run(context.Background(), cfg, l)
+	if err != nil {
+		var b strings.Builder
+		Report(&b, sum.Violations, 20)
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	if sum.Cycles != 6 || sum.Puts == 0 || sum.Deletes == 0 || sum.Batches == 0 || sum.Pipelined == 0 || sum.PointReads == 0 {
+		t.Fatalf("the run did too little: %s", sum.Line())
+	}
+	t.Log(sum.Line())
+	if line := sum.Line(); !strings.Contains(line, "over RESP: ") || !strings.Contains(line, " pipelined)") {
+		t.Fatalf("summary line: %s", line)
+	}
+}
+
+func TestRunRESPReportsLostWrites(t *testing.T) {
+	cfg := testConfig(3)
+	cfg.Protocol = ProtocolRESP
+	sum, err := Run(context.Background(), cfg, &memLauncher{resp: true})
+	if !errors.Is(err, ErrViolations) || sum.Cycles != 1 {
+		t.Fatalf("a server that forgets everything passed: %v, %s", err, sum.Line())
+	}
+	for _, v := range sum.Violations {
+		if v.What == "acknowledged write lost" && v.Found == "absent" {
+			return
+		}
+	}
+	var b strings.Builder
+	Report(&b, sum.Violations, 10)
+	t.Fatalf("no lost write reported:\n%s", b.String())
 }
 
 func TestRunReportsLostWrites(t *testing.T) {
@@ -156,6 +227,7 @@ func TestConfigCheck(t *testing.T) {
 		func(c *Config) { c.StartupKills = 1.5 },
 		func(c *Config) { c.LongLoads = -0.1 },
 		func(c *Config) { c.LongLoad = 0 },
+		func(c *Config) { c.Protocol = "gopher" },
 	} {
 		cfg := testConfig(1)
 		edit(&cfg)

@@ -29,6 +29,9 @@ type Launcher interface {
 type Instance interface {
 	// URL is the base URL, such as http://127.0.0.1:41234.
 	URL() string
+	// RESPAddr is the Redis-protocol address, such as 127.0.0.1:41235, or
+	// "" when the server does not serve it.
+	RESPAddr() string
 	// Kill stops the server at once (SIGKILL) and returns once it is gone.
 	Kill() error
 	// Stop shuts the server down cleanly (SIGTERM); an error unless it
@@ -53,6 +56,10 @@ type Process struct {
 	// or override one (such as --sync never, to see the harness catch the
 	// losses it allows).
 	ExtraArgs []string
+	// RESP serves the Redis protocol too, on a free loopback port read back
+	// from its start-up line, for a run whose writers speak it
+	// (Config.Protocol "resp"); without it the port is off.
+	RESP bool
 
 	mu     sync.Mutex // serialises writes to Log
 	starts int
@@ -62,7 +69,11 @@ type Process struct {
 // back from the JSON start-up line, and acknowledgement only after
 // fdatasync.
 func (p *Process) serverArgs() []string {
-	args := []string{"--port", "0", "--resp-port", "-1", "--bind", "127.0.0.1", "--data-dir", p.DataDir,
+	respPort := "-1"
+	if p.RESP {
+		respPort = "0"
+	}
+	args := []string{"--port", "0", "--resp-port", respPort, "--bind", "127.0.0.1", "--data-dir", p.DataDir,
 		"--sync", "always", "--log-format", "json", "--log-level", "info"}
 	return append(args, p.ExtraArgs...)
 }
@@ -81,11 +92,13 @@ func serverEnv() []string {
 
 // proc is a started server process.
 type proc struct {
-	p      *Process
-	cmd    *exec.Cmd
-	addr   chan string
-	exited chan struct{}
-	err    error // Wait's result, once exited is closed
+	p    *Process
+	cmd  *exec.Cmd
+	addr chan string
+	// respAddr receives the Redis-protocol address, logged after addr.
+	respAddr chan string
+	exited   chan struct{}
+	err      error // Wait's result, once exited is closed
 
 	tailMu sync.Mutex
 	tail   []string // the last lines it printed, for error messages
@@ -117,17 +130,18 @@ func (p *Process) launch() (*proc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", p.Bin, err)
 	}
-	pr := &proc{p: p, cmd: cmd, addr: make(chan string, 1), exited: make(chan struct{})}
+	pr := &proc{p: p, cmd: cmd, addr: make(chan string, 1), respAddr: make(chan string, 1), exited: make(chan struct{})}
 	go pr.read(out)
 	return pr, nil
 }
 
 // read copies the server's output to the log, keeps its tail, and sends
-// the listening address once, then reaps the process.
+// the listening addresses (HTTP, and the Redis protocol's when it serves
+// it) once each, then reaps the process.
 func (pr *proc) read(out io.Reader) {
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	sent := false
+	sent, sentRESP := false, false
 	for sc.Scan() {
 		line := sc.Text()
 		pr.p.logf("%s\n", line)
@@ -138,9 +152,16 @@ func (pr *proc) read(out io.Reader) {
 		}
 		pr.tailMu.Unlock()
 		var l struct{ Msg, Addr string }
-		if !sent && json.Unmarshal([]byte(line), &l) == nil && l.Msg == "mantisdb listening" && l.Addr != "" {
+		if (sent && sentRESP) || json.Unmarshal([]byte(line), &l) != nil || l.Addr == "" {
+			continue
+		}
+		switch {
+		case !sent && l.Msg == "mantisdb listening":
 			pr.addr <- l.Addr
 			sent = true
+		case !sentRESP && l.Msg == "mantisdb serving the Redis protocol":
+			pr.respAddr <- l.Addr
+			sentRESP = true
 		}
 	}
 	_, _ = io.Copy(io.Discard, out)
@@ -165,18 +186,25 @@ func (p *Process) Start(ctx context.Context) (Instance, error) {
 	if timeout <= 0 {
 		timeout = time.Minute
 	}
-	select {
-	case a := <-pr.addr:
-		return &instance{proc: pr, url: "http://" + a}, nil
-	case <-pr.exited:
-		return nil, fmt.Errorf("the server exited at start-up (%v); its last lines:\n%s", pr.err, pr.lastLines())
-	case <-time.After(timeout):
-		_ = pr.kill()
-		return nil, fmt.Errorf("the server did not listen within %v; its last lines:\n%s", timeout, pr.lastLines())
-	case <-ctx.Done():
-		_ = pr.kill()
-		return nil, ctx.Err()
+	deadline := time.After(timeout)
+	in := &instance{proc: pr}
+	for in.url == "" || (p.RESP && in.respAddr == "") {
+		select {
+		case a := <-pr.addr:
+			in.url = "http://" + a
+		case a := <-pr.respAddr:
+			in.respAddr = a
+		case <-pr.exited:
+			return nil, fmt.Errorf("the server exited at start-up (%v); its last lines:\n%s", pr.err, pr.lastLines())
+		case <-deadline:
+			_ = pr.kill()
+			return nil, fmt.Errorf("the server did not listen within %v; its last lines:\n%s", timeout, pr.lastLines())
+		case <-ctx.Done():
+			_ = pr.kill()
+			return nil, ctx.Err()
+		}
 	}
+	return in, nil
 }
 
 // StartAndKill implements Launcher.
@@ -209,10 +237,13 @@ func (pr *proc) kill() error {
 // instance is a server that listens.
 type instance struct {
 	*proc
-	url string
+	url      string
+	respAddr string
 }
 
 func (in *instance) URL() string { return in.url }
+
+func (in *instance) RESPAddr() string { return in.respAddr }
 
 // Kill implements Instance. A server that had already exited is an
 // error: it stopped by itself under load.

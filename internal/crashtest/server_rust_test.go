@@ -46,7 +46,7 @@ func runServer(t *testing.T, cfg Config, extraArgs ...string) (Summary, error) {
 	defer log.Close()
 	cfg.Seed = uint64(os.Getpid())
 	cfg.Progress = 0
-	p := &Process{Bin: bin, DataDir: filepath.Join(work, "data"), Log: log, ExtraArgs: extraArgs}
+	p := &Process{Bin: bin, DataDir: filepath.Join(work, "data"), Log: log, ExtraArgs: extraArgs, RESP: cfg.Protocol == ProtocolRESP}
 	sum, err := Run(context.Background(), cfg, p)
 	t.Logf("seed %d: %s", cfg.Seed, sum.Line())
 	return sum, err

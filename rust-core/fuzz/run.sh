@@ -13,7 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 FUZZ_TIME="${FUZZ_TIME:-60}"
 RUST_TARGETS="${RUST_TARGETS:-record_decode segment_decode hint_decode reopen abi_calls}"
-GO_TARGETS="${GO_TARGETS:-FuzzBatchDecode FuzzTxnDecode FuzzKeyRoutes FuzzScanQuery FuzzBatchHTTP FuzzTxnHTTP FuzzRequestHeaders}"
+# Go targets are package:target pairs.
+GO_TARGETS="${GO_TARGETS:-./internal/api:FuzzBatchDecode ./internal/api:FuzzTxnDecode ./internal/api:FuzzKeyRoutes \
+./internal/api:FuzzScanQuery ./internal/api:FuzzBatchHTTP ./internal/api:FuzzTxnHTTP ./internal/api:FuzzRequestHeaders \
+./internal/resp:FuzzRequest}"
 TRIPLE="$(rustc -vV | sed -n 's/^host: //p')"
 export CARGO_TARGET_DIR="$PWD/target"
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
@@ -45,11 +48,13 @@ for t in $RUST_TARGETS; do
   [ "$status" = ok ] || grep -E 'panicked|ERROR|Test unit written' "$log" | head -5 || true
 done
 cd ../..
-for t in $GO_TARGETS; do
+for pt in $GO_TARGETS; do
+  pkg="${pt%%:*}"
+  t="${pt##*:}"
   log="rust-core/fuzz/target/fuzz-logs/$t.log"
   echo "== $t: ${FUZZ_TIME}s"
   status=ok
-  nice go test -run '^$' -fuzz "^$t\$" -fuzztime "${FUZZ_TIME}s" ./internal/api >"$log" 2>&1 || status=FAILED
+  nice go test -run '^$' -fuzz "^$t\$" -fuzztime "${FUZZ_TIME}s" "$pkg" >"$log" 2>&1 || status=FAILED
   [ "$status" = ok ] || failed=1
   last=$(grep -E '^fuzz: elapsed' "$log" | tail -1)
   execs=$(echo "$last" | sed -n 's/.*execs: \([0-9]*\) (\([0-9]*\)\/sec).*/\1/p')
