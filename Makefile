@@ -24,7 +24,7 @@ SOAK_OUT     ?= /tmp/mantisdb-soak
 SOAK_FLAGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help roundtrip-1m ui ui-check test-ui dashboard-screenshots bench-peers lint-packaging build build-rust run build-rust-core bench bench-http soak test test-rust test-c test-go test-fuzz fuzz header crash-test bench-rust lint fmt clean
+.PHONY: help roundtrip-1m ui ui-check test-ui dashboard-screenshots bench-resp bench-peers lint-packaging build build-rust run build-rust-core bench bench-http soak test test-rust test-c test-go test-fuzz fuzz header crash-test bench-rust lint fmt clean
 
 GO        ?= go
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -119,6 +119,9 @@ bench: build-rust-core ## Go benchmarks: both engines side by side, and the pric
 
 bench-peers: build-rust-core ## MantisDB beside Badger, Pebble, bbolt, BuntDB (own module); rewrites docs/performance/peers.md (~25 min)
 	cd bench/peers && $(GO) run -tags rust . -keys 1000000,100000 -values 100,4096 -json results.json -doc ../../docs/performance/peers.md
+
+bench-resp: build-rust ## redis-benchmark vs redis-server side by side, alternating rounds (ROUNDS=3), server CPU beside each figure, wrk over HTTP; ~10 min
+	scripts/bench-resp.sh
 
 bench-http: ## Load test of the server over loopback with wrk (installs wrk if missing)
 	scripts/bench-http.sh
