@@ -243,7 +243,7 @@ func (e *RustEngine) Get(_ context.Context, key string) (string, error) {
 	case C.MANTIS_OK:
 		return string(stack[:n]), nil
 	case C.MANTIS_NOT_FOUND:
-		return "", fmt.Errorf("%w", ErrNotFound)
+		return "", ErrNotFound
 	case C.MANTIS_BUFFER_TOO_SMALL:
 		e.noteLargeValue(int64(n))
 		return e.getExact(db, kp, kl, n)
@@ -266,7 +266,7 @@ func (e *RustEngine) getExact(db *C.MantisDb, kp *C.uint8_t, kl C.size_t, n C.si
 			// SAFETY: buf is not referenced anywhere else and never written again.
 			return unsafe.String(unsafe.SliceData(buf), int(n)), nil
 		case C.MANTIS_NOT_FOUND:
-			return "", fmt.Errorf("%w", ErrNotFound)
+			return "", ErrNotFound
 		case C.MANTIS_BUFFER_TOO_SMALL:
 			continue
 		default:

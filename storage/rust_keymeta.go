@@ -9,7 +9,6 @@ import "C"
 
 import (
 	"context"
-	"fmt"
 	"runtime"
 	"time"
 	"unsafe"
@@ -89,7 +88,7 @@ func metaAnswer(st C.MantisStatus, out *C.MantisBuf, seq C.uint64_t, exp C.int64
 		}
 		return v, meta, nil
 	case C.MANTIS_NOT_FOUND:
-		return "", KeyMeta{}, fmt.Errorf("%w", ErrNotFound)
+		return "", KeyMeta{}, ErrNotFound
 	default:
 		return "", KeyMeta{}, statusError(st, cerr)
 	}

@@ -97,7 +97,7 @@ func (x *rustTxn) Get(key string) (string, error) {
 			C.mantis_buf_free(&out)
 			return nil
 		case C.MANTIS_NOT_FOUND:
-			return fmt.Errorf("%w", ErrNotFound)
+			return ErrNotFound
 		default:
 			return statusError(st, cerr)
 		}
