@@ -185,7 +185,7 @@ run_server() {
 {
   echo "machine: $(nproc) vCPU, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
   echo "start: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "mantisdb: $($MANTIS --version 2>&1 | head -1); $(redis-server --version | cut -d' ' -f1-3)"
+  echo "mantisdb: $($MANTIS --version 2>&1 | head -1) (tree $(git describe --always --dirty 2>/dev/null || echo unknown)); $(redis-server --version | cut -d' ' -f1-3)"
   echo "settings: ROUNDS=$ROUNDS N=$N N_ALWAYS=$N_ALWAYS CLIENTS=$CLIENTS DATA=$DATA KEYSPACE=$KEYSPACE WRK_SECS=$WRK_SECS"
 } | tee "$OUT/run.txt"
 for round in $(seq "$ROUNDS"); do
