@@ -139,7 +139,7 @@ func drain(t *testing.T, it Iterator) []pair {
 	t.Helper()
 	var out []pair
 	for it.Next() {
-		out = append(out, pair{it.Key(), it.Value()})
+		out = append(out, pair{strings.Clone(it.Key()), strings.Clone(it.Value())})
 	}
 	noErr(t, "iterator", it.Error())
 	noErr(t, "iterator Close", it.Close())
@@ -562,7 +562,7 @@ func testIteratorPointInTime(t *testing.T, e StorageEngine) {
 	noErr(t, "NewIterator", err)
 	var got []pair
 	for i := 0; it2.Next(); i++ {
-		got = append(got, pair{it2.Key(), it2.Value()})
+		got = append(got, pair{strings.Clone(it2.Key()), strings.Clone(it2.Value())})
 		mustPut(t, e, fmt.Sprintf("k%03d", i+1), "newer")
 		mustPut(t, e, fmt.Sprintf("k%03da", i), "newer")
 		mustDelete(t, e, fmt.Sprintf("k%03d", i+2))
@@ -1047,7 +1047,7 @@ func testConcurrent(t *testing.T, e StorageEngine) {
 				}
 				var got []pair
 				for it.Next() {
-					got = append(got, pair{it.Key(), it.Value()})
+					got = append(got, pair{strings.Clone(it.Key()), strings.Clone(it.Value())})
 				}
 				if err := it.Error(); err != nil {
 					t.Errorf("reader %d: iterator: %v", r, err)

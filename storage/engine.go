@@ -67,7 +67,10 @@ type KeyMeta struct {
 }
 
 // Iterator walks an ordered, point-in-time view. Call Next before the first
-// Key/Value; Key and Value are valid until the next call to Next.
+// Key/Value. Key and Value are valid only until the next call to Next or
+// Close: an engine may hand out views of its own buffers, which the next
+// step reuses, so a caller that keeps a key or value copies it
+// (strings.Clone).
 type Iterator interface {
 	// Next advances; false at the end or on error (see Error).
 	Next() bool

@@ -3,8 +3,8 @@
 package storage
 
 /*
-#cgo noescape mantis_iter_next_batch
-#cgo nocallback mantis_iter_next_batch
+#cgo noescape mantis_iter_next_view
+#cgo nocallback mantis_iter_next_view
 #include "mantisdb.h"
 */
 import "C"
@@ -63,7 +63,7 @@ type rustIterator struct {
 	mu         sync.Mutex
 	it         *C.MantisIter
 	cleanup    runtime.Cleanup
-	batch      []byte
+	batch      []byte // borrowed from the library until the next fetch or Close
 	at         int
 	left       int
 	nextItems  int // pairs the next fetch asks for
@@ -82,15 +82,16 @@ func (r *rustIterator) Next() bool {
 		return false
 	}
 	k, v, n := decodePair(r.batch[r.at:])
-	// SAFETY: views into r.batch, which is never written after fetch; the
-	// strings keep the batch alive on their own once the next one replaces it.
+	// Views into the library's batch, valid until the next fetch or Close,
+	// which is what the Iterator contract promises (and no more).
 	r.key, r.value = view(k), view(v)
 	r.at += n
 	r.left--
 	return true
 }
 
-// view is a string over b without copying; b must never change afterwards.
+// view is a string over b without copying; it is valid only while b is
+// unchanged, so it must not outlive the batch b belongs to.
 func view(b []byte) string {
 	if len(b) == 0 {
 		return ""
@@ -98,27 +99,29 @@ func view(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// fetch copies the next batch of pairs out of the library in one call.
+// fetch reads the next batch of pairs in one call. The batch stays in the
+// library's buffer: nothing is copied into Go memory, and the library
+// overwrites it on the next fetch, so the views of the previous batch die
+// here.
 func (r *rustIterator) fetch() bool {
-	var out C.MantisBuf
-	var n C.size_t
+	var data *C.uint8_t
+	var size, n C.size_t
 	var cerr *C.MantisError
 	if r.nextItems == 0 {
 		r.nextItems = iterFirstBatchItems
 	}
-	st := C.mantis_iter_next_batch(r.it, C.size_t(r.nextItems), iterBatchBytes, &out, &n, &cerr)
+	r.batch, r.key, r.value = nil, "", ""
+	st := C.mantis_iter_next_view(r.it, C.size_t(r.nextItems), iterBatchBytes, &data, &size, &n, &cerr)
 	r.nextItems = min(2*r.nextItems, iterMaxBatchItems)
 	if st != C.MANTIS_OK {
 		r.err, r.done = statusError(st, cerr), true
 		return false
 	}
 	if n == 0 {
-		C.mantis_buf_free(&out)
 		r.done = true
 		return false
 	}
-	r.batch = C.GoBytes(unsafe.Pointer(out.data), C.int(out.len))
-	C.mantis_buf_free(&out)
+	r.batch = unsafe.Slice((*byte)(unsafe.Pointer(data)), int(size))
 	r.at, r.left = 0, int(n)
 	return true
 }
@@ -140,6 +143,8 @@ func (r *rustIterator) Close() error {
 		C.mantis_iter_free(r.it)
 		r.it = nil
 	}
+	// The library's batch is gone with the handle.
+	r.batch, r.key, r.value, r.left = nil, "", "", 0
 	r.done = true
 	return nil
 }

@@ -16,7 +16,7 @@ import (
 // The byte layouts the Go side and the Rust core exchange in one call:
 // a write batch (mantis_write_batch), a key list (mantis_multi_get and
 // mantis_diag_get_loop), a multi-get answer, and the pairs of an iterator
-// batch (mantis_iter_next_batch). Integers are little-endian. Their codes
+// batch (mantis_iter_next_batch and mantis_iter_next_view). Integers are little-endian. Their codes
 // and sizes are the constants the core exports in mantisdb.h (documented
 // there and in rust-core/src/ffi/wire.rs).
 const (

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/mantisdb/mantisdb/internal/dumpfile"
@@ -149,7 +150,9 @@ func dumpEngine(ctx context.Context, engine storage.StorageEngine, source, prefi
 		if err := ctx.Err(); err != nil {
 			return dw.Keys(), err
 		}
-		e := dumpfile.Entry{Key: it.Key(), Value: it.Value()}
+		// The writer keeps the key (to check the order of the next one),
+		// and the iterator's own dies at its next step.
+		e := dumpfile.Entry{Key: strings.Clone(it.Key()), Value: it.Value()}
 		if expiry != nil {
 			exp, err := expiry(ctx, e.Key)
 			if errors.Is(err, storage.ErrNotFound) {

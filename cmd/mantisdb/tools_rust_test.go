@@ -86,7 +86,7 @@ func contents(t *testing.T, e storage.StorageEngine) [][2]string {
 	defer func() { _ = it.Close() }()
 	var out [][2]string
 	for it.Next() {
-		out = append(out, [2]string{it.Key(), it.Value()})
+		out = append(out, [2]string{strings.Clone(it.Key()), strings.Clone(it.Value())})
 	}
 	if err := it.Error(); err != nil {
 		t.Fatal(err)

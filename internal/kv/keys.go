@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"strings"
 )
 
 // Errors of the key operations, in Redis's words.
@@ -100,7 +101,9 @@ func (t *Tx) Copy(src, dst string, replace bool) (bool, error) {
 }
 
 // eachKey calls fn for every visible key in order, from the newest commit
-// merged with this Tx's own writes, until fn returns false.
+// merged with this Tx's own writes, until fn returns false. The keys are
+// fn's to keep: each is copied out of the iterator, whose own dies at its
+// next step.
 func (t *Tx) eachKey(ctx context.Context, start string, fn func(key string) bool) error {
 	it, err := t.s.engine.NewRangeIterator(ctx, start, "")
 	if err != nil {
@@ -126,7 +129,7 @@ func (t *Tx) eachKey(ctx context.Context, start string, fn func(key string) bool
 		return true
 	}
 	for it.Next() {
-		k := it.Key()
+		k := strings.Clone(it.Key())
 		if len(own) > 0 && own[0] <= k {
 			if !emitOwn(k, false) {
 				return nil

@@ -2,7 +2,9 @@ package kv
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -95,4 +97,31 @@ func TestMatchGlob(t *testing.T) {
 			t.Errorf("MatchGlob(%q, %q) = %v", c.pattern, c.s, got)
 		}
 	}
+}
+
+// KEYS keeps every key past the iterator's later steps (an engine may
+// lend keys from a buffer its next step reuses, as the Rust engine does).
+func TestKeysKeepCopiesOfIteratorViews(t *testing.T) {
+	runOnEngines(t, func(t *testing.T, s *Store) {
+		var want []string
+		for i := range 300 {
+			k := fmt.Sprintf("key:%04d:%s", i, strings.Repeat("k", i%40))
+			want = append(want, k)
+			if err := s.Put(t.Context(), k, "v", 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got []string
+		if err := s.View(t.Context(), func(tx *Tx) (err error) { got, err = tx.Keys(t.Context(), "*"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			for i := range min(len(got), len(want)) {
+				if got[i] != want[i] {
+					t.Fatalf("key %d = %q, want %q", i, got[i], want[i])
+				}
+			}
+			t.Fatalf("%d keys, want %d", len(got), len(want))
+		}
+	})
 }

@@ -2,6 +2,7 @@ package kv
 
 import (
 	"context"
+	"strings"
 
 	"github.com/mantisdb/mantisdb/storage"
 )
@@ -70,11 +71,15 @@ func (s *Store) ScanPage(ctx context.Context, q PageQuery) (Page, error) {
 	bytes := 0
 	for it.Next() {
 		if len(page.Items) == q.Limit || (len(page.Items) > 0 && bytes >= MaxPageBytes) {
-			page.Next, page.More = it.Key(), true
+			page.Next, page.More = strings.Clone(it.Key()), true
 			break
 		}
-		page.Items = append(page.Items, Pair{Key: it.Key(), Value: it.Value()})
-		bytes += size(it.Key(), it.Value())
+		// The iterator's key and value die at its next step: copy both
+		// into one allocation.
+		k, v := it.Key(), it.Value()
+		kv := k + v
+		page.Items = append(page.Items, Pair{Key: kv[:len(k)], Value: kv[len(k):]})
+		bytes += size(k, v)
 	}
 	if err := it.Error(); err != nil {
 		return Page{}, err

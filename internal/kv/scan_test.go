@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,6 +152,48 @@ func TestScanPageLimit(t *testing.T) {
 			if !errors.Is(err, storage.ErrInvalidArgument) {
 				t.Fatalf("limit %d: %v, want ErrInvalidArgument", limit, err)
 			}
+		}
+	})
+}
+
+// An engine's iterator may hand out views of a buffer its next step
+// reuses (the Rust engine does): a page must hold its own copies, intact
+// after the iterator moved on, closed, and other scans reused its memory.
+func TestScanPageKeepsCopiesOfIteratorViews(t *testing.T) {
+	runOnEngines(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		// Enough pairs for several iterator batches, each value distinct
+		// and longer than its key, so a stale view cannot pass for it.
+		const n = 700
+		want := make([]Pair, n)
+		for i := range want {
+			want[i] = Pair{Key: fmt.Sprintf("a:%04d", i), Value: fmt.Sprintf("value-%04d-%s", i, strings.Repeat("x", i%50))}
+			if err := s.Put(ctx, want[i].Key, want[i].Value, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Put(ctx, fmt.Sprintf("b:%04d", i), strings.Repeat("y", 60), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		page, err := s.ScanPage(ctx, PageQuery{Prefix: "a:", Limit: n - 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, err := s.ScanPage(ctx, PageQuery{Prefix: "b:", Limit: MaxPageLimit}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !page.More || page.Next != want[n-1].Key {
+			t.Fatalf("next = %q (more %v), want %q", page.Next, page.More, want[n-1].Key)
+		}
+		if !reflect.DeepEqual(page.Items, want[:n-1]) {
+			for i, p := range page.Items {
+				if p != want[i] {
+					t.Fatalf("item %d = %q=%q, want %q=%q", i, p.Key, p.Value, want[i].Key, want[i].Value)
+				}
+			}
+			t.Fatalf("%d items, want %d", len(page.Items), n-1)
 		}
 	})
 }

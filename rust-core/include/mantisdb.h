@@ -637,6 +637,26 @@ MantisStatus mantis_iter_next_batch(const MantisIter *it,
                                     struct MantisError **err);
 
 /*
+ Like `mantis_iter_next_batch`, but the pairs stay in the iterator's own
+ buffer: `*data` and `*len` describe them (`*data` is NULL when `*count`
+ is 0), in the same encoding, without a copy into a buffer of the
+ caller's. The bytes are borrowed: they stay valid and unchanged until the
+ next `mantis_iter_next_view`, `mantis_iter_next_batch`, `mantis_iter_seek`
+ or `mantis_iter_free` on this iterator, and must not be freed.
+
+ # Safety
+ `it` must be a live iterator handle, used by one caller at a time while
+ a view is read; `data`, `len` and `count` must be writable.
+ */
+MantisStatus mantis_iter_next_view(const MantisIter *it,
+                                   size_t max_items,
+                                   size_t max_bytes,
+                                   const uint8_t **data,
+                                   size_t *len,
+                                   size_t *count,
+                                   struct MantisError **err);
+
+/*
  Moves the iterator to the first key `>= key` (never before its range start).
 
  # Safety

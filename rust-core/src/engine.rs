@@ -351,16 +351,16 @@ impl Inner {
         self.read_at(key, seq, now_ms)
     }
 
-    /// Fills `out` with up to `limit` present entries in `(lower, upper)` at `seq`.
+    /// Visits up to `limit` entries of `(lower, upper)` that have a version at `seq`.
     pub(crate) fn range_at(
         &self,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
         seq: u64,
         limit: usize,
-        out: &mut Vec<(Box<[u8]>, Version)>,
+        visit: impl FnMut(&[u8], Version),
     ) -> crate::index::RangeEnd {
-        self.index.range_from(lower, upper, seq, limit, out)
+        self.index.range_from(lower, upper, seq, limit, visit)
     }
 }
 

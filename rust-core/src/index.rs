@@ -341,23 +341,29 @@ impl Index {
         }
     }
 
-    /// Up to `limit` entries with keys inside `(lower, upper)`, in key order,
-    /// each with its version visible at `read_seq`; keys with no such version
-    /// are skipped, stale ones reported so the caller can retry.
+    /// Visits up to `limit` entries with keys inside `(lower, upper)`, in key
+    /// order, each with its version visible at `read_seq`; keys with no such
+    /// version are skipped (a walk at a registered snapshot never meets a
+    /// stale key: its versions are not reclaimed). The key is lent to
+    /// `visit`, so the walk itself allocates nothing.
     pub fn range_from(
         &self,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
         read_seq: u64,
         limit: usize,
-        out: &mut Vec<(Box<[u8]>, Version)>,
+        mut visit: impl FnMut(&[u8], Version),
     ) -> RangeEnd {
+        let mut n = 0;
         for entry in self.map.range::<[u8], _>((lower, upper)) {
-            if out.len() >= limit {
+            if n >= limit {
                 return RangeEnd::More;
             }
             match entry.value().visible(read_seq) {
-                Lookup::Found(v) => out.push((entry.key().clone(), v)),
+                Lookup::Found(v) => {
+                    visit(entry.key(), v);
+                    n += 1;
+                }
                 Lookup::Missing | Lookup::Stale => {}
             }
         }
@@ -505,10 +511,11 @@ mod tests {
         for (i, k) in [b"b", b"a", b"d", b"c"].iter().enumerate() {
             idx.insert(*k, put(i as u64 + 1, *k), 0);
         }
-        let mut out = Vec::new();
-        let end = idx.range_from(Bound::Included(b"b".as_slice()), Bound::Unbounded, 10, 2, &mut out);
+        let mut keys = Vec::new();
+        let end = idx.range_from(Bound::Included(b"b".as_slice()), Bound::Unbounded, 10, 2, |k, _| {
+            keys.push(k.to_vec())
+        });
         assert_eq!(end, RangeEnd::More);
-        let keys: Vec<&[u8]> = out.iter().map(|(k, _)| &**k).collect();
-        assert_eq!(keys, vec![b"b".as_slice(), b"c".as_slice()]);
+        assert_eq!(keys, vec![b"b".to_vec(), b"c".to_vec()]);
     }
 }

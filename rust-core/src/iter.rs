@@ -6,8 +6,7 @@
 //! byte order, fetching keys in small chunks so it never holds a skiplist
 //! position across calls (writers and compaction are never blocked by it).
 
-use std::collections::VecDeque;
-use std::ops::Bound;
+use std::ops::{Bound, Range};
 
 use crate::db::{Db, Value};
 use crate::engine::{now_ms, Inner};
@@ -140,8 +139,14 @@ pub struct Iter {
     upper: Bound<Vec<u8>>,
     /// The range's start, kept so `seek` cannot move before it.
     start: Bound<Vec<u8>>,
-    buf: VecDeque<(Box<[u8]>, Version)>,
-    scratch: Vec<(Box<[u8]>, Version)>,
+    /// The keys of the current chunk, back to back (one buffer per
+    /// iterator rather than an allocation per key).
+    keys: Vec<u8>,
+    /// The current chunk's entries: where each key is in `keys`, and the
+    /// version the snapshot sees.
+    entries: Vec<(Range<usize>, Version)>,
+    /// The next entry of `entries` to yield.
+    at: usize,
     exhausted: bool,
     failed: bool,
 }
@@ -153,8 +158,9 @@ impl Iter {
             start: lower.clone(),
             lower,
             upper,
-            buf: VecDeque::with_capacity(CHUNK),
-            scratch: Vec::with_capacity(CHUNK),
+            keys: Vec::new(),
+            entries: Vec::with_capacity(CHUNK),
+            at: 0,
             exhausted: false,
             failed: false,
         }
@@ -177,12 +183,15 @@ impl Iter {
         } else {
             Bound::Included(key.to_vec())
         };
-        self.buf.clear();
+        self.entries.clear();
+        self.at = 0;
         self.exhausted = false;
     }
 
     fn refill(&mut self) {
-        self.scratch.clear();
+        self.keys.clear();
+        self.entries.clear();
+        self.at = 0;
         let lower = match &self.lower {
             Bound::Included(k) => Bound::Included(k.as_slice()),
             Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
@@ -193,41 +202,51 @@ impl Iter {
             Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
             Bound::Unbounded => Bound::Unbounded,
         };
+        let now = self.snap.now_ms;
+        let (keys, entries) = (&mut self.keys, &mut self.entries);
+        // The last key walked, present or not: the next chunk starts after it.
+        let mut last = None;
         let end = self
             .snap
             .inner()
-            .range_at(lower, upper, self.snap.seq, CHUNK, &mut self.scratch);
+            .range_at(lower, upper, self.snap.seq, CHUNK, |key, version| {
+                let start = keys.len();
+                keys.extend_from_slice(key);
+                last = Some(start..keys.len());
+                if !version.is_absent(now) {
+                    entries.push((start..keys.len(), version));
+                }
+            });
         if end == RangeEnd::Done {
             self.exhausted = true;
         }
-        if let Some((last, _)) = self.scratch.last() {
-            self.lower = Bound::Excluded(last.to_vec());
-        } else {
-            self.exhausted = true;
+        match last {
+            Some(r) => self.lower = Bound::Excluded(self.keys[r].to_vec()),
+            None => self.exhausted = true,
         }
-        let now = self.snap.now_ms;
-        self.buf
-            .extend(self.scratch.drain(..).filter(|(_, v)| !v.is_absent(now)));
     }
-}
 
-impl Iterator for Iter {
-    type Item = Result<(Vec<u8>, Value)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// Advances and hands the next pair to `f`: the key lent from the
+    /// iterator's chunk (no allocation, unlike [`Iterator::next`]), the value
+    /// as the shared handle the index or the value cache holds. `None` at the
+    /// end; an error is yielded once, then iteration ends.
+    pub fn next_with<R>(&mut self, f: impl FnOnce(&[u8], Value) -> R) -> Option<Result<R>> {
         if self.failed {
             return None;
         }
         loop {
-            if let Some((key, version)) = self.buf.pop_front() {
-                let loaded = match self.snap.inner().load(&key, &version) {
+            if let Some((range, version)) = self.entries.get(self.at) {
+                self.at += 1;
+                let inner = self.snap.inner();
+                let key = &self.keys[range.clone()];
+                let loaded = match inner.load(key, version) {
                     Ok(Some(v)) => Ok(Some(v)),
                     // Compaction moved the value: read it again at the snapshot.
-                    Ok(None) => self.snap.inner().read_at(&key, self.snap.seq, self.snap.now_ms),
+                    Ok(None) => inner.read_at(key, self.snap.seq, self.snap.now_ms),
                     Err(e) => Err(e),
                 };
                 match loaded {
-                    Ok(Some(value)) => return Some(Ok((key.into_vec(), value))),
+                    Ok(Some(value)) => return Some(Ok(f(key, value))),
                     Ok(None) => continue,
                     Err(e) => {
                         self.failed = true;
@@ -244,6 +263,14 @@ impl Iterator for Iter {
             }
             self.refill();
         }
+    }
+}
+
+impl Iterator for Iter {
+    type Item = Result<(Vec<u8>, Value)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_with(|key, value| (key.to_vec(), value))
     }
 }
 

@@ -1054,16 +1054,33 @@ impl World {
         let h = self.iter(inp);
         let max_items = inp.below(5);
         let max_bytes = [0, 1, 16, 4096][inp.below(4)];
+        // Either call: a batch copied into a buffer of ours, or a view of
+        // the iterator's own buffer (read before the next call on it).
+        let borrowed = inp.below(2) == 0;
         let mut out = empty_buf();
+        let mut view: *const u8 = ptr::dangling();
+        let mut view_len = usize::MAX;
         let mut count = usize::MAX;
         let mut r = Refusals::of(h.refusal);
         let out_p: *mut MantisBuf = if inp.below(16) == 0 { null_mut() } else { &mut out };
+        let view_p: *mut *const u8 = if inp.below(16) == 0 { null_mut() } else { &mut view };
+        let view_len_p: *mut usize = if inp.below(16) == 0 { null_mut() } else { &mut view_len };
         let count_p: *mut usize = if inp.below(16) == 0 { null_mut() } else { &mut count };
-        r.out(out_p);
+        if borrowed {
+            r.out(view_p);
+            r.out(view_len_p);
+        } else {
+            r.out(out_p);
+        }
         r.out(count_p);
         let mut err = Err::new(inp);
-        // SAFETY: see `pick`; the out-parameters are NULL or locals.
-        let st = unsafe { mantis_iter_next_batch(h.ptr, max_items, max_bytes, out_p, count_p, err.ptr()) };
+        let st = if borrowed {
+            // SAFETY: see `pick`; the out-parameters are NULL or locals.
+            unsafe { mantis_iter_next_view(h.ptr, max_items, max_bytes, view_p, view_len_p, count_p, err.ptr()) }
+        } else {
+            // SAFETY: see `pick`; the out-parameters are NULL or locals.
+            unsafe { mantis_iter_next_batch(h.ptr, max_items, max_bytes, out_p, count_p, err.ptr()) }
+        };
         err.check(st, "iter_next_batch");
         if let Some(i) = h.slot {
             if r.any() && !self.open(self.iters[i].db) {
@@ -1083,7 +1100,17 @@ impl World {
             return;
         }
         assert_eq!(st, MantisOk, "iter_next_batch");
-        let got = take(&mut out);
+        let got = if !borrowed {
+            take(&mut out)
+        } else if count == 0 {
+            assert!(view.is_null() && view_len == 0, "iterator: an empty view with data");
+            Vec::new()
+        } else {
+            assert!(!view.is_null(), "iterator: a NULL view of {count} pairs");
+            // SAFETY: the library lent `view_len` bytes at `view`, valid
+            // until the next call on this iterator; they are copied now.
+            unsafe { std::slice::from_raw_parts(view, view_len) }.to_vec()
+        };
         let mut at = 0;
         let mut size = 0;
         for n in 0..count {

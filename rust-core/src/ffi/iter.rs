@@ -21,8 +21,20 @@ use crate::Iter;
 pub struct MantisIter {
     // First field: see `Live`.
     live: u64,
-    iter: Mutex<Iter>,
+    state: Mutex<IterState>,
 }
+
+/// An iterator and the buffer its borrowed batches are encoded into.
+struct IterState {
+    iter: Iter,
+    /// The last batch of `mantis_iter_next_view`, reused by the next one, so
+    /// a long scan allocates its batch buffer once.
+    view: Vec<u8>,
+}
+
+/// A view buffer that grew past this (one batch of very large values) is
+/// released before the next batch rather than kept for the iterator's life.
+const VIEW_RETAIN_BYTES: usize = 4 << 20;
 
 impl Live for MantisIter {
     const TAG: u64 = u64::from_le_bytes(*b"MANTISIT");
@@ -67,7 +79,7 @@ pub unsafe extern "C" fn mantis_iter_new(
         };
         out.set(into_handle(MantisIter {
             live: MantisIter::TAG,
-            iter: Mutex::new(iter),
+            state: Mutex::new(IterState { iter, view: Vec::new() }),
         }));
         Ok(MantisStatus::MantisOk)
     })
@@ -94,23 +106,70 @@ pub unsafe extern "C" fn mantis_iter_next_batch(
     boundary(err, || {
         let out = try_out!(out);
         let count = try_out!(count);
-        let mut iter = try_handle!(it).iter.lock();
+        let mut state = try_handle!(it).state.lock();
         let mut buf = Vec::new();
-        let mut n = 0usize;
-        while n < max_items.max(1) && (n == 0 || buf.len() < max_bytes) {
-            match iter.next() {
-                None => break,
-                Some(Err(e)) => return Err(e.into()),
-                Some(Ok((k, v))) => {
-                    append_pair(&mut buf, &k, &v);
-                    n += 1;
-                }
-            }
-        }
+        let n = fill_batch(&mut state.iter, max_items, max_bytes, &mut buf)?;
         out.set(MantisBuf::from_vec(buf));
         count.set(n);
         Ok(MantisStatus::MantisOk)
     })
+}
+
+/// Like `mantis_iter_next_batch`, but the pairs stay in the iterator's own
+/// buffer: `*data` and `*len` describe them (`*data` is NULL when `*count`
+/// is 0), in the same encoding, without a copy into a buffer of the
+/// caller's. The bytes are borrowed: they stay valid and unchanged until the
+/// next `mantis_iter_next_view`, `mantis_iter_next_batch`, `mantis_iter_seek`
+/// or `mantis_iter_free` on this iterator, and must not be freed.
+///
+/// # Safety
+/// `it` must be a live iterator handle, used by one caller at a time while
+/// a view is read; `data`, `len` and `count` must be writable.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_iter_next_view(
+    it: *const MantisIter,
+    max_items: usize,
+    max_bytes: usize,
+    data: *mut *const u8,
+    len: *mut usize,
+    count: *mut usize,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let data = try_out!(data);
+        let len = try_out!(len);
+        let count = try_out!(count);
+        let mut state = try_handle!(it).state.lock();
+        let IterState { iter, view } = &mut *state;
+        if view.capacity() > VIEW_RETAIN_BYTES {
+            *view = Vec::new();
+        }
+        view.clear();
+        let n = fill_batch(iter, max_items, max_bytes, view)?;
+        data.set(if view.is_empty() {
+            std::ptr::null()
+        } else {
+            view.as_ptr()
+        });
+        len.set(view.len());
+        count.set(n);
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Appends up to `max_items` pairs of `iter` to `buf` (stopping early once
+/// `buf` passes `max_bytes`, but always taking one pair if any is left) and
+/// returns their number.
+fn fill_batch(iter: &mut Iter, max_items: usize, max_bytes: usize, buf: &mut Vec<u8>) -> Result<usize, crate::Error> {
+    let mut n = 0usize;
+    while n < max_items.max(1) && (n == 0 || buf.len() < max_bytes) {
+        match iter.next_with(|k, v| append_pair(buf, k, &v)) {
+            None => break,
+            Some(Err(e)) => return Err(e),
+            Some(Ok(())) => n += 1,
+        }
+    }
+    Ok(n)
 }
 
 /// Moves the iterator to the first key `>= key` (never before its range start).
@@ -127,7 +186,7 @@ pub unsafe extern "C" fn mantis_iter_seek(
     boundary(err, || {
         let h = try_handle!(it);
         let k = try_bytes!(key, key_len, "key");
-        h.iter.lock().seek(k);
+        h.state.lock().iter.seek(k);
         Ok(MantisStatus::MantisOk)
     })
 }

@@ -176,6 +176,30 @@ int main(void) {
   st = mantis_iter_next_batch(it, 10, 1 << 20, &buf, &count, NULL);
   CHECK(st == MANTIS_OK && count == 2, "after seek: %zu", count);
   mantis_buf_free(&buf);
+  /* The same through borrowed views: the iterator's buffer, valid until its next call. */
+  CHECK(mantis_iter_seek(it, S("p:"), NULL) == MANTIS_OK, "seek to start");
+  total = 0;
+  const uint8_t *view = NULL;
+  size_t view_len = 0;
+  do {
+    st = mantis_iter_next_view(it, 2, 1 << 20, &view, &view_len, &count, NULL);
+    CHECK(st == MANTIS_OK, "next_view");
+    CHECK((count == 0) == (view == NULL), "view is NULL exactly when empty");
+    size_t at = 0;
+    for (size_t i = 0; i < count; i++) {
+      uint32_t k, v;
+      memcpy(&k, view + at, 4);
+      memcpy(&v, view + at + 4, 4);
+      CHECK(k < sizeof last, "key length");
+      memcpy(last, view + at + MANTIS_ITER_PAIR_HEADER_LEN, k);
+      last[k] = 0;
+      at += MANTIS_ITER_PAIR_HEADER_LEN + k + v;
+    }
+    CHECK(at == view_len, "view length %zu, pairs took %zu", view_len, at);
+    total += count;
+  } while (count > 0);
+  CHECK(total == 3 && strcmp(last, "p:3") == 0, "view scan saw %zu keys, last %s", total, last);
+  CHECK(mantis_iter_next_view(it, 2, 1 << 20, NULL, &view_len, &count, NULL) == MANTIS_NULL_PARAMETER, "next_view NULL data");
   mantis_iter_free(it);
   mantis_iter_free(NULL);
 
