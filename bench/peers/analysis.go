@@ -26,9 +26,10 @@ var explanations = []explanation{
 	{
 		id:    "scan",
 		title: "Scans fetch every value on its own, outside the index.",
-		text: "MantisDB keeps only values of at most 64 bytes (`inline_threshold`) in its index, so a scan walks the skiplist for the keys and then looks each of the 1,000 values up in the value cache, a sharded hash map (`ValueCache::get` was 29% of the CPU in a profile of MantisDB alone scanning 100k × 100 B), or reads it with a pread on a miss. Every pair is then copied twice on its way to Go: into the batch buffer in Rust, and out of it with `C.GoBytes`. " +
-			"bbolt walks leaf pages of its memory map and hands out views into them; BuntDB walks its in-heap B-tree and hands out the strings it holds; Pebble decodes sstable blocks from its block cache. None does a lookup per value, and bbolt and BuntDB copy nothing. At 4 KiB the copies dominate: 4 MiB per scan, twice. " +
-			"Directions: inline values up to a few hundred bytes; fetch the values of an iterator chunk segment by segment in offset order; let the Go iterator read views of the Rust batch instead of copying it.",
+		text: "MantisDB keeps only values of at most 64 bytes (`inline_threshold`) in its index, so a scan walks the skiplist for the keys and then looks each of the 1,000 values up in the value cache, a sharded hash map (`ValueCache::get` was 26% of the CPU in a profile of the Go engine benchmark scanning 1,000 cached 100 B values), or, on a miss, reads it with a pread of its own, checks its CRC and inserts it into the cache. At 4 KiB a 100k-key store is six times the 64 MiB cache, so nearly every value of a scan is such a read. " +
+			"The pairs are then copied once, into the iterator's buffer, which Go reads in place (runs before 2026-12-04, the tables of 2026-11-24 among them, also copied each batch out with `C.GoBytes`). " +
+			"bbolt walks leaf pages of its memory map and hands out views into them; BuntDB walks its in-heap B-tree and hands out the strings it holds; Pebble decodes sstable blocks from its block cache. None does a lookup or a system call per value, and bbolt and BuntDB copy nothing. " +
+			"Directions: inline values up to a few hundred bytes, or keep a handle to the cached value in the index version; read the missing values of an iterator chunk segment by segment in offset order, one read per run of adjacent values; map sealed segments.",
 		match: func(l loss) bool { return l.w.kind == scanPrefix },
 	},
 	{
