@@ -19,12 +19,16 @@ FUZZ_TEST_SECS ?= 2
 GO_FUZZ_TARGETS := ./internal/api:FuzzBatchDecode ./internal/api:FuzzTxnDecode ./internal/api:FuzzKeyRoutes \
 	./internal/api:FuzzScanQuery ./internal/api:FuzzBatchHTTP ./internal/api:FuzzTxnHTTP \
 	./internal/api:FuzzRequestHeaders ./internal/resp:FuzzRequest
+
+GO_FUZZ_TARGETS := FuzzBatchDecode FuzzTxnDecode FuzzKeyRoutes FuzzScanQuery FuzzBatchHTTP FuzzTxnHTTP FuzzRequestHeaders
+# Fault cycles of `make cluster-test` (3 server processes, nemesis, linearizability check).
+CLUSTER_CYCLES ?= 300
 SOAK_DURATION ?= 10m
 SOAK_OUT     ?= /tmp/mantisdb-soak
 SOAK_FLAGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help roundtrip-1m ui ui-check test-ui dashboard-screenshots bench-resp bench-peers lint-packaging build build-rust run build-rust-core bench bench-http soak test test-rust test-c test-go test-fuzz fuzz header crash-test bench-rust lint fmt clean
+.PHONY: help roundtrip-1m ui ui-check test-ui dashboard-screenshots bench-resp bench-peers lint-packaging build build-rust run build-rust-core bench bench-http soak test test-rust test-c test-go test-fuzz fuzz header crash-test bench-rust lint fmt clean cluster cluster-test bench-cluster
 
 GO        ?= go
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -122,6 +126,15 @@ bench-peers: build-rust-core ## MantisDB beside Badger, Pebble, bbolt, BuntDB (o
 
 bench-resp: build-rust ## redis-benchmark vs redis-server side by side, alternating rounds (ROUNDS=3), server CPU beside each figure, wrk over HTTP; ~10 min
 	scripts/bench-resp.sh
+
+cluster: build-rust ## Start a 3-node cluster on loopback (HTTP 8081-8083, Redis 6381-6383, raft 7001-7003, data in ./cluster-data)
+	scripts/cluster.sh ./mantisdb-rust
+
+cluster-test: build-rust ## Cluster fault harness: CLUSTER_CYCLES=300 kills/pauses/partitions, porcupine check (~25 min)
+	$(GO) run ./cmd/mantisdb-clustertest -server ./mantisdb-rust -engine rust -cycles $(CLUSTER_CYCLES)
+
+bench-cluster: build-rust ## 3-node cluster beside one node over HTTP (64 clients, --sync always), ratios; JSON in bench-cluster.json
+	$(GO) run ./cmd/mantisdb-clusterbench -server ./mantisdb-rust -engine rust -json bench-cluster.json
 
 bench-http: ## Load test of the server over loopback with wrk (installs wrk if missing)
 	scripts/bench-http.sh

@@ -90,10 +90,11 @@ func testKeyMetaExpireAt(t *testing.T, e StorageEngine) {
 	wantPairs(t, "scan after a past ExpireAt", scanPrefix(t, e, "gone"), nil)
 	noErr(t, "Write ExpireAt before 1970", e.Write(ctx, []BatchOp{{Kind: OpPut, Key: "old", Value: "v", ExpireAt: time.Unix(-5, 0)}}))
 	wantMissing(t, e, "old")
-	// A short absolute expiry passes like a TTL.
-	noErr(t, "Write soon", e.Write(ctx, []BatchOp{{Kind: OpPut, Key: "soon", Value: "v", ExpireAt: time.Now().Add(50 * time.Millisecond)}}))
+	// A short absolute expiry passes like a TTL (long enough for a
+	// replicated write and read under load).
+	noErr(t, "Write soon", e.Write(ctx, []BatchOp{{Kind: OpPut, Key: "soon", Value: "v", ExpireAt: time.Now().Add(400 * time.Millisecond)}}))
 	wantValue(t, e, "soon", "v")
-	time.Sleep(80 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
 	wantMissing(t, e, "soon")
 	err := e.Write(ctx, []BatchOp{{Kind: OpPut, Key: "both", Value: "v", TTL: time.Second, ExpireAt: at}})
 	wantErr(t, "TTL and ExpireAt together", err, ErrInvalidArgument)

@@ -338,7 +338,8 @@ func testValueLimit(t *testing.T, e StorageEngine) {
 
 func testTTL(t *testing.T, e StorageEngine) {
 	ctx := t.Context()
-	const ttl = 150 * time.Millisecond
+	// Long enough for the writes below on a replicated engine under load.
+	const ttl = 400 * time.Millisecond
 	noErr(t, "PutWithTTL", e.PutWithTTL(ctx, "t1", "v1", ttl))
 	noErr(t, "PutWithTTL", e.PutWithTTL(ctx, "t2", "v2", ttl))
 	mustPut(t, e, "t2", "v2b") // a plain put clears the TTL

@@ -49,6 +49,7 @@ type config struct {
 	shutdownTimeout time.Duration
 	showVersion     bool
 	bench           benchConfig
+	cluster         clusterConfig
 }
 
 // usageError is a bad flag or environment value: exit code 2.
@@ -115,6 +116,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Var(&durationValue{&cfg.shutdownTimeout, time.Millisecond}, "shutdown-timeout", "how long shutdown waits for requests in flight")
 	fs.BoolVar(&cfg.showVersion, "version", false, "print the version, Go version and engines, then exit")
 	addBenchFlags(fs, &cfg.bench)
+	addClusterFlags(fs, &cfg.cluster)
 	return fs
 }
 
@@ -168,6 +170,9 @@ func (cfg *config) check(source map[string]string) error {
 		return "--" + name + " (default)"
 	}
 	if err := cfg.checkBenchmark(from, source); err != nil {
+		return err
+	}
+	if err := cfg.checkCluster(from); err != nil {
 		return err
 	}
 	if cfg.engine == "rust" && !storage.RustAvailable {

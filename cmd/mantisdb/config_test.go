@@ -26,6 +26,7 @@ func TestConfigDefaults(t *testing.T) {
 		maxValueSize: 64 << 20, maxBodySize: 65 << 20, maxBatchOps: 10000,
 		maxConnections: 1024, minBodyRate: 16 << 10,
 		shutdownTimeout: 30 * time.Second,
+		cluster:         clusterConfig{raftAddr: "127.0.0.1:7000", consistency: "linearizable"},
 	}
 	if cfg != want {
 		t.Fatalf("defaults\n got %+v\nwant %+v", cfg, want)

@@ -56,7 +56,7 @@ const (
 // restores default signal handling once shutdown begins, so a second
 // Ctrl-C kills the process at once.
 func serve(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger) error {
-	engine, err := openEngine(cfg)
+	engine, err := openEngine(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -127,12 +127,18 @@ func serve(ctx context.Context, stopSignals func(), cfg config, log *slog.Logger
 	if respSrv != nil {
 		go func() { respServed <- respSrv.Serve(respLn) }()
 	}
+	stopped, stopErr := nodeStopped(engine)
 	select {
 	case err := <-served:
 		return errors.Join(fmt.Errorf("serving HTTP: %w", err), closeRESP(respSrv), closeEngine(engine))
 	case err := <-respServed:
 		_ = srv.Close()
 		return errors.Join(fmt.Errorf("serving the Redis protocol: %w", err), closeEngine(engine))
+	case <-stopped:
+		// A cluster member whose engine failed in Apply exits, to be restarted.
+		_ = srv.Close()
+		<-served
+		return errors.Join(stopErr(), closeRESP(respSrv), closeEngine(engine))
 	case <-ctx.Done():
 	}
 	stopSignals()
@@ -198,7 +204,7 @@ func closeRESP(srv *resp.Server) error {
 
 // openEngine creates the data directory (0700: the data is the users') and
 // opens the configured engine in it.
-func openEngine(cfg config) (storage.StorageEngine, error) {
+func openEngine(cfg config, log *slog.Logger) (storage.StorageEngine, error) {
 	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the data directory: %w", err)
 	}
@@ -209,6 +215,9 @@ func openEngine(cfg config) (storage.StorageEngine, error) {
 	scfg.CacheSize = cfg.cacheSize
 	scfg.SegmentSize = cfg.segmentSize
 	scfg.MaxValueSize = int(cfg.maxValueSize)
+	if cfg.cluster.nodeID != "" {
+		return openCluster(cfg, scfg, log)
+	}
 	engine, err := storage.NewStorageEngine(cfg.engine, scfg)
 	if err != nil {
 		return nil, err

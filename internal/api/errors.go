@@ -82,6 +82,8 @@ func toAPIError(err error) *apiError {
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case clusterError(err) != nil:
+		return clusterError(err)
 	case errors.As(err, &tooBig):
 		return tooLargef("request body exceeds the limit of %d bytes", tooBig.Limit)
 	case errors.Is(err, storage.ErrNotFound):

@@ -52,6 +52,9 @@ func newMetrics(engine storage.StorageEngine, version string, extra ...prometheu
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(extra...)
+	if c := newClusterCollector(engine); c != nil {
+		reg.MustRegister(c)
+	}
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	return m
 }

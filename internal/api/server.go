@@ -174,6 +174,10 @@ func (s *Server) routes() []route {
 		{Route: Route{"GET", "/ui/{asset}"}, handler: s.handleUI, public: true},
 		{Route: Route{"POST", "/api/v1/admin/checkpoint"}, handler: s.handleCheckpoint},
 		{Route: Route{"POST", "/api/v1/admin/compact"}, handler: s.handleCompact},
+		{Route: Route{"GET", "/api/v1/cluster"}, handler: s.handleClusterStatus},
+		{Route: Route{"POST", "/api/v1/cluster/join"}, handler: s.handleClusterJoin},
+		{Route: Route{"POST", "/api/v1/cluster/remove"}, handler: s.handleClusterRemove},
+		{Route: Route{"POST", "/api/v1/cluster/transfer"}, handler: s.handleClusterTransfer},
 	}
 }
 
@@ -230,7 +234,7 @@ func (s *Server) buildHandler() http.Handler {
 	}
 	mux.Handle("/", s.metrics.instrument("unmatched", s.requireToken(http.HandlerFunc(notFound))))
 	return guardBodyRate(s.opts.MinBodyRate, s.opts.BodyGrace, s.opts.BodyTimeout,
-		limitBody(s.opts.MaxBodySize, logRequests(s.log, mux)))
+		limitBody(s.opts.MaxBodySize, logRequests(s.log, withConsistency(s.engine, mux))))
 }
 
 // muxPath is the ServeMux pattern of a route path. A final wildcard takes

@@ -190,8 +190,7 @@ func (srv *Server) writeInfoSection(b *strings.Builder, sec string, x *call) {
 			line("mantisdb_storage_syncs", st.Syncs)
 		}
 	case "replication":
-		line("role", "master")
-		line("connected_slaves", 0)
+		srv.writeReplication(line)
 	case "cpu":
 		var ru syscall.Rusage
 		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
