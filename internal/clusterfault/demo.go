@@ -33,7 +33,7 @@ func (h *harness) demo(ctx context.Context) (DemoResult, error) {
 		return res, err
 	}
 	f := h.nodes[(leader.index+1)%len(h.nodes)]
-	if err := lin.put(ctx, leader.httpAddr, "demo/k", "before"); err != nil {
+	if err := putSettled(ctx, lin, leader.httpAddr, "demo/k", "before"); err != nil {
 		return res, fmt.Errorf("demo put: %w", err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -52,7 +52,8 @@ func (h *harness) demo(ctx context.Context) (DemoResult, error) {
 	h.faults.isolate(f.index, len(h.nodes), link{mode: linkBlackhole})
 	var hist []porcupine.Operation
 	call := h.now()
-	if err := lin.put(ctx, leader.httpAddr, "demo/k", "after"); err != nil {
+	// Retries keep one operation in the history: it spans every attempt.
+	if err := putSettled(ctx, lin, leader.httpAddr, "demo/k", "after"); err != nil {
 		h.faults.heal()
 		return res, fmt.Errorf("demo put with one follower cut off: %w", err)
 	}
@@ -85,7 +86,7 @@ func (h *harness) demo(ctx context.Context) (DemoResult, error) {
 		return res, err
 	}
 	other := h.nodes[(leader.index+1)%len(h.nodes)]
-	if err := lin.put(ctx, other.httpAddr, "demo/d", "new"); err != nil {
+	if err := putSettled(ctx, lin, other.httpAddr, "demo/d", "new"); err != nil {
 		h.faults.heal()
 		return res, fmt.Errorf("demo put on the new majority: %w", err)
 	}
@@ -98,6 +99,22 @@ func (h *harness) demo(ctx context.Context) (DemoResult, error) {
 	h.faults.heal()
 	_, err = waitStable(ctx, h.probe, h.nodes, 20*time.Second)
 	return res, err
+}
+
+// putSettled puts key = value through addr, trying again for up to 10 s
+// while the cluster settles: right after an election a forwarded write
+// may meet a connection to the old leader and end with its outcome
+// unknown. Putting the same value again is harmless to what the
+// demonstrations check, which is only how reads answer afterwards.
+func putSettled(ctx context.Context, c *httpClient, addr, key, value string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := c.put(ctx, addr, key, value)
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func shortErr(err error) string {
