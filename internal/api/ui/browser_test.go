@@ -273,6 +273,10 @@ func TestBrowserDashboardDrawsEveryChart(t *testing.T) {
 	if !strings.Contains(tiles, "browser-test") || !strings.Contains(tiles, storage.DefaultEngine) {
 		t.Errorf("tiles lack the version or engine: %q", tiles)
 	}
+	// A single node has no cluster, so no Cluster panel.
+	if !eval[bool](t, ctx, `document.getElementById('cluster').hidden`) {
+		t.Error("a single node's dashboard shows the Cluster panel")
+	}
 	noConsoleErrors(t, b, nil)
 }
 
