@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/mantisdb/mantisdb/internal/cluster"
 	"github.com/mantisdb/mantisdb/internal/telemetry"
 	"github.com/mantisdb/mantisdb/storage"
 )
@@ -19,6 +20,11 @@ type dashboardAnswer struct {
 	Stats         *storage.Stats    `json:"stats,omitempty"`
 	StatsError    string            `json:"stats_error,omitempty"`
 	Protocols     []protocolFigures `json:"protocols"`
+	// Cluster is GET /api/v1/cluster's answer, present only on a cluster
+	// member; ClusterError says why it is missing when the node could not
+	// report it.
+	Cluster      *cluster.Status `json:"cluster,omitempty"`
+	ClusterError string          `json:"cluster_error,omitempty"`
 }
 
 // protocolFigures is one protocol's part of the dashboard answer.
@@ -60,6 +66,13 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 		ans.StatsError = err.Error()
 	} else {
 		ans.Stats = &st
+	}
+	if s.clusterStatus != nil {
+		if cs, err := s.clusterStatus.Status(ctx); err != nil {
+			ans.ClusterError = err.Error()
+		} else {
+			ans.Cluster = &cs
+		}
 	}
 	for _, p := range snap.Protocols {
 		pf := protocolFigures{

@@ -1,14 +1,17 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mantisdb/mantisdb/internal/cluster"
 	"github.com/mantisdb/mantisdb/internal/telemetry"
 )
 
@@ -215,5 +218,53 @@ func TestRouteFamiliesNameRoutes(t *testing.T) {
 		if !slices.Contains(Routes(), rt) {
 			t.Errorf("routeFamilies names %v, which is not a route", rt)
 		}
+	}
+}
+
+// dashboardClusterJSON is the cluster part of the dashboard answer.
+type dashboardClusterJSON struct {
+	Cluster      *cluster.Status `json:"cluster"`
+	ClusterError string          `json:"cluster_error"`
+}
+
+// fakeClusterStatus reports a fixed cluster status, or an error.
+type fakeClusterStatus struct {
+	st  cluster.Status
+	err error
+}
+
+func (f fakeClusterStatus) Status(context.Context) (cluster.Status, error) { return f.st, f.err }
+
+// TestDashboardShowsTheCluster: on a cluster member the dashboard carries
+// the node's cluster status, the same answer as GET /api/v1/cluster; a
+// single node's answer has no cluster field at all, and a node that cannot
+// report says why in cluster_error.
+func TestDashboardShowsTheCluster(t *testing.T) {
+	single := newClient(t, Options{})
+	if raw := single.do("GET", "/api/v1/dashboard", "").Body.String(); strings.Contains(raw, `"cluster`) {
+		t.Fatalf("a single node's dashboard mentions a cluster: %s", raw)
+	}
+
+	want := cluster.Status{
+		ID: "n2", State: "Follower", Address: "127.0.0.1:7002", LeaderID: "n1", LeaderAddr: "127.0.0.1:7001",
+		Term: 3, LastIndex: 41, CommitIndex: 40, AppliedIndex: 39, Consistency: "leader",
+		Members: []cluster.Member{
+			{ID: "n1", Address: "127.0.0.1:7001", Voter: true, Leader: true, Reachable: true, State: "Leader", Term: 3, AppliedIndex: 40},
+			{ID: "n2", Address: "127.0.0.1:7002", Voter: true, Self: true, Reachable: true, State: "Follower", Term: 3, AppliedIndex: 39},
+			{ID: "n3", Address: "127.0.0.1:7003", Voter: true, Error: "dial tcp: connection refused"},
+		},
+	}
+	srv := New(newEngine(t), Options{})
+	srv.clusterStatus = fakeClusterStatus{st: want}
+	c := &client{t: t, h: srv.Handler()}
+	d := ok[dashboardClusterJSON](c, "GET", "/api/v1/dashboard", "")
+	if d.Cluster == nil || !reflect.DeepEqual(*d.Cluster, want) || d.ClusterError != "" {
+		t.Fatalf("dashboard cluster %+v (error %q), want %+v", d.Cluster, d.ClusterError, want)
+	}
+
+	srv.clusterStatus = fakeClusterStatus{err: cluster.ErrStopped}
+	d = ok[dashboardClusterJSON](c, "GET", "/api/v1/dashboard", "")
+	if d.Cluster != nil || d.ClusterError != cluster.ErrStopped.Error() {
+		t.Fatalf("a node that cannot report: cluster %+v, error %q", d.Cluster, d.ClusterError)
 	}
 }

@@ -42,11 +42,17 @@ func TestEngineErrorsMapToStatuses(t *testing.T) {
 	}
 }
 
-// internalFaultEngine fails every Get with an internal fault of the engine.
+// internalFaultEngine fails every Get (and GetWithMeta, which the key
+// read uses) with an internal fault of the engine.
 type internalFaultEngine struct{ storage.StorageEngine }
 
 func (internalFaultEngine) Get(context.Context, string) (string, error) {
 	return "", fmt.Errorf("%w: active segment 7 is not open", storage.ErrInternal)
+}
+
+func (e internalFaultEngine) GetWithMeta(ctx context.Context, key string) (string, storage.KeyMeta, error) {
+	_, err := e.Get(ctx, key)
+	return "", storage.KeyMeta{}, err
 }
 
 // TestInternalFaultIsALogged500: a fault of the engine itself is the

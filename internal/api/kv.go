@@ -39,6 +39,22 @@ type valueAnswer struct {
 	KeyEncoding   string `json:"key_encoding,omitempty"`
 	Value         string `json:"value"`
 	ValueEncoding string `json:"value_encoding,omitempty"`
+	// ExpiresAt is set only for a key with an expiry, so the answer for a
+	// key without one is unchanged.
+	ExpiresAt string `json:"expires_at,omitempty"`
+}
+
+// expiresAtLayout is RFC 3339 in UTC with milliseconds, the precision the
+// engines keep an expiry at.
+const expiresAtLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// formatExpiresAt is the expires_at field (and X-Expires-At header) for a
+// key's expiry: "" when it has none.
+func formatExpiresAt(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(expiresAtLayout)
 }
 
 func newKeyAnswer(key string) keyAnswer {
@@ -163,7 +179,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	value, err := s.kv.Get(r.Context(), key)
+	value, meta, err := s.kv.GetWithMeta(r.Context(), key)
 	if errors.Is(err, storage.ErrNotFound) {
 		s.fail(w, r, newError(codeNotFound, "key not found"))
 		return
@@ -178,13 +194,16 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Length", strconv.Itoa(len(value)))
 		// Stored bytes are the users'; a browser must not sniff them into HTML.
 		h.Set("X-Content-Type-Options", "nosniff")
+		if exp := formatExpiresAt(meta.ExpiresAt); exp != "" {
+			h.Set("X-Expires-At", exp)
+		}
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, value)
 		return
 	}
 	k, kenc := encodeBytes(key)
 	v, venc := encodeBytes(value)
-	writeJSON(w, http.StatusOK, valueAnswer{Key: k, KeyEncoding: kenc, Value: v, ValueEncoding: venc})
+	writeJSON(w, http.StatusOK, valueAnswer{Key: k, KeyEncoding: kenc, Value: v, ValueEncoding: venc, ExpiresAt: formatExpiresAt(meta.ExpiresAt)})
 }
 
 // handleDelete removes a key; deleting a missing key succeeds too.

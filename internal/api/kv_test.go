@@ -2,9 +2,11 @@ package api
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -240,3 +242,52 @@ func TestRawBodyBeyondBodyLimit(t *testing.T) {
 	wantError(t, c.do("PUT", "/api/v1/kv/k", strings.Repeat("x", 11), "Content-Type", "application/octet-stream"),
 		413, codeTooLarge, "10 bytes")
 }
+
+// TestGetExpiresAt checks that a read names a key's expiry (RFC 3339 UTC
+// with milliseconds, within the TTL of the write) and leaves the field and
+// header out for a key without one, so those answers are as before.
+func TestGetExpiresAt(t *testing.T) {
+	c := newClient(t, Options{})
+	before := time.Now()
+	ok[keyJSON](c, "PUT", "/api/v1/kv/expiring", `{"value":"v","ttl":600}`)
+	after := time.Now()
+	ok[keyJSON](c, "PUT", "/api/v1/kv/lasting", `{"value":"v"}`)
+
+	rec := c.do("GET", "/api/v1/kv/expiring", "")
+	var got map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != http.StatusOK {
+		t.Fatalf("GET expiring: %d %s (%v)", rec.Code, rec.Body, err)
+	}
+	field, _ := got["expires_at"].(string)
+	if !expiresAtPattern.MatchString(field) {
+		t.Fatalf("expires_at %q is not RFC 3339 UTC with milliseconds", field)
+	}
+	at, err := time.Parse(time.RFC3339, field)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, hi := before.Add(600*time.Second).Truncate(time.Millisecond), after.Add(600*time.Second+time.Millisecond)
+	if at.Before(lo) || at.After(hi) {
+		t.Fatalf("expires_at %s is outside [%s, %s]", at, lo, hi)
+	}
+	raw := c.do("GET", "/api/v1/kv/expiring", "", "Accept", "application/octet-stream")
+	if h := raw.Header().Get("X-Expires-At"); h != field {
+		t.Fatalf("raw read's X-Expires-At %q, want %q", h, field)
+	}
+
+	rec = c.do("GET", "/api/v1/kv/lasting", "")
+	if rec.Body.String() != `{"key":"lasting","value":"v"}`+"\n" && rec.Body.String() != `{"key":"lasting","value":"v"}` {
+		t.Fatalf("a key without expiry answers %q", rec.Body)
+	}
+	raw = c.do("GET", "/api/v1/kv/lasting", "", "Accept", "application/octet-stream")
+	if _, has := raw.Header()["X-Expires-At"]; has {
+		t.Fatalf("a key without expiry has X-Expires-At %q", raw.Header().Get("X-Expires-At"))
+	}
+	// Rewriting without a TTL drops the expiry, and the field with it.
+	ok[keyJSON](c, "PUT", "/api/v1/kv/expiring", `{"value":"v"}`)
+	if strings.Contains(c.do("GET", "/api/v1/kv/expiring", "").Body.String(), "expires_at") {
+		t.Fatal("expires_at still answered after a put without a TTL")
+	}
+}
+
+var expiresAtPattern = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)

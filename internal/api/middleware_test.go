@@ -79,10 +79,14 @@ func TestMethodNotAllowed(t *testing.T) {
 	}
 }
 
-// panicEngine panics in Get.
+// panicEngine panics in Get and GetWithMeta.
 type panicEngine struct{ storage.StorageEngine }
 
 func (panicEngine) Get(context.Context, string) (string, error) { panic("engine bug") }
+
+func (panicEngine) GetWithMeta(context.Context, string) (string, storage.KeyMeta, error) {
+	panic("engine bug")
+}
 
 func TestPanicRecovery(t *testing.T) {
 	var logs bytes.Buffer

@@ -108,12 +108,14 @@ func (o Options) withDefaults() Options {
 // Server answers the HTTP API over one engine. It is safe for concurrent
 // use; the engine must be initialised before requests arrive.
 type Server struct {
-	engine  storage.StorageEngine
-	kv      *kv.Store
-	opts    Options
-	log     *slog.Logger
-	metrics *metrics
-	handler http.Handler
+	engine storage.StorageEngine
+	// clusterStatus is nil unless the engine is a cluster member.
+	clusterStatus clusterStatusSource
+	kv            *kv.Store
+	opts          Options
+	log           *slog.Logger
+	metrics       *metrics
+	handler       http.Handler
 	// telemetry feeds the dashboard; httpOps is its "http" protocol.
 	telemetry *telemetry.Recorder
 	httpOps   *telemetry.Protocol
@@ -126,11 +128,12 @@ func New(engine storage.StorageEngine, opts Options) *Server {
 		opts.Store = kv.New(engine)
 	}
 	s := &Server{
-		engine:  engine,
-		kv:      opts.Store,
-		opts:    opts,
-		log:     opts.Logger,
-		metrics: newMetrics(engine, opts.Version, opts.Collectors...),
+		engine:        engine,
+		clusterStatus: clusterStatusOf(engine),
+		kv:            opts.Store,
+		opts:          opts,
+		log:           opts.Logger,
+		metrics:       newMetrics(engine, opts.Version, opts.Collectors...),
 
 		telemetry: opts.Telemetry,
 		httpOps:   opts.Telemetry.Protocol("http"),

@@ -3,12 +3,20 @@ package kv
 import (
 	"context"
 	"time"
+
+	"github.com/mantisdb/mantisdb/storage"
 )
 
 // Get returns the value of key, or an error wrapping storage.ErrNotFound
 // when the key is absent or expired.
 func (s *Store) Get(ctx context.Context, key string) (string, error) {
 	return s.engine.Get(ctx, key)
+}
+
+// GetWithMeta is Get with the key's expiry and version (storage.KeyMeta),
+// read together so the expiry belongs to the value returned.
+func (s *Store) GetWithMeta(ctx context.Context, key string) (string, storage.KeyMeta, error) {
+	return s.engine.GetWithMeta(ctx, key)
 }
 
 // Put sets key to value. With ttl above 0 the key expires ttl after the

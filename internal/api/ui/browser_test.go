@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -272,6 +273,10 @@ func TestBrowserDashboardDrawsEveryChart(t *testing.T) {
 	if !strings.Contains(tiles, "browser-test") || !strings.Contains(tiles, storage.DefaultEngine) {
 		t.Errorf("tiles lack the version or engine: %q", tiles)
 	}
+	// A single node has no cluster, so no Cluster panel.
+	if !eval[bool](t, ctx, `document.getElementById('cluster').hidden`) {
+		t.Error("a single node's dashboard shows the Cluster panel")
+	}
 	noConsoleErrors(t, b, nil)
 }
 
@@ -284,6 +289,9 @@ func TestBrowserKeyBrowserEditsKeys(t *testing.T) {
 	s.put("browser/alpha", []byte("first value"))
 	s.put("browser/bin", []byte{0x00, 0xff, 0x10})
 	s.put("browser/short-lived", []byte("soon gone"))
+	if code := s.call("PUT", "/api/v1/kv/browser%2Fttl", map[string]any{"value": "kept a while", "ttl": 600}, nil); code != 200 {
+		t.Fatalf("PUT browser/ttl with a TTL: %d", code)
+	}
 	binaryKey := "browser/\xff\x00k" // not UTF-8: shown and addressed as bytes
 	s.put(binaryKey, []byte("under a binary key"))
 	for i := range 60 {
@@ -308,6 +316,9 @@ func TestBrowserKeyBrowserEditsKeys(t *testing.T) {
 	openKey("browser/alpha")
 	if v := eval[string](t, ctx, `document.getElementById('edit-value').value`); v != "first value" {
 		t.Fatalf("editor shows %q", v)
+	}
+	if e := eval[string](t, ctx, `document.getElementById('edit-expiry').textContent`); e != "No expiry." {
+		t.Fatalf("a key without expiry shows %q", e)
 	}
 	do(t, ctx, "editing browser/alpha",
 		chromedp.SetValue(chromedp.ID("edit-value"), "edited in the browser ✓"),
@@ -342,6 +353,30 @@ func TestBrowserKeyBrowserEditsKeys(t *testing.T) {
 		poll(`document.getElementById('editor-status').textContent.startsWith('Saved')`))
 	if got := string(s.get(binaryKey)); got != "edited under a binary key" {
 		t.Fatalf("after editing under the binary key the API reads %q", got)
+	}
+
+	// A key written with a TTL over the API shows its remaining time, and
+	// the TTL box holds it, so saving unchanged keeps the key expiring.
+	openKey("browser/ttl")
+	expiry := eval[string](t, ctx, `document.getElementById('edit-expiry').textContent`)
+	var left int
+	if _, err := fmt.Sscanf(expiry, "Expires in %d s", &left); err != nil || left < 590 || left > 600 {
+		t.Fatalf("a key with 600 s to live shows %q", expiry)
+	}
+	if box := eval[string](t, ctx, `document.getElementById('edit-ttl').value`); box != strconv.Itoa(left) {
+		t.Fatalf("TTL box holds %q, want the remaining %d s", box, left)
+	}
+	do(t, ctx, "saving browser/ttl unchanged",
+		chromedp.Click(chromedp.ID("save-key")),
+		poll(`document.getElementById('editor-status').textContent.includes('expiring in')`))
+	var meta struct {
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	if code := s.call("GET", "/api/v1/kv/browser%2Fttl", nil, &meta); code != 200 {
+		t.Fatalf("GET browser/ttl after saving: %d", code)
+	}
+	if until := time.Until(meta.ExpiresAt); until < 580*time.Second || until > 601*time.Second {
+		t.Fatalf("after saving unchanged the key expires in %v, want about 600 s", until)
 	}
 
 	// TTL: a key saved with a TTL of one second is gone after it.

@@ -3,6 +3,7 @@
 
 import uPlot from 'uplot';
 import { call } from './api.js';
+import { ClusterPanel } from './cluster.js';
 
 const families = ['read', 'write', 'scan', 'txn'];
 const familyColors = { read: '#1f6fd1', write: '#d1451f', scan: '#138a6e', txn: '#7d3cb5' };
@@ -274,6 +275,7 @@ export class Dashboard {
     this.grid = root.querySelector('#charts');
     this.tiles = root.querySelector('#tiles');
     this.status = root.querySelector('#status');
+    this.cluster = new ClusterPanel(root);
     this.charts = new Map();
     this.prev = null;
   }
@@ -319,6 +321,7 @@ export class Dashboard {
     }
     for (const spec of specs) this.chart(spec).push(cur, prev, dt);
     this.renderTiles(cur, prev, dt);
+    this.cluster.render(cur);
     this.prev = cur;
   }
 

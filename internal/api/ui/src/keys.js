@@ -89,14 +89,17 @@ export class KeyBrowser {
   async openKey(key) {
     try {
       const got = await call('GET', '/api/v1/kv/' + escapeBytes(key));
-      this.open(key, fromField(got.value, got.value_encoding));
+      this.open(key, fromField(got.value, got.value_encoding), got.expires_at ?? null);
     } catch (err) {
       this.say(err.status === 404 ? 'That key is gone (deleted or expired since the search).' : `Read failed: ${err.message}`, true);
     }
   }
 
-  // open shows the editor; key null means a new key.
-  open(key, value) {
+  // open shows the editor; key null means a new key. expiresAt is the
+  // key's expires_at (null when it never expires): the TTL box starts at
+  // the remaining seconds rounded up, so saving unchanged keeps about the
+  // same expiry instead of silently making the key permanent.
+  open(key, value, expiresAt = null) {
     this.editing = key;
     this.value = value;
     const keyInput = this.el('edit-key');
@@ -104,11 +107,32 @@ export class KeyBrowser {
     keyInput.value = key === null ? '' : display(key).text;
     this.el('delete-key').hidden = key === null;
     this.el('editor-title').textContent = key === null ? 'New key' : 'Edit key';
-    this.el('edit-ttl').value = '';
+    this.showExpiry(key === null ? undefined : expiresAt);
     this.el('editor').hidden = false;
     this.setMode(textOrNull(value) === null ? 'hex' : 'text', true);
     this.sayEditor('');
     (key === null ? keyInput : this.el('edit-value')).focus();
+  }
+
+  // showExpiry fills the expiry line and the TTL box: expiresAt undefined
+  // for a new key, null for a key without expiry, else its RFC 3339 time.
+  showExpiry(expiresAt) {
+    const line = this.el('edit-expiry');
+    const ttl = this.el('edit-ttl');
+    if (expiresAt === undefined) {
+      line.textContent = '';
+      ttl.value = '';
+      return;
+    }
+    if (expiresAt === null) {
+      line.textContent = 'No expiry.';
+      ttl.value = '';
+      return;
+    }
+    const at = new Date(expiresAt);
+    const left = Math.max(1, Math.ceil((at.getTime() - Date.now()) / 1000));
+    line.textContent = `Expires in ${left} s (at ${at.toLocaleString()}).`;
+    ttl.value = String(left);
   }
 
   close() {
@@ -188,6 +212,7 @@ export class KeyBrowser {
     this.el('edit-key').readOnly = true;
     this.el('delete-key').hidden = false;
     this.el('editor-title').textContent = 'Edit key';
+    this.showExpiry(ttl ? new Date(Date.now() + Number(ttl) * 1000).toISOString() : null);
     this.sayEditor(`Saved ${value.length} bytes${ttl ? `, expiring in ${ttl} s` : ', no expiry'}.`);
   }
 
