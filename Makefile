@@ -20,7 +20,6 @@ GO_FUZZ_TARGETS := ./internal/api:FuzzBatchDecode ./internal/api:FuzzTxnDecode .
 	./internal/api:FuzzScanQuery ./internal/api:FuzzBatchHTTP ./internal/api:FuzzTxnHTTP \
 	./internal/api:FuzzRequestHeaders ./internal/resp:FuzzRequest
 
-GO_FUZZ_TARGETS := FuzzBatchDecode FuzzTxnDecode FuzzKeyRoutes FuzzScanQuery FuzzBatchHTTP FuzzTxnHTTP FuzzRequestHeaders
 # Fault cycles of `make cluster-test` (3 server processes, nemesis, linearizability check).
 CLUSTER_CYCLES ?= 300
 SOAK_DURATION ?= 10m
