@@ -252,7 +252,7 @@ func cmdClientKill(x *call) {
 	if len(x.args) == 3 {
 		for _, s := range x.srv.clients() {
 			if s.conn.RemoteAddr().String() == x.arg(2) {
-				s.kill()
+				x.kill(s)
 				x.w.ok()
 				return
 			}
@@ -305,10 +305,21 @@ func cmdClientKill(x *call) {
 			(laddr != "" && s.conn.LocalAddr().String() != laddr) || (skipMe && s == x.sess) {
 			continue
 		}
-		s.kill()
+		x.kill(s)
 		killed++
 	}
 	x.w.int(int64(killed))
+}
+
+// kill closes s for CLIENT KILL. The caller's own connection closes right
+// after this command's reply, running none of the commands pipelined
+// after it (Redis's CLIENT_CLOSE_AFTER_REPLY); another one closes at once.
+func (x *call) kill(s *session) {
+	if s == x.sess {
+		s.quit = true
+		return
+	}
+	s.kill()
 }
 
 // info is the session's CLIENT INFO / CLIENT LIST line.

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +62,14 @@ type Config struct {
 // defaultMaxConnections is Redis's maxclients default.
 const defaultMaxConnections = 10000
 
+// The goroutines running pipelined commands concurrently, server-wide:
+// waveSlotsPerCPU per CPU, at least minWaveSlots. A command that finds no
+// free slot runs on its connection's goroutine.
+const (
+	waveSlotsPerCPU = 8
+	minWaveSlots    = 16
+)
+
 // writeTimeout bounds one flush of replies to a client that stopped reading.
 const writeTimeout = 60 * time.Second
 
@@ -71,9 +80,12 @@ type Server struct {
 	log     *slog.Logger
 	started time.Time
 	metrics *metrics
-	// stats are each command's INFO commandstats figures; the map is
-	// built in New and only read after.
-	stats map[*command]*commandStats
+	// cstats are each command's figures, indexed by command.idx.
+	cstats []commandStats
+	// waveSlots bounds the goroutines that run the commands of pipelined
+	// waves concurrently (ConcurrentPipeline), server-wide: each may block
+	// an OS thread in the engine until its commit is durable.
+	waveSlots chan struct{}
 	// ops is the dashboard's record of this protocol (nil: none).
 	ops *telemetry.Protocol
 
@@ -113,13 +125,8 @@ func New(cfg Config) *Server {
 	if cfg.Telemetry != nil {
 		s.ops = cfg.Telemetry.Protocol("redis")
 	}
-	s.stats = make(map[*command]*commandStats)
-	for _, c := range commandList {
-		s.stats[c] = &commandStats{}
-		for _, sc := range c.subcommands {
-			s.stats[sc] = &commandStats{}
-		}
-	}
+	s.cstats = make([]commandStats, numCommands)
+	s.waveSlots = make(chan struct{}, max(minWaveSlots, waveSlotsPerCPU*runtime.GOMAXPROCS(0)))
 	return s
 }
 

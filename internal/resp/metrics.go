@@ -37,13 +37,34 @@ func newMetrics(s *Server) *metrics {
 	}
 }
 
-func (m *metrics) observe(c *command, d time.Duration, failed bool) {
-	m.calls.WithLabelValues(c.name).Inc()
-	m.duration.WithLabelValues(c.name).Observe(d.Seconds())
+// observe records one run of c that took d, in INFO commandstats and in
+// Prometheus. The Prometheus children are looked up once per command and
+// server, not per call.
+func (s *Server) observe(c *command, d time.Duration, failed bool) {
+	st := &s.cstats[c.idx]
+	st.record(d, failed)
+	ran := st.ran.Load()
+	if ran == nil {
+		// Two first calls may both get here: WithLabelValues returns the
+		// same children to both.
+		ran = &ranSeries{calls: s.metrics.calls.WithLabelValues(c.name), duration: s.metrics.duration.WithLabelValues(c.name)}
+		st.ran.Store(ran)
+	}
+	ran.calls.Inc()
+	ran.duration.Observe(d.Seconds())
 	if failed {
-		m.errors.WithLabelValues(c.name).Inc()
+		e := st.errors.Load()
+		if e == nil {
+			c := s.metrics.errors.WithLabelValues(c.name)
+			e = &c
+			st.errors.Store(e)
+		}
+		(*e).Inc()
 	}
 }
+
+// statsOf is c's figures on this server.
+func (s *Server) statsOf(c *command) *commandStats { return &s.cstats[c.idx] }
 
 // Collectors returns the server's Prometheus collectors, for the registry
 // /metrics serves.

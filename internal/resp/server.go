@@ -215,7 +215,7 @@ func (srv *Server) writeInfoSection(b *strings.Builder, sec string, x *call) {
 // refused, in Redis's format.
 func (srv *Server) writeCommandStats(b *strings.Builder) {
 	each := func(c *command) {
-		st := srv.stats[c]
+		st := srv.statsOf(c)
 		calls, rejected := st.calls.Load(), st.rejected.Load()
 		if calls == 0 && rejected == 0 {
 			return
@@ -265,7 +265,7 @@ func cmdCommandInfo(x *call) {
 	}
 	x.w.array(len(x.args) - 2)
 	for _, a := range x.args[2:] {
-		c := commandTable[strings.ToLower(string(a))]
+		c := lookupCommand(a)
 		if c == nil {
 			if parts := strings.SplitN(strings.ToLower(string(a)), "|", 2); len(parts) == 2 && commandTable[parts[0]] != nil {
 				c = commandTable[parts[0]].lookupSub(parts[1])

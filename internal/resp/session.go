@@ -41,6 +41,10 @@ type session struct {
 	dirty  bool
 	watch  *kv.Watch
 	quit   bool
+	// last is the last command resolved, published to lastCmd by
+	// publishInfo; pipe is the state of the pipeline being run.
+	last *command
+	pipe pipeline
 
 	mu      sync.Mutex
 	name    string
@@ -71,6 +75,7 @@ func newSession(srv *Server, nc net.Conn, id int64) *session {
 		authed:    srv.cfg.AuthToken == "",
 		watch:     srv.store.NewWatch(),
 	}
+	sess.pipe.sess = sess
 	sess.guard = &requestGuard{
 		conn: nc, idle: srv.cfg.IdleTimeout, stopping: &sess.stopping,
 		maxBulk: srv.cfg.MaxBulk, maxArgs: srv.cfg.MaxArgs, maxQuery: srv.cfg.MaxQueryBuffer,
@@ -109,7 +114,12 @@ func (sess *session) serve() {
 			return
 		}
 		sess.runBatch(cmds)
-		if err := sess.flush(); err != nil || sess.quit || sess.killed.Load() {
+		if sess.killed.Load() {
+			// CLIENT KILL from another connection: closed without the
+			// replies still to send, as Redis frees a killed client.
+			return
+		}
+		if err := sess.flush(); err != nil || sess.quit {
 			return
 		}
 		if sess.stopping.Load() {
@@ -151,31 +161,31 @@ func (sess *session) flush() error {
 	return err
 }
 
-// runBatch runs one read batch of pipelined commands in order.
+// runBatch runs one read batch of pipelined commands in order. A batch of
+// one command runs directly; a longer one runs through the session's
+// pipeline (pipeline.go), which gives runs of blind writes one engine
+// Write and, with ConcurrentPipeline, other keyed commands concurrent
+// commits.
 func (sess *session) runBatch(cmds []redcon.Command) {
-	if sess.srv.cfg.ConcurrentPipeline && len(cmds) > 1 && !sess.multi {
-		sess.runConcurrent(cmds)
-		return
+	now := time.Now()
+	if len(cmds) == 1 {
+		now = sess.dispatch(cmds[0].Args, &sess.w, now)
+	} else {
+		now = sess.pipe.run(cmds, now)
 	}
-	for _, c := range cmds {
-		if sess.quit {
-			return
-		}
-		sess.dispatch(c.Args, &sess.w)
-	}
+	sess.publishInfo(now)
 }
 
 // resolve finds the command (or subcommand) args name, or writes the error
 // and returns nil.
 func (sess *session) resolve(args [][]byte, w *replyWriter) *command {
-	name := strings.ToLower(string(args[0]))
-	cmd := commandTable[name]
+	cmd := lookupCommand(args[0])
 	if cmd == nil {
 		w.err(unknownCommand(args))
 		return nil
 	}
 	if !cmd.arityOK(len(args)) {
-		sess.srv.stats[cmd].rejected.Add(1)
+		sess.srv.statsOf(cmd).rejected.Add(1)
 		w.err("ERR wrong number of arguments for '" + cmd.name + "' command")
 		return nil
 	}
@@ -186,7 +196,7 @@ func (sess *session) resolve(args [][]byte, w *replyWriter) *command {
 			return nil
 		}
 		if !s.arityOK(len(args)) {
-			sess.srv.stats[s].rejected.Add(1)
+			sess.srv.statsOf(s).rejected.Add(1)
 			w.err("ERR wrong number of arguments for '" + s.name + "' command")
 			return nil
 		}
@@ -222,58 +232,68 @@ func clip(s string, n int) string {
 	return s
 }
 
-// dispatch runs one command, writing its reply to w.
-func (sess *session) dispatch(args [][]byte, w *replyWriter) {
+// dispatch runs one command that started at start, writing its reply to
+// w, and returns when it ended (the start of the next command).
+func (sess *session) dispatch(args [][]byte, w *replyWriter, start time.Time) time.Time {
 	sess.srv.totalCommands.Add(1)
 	cmd := sess.resolve(args, w)
 	if cmd == nil {
 		if sess.multi {
 			sess.dirty = true
 		}
-		return
+		return start
 	}
-	sess.note(cmd.name)
+	sess.last = cmd
+	if cmd.flags&flagKeyless != 0 {
+		// CLIENT LIST and INFO may be about to show this session.
+		sess.publishInfo(start)
+	}
 	if !sess.authed && cmd.flags&flagNoAuth == 0 {
-		sess.srv.stats[cmd].rejected.Add(1)
+		sess.srv.statsOf(cmd).rejected.Add(1)
 		w.err("NOAUTH Authentication required.")
 		if sess.multi {
 			sess.dirty = true
 		}
-		return
+		return start
 	}
 	if sess.multi && cmd.flags&flagNoMulti != 0 {
-		sess.srv.stats[cmd].rejected.Add(1)
+		sess.srv.statsOf(cmd).rejected.Add(1)
 		// Refused at once, as in Redis, without spoiling the transaction.
 		w.err("ERR " + strings.ToUpper(cmd.name) + " inside MULTI is not allowed")
-		return
+		return start
 	}
 	if sess.multi && cmd.flags&flagNoQueue == 0 {
 		sess.queued = append(sess.queued, queuedCommand{cmd: cmd, args: copyArgs(args)})
 		w.simple("QUEUED")
-		return
+		return start
 	}
-	sess.srv.run(sess, cmd, args, w, nil)
-	sess.publishInfo()
+	return sess.srv.run(sess, cmd, args, w, nil, start)
 }
 
 // publishInfo copies the state CLIENT LIST shows to where other sessions
-// may read it.
-func (sess *session) publishInfo() {
+// may read it: once per batch of commands, and before a command that may
+// show it.
+func (sess *session) publishInfo(now time.Time) {
 	multi := -1
 	if sess.multi {
 		multi = len(sess.queued)
 	}
+	watching := sess.watch.Len()
 	sess.mu.Lock()
-	sess.infoMulti, sess.infoWatch, sess.infoProto = multi, sess.watch.Len(), sess.w.proto
+	if sess.last != nil {
+		sess.lastCmd = sess.last.name
+	}
+	sess.active = now
+	sess.infoMulti, sess.infoWatch, sess.infoProto = multi, watching, sess.w.proto
 	sess.mu.Unlock()
 }
 
-// run executes cmd and records its figures. tx is the EXEC transaction
-// the command runs in, or nil.
-func (srv *Server) run(sess *session, cmd *command, args [][]byte, w *replyWriter, tx *kv.Tx) {
-	start := time.Now()
+// run executes cmd, which started at start, and records its figures; it
+// returns when the command ended. tx is the EXEC transaction the command
+// runs in, or nil.
+func (srv *Server) run(sess *session, cmd *command, args [][]byte, w *replyWriter, tx *kv.Tx, start time.Time) (end time.Time) {
 	before := len(w.buf)
-	x := &call{srv: srv, sess: sess, cmd: cmd, args: args, w: w, tx: tx}
+	x := &call{srv: srv, sess: sess, cmd: cmd, args: args, w: w, tx: tx, now: start}
 	defer func() {
 		// A handler's bug fails its command, not the server: the client
 		// gets an error in place of the reply, the log gets the stack.
@@ -281,27 +301,26 @@ func (srv *Server) run(sess *session, cmd *command, args [][]byte, w *replyWrite
 			srv.log.Error("resp: command panicked", "command", cmd.name, "panic", p, "stack", string(debug.Stack()))
 			w.buf = w.buf[:before]
 			w.err("ERR internal error running '" + cmd.name + "'; the server log has the details")
-			srv.stats[cmd].record(time.Since(start), true)
+			end = srv.finish(cmd, start, true, tx == nil)
 		}
 	}()
 	cmd.run(x)
 	failed := len(w.buf) > before && w.buf[before] == '-'
+	return srv.finish(cmd, start, failed, tx == nil)
+}
+
+// finish records a command that started at start and has just ended, and
+// returns the time it ended: the clock is read once. own is false for a
+// command inside EXEC, which the dashboard counts as the one EXEC.
+func (srv *Server) finish(cmd *command, start time.Time, failed, own bool) time.Time {
 	var d time.Duration
-	if f, ok := cmd.family(); ok && srv.ops != nil && tx == nil {
-		// EXEC's queued commands count as the one EXEC, as Txn.
-		d = srv.ops.ObserveSince(f, start)
+	if cmd.hasFam && srv.ops != nil && own {
+		d = srv.ops.ObserveSince(cmd.fam, start)
 	} else {
 		d = time.Since(start)
 	}
-	srv.stats[cmd].record(d, failed)
-	srv.metrics.observe(cmd, d, failed)
-}
-
-// note records the last command for CLIENT LIST.
-func (sess *session) note(name string) {
-	sess.mu.Lock()
-	sess.lastCmd, sess.active = name, time.Now()
-	sess.mu.Unlock()
+	srv.observe(cmd, d, failed)
+	return start.Add(d)
 }
 
 // copyArgs detaches queued arguments from redcon's read buffer.
@@ -322,6 +341,11 @@ type call struct {
 	args [][]byte
 	w    *replyWriter
 	tx   *kv.Tx
+	// batch gathers the writes of a pipeline's run of blind writes (nil:
+	// the command writes on its own).
+	batch *kv.BlindBatch
+	// now is when the command started; relative expiries count from it.
+	now time.Time
 }
 
 func (x *call) arg(i int) string { return string(x.args[i]) }
@@ -331,6 +355,7 @@ func (x *call) ctx() context.Context { return context.Background() }
 // update runs fn as a read-modify-write of keys: on its own, one engine
 // transaction retried on conflict; inside EXEC, on EXEC's transaction.
 func (x *call) update(keys []string, fn func(tx *kv.Tx) error) error {
+	x.notBatched()
 	if x.tx != nil {
 		return fn(x.tx)
 	}
@@ -339,6 +364,7 @@ func (x *call) update(keys []string, fn func(tx *kv.Tx) error) error {
 
 // view runs fn reading the newest state (EXEC's transaction inside EXEC).
 func (x *call) view(fn func(tx *kv.Tx) error) error {
+	x.notBatched()
 	if x.tx != nil {
 		return fn(x.tx)
 	}
@@ -348,10 +374,25 @@ func (x *call) view(fn func(tx *kv.Tx) error) error {
 // blind runs fn, which only writes, as one engine Write (EXEC's
 // transaction inside EXEC).
 func (x *call) blind(fn func(tx *kv.Tx) error) error {
-	if x.tx != nil {
+	switch {
+	case x.tx != nil:
 		return fn(x.tx)
+	case x.batch != nil:
+		return x.batch.Add(fn)
 	}
 	return x.srv.store.Blind(x.ctx(), fn)
+}
+
+// errBatchedRead is the panic of a command that reads while its writes
+// were being gathered into a pipeline's blind batch: its table's blind
+// check is wrong. The pipeline then runs the batch's commands one by one,
+// so the client still gets the right replies.
+var errBatchedRead = errors.New("resp: a command run as a blind write tried to read")
+
+func (x *call) notBatched() {
+	if x.batch != nil {
+		panic(errBatchedRead)
+	}
 }
 
 // fail writes err as a RESP error.

@@ -1,21 +1,32 @@
 package resp
 
 import (
+	"errors"
 	"math"
 
 	"strings"
 	"time"
 
 	"github.com/mantisdb/mantisdb/internal/kv"
+	"github.com/mantisdb/mantisdb/storage"
 )
 
 func cmdGet(x *call) {
 	var v string
 	var ok bool
-	err := x.view(func(tx *kv.Tx) (err error) {
-		v, ok, err = tx.Get(x.arg(1))
-		return err
-	})
+	var err error
+	if x.tx == nil && x.batch == nil {
+		// The common case on its own, without a view's Tx.
+		v, err = x.srv.store.Get(x.ctx(), x.arg(1))
+		if ok = err == nil; errors.Is(err, storage.ErrNotFound) {
+			err = nil
+		}
+	} else {
+		err = x.view(func(tx *kv.Tx) (err error) {
+			v, ok, err = tx.Get(x.arg(1))
+			return err
+		})
+	}
 	x.bulkOrNull(v, ok, err)
 }
 
@@ -129,7 +140,7 @@ func (o expiryOption) kind() string {
 }
 
 func cmdSet(x *call) {
-	opts, _, _, errText := parseSetOptions(x.args[3:], time.Now(), false)
+	opts, _, _, errText := parseSetOptions(x.args[3:], x.now, false)
 	if errText != "" {
 		x.w.err(errText)
 		return
@@ -174,7 +185,7 @@ func cmdSetEx(x *call)  { x.setWithExpiry(time.Second, "setex") }
 func cmdPSetEx(x *call) { x.setWithExpiry(time.Millisecond, "psetex") }
 
 func (x *call) setWithExpiry(unit time.Duration, command string) {
-	at, e := expiryOption{unit: unit, raw: x.arg(2)}.resolve(time.Now(), command)
+	at, e := expiryOption{unit: unit, raw: x.arg(2)}.resolve(x.now, command)
 	if e != "" {
 		x.w.err(e)
 		return
@@ -197,7 +208,7 @@ func cmdGetDel(x *call) {
 }
 
 func cmdGetEx(x *call) {
-	_, change, exp, errText := parseSetOptions(x.args[2:], time.Now(), true)
+	_, change, exp, errText := parseSetOptions(x.args[2:], x.now, true)
 	if errText != "" {
 		x.w.err(errText)
 		return

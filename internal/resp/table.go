@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mantisdb/mantisdb/internal/telemetry"
 )
 
@@ -53,14 +55,35 @@ type command struct {
 	run      func(x *call)
 	// subcommands of a container command (CLIENT, COMMAND, CONFIG).
 	subcommands []*command
+	// blind, when set, reports whether this call of the command writes
+	// without reading anything (SET without NX/XX/GET/KEEPTTL, SETEX,
+	// MSET): such calls of a pipeline share one engine Write. It may
+	// answer false for a call that is blind, never true for one that reads.
+	blind func(args [][]byte) bool
+	// idx is the command's index in a Server's figures (Server.cstats).
+	idx int
+	// fam is the dashboard's family of the command, when hasFam.
+	fam    telemetry.Family
+	hasFam bool
 }
 
-// commandStats are a command's figures for INFO commandstats.
+// commandStats are a command's figures for INFO commandstats, and its
+// Prometheus series, resolved on first use so that a command never run
+// shows no series.
 type commandStats struct {
 	calls    atomic.Int64
 	usec     atomic.Int64
 	rejected atomic.Int64 // refused before running (arity, auth, EXECABORT)
 	failed   atomic.Int64 // ran and answered an error
+
+	ran    atomic.Pointer[ranSeries]
+	errors atomic.Pointer[prometheus.Counter]
+}
+
+// ranSeries are a command's Prometheus children for calls and latency.
+type ranSeries struct {
+	calls    prometheus.Counter
+	duration prometheus.Observer
 }
 
 func (s *commandStats) record(d time.Duration, failed bool) {
@@ -69,6 +92,60 @@ func (s *commandStats) record(d time.Duration, failed bool) {
 	if failed {
 		s.failed.Add(1)
 	}
+}
+
+// always is the command flag set a blind-write check answers for commands
+// that never read (SETEX, PSETEX, MSET).
+func always([][]byte) bool { return true }
+
+// setIsBlind reports whether a SET call writes without reading: none of
+// its options is NX, XX, GET or KEEPTTL. (An option's argument spelled
+// like one, as in "EX NX", makes it answer false: a safe mistake.)
+func setIsBlind(args [][]byte) bool {
+	for _, a := range args[3:] {
+		if eqFold(a, "NX") || eqFold(a, "XX") || eqFold(a, "GET") || eqFold(a, "KEEPTTL") {
+			return false
+		}
+	}
+	return true
+}
+
+// eqFold reports whether b equals the upper-case ASCII word w, ignoring
+// case, without allocating.
+func eqFold(b []byte, w string) bool {
+	if len(b) != len(w) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		if c != w[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// maxCommandName is longer than every command name in the table.
+const maxCommandName = 16
+
+// lookupCommand finds the command named name in any letter case, without
+// allocating; nil when there is none.
+func lookupCommand(name []byte) *command {
+	if len(name) > maxCommandName {
+		return nil
+	}
+	var buf [maxCommandName]byte
+	for i, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	// The conversion in a map index does not allocate.
+	return commandTable[string(buf[:len(name)])]
 }
 
 // keys returns the key arguments of args under the command's key positions.
@@ -90,7 +167,8 @@ func (c *command) keys(args [][]byte) []string {
 
 // family is the dashboard's command family of c, if it has one: SCAN and
 // KEYS scan, EXEC is a transaction, other writes write and other reads
-// read; connection and server commands are not operations.
+// read; connection and server commands are not operations. The table
+// keeps it in fam and hasFam.
 func (c *command) family() (telemetry.Family, bool) {
 	switch {
 	case c.name == "scan" || c.name == "keys":
@@ -119,6 +197,9 @@ var commandTable map[string]*command
 // commandList is the table in name order, for COMMAND and INFO.
 var commandList []*command
 
+// numCommands counts the commands and subcommands (their idx values).
+var numCommands int
+
 func sub(name string, arity int, flags cmdFlags, run func(*call)) *command {
 	return &command{name: name, arity: arity, flags: flags, run: run}
 }
@@ -137,15 +218,15 @@ func init() {
 	cmds := []*command{
 		// Strings (strings.go).
 		{name: "get", arity: 2, flags: r | f, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdGet},
-		{name: "set", arity: -3, flags: w, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdSet},
+		{name: "set", arity: -3, flags: w, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdSet, blind: setIsBlind},
 		{name: "setnx", arity: 3, flags: w | f, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdSetNX},
-		{name: "setex", arity: 4, flags: w, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdSetEx},
-		{name: "psetex", arity: 4, flags: w, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdPSetEx},
+		{name: "setex", arity: 4, flags: w, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdSetEx, blind: always},
+		{name: "psetex", arity: 4, flags: w, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdPSetEx, blind: always},
 		{name: "getset", arity: 3, flags: w | f, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdGetSet},
 		{name: "getdel", arity: 2, flags: w | f, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdGetDel},
 		{name: "getex", arity: -2, flags: w | f, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdGetEx},
 		{name: "mget", arity: -2, flags: r | f, firstKey: 1, lastKey: -1, step: 1, category: "string", run: cmdMGet},
-		{name: "mset", arity: -3, flags: w, firstKey: 1, lastKey: -1, step: 2, category: "string", run: cmdMSet},
+		{name: "mset", arity: -3, flags: w, firstKey: 1, lastKey: -1, step: 2, category: "string", run: cmdMSet, blind: always},
 		{name: "msetnx", arity: -3, flags: w, firstKey: 1, lastKey: -1, step: 2, category: "string", run: cmdMSetNX},
 		{name: "append", arity: 3, flags: w, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdAppend},
 		{name: "strlen", arity: 2, flags: r | f, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdStrlen},
@@ -222,9 +303,18 @@ func init() {
 		if c.step == 0 {
 			c.step = 1
 		}
+		if len(c.name) > maxCommandName {
+			panic("resp: command name longer than maxCommandName: " + c.name)
+		}
+		c.idx = numCommands
+		numCommands++
+		c.fam, c.hasFam = c.family()
 		for _, s := range c.subcommands {
 			s.name = c.name + "|" + s.name
 			s.category = c.category
+			s.idx = numCommands
+			numCommands++
+			s.fam, s.hasFam = s.family()
 		}
 		commandTable[c.name] = c
 	}

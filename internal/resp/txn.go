@@ -56,8 +56,9 @@ func cmdExec(x *call) {
 	err := x.srv.store.Exec(x.ctx(), sess.watch, keys, func(tx *kv.Tx) error {
 		// A retried attempt starts its replies afresh.
 		out = replyWriter{proto: x.w.proto}
+		at := tx.Now()
 		for _, q := range queued {
-			x.srv.run(sess, q.cmd, q.args, &out, tx)
+			at = x.srv.run(sess, q.cmd, q.args, &out, tx, at)
 		}
 		return nil
 	})
