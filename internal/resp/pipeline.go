@@ -147,7 +147,13 @@ func (p *pipeline) runGathered(cmd *command, args [][]byte, at int) (ok bool) {
 			ok = false
 		}
 	}()
-	cmd.run(&call{srv: sess.srv, sess: sess, cmd: cmd, args: args, w: &sess.w, batch: p.batch, now: p.now})
+	now := p.now
+	if len(args) > 3 && cmd.name != "mset" {
+		// SET with options, SETEX, PSETEX: a relative expiry counts from
+		// this command, not from the start of the run being gathered.
+		now = time.Now()
+	}
+	cmd.run(&call{srv: sess.srv, sess: sess, cmd: cmd, args: args, w: &sess.w, batch: p.batch, now: now})
 	return true
 }
 

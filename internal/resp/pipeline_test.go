@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mantisdb/mantisdb/internal/kv"
 	"github.com/mantisdb/mantisdb/storage"
@@ -220,4 +221,75 @@ func readLine(t *testing.T, c *rawConn) string {
 			return strings.TrimSuffix(s, "\r\n")
 		}
 	}
+}
+
+// slowCommitEngine holds every transaction's commit for a while and
+// records how many were waiting at once, as commits waiting for their
+// sync under --sync always do.
+type slowCommitEngine struct {
+	storage.StorageEngine
+	inFlight, most atomic.Int64
+}
+
+type slowTxn struct {
+	storage.Transaction
+	e *slowCommitEngine
+}
+
+func (e *slowCommitEngine) BeginTransaction(ctx context.Context) (storage.Transaction, error) {
+	tx, err := e.StorageEngine.BeginTransaction(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &slowTxn{Transaction: tx, e: e}, nil
+}
+
+func (t *slowTxn) Commit() error {
+	n := t.e.inFlight.Add(1)
+	for {
+		m := t.e.most.Load()
+		if n <= m || t.e.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	time.Sleep(3 * time.Millisecond)
+	t.e.inFlight.Add(-1)
+	return t.Transaction.Commit()
+}
+
+// TestPipelineWaveGoroutinesBounded: concurrent dispatch runs the writes
+// of pipelined waves concurrently, but never more at once in the whole
+// server than its wave slots plus one per connection.
+func TestPipelineWaveGoroutinesBounded(t *testing.T) {
+	var se *slowCommitEngine
+	ts := startTestServer(t, func(c *Config) {
+		se = &slowCommitEngine{StorageEngine: c.Store.Engine()}
+		c.Store = kv.New(se)
+		c.ConcurrentPipeline = true
+	})
+	const conns, depth = 4, 100
+	clients := make([]*rawConn, conns)
+	var want strings.Builder
+	for j := 0; j < depth; j++ {
+		want.WriteString(":1\r\n")
+	}
+	for i := range clients {
+		clients[i] = ts.raw(t)
+		var req strings.Builder
+		for j := range depth {
+			req.WriteString("INCR c" + strconv.Itoa(i) + ":" + strconv.Itoa(j) + "\r\n")
+		}
+		clients[i].send(req.String())
+	}
+	for _, c := range clients {
+		c.expect(want.String())
+	}
+	most, bound := se.most.Load(), int64(cap(ts.srv.waveSlots)+conns)
+	if most > bound {
+		t.Fatalf("%d commits waited at once, more than %d wave slots + %d connections", most, cap(ts.srv.waveSlots), conns)
+	}
+	if most <= conns {
+		t.Fatalf("at most %d commits waited at once: the waves did not run concurrently", most)
+	}
+	t.Logf("at most %d of %d commits at once (bound %d)", most, conns*depth, bound)
 }
