@@ -293,3 +293,41 @@ func TestPipelineWaveGoroutinesBounded(t *testing.T) {
 	}
 	t.Logf("at most %d of %d commits at once (bound %d)", most, conns*depth, bound)
 }
+
+// TestClientListAfterPipeline: CLIENT LIST shows the last command of a
+// pipeline and the MULTI state it left, and a client's own CLIENT INFO
+// names CLIENT INFO, as in Redis.
+func TestClientListAfterPipeline(t *testing.T) {
+	bothDispatches(t, func(t *testing.T, ts *testServer, _ *countingEngine) {
+		a := ts.raw(t)
+		a.send("CLIENT ID\r\n")
+		id := strings.TrimPrefix(readLine(t, a), ":")
+		b := ts.client(t, 2)
+		line := func() string {
+			t.Helper()
+			out, err := b.Do(t.Context(), "CLIENT", "LIST", "ID", id).Text()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+		a.send("SET a 1\r\nGET a\r\n")
+		a.expect("+OK\r\n$1\r\n1\r\n")
+		if l := line(); !strings.Contains(l, " flags=N ") || !strings.Contains(l, " multi=-1 ") || !strings.Contains(l, " cmd=get ") {
+			t.Errorf("after SET, GET: %q", l)
+		}
+		a.send("MULTI\r\nSET b 1\r\n")
+		a.expect("+OK\r\n+QUEUED\r\n")
+		if l := line(); !strings.Contains(l, " flags=x ") || !strings.Contains(l, " multi=1 ") || !strings.Contains(l, " cmd=set ") {
+			t.Errorf("after MULTI, SET: %q", l)
+		}
+		a.send("DISCARD\r\nCLIENT INFO\r\n")
+		a.expect("+OK\r\n")
+		if info := readLine(t, a); !strings.HasPrefix(info, "$") {
+			t.Fatalf("CLIENT INFO reply %q", info)
+		}
+		if info := readLine(t, a); !strings.Contains(info, " cmd=client|info ") || !strings.Contains(info, " multi=-1 ") {
+			t.Errorf("own CLIENT INFO: %q", info)
+		}
+	})
+}

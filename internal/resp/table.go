@@ -312,6 +312,9 @@ func init() {
 		for _, s := range c.subcommands {
 			s.name = c.name + "|" + s.name
 			s.category = c.category
+			// A subcommand of a keyless container (CLIENT, CONFIG,
+			// COMMAND) is keyless too.
+			s.flags |= c.flags & flagKeyless
 			s.idx = numCommands
 			numCommands++
 			s.fam, s.hasFam = s.family()
