@@ -7,7 +7,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -113,6 +112,7 @@ type Engine struct {
 	trans   *raft.NetworkTransport
 	bolt    *raftboltdb.BoltStore
 	fwd     *forwarder
+	batcher *proposalBatcher
 	advAddr string
 	// hasState says raft state existed when the node started (a restart).
 	hasState bool
@@ -177,6 +177,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	e := &Engine{cfg: cfg, fwd: newForwarder(), stopped: make(chan struct{}), log: cfg.Logger.With("node", cfg.NodeID)}
+	e.batcher = newProposalBatcher(e.fwd)
 	e.leaderReads = readRounds{timeout: cfg.ApplyTimeout, fetch: func(ctx context.Context) (uint64, error) {
 		return e.leaderReadIndex(ctx, true)
 	}}
@@ -400,32 +401,17 @@ func (e *Engine) withTimeout(ctx context.Context) (context.Context, context.Canc
 func (e *Engine) propose(ctx context.Context, c command) error {
 	ctx, cancel := e.withTimeout(ctx)
 	defer cancel()
-	_, err := e.toLeader(ctx, rpcPropose, c.encode(), false, func() ([]byte, error) {
-		return nil, e.applyLocal(c)
-	})
-	return err
+	return e.proposeVia(ctx, c)
 }
 
 // applyLocal logs a proposal on this node, which must lead, and waits for
 // its answer from the fsm.
 func (e *Engine) applyLocal(c command) error {
-	if !e.isLeader() {
-		return errNotLeader
-	}
-	entry := c.stamp(time.Now())
-	f := e.raft.Apply(entry.encode(), e.cfg.ApplyTimeout)
-	if err := f.Error(); err != nil {
-		switch {
-		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
-			return fmt.Errorf("%w: %v", errNotLeader, err)
-		default:
-			return fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
-		}
-	}
-	if err, ok := f.Response().(error); ok {
+	f, err := e.startApply(c)
+	if err != nil {
 		return err
 	}
-	return nil
+	return applyOutcome(f)
 }
 
 func checkKey(key string) error {

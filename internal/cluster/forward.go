@@ -32,6 +32,7 @@ const (
 	rpcRemove    = 4 // body: id; answer: empty
 	rpcTransfer  = 5 // body: id (may be empty: any voter); answer: empty
 	rpcStatus    = 6 // body: empty; answer: this node's progress (nodeProgress)
+	// rpcProposeBatch (7) carries many proposals: forward_batch.go.
 
 	maxFrame = 1<<30 + 1<<20
 	// poolSize is how many idle connections to one leader a node keeps.
@@ -304,6 +305,8 @@ func (e *Engine) handleRPC(method byte, body []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w: forwarded command is not a proposal", storage.ErrInvalidArgument)
 		}
 		return nil, e.applyLocal(c)
+	case rpcProposeBatch:
+		return e.handleProposeBatch(body)
 	case rpcReadIndex:
 		var idx uint64
 		var err error
