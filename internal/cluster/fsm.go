@@ -34,6 +34,9 @@ type fsm struct {
 	onFail func(error)
 
 	puts, deletes, conflicts, batches, entries, restores atomic.Uint64
+	// checkpoints counts snapshots taken as engine checkpoints,
+	// archiveRestores the installs of checkpoint archives (of restores).
+	checkpoints, archiveRestores atomic.Uint64
 
 	log *slog.Logger
 }

@@ -49,21 +49,48 @@ func (s *localStore) open() (storage.StorageEngine, error) {
 			return nil, fmt.Errorf("cluster: remove the engine directory a snapshot replaced: %w", err)
 		}
 	}
+	// Checkpoints of snapshots and unpacked archives a stop interrupted.
+	stale, _ := filepath.Glob(s.dir + ".checkpoint-*")
+	for _, d := range append(stale, s.unpackDir()) {
+		if err := os.RemoveAll(d); err != nil {
+			return nil, fmt.Errorf("cluster: remove %s left by an interrupted snapshot: %w", d, err)
+		}
+	}
 	return s.openAt(s.dir)
 }
 
 func (s *localStore) openAt(dir string) (storage.StorageEngine, error) {
+	return s.openAs(s.name, dir)
+}
+
+// openAs opens the engine named name in dir, with this store's settings.
+func (s *localStore) openAs(name, dir string) (storage.StorageEngine, error) {
 	cfg := s.cfg
 	cfg.DataDir = dir
-	e, err := storage.NewStorageEngine(s.name, cfg)
+	e, err := storage.NewStorageEngine(name, cfg)
 	if err != nil {
 		return nil, err
 	}
 	if err := e.Init(dir); err != nil {
-		return nil, fmt.Errorf("cluster: open the %s engine in %s: %w", s.name, dir, err)
+		return nil, fmt.Errorf("cluster: open the %s engine in %s: %w", name, dir, err)
 	}
 	return e, nil
 }
+
+// checkpointDir makes an empty directory beside dir for a snapshot's
+// checkpoint: on the same filesystem, so the checkpoint can hard-link the
+// engine's files.
+func (s *localStore) checkpointDir() (string, error) {
+	d, err := os.MkdirTemp(filepath.Dir(s.dir), filepath.Base(s.dir)+".checkpoint-")
+	if err != nil {
+		return "", fmt.Errorf("cluster: snapshot: make a checkpoint directory: %w", err)
+	}
+	return d, nil
+}
+
+// unpackDir is where a snapshot archive of another engine is unpacked to
+// be read.
+func (s *localStore) unpackDir() string { return s.dir + ".unpack" }
 
 // stage returns an empty engine to load a snapshot into.
 func (s *localStore) stage() (storage.StorageEngine, error) {

@@ -53,6 +53,9 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	}
 	e, release := f.engine()
 	defer release()
+	if cp, ok := e.(storage.Checkpointer); ok && f.store.durable() {
+		return f.checkpointSnapshot(cp)
+	}
 	it, err := e.NewIterator(context.Background(), "")
 	if err != nil {
 		return nil, fmt.Errorf("cluster: snapshot: %w", err)
@@ -125,7 +128,11 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := f.failure(); err != nil {
 		return err
 	}
-	r := &checksumReader{r: bufio.NewReaderSize(rc, 1<<16), h: crc32.New(castagnoli)}
+	br := bufio.NewReaderSize(rc, 1<<16)
+	if head, _ := br.Peek(len(archiveMagic)); string(head) == archiveMagic {
+		return f.restoreArchive(br)
+	}
+	r := &checksumReader{r: br, h: crc32.New(castagnoli)}
 	index, err := readSnapshotHeader(r)
 	if err != nil {
 		return err
@@ -144,6 +151,17 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		f.store.discard(staged)
 		return fmt.Errorf("cluster: load snapshot at index %d: %w", index, err)
 	}
+	if err := f.install(staged, index); err != nil {
+		return err
+	}
+	f.log.Info("cluster: installed a snapshot", "index", index, "keys", count, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// install swaps a staged engine holding a snapshot at index in for the
+// local engine, and checks what it swapped in reports the index. A swap
+// that leaves no engine stops the node.
+func (f *fsm) install(staged storage.StorageEngine, index uint64) error {
 	f.mu.Lock()
 	e, err := f.store.swap(f.local, staged)
 	if e != nil {
@@ -158,7 +176,6 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
-	// Verify what was swapped in: the reopened engine reports the index.
 	got, err := readApplied(e)
 	if err != nil {
 		return err
@@ -168,7 +185,6 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.setApplied(index)
 	f.restores.Add(1)
-	f.log.Info("cluster: installed a snapshot", "index", index, "keys", count, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
