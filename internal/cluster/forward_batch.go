@@ -39,6 +39,11 @@ const (
 	maxForwardBatchBytes = 4 << 20
 )
 
+// forwardRounds is how many batches to one leader may be in flight at
+// once. A proposal that finds a sender free leaves at once; only when all
+// are busy does it wait for the next round.
+var forwardRounds = 4
+
 // errBatchUnsupported is answered to the proposals of a batch sent to a
 // leader that does not know rpcProposeBatch: nothing was applied, and the
 // caller forwards the proposal alone.
@@ -73,7 +78,7 @@ type proposalBatcher struct {
 type proposalQueue struct {
 	addr    string
 	pending []*pendingProposal
-	sending bool
+	senders int // running senders, at most forwardRounds
 	// single is set once the address answered that it does not take
 	// batches: its proposals go one per RPC from then on.
 	single bool
@@ -102,8 +107,8 @@ func (b *proposalBatcher) submit(ctx context.Context, addr string, body []byte) 
 		return b.callSingle(ctx, addr, body)
 	}
 	q.pending = append(q.pending, p)
-	if !q.sending {
-		q.sending = true
+	if q.senders < forwardRounds {
+		q.senders++
 		go b.send(q)
 	}
 	b.mu.Unlock()
@@ -141,7 +146,7 @@ func (b *proposalBatcher) send(q *proposalQueue) {
 		b.mu.Lock()
 		batch := takeBatch(&q.pending)
 		if len(batch) == 0 {
-			q.sending = false
+			q.senders--
 			b.mu.Unlock()
 			return
 		}
