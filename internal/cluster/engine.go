@@ -106,14 +106,16 @@ type Engine struct {
 	lifecycle sync.Mutex
 	state     atomic.Int32
 
-	raft    *raft.Raft
-	fsm     *fsm
-	mux     *muxLayer
-	trans   *raft.NetworkTransport
-	bolt    *raftboltdb.BoltStore
-	fwd     *forwarder
-	batcher *proposalBatcher
-	advAddr string
+	raft  *raft.Raft
+	fsm   *fsm
+	mux   *muxLayer
+	trans *raft.NetworkTransport
+	bolt  *raftboltdb.BoltStore
+	// logStore is the raft log as raft sees it: bolt, timed.
+	logStore *timedLogStore
+	fwd      *forwarder
+	batcher  *proposalBatcher
+	advAddr  string
 	// hasState says raft state existed when the node started (a restart).
 	hasState bool
 
@@ -303,7 +305,8 @@ func (e *Engine) start(dataDir string) error {
 			return fmt.Errorf("cluster: bootstrap: %w", err)
 		}
 	}
-	logs, err := raft.NewLogCache(512, bolt)
+	e.logStore = &timedLogStore{LogStore: bolt}
+	logs, err := raft.NewLogCache(512, e.logStore)
 	if err != nil {
 		return fmt.Errorf("cluster: raft log cache: %w", err)
 	}

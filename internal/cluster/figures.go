@@ -17,6 +17,16 @@ type Figures struct {
 	Entries       uint64        // entries in those batches
 	Conflicts     uint64        // conditional entries refused in Apply
 	SnapshotsUsed uint64        // snapshots installed into the local engine
+	// LogAppends counts raft log appends (one transaction and its fsyncs
+	// each), LogAppendEntries the entries they held and LogAppendTime
+	// their total duration.
+	LogAppends       uint64
+	LogAppendEntries uint64
+	LogAppendTime    time.Duration
+	// ForwardBatches counts the batch RPCs that carried this node's
+	// writes to the leader, ForwardedWrites the writes they carried.
+	ForwardBatches  uint64
+	ForwardedWrites uint64
 }
 
 // Figures returns this node's counters.
@@ -40,6 +50,9 @@ func (e *Engine) Figures() (Figures, error) {
 		CommitIndex: p.CommitIndex, AppliedIndex: p.AppliedIndex,
 		Batches: e.fsm.batches.Load(), Entries: e.fsm.entries.Load(),
 		Conflicts: e.fsm.conflicts.Load(), SnapshotsUsed: e.fsm.restores.Load(),
+		LogAppends: e.logStore.appends.Load(), LogAppendEntries: e.logStore.entries.Load(),
+		LogAppendTime:  time.Duration(e.logStore.nanos.Load()),
+		ForwardBatches: e.batcher.batches.Load(), ForwardedWrites: e.batcher.proposals.Load(),
 	}
 	if !f.Leader {
 		if t := e.raft.LastContact(); !t.IsZero() {
