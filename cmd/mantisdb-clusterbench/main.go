@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -37,17 +38,61 @@ func main() {
 	defer stop()
 	fmt.Printf("cluster bench: %d clients, %d rounds of %v per phase, %d-byte values, %s engine, --sync always\n",
 		cfg.Clients, cfg.Rounds, cfg.Duration, cfg.ValueSize, cfg.Engine)
+	m := machineInfo{CPUs: runtime.NumCPU(), Model: cpuModel(), LoadBefore: loadAverage()}
+	fmt.Printf("machine: %d CPUs (%s), shared by the single node, the three cluster nodes and this client; load average %s\n",
+		m.CPUs, m.Model, m.LoadBefore)
 	rep, err := clusterfault.Bench(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cluster bench:", err)
 		os.Exit(1)
 	}
+	m.LoadAfter = loadAverage()
 	fmt.Print(rep.Table())
+	fmt.Printf("load average (1, 5, 15 min) before: %s, after: %s\n", m.LoadBefore, m.LoadAfter)
 	if jsonPath != "" {
-		b, _ := json.MarshalIndent(rep, "", "  ")
+		b, _ := json.MarshalIndent(struct {
+			clusterfault.BenchReport
+			Machine machineInfo `json:"machine"`
+		}{rep, m}, "", "  ")
 		if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 	}
+}
+
+// machineInfo names the machine a run measured: the benchmark's figures
+// are ratios on one shared machine, and its load moves them.
+type machineInfo struct {
+	CPUs       int    `json:"cpus"`
+	Model      string `json:"cpu_model"`
+	LoadBefore string `json:"load_average_before"`
+	LoadAfter  string `json:"load_average_after"`
+}
+
+// cpuModel is the first "model name" of /proc/cpuinfo, or "unknown".
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+// loadAverage is the 1, 5 and 15 minute load averages of /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
