@@ -16,13 +16,14 @@ import (
 )
 
 // Writes a follower takes travel to the leader in batches. Every proposal
-// waiting to be forwarded to one leader address joins a queue; one sender
-// per address takes whatever the queue holds (up to maxForwardBatch
-// proposals, maxForwardBatchBytes bytes) and sends it as one
-// rpcProposeBatch, then takes the next batch when the answer is back. So
-// while a round is in flight the next one gathers, and a busy follower
-// sends one RPC per leader round trip instead of one per write. The leader
-// logs every proposal of a batch as its own raft entry, in one go, so raft
+// waiting to be forwarded to one leader address joins a queue; up to
+// forwardRounds senders per address each take whatever the queue holds (up
+// to maxForwardBatch proposals, maxForwardBatchBytes bytes), send it as one
+// rpcProposeBatch, and take the next batch when the answer is back. A
+// proposal that finds a sender free leaves at once; while all are busy,
+// the next batch gathers, so a busy follower sends about one RPC per
+// sender and leader round trip instead of one per write. The leader logs
+// every proposal of a batch as its own raft entry, in one go, so raft
 // appends them together and the fsm applies them in one engine commit;
 // each proposal keeps its own answer.
 //
@@ -40,9 +41,10 @@ const (
 )
 
 // forwardRounds is how many batches to one leader may be in flight at
-// once. A proposal that finds a sender free leaves at once; only when all
-// are busy does it wait for the next round.
-var forwardRounds = 4
+// once. With one, a write that arrived just after a send waited a whole
+// round trip before it left; four kept forwarded writes as fast as writes
+// sent to the leader itself (docs/performance/cluster.md).
+const forwardRounds = 4
 
 // errBatchUnsupported is answered to the proposals of a batch sent to a
 // leader that does not know rpcProposeBatch: nothing was applied, and the
@@ -74,7 +76,7 @@ type proposalBatcher struct {
 	queues map[string]*proposalQueue
 }
 
-// proposalQueue is one leader address's queue and its sender's state.
+// proposalQueue is one leader address's queue and its senders' state.
 type proposalQueue struct {
 	addr    string
 	pending []*pendingProposal
