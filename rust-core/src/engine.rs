@@ -358,7 +358,7 @@ impl Inner {
         upper: Bound<&[u8]>,
         seq: u64,
         limit: usize,
-        visit: impl FnMut(&[u8], Version),
+        visit: impl FnMut(&[u8], &Version),
     ) -> crate::index::RangeEnd {
         self.index.range_from(lower, upper, seq, limit, visit)
     }

@@ -112,6 +112,14 @@ impl KeyEntry {
     pub fn newest_seq(&self) -> Option<u64> {
         self.versions.read().list.first().map(|v| v.seq)
     }
+
+    /// Lends the newest version visible at `read_seq` to `f`, under the
+    /// key's read lock (so `f` must not block), without copying it; `None`
+    /// when there is none (missing or reclaimed, see [`KeyEntry::visible`]).
+    fn with_visible<R>(&self, read_seq: u64, f: impl FnOnce(&Version) -> R) -> Option<R> {
+        let v = self.versions.read();
+        v.list.iter().find(|ver| ver.seq <= read_seq).map(f)
+    }
 }
 
 /// Result of a lookup at a read sequence.
@@ -344,27 +352,32 @@ impl Index {
     /// Visits up to `limit` entries with keys inside `(lower, upper)`, in key
     /// order, each with its version visible at `read_seq`; keys with no such
     /// version are skipped (a walk at a registered snapshot never meets a
-    /// stale key: its versions are not reclaimed). The key is lent to
-    /// `visit`, so the walk itself allocates nothing.
+    /// stale key: its versions are not reclaimed). The key and the version
+    /// are lent to `visit`, the version under its key's read lock (`visit`
+    /// must not block), so the walk itself copies and allocates nothing.
     pub fn range_from(
         &self,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
         read_seq: u64,
         limit: usize,
-        mut visit: impl FnMut(&[u8], Version),
+        mut visit: impl FnMut(&[u8], &Version),
     ) -> RangeEnd {
+        // Pinned once for the walk: each step of the map's range (and each
+        // entry's release) pins the epoch again, which under an outer pin is
+        // a counter increment rather than a fence per key.
+        let _pin = crossbeam_epoch::pin();
         let mut n = 0;
         for entry in self.map.range::<[u8], _>((lower, upper)) {
             if n >= limit {
                 return RangeEnd::More;
             }
-            match entry.value().visible(read_seq) {
-                Lookup::Found(v) => {
-                    visit(entry.key(), v);
-                    n += 1;
-                }
-                Lookup::Missing | Lookup::Stale => {}
+            if entry
+                .value()
+                .with_visible(read_seq, |v| visit(entry.key(), v))
+                .is_some()
+            {
+                n += 1;
             }
         }
         RangeEnd::Done

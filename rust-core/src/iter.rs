@@ -7,14 +7,13 @@
 //! position across calls (writers and compaction are never blocked by it).
 
 use std::ops::{Bound, Range};
+use std::sync::Arc;
 
 use crate::db::{Db, Value};
 use crate::engine::{now_ms, Inner};
-use crate::error::Result;
-use crate::index::{RangeEnd, Version};
-
-/// Keys fetched from the index per refill of an iterator.
-const CHUNK: usize = 64;
+use crate::error::{Error, Result};
+use crate::index::{RangeEnd, ValueRef, Version};
+use crate::log::record::kv_checksum;
 
 /// A consistent, read-only view of the database at one commit.
 pub struct Snapshot {
@@ -129,8 +128,46 @@ pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// One pair of an iterator's current chunk: where its key is in the
+/// chunk's key buffer, and its value.
+struct Slot {
+    key: Range<usize>,
+    value: SlotValue,
+}
+
+enum SlotValue {
+    /// The value, ready to hand out: inline in the index, found in the
+    /// cache, or fetched with the chunk.
+    Ready(Value),
+    /// A value on disk that the chunk's fetch did not load (it moved, or
+    /// its read failed): loaded on its own when reached, which reports the
+    /// error, if any, in key order.
+    Disk(Version),
+    /// Already handed out.
+    Taken,
+}
+
+/// Keys walked by an iterator's first refill; each later refill doubles it,
+/// up to [`CHUNK_MAX`]. A scan that stops early (a page) loads few values it
+/// never returns; a long scan walks the index and fetches values in large
+/// chunks.
+const CHUNK_FIRST: usize = 32;
+/// The largest chunk.
+const CHUNK_MAX: usize = 256;
+/// Values on disk whose records are at most this far apart are fetched with
+/// one read (the bytes between them are read and dropped): a read of up to
+/// a few KiB more costs less than a system call of its own.
+const FETCH_MAX_GAP: u64 = 4096;
+/// The most bytes one read of a chunk's fetch covers.
+const FETCH_MAX_SPAN: u64 = 1 << 20;
+
 /// An ordered iterator over one snapshot. Yields `(key, value)` pairs;
 /// an I/O or corruption error is yielded once, then iteration ends.
+///
+/// It walks the index a chunk of keys at a time and, before handing out the
+/// chunk's first pair, fetches every value of the chunk that is not in the
+/// index: from the value cache, and the rest from the segments in segment and
+/// offset order, one read per run of nearby records.
 pub struct Iter {
     snap: Snapshot,
     /// Where the next refill starts.
@@ -142,9 +179,13 @@ pub struct Iter {
     /// The keys of the current chunk, back to back (one buffer per
     /// iterator rather than an allocation per key).
     keys: Vec<u8>,
-    /// The current chunk's entries: where each key is in `keys`, and the
-    /// version the snapshot sees.
-    entries: Vec<(Range<usize>, Version)>,
+    /// The current chunk's pairs.
+    entries: Vec<Slot>,
+    /// Positions in `entries` of the values a fetch reads from disk
+    /// (kept to reuse its allocation).
+    misses: Vec<usize>,
+    /// Keys the next refill walks.
+    chunk: usize,
     /// The next entry of `entries` to yield.
     at: usize,
     exhausted: bool,
@@ -159,7 +200,9 @@ impl Iter {
             lower,
             upper,
             keys: Vec::new(),
-            entries: Vec::with_capacity(CHUNK),
+            entries: Vec::new(),
+            misses: Vec::new(),
+            chunk: CHUNK_FIRST,
             at: 0,
             exhausted: false,
             failed: false,
@@ -185,6 +228,7 @@ impl Iter {
         };
         self.entries.clear();
         self.at = 0;
+        self.chunk = CHUNK_FIRST;
         self.exhausted = false;
     }
 
@@ -209,13 +253,21 @@ impl Iter {
         let end = self
             .snap
             .inner()
-            .range_at(lower, upper, self.snap.seq, CHUNK, |key, version| {
+            .range_at(lower, upper, self.snap.seq, self.chunk, |key, version| {
                 let start = keys.len();
                 keys.extend_from_slice(key);
                 last = Some(start..keys.len());
-                if !version.is_absent(now) {
-                    entries.push((start..keys.len(), version));
+                if version.is_absent(now) {
+                    return;
                 }
+                let value = match &version.value {
+                    ValueRef::Inline(bytes) => SlotValue::Ready(Arc::clone(bytes)),
+                    _ => SlotValue::Disk(version.clone()),
+                };
+                entries.push(Slot {
+                    key: start..keys.len(),
+                    value,
+                });
             });
         if end == RangeEnd::Done {
             self.exhausted = true;
@@ -223,6 +275,89 @@ impl Iter {
         match last {
             Some(r) => self.lower = Bound::Excluded(self.keys[r].to_vec()),
             None => self.exhausted = true,
+        }
+        self.chunk = (self.chunk * 2).min(CHUNK_MAX);
+        self.fetch();
+    }
+
+    /// Loads the values of the chunk that are on disk: cache hits first,
+    /// then the misses in segment and offset order, records close together
+    /// with one read. A value this cannot load (its segment was compacted
+    /// away meanwhile, a read failed, a checksum did not match) stays
+    /// [`SlotValue::Disk`]; `next_with` loads it alone when it is reached,
+    /// which finds the moved value or reports the error in key order.
+    fn fetch(&mut self) {
+        let inner = self.snap.inner();
+        let cached = inner.opts.cache_bytes > 0;
+        let (entries, misses) = (&mut self.entries, &mut self.misses);
+        misses.clear();
+        for (i, slot) in entries.iter_mut().enumerate() {
+            let SlotValue::Disk(Version {
+                value: ValueRef::Disk { segment, offset, .. },
+                ..
+            }) = slot.value
+            else {
+                continue;
+            };
+            match cached.then(|| inner.cache.get(&(segment, offset))).flatten() {
+                Some(hit) => slot.value = SlotValue::Ready(hit),
+                None => misses.push(i),
+            }
+        }
+        if misses.is_empty() {
+            return;
+        }
+        let place = |slot: &Slot| match slot.value {
+            SlotValue::Disk(Version {
+                value:
+                    ValueRef::Disk {
+                        segment,
+                        offset,
+                        len,
+                        crc,
+                    },
+                ..
+            }) => (segment, offset, offset + slot.key.len() as u64 + len as u64, crc),
+            // Only values on disk are listed as misses.
+            _ => (u32::MAX, u64::MAX, u64::MAX, 0),
+        };
+        misses.sort_unstable_by_key(|&i| {
+            let (segment, offset, ..) = place(&entries[i]);
+            (segment, offset)
+        });
+        let mut run = 0;
+        while run < misses.len() {
+            let (segment, first, mut end, _) = place(&entries[misses[run]]);
+            let mut next = run + 1;
+            while let Some(&i) = misses.get(next) {
+                let (s, o, e, _) = place(&entries[i]);
+                if s != segment || o < end || o - end > FETCH_MAX_GAP || e - first > FETCH_MAX_SPAN {
+                    break;
+                }
+                end = e;
+                next += 1;
+            }
+            // A failed read leaves the run's values to be loaded one by one.
+            if let Ok(Some(bytes)) = inner.log.read(segment, first, (end - first) as usize) {
+                for &i in &misses[run..next] {
+                    let slot = &mut entries[i];
+                    let (_, offset, record_end, crc) = place(slot);
+                    let kv = &bytes[(offset - first) as usize..(record_end - first) as usize];
+                    let key = &self.keys[slot.key.clone()];
+                    let (k, v) = kv.split_at(key.len());
+                    if k != key || kv_checksum(k, v) != crc {
+                        // Bytes not yet written out (a run reaching past the
+                        // log's flushed end), or damage: the single read decides.
+                        continue;
+                    }
+                    let value: Value = Arc::from(v);
+                    if cached {
+                        inner.cache.insert((segment, offset), Arc::clone(&value));
+                    }
+                    slot.value = SlotValue::Ready(value);
+                }
+            }
+            run = next;
         }
     }
 
@@ -235,15 +370,21 @@ impl Iter {
             return None;
         }
         loop {
-            if let Some((range, version)) = self.entries.get(self.at) {
+            if let Some(slot) = self.entries.get_mut(self.at) {
                 self.at += 1;
-                let inner = self.snap.inner();
-                let key = &self.keys[range.clone()];
-                let loaded = match inner.load(key, version) {
-                    Ok(Some(v)) => Ok(Some(v)),
-                    // Compaction moved the value: read it again at the snapshot.
-                    Ok(None) => inner.read_at(key, self.snap.seq, self.snap.now_ms),
-                    Err(e) => Err(e),
+                let key = &self.keys[slot.key.clone()];
+                let loaded = match std::mem::replace(&mut slot.value, SlotValue::Taken) {
+                    SlotValue::Ready(value) => Ok(Some(value)),
+                    SlotValue::Disk(version) => {
+                        let inner = self.snap.inner();
+                        match inner.load(key, &version) {
+                            Ok(Some(v)) => Ok(Some(v)),
+                            // Compaction moved the value: read it again at the snapshot.
+                            Ok(None) => inner.read_at(key, self.snap.seq, self.snap.now_ms),
+                            Err(e) => Err(e),
+                        }
+                    }
+                    SlotValue::Taken => Err(Error::Internal("iterator slot read twice".into())),
                 };
                 match loaded {
                     Ok(Some(value)) => return Some(Ok(f(key, value))),

@@ -42,7 +42,10 @@ pub struct Options {
     /// Byte budget of the value cache. 0 disables it. Default 64 MiB.
     pub cache_bytes: u64,
     /// Values up to this size live in the index itself and never need a disk
-    /// read or cache slot. Default 64 bytes.
+    /// read or cache slot; a scan hands them out straight from the index.
+    /// They stay in RAM as long as their key exists (the value, plus 16 bytes
+    /// of reference counts, rounded up to the allocator's size class).
+    /// Default 128 bytes.
     pub inline_threshold: usize,
     /// Largest key accepted (at most [`MAX_KEY_LEN`]).
     pub max_key_len: usize,
@@ -90,7 +93,7 @@ impl Default for Options {
             sync: SyncPolicy::Always,
             segment_size: 64 << 20,
             cache_bytes: 64 << 20,
-            inline_threshold: 64,
+            inline_threshold: 128,
             max_key_len: MAX_KEY_LEN,
             max_value_len: DEFAULT_MAX_VALUE_LEN,
             write_buffer_bytes: 256 << 10,

@@ -184,7 +184,7 @@ fn probe() -> impl Strategy<Value = Probe> {
 
 fn config() -> impl Strategy<Value = Config> {
     (
-        prop::sample::select(vec![0usize, 64]),
+        prop::sample::select(vec![0usize, 64, 128]),
         prop::sample::select(vec![0u64, 1 << 20]),
         4096u64..=65536,
         prop::sample::select(vec![512usize, 256 << 10]),

@@ -1,0 +1,278 @@
+//! The scan path: values inline in the index and values fetched a chunk at a
+//! time (cache hits, then one read per run of nearby records), checked
+//! against a model across compaction relocation, overwrites, deletes, expiry
+//! during a scan, reopen, records still in the write buffer, and damage.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use mantisdb_core::{Db, Error, Options, SyncPolicy};
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// A value of `len` bytes that names its key and version.
+fn value(i: usize, round: usize, len: usize) -> Vec<u8> {
+    let seed = format!("{i}/{round}/");
+    seed.bytes().cycle().take(len).collect()
+}
+
+fn key(i: usize) -> Vec<u8> {
+    format!("s/{i:05}").into_bytes()
+}
+
+fn opts(inline_threshold: usize, cache_bytes: u64) -> Options {
+    Options {
+        sync: SyncPolicy::Never,
+        segment_size: 16 << 10,
+        inline_threshold,
+        cache_bytes,
+        background_compaction: false,
+        ..Options::default()
+    }
+}
+
+fn scan(db: &Db, prefix: &[u8]) -> Model {
+    db.scan_prefix(prefix)
+        .unwrap()
+        .map(|r| {
+            let (k, v) = r.unwrap();
+            (k, v.to_vec())
+        })
+        .collect()
+}
+
+fn assert_same(got: &Model, want: &Model, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: pair count");
+    for ((gk, gv), (wk, wv)) in got.iter().zip(want) {
+        assert_eq!(gk, wk, "{what}: keys");
+        assert_eq!(gv, wv, "{what}: value of {}", String::from_utf8_lossy(gk));
+    }
+}
+
+/// Every combination the scan path distinguishes: values inline or on disk,
+/// and values on disk cached or read.
+const CONFIGS: [(usize, u64); 4] = [(128, 1 << 20), (128, 0), (0, 1 << 20), (0, 0)];
+
+#[test]
+fn inline_and_fetched_values_survive_overwrites_deletes_compaction_and_reopen() {
+    for (inline, cache) in CONFIGS {
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = Model::new();
+        let db = Db::open(dir.path(), opts(inline, cache)).unwrap();
+        // Sizes on both sides of the inline threshold.
+        let size = |i: usize, round: usize| (i * 7 + round * 13) % 300;
+        for i in 0..400 {
+            let v = value(i, 0, size(i, 0));
+            db.put(&key(i), &v).unwrap();
+            model.insert(key(i), v);
+        }
+        for round in 1..4 {
+            for i in (0..400).filter(|i| i % 3 == round % 3) {
+                let v = value(i, round, size(i, round));
+                db.put(&key(i), &v).unwrap();
+                model.insert(key(i), v);
+            }
+            for i in (0..400).filter(|i| i % 11 == round) {
+                db.delete(&key(i)).unwrap();
+                model.remove(&key(i));
+            }
+        }
+        assert_same(&scan(&db, b"s/"), &model, "before compaction");
+        let report = db.compact().unwrap();
+        assert!(report.segments_in > 0, "compaction relocated nothing: {report:?}");
+        assert_same(&scan(&db, b"s/"), &model, "after compaction");
+        // Values relocated by compaction, then read back after a reopen (from
+        // hint files and segments).
+        db.close().unwrap();
+        drop(db);
+        let db = Db::open(dir.path(), opts(inline, cache)).unwrap();
+        assert_same(&scan(&db, b"s/"), &model, "after reopen");
+        // A scan that starts in the middle and pages through the rest.
+        let mut it = db.scan_prefix(b"s/").unwrap();
+        it.seek(&key(200));
+        let tail: Model = it.map(|r| r.map(|(k, v)| (k, v.to_vec())).unwrap()).collect();
+        let want: Model = model.range(key(200)..).map(|(k, v)| (k.clone(), v.clone())).collect();
+        assert_same(&tail, &want, "seek");
+    }
+}
+
+#[test]
+fn a_scan_keeps_its_snapshot_while_keys_are_overwritten_deleted_and_compacted() {
+    for (inline, cache) in CONFIGS {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), opts(inline, cache)).unwrap();
+        let mut before = Model::new();
+        for i in 0..600 {
+            let v = value(i, 0, if i % 2 == 0 { 40 } else { 1000 });
+            db.put(&key(i), &v).unwrap();
+            before.insert(key(i), v);
+        }
+        let mut it = db.scan_prefix(b"s/").unwrap();
+        let mut got = Model::new();
+        for _ in 0..50 {
+            let (k, v) = it.next().unwrap().unwrap();
+            got.insert(k, v.to_vec());
+        }
+        // Everything changes under the open scan, including values of the
+        // chunk already walked and of chunks not walked yet.
+        for i in 0..600 {
+            if i % 5 == 0 {
+                db.delete(&key(i)).unwrap();
+            } else {
+                db.put(&key(i), &value(i, 1, if i % 2 == 0 { 1000 } else { 40 }))
+                    .unwrap();
+            }
+        }
+        db.put(b"s/new", b"not in the snapshot").unwrap();
+        // Compaction moves the versions the scan still sees.
+        db.compact().unwrap();
+        for r in it {
+            let (k, v) = r.unwrap();
+            assert!(got.insert(k, v.to_vec()).is_none(), "a key came twice");
+        }
+        assert_same(&got, &before, "the scan's snapshot");
+        let after = scan(&db, b"s/");
+        assert_eq!(after.len(), 600 - 120 + 1);
+        assert_eq!(after[&key(1)], value(1, 1, 40));
+    }
+}
+
+#[test]
+fn expiry_during_a_scan_is_judged_at_the_scans_snapshot() {
+    for (inline, cache) in CONFIGS {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), opts(inline, cache)).unwrap();
+        let mut all = Model::new();
+        for i in 0..300 {
+            let v = value(i, 0, if i % 2 == 0 { 50 } else { 700 });
+            if i % 3 == 0 {
+                db.put_with_ttl(&key(i), &v, Duration::from_millis(300)).unwrap();
+            } else {
+                db.put(&key(i), &v).unwrap();
+            }
+            all.insert(key(i), v);
+        }
+        let mut it = db.scan_prefix(b"s/").unwrap();
+        let mut got = Model::new();
+        for _ in 0..10 {
+            let (k, v) = it.next().unwrap().unwrap();
+            got.insert(k, v.to_vec());
+        }
+        std::thread::sleep(Duration::from_millis(400));
+        // Compaction may not reclaim what the open scan can still see.
+        db.compact().unwrap();
+        for r in it {
+            let (k, v) = r.unwrap();
+            got.insert(k, v.to_vec());
+        }
+        assert_same(&got, &all, "keys that expired during the scan");
+        let live: Model = all
+            .iter()
+            .filter(|(k, _)| {
+                let i: usize = std::str::from_utf8(&k[2..]).unwrap().parse().unwrap();
+                i % 3 != 0
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert_same(&scan(&db, b"s/"), &live, "a scan after expiry");
+        db.compact().unwrap();
+        assert_same(&scan(&db, b"s/"), &live, "a scan after expiry and compaction");
+    }
+}
+
+#[test]
+fn chunked_fetch_reads_runs_gaps_and_the_write_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options {
+        // Small writes buffer and segments: a chunk's records lie in several
+        // segments, some already written out and some still in the buffer.
+        write_buffer_bytes: 4096,
+        segment_size: 64 << 10,
+        ..opts(0, 0)
+    };
+    let db = Db::open(dir.path(), o).unwrap();
+    let mut model = Model::new();
+    for i in 0..2000 {
+        // Records of other prefixes between some of the scanned ones: gaps
+        // small enough to read through and too large to.
+        if i % 97 == 0 {
+            db.put(format!("t/{i}").as_bytes(), &vec![1u8; 6000]).unwrap();
+        }
+        if i % 13 == 0 {
+            db.put(format!("t/{i}").as_bytes(), &[2u8; 100]).unwrap();
+        }
+        let v = value(i, 0, 1 + (i * 31) % 900);
+        db.put(&key(i), &v).unwrap();
+        model.insert(key(i), v);
+        // Scan while the tail of the log is still in the write buffer.
+        if i % 500 == 499 {
+            assert_same(&scan(&db, b"s/"), &model, "during the load");
+        }
+    }
+    // Overwrites scatter a chunk's values over segments out of key order.
+    for i in (0..2000).step_by(7) {
+        let v = value(i, 1, 1 + (i * 17) % 900);
+        db.put(&key(i), &v).unwrap();
+        model.insert(key(i), v);
+    }
+    assert_same(&scan(&db, b"s/"), &model, "after overwrites");
+    db.sync().unwrap();
+    assert_same(&scan(&db, b"s/"), &model, "after sync");
+}
+
+/// Flips one byte of the value of `needle` in whichever segment holds it.
+fn damage_value(dir: &Path, needle: &[u8]) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("seg") {
+            continue;
+        }
+        let mut f = fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).unwrap();
+        if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+            let pos = (at + needle.len() + 10) as u64;
+            f.seek(SeekFrom::Start(pos)).unwrap();
+            f.write_all(&[bytes[pos as usize] ^ 0xff]).unwrap();
+            return;
+        }
+    }
+    panic!("no segment holds the key");
+}
+
+#[test]
+fn a_damaged_value_in_a_fetched_run_is_reported_at_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options {
+        verify_segments_on_open: false,
+        ..opts(0, 0)
+    };
+    let mut model = Model::new();
+    {
+        let db = Db::open(dir.path(), o.clone()).unwrap();
+        for i in 0..300 {
+            let v = value(i, 0, 500);
+            db.put(&key(i), &v).unwrap();
+            model.insert(key(i), v);
+        }
+        db.close().unwrap();
+    }
+    damage_value(dir.path(), &key(150));
+    let db = Db::open(dir.path(), o).unwrap();
+    let mut it = db.scan_prefix(b"s/").unwrap();
+    for (k, v) in model.range(..key(150)) {
+        let (gk, gv) = it.next().unwrap().unwrap();
+        assert_eq!((&gk, &gv[..]), (k, &v[..]));
+    }
+    match it.next() {
+        Some(Err(Error::Corruption { .. })) => {}
+        other => panic!(
+            "want a corruption error at the damaged key, got {:?}",
+            other.map(|r| r.map(|p| p.0))
+        ),
+    }
+    assert!(it.next().is_none(), "iteration ends after an error");
+}
