@@ -68,8 +68,9 @@ func (r *opReader) byte() byte {
 func (r *opReader) key() string    { return diffKeys[int(r.byte())%len(diffKeys)] }
 func (r *opReader) prefix() string { return diffPrefixes[int(r.byte())%len(diffPrefixes)] }
 
-// value is empty, short, or long enough to leave the Rust engine's inline
-// threshold (64 bytes) and go through its value log and cache.
+// value is empty, short, or long: 64 to 319 bytes, on both sides of the Rust
+// engine's inline threshold (128 bytes), so some go through its value log
+// and cache.
 func (r *opReader) value() string {
 	b := r.byte()
 	switch b % 4 {
