@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -57,22 +58,152 @@ func decodeBytes(field, s, enc string) (string, error) {
 // unknown fields (a misspelt field is an error, not silently ignored) and
 // trailing data.
 func decodeJSON(body io.Reader, v any) error {
-	br := bufio.NewReader(body)
+	if err := decodeJSONRaw(body, v); err != nil {
+		return jsonError(err)
+	}
+	return nil
+}
+
+// bodyReaders recycles the buffered readers decodeJSONRaw reads bodies
+// through (4 KiB each).
+var bodyReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
+
+// decodeJSONRaw is decodeJSON with the decoder's and the body's own
+// errors, not yet turned into answers.
+func decodeJSONRaw(body io.Reader, v any) error {
+	br := bodyReaders.Get().(*bufio.Reader)
+	br.Reset(body)
+	defer func() {
+		br.Reset(nil)
+		bodyReaders.Put(br)
+	}()
 	if err := expectObject(br); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(br)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		return err
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		if err != nil {
-			return jsonError(err)
+			return err
 		}
 		return invalidf("invalid JSON body: unexpected data after the JSON object")
 	}
 	return nil
+}
+
+// parsePutFast parses the usual put body, such as {"value":"..."}, without
+// encoding/json: one object whose members are among "value",
+// "value_encoding" and "ttl", each at most once, "value" present, the
+// strings free of escapes, control characters and invalid UTF-8, the ttl
+// null or a plain number, only JSON white space around, nothing after.
+// For such a body it returns what encoding/json would decode; for any
+// other it reports !ok, and the caller decodes it with encoding/json,
+// which also words the errors. The strings returned share b's memory.
+func parsePutFast(b []byte) (value, enc string, ttl []byte, ok bool) {
+	i := skipSpace(b, 0)
+	if i == len(b) || b[i] != '{' {
+		return "", "", nil, false
+	}
+	var seenValue, seenEnc, seenTTL bool
+	i = skipSpace(b, i+1)
+	for {
+		name, j, good := fastString(b, i)
+		if !good {
+			return "", "", nil, false
+		}
+		i = skipSpace(b, j)
+		if i == len(b) || b[i] != ':' {
+			return "", "", nil, false
+		}
+		i = skipSpace(b, i+1)
+		switch {
+		case name == "value" && !seenValue:
+			seenValue = true
+			value, i, good = fastString(b, i)
+		case name == "value_encoding" && !seenEnc:
+			seenEnc = true
+			enc, i, good = fastString(b, i)
+		case name == "ttl" && !seenTTL:
+			seenTTL = true
+			ttl, i, good = fastTTL(b, i)
+		default:
+			return "", "", nil, false
+		}
+		if !good {
+			return "", "", nil, false
+		}
+		i = skipSpace(b, i)
+		if i == len(b) {
+			return "", "", nil, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			if skipSpace(b, i+1) != len(b) || !seenValue {
+				return "", "", nil, false
+			}
+			return value, enc, ttl, true
+		default:
+			return "", "", nil, false
+		}
+	}
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON white space.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// fastString reads the JSON string at b[i] when it needs no unescaping
+// and is valid UTF-8 (encoding/json would replace invalid bytes), and
+// returns it and the index after its closing quote.
+func fastString(b []byte, i int) (string, int, bool) {
+	if i == len(b) || b[i] != '"' {
+		return "", 0, false
+	}
+	start := i + 1
+	ascii := true
+	for j := start; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			if !ascii && !utf8.Valid(b[start:j]) {
+				return "", 0, false
+			}
+			return bytesToString(b[start:j]), j + 1, true
+		case c == '\\' || c < 0x20:
+			return "", 0, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return "", 0, false
+}
+
+// fastTTL reads a ttl of null or a number of plain digits (0, or no
+// leading zero), the bytes a json.RawMessage would hold.
+func fastTTL(b []byte, i int) ([]byte, int, bool) {
+	if bytes.HasPrefix(b[i:], []byte("null")) {
+		return b[i : i+4], i + 4, true
+	}
+	j := i
+	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+		j++
+	}
+	if j == i || (b[i] == '0' && j > i+1) {
+		return nil, 0, false
+	}
+	if j < len(b) && (b[j] == '.' || b[j] == 'e' || b[j] == 'E') {
+		return nil, 0, false
+	}
+	return b[i:j], j, true
 }
 
 // expectObject checks that the body starts with "{" after any white space:

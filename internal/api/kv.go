@@ -1,15 +1,18 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/mantisdb/mantisdb/storage"
 )
@@ -55,6 +58,27 @@ func formatExpiresAt(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(expiresAtLayout)
+}
+
+// writeKeyAnswer answers a put or delete of key with 200 and
+// newKeyAnswer(key): built directly when the key needs no escaping in
+// JSON, the bytes writeJSON would send, else by writeJSON.
+func writeKeyAnswer(w http.ResponseWriter, key string) {
+	for i := range len(key) {
+		if c := key[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			writeJSON(w, http.StatusOK, newKeyAnswer(key))
+			return
+		}
+	}
+	const head, tail = `{"key":"`, `","ok":true}` + "\n"
+	buf := make([]byte, 0, len(head)+len(key)+len(tail))
+	buf = append(append(append(buf, head...), key...), tail...)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(buf)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf)
 }
 
 func newKeyAnswer(key string) keyAnswer {
@@ -117,7 +141,7 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, newKeyAnswer(key))
+	writeKeyAnswer(w, key)
 }
 
 // readRaw reads a raw body as the value, refusing one over the value limit
@@ -127,45 +151,130 @@ func (s *Server) readRaw(r *http.Request) (string, error) {
 	if r.ContentLength > int64(limit) {
 		return "", tooLargef("value is %d bytes, over the limit of %d", r.ContentLength, limit)
 	}
-	// The declared length sizes the buffer only up to preallocLimit: a
-	// client could declare the largest length and send nothing, and
-	// memory should follow the bytes that arrive, not the bytes promised.
-	var sb strings.Builder
-	if r.ContentLength > 0 {
-		sb.Grow(int(min(r.ContentLength, preallocLimit)))
-	}
 	// One byte past the limit tells "at the limit" from "over it".
-	if _, err := io.Copy(&sb, io.LimitReader(r.Body, int64(limit)+1)); err != nil {
+	body, err := readBody(r.Body, r.ContentLength, int64(limit)+1)
+	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			// The client hung up or sent less than its Content-Length:
 			// its fault, not a server error to log.
-			return "", invalidf("the request body ended after %d bytes, before its declared length", sb.Len())
+			return "", invalidf("the request body ended after %d bytes, before its declared length", len(body))
 		}
 		return "", err
 	}
-	if err := checkValue(sb.String(), limit); err != nil {
+	value := bytesToString(body)
+	if err := checkValue(value, limit); err != nil {
 		return "", err
 	}
-	return sb.String(), nil
+	return value, nil
 }
 
+// readBody reads body to its end, at most max bytes, into one buffer it
+// returns (with what had arrived when it fails). The declared length
+// sizes the buffer only up to preallocLimit: a client could declare the
+// largest length and send nothing, and memory should follow the bytes that
+// arrive, not the bytes promised. Reading straight into the buffer, rather
+// than through io.Copy, spares a 32 KiB copy buffer per request.
+func readBody(body io.Reader, declared, max int64) ([]byte, error) {
+	size := int64(512)
+	if declared >= 0 {
+		// One byte more than declared, so the read that finds the end
+		// has room and the buffer never grows for a body as declared.
+		size = min(declared+1, preallocLimit)
+	}
+	buf := make([]byte, 0, min(size, max))
+	for int64(len(buf)) < max {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, int(min(int64(cap(buf)), max-int64(len(buf)))))
+		}
+		room := buf[len(buf):min(int64(cap(buf)), max)]
+		n, err := body.Read(room)
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// bytesToString returns b as a string without copying it; b must not be
+// written again.
+func bytesToString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	// SAFETY: callers hand over a buffer nothing else refers to or writes.
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// smallJSONBody is the largest declared JSON body readPutJSON reads whole
+// before parsing it.
+const smallJSONBody = 64 << 10
+
 func (s *Server) readPutJSON(r *http.Request) (string, int64, error) {
-	var req putRequest
-	if err := decodeJSON(r.Body, &req); err != nil {
-		return "", 0, err
+	var value, enc string
+	var ttlRaw []byte
+	if n := r.ContentLength; n > 0 && n <= smallJSONBody && n <= s.opts.MaxBodySize {
+		// A small body of declared length is read whole and, in the usual
+		// shape, parsed by parsePutFast; anything else goes through the
+		// same decoder as a streamed body, with the same answers.
+		body, err := readBody(r.Body, n, n+1)
+		if err != nil {
+			return "", 0, replayJSONError(body, err)
+		}
+		var ok bool
+		if value, enc, ttlRaw, ok = parsePutFast(body); !ok {
+			if value, enc, ttlRaw, err = s.decodePut(bytes.NewReader(body)); err != nil {
+				return "", 0, err
+			}
+		}
+	} else {
+		var err error
+		if value, enc, ttlRaw, err = s.decodePut(r.Body); err != nil {
+			return "", 0, err
+		}
 	}
-	if req.Value == nil {
-		return "", 0, invalidf(`value is missing: send {"value": "..."} ("" is a valid value), or a raw body with Content-Type: application/octet-stream`)
-	}
-	value, err := decodeBytes("value", *req.Value, req.ValueEncoding)
+	value, err := decodeBytes("value", value, enc)
 	if err != nil {
 		return "", 0, err
 	}
 	if err := checkValue(value, s.opts.MaxValueSize); err != nil {
 		return "", 0, err
 	}
-	ttl, err := parseTTL("ttl", req.TTL)
+	ttl, err := parseTTL("ttl", ttlRaw)
 	return value, ttl, err
+}
+
+// decodePut decodes a put body with encoding/json: its value, value
+// encoding and raw ttl.
+func (s *Server) decodePut(body io.Reader) (string, string, []byte, error) {
+	var req putRequest
+	if err := decodeJSON(body, &req); err != nil {
+		return "", "", nil, err
+	}
+	if req.Value == nil {
+		return "", "", nil, invalidf(`value is missing: send {"value": "..."} ("" is a valid value), or a raw body with Content-Type: application/octet-stream`)
+	}
+	return *req.Value, req.ValueEncoding, req.TTL, nil
+}
+
+// replayJSONError is the answer to a small put body whose reading failed
+// with readErr after partial arrived: what decoding the body as it
+// streamed in would have answered. The decoder checks each byte as it
+// comes, so a syntax error (or a complete object with an unknown field)
+// among the bytes that did arrive is answered before the failed read;
+// otherwise the failed read is.
+func replayJSONError(partial []byte, readErr error) error {
+	if len(partial) > 0 {
+		var req putRequest
+		err := decodeJSONRaw(bytes.NewReader(partial), &req)
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return jsonError(err)
+		}
+	}
+	return jsonError(readErr)
 }
 
 // handleGet answers a key's value as JSON, or as raw bytes when the client
@@ -219,7 +328,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, newKeyAnswer(key))
+	writeKeyAnswer(w, key)
 }
 
 // isRaw reports whether a Content-Type header announces a raw value.

@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,12 +61,113 @@ func newMetrics(engine storage.StorageEngine, version string, extra ...prometheu
 	return m
 }
 
-// instrument counts and times next under the route label.
+// instrument counts and times next under the route label, with the
+// labels and figures promhttp's InstrumentHandlerInFlight, Duration and
+// Counter would give (method lowercased, or "unknown"; status code, 200
+// when the handler wrote nothing), without their per-request label map,
+// label hashing and response-writer delegators: the counter and histogram
+// of each method and code are looked up once and kept.
 func (m *metrics) instrument(route string, next http.Handler) http.Handler {
-	labels := prometheus.Labels{"route": route}
-	return promhttp.InstrumentHandlerInFlight(m.inFlight,
-		promhttp.InstrumentHandlerDuration(m.duration.MustCurryWith(labels),
-			promhttp.InstrumentHandlerCounter(m.requests.MustCurryWith(labels), next)))
+	rm := &routeMetrics{
+		requests: m.requests.MustCurryWith(prometheus.Labels{"route": route}),
+		duration: m.duration.MustCurryWith(prometheus.Labels{"route": route}),
+		series:   make(map[seriesKey]*series),
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.inFlight.Inc()
+		defer m.inFlight.Dec()
+		start := time.Now()
+		rec, ok := w.(*statusRecorder)
+		if !ok {
+			rec = &statusRecorder{ResponseWriter: w}
+		}
+		next.ServeHTTP(rec, r)
+		sr := rm.get(seriesKey{method: metricMethod(r.Method), code: rec.status})
+		sr.duration.Observe(time.Since(start).Seconds())
+		sr.requests.Inc()
+	})
+}
+
+// routeMetrics holds one route's request counter and duration histogram
+// for each method and status code seen so far.
+type routeMetrics struct {
+	requests *prometheus.CounterVec
+	duration prometheus.ObserverVec
+	mu       sync.RWMutex
+	series   map[seriesKey]*series
+}
+
+// seriesKey is a method label and a status code (0: nothing written).
+type seriesKey struct {
+	method string
+	code   int
+}
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+func (rm *routeMetrics) get(k seriesKey) *series {
+	rm.mu.RLock()
+	sr := rm.series[k]
+	rm.mu.RUnlock()
+	if sr != nil {
+		return sr
+	}
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if sr = rm.series[k]; sr == nil {
+		code := metricCode(k.code)
+		sr = &series{
+			requests: rm.requests.WithLabelValues(k.method, code),
+			duration: rm.duration.WithLabelValues(k.method, code),
+		}
+		rm.series[k] = sr
+	}
+	return sr
+}
+
+// metricMethod is the method label: the common methods in lower case,
+// any other "unknown", so a client cannot create series at will.
+func metricMethod(m string) string {
+	switch m {
+	case "GET", "get":
+		return "get"
+	case "PUT", "put":
+		return "put"
+	case "HEAD", "head":
+		return "head"
+	case "POST", "post":
+		return "post"
+	case "DELETE", "delete":
+		return "delete"
+	case "CONNECT", "connect":
+		return "connect"
+	case "OPTIONS", "options":
+		return "options"
+	case "NOTIFY", "notify":
+		return "notify"
+	case "TRACE", "trace":
+		return "trace"
+	case "PATCH", "patch":
+		return "patch"
+	default:
+		return "unknown"
+	}
+}
+
+// metricCode is the code label: 200 for an answer whose handler wrote
+// nothing, "unknown" outside 100-599.
+func metricCode(code int) string {
+	switch {
+	case code == 0:
+		return "200"
+	case code >= 100 && code <= 599:
+		return strconv.Itoa(code)
+	default:
+		return "unknown"
+	}
 }
 
 // engineCollector reads the engine's Stats at scrape time, so the figures

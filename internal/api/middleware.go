@@ -38,10 +38,15 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 }
 
 // recoverPanics turns a panic in next into a 500 JSON answer and a log line
-// with the stack, so one bad request cannot take the server down.
+// with the stack, so one bad request cannot take the server down. It uses
+// the statusRecorder an outer middleware (metrics) already wraps the
+// answer in, rather than adding one per request.
 func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w}
+		rec, ok := w.(*statusRecorder)
+		if !ok {
+			rec = &statusRecorder{ResponseWriter: w}
+		}
 		defer func() {
 			v := recover()
 			if v == nil {
@@ -87,7 +92,9 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
-// statusRecorder remembers the status and size of an answer.
+// statusRecorder remembers the status and size of an answer. One wraps
+// each request's answer (see metrics.instrument); the middlewares that
+// need the status share it.
 type statusRecorder struct {
 	http.ResponseWriter
 	status      int
@@ -110,6 +117,10 @@ func (rec *statusRecorder) Write(p []byte) (int, error) {
 	rec.bytes += int64(n)
 	return n, err
 }
+
+// Unwrap lets http.ResponseController reach the connection's writer (write
+// deadlines, flushing) through the recorder.
+func (rec *statusRecorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
 
 func (rec *statusRecorder) statusCode() int {
 	if !rec.wroteHeader {
