@@ -103,6 +103,14 @@ type Sample struct {
 	CacheBytes   int64 `json:"cache_bytes"`
 	Segments     int64 `json:"segments"`
 	Compactions  int64 `json:"compactions"`
+	// GoHeldBytes is what the Go runtime holds from the OS and has not
+	// released (go_memstats_sys_bytes less heap_released): at most Go's
+	// share of RSS. NativeBytes is RSSAnonBytes less that: anonymous
+	// memory outside the Go runtime, the storage engine's allocator and
+	// thread stacks (a lower bound). Threads is the server's OS threads.
+	GoHeldBytes int64 `json:"go_held_bytes"`
+	NativeBytes int64 `json:"native_bytes"`
+	Threads     int64 `json:"threads"`
 }
 
 // Check is one line of the verdict.
@@ -132,6 +140,8 @@ type Result struct {
 	Checks       []Check          `json:"checks"`
 	Pass         bool             `json:"pass"`
 	RefRSS       int64            `json:"reference_median_rss_bytes"`
+	RefMemory    Memory           `json:"reference_memory"`
+	LateMemory   Memory           `json:"late_memory"`
 	LateRSS      int64            `json:"late_median_rss_bytes"`
 	PeakRSS      int64            `json:"steady_peak_rss_bytes"`
 	AttackRSS    int64            `json:"attack_peak_rss_bytes"`
@@ -334,6 +344,7 @@ var metricsClient = &http.Client{Timeout: 10 * time.Second}
 func (m *monitor) sample(ctx context.Context, s *Sample) {
 	s.RSSBytes, s.FDs, s.Goroutines = -1, -1, -1
 	s.RSSAnonBytes, s.GoHeapBytes, s.CacheBytes, s.Segments, s.Compactions = -1, -1, -1, -1, -1
+	s.GoHeldBytes, s.NativeBytes, s.Threads = -1, -1, -1
 	if m.pid > 0 {
 		if p, err := procfs.NewProc(m.pid); err == nil {
 			if st, err := p.NewStatus(); err == nil {
@@ -359,9 +370,18 @@ func (m *monitor) sample(ctx context.Context, s *Sample) {
 		"mantisdb_cache_resident_bytes":      &s.CacheBytes,
 		"mantisdb_storage_segments":          &s.Segments,
 		"mantisdb_storage_compactions_total": &s.Compactions,
+		"go_threads":                         &s.Threads,
 	} {
 		if v, ok := gauge(mf, name); ok {
 			*p = int64(v)
+		}
+	}
+	sys, ok1 := gauge(mf, "go_memstats_sys_bytes")
+	released, ok2 := gauge(mf, "go_memstats_heap_released_bytes")
+	if ok1 && ok2 {
+		s.GoHeldBytes = int64(sys - released)
+		if s.RSSAnonBytes >= 0 {
+			s.NativeBytes = max(s.RSSAnonBytes-s.GoHeldBytes, 0)
 		}
 	}
 	if m.pid == 0 {
@@ -440,6 +460,43 @@ func mib(b int64) string {
 	return fmt.Sprintf("%.1fMiB", float64(b)/(1<<20))
 }
 
+// Memory is where a phase's memory was: medians of its samples (-1 when
+// a sample lacks the figure).
+type Memory struct {
+	RSS      int64 `json:"rss_bytes"`
+	Native   int64 `json:"native_bytes"`
+	GoHeld   int64 `json:"go_held_bytes"`
+	GoHeap   int64 `json:"go_heap_bytes"`
+	Cache    int64 `json:"cache_bytes"`
+	Threads  int64 `json:"threads"`
+	Segments int64 `json:"segments"`
+}
+
+func memoryOf(samples []Sample) Memory {
+	med := func(f func(Sample) int64) int64 {
+		if len(samples) == 0 {
+			return -1
+		}
+		v := make([]int64, len(samples))
+		for i, s := range samples {
+			if v[i] = f(s); v[i] < 0 {
+				return -1
+			}
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	return Memory{
+		RSS:      med(func(s Sample) int64 { return s.RSSBytes }),
+		Native:   med(func(s Sample) int64 { return s.NativeBytes }),
+		GoHeld:   med(func(s Sample) int64 { return s.GoHeldBytes }),
+		GoHeap:   med(func(s Sample) int64 { return s.GoHeapBytes }),
+		Cache:    med(func(s Sample) int64 { return s.CacheBytes }),
+		Threads:  med(func(s Sample) int64 { return s.Threads }),
+		Segments: med(func(s Sample) int64 { return s.Segments }),
+	}
+}
+
 // medianRSS is the median RSS of samples, -1 when any lacks one.
 func medianRSS(samples []Sample) int64 {
 	if len(samples) == 0 {
@@ -505,6 +562,7 @@ func (r *Result) judge(cfg Config) {
 		}
 	}
 	r.RefRSS, r.LateRSS = medianRSS(ref), medianRSS(late)
+	r.RefMemory, r.LateMemory = memoryOf(ref), memoryOf(late)
 	r.PeakRSS, r.AttackRSS = peakRSS(steady), peakRSS(attack)
 	if r.RefRSS <= 0 || r.LateRSS <= 0 {
 		add("RSS flat after the warm-up", false, "too few RSS figures: %d reference and %d late samples "+
@@ -592,6 +650,12 @@ func (r *Result) printSummary(w io.Writer) {
 	fmt.Fprintf(w, "by kind: %s; key set frozen at %d keys\n", strings.Join(parts, ", "), r.FrozenKeys)
 	fmt.Fprintf(w, "fresh-connection probe: %d outside the attack (slowest %s), %d during it (slowest %s), %d failed\n",
 		r.Probe.Count, us(r.Probe.MaxUs), r.Probe.AttackCount, us(r.Probe.AttackMaxUs), r.Probe.Failures+r.Probe.AttackFailures)
+	ref, late := r.RefMemory, r.LateMemory
+	fmt.Fprintf(w, "memory, medians of the steady phase before the attack → its second half: RSS %s → %s; "+
+		"outside the Go runtime (storage engine, thread stacks) %s → %s; held by the Go runtime %s → %s "+
+		"(heap in use %s → %s); value cache %s → %s; threads %d → %d; segments %d → %d\n",
+		mib(ref.RSS), mib(late.RSS), mib(ref.Native), mib(late.Native), mib(ref.GoHeld), mib(late.GoHeld),
+		mib(ref.GoHeap), mib(late.GoHeap), mib(ref.Cache), mib(late.Cache), ref.Threads, late.Threads, ref.Segments, late.Segments)
 	fmt.Fprintln(w, "\nverdict:")
 	for _, c := range r.Checks {
 		mark := "PASS"
@@ -610,13 +674,13 @@ func (r *Result) printSummary(w io.Writer) {
 // WriteCSV writes the samples as CSV.
 func (r *Result) WriteCSV(w io.Writer) error {
 	if _, err := fmt.Fprintln(w, "elapsed_s,phase,ops,ops_per_s,p50_us,p99_us,max_us,errors,keys,rss_bytes,fds,goroutines,"+
-		"disk_bytes,slow_conns,rss_anon_bytes,go_heap_bytes,cache_bytes,segments,compactions"); err != nil {
+		"disk_bytes,slow_conns,rss_anon_bytes,go_heap_bytes,cache_bytes,segments,compactions,go_held_bytes,native_bytes,threads"); err != nil {
 		return err
 	}
 	for _, s := range r.Samples {
-		if _, err := fmt.Fprintf(w, "%.1f,%s,%d,%.0f,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d\n", s.ElapsedS, s.Phase, s.Ops, s.OpsPerSec,
+		if _, err := fmt.Fprintf(w, "%.1f,%s,%d,%.0f,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d\n", s.ElapsedS, s.Phase, s.Ops, s.OpsPerSec,
 			s.P50Us, s.P99Us, s.MaxUs, s.Errors, s.Keys, s.RSSBytes, s.FDs, s.Goroutines, s.DiskBytes, s.SlowConns,
-			s.RSSAnonBytes, s.GoHeapBytes, s.CacheBytes, s.Segments, s.Compactions); err != nil {
+			s.RSSAnonBytes, s.GoHeapBytes, s.CacheBytes, s.Segments, s.Compactions, s.GoHeldBytes, s.NativeBytes, s.Threads); err != nil {
 			return err
 		}
 	}

@@ -170,3 +170,21 @@ func mustURL(t *testing.T) *url.URL {
 	}
 	return u
 }
+
+// TestMemoryOfTakesMedians checks the per-phase memory figures: medians
+// of each field, and -1 for a field any sample lacks.
+func TestMemoryOfTakesMedians(t *testing.T) {
+	samples := []Sample{
+		{RSSBytes: 300, NativeBytes: 250, GoHeldBytes: 40, GoHeapBytes: 10, CacheBytes: 64, Threads: 70, Segments: 3},
+		{RSSBytes: 100, NativeBytes: 50, GoHeldBytes: 45, GoHeapBytes: 12, CacheBytes: 64, Threads: 72, Segments: 5},
+		{RSSBytes: 200, NativeBytes: 150, GoHeldBytes: -1, GoHeapBytes: 11, CacheBytes: 64, Threads: 71, Segments: 4},
+	}
+	got := memoryOf(samples)
+	want := Memory{RSS: 200, Native: 150, GoHeld: -1, GoHeap: 11, Cache: 64, Threads: 71, Segments: 4}
+	if got != want {
+		t.Fatalf("memoryOf = %+v, want %+v", got, want)
+	}
+	if m := memoryOf(nil); m.RSS != -1 || m.Native != -1 {
+		t.Fatalf("memoryOf(nil) = %+v, want -1 figures", m)
+	}
+}
