@@ -333,6 +333,13 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 
 // isRaw reports whether a Content-Type header announces a raw value.
 func isRaw(contentType string) bool {
+	// The usual headers, without ParseMediaType's allocations.
+	switch contentType {
+	case contentTypeRaw:
+		return true
+	case "", "application/json":
+		return false
+	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && mt == contentTypeRaw
 }
@@ -362,6 +369,11 @@ func acceptsOnlyRaw(accept []string) bool {
 // parseQuery parses the query strictly: a malformed escape, an unknown
 // parameter or a repeated one is a 400, so a typo never goes unnoticed.
 func parseQuery(r *http.Request, allowed ...string) (url.Values, error) {
+	if r.URL.RawQuery == "" {
+		// No parameters: nothing to check, and no map to allocate (a nil
+		// url.Values reads as empty).
+		return nil, nil
+	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, invalidf("malformed query string: %v", err)
