@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // putBodies are put bodies of every shape: the usual ones parsePutFast
@@ -132,5 +133,27 @@ func TestWriteKeyAnswerMatchesWriteJSON(t *testing.T) {
 				t.Errorf("key %q: %s %q, writeJSON %q", key, h, got.Header().Get(h), want.Header().Get(h))
 			}
 		}
+	}
+}
+
+// deadlineRecorder is a ResponseWriter that can set a write deadline.
+type deadlineRecorder struct {
+	*httptest.ResponseRecorder
+	set bool
+}
+
+func (d *deadlineRecorder) SetWriteDeadline(time.Time) error {
+	d.set = true
+	return nil
+}
+
+// TestRecorderReachesTheConnection checks that http.ResponseController
+// reaches through the status recorder the handlers get, as the checkpoint
+// stream's per-write deadline needs.
+func TestRecorderReachesTheConnection(t *testing.T) {
+	inner := &deadlineRecorder{ResponseRecorder: httptest.NewRecorder()}
+	rec := &statusRecorder{ResponseWriter: inner}
+	if err := http.NewResponseController(rec).SetWriteDeadline(time.Now().Add(time.Second)); err != nil || !inner.set {
+		t.Fatalf("SetWriteDeadline through the recorder: err %v, reached the writer %v", err, inner.set)
 	}
 }
