@@ -21,6 +21,10 @@ import (
 //	        with an absolute expiry), key, and for a put: value, varint
 //	        expiry (op 0 in a proposal: TTL in ms; in an entry, and op 2
 //	        anywhere: absolute unix ms; 0 = none)
+//	then optional extensions, each a tag byte and its fields (sessions.go):
+//	        1 session: id, uvarint sequence number
+//	        2 read point: uvarint applied index, varint unix ms of a
+//	          transaction's snapshot
 //
 // Strings are a uvarint length and the bytes.
 const (
@@ -54,11 +58,21 @@ type command struct {
 	clockMs int64
 	conds   []cond
 	ops     []op
+	// session and seq name the proposal for de-duplication in Apply
+	// (sessions.go); "" for none.
+	session string
+	seq     uint64
+	// readIndex and readMs are the applied index and the clock of the
+	// snapshot a transaction read (0: none): a key it read absent must not
+	// have been written since (sessions.go).
+	readIndex uint64
+	readMs    int64
 }
 
 // stamp turns a proposal into the entry the leader logs, at its clock now.
 func (c command) stamp(now time.Time) command {
-	e := command{kind: kindEntry, clockMs: now.UnixMilli(), conds: c.conds, ops: make([]op, len(c.ops))}
+	e := command{kind: kindEntry, clockMs: now.UnixMilli(), conds: c.conds, ops: make([]op, len(c.ops)),
+		session: c.session, seq: c.seq, readIndex: c.readIndex, readMs: c.readMs}
 	for i, o := range c.ops {
 		if !o.del && o.expiry > 0 && !o.abs {
 			o.expiry = max(e.clockMs+o.expiry, 1)
@@ -71,7 +85,7 @@ func (c command) stamp(now time.Time) command {
 
 // encode returns the wire form of c.
 func (c command) encode() []byte {
-	n := 1 + 2*binary.MaxVarintLen64
+	n := 3 + len(c.session) + 6*binary.MaxVarintLen64
 	for _, k := range c.conds {
 		n += len(k.key) + 2*binary.MaxVarintLen64
 	}
@@ -102,7 +116,7 @@ func (c command) encode() []byte {
 		b = appendString(b, o.value)
 		b = binary.AppendVarint(b, o.expiry)
 	}
-	return b
+	return c.appendExtensions(b)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -145,9 +159,7 @@ func decodeCommand(b []byte) (command, error) {
 			}
 		}
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.err = fmt.Errorf("%d bytes after the last op", len(d.b))
-	}
+	d.extensions(&c)
 	if d.err != nil {
 		return command{}, fmt.Errorf("cluster command: %w", d.err)
 	}

@@ -135,6 +135,10 @@ type Engine struct {
 
 	reads atomic.Uint64
 	log   *slog.Logger
+	// sessions name this node's writes; resends counts writes sent again
+	// after their answer was lost (sessions.go).
+	sessions sessionPool
+	resends  atomic.Uint64
 }
 
 // New returns a node, not yet started: Init starts it.
@@ -404,7 +408,7 @@ func (e *Engine) withTimeout(ctx context.Context) (context.Context, context.Canc
 func (e *Engine) propose(ctx context.Context, c command) error {
 	ctx, cancel := e.withTimeout(ctx)
 	defer cancel()
-	return e.proposeVia(ctx, c)
+	return e.proposeOnce(ctx, c)
 }
 
 // applyLocal logs a proposal on this node, which must lead, and waits for
@@ -667,8 +671,9 @@ func (e *Engine) Stats(ctx context.Context) (storage.Stats, error) {
 	local, release := e.fsm.engine()
 	s, err := local.Stats(ctx)
 	if err == nil {
-		if _, gerr := local.Get(ctx, appliedKey); gerr == nil && s.Keys > 0 {
-			s.Keys--
+		var own uint64
+		if own, err = reservedKeys(ctx, local); err == nil {
+			s.Keys -= min(own, s.Keys)
 		}
 	}
 	release()

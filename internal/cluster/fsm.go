@@ -37,6 +37,8 @@ type fsm struct {
 	// checkpoints counts snapshots taken as engine checkpoints,
 	// archiveRestores the installs of checkpoint archives (of restores).
 	checkpoints, archiveRestores atomic.Uint64
+	// duplicates counts entries a session showed applied already (sessions.go).
+	duplicates atomic.Uint64
 
 	log *slog.Logger
 }
@@ -112,7 +114,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			err = fmt.Errorf("cluster command at index %d is a proposal, not an entry", l.Index)
 		}
 		if err == nil {
-			answers[i], err = b.apply(c, l.Index)
+			answers[i], err = b.applySession(c, l.Index)
 		}
 		if err != nil {
 			return f.stop(answers, fmt.Errorf("apply entry %d: %w", l.Index, err))
@@ -131,6 +133,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	f.puts.Add(b.puts)
 	f.deletes.Add(b.deletes)
 	f.conflicts.Add(b.conflicts)
+	f.duplicates.Add(b.duplicates)
 	f.batches.Add(1)
 	f.entries.Add(n)
 	f.setApplied(last)
@@ -146,7 +149,7 @@ type batchState struct {
 	ops     []storage.BatchOp
 	nowMs   int64
 
-	puts, deletes, conflicts uint64
+	puts, deletes, conflicts, duplicates uint64
 }
 
 // apply adds entry c at index to the batch. Its answer is nil or
@@ -156,6 +159,12 @@ func (b *batchState) apply(c command, index uint64) (answer any, err error) {
 		v, err := b.versionAt(k.key, c.clockMs)
 		if err != nil {
 			return nil, err
+		}
+		if v == 0 && k.version == 0 {
+			// Absent when read and now; not written in between either?
+			if v, err = b.writtenSince(c, k.key); err != nil {
+				return nil, err
+			}
 		}
 		if v != k.version {
 			b.conflicts++
@@ -167,6 +176,7 @@ func (b *batchState) apply(c command, index uint64) (answer any, err error) {
 			// A put already expired at the leader's clock removes the key.
 			b.ops = append(b.ops, storage.BatchOp{Kind: storage.OpDelete, Key: o.key})
 			b.overlay[o.key] = nil
+			b.tombstone(o.key, index, c.clockMs)
 			b.deletes++
 			continue
 		}
@@ -174,6 +184,7 @@ func (b *batchState) apply(c command, index uint64) (answer any, err error) {
 		if !keep {
 			b.ops = append(b.ops, storage.BatchOp{Kind: storage.OpDelete, Key: o.key})
 			b.overlay[o.key] = nil
+			b.tombstone(o.key, index, c.clockMs)
 			b.puts++
 			continue
 		}

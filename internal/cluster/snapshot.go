@@ -15,7 +15,8 @@ import (
 	"github.com/mantisdb/mantisdb/storage"
 )
 
-// A snapshot is the local engine's replicated keys at one applied index,
+// A snapshot is the local engine's replicated records at one applied index
+// (the user's keys and the cluster's sessions and tombstones, sessions.go),
 // streamed in byte order of the keys. Any engine can produce and load it,
 // so nodes on different engines can replicate to each other. Format:
 //
@@ -85,7 +86,9 @@ func (s *fsmSnapshot) write(w io.Writer) error {
 	var count uint64
 	for s.it.Next() {
 		k := s.it.Key()
-		if isReserved(k) {
+		if k == appliedKey {
+			// The header carries it; the cluster's other records
+			// (sessions, tombstones) are replicated state.
 			continue
 		}
 		scratch = binary.AppendUvarint(scratch[:0], uint64(len(k)))

@@ -19,9 +19,9 @@ import (
 //
 // Versions move on every write, the same value included, so a transaction
 // conflicts with any write of its keys committed after its snapshot, as on
-// one node. One difference: a key absent at the snapshot that was written
-// and deleted again before the commit does not conflict (absence has no
-// version).
+// one node. A key read absent has no version: the proposal then carries
+// the snapshot's applied index, and Apply also refuses it when the key was
+// created and deleted again since (deletes leave a tombstone, sessions.go).
 func (e *Engine) BeginTransaction(ctx context.Context) (storage.Transaction, error) {
 	if err := e.checkOpen(); err != nil {
 		return nil, err
@@ -169,7 +169,11 @@ func (t *txn) Commit() error {
 		}
 		conds = append(conds, cond{key: o.key, version: r.version})
 	}
-	return t.e.propose(t.ctx, command{kind: kindProposal, conds: conds, ops: t.ops})
+	c := command{kind: kindProposal, conds: conds, ops: t.ops}
+	if err := t.readPoint(&c); err != nil {
+		return err
+	}
+	return t.e.propose(t.ctx, c)
 }
 
 // Rollback implements storage.Transaction.
