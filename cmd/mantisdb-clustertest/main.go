@@ -26,6 +26,7 @@ func main() {
 	flag.IntVar(&cfg.Cycles, "cycles", 300, "fault cycles")
 	flag.IntVar(&cfg.Clients, "clients", 6, "concurrent clients")
 	flag.IntVar(&cfg.KeysPerCycle, "keys", 4, "keys the clients share in each cycle")
+	flag.StringVar(&cfg.Protocols, "protocols", "both", "protocols of the clients: both (each operation picks one), http or resp")
 	flag.StringVar(&cfg.ReadConsistency, "read-consistency", "linearizable", "consistency of the clients' reads (stale makes the checker fail)")
 	flag.Uint64Var(&cfg.Seed, "seed", 0, "seed of the nemesis and clients (0: random)")
 	flag.DurationVar(&cfg.CheckTimeout, "check-timeout", 10*time.Minute, "time the linearizability checker may take")
@@ -53,7 +54,7 @@ func main() {
 	cfg.Log = logFile
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Printf("cluster-test: %d cycles, %d clients, %s engine, log %s\n", cfg.Cycles, cfg.Clients, cfg.Engine, logFile.Name())
+	fmt.Printf("cluster-test: %d cycles, %d clients over %s, %s engine, log %s\n", cfg.Cycles, cfg.Clients, cfg.Protocols, cfg.Engine, logFile.Name())
 	rep, err := clusterfault.Run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cluster-test could not run: %v (log %s)\n", err, logFile.Name())

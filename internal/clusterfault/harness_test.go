@@ -10,7 +10,8 @@ import (
 )
 
 // TestShortRun is the harness's short run in `make test`: ten fault cycles
-// on three server processes, the history checked, and the read
+// on three server processes, clients over HTTP and the Redis protocol, the
+// history checked, and the read
 // demonstrations (the checker must reject a stale read).
 func TestShortRun(t *testing.T) {
 	if testing.Short() {
@@ -33,5 +34,8 @@ func TestShortRun(t *testing.T) {
 	}
 	if rep.Cycles != 10 || rep.Ops < 100 || rep.Keys < 10 {
 		t.Fatalf("the run did too little: %d cycles, %d operations on %d keys", rep.Cycles, rep.Ops, rep.Keys)
+	}
+	if rep.ByProtocol["http"] == 0 || rep.ByProtocol["resp"] == 0 {
+		t.Fatalf("the clients did not use both protocols: %v", rep.ByProtocol)
 	}
 }

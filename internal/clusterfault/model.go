@@ -27,6 +27,9 @@ type kvInput struct {
 	Key      string
 	Value    string // put: the value; cas: the new value
 	Expected string // cas: the value compared against
+	// Proto is the protocol the client used ("http", "resp"; the final
+	// reads use HTTP); the model does not look at it.
+	Proto string
 }
 
 // kvOutput is one operation's answer. Unknown marks a write whose outcome
@@ -88,6 +91,12 @@ var kvModel = porcupine.Model{
 		suffix := ""
 		if out.Unknown {
 			suffix = " (outcome unknown)"
+		}
+		switch in.Proto {
+		case "http", "resp":
+			suffix += " over " + in.Proto
+		case "final":
+			suffix += " (final read)"
 		}
 		switch in.Kind {
 		case opGet:

@@ -1,6 +1,7 @@
 // Package clusterfault is the fault harness of MantisDB clusters: it runs
 // three real server processes on loopback, drives concurrent clients doing
-// put, get, delete and compare-and-swap with unique values over HTTP, while
+// put, get, delete and compare-and-swap with unique values over HTTP and
+// the Redis protocol (CAS as WATCH/GET/MULTI/SET/EXEC there), while
 // a nemesis kills (SIGKILL) the leader or a follower, pauses one (SIGSTOP),
 // or cuts, blackholes or delays its raft traffic through a fault proxy.
 // Every history is checked for linearizability with porcupine (a register
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/redis/go-redis/v9"
 )
 
 // Config is one harness run.
@@ -38,8 +40,12 @@ type Config struct {
 	Clients      int
 	KeysPerCycle int
 	// ReadConsistency is the level of the clients' reads (linearizable,
-	// or stale to see the checker fail).
+	// or stale to see the checker fail): per request over HTTP, the
+	// servers' default (--read-consistency) for the Redis protocol.
 	ReadConsistency string
+	// Protocols the clients use: "both" (each operation picks one at
+	// random), "http" or "resp".
+	Protocols string
 	// Dir holds the nodes' data directories (a temporary one if empty).
 	Dir string
 	// Log receives the servers' output and a line per cycle.
@@ -73,6 +79,12 @@ func (c *Config) defaults() error {
 	if c.ReadConsistency == "" {
 		c.ReadConsistency = "linearizable"
 	}
+	if c.Protocols == "" {
+		c.Protocols = "both"
+	}
+	if _, ok := protocolNames[c.Protocols]; !ok {
+		return fmt.Errorf("protocols %q is not both, http or resp", c.Protocols)
+	}
 	if c.Log == nil {
 		c.Log = io.Discard
 	}
@@ -87,23 +99,27 @@ func (c *Config) defaults() error {
 
 // Report is what a run found.
 type Report struct {
-	Cycles          int
-	Faults          map[string]int
-	Ops             int // operations in the checked history
-	OK              int // with a definite answer
-	Unknown         int // writes whose outcome was unknown
-	Keys            int
-	Violations      int // keys whose history is not linearizable
-	CheckTimedOut   int // keys the checker could not decide in time
-	BadHistory      []string
-	LedgerAcked     int // acknowledged inserts of never-rewritten keys
-	LedgerLost      int // of those, missing after the run
-	SplitBrainTerms []uint64
-	Elections       []time.Duration // leader kill to new leader
-	Errors          []string        // liveness failures: no recovery, crashes
-	Demo            *DemoResult
-	Seed            uint64
-	Duration        time.Duration
+	Cycles  int
+	Faults  map[string]int
+	Ops     int // operations in the checked history
+	OK      int // with a definite answer
+	Unknown int // writes whose outcome was unknown
+	// ByProtocol counts the history's operations per protocol, and
+	// UnknownByProtocol those of unknown outcome.
+	ByProtocol        map[string]int
+	UnknownByProtocol map[string]int
+	Keys              int
+	Violations        int // keys whose history is not linearizable
+	CheckTimedOut     int // keys the checker could not decide in time
+	BadHistory        []string
+	LedgerAcked       int // acknowledged inserts of never-rewritten keys
+	LedgerLost        int // of those, missing after the run
+	SplitBrainTerms   []uint64
+	Elections         []time.Duration // leader kill to new leader
+	Errors            []string        // liveness failures: no recovery, crashes
+	Demo              *DemoResult
+	Seed              uint64
+	Duration          time.Duration
 }
 
 // Passed says the run found nothing wrong.
@@ -140,6 +156,14 @@ func (r Report) Summary() string {
 		fmt.Fprintf(&b, "  %-28s %d\n", k, r.Faults[k])
 	}
 	fmt.Fprintf(&b, "  history: %d operations on %d keys (%d definite, %d writes of unknown outcome)\n", r.Ops, r.Keys, r.OK, r.Unknown)
+	for _, p := range []string{"http", "resp"} {
+		if n, ok := r.ByProtocol[p]; ok {
+			fmt.Fprintf(&b, "    over %-4s %d operations, %d of unknown outcome\n", p, n, r.UnknownByProtocol[p])
+		}
+	}
+	if n := r.ByProtocol["final"]; n > 0 {
+		fmt.Fprintf(&b, "    final reads of every key (HTTP): %d\n", n)
+	}
 	fmt.Fprintf(&b, "  linearizability violations: %d (undecided keys: %d)\n", r.Violations, r.CheckTimedOut)
 	fmt.Fprintf(&b, "  acknowledged writes lost: %d of %d acknowledged inserts\n", r.LedgerLost, r.LedgerAcked)
 	fmt.Fprintf(&b, "  terms with two leaders: %d\n", len(r.SplitBrainTerms))
@@ -221,6 +245,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		defer os.RemoveAll(dir)
 		cfg.Dir = dir
 	}
+	if cfg.ReadConsistency != "linearizable" {
+		cfg.ServerArgs = append(slices.Clone(cfg.ServerArgs), "--read-consistency", cfg.ReadConsistency)
+	}
 	h := &harness{cfg: cfg, faults: newFaults(), start: time.Now(),
 		probe: newHTTPClient(time.Second, "stale"), fast: newHTTPClient(200*time.Millisecond, "stale"),
 		lastValue: make(map[string]string), ledger: make(map[string]string)}
@@ -229,6 +256,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		return Report{}, err
 	}
 	h.nodes = nodes
+	redis.SetLogger(redisLog{h})
 	defer func() {
 		for _, n := range nodes {
 			n.stop()
@@ -308,41 +336,55 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	return rep, nil
 }
 
-// client runs operations until ctx ends, on the current cycle's keys.
+// client runs operations until ctx ends, on the current cycle's keys, each
+// over a protocol picked at random among the configured ones.
 func (h *harness) client(ctx context.Context, id int, rng *rand.Rand) {
-	hc := newHTTPClient(3*time.Second, h.cfg.ReadConsistency)
+	clients := map[string]kvClient{}
+	for _, p := range protocolNames[h.cfg.Protocols] {
+		switch p {
+		case "http":
+			clients[p] = httpKV{newHTTPClient(3*time.Second, h.cfg.ReadConsistency)}
+		case "resp":
+			rc := newRESPClient(h.nodes, 3*time.Second)
+			defer rc.close()
+			clients[p] = respKV{rc}
+		}
+	}
+	protos := protocolNames[h.cfg.Protocols]
 	seq := 0
 	for ctx.Err() == nil {
 		seq++
 		n := h.nodes[rng.IntN(len(h.nodes))]
+		proto := protos[rng.IntN(len(protos))]
+		c := clients[proto]
 		key := fmt.Sprintf("c%d/k%d", h.cycle.Load(), rng.IntN(h.cfg.KeysPerCycle))
 		value := fmt.Sprintf("v%d.%d", id, seq)
 		octx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		switch r := rng.IntN(100); {
 		case r < 40:
 			call := h.now()
-			v, err := hc.get(octx, n.httpAddr, key)
+			v, err := c.get(octx, n, key)
 			if err == nil {
-				h.record(id, call, kvInput{Kind: opGet, Key: key}, kvOutput{Value: v}, nil)
+				h.record(id, call, kvInput{Kind: opGet, Key: key, Proto: proto}, kvOutput{Value: v}, nil)
 				h.remember(key, v)
 			}
 		case r < 65:
 			call := h.now()
-			err := hc.put(octx, n.httpAddr, key, value)
-			h.record(id, call, kvInput{Kind: opPut, Key: key, Value: value}, kvOutput{}, err)
+			err := c.put(octx, n, key, value)
+			h.record(id, call, kvInput{Kind: opPut, Key: key, Value: value, Proto: proto}, kvOutput{}, err)
 			h.remember(key, value)
 		case r < 72:
 			call := h.now()
-			err := hc.del(octx, n.httpAddr, key)
-			h.record(id, call, kvInput{Kind: opDelete, Key: key}, kvOutput{}, err)
+			err := c.del(octx, n, key)
+			h.record(id, call, kvInput{Kind: opDelete, Key: key, Proto: proto}, kvOutput{}, err)
 		case r < 90:
 			expected := h.recall(key)
 			call := h.now()
-			ok, err := hc.cas(octx, n.httpAddr, key, expected, value)
-			h.record(id, call, kvInput{Kind: opCAS, Key: key, Expected: expected, Value: value}, kvOutput{OK: ok}, err)
+			ok, err := c.cas(octx, n, key, expected, value)
+			h.record(id, call, kvInput{Kind: opCAS, Key: key, Expected: expected, Value: value, Proto: proto}, kvOutput{OK: ok}, err)
 		default:
 			lk := fmt.Sprintf("ledger/%d/%d", id, seq)
-			if err := hc.put(octx, n.httpAddr, lk, value); err == nil {
+			if err := c.put(octx, n, lk, value); err == nil {
 				h.mu.Lock()
 				h.ledger[lk] = value
 				h.mu.Unlock()
@@ -402,7 +444,7 @@ func (h *harness) finalReads(ctx context.Context) {
 		call := h.now()
 		v, err := hc.get(ctx, n.httpAddr, k)
 		if err == nil {
-			h.record(len(h.nodes)+h.cfg.Clients, call, kvInput{Kind: opGet, Key: k}, kvOutput{Value: v}, nil)
+			h.record(len(h.nodes)+h.cfg.Clients, call, kvInput{Kind: opGet, Key: k, Proto: "final"}, kvOutput{Value: v}, nil)
 		}
 	}
 }
@@ -432,9 +474,13 @@ func (h *harness) check(rep *Report) {
 	parts := kvModel.Partition(h.history)
 	rep.Keys = len(parts)
 	rep.Ops = len(h.history)
+	rep.ByProtocol, rep.UnknownByProtocol = map[string]int{}, map[string]int{}
 	for _, op := range h.history {
+		p := op.Input.(kvInput).Proto
+		rep.ByProtocol[p]++
 		if op.Output.(kvOutput).Unknown {
 			rep.Unknown++
+			rep.UnknownByProtocol[p]++
 		} else {
 			rep.OK++
 		}
