@@ -52,7 +52,7 @@ const (
 	// tombstoneTTL is how long a delete is remembered; txnMaxAge, the
 	// oldest snapshot a transaction that read a key absent may commit
 	// from, leaves the clock slack replicas are allowed between them.
-	tombstoneTTL = 5 * time.Minute
+	tombstoneTTL = 2 * time.Minute
 	txnMaxAge    = tombstoneTTL - expirySlack
 )
 
@@ -296,7 +296,10 @@ func (b *batchState) reservedRecord(key string) (record, bool, error) {
 func (b *batchState) putReserved(key string, r record) {
 	ttl, keep := engineTTL(r.expiryMs, b.nowMs)
 	if !keep {
-		return
+		// Applied long after the leader's clock (a node catching up on old
+		// entries): kept a while, so that the entries after it, applied in
+		// the same catch-up, are judged as the leader judged them.
+		ttl = expirySlack
 	}
 	b.ops = append(b.ops, storage.BatchOp{Kind: storage.OpPut, Key: key, Value: encodeRecord(r.version, r.expiryMs, r.value), TTL: ttl})
 	b.overlay[key] = &r

@@ -191,6 +191,16 @@ func TestApplyRefusesAbsentKeyCreatedAndDeleted(t *testing.T) {
 	if a := apply(9, plain, later); a != nil {
 		t.Fatalf("plain conditional write: %v", a)
 	}
+	// A node catching up applies old entries long after their clock: the
+	// tombstone must still decide as it did on the leader.
+	old := now.Add(-time.Hour)
+	apply(10, put("late", "1"), old)
+	apply(11, command{kind: kindProposal, ops: []op{{del: true, key: "late"}}}, old)
+	late := command{kind: kindProposal, conds: []cond{{key: "late", version: 0}}, ops: []op{{key: "other", value: "z"}},
+		readIndex: 9, readMs: old.UnixMilli()}
+	if err, _ := apply(12, late, old).(error); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("an old entry replayed after a create and delete: %v, want a conflict", err)
+	}
 }
 
 // TestTransactionSeesAbsentKeyCreatedAndDeleted: over real nodes, a
