@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -298,5 +299,49 @@ func TestRetriedWriteAppliedOnce(t *testing.T) {
 	}
 	if !strings.HasPrefix(f.e.sessions.prefix, f.id+".") {
 		t.Fatalf("session prefix %q", f.e.sessions.prefix)
+	}
+}
+
+// BenchmarkApplyBatchSessions measures what sessions add to Apply: raft
+// batches of 64 puts, without sessions and with one session per entry
+// (as 64 concurrent writers would send them), on the memory engine.
+func BenchmarkApplyBatchSessions(b *testing.B) {
+	for _, withSession := range []bool{false, true} {
+		name := "plain"
+		if withSession {
+			name = "sessions"
+		}
+		b.Run(name, func(b *testing.B) {
+			mem := storage.NewMemoryEngine(storage.DefaultConfig())
+			if err := mem.Init(""); err != nil {
+				b.Fatal(err)
+			}
+			defer mem.Close()
+			f, err := newFSM(&localStore{name: "memory"}, mem, slog.New(slog.DiscardHandler), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now()
+			var index uint64
+			seq := make([]uint64, 64)
+			logs := make([]*raft.Log, 64)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for j := range logs {
+					index++
+					c := command{kind: kindProposal, ops: []op{{key: fmt.Sprintf("k%d", (i*64+j)%10000), value: "value-of-some-length"}}}
+					if withSession {
+						seq[j]++
+						c.session, c.seq = fmt.Sprintf("n1.0123456789abcdef.%d", j), seq[j]
+					}
+					logs[j] = &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: c.stamp(now).encode()}
+				}
+				for _, a := range f.ApplyBatch(logs) {
+					if a != nil {
+						b.Fatal(a)
+					}
+				}
+			}
+		})
 	}
 }
