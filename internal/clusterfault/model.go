@@ -100,7 +100,7 @@ var kvModel = porcupine.Model{
 		}
 		switch in.Kind {
 		case opGet:
-			return fmt.Sprintf("get(%s) -> %q", in.Key, out.Value)
+			return fmt.Sprintf("get(%s) -> %q%s", in.Key, out.Value, suffix)
 		case opCAS:
 			return fmt.Sprintf("cas(%s, %q -> %q) -> %v%s", in.Key, in.Expected, in.Value, out.OK, suffix)
 		case opPut:
