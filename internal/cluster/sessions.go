@@ -148,15 +148,16 @@ func (e *Engine) proposeOnce(ctx context.Context, c command) error {
 	for {
 		err := e.proposeVia(ctx, c)
 		switch {
-		case err == nil || errors.Is(err, ErrUnknownOutcome):
-		case lost != nil && errors.Is(err, ErrNoLeader):
-			// An earlier attempt may have been applied.
-			return fmt.Errorf("%w: %v (after: %v)", ErrUnknownOutcome, lost, err)
+		case err == nil:
+			return nil
+		case errors.Is(err, ErrUnknownOutcome):
+		case lost != nil && !errors.Is(err, storage.ErrConflict):
+			// An earlier attempt may have been applied, and this one did
+			// not reach Apply (no leader, the node closing): only Apply's
+			// answers (success, a conflict) settle the outcome.
+			return fmt.Errorf("%w: %v (then: %v)", ErrUnknownOutcome, lost, err)
 		default:
 			return err
-		}
-		if err == nil {
-			return nil
 		}
 		lost = err
 		e.resends.Add(1)
