@@ -254,7 +254,9 @@ func TestRetriedWriteAppliedOnce(t *testing.T) {
 	wantGet(t, ctx, f.e, "counter", "0")
 
 	var dropped atomic.Int32
-	hook := func(method byte) bool { return (method == rpcPropose || method == rpcProposeBatch) && dropped.CompareAndSwap(0, 1) }
+	hook := func(method byte) bool {
+		return (method == rpcPropose || method == rpcProposeBatch) && dropped.CompareAndSwap(0, 1)
+	}
 	dropAnswerHook.Store(&hook)
 	defer dropAnswerHook.Store(nil)
 

@@ -378,7 +378,9 @@ func copyRecords(src, dst storage.StorageEngine, index uint64) error {
 	size := 0
 	for it.Next() {
 		k, v := it.Key(), it.Value()
-		if isReserved(k) {
+		if k == appliedKey {
+			// Written below; the cluster's other records (sessions,
+			// tombstones) are replicated state and travel.
 			continue
 		}
 		rec, err := decodeRecord(k, v)
