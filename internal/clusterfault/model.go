@@ -36,8 +36,13 @@ type kvInput struct {
 // the client could not learn (timeout, lost connection, 503): it may or may
 // not have taken effect, and its return time is the end of the history.
 type kvOutput struct {
-	Value   string // get: the value read ("" absent)
-	OK      bool   // cas: whether it swapped
+	Value string // get: the value read ("" absent)
+	OK    bool   // cas: whether it swapped
+	// Aborted marks a Redis CAS whose EXEC answered nil: the transaction
+	// did not run, which Redis allows for any write of a watched key
+	// after WATCH and also for writes it cannot order (see respClient.cas);
+	// it changed nothing and says nothing about the value.
+	Aborted bool
 	Unknown bool
 }
 
@@ -73,6 +78,9 @@ var kvModel = porcupine.Model{
 		case opDelete:
 			return true, ""
 		case opCAS:
+			if out.Aborted {
+				return true, st
+			}
 			if out.Unknown {
 				if st == in.Expected {
 					return true, in.Value
@@ -102,6 +110,9 @@ var kvModel = porcupine.Model{
 		case opGet:
 			return fmt.Sprintf("get(%s) -> %q%s", in.Key, out.Value, suffix)
 		case opCAS:
+			if out.Aborted {
+				suffix = " (EXEC aborted)" + suffix
+			}
 			return fmt.Sprintf("cas(%s, %q -> %q) -> %v%s", in.Key, in.Expected, in.Value, out.OK, suffix)
 		case opPut:
 			return fmt.Sprintf("put(%s, %q)%s", in.Key, in.Value, suffix)

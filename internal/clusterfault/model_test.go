@@ -30,6 +30,30 @@ func TestCheckerAcceptsALinearizableHistory(t *testing.T) {
 	}
 }
 
+func TestCheckerTakesAnAbortedCASAsNoChange(t *testing.T) {
+	// An aborted EXEC while the key held the expected value: no change,
+	// and no claim about the value.
+	h := []porcupine.Operation{
+		op(0, 0, 10, kvInput{Kind: opPut, Key: "k", Value: "1"}, kvOutput{}),
+		op(1, 20, 30, kvInput{Kind: opCAS, Key: "k", Expected: "1", Value: "2"}, kvOutput{Aborted: true}),
+		op(2, 40, 50, kvInput{Kind: opGet, Key: "k"}, kvOutput{Value: "1"}),
+	}
+	if r := checkHistory(h, 10*time.Second); !r.Linearized {
+		t.Fatalf("an aborted CAS failed the check: %+v", r)
+	}
+	// A plain false CAS there is a violation.
+	h[1].Output = kvOutput{}
+	if checkHistory(h, 10*time.Second).Linearized {
+		t.Fatal("a false CAS while the key held the expected value passed")
+	}
+	// An aborted CAS does not hide a write that happened.
+	h[1].Output = kvOutput{Aborted: true}
+	h[2].Output = kvOutput{Value: "2"}
+	if checkHistory(h, 10*time.Second).Linearized {
+		t.Fatal("a read of an aborted CAS's value passed")
+	}
+}
+
 func TestCheckerCatchesAStaleRead(t *testing.T) {
 	// The put was acknowledged before the get began; the get missed it.
 	h := []porcupine.Operation{

@@ -75,12 +75,18 @@ func (r *respClient) del(ctx context.Context, n int, key string) error {
 	return respWrite(r.c[n].Del(ctx, key).Err())
 }
 
+// errAborted is a Redis CAS whose EXEC answered nil.
+var errAborted = errors.New("EXEC aborted: a watched key changed")
+
 // cas swaps key from expected ("" = absent) to value the Redis way: WATCH
-// the key, GET it, and when it holds expected, MULTI/SET/EXEC. A nil EXEC
-// (the key changed after WATCH) or a GET showing another value is a
-// definite false. An error before EXEC was sent changed nothing (a plain
-// error: the operation is left out of the history); an error of EXEC
-// itself leaves the outcome unknown.
+// the key, GET it, and when it holds expected, MULTI/SET/EXEC. A GET
+// showing another value is a definite false. A nil EXEC is errAborted:
+// the transaction did not run, but a nil EXEC does not prove the value
+// changed (the server may abort for a write of the key it committed
+// after WATCH began even if the write was visible before), so it is
+// recorded as a CAS that changed nothing. An error before EXEC was sent
+// changed nothing (a plain error: the operation is left out of the
+// history); an error of EXEC itself leaves the outcome unknown.
 func (r *respClient) cas(ctx context.Context, n int, key, expected, value string) (bool, error) {
 	swapped, execSent := false, false
 	err := r.c[n].Watch(ctx, func(tx *redis.Tx) error {
@@ -108,7 +114,7 @@ func (r *respClient) cas(ctx context.Context, n int, key, expected, value string
 	case err == nil:
 		return swapped, nil
 	case errors.Is(err, redis.TxFailedErr):
-		return false, nil
+		return false, errAborted
 	case execSent:
 		return false, fmt.Errorf("%w: EXEC: %v", errIndefinite, err)
 	}

@@ -102,8 +102,8 @@ func TestRESPOutcomes(t *testing.T) {
 	if ok, err := client(absent).cas(ctx, 0, "k", "", "v"); err != nil || !ok {
 		t.Fatalf("CAS from absent that EXEC ran: %v, %v; want true", ok, err)
 	}
-	if ok, err := client(with("EXEC", "*-1\r\n")).cas(ctx, 0, "k", "", "v"); err != nil || ok {
-		t.Fatalf("CAS whose EXEC answered nil: %v, %v; want a definite false", ok, err)
+	if ok, err := client(with("EXEC", "*-1\r\n")).cas(ctx, 0, "k", "", "v"); !errors.Is(err, errAborted) || ok {
+		t.Fatalf("CAS whose EXEC answered nil: %v, %v; want errAborted", ok, err)
 	}
 	if ok, err := client(with("GET", "$1\r\nx\r\n")).cas(ctx, 0, "k", "", "v"); err != nil || ok {
 		t.Fatalf("CAS that read another value: %v, %v; want a definite false", ok, err)

@@ -108,18 +108,20 @@ type Report struct {
 	// UnknownByProtocol those of unknown outcome.
 	ByProtocol        map[string]int
 	UnknownByProtocol map[string]int
-	Keys              int
-	Violations        int // keys whose history is not linearizable
-	CheckTimedOut     int // keys the checker could not decide in time
-	BadHistory        []string
-	LedgerAcked       int // acknowledged inserts of never-rewritten keys
-	LedgerLost        int // of those, missing after the run
-	SplitBrainTerms   []uint64
-	Elections         []time.Duration // leader kill to new leader
-	Errors            []string        // liveness failures: no recovery, crashes
-	Demo              *DemoResult
-	Seed              uint64
-	Duration          time.Duration
+	// Aborted counts Redis CAS whose EXEC answered nil.
+	Aborted         int
+	Keys            int
+	Violations      int // keys whose history is not linearizable
+	CheckTimedOut   int // keys the checker could not decide in time
+	BadHistory      []string
+	LedgerAcked     int // acknowledged inserts of never-rewritten keys
+	LedgerLost      int // of those, missing after the run
+	SplitBrainTerms []uint64
+	Elections       []time.Duration // leader kill to new leader
+	Errors          []string        // liveness failures: no recovery, crashes
+	Demo            *DemoResult
+	Seed            uint64
+	Duration        time.Duration
 }
 
 // Passed says the run found nothing wrong.
@@ -160,6 +162,9 @@ func (r Report) Summary() string {
 		if n, ok := r.ByProtocol[p]; ok {
 			fmt.Fprintf(&b, "    over %-4s %d operations, %d of unknown outcome\n", p, n, r.UnknownByProtocol[p])
 		}
+	}
+	if r.Aborted > 0 {
+		fmt.Fprintf(&b, "    Redis CAS with a nil EXEC (recorded as changing nothing): %d\n", r.Aborted)
 	}
 	if n := r.ByProtocol["final"]; n > 0 {
 		fmt.Fprintf(&b, "    final reads of every key (HTTP): %d\n", n)
@@ -381,7 +386,11 @@ func (h *harness) client(ctx context.Context, id int, rng *rand.Rand) {
 			expected := h.recall(key)
 			call := h.now()
 			ok, err := c.cas(octx, n, key, expected, value)
-			h.record(id, call, kvInput{Kind: opCAS, Key: key, Expected: expected, Value: value, Proto: proto}, kvOutput{OK: ok}, err)
+			out := kvOutput{OK: ok}
+			if errors.Is(err, errAborted) {
+				out.Aborted, err = true, nil
+			}
+			h.record(id, call, kvInput{Kind: opCAS, Key: key, Expected: expected, Value: value, Proto: proto}, out, err)
 		default:
 			lk := fmt.Sprintf("ledger/%d/%d", id, seq)
 			if err := c.put(octx, n, lk, value); err == nil {
@@ -478,6 +487,9 @@ func (h *harness) check(rep *Report) {
 	for _, op := range h.history {
 		p := op.Input.(kvInput).Proto
 		rep.ByProtocol[p]++
+		if op.Output.(kvOutput).Aborted {
+			rep.Aborted++
+		}
 		if op.Output.(kvOutput).Unknown {
 			rep.Unknown++
 			rep.UnknownByProtocol[p]++
