@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -93,6 +94,38 @@ impl Visibility {
             self.parked.fetch_sub(1, Ordering::SeqCst);
             spins = 0;
         }
+    }
+
+    /// Waits until `seq` is visible, at most about `timeout`, spinning
+    /// briefly and then parking as `publish` does, so a wait as long as a
+    /// sync costs no CPU. Returns whether `seq` is visible.
+    pub fn wait_visible(&self, seq: u64, timeout: Duration) -> bool {
+        let mut spins = 0u32;
+        while self.visible() < seq {
+            spins += 1;
+            if spins < SPINS {
+                std::hint::spin_loop();
+                continue;
+            }
+            self.parked.fetch_add(1, Ordering::SeqCst);
+            // SAFETY: as in `publish`: the same key and token (woken by
+            // `advance` once `visible` reaches `seq`), a validate closure that
+            // only reads an atomic, no-op callbacks, and the same ordering of
+            // the waiter count against `visible`.
+            unsafe {
+                parking_lot_core::park(
+                    self.park_key(),
+                    || self.visible.load(Ordering::SeqCst) < seq,
+                    || {},
+                    |_, _| {},
+                    parking_lot_core::ParkToken(seq as usize),
+                    Some(Instant::now() + timeout),
+                );
+            }
+            self.parked.fetch_sub(1, Ordering::SeqCst);
+            return self.visible() >= seq;
+        }
+        true
     }
 
     /// Advances `visible` over every consecutive applied commit and wakes the

@@ -11,8 +11,13 @@
 //!
 //! While any transaction is open, the [`ConflictTracker`] records the keys of
 //! every commit (with its sequence number), so validation also sees commits
-//! that have a sequence number but are not in the index yet.
+//! that have a sequence number but are not in the index yet. That is also
+//! what lets a transaction begin without waiting for commits in flight (under
+//! `SyncPolicy::Always`, until after their sync): it reads at the visible
+//! sequence and validates against every tracked commit after it, including
+//! those appended but not yet visible.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,8 +44,13 @@ pub(crate) struct ConflictTracker {
 struct TrackerState {
     /// (commit seq, key), in seq order.
     commits: VecDeque<(u64, Box<[u8]>)>,
-    /// Tracking start of each open transaction (a multiset).
+    /// Tracking start of each open transaction (a multiset): the first
+    /// sequence it validates against, at most one above its snapshot.
     open: BTreeMap<u64, usize>,
+    /// While `open` is not empty, `commits` holds every commit numbered
+    /// from here on. Set to the next sequence when the first transaction
+    /// registers; raised by pruning, never above `visible + 1`.
+    covered_from: u64,
 }
 
 /// A buffered write: the value and its expiry, or `None` for a delete.
@@ -69,6 +79,8 @@ type ScannedRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 /// What a committing transaction observed, to validate against later commits.
 pub(crate) struct ReadSet<'a> {
     start: u64,
+    /// Set on a conflict: the sequence of the commit it conflicted with.
+    conflict_seq: Cell<u64>,
     keys: &'a ahash::AHashSet<Vec<u8>>,
     writes: &'a BTreeMap<Vec<u8>, BufferedWrite>,
     ranges: &'a [ScannedRange],
@@ -97,16 +109,34 @@ fn in_range(key: &[u8], lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> bool {
 }
 
 impl ConflictTracker {
-    /// Registers a transaction; every commit from sequence `from` on is
-    /// tracked. Must run under the append lock with `from` = next sequence.
-    pub(crate) fn register(&self, from: u64) {
+    /// Registers a transaction and returns its tracking start `from`:
+    /// every commit numbered `from` or later is tracked until it
+    /// unregisters. Must run under the append lock, with `next` the next
+    /// sequence and `visible` the visible sequence read under that lock.
+    ///
+    /// `from` is `visible + 1` when the commits in flight (numbered above
+    /// `visible`, below `next`) are all tracked already, because a
+    /// transaction was open when they were appended: then a snapshot at
+    /// `visible` or later misses nothing validation does not see. Otherwise
+    /// `from` is later and the caller waits until `from - 1` is visible
+    /// before taking its snapshot.
+    pub(crate) fn register(&self, next: u64, visible: u64) -> u64 {
         let mut st = self.state.lock();
+        if st.open.is_empty() {
+            st.commits.clear();
+            st.covered_from = next;
+        }
+        let from = (visible + 1).max(st.covered_from);
         *st.open.entry(from).or_insert(0) += 1;
         self.active.fetch_add(1, Ordering::AcqRel);
+        from
     }
 
-    /// Unregisters a transaction registered at `from`.
-    pub(crate) fn unregister(&self, from: u64) {
+    /// Unregisters a transaction registered at `from`, and drops the
+    /// commits no open transaction validates against and no later one can
+    /// need: those below every open tracking start and at or below
+    /// `visible` (a later snapshot sees them).
+    pub(crate) fn unregister(&self, from: u64, visible: u64) {
         let mut st = self.state.lock();
         if let Some(n) = st.open.get_mut(&from) {
             *n -= 1;
@@ -118,9 +148,11 @@ impl ConflictTracker {
         match st.open.keys().next().copied() {
             None => st.commits.clear(),
             Some(oldest) => {
-                while st.commits.front().is_some_and(|(seq, _)| *seq < oldest) {
+                let keep = oldest.min(visible + 1);
+                while st.commits.front().is_some_and(|(seq, _)| *seq < keep) {
                     st.commits.pop_front();
                 }
+                st.covered_from = st.covered_from.max(keep);
             }
         }
     }
@@ -138,6 +170,7 @@ impl ConflictTracker {
                     break;
                 }
                 if rs.touches(key) {
+                    rs.conflict_seq.set(*committed);
                     return Err(Error::Conflict(format!(
                         "key {} was committed by another writer (seq {committed}) after this transaction began (seq {})",
                         show_key(key),
@@ -163,6 +196,17 @@ fn show_key(key: &[u8]) -> String {
     }
 }
 
+/// Waits until `seq` is visible, parked; fails if the log writer stopped
+/// (a commit it failed may never become visible).
+fn wait_visible(inner: &Inner, seq: u64) -> Result<()> {
+    while !inner.vis.wait_visible(seq, Duration::from_millis(10)) {
+        if let Some(reason) = inner.log.poisoned() {
+            return Err(Error::Poisoned(reason));
+        }
+    }
+    Ok(())
+}
+
 /// An optimistic transaction. Dropping it without `commit` rolls it back.
 pub struct Transaction {
     inner: Arc<Inner>,
@@ -179,27 +223,23 @@ impl Transaction {
     pub(crate) fn begin(db: Db) -> Result<Transaction> {
         let inner = Arc::clone(&db.inner);
         inner.check_open()?;
-        // Track every commit numbered from here on, then wait until every
-        // earlier one is visible, so each commit is either in the snapshot
-        // or tracked (or both, which only makes validation stricter).
-        let from = inner.log.with_append_lock(|next| {
-            inner.conflicts.register(next);
-            next
+        // Every commit is either in the snapshot (numbered at or below its
+        // sequence) or tracked from `from` on (see `ConflictTracker::register`),
+        // so validation sees every commit after the snapshot. Usually `from`
+        // is the visible sequence + 1 and nothing is waited for; when commits
+        // in flight are untracked, wait (parked) until they are visible.
+        let (from, visible) = inner.log.with_append_lock(|next| {
+            let visible = inner.vis.visible();
+            (inner.conflicts.register(next, visible), visible)
         });
-        let mut spins = 0u32;
-        while inner.vis.visible() + 1 < from {
-            if let Some(reason) = inner.log.poisoned() {
-                inner.conflicts.unregister(from);
-                return Err(Error::Poisoned(reason));
-            }
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
+        if from > visible + 1 {
+            if let Err(e) = wait_visible(&inner, from - 1) {
+                inner.conflicts.unregister(from, inner.vis.visible());
+                return Err(e);
             }
         }
         let snap = Snapshot::new(db);
+        debug_assert!(snap.seq() + 1 >= from);
         Ok(Transaction {
             inner,
             snap,
@@ -373,11 +413,21 @@ impl Transaction {
             .collect();
         let rs = ReadSet {
             start: self.snap.seq(),
+            conflict_seq: Cell::new(0),
             keys: &self.reads,
             writes: &self.writes,
             ranges: &self.ranges,
         };
-        self.inner.commit_checked(&ops, Some(&rs)).map(drop)
+        let res = self.inner.commit_checked(&ops, Some(&rs)).map(drop);
+        // A transaction that lost to a commit still in flight returns once
+        // that commit is visible, so a retry reads it instead of conflicting
+        // with it again (and again, until its sync ends). If the writer
+        // stopped meanwhile, the conflict is still the answer.
+        let lost_to = rs.conflict_seq.get();
+        if matches!(res, Err(Error::Conflict(_))) && lost_to > self.inner.vis.visible() {
+            let _ = wait_visible(&self.inner, lost_to);
+        }
+        res
     }
 
     /// Discards the buffered writes.
@@ -388,7 +438,7 @@ impl Transaction {
 
 impl Drop for Transaction {
     fn drop(&mut self) {
-        self.inner.conflicts.unregister(self.from);
+        self.inner.conflicts.unregister(self.from, self.inner.vis.visible());
     }
 }
 

@@ -1,11 +1,18 @@
 //! Transactions: read-your-writes, write-write and read-write conflicts,
-//! phantoms, read-only transactions, rollback, and atomic visibility.
+//! phantoms, read-only transactions, rollback, and atomic visibility; a
+//! transaction begun while earlier commits wait for their sync neither waits
+//! for them nor misses a conflict with them.
+
+mod support;
 
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use mantisdb_core::vfs::OsFileSystem;
 use mantisdb_core::{Db, Error, Options, SyncPolicy};
+use support::faultfs::{Fault, FaultFs, Op, Rule, Target};
 
 fn open(dir: &std::path::Path) -> Db {
     Db::open(
@@ -177,4 +184,151 @@ fn no_reader_sees_half_a_commit() {
         }
         stop.store(true, Ordering::Release);
     });
+}
+
+/// A database under `SyncPolicy::Always` on a file system whose next log
+/// sync can be slowed down, with `x`, `y` and `z` set to "0".
+fn open_slow_sync(dir: &std::path::Path) -> (Db, FaultFs) {
+    let fs = FaultFs::new(Arc::new(OsFileSystem));
+    let opts = Options {
+        sync: SyncPolicy::Always,
+        background_compaction: false,
+        ..Options::default()
+    }
+    .with_file_system(Arc::new(fs.clone()));
+    let db = Db::open(dir, opts).unwrap();
+    for k in [&b"x"[..], b"y", b"z"] {
+        db.put(k, b"0").unwrap();
+    }
+    (db, fs)
+}
+
+/// Slows the next log sync by `d` and returns once `start` has run and the
+/// sync of what it appended is under way (appended, not yet visible).
+fn in_flight(fs: &FaultFs, d: Duration, start: impl FnOnce()) {
+    let before = fs.delayed();
+    fs.add(Rule::new(Op::Sync, Fault::Delay(d)).on(Target::Segments).times(1));
+    start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fs.delayed() == before {
+        assert!(Instant::now() < deadline, "the slowed sync never started");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn begin_does_not_wait_for_commits_in_flight_and_still_conflicts_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, fs) = open_slow_sync(dir.path());
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // W reads x and y and writes y; its commit is appended, then its
+        // sync takes 600 ms, so it stays invisible meanwhile.
+        in_flight(&fs, Duration::from_millis(600), || {
+            s.spawn(|| {
+                let mut w = db.begin().unwrap();
+                w.get(b"x").unwrap();
+                w.get(b"y").unwrap();
+                w.put(b"y", b"w").unwrap();
+                w.commit().unwrap();
+                done.store(true, Ordering::Release);
+            });
+        });
+        // Transactions begun now read without W and do not wait for it.
+        let mut lost_update = db.begin().unwrap();
+        let mut write_skew = db.begin().unwrap();
+        let mut disjoint = db.begin().unwrap();
+        assert_eq!(lost_update.get(b"y").unwrap().as_deref(), Some(&b"0"[..]));
+        assert_eq!(write_skew.get(b"x").unwrap().as_deref(), Some(&b"0"[..]));
+        assert_eq!(write_skew.get(b"y").unwrap().as_deref(), Some(&b"0"[..]));
+        assert_eq!(disjoint.get(b"z").unwrap().as_deref(), Some(&b"0"[..]));
+        assert!(
+            !done.load(Ordering::Acquire),
+            "begin or a read waited for the commit in flight"
+        );
+        // y overwritten on a stale read: a lost update.
+        lost_update.put(b"y", b"lost").unwrap();
+        let e = lost_update.commit().unwrap_err();
+        assert!(matches!(&e, Error::Conflict(m) if m.contains("\"y\"")), "{e}");
+        // A conflict with a commit in flight returns once it is visible, so
+        // a retry reads it.
+        assert_eq!(db.get(b"y").unwrap().as_deref(), Some(&b"w"[..]));
+        let mut retry = db.begin().unwrap();
+        assert_eq!(retry.get(b"y").unwrap().as_deref(), Some(&b"w"[..]));
+        // Read x and y, write x, while W read x and y and wrote y: write skew.
+        write_skew.put(b"x", b"skew").unwrap();
+        assert!(matches!(write_skew.commit(), Err(Error::Conflict(_))));
+        // Disjoint from W: commits.
+        disjoint.put(b"z", b"1").unwrap();
+        disjoint.commit().unwrap();
+        retry.put(b"y", b"retry").unwrap();
+        retry.commit().unwrap();
+    });
+    assert!(done.load(Ordering::Acquire));
+    assert_eq!(db.get(b"x").unwrap().as_deref(), Some(&b"0"[..]));
+    assert_eq!(db.get(b"y").unwrap().as_deref(), Some(&b"retry"[..]));
+    assert_eq!(db.get(b"z").unwrap().as_deref(), Some(&b"1"[..]));
+}
+
+#[test]
+fn begin_with_untracked_commits_in_flight_reads_them() {
+    // No transaction is open while a plain write is appended, so its keys
+    // are not tracked: a transaction begun then waits until it is visible.
+    let dir = tempfile::tempdir().unwrap();
+    let (db, fs) = open_slow_sync(dir.path());
+    std::thread::scope(|s| {
+        in_flight(&fs, Duration::from_millis(200), || {
+            s.spawn(|| db.put(b"x", b"w").unwrap());
+        });
+        let mut t = db.begin().unwrap();
+        assert_eq!(t.get(b"x").unwrap().as_deref(), Some(&b"w"[..]));
+        t.put(b"x", b"t").unwrap();
+        t.commit().unwrap();
+    });
+    assert_eq!(db.get(b"x").unwrap().as_deref(), Some(&b"t"[..]));
+}
+
+#[test]
+fn concurrent_increments_under_always_lose_no_update() {
+    // Transactions begin while others' commits wait for their sync; every
+    // increment that commits must be counted once.
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, fs) = open_slow_sync(dir.path());
+    fs.add(Rule::new(Op::Sync, Fault::Delay(Duration::from_millis(2))).on(Target::Segments));
+    let keys = [&b"x"[..], b"y", b"z"];
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let db = db.clone();
+            s.spawn(move || {
+                for i in 0..PER_THREAD {
+                    let key = keys[(t + i) % keys.len()];
+                    loop {
+                        let mut tx = db.begin().unwrap();
+                        let n: u64 = std::str::from_utf8(&tx.get(key).unwrap().unwrap())
+                            .unwrap()
+                            .parse()
+                            .unwrap();
+                        tx.put(key, (n + 1).to_string().as_bytes()).unwrap();
+                        match tx.commit() {
+                            Ok(()) => break,
+                            Err(Error::Conflict(_)) => continue,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let sum: u64 = keys
+        .iter()
+        .map(|k| {
+            std::str::from_utf8(&db.get(k).unwrap().unwrap())
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(sum, (THREADS * PER_THREAD) as u64);
 }

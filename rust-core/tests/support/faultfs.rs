@@ -153,6 +153,8 @@ impl Rule {
 struct Rules {
     rules: Vec<Rule>,
     fired: u64,
+    /// Delays begun (counted when the sleep starts).
+    delayed: u64,
 }
 
 impl Rules {
@@ -172,7 +174,9 @@ impl Rules {
                 continue;
             }
             r.fired += 1;
-            if !matches!(r.fault, Fault::Delay(_)) {
+            if matches!(r.fault, Fault::Delay(_)) {
+                self.delayed += 1;
+            } else {
                 self.fired += 1;
             }
             return Some(r.fault);
@@ -210,6 +214,12 @@ impl FaultFs {
     /// Failures injected so far (delays not counted).
     pub fn fired(&self) -> u64 {
         self.rules.lock().fired
+    }
+
+    /// Delays begun so far: a call is sleeping or has slept (say, a sync
+    /// whose records are appended but not yet durable).
+    pub fn delayed(&self) -> u64 {
+        self.rules.lock().delayed
     }
 
     fn check(&self, op: Op, path: &Path) -> io::Result<()> {
