@@ -1,8 +1,9 @@
 //! Restart, compaction and transaction costs, each beside its baseline in the
 //! same run:
 //! - reopen of a 1M-key database from hint files (checked against segment
-//!   checksums, the default; and trusted without the check) vs a full replay
-//!   of every segment (hint files removed before each open);
+//!   checksums, the default, applied by one thread per core and by one
+//!   thread; and trusted without the check) vs a full replay of every
+//!   segment (hint files removed before each open);
 //! - put throughput under a steady overwrite load with background compaction
 //!   on vs off;
 //! - small transactions (4 puts) vs a plain 4-put batch (`Never`).
@@ -103,7 +104,13 @@ fn reopen(c: &mut Criterion) {
             total
         })
     });
-    for (name, verify) in [("hints_verified", true), ("hints_trusted", false)] {
+    // The default opens apply hint files on one thread per core;
+    // `hints_verified_1t` is the same open on one thread.
+    for (name, verify, threads) in [
+        ("hints_verified", true, 0),
+        ("hints_verified_1t", true, 1),
+        ("hints_trusted", false, 0),
+    ] {
         g.bench_function(BenchmarkId::new(name, n), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
@@ -111,6 +118,7 @@ fn reopen(c: &mut Criterion) {
                     restore();
                     let opts = Options {
                         verify_segments_on_open: verify,
+                        recovery_threads: threads,
                         background_compaction: false,
                         ..never()
                     };

@@ -24,6 +24,35 @@ pub(crate) fn op_log_bytes(key_len: usize, value_len: usize, expires_at: u64) ->
     (record::op_encoded_len(&op) + key_len + value_len) as u32
 }
 
+/// What one op applied to the index does to the space figures: `live` or
+/// `dead` bytes of its own segment, and a superseded live put (segment,
+/// bytes) that turns dead. The one rule behind [`account_op`] and the
+/// per-thread tallies of recovery.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Charge {
+    /// Bytes of the op's segment that are live (a put, now the newest version).
+    pub(crate) live: u64,
+    /// Bytes of the op's segment that are dead at birth (a delete, or a
+    /// version older than the key's newest).
+    pub(crate) dead: u64,
+    /// The live put this op superseded: its segment and bytes, now dead.
+    pub(crate) killed: Option<(u32, u64)>,
+    /// The op carries an expiry (compaction may reclaim it).
+    pub(crate) expiry: bool,
+}
+
+/// The [`Charge`] of an op inserted into the index with `effect`.
+pub(crate) fn charge(kind: OpKind, log_bytes: u32, expires_at: u64, effect: &InsertEffect) -> Charge {
+    let bytes = log_bytes as u64;
+    let live = kind == OpKind::Put && effect.is_newest;
+    Charge {
+        live: if live { bytes } else { 0 },
+        dead: if live { 0 } else { bytes },
+        killed: (effect.superseded_bytes > 0).then_some((effect.superseded_segment, effect.superseded_bytes)),
+        expiry: expires_at != 0,
+    }
+}
+
 /// Accounts one op of segment `segment` (whose usage is `usage`) just
 /// inserted into the index with `effect`: its bytes are live when it is a
 /// put and now the newest version of its key, dead otherwise; the live put
@@ -38,19 +67,21 @@ pub(crate) fn account_op(
     effect: &InsertEffect,
     kill_elsewhere: impl FnOnce(u32, u64),
 ) {
-    if kind == OpKind::Put && effect.is_newest {
-        usage.live.fetch_add(log_bytes as u64, Ordering::Relaxed);
-    } else {
-        usage.dead.fetch_add(log_bytes as u64, Ordering::Relaxed);
+    let c = charge(kind, log_bytes, expires_at, effect);
+    if c.live > 0 {
+        usage.live.fetch_add(c.live, Ordering::Relaxed);
     }
-    if effect.superseded_bytes > 0 {
-        if effect.superseded_segment == segment {
-            usage.kill(effect.superseded_bytes);
+    if c.dead > 0 {
+        usage.dead.fetch_add(c.dead, Ordering::Relaxed);
+    }
+    if let Some((seg, bytes)) = c.killed {
+        if seg == segment {
+            usage.kill(bytes);
         } else {
-            kill_elsewhere(effect.superseded_segment, effect.superseded_bytes);
+            kill_elsewhere(seg, bytes);
         }
     }
-    if expires_at != 0 {
+    if c.expiry {
         usage.has_expiry.store(true, Ordering::Relaxed);
     }
 }

@@ -294,17 +294,16 @@ impl Inner {
                 if let Some(hit) = cached.then(|| self.cache.get(&(segment, offset))).flatten() {
                     return Ok(Some(hit));
                 }
-                let Some(bytes) = self.log.read(segment, offset, key.len() + len as usize)? else {
+                let Some((stored_key, value)) = self.log.read_kv(segment, offset, key.len(), len as usize)? else {
                     return Ok(None);
                 };
-                if kv_checksum(&bytes[..key.len()], &bytes[key.len()..]) != crc || bytes[..key.len()] != *key {
+                if kv_checksum(&stored_key, &value) != crc || *stored_key != *key {
                     return Err(Error::corruption(
                         self.log.segment_path(segment),
                         offset,
                         "value checksum mismatch on read",
                     ));
                 }
-                let value: Value = Arc::from(&bytes[key.len()..]);
                 if cached {
                     self.cache.insert((segment, offset), Arc::clone(&value));
                 }

@@ -12,12 +12,98 @@
 //! newest one at or below the GC watermark) are dropped, so a steady
 //! overwrite load keeps one version per key.
 
-use std::ops::Bound;
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::ops::{Bound, Deref};
 use std::sync::Arc;
 
 use crossbeam_skiplist::SkipMap;
 use parking_lot::RwLock;
 use smallvec::SmallVec;
+
+/// Longest key an [`IndexKey`] holds without a heap allocation.
+pub const INLINE_KEY_MAX: usize = 22;
+
+/// A key as the index stores it: up to [`INLINE_KEY_MAX`] bytes inside the
+/// skiplist node itself (no allocation of its own, and a comparison reads
+/// the node it already loaded), longer ones boxed. Ordered, compared and
+/// hashed as its bytes.
+#[derive(Clone)]
+pub struct IndexKey(KeyRepr);
+
+#[derive(Clone)]
+enum KeyRepr {
+    Inline { len: u8, bytes: [u8; INLINE_KEY_MAX] },
+    Heap(Box<[u8]>),
+}
+
+impl IndexKey {
+    /// A copy of `key`.
+    pub fn new(key: &[u8]) -> IndexKey {
+        if key.len() <= INLINE_KEY_MAX {
+            let mut bytes = [0u8; INLINE_KEY_MAX];
+            bytes[..key.len()].copy_from_slice(key);
+            IndexKey(KeyRepr::Inline {
+                len: key.len() as u8,
+                bytes,
+            })
+        } else {
+            IndexKey(KeyRepr::Heap(Box::from(key)))
+        }
+    }
+}
+
+impl Deref for IndexKey {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            KeyRepr::Inline { len, bytes } => &bytes[..*len as usize],
+            KeyRepr::Heap(b) => b,
+        }
+    }
+}
+
+impl Borrow<[u8]> for IndexKey {
+    #[inline]
+    fn borrow(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq for IndexKey {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for IndexKey {}
+
+impl PartialOrd for IndexKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for IndexKey {
+    #[inline]
+    fn cmp(&self, other: &Self) -> Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl std::hash::Hash for IndexKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state)
+    }
+}
+
+impl std::fmt::Debug for IndexKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
 
 /// Where a version's value is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +236,7 @@ pub struct InsertEffect {
 /// The ordered index.
 #[derive(Debug, Default)]
 pub struct Index {
-    map: SkipMap<Box<[u8]>, KeyEntry>,
+    map: SkipMap<IndexKey, KeyEntry>,
 }
 
 impl Index {
@@ -196,7 +282,7 @@ impl Index {
             // pays for allocating its boxed copy.
             let entry = match self.map.get(key) {
                 Some(e) => e,
-                None => self.map.get_or_insert_with(Box::from(key), KeyEntry::default),
+                None => self.map.get_or_insert_with(IndexKey::new(key), KeyEntry::default),
             };
             let mut v = entry.value().versions.write();
             if v.removed {
@@ -252,7 +338,7 @@ impl Index {
     /// are not read in sequence order once compaction has run). Tombstones
     /// are kept; the caller unlinks them once replay is over.
     pub fn apply_recovered(&self, key: &[u8], version: Version) -> InsertEffect {
-        let entry = self.map.get_or_insert_with(Box::from(key), KeyEntry::default);
+        let entry = self.map.get_or_insert_with(IndexKey::new(key), KeyEntry::default);
         let mut v = entry.value().versions.write();
         let mut effect = InsertEffect::default();
         let old = v.list.first();
@@ -516,6 +602,48 @@ mod tests {
         assert_eq!(idx.get(b"k", 5), Lookup::Missing);
         idx.insert(b"k", put(3, b"again"), 2);
         assert!(matches!(idx.get(b"k", 5), Lookup::Found(v) if v.seq == 3));
+    }
+
+    #[test]
+    fn index_keys_order_and_compare_as_their_bytes() {
+        // Around the inline size, with shared prefixes, 0x00 and 0xff bytes.
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for len in [0, 1, INLINE_KEY_MAX - 1, INLINE_KEY_MAX, INLINE_KEY_MAX + 1, 40] {
+            for fill in [0x00u8, b'a', 0xff] {
+                keys.push(vec![fill; len]);
+                let mut k = vec![b'a'; len];
+                if let Some(last) = k.last_mut() {
+                    *last = fill;
+                }
+                keys.push(k);
+            }
+        }
+        for a in &keys {
+            let ka = IndexKey::new(a);
+            assert_eq!(&*ka, a.as_slice());
+            for b in &keys {
+                let kb = IndexKey::new(b);
+                assert_eq!(ka.cmp(&kb), a.cmp(b), "{a:?} vs {b:?}");
+                assert_eq!(ka == kb, a == b);
+            }
+        }
+        assert!(std::mem::size_of::<IndexKey>() <= 24);
+        // The index orders them as bytes too.
+        let idx = Index::new();
+        for (i, k) in keys.iter().enumerate() {
+            idx.insert(k, put(i as u64 + 1, b"v"), 0);
+        }
+        let mut walked = Vec::new();
+        idx.range_from(Bound::Unbounded, Bound::Unbounded, u64::MAX, usize::MAX, |k, _| {
+            walked.push(k.to_vec())
+        });
+        let mut expected = keys.clone();
+        expected.sort();
+        expected.dedup();
+        assert_eq!(walked, expected);
+        for k in &keys {
+            assert!(matches!(idx.get(k, u64::MAX), Lookup::Found(_)));
+        }
     }
 
     #[test]

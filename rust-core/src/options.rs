@@ -80,6 +80,10 @@ pub struct Options {
     pub compaction_interval: Duration,
     /// Run compaction in the background. [`crate::Db::compact`] works either way. Default on.
     pub background_compaction: bool,
+    /// Threads that read hint files and build the index from them on open
+    /// (segments without a usable hint are decoded by the opening thread).
+    /// 0 (the default): one per available core, at most 8; at most 64.
+    pub recovery_threads: usize,
     /// The file layer every file operation goes through. `None` (the
     /// default): the operating system's, [`crate::vfs::OsFileSystem`]. For
     /// testing and instrumentation (fault injection, simulated power cuts,
@@ -104,12 +108,21 @@ impl Default for Options {
             compaction_threshold: 0.5,
             compaction_interval: Duration::from_secs(1),
             background_compaction: true,
+            recovery_threads: 0,
             file_system: None,
         }
     }
 }
 
 impl Options {
+    /// The threads open uses to apply hint files ([`Options::recovery_threads`], 0 resolved).
+    pub(crate) fn open_threads(&self) -> usize {
+        match self.recovery_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+            n => n.min(64),
+        }
+    }
+
     /// These options with `fs` as the file layer (see [`Options::file_system`]).
     pub fn with_file_system(mut self, fs: Arc<dyn FileSystem>) -> Options {
         self.file_system = Some(fs);

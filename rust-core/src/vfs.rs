@@ -27,6 +27,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
+use std::mem::MaybeUninit;
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
@@ -76,6 +77,23 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     fn preallocate(&self, len: u64) -> io::Result<()>;
     /// Fills `buf` from `offset`; a file too short is an `UnexpectedEof` error.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Reads `head.len() + tail.len()` bytes from `offset`, the first ones
+    /// into `head` and the rest into `tail`, which need not be initialized
+    /// and is, in full, on success; a file too short is an `UnexpectedEof`
+    /// error. For reading a record's key beside its value straight into the
+    /// value's final buffer. The default makes one
+    /// [`FileHandle::read_exact_at`] call into a temporary buffer and
+    /// copies from it.
+    fn read_split_at(&self, head: &mut [u8], tail: &mut [MaybeUninit<u8>], offset: u64) -> io::Result<()> {
+        let mut buf = vec![0u8; head.len() + tail.len()];
+        self.read_exact_at(&mut buf, offset)?;
+        let (h, t) = buf.split_at(head.len());
+        head.copy_from_slice(h);
+        for (d, s) in tail.iter_mut().zip(t) {
+            d.write(*s);
+        }
+        Ok(())
+    }
     /// Makes the file's data (and its length) durable (`fdatasync`).
     fn sync_data(&self) -> io::Result<()>;
     /// Makes the file's data and metadata durable (`fsync`).
@@ -171,6 +189,49 @@ impl FileHandle for OsFile {
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.0.read_exact_at(buf, offset)
+    }
+
+    fn read_split_at(&self, head: &mut [u8], tail: &mut [MaybeUninit<u8>], offset: u64) -> io::Result<()> {
+        // One preadv: the kernel fills both buffers, `tail` without first
+        // being zeroed and without a copy through a buffer of our own.
+        let (mut h, mut t, mut at) = (0usize, 0usize, offset);
+        while h < head.len() || t < tail.len() {
+            let iov = [
+                libc::iovec {
+                    iov_base: head[h..].as_mut_ptr().cast(),
+                    iov_len: head.len() - h,
+                },
+                libc::iovec {
+                    iov_base: tail[t..].as_mut_ptr().cast(),
+                    iov_len: tail.len() - t,
+                },
+            ];
+            // SAFETY: both iovecs describe memory this call borrows
+            // mutably for its whole duration (`head[h..]`, `tail[t..]`,
+            // lengths taken from those slices); the kernel only writes
+            // bytes into them, which is valid for `u8` and for
+            // `MaybeUninit<u8>`. The descriptor is owned by `self.0`.
+            let n = unsafe { libc::preadv(self.0.as_raw_fd(), iov.as_ptr(), 2, to_off_t(at)?) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "read past the end of the file",
+                ));
+            }
+            let n = n as usize;
+            let into_head = n.min(head.len() - h);
+            h += into_head;
+            t += n - into_head;
+            at += n as u64;
+        }
+        Ok(())
     }
 
     fn sync_data(&self) -> io::Result<()> {

@@ -85,6 +85,8 @@ impl MantisOptions {
             compaction_threshold: o.compaction_threshold,
             compaction_interval: Duration::from_millis(o.compaction_interval_ms),
             background_compaction: o.background_compaction,
+            // Not a C option: one thread per core, at most 8.
+            recovery_threads: 0,
             file_system: None,
         })
     }

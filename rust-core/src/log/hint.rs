@@ -21,7 +21,7 @@ use rkyv::util::AlignedVec;
 use super::record::{self, OpKind};
 use super::segment;
 use crate::error::{Error, Result};
-use crate::vfs::{self, FileSystem, OpenMode};
+use crate::vfs::{FileSystem, OpenMode};
 
 /// Magic number at the start of every hint file.
 pub const HINT_MAGIC: [u8; 8] = *b"MANTISHT";
@@ -138,42 +138,70 @@ pub fn write(fs: &dyn FileSystem, dir: &Path, id: u32, segment: &[u8], entries: 
 /// is returned beside it for the recovery report.
 pub fn read(fs: &dyn FileSystem, dir: &Path, id: u32, segment_len: u64) -> (Option<ValidHint>, Option<String>) {
     let path = hint_path(dir, id);
-    let data = match vfs::read_file(fs, &path) {
+    let (header, body) = match read_parts(fs, &path) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (None, None),
         Err(e) => return (None, Some(format!("{}: {e}", path.display()))),
     };
-    match validate(&data, id, segment_len) {
+    match check_header(&header, body.len()).and_then(|crc| check_body(body, crc, id, segment_len)) {
         Ok(body) => (Some(body), None),
         Err(reason) => (None, Some(format!("{}: {reason}", path.display()))),
     }
+}
+
+/// The header of the hint file at `path` (shorter than a header if the file
+/// is) and its body, read straight into the aligned buffer rkyv reads from.
+fn read_parts(fs: &dyn FileSystem, path: &Path) -> std::io::Result<(Vec<u8>, AlignedVec)> {
+    let f = fs.open(path, OpenMode::Read)?;
+    let len = usize::try_from(f.size()?)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "file too large"))?;
+    let mut header = vec![0u8; len.min(HINT_HEADER_LEN)];
+    f.read_exact_at(&mut header, 0)?;
+    let mut body = AlignedVec::<16>::new();
+    if len > HINT_HEADER_LEN {
+        body.resize(len - HINT_HEADER_LEN, 0);
+        f.read_exact_at(body.as_mut_slice(), HINT_HEADER_LEN as u64)?;
+    }
+    Ok((header, body))
 }
 
 /// Checks the bytes of a hint file as [`read`] does; `Err` carries the reason.
 /// Public for the fuzz targets.
 #[doc(hidden)]
 pub fn validate(data: &[u8], id: u32, segment_len: u64) -> std::result::Result<ValidHint, String> {
-    if data.len() < HINT_HEADER_LEN || data[0..8] != HINT_MAGIC {
-        return Err("not a hint file (bad magic or too short)".into());
-    }
-    let version = u16::from_le_bytes([data[8], data[9]]);
-    if version != HINT_FORMAT_VERSION {
-        return Err(format!("hint format version {version} is not supported"));
-    }
-    let len = u32::from_le_bytes([data[12], data[13], data[14], data[15]]) as usize;
-    let crc = u32::from_le_bytes([data[16], data[17], data[18], data[19]]);
-    let body = &data[HINT_HEADER_LEN..];
-    if body.len() != len {
-        return Err(format!("body is {} bytes, header says {len}", body.len()));
-    }
-    if crc32c::crc32c(body) != crc {
-        return Err("checksum mismatch".into());
-    }
+    let body = data.get(HINT_HEADER_LEN..).unwrap_or_default();
+    let crc = check_header(data, body.len())?;
     // rkyv reads in place from an aligned buffer.
     let mut aligned = AlignedVec::<16>::with_capacity(body.len());
     aligned.extend_from_slice(body);
+    check_body(aligned, crc, id, segment_len)
+}
+
+/// Checks a hint file's header (magic, version, the body length it names
+/// against `body_len`); returns the body checksum it names.
+fn check_header(header: &[u8], body_len: usize) -> std::result::Result<u32, String> {
+    if header.len() < HINT_HEADER_LEN || header[0..8] != HINT_MAGIC {
+        return Err("not a hint file (bad magic or too short)".into());
+    }
+    let version = u16::from_le_bytes([header[8], header[9]]);
+    if version != HINT_FORMAT_VERSION {
+        return Err(format!("hint format version {version} is not supported"));
+    }
+    let len = u32::from_le_bytes([header[12], header[13], header[14], header[15]]) as usize;
+    if body_len != len {
+        return Err(format!("body is {body_len} bytes, header says {len}"));
+    }
+    Ok(u32::from_le_bytes([header[16], header[17], header[18], header[19]]))
+}
+
+/// Checks a hint body against its checksum `crc`, as an archive, and against
+/// the segment it must describe.
+fn check_body(body: AlignedVec, crc: u32, id: u32, segment_len: u64) -> std::result::Result<ValidHint, String> {
+    if crc32c::crc32c(&body) != crc {
+        return Err("checksum mismatch".into());
+    }
     let archived =
-        rkyv::access::<ArchivedHintBody, rancor::Error>(&aligned).map_err(|e| format!("invalid archive: {e}"))?;
+        rkyv::access::<ArchivedHintBody, rancor::Error>(&body).map_err(|e| format!("invalid archive: {e}"))?;
     if archived.segment_id.to_native() != id {
         return Err(format!(
             "describes segment {}, not {id}",
@@ -186,17 +214,17 @@ pub fn validate(data: &[u8], id: u32, segment_len: u64) -> std::result::Result<V
             archived.segment_len.to_native()
         ));
     }
-    Ok(ValidHint(aligned))
+    Ok(ValidHint(body))
 }
 
-/// A hint file body that passed validation; only [`read`] makes one.
+/// A hint file body that passed validation; only [`check_body`] makes one.
 #[derive(Debug)]
 pub struct ValidHint(AlignedVec);
 
 impl ValidHint {
     /// The archived body, read in place.
     pub fn body(&self) -> &ArchivedHintBody {
-        // SAFETY: a ValidHint is only built by `validate`, right after
+        // SAFETY: a ValidHint is only built by `check_body`, right after
         // `rkyv::access` (bytecheck) accepted these exact bytes as an
         // `ArchivedHintBody`; the buffer is private and never mutated.
         unsafe { rkyv::access_unchecked::<ArchivedHintBody>(&self.0) }
@@ -235,7 +263,7 @@ mod tests {
     #[test]
     fn write_then_read() {
         let dir = tempfile::tempdir().unwrap();
-        let fs = vfs::OsFileSystem;
+        let fs = crate::vfs::OsFileSystem;
         write(&fs, dir.path(), 4, &[1u8; 1000], sample()).unwrap();
         let (buf, why) = read(&fs, dir.path(), 4, 1000);
         assert!(why.is_none());
@@ -253,7 +281,7 @@ mod tests {
     #[test]
     fn stale_damaged_or_missing_hints_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let fs = vfs::OsFileSystem;
+        let fs = crate::vfs::OsFileSystem;
         let (buf, why) = read(&fs, dir.path(), 4, 1000);
         assert!(buf.is_none() && why.is_none());
         write(&fs, dir.path(), 4, &[0u8; 1000], sample()).unwrap();

@@ -43,7 +43,7 @@ use writer::{LogWriter, WriterStart};
 /// Segments open for reading, by id, and the allocator of new ids.
 #[derive(Debug, Default)]
 pub struct SegmentSet {
-    map: RwLock<HashMap<u32, Arc<Segment>>>,
+    map: RwLock<HashMap<u32, Arc<Segment>, ahash::RandomState>>,
     next_id: AtomicU32,
     /// Closed segments still without a hint file.
     unhinted: Mutex<Vec<u32>>,
@@ -188,6 +188,26 @@ impl Log {
         }
         match self.segments.get(segment) {
             Some(seg) => seg.read_at(offset, len).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads the key (`key_len` bytes at `offset` of `segment`) and the
+    /// `val_len`-byte value after it, from the write buffer or the file;
+    /// `None` when the segment was compacted away.
+    pub fn read_kv(
+        &self,
+        segment: u32,
+        offset: u64,
+        key_len: usize,
+        val_len: usize,
+    ) -> Result<Option<(segment::KeyBuf, Arc<[u8]>)>> {
+        if let Some(bytes) = self.writer.read_buffered(segment, offset, key_len + val_len) {
+            let (k, v) = bytes.split_at(key_len);
+            return Ok(Some((segment::KeyBuf::from_slice(k), Arc::from(v))));
+        }
+        match self.segments.get(segment) {
+            Some(seg) => seg.read_kv(offset, key_len, val_len).map(Some),
             None => Ok(None),
         }
     }

@@ -35,13 +35,14 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::hint::{self, HintEntry};
+use super::hint::{self, HintEntry, ValidHint};
 use super::record::{self, FrameError, OpKind};
 use super::segment::{self, Header, Segment, Usage, SEGMENT_HEADER_LEN};
 use super::SegmentSet;
-use crate::accounting::{account_op, op_log_bytes};
+use crate::accounting::{charge, op_log_bytes};
 use crate::compaction;
 use crate::error::{Error, Result};
 use crate::index::{Index, ValueRef, Version};
@@ -135,15 +136,33 @@ pub struct ReplayOptions {
     pub verify: bool,
     /// Values up to this size are copied into rewritten hint files.
     pub hint_inline: usize,
+    /// Threads that read, check and apply hint files (1: the calling thread alone).
+    pub threads: usize,
 }
 
-/// Replays every segment in `dir`, calling `apply` for each op.
-pub fn replay(
+/// Hint entries one task applies: a hint is split into tasks of this many
+/// entries so that threads share a large segment's entries.
+const HINT_TASK_ENTRIES: usize = 16 * 1024;
+
+/// Chunk in which a hinted segment is read for its checksum.
+const VERIFY_CHUNK: usize = 1 << 20;
+
+/// Replays every segment in `dir`, calling `apply` for each op with the
+/// per-thread state `L` of the thread that applies it; returns what was
+/// recovered and every thread's state.
+///
+/// Closed segments with a usable hint file are read, checked and applied
+/// first, `ro.threads` at a time, their entries shared among the threads,
+/// so `apply` sees ops of different segments in no particular order and
+/// from several threads at once: it must give the same result in any
+/// order (the index keeps each key's highest sequence number). Then the
+/// other segments are decoded in id order on the calling thread.
+pub fn replay<L: Default + Send>(
     fs: &dyn FileSystem,
     dir: &Path,
     ro: ReplayOptions,
-    mut apply: impl FnMut(&ReplayOp<'_>),
-) -> Result<Recovered> {
+    apply: impl Fn(&ReplayOp<'_>, &mut L) + Sync,
+) -> Result<(Recovered, Vec<L>)> {
     let mut out = Recovered::default();
     remove_temp_files(fs, dir)?;
     let mut ids = segment::list_in(fs, dir)?;
@@ -157,38 +176,58 @@ pub fn replay(
         .copied();
     out.active = active;
     // Writer segment -> (the writer segment created after it, that one's base).
-    let successors: std::collections::HashMap<u32, (u32, u64)> = headers
+    let successors: HashMap<u32, (u32, u64)> = headers
         .iter()
         .filter(|(_, h)| !h.sealed() && h.prev_writer != 0)
         .map(|(&id, h)| (h.prev_writer, (id, h.base_seq)))
         .collect();
-    for id in ids {
-        let header = headers[&id];
-        let sealed = header.sealed();
-        // Sequence numbers are never reused: a writer's segment was created
-        // after every commit up to its base, even if compaction has since
-        // dropped those records as dead.
-        out.last_seq = out.last_seq.max(header.base_seq);
-        let path = dir.join(segment::segment_file_name(id));
-        let len = file_len(fs, &path)?;
-        let is_active = Some(id) == active;
-        let mut data = None;
-        if !is_active {
-            let (mut valid, mut why) = hint::read(fs, dir, id, len);
-            if let (true, Some(h)) = (ro.verify, &valid) {
-                let bytes = read_file(fs, &path)?;
-                if crc32c::crc32c(&bytes) != h.body().segment_crc.to_native() {
-                    valid = None;
-                    why = Some(format!("{}: segment checksum differs from its hint", path.display()));
+    let threads = ro.threads.max(1);
+    let mut locals: Vec<L> = (0..threads).map(|_| L::default()).collect();
+    // Closed segments: length and hint outcome (the hint was applied, or why not).
+    let closed: Vec<u32> = ids.iter().copied().filter(|&id| Some(id) != active).collect();
+    let mut hinted: HashMap<u32, u64> = HashMap::new();
+    let mut unhinted_why: HashMap<u32, String> = HashMap::new();
+    for wave in closed.chunks(threads) {
+        let loaded = run_tasks(threads, wave.len(), &mut locals, |i, _| {
+            load_hint(fs, dir, wave[i], ro.verify)
+        });
+        let mut hints = Vec::with_capacity(wave.len());
+        for (&id, l) in wave.iter().zip(loaded) {
+            match l? {
+                (len, Ok(h)) => {
+                    hinted.insert(id, len);
+                    hints.push((id, h));
                 }
-                data = Some(bytes);
+                (_, Err(why)) => {
+                    if let Some(why) = why {
+                        unhinted_why.insert(id, why);
+                    }
+                }
             }
-            if let Some(h) = valid {
-                for e in h.body().entries.iter() {
-                    let seq = e.seq.to_native();
-                    out.last_seq = out.last_seq.max(seq);
-                    apply(&ReplayOp {
-                        segment: id,
+        }
+        let tasks: Vec<(usize, std::ops::Range<usize>)> = hints
+            .iter()
+            .enumerate()
+            .flat_map(|(h, (_, hint))| {
+                let n = hint.body().entries.len();
+                (0..n)
+                    .step_by(HINT_TASK_ENTRIES)
+                    .map(move |at| (h, at..(at + HINT_TASK_ENTRIES).min(n)))
+            })
+            .collect();
+        let maxima = run_tasks(threads, tasks.len(), &mut locals, |t, local| {
+            let (h, range) = &tasks[t];
+            let (id, hint) = &hints[*h];
+            // One epoch pin for the task: the index's own pin per insert
+            // then only counts a nested guard instead of fencing.
+            let _pin = crossbeam_epoch::pin();
+            let mut max_seq = 0;
+            for e in &hint.body().entries[range.clone()] {
+                let seq = e.seq.to_native();
+                max_seq = max_seq.max(seq);
+                apply(
+                    &ReplayOp {
+                        segment: *id,
                         seq,
                         kind: if e.delete { OpKind::Delete } else { OpKind::Put },
                         key: e.key.as_slice(),
@@ -197,21 +236,44 @@ pub fn replay(
                         expires_at: e.expires_at.to_native(),
                         kv_offset: e.kv_offset.to_native(),
                         kv_crc: e.kv_crc.to_native(),
-                    });
-                }
-                out.report.hinted_segments += 1;
-                out.segments.push(RecoveredSegment { id, sealed, len });
-                continue;
+                    },
+                    local,
+                );
             }
-            if let Some(why) = why {
-                out.report.bad_hints.push(why);
-            }
+            max_seq
+        });
+        out.last_seq = maxima.into_iter().fold(out.last_seq, u64::max);
+    }
+    for id in ids {
+        let header = headers[&id];
+        let sealed = header.sealed();
+        // Sequence numbers are never reused: a writer's segment was created
+        // after every commit up to its base, even if compaction has since
+        // dropped those records as dead.
+        out.last_seq = out.last_seq.max(header.base_seq);
+        if let Some(&len) = hinted.get(&id) {
+            out.report.hinted_segments += 1;
+            out.segments.push(RecoveredSegment { id, sealed, len });
+            continue;
         }
-        let data = match data {
-            Some(d) => d,
-            None => read_file(fs, &path)?,
-        };
-        let (end, last) = replay_segment(fs, &path, id, header, &data, is_active, ro.repair, &mut out, &mut apply)?;
+        if let Some(why) = unhinted_why.remove(&id) {
+            out.report.bad_hints.push(why);
+        }
+        let path = dir.join(segment::segment_file_name(id));
+        let is_active = Some(id) == active;
+        let data = read_file(fs, &path)?;
+        let local = &mut locals[0];
+        let (end, last) = replay_segment(
+            fs,
+            &path,
+            id,
+            header,
+            &data,
+            is_active,
+            ro.repair,
+            &mut out,
+            &mut |op: &ReplayOp<'_>| apply(op, local),
+        )?;
         if let Some(&(next, next_base)) = successors.get(&id).filter(|_| !sealed) {
             if last != next_base {
                 let why = format!(
@@ -232,23 +294,116 @@ pub fn replay(
                     });
                 }
                 forget_predecessor(fs, dir, next)?;
+                if hinted.contains_key(&next) {
+                    // Its hint, already applied, records the old header's
+                    // checksum: write it again for the rewritten file.
+                    let next_data = read_file(fs, &dir.join(segment::segment_file_name(next)))?;
+                    write_hint(fs, dir, next, &next_data, ro.hint_inline, &mut out.report);
+                }
             }
         }
         if !is_active {
             // Closed segment without a usable hint: write one for next time.
-            // A hint only speeds up the next open, so failing to write one
-            // (say, the disk is full) is reported, not fatal: the segment
-            // is read again next time.
-            let entries: Vec<HintEntry> = hint::entries_from_frames(&data[..end as usize], ro.hint_inline);
-            if let Err(e) = hint::write(fs, dir, id, &data[..end as usize], entries) {
-                out.report
-                    .bad_hints
-                    .push(format!("{}: not written: {e}", hint::hint_path(dir, id).display()));
-            }
+            write_hint(fs, dir, id, &data[..end as usize], ro.hint_inline, &mut out.report);
         }
         out.segments.push(RecoveredSegment { id, sealed, len: end });
     }
-    Ok(out)
+    Ok((out, locals))
+}
+
+/// Writes the hint of segment `id` (whose valid bytes are `data`). A hint
+/// only speeds up the next open, so failing to write one (say, the disk is
+/// full) is reported, not fatal: the segment is read again next time.
+fn write_hint(fs: &dyn FileSystem, dir: &Path, id: u32, data: &[u8], inline: usize, report: &mut RecoveryReport) {
+    let entries: Vec<HintEntry> = hint::entries_from_frames(data, inline);
+    if let Err(e) = hint::write(fs, dir, id, data, entries) {
+        report
+            .bad_hints
+            .push(format!("{}: not written: {e}", hint::hint_path(dir, id).display()));
+    }
+}
+
+/// The length of closed segment `id` and its validated hint, or why it has
+/// none (`None`: no hint file). With `verify`, the segment's checksum is
+/// compared with the one the hint records (the file is streamed through a
+/// small buffer, not held).
+fn load_hint(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    id: u32,
+    verify: bool,
+) -> Result<(u64, std::result::Result<ValidHint, Option<String>>)> {
+    let path = dir.join(segment::segment_file_name(id));
+    let len = file_len(fs, &path)?;
+    let (valid, why) = hint::read(fs, dir, id, len);
+    let Some(h) = valid else {
+        return Ok((len, Err(why)));
+    };
+    if verify && file_crc(fs, &path)? != h.body().segment_crc.to_native() {
+        let why = format!("{}: segment checksum differs from its hint", path.display());
+        return Ok((len, Err(Some(why))));
+    }
+    Ok((len, Ok(h)))
+}
+
+/// CRC32C of the whole file at `path`, read in chunks.
+fn file_crc(fs: &dyn FileSystem, path: &Path) -> Result<u32> {
+    let io = |e| Error::io(format!("reading {}", path.display()), e);
+    let f = fs.open(path, OpenMode::Read).map_err(io)?;
+    let len = f.size().map_err(io)?;
+    let mut buf = vec![0u8; VERIFY_CHUNK.min(len as usize)];
+    let (mut at, mut crc) = (0u64, 0u32);
+    while at < len {
+        let n = VERIFY_CHUNK.min((len - at) as usize);
+        f.read_exact_at(&mut buf[..n], at).map_err(io)?;
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        at += n as u64;
+    }
+    Ok(crc)
+}
+
+/// Runs `work(task, state)` for every task in `0..n` on up to `threads`
+/// threads (the calling one included), each thread with its own entry of
+/// `locals`; returns the results in task order.
+fn run_tasks<L: Send, T: Send>(
+    threads: usize,
+    n: usize,
+    locals: &mut [L],
+    work: impl Fn(usize, &mut L) -> T + Sync,
+) -> Vec<T> {
+    let threads = threads.min(n).min(locals.len());
+    if threads <= 1 {
+        let local = &mut locals[0];
+        return (0..n).map(|t| work(t, local)).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let drain = |local: &mut L| {
+        let mut done = Vec::new();
+        loop {
+            let t = next.fetch_add(1, Ordering::Relaxed);
+            if t >= n {
+                return done;
+            }
+            done.push((t, work(t, local)));
+        }
+    };
+    let (first, rest) = locals.split_at_mut(1);
+    let mut done: Vec<(usize, T)> = std::thread::scope(|s| {
+        let helpers: Vec<_> = rest[..threads - 1]
+            .iter_mut()
+            .map(|local| s.spawn(|| drain(local)))
+            .collect();
+        let mut all = drain(&mut first[0]);
+        for h in helpers {
+            match h.join() {
+                Ok(d) => all.extend(d),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all
+    });
+    done.sort_unstable_by_key(|(t, _)| *t);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Rewrites writer segment `id` with a header that names no predecessor
@@ -481,12 +636,84 @@ pub(crate) struct Rebuilt {
     pub(crate) report: RecoveryReport,
 }
 
+/// Space figures of one segment, tallied by one recovery thread: sums, so
+/// the threads' tallies add up to the same figures in any order.
+#[derive(Debug, Clone, Copy)]
+struct SegmentTally {
+    live: i64,
+    dead: u64,
+    min_seq: u64,
+    max_seq: u64,
+    has_expiry: bool,
+}
+
+impl Default for SegmentTally {
+    fn default() -> Self {
+        SegmentTally {
+            live: 0,
+            dead: 0,
+            min_seq: u64::MAX,
+            max_seq: 0,
+            has_expiry: false,
+        }
+    }
+}
+
+impl SegmentTally {
+    fn merge(&mut self, o: &SegmentTally) {
+        self.live += o.live;
+        self.dead += o.dead;
+        self.min_seq = self.min_seq.min(o.min_seq);
+        self.max_seq = self.max_seq.max(o.max_seq);
+        self.has_expiry |= o.has_expiry;
+    }
+
+    fn into_usage(self) -> Usage {
+        let u = Usage::empty();
+        u.live.store(self.live.max(0) as u64, Ordering::Relaxed);
+        u.dead.store(self.dead, Ordering::Relaxed);
+        u.min_seq.store(self.min_seq, Ordering::Relaxed);
+        u.max_seq.store(self.max_seq, Ordering::Relaxed);
+        u.has_expiry.store(self.has_expiry, Ordering::Relaxed);
+        u
+    }
+}
+
+/// What one recovery thread gathered besides the index.
+#[derive(Default)]
+struct Tally {
+    /// Keys whose newest version, when this thread applied it, was a delete.
+    tombstoned: Vec<Box<[u8]>>,
+    /// Change in the number of live keys.
+    live_keys: i64,
+    /// Per segment: its tally, found through `slots`.
+    segments: Vec<(u32, SegmentTally)>,
+    slots: HashMap<u32, usize, ahash::RandomState>,
+    /// Index in `segments` of the last segment looked up (ops come in runs of one segment).
+    last: usize,
+}
+
+impl Tally {
+    fn segment(&mut self, id: u32) -> &mut SegmentTally {
+        if self.segments.get(self.last).is_none_or(|(s, _)| *s != id) {
+            let segments = &mut self.segments;
+            self.last = *self.slots.entry(id).or_insert_with(|| {
+                segments.push((id, SegmentTally::default()));
+                segments.len() - 1
+            });
+        }
+        &mut self.segments[self.last].1
+    }
+}
+
 /// Replays the log in `dir` into `index` at open: every op becomes a
 /// version of its key (values up to `opts.inline_threshold` kept inline,
 /// larger ones as their place on disk), each segment's live and dead bytes
 /// are accounted as a running database would have, the live-key count goes
 /// to `counters`, and deletes that are the newest version of their key are
-/// unlinked once everything is read.
+/// unlinked once everything is read. Hint files are applied by
+/// `opts.recovery_threads` threads at once; whatever the order, each key
+/// ends with its highest sequence number and the figures are the same sums.
 pub(crate) fn rebuild_index(
     fs: &dyn FileSystem,
     dir: &Path,
@@ -494,15 +721,14 @@ pub(crate) fn rebuild_index(
     index: &Index,
     counters: &Counters,
 ) -> Result<Rebuilt> {
-    let mut usage: HashMap<u32, Usage> = HashMap::new();
-    let mut tombstoned: Vec<Box<[u8]>> = Vec::new();
     let inline = opts.inline_threshold;
     let replay_opts = ReplayOptions {
         repair: opts.repair,
         verify: opts.verify_segments_on_open,
         hint_inline: compaction::hint_inline(inline),
+        threads: opts.open_threads(),
     };
-    let rec = replay(fs, dir, replay_opts, |op| {
+    let (rec, tallies) = replay(fs, dir, replay_opts, |op, t: &mut Tally| {
         let log_bytes = op_log_bytes(op.key.len(), op.val_len as usize, op.expires_at);
         let value = match (op.kind, op.value) {
             (OpKind::Delete, _) => ValueRef::Tombstone,
@@ -525,29 +751,37 @@ pub(crate) fn rebuild_index(
             },
         );
         if op.kind == OpKind::Delete && effect.is_newest {
-            tombstoned.push(Box::from(op.key));
+            t.tombstoned.push(Box::from(op.key));
         }
-        usage.entry(op.segment).or_insert_with(Usage::empty).note_seq(op.seq);
-        if effect.superseded_bytes > 0 {
-            usage.entry(effect.superseded_segment).or_insert_with(Usage::empty);
+        let c = charge(op.kind, log_bytes, op.expires_at, &effect);
+        let s = t.segment(op.segment);
+        s.min_seq = s.min_seq.min(op.seq);
+        s.max_seq = s.max_seq.max(op.seq);
+        s.live += c.live as i64;
+        s.dead += c.dead;
+        s.has_expiry |= c.expiry;
+        if let Some((seg, bytes)) = c.killed {
+            let k = t.segment(seg);
+            k.live -= bytes as i64;
+            k.dead += bytes;
         }
-        account_op(
-            &usage[&op.segment],
-            op.segment,
-            op.kind,
-            log_bytes,
-            op.expires_at,
-            &effect,
-            |id, bytes| usage[&id].kill(bytes),
-        );
-        counters.account(effect.live_keys);
+        t.live_keys += effect.live_keys;
     })?;
-    index.remove_tombstones(&tombstoned);
+    let mut usage: HashMap<u32, SegmentTally> = HashMap::new();
+    let mut live_keys = 0;
+    for t in &tallies {
+        index.remove_tombstones(&t.tombstoned);
+        live_keys += t.live_keys;
+        for (id, s) in &t.segments {
+            usage.entry(*id).or_default().merge(s);
+        }
+    }
+    counters.account(live_keys);
     let set = Arc::new(SegmentSet::default());
     for s in &rec.segments {
         let mut seg = Segment::open(fs, dir, s.id, s.sealed)?;
         if let Some(u) = usage.remove(&s.id) {
-            seg.usage = u;
+            seg.usage = u.into_usage();
         }
         set.insert(Arc::new(seg));
     }

@@ -22,6 +22,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::vfs::{self, FileHandle, FileSystem, OpenMode};
@@ -173,6 +174,9 @@ impl Usage {
     }
 }
 
+/// A key read back from a segment: on the stack unless longer than 64 bytes.
+pub type KeyBuf = smallvec::SmallVec<[u8; 64]>;
+
 /// An open segment, shared by readers through an `Arc`. Once compaction
 /// has replaced it, the file is unlinked, and the last `Arc` closes it, so a
 /// reader still holding one reads on safely.
@@ -224,6 +228,22 @@ impl Segment {
     /// The whole file.
     pub fn read_all(&self) -> Result<Vec<u8>> {
         vfs::read_all(&*self.file).map_err(|e| Error::io(format!("reading {}", self.path.display()), e))
+    }
+
+    /// Reads a record's key (`key_len` bytes at `offset`) and the value of
+    /// `val_len` bytes after it in one positioned read, the value straight
+    /// into its final shared buffer.
+    pub fn read_kv(&self, offset: u64, key_len: usize, val_len: usize) -> Result<(KeyBuf, Arc<[u8]>)> {
+        let mut key = KeyBuf::from_elem(0, key_len);
+        let mut value = Arc::<[u8]>::new_uninit_slice(val_len);
+        let tail = Arc::get_mut(&mut value).expect("a new Arc has no other owner");
+        self.file
+            .read_split_at(&mut key, tail, offset)
+            .map_err(|e| Error::io(format!("reading {} at offset {offset}", self.path.display()), e))?;
+        // SAFETY: `read_split_at` returned Ok, which means it initialized
+        // every byte of `tail`, the whole of `value`.
+        let value = unsafe { value.assume_init() };
+        Ok((key, value))
     }
 
     /// Reads exactly `len` bytes at `offset`.

@@ -1,0 +1,89 @@
+//! Memory the index spends per key, measured: the growth of the process's
+//! resident set while N keys are inserted into an empty `Index`, divided by
+//! N. This is what the allocator (mimalloc, the crate's default) really took
+//! from the system for the skiplist nodes, keys and versions, size-class
+//! rounding and page slack included.
+//!
+//! Keys are 16 bytes (`key:{:012}`) and values live on disk (one
+//! `ValueRef::Disk` version per key), the layout of a database of values
+//! above the inline threshold. `MANTIS_MEMORY_KEYS` (default 200,000)
+//! changes N; the figure is printed with `--nocapture`:
+//!
+//! ```sh
+//! MANTIS_MEMORY_KEYS=1000000 cargo test --release --test index_memory -- --nocapture
+//! ```
+//!
+//! The test fails when a key costs more than `BUDGET` bytes, so a change
+//! that makes the index fatter is noticed.
+
+use mantisdb_core::index::{Index, Lookup, ValueRef, Version};
+
+/// Bytes per key the index may take for these keys (measured 136-140).
+const BUDGET: f64 = 150.0;
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("VmRSS in /proc/self/status");
+    let kb: u64 = line
+        .trim_start_matches("VmRSS:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .expect("VmRSS in kB");
+    kb * 1024
+}
+
+fn version(i: u64) -> Version {
+    Version {
+        seq: i + 1,
+        expires_at: 0,
+        value: ValueRef::Disk {
+            segment: 1,
+            offset: 24 + i * 147,
+            len: 100,
+            crc: i as u32,
+        },
+        log_bytes: 147,
+        segment: 1,
+    }
+}
+
+#[test]
+fn index_bytes_per_key() {
+    let n: u64 = std::env::var("MANTIS_MEMORY_KEYS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_000);
+    // Warm the allocator's own structures first.
+    drop(std::hint::black_box(vec![0u8; 1 << 20]));
+    let before = rss_bytes();
+    let index = Index::new();
+    let mut key = [0u8; 16];
+    for i in 0..n {
+        use std::io::Write as _;
+        write!(&mut key[..], "key:{i:012}").unwrap();
+        index.insert(&key, version(i), i + 1);
+    }
+    let after = rss_bytes();
+    assert_eq!(index.len() as u64, n);
+    let per_key = (after - before) as f64 / n as f64;
+    println!(
+        "index of {n} keys (16-byte keys, on-disk values): {per_key:.1} bytes per key \
+         (resident set {:.1} MiB -> {:.1} MiB); a version is {} B",
+        before as f64 / (1 << 20) as f64,
+        after as f64 / (1 << 20) as f64,
+        std::mem::size_of::<Version>(),
+    );
+    assert!(
+        per_key <= BUDGET,
+        "the index takes {per_key:.1} bytes per key, more than its budget of {BUDGET}"
+    );
+    // A key too long to be kept inside its node is found too.
+    let long = vec![b'z'; 40];
+    index.insert(&long, version(n), n + 1);
+    assert!(matches!(index.get(&long, n + 1), Lookup::Found(v) if v.seq == n + 1));
+}
