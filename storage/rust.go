@@ -6,16 +6,17 @@ package storage
 #cgo CFLAGS: -I${SRCDIR}/../rust-core/include
 #cgo linux LDFLAGS: ${SRCDIR}/../rust-core/target/release/libmantisdb_core.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 #cgo darwin LDFLAGS: ${SRCDIR}/../rust-core/target/release/libmantisdb_core.a -liconv -lSystem -lc -lm
-#cgo noescape mantis_put
-#cgo nocallback mantis_put
-#cgo noescape mantis_put_ttl
-#cgo nocallback mantis_put_ttl
 #cgo noescape mantis_get_into
 #cgo nocallback mantis_get_into
-#cgo noescape mantis_delete
-#cgo nocallback mantis_delete
-#cgo noescape mantis_write_batch
-#cgo nocallback mantis_write_batch
+#cgo noescape mantis_put_begin
+#cgo nocallback mantis_put_begin
+#cgo noescape mantis_put_ttl_begin
+#cgo nocallback mantis_put_ttl_begin
+#cgo noescape mantis_delete_begin
+#cgo nocallback mantis_delete_begin
+#cgo noescape mantis_write_batch_begin
+#cgo nocallback mantis_write_batch_begin
+#cgo nocallback mantis_commit_wait
 #cgo noescape mantis_multi_get
 #cgo nocallback mantis_multi_get
 #include "mantisdb.h"
@@ -66,6 +67,9 @@ type RustEngine struct {
 	// twoCallGets turns getHint off (the size probe and second call on every
 	// value over getStackBuf), kept for BenchmarkCrossing's comparison.
 	twoCallGets bool
+	// commits lets writers wait for group commit as goroutines, with one
+	// OS thread in the library per sync (see rust_commit.go).
+	commits commitWaiter
 }
 
 func newRustEngine(cfg Config) (StorageEngine, error) {
@@ -180,10 +184,11 @@ func (e *RustEngine) Put(_ context.Context, key, value string) error {
 	kp, kl := ptr(key)
 	vp, vl := ptr(value)
 	var cerr *C.MantisError
-	if st := C.mantis_put(db, kp, kl, vp, vl, &cerr); st != C.MANTIS_OK {
+	var ticket C.uint64_t
+	if st := C.mantis_put_begin(db, kp, kl, vp, vl, &ticket, &cerr); st != C.MANTIS_OK {
 		return statusError(st, cerr)
 	}
-	return nil
+	return e.waitCommit(db, uint64(ticket))
 }
 
 // PutWithTTL implements StorageEngine.
@@ -199,10 +204,11 @@ func (e *RustEngine) PutWithTTL(_ context.Context, key, value string, ttl time.D
 	kp, kl := ptr(key)
 	vp, vl := ptr(value)
 	var cerr *C.MantisError
-	if st := C.mantis_put_ttl(db, kp, kl, vp, vl, C.uint64_t(ttl.Milliseconds()), &cerr); st != C.MANTIS_OK {
+	var ticket C.uint64_t
+	if st := C.mantis_put_ttl_begin(db, kp, kl, vp, vl, C.uint64_t(ttl.Milliseconds()), &ticket, &cerr); st != C.MANTIS_OK {
 		return statusError(st, cerr)
 	}
-	return nil
+	return e.waitCommit(db, uint64(ticket))
 }
 
 // Get implements StorageEngine. It reads into a stack buffer first, so a
@@ -309,10 +315,11 @@ func (e *RustEngine) Delete(_ context.Context, key string) error {
 	defer e.mu.RUnlock()
 	kp, kl := ptr(key)
 	var cerr *C.MantisError
-	if st := C.mantis_delete(db, kp, kl, &cerr); st != C.MANTIS_OK {
+	var ticket C.uint64_t
+	if st := C.mantis_delete_begin(db, kp, kl, &ticket, &cerr); st != C.MANTIS_OK {
 		return statusError(st, cerr)
 	}
-	return nil
+	return e.waitCommit(db, uint64(ticket))
 }
 
 // writeBatch sends a whole batch in one call.
@@ -324,12 +331,13 @@ func (e *RustEngine) writeBatch(buf []byte, count int) error {
 	defer e.mu.RUnlock()
 	p, n := bptr(buf)
 	var cerr *C.MantisError
-	st := C.mantis_write_batch(db, p, n, C.size_t(count), &cerr)
+	var ticket C.uint64_t
+	st := C.mantis_write_batch_begin(db, p, n, C.size_t(count), &ticket, &cerr)
 	runtime.KeepAlive(buf)
 	if st != C.MANTIS_OK {
 		return statusError(st, cerr)
 	}
-	return nil
+	return e.waitCommit(db, uint64(ticket))
 }
 
 // checkOps validates ops in Go before anything is encoded: the wire

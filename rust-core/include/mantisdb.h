@@ -527,6 +527,79 @@ MantisStatus mantis_write_batch(const MantisDb *db,
                                 struct MantisError **err);
 
 /*
+ The first half of `mantis_put`, for a caller that waits for durability
+ itself: the write is logged and applied but neither durable nor visible
+ yet. On `MANTIS_OK`, `*ticket` receives 0 when there is nothing to wait
+ for (sync policies other than `always`: the write is done), or a ticket
+ that must go to `mantis_commit_wait` before the write is acknowledged.
+ Waiting for the newest ticket of many writers leads one group commit for
+ all of them, so a caller can wait for many writes with one thread (the Go
+ engine wakes its goroutines itself).
+
+ # Safety
+ As `mantis_put`; `ticket` must point to a writable `uint64_t`.
+ */
+MantisStatus mantis_put_begin(const MantisDb *db,
+                              const uint8_t *key,
+                              size_t key_len,
+                              const uint8_t *value,
+                              size_t value_len,
+                              uint64_t *ticket,
+                              struct MantisError **err);
+
+/*
+ The first half of `mantis_put_ttl`; see `mantis_put_begin`.
+
+ # Safety
+ As `mantis_put_ttl`; `ticket` must point to a writable `uint64_t`.
+ */
+MantisStatus mantis_put_ttl_begin(const MantisDb *db,
+                                  const uint8_t *key,
+                                  size_t key_len,
+                                  const uint8_t *value,
+                                  size_t value_len,
+                                  uint64_t ttl_ms,
+                                  uint64_t *ticket,
+                                  struct MantisError **err);
+
+/*
+ The first half of `mantis_delete`; see `mantis_put_begin`.
+
+ # Safety
+ As `mantis_delete`; `ticket` must point to a writable `uint64_t`.
+ */
+MantisStatus mantis_delete_begin(const MantisDb *db,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 uint64_t *ticket,
+                                 struct MantisError **err);
+
+/*
+ The first half of `mantis_write_batch`; see `mantis_put_begin`.
+
+ # Safety
+ As `mantis_write_batch`; `ticket` must point to a writable `uint64_t`.
+ */
+MantisStatus mantis_write_batch_begin(const MantisDb *db,
+                                      const uint8_t *buf,
+                                      size_t buf_len,
+                                      size_t count,
+                                      uint64_t *ticket,
+                                      struct MantisError **err);
+
+/*
+ Returns once the write of `ticket` (from a `*_begin` call on this
+ database; 0 returns at once) is durable and visible. A failed write or
+ sync of its group answers `MANTIS_IO` (the database then refuses writes:
+ later tickets answer `MANTIS_POISONED`). Blocks the calling thread for
+ the length of one group commit.
+
+ # Safety
+ `db` must be a live handle.
+ */
+MantisStatus mantis_commit_wait(const MantisDb *db, uint64_t ticket, struct MantisError **err);
+
+/*
  Reads `count` keys at one snapshot into `*out` (free with `mantis_buf_free`).
 
  `keys` holds, per key, its length as a little-endian `u32`

@@ -153,6 +153,68 @@ impl Db {
             .map(drop)
     }
 
+    /// The first half of [`Db::put`], for a caller that waits for durability
+    /// elsewhere: the record is appended and applied, but not yet durable nor
+    /// visible. `Some(ticket)` under [`crate::SyncPolicy::Always`]: the write
+    /// is acknowledged only after [`Db::commit_wait`]`(ticket)` returns Ok
+    /// (one call for the newest ticket of many writers leads their group
+    /// commit; the others then find theirs done). `None`: nothing to wait for.
+    #[doc(hidden)]
+    pub fn put_begin(&self, key: &[u8], value: &[u8]) -> Result<Option<u64>> {
+        self.commit_begin(&[OpRef {
+            kind: OpKind::Put,
+            key,
+            value,
+            expires_at: 0,
+        }])
+    }
+
+    /// [`Db::put_with_ttl`] in two halves, as [`Db::put_begin`].
+    #[doc(hidden)]
+    pub fn put_with_ttl_begin(&self, key: &[u8], value: &[u8], ttl: Duration) -> Result<Option<u64>> {
+        Expiry::After(ttl).check()?;
+        self.commit_begin(&[OpRef {
+            kind: OpKind::Put,
+            key,
+            value,
+            expires_at: expiry_at(now_ms(), ttl),
+        }])
+    }
+
+    /// [`Db::delete`] in two halves, as [`Db::put_begin`].
+    #[doc(hidden)]
+    pub fn delete_begin(&self, key: &[u8]) -> Result<Option<u64>> {
+        self.commit_begin(&[OpRef {
+            kind: OpKind::Delete,
+            key,
+            value: &[],
+            expires_at: 0,
+        }])
+    }
+
+    /// Returns once the commit of `ticket` (from a `*_begin` call of this
+    /// database) is durable and visible, or with the error of its group's
+    /// failed write or sync.
+    #[doc(hidden)]
+    pub fn commit_wait(&self, ticket: u64) -> Result<()> {
+        // A ticket never issued would wait for ever.
+        if ticket >= self.inner.log.next_seq() {
+            return Err(Error::InvalidArgument(format!(
+                "commit ticket {ticket} was never issued"
+            )));
+        }
+        self.inner.commit_finish(ticket)
+    }
+
+    fn commit_begin(&self, ops: &[OpRef<'_>]) -> Result<Option<u64>> {
+        let seq = self.inner.commit_begin(ops, None)?;
+        if self.inner.opts.sync == crate::options::SyncPolicy::Always {
+            return Ok(Some(seq));
+        }
+        self.inner.commit_finish(seq)?;
+        Ok(None)
+    }
+
     /// Commits every op of `batch` atomically as one record. An empty batch is a no-op.
     pub fn write(&self, batch: &WriteBatch) -> Result<()> {
         if batch.is_empty() {
@@ -170,6 +232,18 @@ impl Db {
     /// the caller, atomically as one record, without building a
     /// [`WriteBatch`] (the C ABI passes its batch buffer straight through).
     pub fn write_borrowed<'a>(&self, ops: impl Iterator<Item = (bool, &'a [u8], &'a [u8], Expiry)>) -> Result<()> {
+        match self.write_borrowed_begin(ops)? {
+            Some(ticket) => self.commit_wait(ticket),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Db::write_borrowed`] in two halves, as [`Db::put_begin`].
+    #[doc(hidden)]
+    pub fn write_borrowed_begin<'a>(
+        &self,
+        ops: impl Iterator<Item = (bool, &'a [u8], &'a [u8], Expiry)>,
+    ) -> Result<Option<u64>> {
         let now = now_ms();
         let mut refs = Vec::new();
         for (delete, key, value, expiry) in ops {
@@ -188,9 +262,9 @@ impl Db {
             });
         }
         if refs.is_empty() {
-            return self.inner.check_open();
+            return self.inner.check_open().map(|_| None);
         }
-        self.inner.commit(&refs).map(drop)
+        self.commit_begin(&refs)
     }
 
     /// The value of `key`, or `None` if absent, deleted or expired.

@@ -2,8 +2,13 @@
 //! database and its write and read paths.
 //!
 //! A write validates its input, appends one record to the log (which assigns
-//! the sequence number and, under `Always`, waits for group commit), inserts
-//! its versions into the index, fills the cache, and publishes its sequence.
+//! the sequence number), inserts its versions into the index, fills the
+//! cache, waits for group commit (under `Always`), and publishes its
+//! sequence. Under `Always` the index insert happens while the group's sync
+//! runs; the version stays invisible until the sync made it durable
+//! ([`Visibility::capped`]), so no reader sees a commit a crash can take
+//! back, and a woken group finds its commits applied and becomes visible
+//! at once instead of publishing one by one.
 //! A read takes the visible sequence, finds the version in the index, and
 //! loads the value from the index (inline), the cache, or one positioned read.
 
@@ -95,7 +100,11 @@ impl Inner {
             log,
             index,
             cache,
-            vis: Visibility::new(rec.last_seq),
+            vis: if opts.sync == crate::options::SyncPolicy::Always {
+                Visibility::capped(rec.last_seq)
+            } else {
+                Visibility::new(rec.last_seq)
+            },
             snapshots: Snapshots::new(rec.last_seq),
             tombstones: Mutex::new(VecDeque::new()),
             conflicts: ConflictTracker::default(),
@@ -189,6 +198,16 @@ impl Inner {
     /// Like [`Inner::commit`], validating a transaction's read set against
     /// every later commit under the append lock first.
     pub(crate) fn commit_checked(&self, ops: &[OpRef<'_>], check: Option<&ReadSet<'_>>) -> Result<u64> {
+        let seq = self.commit_begin(ops, check)?;
+        self.commit_finish(seq)?;
+        Ok(seq)
+    }
+
+    /// The first half of a commit: logs `ops` as one record and applies them
+    /// to the index, not yet visible. Returns the commit's sequence number,
+    /// which [`Inner::commit_finish`] must be given before the write is
+    /// acknowledged.
+    pub(crate) fn commit_begin(&self, ops: &[OpRef<'_>], check: Option<&ReadSet<'_>>) -> Result<u64> {
         self.check_open()?;
         for op in ops {
             self.check_key(op.key)?;
@@ -197,6 +216,17 @@ impl Inner {
         let appended = self.log.append(ops, |seq| self.conflicts.on_commit(seq, ops, check))?;
         self.apply(&appended, ops);
         Ok(appended.seq)
+    }
+
+    /// The second half of a commit: returns once commit `seq` is durable
+    /// (under `Always`: group commit) and visible; the error of its group's
+    /// failed write or sync otherwise.
+    pub(crate) fn commit_finish(&self, seq: u64) -> Result<()> {
+        if let Some(durable) = self.log.wait_durable(seq)? {
+            self.vis.raise_limit(durable);
+        }
+        self.vis.wait_visible(seq);
+        Ok(())
     }
 
     fn apply(&self, a: &Appended, ops: &[OpRef<'_>]) {
@@ -249,7 +279,7 @@ impl Inner {
             );
             self.counters.account(effect.live_keys);
         }
-        self.vis.publish(a.seq);
+        self.vis.mark_applied(a.seq);
         let puts = ops.len() as u64 - deletes;
         if puts > 0 {
             self.counters.writes.add(puts);

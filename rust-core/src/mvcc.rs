@@ -27,6 +27,10 @@ pub struct Visibility {
     /// Threads parked in `publish`, so advancing skips the unpark call
     /// (a lock and a hash lookup) when nobody waits.
     parked: AtomicUsize,
+    /// No sequence past this one becomes visible: under `Always`, the
+    /// durable point (a commit is applied to the index before its sync
+    /// ends, and shown only once durable); `u64::MAX` otherwise.
+    limit: AtomicU64,
 }
 
 /// Spins before parking: enough to cover a predecessor that is running on
@@ -40,7 +44,29 @@ impl Visibility {
             visible: AtomicU64::new(last_seq),
             done: (0..RING).map(|_| AtomicBool::new(false)).collect(),
             parked: AtomicUsize::new(0),
+            limit: AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// Like [`Visibility::new`], but no later sequence becomes visible
+    /// before [`Visibility::raise_limit`] allows it.
+    pub fn capped(last_seq: u64) -> Visibility {
+        let v = Visibility::new(last_seq);
+        v.limit.store(last_seq, Ordering::SeqCst);
+        v
+    }
+
+    /// Lets sequences up to `seq` become visible (once applied), and
+    /// advances over those already applied.
+    pub fn raise_limit(&self, seq: u64) {
+        if self.limit.fetch_max(seq, Ordering::SeqCst) < seq {
+            self.advance();
+        }
+    }
+
+    /// Marks commit `seq` as applied, without waiting for it to be visible.
+    pub fn mark_applied(&self, seq: u64) {
+        self.done[(seq as usize) % RING].store(true, Ordering::Release);
     }
 
     /// The newest sequence readers may see.
@@ -59,9 +85,17 @@ impl Visibility {
     /// thread that finds the next sequence done advances the visible point
     /// and wakes the writers it covered, so no thread holds a lock while it
     /// waits, and a waiter whose predecessor is descheduled sleeps instead
-    /// of spinning.
+    /// of spinning. (The engine marks and waits apart, see
+    /// [`Visibility::capped`].)
+    #[cfg(test)]
     pub fn publish(&self, seq: u64) {
-        self.done[(seq as usize) % RING].store(true, Ordering::Release);
+        self.mark_applied(seq);
+        self.wait_visible(seq);
+    }
+
+    /// Returns once `seq` is visible (it was marked applied, and allowed
+    /// by the limit), advancing the visible point when it can.
+    pub fn wait_visible(&self, seq: u64) {
         let mut spins = 0u32;
         loop {
             if self.advance() >= seq {
@@ -133,7 +167,8 @@ impl Visibility {
     fn advance(&self) -> u64 {
         let mut advanced = false;
         let mut v = self.visible.load(Ordering::Acquire);
-        loop {
+        let limit = self.limit.load(Ordering::SeqCst);
+        while v < limit {
             let slot = &self.done[((v + 1) as usize) % RING];
             // Claiming the slot (true -> false) gives one thread the right to
             // advance past v + 1; clearing it first keeps the slot clean for

@@ -66,11 +66,14 @@ pub struct Options {
     /// is found at open. Off: open reads only hint files (fastest restart) and
     /// damaged values are still caught by their checksum when read. Default on.
     pub verify_segments_on_open: bool,
-    /// Extend the segment being written with zeroed, allocated space ahead
-    /// of its records (1 MiB at a time), so a sync after a commit flushes
-    /// data only instead of also committing a grown file length; the space
-    /// is cut off when the segment is closed. Off: every write appends to
-    /// the end of the file. Default on.
+    /// Under [`SyncPolicy::Always`], extend the segment being written with
+    /// zeroed, allocated space ahead of its records (1 MiB at a time, kept
+    /// up to 2 MiB ahead by a writer whose commit is done, off the commit
+    /// path), so a sync after a commit flushes data only instead of also
+    /// committing a grown file length; the space is cut off when the segment
+    /// is closed. Off, and under the other policies (which sync rarely or
+    /// never, so zeros would only double the bytes written): every write
+    /// appends to the end of the file. Default on.
     pub preallocate: bool,
     /// A closed segment whose dead fraction reaches this is rewritten by
     /// background compaction. Default 0.5.

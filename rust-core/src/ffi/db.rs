@@ -309,6 +309,133 @@ pub unsafe extern "C" fn mantis_write_batch(
     })
 }
 
+/// The first half of `mantis_put`, for a caller that waits for durability
+/// itself: the write is logged and applied but neither durable nor visible
+/// yet. On `MANTIS_OK`, `*ticket` receives 0 when there is nothing to wait
+/// for (sync policies other than `always`: the write is done), or a ticket
+/// that must go to `mantis_commit_wait` before the write is acknowledged.
+/// Waiting for the newest ticket of many writers leads one group commit for
+/// all of them, so a caller can wait for many writes with one thread (the Go
+/// engine wakes its goroutines itself).
+///
+/// # Safety
+/// As `mantis_put`; `ticket` must point to a writable `uint64_t`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_put_begin(
+    db: *const MantisDb,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    ticket: *mut u64,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let ticket = try_out!(ticket);
+        let h = try_handle!(db);
+        let k = try_bytes!(key, key_len, "key");
+        let v = try_bytes!(value, value_len, "value");
+        ticket.set(h.db.put_begin(k, v)?.unwrap_or(0));
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// The first half of `mantis_put_ttl`; see `mantis_put_begin`.
+///
+/// # Safety
+/// As `mantis_put_ttl`; `ticket` must point to a writable `uint64_t`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_put_ttl_begin(
+    db: *const MantisDb,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    ttl_ms: u64,
+    ticket: *mut u64,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let ticket = try_out!(ticket);
+        let h = try_handle!(db);
+        let k = try_bytes!(key, key_len, "key");
+        let v = try_bytes!(value, value_len, "value");
+        ticket.set(
+            h.db.put_with_ttl_begin(k, v, Duration::from_millis(ttl_ms))?
+                .unwrap_or(0),
+        );
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// The first half of `mantis_delete`; see `mantis_put_begin`.
+///
+/// # Safety
+/// As `mantis_delete`; `ticket` must point to a writable `uint64_t`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_delete_begin(
+    db: *const MantisDb,
+    key: *const u8,
+    key_len: usize,
+    ticket: *mut u64,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let ticket = try_out!(ticket);
+        let h = try_handle!(db);
+        let k = try_bytes!(key, key_len, "key");
+        ticket.set(h.db.delete_begin(k)?.unwrap_or(0));
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// The first half of `mantis_write_batch`; see `mantis_put_begin`.
+///
+/// # Safety
+/// As `mantis_write_batch`; `ticket` must point to a writable `uint64_t`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_write_batch_begin(
+    db: *const MantisDb,
+    buf: *const u8,
+    buf_len: usize,
+    count: usize,
+    ticket: *mut u64,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let ticket = try_out!(ticket);
+        let h = try_handle!(db);
+        let ops = parse_batch(try_bytes!(buf, buf_len, "batch"), count)?;
+        let t =
+            h.db.write_borrowed_begin(ops.iter().map(|o| (o.delete, o.key, o.value, o.expiry)))?;
+        ticket.set(t.unwrap_or(0));
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Returns once the write of `ticket` (from a `*_begin` call on this
+/// database; 0 returns at once) is durable and visible. A failed write or
+/// sync of its group answers `MANTIS_IO` (the database then refuses writes:
+/// later tickets answer `MANTIS_POISONED`). Blocks the calling thread for
+/// the length of one group commit.
+///
+/// # Safety
+/// `db` must be a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_commit_wait(
+    db: *const MantisDb,
+    ticket: u64,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let h = try_handle!(db);
+        if ticket != 0 {
+            h.db.commit_wait(ticket)?;
+        }
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
 /// Reads `count` keys at one snapshot into `*out` (free with `mantis_buf_free`).
 ///
 /// `keys` holds, per key, its length as a little-endian `u32`

@@ -180,6 +180,16 @@ impl Log {
         self.writer.append(ops, on_assigned)
     }
 
+    /// The sequence number the next commit will get.
+    pub fn next_seq(&self) -> u64 {
+        self.writer.next_seq()
+    }
+
+    /// Waits until commit `seq` is durable; see [`LogWriter::wait_durable`].
+    pub fn wait_durable(&self, seq: u64) -> Result<Option<u64>> {
+        self.writer.wait_durable(seq)
+    }
+
     /// Reads `len` bytes at `offset` of `segment`, from the write buffer or
     /// the file; `None` when the segment was compacted away.
     pub fn read(&self, segment: u32, offset: u64, len: usize) -> Result<Option<Vec<u8>>> {

@@ -108,11 +108,22 @@ pub fn kv_checksum(key: &[u8], value: &[u8]) -> u32 {
 /// key and value sizes and that the payload fits [`MAX_PAYLOAD_LEN`].
 pub fn encode(out: &mut Vec<u8>, seq: u64, ops: &[OpRef<'_>], kv: &mut Vec<(usize, u32)>) {
     let start = out.len();
+    encode_unsealed(out, ops, kv);
+    seal(&mut out[start..], seq);
+}
+
+/// Appends one frame to `out` like [`encode`], but with its sequence number
+/// and frame checksum left as zeros: everything that depends only on the
+/// ops (the copies of keys and values and their checksums) is done here, so
+/// a writer can do it before it takes the append lock, and [`seal`] the
+/// frame once the sequence number is known.
+pub fn encode_unsealed(out: &mut Vec<u8>, ops: &[OpRef<'_>], kv: &mut Vec<(usize, u32)>) {
+    let start = out.len();
     let total = frame_len(ops);
     out.reserve(total);
-    out.extend_from_slice(&[0u8; 4]); // crc, filled below
+    out.extend_from_slice(&[0u8; 4]); // crc, set by `seal`
     out.extend_from_slice(&((total - FRAME_HEADER_LEN) as u32).to_le_bytes());
-    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&[0u8; 8]); // seq, set by `seal`
     out.extend_from_slice(&(ops.len() as u32).to_le_bytes());
     kv.clear();
     for op in ops {
@@ -133,8 +144,14 @@ pub fn encode(out: &mut Vec<u8>, seq: u64, ops: &[OpRef<'_>], kv: &mut Vec<(usiz
         out.extend_from_slice(op.key);
         out.extend_from_slice(op.value);
     }
-    let crc = crc32c::crc32c(&out[start + 4..]);
-    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Writes sequence number `seq` into `frame` (one whole frame made by
+/// [`encode_unsealed`]) and then its checksum.
+pub fn seal(frame: &mut [u8], seq: u64) {
+    frame[FRAME_HEADER_LEN..FRAME_HEADER_LEN + 8].copy_from_slice(&seq.to_le_bytes());
+    let crc = crc32c::crc32c(&frame[4..]);
+    frame[0..4].copy_from_slice(&crc.to_le_bytes());
 }
 
 fn read_u16(b: &[u8], at: usize) -> Option<u16> {
@@ -280,6 +297,25 @@ mod tests {
             assert_eq!((d.kv_offset, d.kv_crc), kv[i]);
             assert_eq!(&buf[d.kv_offset..d.kv_offset + d.key.len()], o.key);
         }
+    }
+
+    #[test]
+    fn a_frame_sealed_later_is_the_encoded_frame() {
+        let ops = [
+            op(OpKind::Put, b"alpha", b"one", 0),
+            op(OpKind::Put, b"gamma", &[9u8; 300], 1_700_000_000_000),
+        ];
+        let (mut direct, mut kv_direct) = (Vec::new(), Vec::new());
+        encode(&mut direct, 7_000_001, &ops, &mut kv_direct);
+        let (mut frame, mut kv) = (Vec::new(), Vec::new());
+        encode_unsealed(&mut frame, &ops, &mut kv);
+        assert!(decode(&frame).is_err(), "an unsealed frame must not decode");
+        // Sealed after being copied behind other bytes, as the writer does.
+        let mut buf = vec![0xAB; 13];
+        buf.extend_from_slice(&frame);
+        seal(&mut buf[13..], 7_000_001);
+        assert_eq!(&buf[13..], &direct[..]);
+        assert_eq!(kv, kv_direct);
     }
 
     #[test]

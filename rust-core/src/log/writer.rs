@@ -9,21 +9,35 @@
 //!   running it becomes the leader: it takes the whole buffer, releases the
 //!   mutex, writes and fdatasyncs it, then wakes every follower whose record
 //!   was in that group. Writers arriving meanwhile fill the next group, so N
-//!   concurrent writers share one fdatasync.
+//!   concurrent writers share one fdatasync. A woken follower reads the
+//!   durable point from an atomic and returns without taking the mutex
+//!   again (64 followers re-taking it one after another cost one lock
+//!   hand-off, a context switch, each).
 //! - `Interval` / `Never`: the appender returns at once; the buffer is written
 //!   to the OS when it fills or when the background flusher runs, which under
 //!   `Interval` also syncs.
 //!
-//! The active segment is preallocated: the file is extended with zeroed,
-//! allocated space [`PREALLOCATE_STEP`] bytes at a time, ahead of the
-//! records, which then overwrite it. An fdatasync after such a write flushes
-//! data only: the file's length changed once per step, not once per commit
-//! (with a growing file every sync also commits the new length through the
-//! file system's journal). A zeroed tail of the active segment is thus normal
-//! and recovery reads it as the end of the log. When the segment is closed
-//! (a roll) or the database is closed, the file is cut back to its last
-//! record and that length is synced, so every closed segment ends exactly
-//! where its records end.
+//! The frame of a commit (key and value copies, their checksums) is encoded
+//! before the append lock is taken; under it the writer only stamps the
+//! sequence number, checksums the frame and copies it into the buffer.
+//!
+//! Under `Always` the active segment is preallocated: the file is extended
+//! with zeroed, allocated space ahead of the records, which then overwrite
+//! it. An fdatasync after such a write flushes data only: the file's length
+//! changed once per step, not once per commit (with a growing file every
+//! sync also commits the new length through the file system's journal).
+//! The zeros are written ahead, off the commit path: once a group is
+//! durable and its writers woken, a writer whose commit is done (the sync
+//! leader, in a busy log) extends the space [`PREALLOCATE_STEP`] at a time
+//! up to [`ZERO_AHEAD`] past the records and syncs the zeros and the new
+//! length itself, so the next group's fdatasync neither writes zeros nor
+//! commits a length. Only a writer that outruns that space zeroes a step
+//! inline. A zeroed tail of the active segment is thus normal and recovery
+//! reads it as the end of the log. When the segment is closed (a roll) or
+//! the database is closed, the file is cut back to its last record and that
+//! length is synced, so every closed segment ends exactly where its records
+//! end. `Interval` and `Never` do not preallocate: they sync rarely or never,
+//! and zeros would only double the bytes written.
 //!
 //! Any failed write or sync poisons the writer: the bytes on disk past the
 //! last good sync are unknown (a short write may have left part of a record;
@@ -48,9 +62,21 @@ use crate::error::{Error, Result};
 use crate::options::{Options, SyncPolicy};
 use crate::vfs::{FileHandle, FileSystem, OpenMode};
 
-/// How far ahead of its records the active segment is preallocated: one
-/// length change (and one journal commit) per this many bytes of log.
+/// How far the active segment is extended at a time: one length change
+/// (and one journal commit) per this many bytes of log.
 pub const PREALLOCATE_STEP: u64 = 1 << 20;
+
+/// How far ahead of the records the zeros are kept, once the records come
+/// within [`PREALLOCATE_STEP`] of their end.
+pub const ZERO_AHEAD: u64 = 2 * PREALLOCATE_STEP;
+
+thread_local! {
+    /// Where a writer encodes its frame before taking the append lock.
+    static FRAME: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Frames up to this size keep their thread's encoding buffer allocated.
+const FRAME_KEEP: usize = 1 << 20;
 
 /// Where an appended record landed.
 #[derive(Debug, Clone)]
@@ -74,8 +100,6 @@ struct State {
     logical_end: u64,
     /// End of what has been handed to the OS.
     flushed_end: u64,
-    /// Length of the file: records up to `flushed_end`, zeros after.
-    allocated_end: u64,
     /// Frames in `[flushed_end, logical_end)`, unless a sync leader holds them.
     buf: Vec<u8>,
     spare: Vec<u8>,
@@ -155,6 +179,24 @@ pub struct WriterCounters {
     pub synced_commits: AtomicU64,
     /// Bytes handed to the OS.
     pub bytes_written: AtomicU64,
+    /// Preallocation steps zeroed ahead of the records, off the commit path.
+    pub zeroed_ahead: AtomicU64,
+    /// Preallocation steps a sync leader had to zero itself (the records
+    /// outran the space zeroed ahead).
+    pub zeroed_inline: AtomicU64,
+}
+
+/// The active segment's file and its length (records, then zeros), shared
+/// by the sync leader, the writer that zeroes ahead, and the roll or close
+/// that cuts the zeros off. Extending and cutting happen under its lock.
+struct Space {
+    file: Arc<dyn FileHandle>,
+    /// Length of the file.
+    len: u64,
+    /// No zeroing ahead on this file: it was cut to its records (closed),
+    /// or a zero-ahead failed (say, the disk is full; the inline step then
+    /// reports the error to the commits it concerns).
+    no_ahead: bool,
 }
 
 /// The single writer of the log.
@@ -169,11 +211,24 @@ pub struct LogWriter {
     state: Mutex<State>,
     /// Wakes rolls, flushes and closes waiting for a running sync to end.
     synced: Condvar,
-    /// Writers waiting for their group commit, by sync generation parity.
-    groups: [Condvar; 2],
+    /// Writers waiting for their group commit park on the address of one of
+    /// these, by sync generation parity (see [`LogWriter::wait_group`]).
+    group_keys: [u64; 2],
+    /// Mirrors `State::durable_seq`, read by woken followers without the lock.
+    durable: AtomicU64,
+    /// Mirrors `(State::sync_gen << 1) | State::sync_in_progress`.
+    sync_word: AtomicU64,
+    /// Set with `State::poisoned`.
+    poison_flag: std::sync::atomic::AtomicBool,
     /// Mirrors `State::active_id` / `flushed_end` for lock-free read checks.
     active_id: AtomicU32,
     flushed_end: AtomicU64,
+    /// Preallocated space of the active segment (under `Always` only).
+    space: Mutex<Space>,
+    /// Mirrors `Space::len` for a lock-free check on the commit path.
+    allocated: AtomicU64,
+    /// Set while one writer zeroes ahead.
+    zeroing: std::sync::atomic::AtomicBool,
     pub(crate) counters: WriterCounters,
 }
 
@@ -224,6 +279,7 @@ impl LogWriter {
             .size()
             .map_err(|e| Error::io(format!("reading the size of segment {active_id}"), e))?
             .max(logical_end);
+        let file: Arc<dyn FileHandle> = Arc::from(file);
         let active = segments
             .get(active_id)
             .ok_or_else(|| Error::Internal(format!("active segment {active_id} is not open")))?;
@@ -232,16 +288,15 @@ impl LogWriter {
             dir: dir.to_path_buf(),
             policy: opts.sync,
             segment_size: opts.segment_size,
-            preallocate: opts.preallocate,
+            preallocate: opts.preallocate && opts.sync == SyncPolicy::Always,
             write_buffer_bytes: opts.write_buffer_bytes,
             segments,
             state: Mutex::new(State {
-                file: Arc::from(file),
+                file: Arc::clone(&file),
                 active,
                 active_id,
                 logical_end,
                 flushed_end: logical_end,
-                allocated_end,
                 buf: Vec::with_capacity(opts.write_buffer_bytes.min(1 << 20)),
                 spare: Vec::new(),
                 next_seq,
@@ -253,9 +308,19 @@ impl LogWriter {
                 closed: false,
             }),
             synced: Condvar::new(),
-            groups: [Condvar::new(), Condvar::new()],
+            group_keys: [0; 2],
+            durable: AtomicU64::new(next_seq - 1),
+            sync_word: AtomicU64::new(0),
+            poison_flag: std::sync::atomic::AtomicBool::new(false),
             active_id: AtomicU32::new(active_id),
             flushed_end: AtomicU64::new(logical_end),
+            space: Mutex::new(Space {
+                file,
+                len: allocated_end,
+                no_ahead: false,
+            }),
+            allocated: AtomicU64::new(allocated_end),
+            zeroing: std::sync::atomic::AtomicBool::new(false),
             counters: WriterCounters::default(),
         })
     }
@@ -277,7 +342,8 @@ impl LogWriter {
         self.state.lock().poisoned.as_ref().map(Poison::reason)
     }
 
-    /// Appends one record holding `ops`; under `Always`, returns once it is synced.
+    /// Appends one record holding `ops` and returns at once: under `Always`
+    /// the commit is not durable before [`LogWriter::wait_durable`] says so.
     /// `on_assigned` runs under the append lock with the new sequence number,
     /// before any later commit can get one (transactions validate there).
     pub fn append(&self, ops: &[OpRef<'_>], on_assigned: impl FnOnce(u64) -> Result<()>) -> Result<Appended> {
@@ -288,6 +354,27 @@ impl LogWriter {
                 record::MAX_PAYLOAD_LEN
             )));
         }
+        FRAME.with(|cell| {
+            let mut frame = cell.borrow_mut();
+            frame.clear();
+            let mut kv = Vec::with_capacity(ops.len());
+            record::encode_unsealed(&mut frame, ops, &mut kv);
+            let res = self.append_frame(&mut frame, kv, on_assigned);
+            if frame.capacity() > FRAME_KEEP {
+                *frame = Vec::new();
+            }
+            res
+        })
+    }
+
+    /// Appends an encoded, unsealed frame (see [`record::encode_unsealed`]).
+    fn append_frame(
+        &self,
+        frame: &mut [u8],
+        kv: Vec<(usize, u32)>,
+        on_assigned: impl FnOnce(u64) -> Result<()>,
+    ) -> Result<Appended> {
+        let len = frame.len() as u64;
         let mut st = self.state.lock();
         Self::check_writable(&st)?;
         if st.logical_end > SEGMENT_HEADER_LEN && st.logical_end + len > self.segment_size {
@@ -297,8 +384,8 @@ impl LogWriter {
         on_assigned(seq)?;
         st.next_seq += 1;
         let frame_offset = st.logical_end;
-        let mut kv = Vec::with_capacity(ops.len());
-        record::encode(&mut st.buf, seq, ops, &mut kv);
+        record::seal(frame, seq);
+        st.buf.extend_from_slice(frame);
         st.logical_end += len;
         st.active.usage.note_seq(seq);
         let appended = Appended {
@@ -307,15 +394,28 @@ impl LogWriter {
             frame_offset,
             kv,
         };
-        match self.policy {
-            SyncPolicy::Always => self.wait_durable(st, seq)?,
-            SyncPolicy::Interval(_) | SyncPolicy::Never => {
-                if st.buf.len() >= self.write_buffer_bytes {
-                    self.flush_locked(&mut st)?;
-                }
-            }
+        if self.policy != SyncPolicy::Always && st.buf.len() >= self.write_buffer_bytes {
+            self.flush_locked(&mut st)?;
         }
         Ok(appended)
+    }
+
+    /// Under `Always`, returns once commit `seq` (appended by this writer)
+    /// is durable, leading a group sync or waiting for the one that covers
+    /// it, with the durable point then (at least `seq`); a failed write or
+    /// sync of its group is its error. Under the other policies: `None` at once.
+    pub fn wait_durable(&self, seq: u64) -> Result<Option<u64>> {
+        if self.policy != SyncPolicy::Always {
+            return Ok(None);
+        }
+        let durable = self.durable.load(Ordering::Acquire);
+        if durable >= seq {
+            return Ok(Some(durable));
+        }
+        self.wait_group(self.state.lock(), seq)?;
+        // The commit is done: its writer may now prepare space for the next ones.
+        self.zero_ahead();
+        Ok(Some(self.durable.load(Ordering::Acquire)))
     }
 
     fn check_writable(st: &State) -> Result<()> {
@@ -330,12 +430,17 @@ impl LogWriter {
 
     /// Group commit: lead a sync or wait for the one that covers `seq`.
     ///
-    /// Waiters sleep on one of two condition variables by sync generation:
-    /// those covered by the running sync (generation G) on `groups[G % 2]`,
-    /// the rest on `groups[(G + 1) % 2]`. When G ends, its leader wakes all
-    /// of G's waiters and one of the next ones to lead G + 1, so a sync wakes
-    /// only the writers it made durable instead of every writer in the queue.
-    fn wait_durable(&self, mut st: MutexGuard<'_, State>, seq: u64) -> Result<()> {
+    /// Waiters park on one of two keys by sync generation: those covered by
+    /// the running sync (generation G) on `group_keys[G % 2]`, the rest on
+    /// `group_keys[(G + 1) % 2]`. When G ends, its leader wakes all of G's
+    /// waiters and one of the next ones to lead G + 1, so a sync wakes only
+    /// the writers it made durable instead of every writer in the queue. A
+    /// waiter parks only while the sync it saw running still runs (checked
+    /// atomically with parking), so the wake-up of a leader that ends
+    /// meanwhile is never missed: the waiter finds the sync over and looks
+    /// again under the lock. Woken, a covered writer finds its commit
+    /// durable in [`LogWriter::durable`] and returns without the lock.
+    fn wait_group<'a>(&'a self, mut st: MutexGuard<'a, State>, seq: u64) -> Result<()> {
         loop {
             if st.durable_seq >= seq {
                 return Ok(());
@@ -352,19 +457,72 @@ impl LogWriter {
                 } else {
                     st.sync_gen + 1
                 };
-                self.groups[(gen % 2) as usize].wait(&mut st);
+                let running = (st.sync_gen << 1) | 1;
+                drop(st);
+                self.park(gen, seq, running);
+                if self.durable.load(Ordering::Acquire) >= seq {
+                    return Ok(());
+                }
+                st = self.state.lock();
                 continue;
             }
             self.lead_sync(&mut st);
         }
     }
 
+    /// The parking key of sync generation `gen`.
+    fn group_key(&self, gen: u64) -> usize {
+        &self.group_keys[(gen % 2) as usize] as *const u64 as usize
+    }
+
+    /// Parks until woken, unless `seq` is durable, the sync `running`
+    /// (its `sync_word`) is over, or the writer is poisoned.
+    fn park(&self, gen: u64, seq: u64, running: u64) {
+        // SAFETY: the key is the address of a field of this writer, which
+        // nothing else parks on; the validate closure only reads atomics and
+        // cannot panic; the callbacks do nothing. The leader changes
+        // `sync_word` and `durable` (SeqCst) before it unparks, and
+        // `validate` runs under the queue's lock, so a waiter either sees
+        // the change and does not sleep, or is queued before the unpark.
+        unsafe {
+            parking_lot_core::park(
+                self.group_key(gen),
+                || {
+                    self.durable.load(Ordering::SeqCst) < seq
+                        && self.sync_word.load(Ordering::SeqCst) == running
+                        && !self.poison_flag.load(Ordering::SeqCst)
+                },
+                || {},
+                |_, _| {},
+                parking_lot_core::DEFAULT_PARK_TOKEN,
+                None,
+            );
+        }
+    }
+
     /// Wakes every writer waiting on a durability change (rare paths: a
     /// roll, an explicit sync, a failure).
     fn wake_all(&self) {
-        self.groups[0].notify_all();
-        self.groups[1].notify_all();
+        for gen in 0..2 {
+            // SAFETY: a key of this writer (see `park`); no callback runs.
+            unsafe {
+                parking_lot_core::unpark_all(self.group_key(gen), parking_lot_core::DEFAULT_UNPARK_TOKEN);
+            }
+        }
         self.synced.notify_all();
+    }
+
+    /// Records that commits up to `seq` are durable.
+    fn set_durable(&self, st: &mut State, seq: u64) {
+        st.durable_seq = seq;
+        self.durable.store(seq, Ordering::SeqCst);
+    }
+
+    /// Stops the writer with `p` and wakes every waiter to see it.
+    fn poison(&self, st: &mut State, p: Poison) {
+        st.poisoned = Some(p);
+        self.poison_flag.store(true, Ordering::SeqCst);
+        self.wake_all();
     }
 
     /// Takes the buffer, writes and syncs it without holding the lock, then
@@ -373,20 +531,21 @@ impl LogWriter {
         st.sync_in_progress = true;
         st.sync_gen += 1;
         let gen = st.sync_gen;
+        self.sync_word.store((gen << 1) | 1, Ordering::SeqCst);
         let spare = std::mem::take(&mut st.spare);
         let mut buf = std::mem::replace(&mut st.buf, spare);
         let target = st.next_seq - 1;
         st.syncing_upto = target;
         let file = Arc::clone(&st.file);
-        let (offset, allocated) = (st.flushed_end, st.allocated_end);
+        let offset = st.flushed_end;
         let res = MutexGuard::unlocked(st, || {
-            let allocated = self.write_out(&*file, &buf, offset, allocated)?;
-            file.sync_data().map(|_| allocated)
+            self.write_out(&*file, &buf, offset)?;
+            file.sync_data()
         });
         st.sync_in_progress = false;
+        self.sync_word.store(gen << 1, Ordering::SeqCst);
         match res {
-            Ok(allocated) => {
-                st.allocated_end = allocated;
+            Ok(()) => {
                 st.flushed_end += buf.len() as u64;
                 self.flushed_end.store(st.flushed_end, Ordering::Release);
                 self.counters
@@ -396,7 +555,7 @@ impl LogWriter {
                 self.counters
                     .synced_commits
                     .fetch_add(target - st.durable_seq, Ordering::Relaxed);
-                st.durable_seq = target;
+                self.set_durable(st, target);
                 buf.clear();
                 st.spare = buf;
             }
@@ -407,17 +566,19 @@ impl LogWriter {
                 // could report success for data that is gone: the writer
                 // stops here, and reopening (recovery) finds what is whole.
                 let context = format!("writing or syncing segment {}", st.active_id);
-                st.poisoned = Some(Poison::new(context, &e, target));
-                self.wake_all();
+                self.poison(st, Poison::new(context, &e, target));
                 return;
             }
         }
         // This generation's writers are durable; one writer queued behind it
         // (if any) leads the next sync; rolls and flushes waiting for the
         // sync to end may go on.
-        self.groups[(gen % 2) as usize].notify_all();
-        if st.next_seq - 1 > target {
-            self.groups[((gen + 1) % 2) as usize].notify_one();
+        // SAFETY: keys of this writer (see `park`); no callback runs.
+        unsafe {
+            parking_lot_core::unpark_all(self.group_key(gen), parking_lot_core::DEFAULT_UNPARK_TOKEN);
+            if st.next_seq - 1 > target {
+                parking_lot_core::unpark_one(self.group_key(gen + 1), |_| parking_lot_core::DEFAULT_UNPARK_TOKEN);
+            }
         }
         self.synced.notify_all();
     }
@@ -428,15 +589,11 @@ impl LogWriter {
         if st.buf.is_empty() {
             return Ok(());
         }
-        match self.write_out(&*st.file, &st.buf, st.flushed_end, st.allocated_end) {
-            Ok(allocated) => st.allocated_end = allocated,
-            Err(e) => {
-                let p = Poison::new(format!("writing segment {}", st.active_id), &e, st.next_seq - 1);
-                let err = p.io_error();
-                st.poisoned = Some(p);
-                self.wake_all();
-                return Err(err);
-            }
+        if let Err(e) = self.write_out(&*st.file, &st.buf, st.flushed_end) {
+            let p = Poison::new(format!("writing segment {}", st.active_id), &e, st.next_seq - 1);
+            let err = p.io_error();
+            self.poison(st, p);
+            return Err(err);
         }
         st.flushed_end += st.buf.len() as u64;
         self.flushed_end.store(st.flushed_end, Ordering::Release);
@@ -447,43 +604,92 @@ impl LogWriter {
         Ok(())
     }
 
-    /// Writes `buf` at `offset` of the active segment, first extending the
-    /// preallocated space past its end if it does not reach that far.
-    /// Returns the file's new length.
-    fn write_out(&self, file: &dyn FileHandle, buf: &[u8], offset: u64, allocated: u64) -> std::io::Result<u64> {
+    /// Writes `buf` at `offset` of the active segment `file`, first
+    /// extending the preallocated space if it does not reach that far.
+    fn write_out(&self, file: &dyn FileHandle, buf: &[u8], offset: u64) -> std::io::Result<()> {
         let end = offset + buf.len() as u64;
-        let mut allocated = allocated;
-        if !self.preallocate {
-            allocated = allocated.max(end);
-        } else if end > allocated {
-            // A step at a time, not past the segment size (a record larger
-            // than the rest of the segment only gets what it needs).
-            allocated = end.max((allocated + PREALLOCATE_STEP).min(self.segment_size));
-            file.preallocate(allocated)?;
+        if self.preallocate && end > self.allocated.load(Ordering::Acquire) {
+            let mut space = self.space.lock();
+            if end > space.len {
+                // A step at a time, not past the segment size (a record larger
+                // than the rest of the segment only gets what it needs).
+                let to = end.max((space.len + PREALLOCATE_STEP).min(self.segment_size));
+                space.file.preallocate(to)?;
+                space.len = to;
+                self.allocated.store(to, Ordering::Release);
+                self.counters.zeroed_inline.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        file.write_at(buf, offset)?;
-        Ok(allocated)
+        file.write_at(buf, offset)
+    }
+
+    /// Zeroes the active segment ahead of its records, when they come within
+    /// [`PREALLOCATE_STEP`] of the zeros' end, and syncs the zeros and the
+    /// new length: called by a writer whose commit is durable, outside the
+    /// append lock, so neither the commit path nor the next group's sync
+    /// carries that work. One writer at a time; a roll or close waits for it
+    /// (the cut takes the space lock). A failure here is not a commit's
+    /// failure: it is left to the inline step, which reports it.
+    fn zero_ahead(&self) {
+        if !self.preallocate {
+            return;
+        }
+        let allocated = self.allocated.load(Ordering::Acquire);
+        let flushed = self.flushed_end.load(Ordering::Acquire);
+        if allocated >= self.segment_size || allocated >= flushed + PREALLOCATE_STEP {
+            return;
+        }
+        if self.zeroing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let file = {
+            let mut space = self.space.lock();
+            let flushed = self.flushed_end.load(Ordering::Acquire);
+            let to = (flushed + ZERO_AHEAD).min(self.segment_size);
+            if space.no_ahead || space.len >= to || space.len >= flushed + PREALLOCATE_STEP {
+                None
+            } else if space.file.preallocate(to).is_err() {
+                space.no_ahead = true;
+                None
+            } else {
+                space.len = to;
+                self.allocated.store(to, Ordering::Release);
+                self.counters.zeroed_ahead.fetch_add(1, Ordering::Relaxed);
+                Some(Arc::clone(&space.file))
+            }
+        };
+        // Synced outside the space lock: a leader that needs the new space
+        // may write into it meanwhile (its own sync then covers the zeros).
+        // Not counted in `syncs`, which counts the syncs commits wait for.
+        if let Some(file) = file {
+            let _ = file.sync_data();
+        }
+        self.zeroing.store(false, Ordering::Release);
     }
 
     /// Cuts the active segment's zeroed tail, so the file ends at its last
     /// record, and makes that length durable (with the data before it).
     fn trim(&self, st: &mut State) -> Result<()> {
-        if st.allocated_end == st.flushed_end {
+        let mut space = self.space.lock();
+        // Nothing may extend the file again once it is cut.
+        space.no_ahead = true;
+        if !self.preallocate || space.len == st.flushed_end {
             return Ok(());
         }
         let end = st.flushed_end;
         if let Err(e) = st.file.set_len(end).and_then(|_| st.file.sync_all()) {
+            drop(space);
             let p = Poison::new(
                 format!("cutting segment {} to its records", st.active_id),
                 &e,
                 st.next_seq - 1,
             );
             let err = p.io_error();
-            st.poisoned = Some(p);
-            self.wake_all();
+            self.poison(st, p);
             return Err(err);
         }
-        st.allocated_end = end;
+        space.len = end;
+        self.allocated.store(end, Ordering::Release);
         Ok(())
     }
 
@@ -504,8 +710,7 @@ impl LogWriter {
         if let Err(e) = res {
             let p = Poison::new(format!("syncing segment {}", st.active_id), &e, target);
             let err = p.io_error();
-            st.poisoned = Some(p);
-            self.wake_all();
+            self.poison(st, p);
             return Err(err);
         }
         self.counters.syncs.fetch_add(1, Ordering::Relaxed);
@@ -513,7 +718,7 @@ impl LogWriter {
             self.counters
                 .synced_commits
                 .fetch_add(target - st.durable_seq, Ordering::Relaxed);
-            st.durable_seq = target;
+            self.set_durable(st, target);
             // Appenders waiting for a group leader are covered by this sync too.
             self.wake_all();
         }
@@ -550,26 +755,35 @@ impl LogWriter {
                     Error::Io { source, .. } => source.raw_os_error(),
                     _ => None,
                 };
-                st.poisoned = Some(Poison {
+                let p = Poison {
                     context: format!("starting segment {next_id}"),
                     kind,
                     os_error,
                     message,
                     failed_upto: st.next_seq - 1,
-                });
-                self.wake_all();
+                };
+                self.poison(st, p);
                 return Err(e);
             }
         };
         let seg = Arc::new(seg);
         self.segments.insert(Arc::clone(&seg));
         self.segments.closed(st.active_id);
-        st.file = Arc::from(file);
+        let file: Arc<dyn FileHandle> = Arc::from(file);
+        {
+            let mut space = self.space.lock();
+            *space = Space {
+                file: Arc::clone(&file),
+                len: SEGMENT_HEADER_LEN,
+                no_ahead: false,
+            };
+            self.allocated.store(SEGMENT_HEADER_LEN, Ordering::Release);
+        }
+        st.file = file;
         st.active = seg;
         st.active_id = next_id;
         st.logical_end = SEGMENT_HEADER_LEN;
         st.flushed_end = SEGMENT_HEADER_LEN;
-        st.allocated_end = SEGMENT_HEADER_LEN;
         // A reader seeing the new id with the old flushed_end takes the slow
         // path and re-checks under the lock, so the order of these is free.
         self.flushed_end.store(SEGMENT_HEADER_LEN, Ordering::Release);
