@@ -64,9 +64,19 @@ impl Visibility {
         }
     }
 
-    /// Marks commit `seq` as applied, without waiting for it to be visible.
+    /// Marks commit `seq` as applied, without waiting for it to be
+    /// visible, and advances the visible point if it can: a writer that
+    /// raised the limit may be waiting for exactly this commit, and the
+    /// writer of this one may not call [`Visibility::wait_visible`] itself
+    /// (the Go engine waits for its tickets on the Go side).
     pub fn mark_applied(&self, seq: u64) {
-        self.done[(seq as usize) % RING].store(true, Ordering::Release);
+        // SeqCst, with the limit's SeqCst update and load: either this
+        // thread's advance sees a raised limit, or the raiser's advance
+        // sees this slot done.
+        self.done[(seq as usize) % RING].store(true, Ordering::SeqCst);
+        if seq <= self.limit.load(Ordering::SeqCst) {
+            self.advance();
+        }
     }
 
     /// The newest sequence readers may see.
@@ -174,7 +184,7 @@ impl Visibility {
             // advance past v + 1; clearing it first keeps the slot clean for
             // sequence v + 1 + RING.
             if slot
-                .compare_exchange(true, false, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
                 .is_err()
             {
                 break;
@@ -300,6 +310,36 @@ impl Snapshots {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn a_capped_visibility_shows_nothing_past_its_limit() {
+        let vis = Visibility::capped(10);
+        vis.mark_applied(11);
+        vis.mark_applied(12);
+        assert_eq!(vis.visible(), 10, "applied but not yet durable");
+        vis.raise_limit(11);
+        assert_eq!(vis.visible(), 11);
+        vis.raise_limit(20);
+        assert_eq!(vis.visible(), 12, "13 is not applied yet");
+    }
+
+    /// The limit is raised while an earlier commit is still being applied,
+    /// and that commit's writer never waits for visibility itself (the Go
+    /// engine waits on the Go side): marking it applied must advance the
+    /// visible point and wake the writer waiting for a later one.
+    #[test]
+    fn a_late_apply_under_a_raised_limit_wakes_the_waiter() {
+        let vis = Arc::new(Visibility::capped(10));
+        vis.mark_applied(12);
+        vis.raise_limit(12);
+        let v2 = Arc::clone(&vis);
+        let t = std::thread::spawn(move || v2.wait_visible(12));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(vis.visible(), 10);
+        vis.mark_applied(11);
+        t.join().unwrap();
+        assert_eq!(vis.visible(), 12);
+    }
 
     #[test]
     fn out_of_order_completion_publishes_in_order() {
