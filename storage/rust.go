@@ -17,6 +17,7 @@ package storage
 #cgo noescape mantis_write_batch_begin
 #cgo nocallback mantis_write_batch_begin
 #cgo nocallback mantis_commit_wait
+#cgo nocallback mantis_prepare_log
 #cgo noescape mantis_multi_get
 #cgo nocallback mantis_multi_get
 #include "mantisdb.h"

@@ -24,7 +24,8 @@ import "sync"
 // When the leader's call returns, it wakes every writer its sync covered and
 // hands the lead to one writer that came too late for it, whose call then
 // covers all who queued meanwhile. Writers that arrive while no sync runs
-// lead one at once, so a lone writer pays one extra cgo call, nothing more.
+// lead one at once, so a lone writer pays one extra cgo call (two when the
+// log's preallocated space needs extending), nothing more.
 
 // Signals sent to a parked writer.
 const (
@@ -121,6 +122,9 @@ func (e *RustEngine) waitCommit(db *C.MantisDb, ticket uint64) error {
 	w.waiting = rest
 	w.mu.Unlock()
 	if ok {
+		// The group is acknowledged: prepare log space for the next ones
+		// here, off their path (usually a no-op; see mantis_prepare_log).
+		C.mantis_prepare_log(db, nil)
 		return nil
 	}
 	return commitWaitAlone(db, ticket)

@@ -600,6 +600,19 @@ MantisStatus mantis_write_batch_begin(const MantisDb *db,
 MantisStatus mantis_commit_wait(const MantisDb *db, uint64_t ticket, struct MantisError **err);
 
 /*
+ Prepares log space for later writes: under `always`, zeroes the segment
+ being written ahead of its records when they come close to the zeros'
+ end, and syncs the zeros. For a caller of `mantis_commit_wait`, after it
+ has acknowledged the writes that wait covered, so the work stays off
+ their path; cheap when there is nothing to do. Errors are left to the
+ writes that would need the space.
+
+ # Safety
+ `db` must be a live handle.
+ */
+MantisStatus mantis_prepare_log(const MantisDb *db, struct MantisError **err);
+
+/*
  Reads `count` keys at one snapshot into `*out` (free with `mantis_buf_free`).
 
  `keys` holds, per key, its length as a little-endian `u32`

@@ -200,6 +200,8 @@ impl Inner {
     pub(crate) fn commit_checked(&self, ops: &[OpRef<'_>], check: Option<&ReadSet<'_>>) -> Result<u64> {
         let seq = self.commit_begin(ops, check)?;
         self.commit_finish(seq)?;
+        // The commit is done: its writer may now prepare log space for the next ones.
+        self.log.zero_ahead();
         Ok(seq)
     }
 

@@ -436,6 +436,23 @@ pub unsafe extern "C" fn mantis_commit_wait(
     })
 }
 
+/// Prepares log space for later writes: under `always`, zeroes the segment
+/// being written ahead of its records when they come close to the zeros'
+/// end, and syncs the zeros. For a caller of `mantis_commit_wait`, after it
+/// has acknowledged the writes that wait covered, so the work stays off
+/// their path; cheap when there is nothing to do. Errors are left to the
+/// writes that would need the space.
+///
+/// # Safety
+/// `db` must be a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_prepare_log(db: *const MantisDb, err: *mut *mut MantisError) -> MantisStatus {
+    boundary(err, || {
+        try_handle!(db).db.prepare_log();
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
 /// Reads `count` keys at one snapshot into `*out` (free with `mantis_buf_free`).
 ///
 /// `keys` holds, per key, its length as a little-endian `u32`

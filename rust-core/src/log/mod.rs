@@ -180,6 +180,13 @@ impl Log {
         self.writer.append(ops, on_assigned)
     }
 
+    /// Zeroes the active segment ahead of its records if they come close
+    /// to the zeros' end; see [`LogWriter::zero_ahead`]. For a writer whose
+    /// commit is acknowledged already.
+    pub fn zero_ahead(&self) {
+        self.writer.zero_ahead()
+    }
+
     /// The sequence number the next commit will get.
     pub fn next_seq(&self) -> u64 {
         self.writer.next_seq()

@@ -413,8 +413,6 @@ impl LogWriter {
             return Ok(Some(durable));
         }
         self.wait_group(self.state.lock(), seq)?;
-        // The commit is done: its writer may now prepare space for the next ones.
-        self.zero_ahead();
         Ok(Some(self.durable.load(Ordering::Acquire)))
     }
 
@@ -629,8 +627,9 @@ impl LogWriter {
     /// append lock, so neither the commit path nor the next group's sync
     /// carries that work. One writer at a time; a roll or close waits for it
     /// (the cut takes the space lock). A failure here is not a commit's
-    /// failure: it is left to the inline step, which reports it.
-    fn zero_ahead(&self) {
+    /// failure: it is left to the inline step, which reports it. Cheap when
+    /// there is nothing to do (two atomic loads).
+    pub fn zero_ahead(&self) {
         if !self.preallocate {
             return;
         }
