@@ -227,7 +227,7 @@ impl Inner {
         if let Some(durable) = self.log.wait_durable(seq)? {
             self.vis.raise_limit(durable);
         }
-        self.vis.wait_visible(seq);
+        self.vis.advance_until(seq);
         Ok(())
     }
 

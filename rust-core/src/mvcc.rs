@@ -67,7 +67,7 @@ impl Visibility {
     /// Marks commit `seq` as applied, without waiting for it to be
     /// visible, and advances the visible point if it can: a writer that
     /// raised the limit may be waiting for exactly this commit, and the
-    /// writer of this one may not call [`Visibility::wait_visible`] itself
+    /// writer of this one may not call [`Visibility::advance_until`] itself
     /// (the Go engine waits for its tickets on the Go side).
     pub fn mark_applied(&self, seq: u64) {
         // SeqCst, with the limit's SeqCst update and load: either this
@@ -100,12 +100,12 @@ impl Visibility {
     #[cfg(test)]
     pub fn publish(&self, seq: u64) {
         self.mark_applied(seq);
-        self.wait_visible(seq);
+        self.advance_until(seq);
     }
 
     /// Returns once `seq` is visible (it was marked applied, and allowed
     /// by the limit), advancing the visible point when it can.
-    pub fn wait_visible(&self, seq: u64) {
+    pub fn advance_until(&self, seq: u64) {
         let mut spins = 0u32;
         loop {
             if self.advance() >= seq {
@@ -333,7 +333,7 @@ mod tests {
         vis.mark_applied(12);
         vis.raise_limit(12);
         let v2 = Arc::clone(&vis);
-        let t = std::thread::spawn(move || v2.wait_visible(12));
+        let t = std::thread::spawn(move || v2.advance_until(12));
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert_eq!(vis.visible(), 10);
         vis.mark_applied(11);
