@@ -24,7 +24,7 @@ pub struct Visibility {
     visible: AtomicU64,
     /// `done[s % RING]` is set when commit `s` is in the index.
     done: Box<[AtomicBool]>,
-    /// Threads parked in `publish`, so advancing skips the unpark call
+    /// Threads parked in `park_until_visible`, so advancing skips the unpark call
     /// (a lock and a hash lookup) when nobody waits.
     parked: AtomicUsize,
     /// No sequence past this one becomes visible: under `Always`, the
@@ -117,31 +117,13 @@ impl Visibility {
                 std::hint::spin_loop();
                 continue;
             }
-            self.parked.fetch_add(1, Ordering::SeqCst);
-            // SAFETY: `park_key` is an address no other code parks on; the
-            // validate closure only reads an atomic and does not panic; the
-            // callbacks are no-ops. The waiter count is raised before the
-            // validate re-checks `visible`, and `advance` stores `visible`
-            // before it reads the count (both SeqCst), so a wake-up cannot
-            // be missed: either the advancer sees this waiter, or the
-            // validate sees the new `visible` and does not sleep.
-            unsafe {
-                parking_lot_core::park(
-                    self.park_key(),
-                    || self.visible.load(Ordering::SeqCst) < seq,
-                    || {},
-                    |_, _| {},
-                    parking_lot_core::ParkToken(seq as usize),
-                    None,
-                );
-            }
-            self.parked.fetch_sub(1, Ordering::SeqCst);
+            self.park_until_visible(seq, None);
             spins = 0;
         }
     }
 
     /// Waits until `seq` is visible, at most about `timeout`, spinning
-    /// briefly and then parking as `publish` does, so a wait as long as a
+    /// briefly and then parking as `advance_until` does, so a wait as long as a
     /// sync costs no CPU. Returns whether `seq` is visible.
     pub fn wait_visible(&self, seq: u64, timeout: Duration) -> bool {
         let mut spins = 0u32;
@@ -151,25 +133,34 @@ impl Visibility {
                 std::hint::spin_loop();
                 continue;
             }
-            self.parked.fetch_add(1, Ordering::SeqCst);
-            // SAFETY: as in `publish`: the same key and token (woken by
-            // `advance` once `visible` reaches `seq`), a validate closure that
-            // only reads an atomic, no-op callbacks, and the same ordering of
-            // the waiter count against `visible`.
-            unsafe {
-                parking_lot_core::park(
-                    self.park_key(),
-                    || self.visible.load(Ordering::SeqCst) < seq,
-                    || {},
-                    |_, _| {},
-                    parking_lot_core::ParkToken(seq as usize),
-                    Some(Instant::now() + timeout),
-                );
-            }
-            self.parked.fetch_sub(1, Ordering::SeqCst);
+            self.park_until_visible(seq, Some(Instant::now() + timeout));
             return self.visible() >= seq;
         }
         true
+    }
+
+    /// Parks the calling thread until `advance` makes `seq` visible (or
+    /// `deadline` passes); returns at once if it already is.
+    fn park_until_visible(&self, seq: u64, deadline: Option<Instant>) {
+        self.parked.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: `park_key` is an address no other code parks on; the
+        // validate closure only reads an atomic and does not panic; the
+        // callbacks are no-ops. The waiter count is raised before the
+        // validate re-checks `visible`, and `advance` stores `visible`
+        // before it reads the count (both SeqCst), so a wake-up cannot
+        // be missed: either the advancer sees this waiter, or the
+        // validate sees the new `visible` and does not sleep.
+        unsafe {
+            parking_lot_core::park(
+                self.park_key(),
+                || self.visible.load(Ordering::SeqCst) < seq,
+                || {},
+                |_, _| {},
+                parking_lot_core::ParkToken(seq as usize),
+                deadline,
+            );
+        }
+        self.parked.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Advances `visible` over every consecutive applied commit and wakes the
@@ -194,7 +185,7 @@ impl Visibility {
             advanced = true;
         }
         if advanced && self.parked.load(Ordering::SeqCst) > 0 {
-            // SAFETY: same key as `publish`; the filter and callback only
+            // SAFETY: same key as `park_until_visible`; the filter and callback only
             // compare integers and do not panic or park.
             unsafe {
                 parking_lot_core::unpark_filter(
