@@ -372,12 +372,25 @@ fn snapshots_stay_stable_while_keys_are_deleted_and_put_again() {
             .collect();
         (point, scanned)
     };
+    // The mutator runs its rounds, then goes on until the checker has done
+    // enough checks (a fast machine finishes the rounds before the checker
+    // gets going), within the deadline.
+    let stop = AtomicBool::new(false);
+    let deadline = Instant::now() + Duration::from_secs(20);
     std::thread::scope(|s| {
         let mutator = {
-            let (db, keys, done) = (db.clone(), &keys, &done);
+            let (db, keys, done, stop) = (db.clone(), &keys, &done, &stop);
             s.spawn(move || {
                 let mut rng = StdRng::seed_from_u64(7);
-                for i in 0..rounds {
+                let mut i = 0;
+                loop {
+                    if i >= rounds {
+                        done.store(true, Ordering::Release);
+                        if stop.load(Ordering::Acquire) || Instant::now() >= deadline {
+                            break;
+                        }
+                    }
+                    i += 1;
                     let k = &keys[rng.random_range(0..keys.len())];
                     if rng.random_bool(0.5) {
                         db.delete(k).unwrap();
@@ -387,13 +400,11 @@ fn snapshots_stay_stable_while_keys_are_deleted_and_put_again() {
                         db.put(k, v.as_bytes()).unwrap();
                     }
                 }
-                done.store(true, Ordering::Release);
             })
         };
         let mut held: Vec<Held> = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
         let mut checks = 0u64;
-        while !done.load(Ordering::Acquire) && Instant::now() < deadline {
+        while !(done.load(Ordering::Acquire) && checks > 20) && Instant::now() < deadline {
             if held.len() < 8 {
                 let snap = db.snapshot().unwrap();
                 let (point, scanned) = read(&snap);
@@ -422,6 +433,7 @@ fn snapshots_stay_stable_while_keys_are_deleted_and_put_again() {
             }
             std::thread::sleep(Duration::from_micros(200));
         }
+        stop.store(true, Ordering::Release);
         mutator.join().unwrap();
         // Every snapshot still held answers as it did.
         for (snap, point, scanned) in &held {
