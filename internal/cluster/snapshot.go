@@ -66,9 +66,15 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 
 // Persist implements raft.FSMSnapshot.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if err := s.write(sink); err != nil {
+	return persistSnapshot(sink, s.index, s.write)
+}
+
+// persistSnapshot writes a snapshot taken at index into sink with write,
+// closing the sink when it is whole and cancelling it otherwise.
+func persistSnapshot(sink raft.SnapshotSink, index uint64, write func(io.Writer) error) error {
+	if err := write(sink); err != nil {
 		_ = sink.Cancel()
-		return fmt.Errorf("cluster: persist snapshot at index %d: %w", s.index, err)
+		return fmt.Errorf("cluster: persist snapshot at index %d: %w", index, err)
 	}
 	return sink.Close()
 }

@@ -113,11 +113,7 @@ func listArchiveFiles(dir string) ([]archiveFile, error) {
 
 // Persist implements raft.FSMSnapshot.
 func (s *archiveSnapshot) Persist(sink raft.SnapshotSink) error {
-	if err := s.write(sink); err != nil {
-		_ = sink.Cancel()
-		return fmt.Errorf("cluster: persist snapshot at index %d: %w", s.index, err)
-	}
-	return sink.Close()
+	return persistSnapshot(sink, s.index, s.write)
 }
 
 func (s *archiveSnapshot) write(w io.Writer) error {
