@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// echoServer answers each line with the same line.
-func echoServer(t *testing.T) string {
+// serveLoopback listens on a free loopback port until the test ends and
+// hands every accepted connection to serve, in its own goroutine.
+func serveLoopback(t *testing.T, serve func(net.Conn)) *net.TCPAddr {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -22,22 +23,28 @@ func echoServer(t *testing.T) string {
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if _, err := c.Write([]byte(line)); err != nil {
-						return
-					}
-				}
-			}()
+			go serve(c)
 		}
 	}()
-	return ln.Addr().String()
+	return ln.Addr().(*net.TCPAddr)
+}
+
+// echoServer answers each line with the same line.
+func echoServer(t *testing.T) string {
+	t.Helper()
+	return serveLoopback(t, func(c net.Conn) {
+		defer c.Close()
+		r := bufio.NewReader(c)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if _, err := c.Write([]byte(line)); err != nil {
+				return
+			}
+		}
+	}).String()
 }
 
 // dialFrom connects to addr from node i's loopback address.

@@ -16,21 +16,7 @@ import (
 // command arrives (the fault: the node died or the connection was cut).
 func fakeRedis(t *testing.T, script map[string]string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go serveScript(c, script)
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
+	return serveLoopback(t, func(c net.Conn) { serveScript(c, script) }).Port
 }
 
 func serveScript(c net.Conn, script map[string]string) {
