@@ -21,6 +21,10 @@ type Machine struct {
 	GoVersion  string  `json:"go_version"`
 	DataDir    string  `json:"data_dir"`
 	FS         string  `json:"fs"`
+	// Nice is the run's scheduling niceness (from /proc/self/stat; -1
+	// when unknown): a positive value yields CPU to the machine's other
+	// users, and every engine alike.
+	Nice int `json:"nice"`
 }
 
 // fsNames maps statfs magic numbers to the names df -T prints.
@@ -53,6 +57,7 @@ func machine(dataDir string) (Machine, error) {
 		GoVersion: runtime.Version(), DataDir: abs, FS: fs,
 		CPUModel: procField("/proc/cpuinfo", "model name"),
 		Kernel:   strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")),
+		Nice:     niceness(),
 	}
 	if kb, err := strconv.ParseFloat(strings.Fields(procField("/proc/meminfo", "MemTotal") + " 0")[0], 64); err == nil {
 		m.MemGiB = kb / (1 << 20)
@@ -80,6 +85,26 @@ func procField(path, name string) string {
 func readFile(path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)
+}
+
+// niceness is field 19 of /proc/self/stat (after the parenthesised
+// command name, which may contain spaces), or -1.
+func niceness() int {
+	stat := readFile("/proc/self/stat")
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(stat[i+1:])
+	// f[0] is field 3 (state); nice is field 19.
+	if len(f) < 17 {
+		return -1
+	}
+	n, err := strconv.Atoi(f[16])
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // loadAvg is the 1-minute load average: how busy the shared machine was.

@@ -98,8 +98,7 @@ func main() {
 		log.Fatal(err)
 	}
 	if o.jsonOut != "" && o.report == "" {
-		b, _ := json.MarshalIndent(run, "", "  ")
-		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
+		if err := writeRun(o.jsonOut, run); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -116,8 +115,8 @@ func main() {
 
 func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("peers", flag.ContinueOnError)
-	keys := fs.String("keys", "1000000", "keys per data set; one count for every value size, or one per -values entry")
-	values := fs.String("values", "100,4096", "value sizes in bytes, comma separated")
+	keys := fs.String("keys", "1000000,100000,1000000", "keys per data set; one count for every value size, or one per -values entry")
+	values := fs.String("values", "100,4096,1024", "value sizes in bytes, comma separated")
 	engineList := fs.String("engines", "", "engines to run, comma separated (default all: mantisdb,memory,badger,pebble,bbolt,buntdb)")
 	workloadList := fs.String("workloads", "", "workloads to run, comma separated (default all; the store is always filled first)")
 	syncs := fs.String("sync", "never,always", "durabilities: never (no fsync) and/or always (fsync per commit)")
@@ -240,6 +239,15 @@ func runAll(o options, progress io.Writer) (*Run, error) {
 		for _, syncName := range o.syncs {
 			set := runSet(engs, d, syncName, o, progress)
 			run.Sets = append(run.Sets, set)
+			if o.jsonOut != "" {
+				// Each finished table is kept at once: a long run that
+				// fails later still leaves its earlier tables (-report
+				// renders them).
+				run.Seconds = time.Since(run.Started).Seconds()
+				if err := writeRun(o.jsonOut, run); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	run.Seconds = time.Since(run.Started).Seconds()
@@ -415,6 +423,15 @@ func rustLibVersion() string {
 		}
 	}
 	return v
+}
+
+// writeRun writes a run's raw results as indented JSON.
+func writeRun(path string, run *Run) error {
+	b, err := json.MarshalIndent(run, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 func readRun(path string) (*Run, error) {

@@ -98,7 +98,7 @@ func TestQuick(t *testing.T) {
 		}
 	}
 	doc := renderDoc(run)
-	for _, want := range []string{"## What was run", "### 3000 keys × 100 B, sync `never`", "### 3000 keys × 4 KiB, sync `always`", "prefix scan of 1,000 keys"} {
+	for _, want := range []string{"## What was run", "### 3000 keys × 100 B, sync `never`", "### 3000 keys × 4 KiB, sync `always`", "### 3000 keys × 1 KiB, sync `always`", "prefix scan of 1,000 keys"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("doc lacks %q", want)
 		}
