@@ -80,6 +80,7 @@ type options struct {
 	allowTmpfs   bool
 	doc, jsonOut string
 	report       string
+	prof         profiler
 }
 
 func main() {
@@ -131,6 +132,8 @@ func parseFlags(args []string) (options, error) {
 	doc := fs.String("doc", "", "write the markdown report here (default: standard output)")
 	jsonOut := fs.String("json", "", "also write the raw results as JSON here")
 	report := fs.String("report", "", "do not run: render the doc from this JSON file of an earlier run")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of each measured cell's rounds to PREFIX-<keys>x<bytes>-<sync>-<workload>.pprof (use with -engines mantisdb and -workloads)")
+	perfCtl := fs.String("perf-ctl", "", "write enable/disable to this FIFO around each measured cell's rounds, for perf record --control fifo:FIFO -D -1")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -155,6 +158,7 @@ func parseFlags(args []string) (options, error) {
 		doc:        *doc,
 		jsonOut:    *jsonOut,
 		report:     *report,
+		prof:       profiler{cpuPrefix: *cpuProfile, perfCtl: *perfCtl},
 	}
 	var err error
 	if o.values, err = intList(*values); err != nil {
@@ -309,6 +313,10 @@ func runSet(engs []Engine, d *dataset, syncName string, o options, progress io.W
 				runs[c] = c.r.start(w, uint64(wi+1))
 			}
 			order := live()
+			stop, err := o.prof.start(fmt.Sprintf("%dx%d-%s-%s", d.n, d.valueSize, syncName, w.Name))
+			if err != nil {
+				fmt.Fprintf(progress, "profile: %v\n", err)
+			}
 			for r := range max(1, o.lim.rounds) {
 				// Round r starts at engine r: each engine takes a different
 				// place in the order, so none always follows the same
@@ -316,6 +324,9 @@ func runSet(engs []Engine, d *dataset, syncName string, o options, progress io.W
 				for i := range order {
 					runs[order[(i+r)%len(order)]].round()
 				}
+			}
+			if err := stop(); err != nil {
+				fmt.Fprintf(progress, "profile: %v\n", err)
 			}
 			for _, c := range live() {
 				cell := runs[c].result()
