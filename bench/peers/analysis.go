@@ -1,12 +1,15 @@
 package main
 
-import "slices"
-
-// explanation is the likely reason a class of cells is lost to a peer,
-// written from the measurements and profiles of a run (perf record on this
-// binary with -engines mantisdb and one workload; strace -c for syscalls).
-// The doc groups the losing cells of a run under the first explanation
-// that matches each.
+// explanation is the reason a class of cells is lost to a peer, written
+// from the profiles of a run: the MantisDB adapter alone on the cell's
+// workload and size, its measured rounds only (the fill before them is
+// not profiled), as bench/peers/README.md shows: a Go CPU profile
+// (-cpuprofile) and perf record of the whole process (-perf-ctl), whose
+// samples are split by thread: the Go threads, which also run the Rust
+// code of a call, and the library's background threads (mantisdb-compaction,
+// which builds hint files and compacts; mantisdb-flusher). Percentages are
+// shares of the process's samples in that profile. The doc groups the
+// losing cells of a run under the first explanation that matches each.
 type explanation struct {
 	id    string
 	title string
@@ -20,69 +23,60 @@ func readHeavy(w Workload) bool {
 	return w.kind == getHot || w.kind == getCold || (w.kind == mixed && w.readPct >= 90)
 }
 
+// profiled names the run the profiles below were taken in.
+const profiled = "Profiled on 2026-12-05 at the commit this page was measured on, on the same shared machine during the run (load average 13 to 28), MantisDB alone, one 8-second round per profile. "
+
 // explanations are tried in order; a losing cell none matches is listed
 // as unexplained, so a new loss cannot hide.
 var explanations = []explanation{
 	{
 		id:    "scan",
-		title: "Scans pay atomic operations per key in the index walk, and copies per value read from disk.",
-		text: "Runs before 2026-12-04 (the tables of 2026-11-24 among them) kept only values of at most 64 bytes in the index, so a scan of 100 B values looked each value up in the value cache, a sharded hash map (`ValueCache::get`, 26% of a scan's CPU), and Go copied each batch out with `C.GoBytes`. Since then values up to 128 bytes live in the index version (the default `inline_threshold`), the walk lends versions instead of cloning them, the iterator fetches a chunk's values that are not in the index together (cache hits, then one read per run of nearby records in segment and offset order), and Go reads the batch in place: measured as CPU time per scan in `docs/performance/engines.md`, the 100 B scan costs 2.35 times less, and still 4.5 times bbolt's and 6 times BuntDB's. " +
-			"What is left at 100 B (profile in engines.md): four atomic read-modify-writes per key in the index walk (the per-key version lock taken and released, the skiplist node's reference count, the inline value's `Arc` count) and their cache misses, 40% of a scan, plus 16% stepping the skiplist's reference-counted range. At 4 KiB, where the store is several times the 64 MiB cache, each value read is copied from the page cache into a fresh zeroed buffer, checksummed, copied into its own allocation and again into the batch, and inserted into a full cache that evicts another. " +
-			"bbolt walks leaf pages of its memory map and hands out views into them; BuntDB walks its in-heap B-tree and hands out the strings it holds; Pebble decodes sstable blocks from its block cache. None takes a lock per item, and bbolt and BuntDB copy nothing. " +
-			"Directions: walk the skiplist under one epoch guard per chunk without reference counts, read version lists without a lock; read runs into a buffer the iterator keeps and lend values from it, keep scan reads out of the cache, map sealed segments.",
+		title: "Prefix scans: atomic operations per key in the index walk at 100 B; reads, copies and value-cache churn per value at 1 KiB and 4 KiB.",
+		text: profiled +
+			"**1M × 100 B** (values inline in the index): 63% of the samples are the scan itself and 36% the background hint builder (next reasons). Of the scan's own samples, `Index::range_from` takes 23%, and two thirds of those land on three atomic read-modify-writes per key (`perf annotate`: the version lock's `lock cmpxchg` and `lock xadd`, and a `lock incq` on the inline value's `Arc`, which `Iter::refill` clones into the chunk); the skiplist's reference-counted walk takes 24% more (`RefEntry::next` 13%, `RefRange::next` 7%, `Entry` drop 4%); Go's `rustIterator.Next` 9%, `Iter::next_with` 8%, key compares 6%. " +
+			"**1M × 1 KiB** (1 GiB of values beside a 64 MiB value cache): the value cache is a third of the scan, as every value read from a segment is inserted and evicts another (`make_room` 9%, `Ghost::insert` 8%, `ValueCache::insert` 7%, `get` 4%); `Iter::refill` 12%, the kernel's copy out of the page cache (`_copy_to_iter`) 9%, zeroing read buffers (`memset`) 3%, CRC32C 5%. " +
+			"**100k × 4 KiB**: the copy out of the page cache 19%, `Iter::refill` 11%, `memmove` 11%, CRC32C 9%, `memset` 6%, the value cache 14%. " +
+			"bbolt hands out views into leaf pages of its memory map, BuntDB the strings its B-tree holds, Pebble decodes blocks already in its block cache: none takes a lock or a reference count per item, none checksums per value, and bbolt and BuntDB copy nothing. " +
+			"What it would take: walk the skiplist under one epoch guard per chunk with no per-node reference count, read a key's newest version without its lock, and lend inline values instead of cloning their `Arc` (the 100 B scan); keep scan reads out of the value cache, read runs of records into a buffer the iterator keeps (no zeroing, no second copy), and check each record's CRC once per read rather than per value (1 KiB, 4 KiB); or map sealed segments and lend views, as bbolt does.",
 		match: func(l loss) bool { return l.w.kind == scanPrefix },
 	},
 	{
-		id:    "get-large",
-		title: "A 4 KiB get crosses into Rust twice and copies the value; BuntDB copies nothing.",
-		text: "`storage.RustEngine.Get` reads into a 512-byte stack buffer first. A larger value answers `BUFFER_TOO_SMALL` with its size, and a second call (a second index search and cache probe) copies it into a fresh allocation: every 4 KiB get is two cgo calls, two lookups and a 4 KiB copy. " +
-			"BuntDB's `Get` returns the very string it stores; bbolt finds the value in its memory map after a short B+tree descent (the adapter copies it out, as bbolt's slices die with the transaction). The mixed rows at 4 KiB lose on their gets: MantisDB's 4 KiB puts are faster than BuntDB's and bbolt's (the random put row). " +
-			"Direction: one call that returns any value, e.g. a library-allocated buffer handed to Go and freed once copied, or a size kept beside the key in the index so Go allocates once.",
-		match: func(l loss) bool {
-			return l.set.Sync == "never" && l.set.ValueSize > mantisGetStackBuf && (readHeavy(l.w) || l.w.kind == mixed)
-		},
-	},
-	{
-		id:    "get-small",
-		title: "A point get chases pointers down a skiplist and crosses cgo; B-trees touch a few nodes.",
-		text: "A MantisDB get is a crossbeam skiplist search, about log2(n) levels of pointer chasing where each hop is a likely cache miss once the index outgrows the CPU caches, then a value-cache probe (100 B values are above the 64 B inline threshold) and a cgo call. In a profile of MantisDB alone doing get-cold at 100k × 100 B, the skiplist search (`try_pin_loop`, `memcmp`) took 51% of the CPU and the cache probe 17%; Go then allocates the returned string. " +
-			"bbolt binary-searches three or four B+tree pages of its memory map and BuntDB three or four nodes of a B-tree in the Go heap, without a language crossing. " +
-			"Directions: a cache-friendlier ordered index (B+tree or adaptive radix tree), or a hash index beside the ordered one for point gets; inline small values so a hit needs no second lookup.",
+		id:    "get",
+		title: "Point gets without fsync: the skiplist search is most of a 100 B get; a 1 KiB or 4 KiB get also reads the value from the page cache and allocates it in Go.",
+		text: profiled +
+			"**100 B**, values inline in the index, one cgo call per get: in get-cold at 1M keys the skiplist search (`SkipList::search_bound`) takes 51% of the Go threads' samples and its key compares (`memcmp`) 13%; in get-hot 54% and 15% (the background hint builder took 43% of that profile's samples, next reason). That is pointer chasing down about 20 levels of a 1M-key skiplist, a likely cache miss per hop; bbolt binary-searches three or four B+tree pages of its memory map and BuntDB three or four nodes of an in-heap B-tree, without a language crossing. " +
+			"**1 KiB** (1M keys, get-cold): search 29% and `memcmp` 6%, the `pread` of each value out of the page cache 19% (`_copy_to_iter`, `filemap_read`, `filemap_get_read_batch`, `xas_load`), the value cache 10% (`make_room` 5%, `get` 3%, `Ghost::insert` 2%) and Go's garbage collector scanning for the values it returned 3% or more. " +
+			"**4 KiB** (100k keys): search 15%, the read out of the page cache 16%, the value cache 7%, Go's collector 7%. BuntDB returns the string it stores; bbolt a view into its map (the adapter copies it out). " +
+			"What it would take: a hash index beside the ordered one for point gets, or an ordered index that touches fewer cache lines (a B+tree or an adaptive radix tree); for values above the inline threshold, a read path that does not go through a syscall per value (sealed segments mapped into memory) and a value cache that does not evict on every miss of a data set 16 times its size.",
 		match: func(l loss) bool { return l.set.Sync == "never" && readHeavy(l.w) },
 	},
 	{
-		id:    "group-commit",
-		title: "Many synced writers: every MantisDB writer waits as an OS thread blocked in Rust; Pebble's wait as goroutines.",
-		text: "Both engines share one fdatasync among the writers that queue behind it. In MantisDB each waiting writer is a goroutine inside a cgo call, parked on a Rust condition variable, so it holds an OS thread; every sync wakes each waiter's thread, which must then get a CPU and re-acquire a Go P before it can continue. Pebble parks waiting goroutines in the Go scheduler and one goroutine syncs. " +
-			"Measured alone on this machine (mixed 50/50, 64 goroutines, 100k keys × 100 B, `perf stat`): MantisDB made 1.5 context switches per operation and used 18 µs of CPU per operation; Pebble 0.15 and 7 µs. On two cores that CPU is throughput. Pebble's cheaper syncs (next reason) also shorten each group. " +
-			"Directions: wait for durability on the Go side (a Go channel or futex per group, the cgo call returning at once with a sequence to wait for), or hand the sync to one thread and wake a group with one call.",
-		match: func(l loss) bool { return l.set.Sync == "always" && l.w.threads > 1 },
-	},
-	{
-		id:    "sync-append",
-		title: "Synced writes: MantisDB appends to a growing file; Pebble, Badger and bbolt write into space that already exists.",
-		text: "Under `always`, a commit is acknowledged after fdatasync. MantisDB appends every record to the end of its segment, so each fdatasync must also commit the file's new size (and, at 4 KiB, a newly allocated block) through the ext4 journal. Pebble recycles old WAL files (`ReuseForWrite`), Badger writes its WAL into preallocated memory-mapped files, and bbolt overwrites pages of a file it grows in large steps: their syncs flush data only. " +
-			"On this machine, writing and fdatasyncing 4 KiB at a time was 1.5–3× faster into preallocated space than at the end of a growing file, and 100 B at a time 0.8–1.5× (three paired trials each, same disk, same hour). With one writer nothing hides this cost; with 8 or 64 writers group commit shares it. " +
-			"These cells are also the noisiest: the disk is shared, and its sync latency drifted by up to 4× between the rounds of a single cell (see `rounds` in `bench/peers/results.json`). " +
-			"Direction: preallocate segment files and overwrite zeroed space (or recycle retired segments), syncing the size only when a segment is sealed.",
-		match: func(l loss) bool {
-			return l.set.Sync == "always" && slices.Contains([]string{"pebble", "badger", "bbolt"}, l.peer)
-		},
-	},
-	{
-		id:    "sync-buntdb",
-		title: "Synced writes against BuntDB: both append and sync per commit; the difference is the disk's drift and MantisDB's heavier commit.",
-		text: "BuntDB writes each commit to the end of its append-only file and fsyncs it, as MantisDB does, so the file-growth cost above applies to both. What is left is, likely, MantisDB's longer commit path (not profiled separately): the record is framed and checksummed, inserted into the skiplist index and the value cache, and made visible only once durable. BuntDB sets a key in a B-tree and writes a line. " +
-			"With one writer every microsecond of that path adds to each sync; the drift of the shared disk between rounds (up to 4× within a cell) is of the same order as these ratios, so a single run does not rank the two reliably. With 8 or 64 writers BuntDB's exclusive lock serializes every sync and MantisDB's group commit wins every cell.",
-		match: func(l loss) bool { return l.set.Sync == "always" && l.peer == "buntdb" },
-	},
-	{
 		id:    "write-cpu",
-		title: "Writes without fsync: MantisDB does more work per put than an LSM memtable, and its compaction competes for the two cores.",
-		text: "Every MantisDB put inserts a node into the skiplist index, which holds every key for the life of the database, and copies the value into the write-through value cache; and each sealed 64 MiB segment gets a hint file, built in the background from the whole segment read into memory. In a profile of MantisDB alone doing put-seq at 1M × 100 B, the kernel zero-filling fresh memory took 26% of the CPU (`clear_page_erms`; much of it for the hint writer's buffers: `write_pending_hints`, rkyv `AlignedVec` growth), CRC32C 9%, the value cache 15% (`ValueCache::insert`, `make_room`, `Ghost::insert`) and the skiplist insert about 7%. Pebble appends into a 4 MiB arena memtable that it flushes and reuses. " +
-			"With 4 KiB values overwritten at random, MantisDB's compaction rewrites segments in the background: it reads each 64 MiB segment whole into a fresh buffer (page faults and zeroing, 17% of a batch-100 profile) and re-checksums every record (CRC32C, 11%), CPU that on two cores is taken from the foreground writer. " +
-			"Directions: stream compaction and hint building through a reused buffer (or write hints as segments fill); fill the cache on reads only; allocate index nodes from an arena.",
+		title: "Writes without fsync: each put searches a skiplist of every key, and the background hint builder spends its time in the kernel zeroing fresh memory, on the same two cores.",
+		text: profiled +
+			"**put-rand, 1M × 100 B**: the Go threads take 55% of the samples, the background thread 43%. In the foreground the skiplist search of the insert (`search_bound`) is 22 points and CRC32C 5. The background thread was writing hint files for the segments the fill had just sealed: 35 of its 43 points are the kernel zero-filling new pages (`clear_page_erms`), and a call graph (`perf record -g`) puts them under `rkyv` `AlignedVec::do_reserve` and `resolve_aligned`, i.e. the hint's serialization buffer growing by reallocation into fresh transparent huge pages (each first touch zeroes 2 MiB), after the whole 64 MiB segment was read into a new buffer (`Segment::read_all`) and a key and a value vector allocated per entry (`entries_from_frames`). " +
+			"**put-seq, 1M × 100 B**: the hint builder again 35% (26 points of page zeroing); in the foreground, page zeroing for new index memory 11, CRC32C 6, the skiplist insert and search about 11. " +
+			"**batch-100, 100k × 4 KiB**: the background thread (compaction of overwritten segments) takes 46%: page zeroing 12, CRC32C 8, copying into and out of the page cache 12, `memset` 3; the foreground's largest item is the copy of the batch into the page cache (16). " +
+			"Pebble appends to a 4 MiB arena memtable that stays in the CPU caches and is flushed and reused; BuntDB sets a key in an in-heap B-tree. On two shared cores the background thread's CPU is taken from the writer. " +
+			"What it would take: build hints as segments fill, or stream them through a buffer kept between segments (no whole-segment read, no per-entry allocation, no growing serialization buffer); compact through a reused buffer and check each record once; an index whose insert touches fewer cache lines.",
 		match: func(l loss) bool { return l.set.Sync == "never" },
+	},
+	{
+		id:    "sync-single",
+		title: "One synced writer: every engine makes one write and one sync per commit, so these cells are decided by the shared disk's sync latency at the moment.",
+		text: profiled +
+			"Counted with `perf stat` over the measured rounds of put-rand at 1M × 100 B, `always`: MantisDB made one `pwrite64` and one `fdatasync` per put (1,952 of each for 1,952 puts; its segments are preallocated and zeroed ahead, so the sync flushes data only), Pebble one `write` and 0.9 `fdatasync` (6,585 and 6,552 for 7,312), BuntDB one `write` and one `fsync`. A Go CPU profile of MantisDB's round: 95% of the wall time waiting for the sync (`mantis_commit_wait`). " +
+			"The same cell rerun with MantisDB, Pebble and BuntDB interleaved (5 rounds of 10 s, under `strace -T`): MantisDB 1,431 puts/s, Pebble 1,078, BuntDB 1,031, and the syncs took the same time: MantisDB's `fdatasync` median 0.14 ms (90th percentile 0.65), Pebble's 0.14 (0.66), BuntDB's `fsync` 0.22 (1.44). Between the run's rounds the disk's sync latency drifted by more than ten times (2.6 ms per sync in one measurement, 0.14 ms in another, the same hour), which is why most of these cells carry `≈`: their paired rounds disagree. " +
+			"What it would take to win them reliably: fewer syncs than commits for one writer is not possible at this durability, so the cost left to cut is the CPU around each sync (the cgo crossing, the wake-up of the waiting goroutine) and, on this shared machine, a longer run with more rounds per cell.",
+		match: func(l loss) bool { return l.set.Sync == "always" && l.w.threads == 1 },
+	},
+	{
+		id:    "group-commit",
+		title: "Many synced writers: group commit shares the sync, and then the skiplist, the copies into the page cache and the hint builder are the cost.",
+		text: profiled +
+			"mixed 50/50 with 64 goroutines at 1M × 100 B, `always`: the Go threads take 64% of the samples and the background hint builder 36% (page zeroing 20, writing the hint into the page cache 11). In the foreground: the skiplist search 17, context switches (`finish_task_switch`) 9, the virtio disk notification (`iowrite16`) 3, CRC32C 2. Writers wait for durability as goroutines (`mantis_commit_wait` is called by one goroutine per sync), so waiting no longer holds an OS thread per writer. " +
+			"What it would take: the hint builder's and the index's costs above (the first two reasons); with them gone, the sync is shared as Pebble's is.",
+		match: func(l loss) bool { return l.set.Sync == "always" && l.w.threads > 1 },
 	},
 }
 
