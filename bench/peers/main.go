@@ -403,10 +403,33 @@ func versions() map[string]string {
 	if b, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
 		out["github.com/mantisdb/mantisdb"] = "commit " + strings.TrimSpace(string(b))
 	}
+	if c := productCommit("HEAD"); c != "" {
+		out[productKey] = c
+	}
 	if storage.RustAvailable {
 		out[rustLibKey] = rustLibVersion()
 	}
 	return out
+}
+
+// productKey names, in Run.Versions, the last commit that changed the
+// product measured: anything outside bench/, docs/ and the Makefile. A run
+// from a branch that only changes the benchmark names the main-line commit
+// whose engine it measured.
+const productKey = "product code"
+
+// productCommit is the short hash of the last commit at or before rev that
+// changed a file outside bench/, docs/ and the Makefile, or "".
+func productCommit(rev string) string {
+	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return ""
+	}
+	b, err := exec.Command("git", "-C", strings.TrimSpace(string(top)), "log", "-1", "--format=%h", rev, "--", ".", ":(exclude)bench", ":(exclude)docs", ":(exclude)Makefile").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // rustLibKey names, in Run.Versions, the static library the run linked.
@@ -453,6 +476,15 @@ func readRun(path string) (*Run, error) {
 	var run Run
 	if err := json.Unmarshal(b, &run); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	// Runs made before productKey was recorded: derived from the commit
+	// they name (git log of that commit, not of the checkout).
+	if _, ok := run.Versions[productKey]; !ok && run.Versions != nil {
+		if c, ok := strings.CutPrefix(run.Versions["github.com/mantisdb/mantisdb"], "commit "); ok && !strings.HasSuffix(c, "-dirty") {
+			if p := productCommit(c); p != "" {
+				run.Versions[productKey] = p
+			}
+		}
 	}
 	return &run, nil
 }

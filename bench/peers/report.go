@@ -79,6 +79,9 @@ func renderDoc(run *Run) string {
 	p("| engine | version | `never` | `always` |\n|---|---|---|---|\n")
 	for _, e := range engines() {
 		v := run.Versions[e.Module]
+		if pc, ok := run.Versions[productKey]; ok && e.Module == "github.com/mantisdb/mantisdb" {
+			v += " (product code as of " + pc + ")"
+		}
 		if lib, ok := run.Versions[rustLibKey]; ok && e.Name == rustName {
 			v += "; rust-core library " + lib
 		}
