@@ -120,7 +120,7 @@ bench-rust: ## Criterion benchmarks of the core beside raw SkipMap, moka and qui
 bench: build-rust-core ## Go benchmarks: both engines side by side, and the price of the Go/Rust crossing
 	$(GO) test -tags rust -run x -bench 'Engines|Crossing' -benchmem ./storage/
 
-bench-peers: build-rust-core ## MantisDB beside Badger, Pebble, bbolt, BuntDB (own module): 1M x 100 B, 100k x 4 KiB, 1M x 1 KiB; rewrites docs/performance/peers.md (~40 min)
+bench-peers: build-rust-core ## MantisDB beside Badger, Pebble, bbolt, BuntDB (own module): 1M x 100 B, 100k x 4 KiB, 1M x 1 KiB; rewrites docs/performance/peers.md (~45 min)
 	cd bench/peers && $(GO) run -tags rust . -keys 1000000,100000,1000000 -values 100,4096,1024 -json results.json -doc ../../docs/performance/peers.md
 
 bench-resp: build-rust ## redis-benchmark vs redis-server side by side, alternating rounds (ROUNDS=3), server CPU beside each figure, wrk over HTTP; ~10 min

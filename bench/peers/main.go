@@ -134,6 +134,7 @@ func parseFlags(args []string) (options, error) {
 	report := fs.String("report", "", "do not run: render the doc from this JSON file of an earlier run")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of each measured cell's rounds to PREFIX-<keys>x<bytes>-<sync>-<workload>.pprof (use with -engines mantisdb and -workloads)")
 	perfCtl := fs.String("perf-ctl", "", "write enable/disable to this FIFO around each measured cell's rounds, for perf record --control fifo:FIFO -D -1")
+	profileOnly := fs.String("profile-only", "", "profile only these workloads (comma separated; default every workload run), so earlier ones set the store up as in a full run")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -159,6 +160,12 @@ func parseFlags(args []string) (options, error) {
 		jsonOut:    *jsonOut,
 		report:     *report,
 		prof:       profiler{cpuPrefix: *cpuProfile, perfCtl: *perfCtl},
+	}
+	if *profileOnly != "" {
+		o.prof.only = map[string]bool{}
+		for _, w := range strings.Split(*profileOnly, ",") {
+			o.prof.only[w] = true
+		}
 	}
 	var err error
 	if o.values, err = intList(*values); err != nil {
@@ -313,7 +320,7 @@ func runSet(engs []Engine, d *dataset, syncName string, o options, progress io.W
 				runs[c] = c.r.start(w, uint64(wi+1))
 			}
 			order := live()
-			stop, err := o.prof.start(fmt.Sprintf("%dx%d-%s-%s", d.n, d.valueSize, syncName, w.Name))
+			stop, err := o.prof.start(w.Name, fmt.Sprintf("%dx%d-%s-%s", d.n, d.valueSize, syncName, w.Name))
 			if err != nil {
 				fmt.Fprintf(progress, "profile: %v\n", err)
 			}

@@ -18,12 +18,17 @@ type profiler struct {
 	// perfCtl, when set, is a FIFO that perf record --control reads:
 	// "enable" is written before the rounds and "disable" after.
 	perfCtl string
+	// only, when set, limits profiling to these workloads.
+	only map[string]bool
 }
 
-// start begins profiling the cell called name and returns the function
-// that ends it.
-func (p profiler) start(name string) (func() error, error) {
+// start begins profiling the cell of workload w called name and returns
+// the function that ends it.
+func (p profiler) start(w, name string) (func() error, error) {
 	var stops []func() error
+	if p.only != nil && !p.only[w] {
+		return func() error { return nil }, nil
+	}
 	stop := func() error {
 		var errs []error
 		for _, f := range stops {
