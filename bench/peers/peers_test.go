@@ -157,3 +157,36 @@ func (w testLog) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(b), "\n"))
 	return len(b), nil
 }
+
+// TestEveryLossHasAReason makes sure that, whatever cell a run loses (any
+// workload, durability and value size of the command's defaults), the doc
+// gives it a reason from analysis.go rather than listing it as unexplained.
+func TestEveryLossHasAReason(t *testing.T) {
+	o, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.values) != 3 {
+		t.Fatalf("default sizes %v, want three", o.values)
+	}
+	for i, v := range o.values {
+		for _, sync := range []string{"never", "always"} {
+			for _, w := range workloads {
+				if sync == "always" && !w.Writes {
+					continue
+				}
+				l := loss{set: SetResult{Keys: o.keys[i], ValueSize: v, Sync: sync}, w: w, peer: "pebble", ratio: 0.5}
+				if id := explain(l); id == unexplained {
+					t.Errorf("%s at %d B, %s: no reason", w.Name, v, sync)
+				} else if explanationText(id) == "" || explanationTitle(id) == "" {
+					t.Errorf("%s: reason %q has no text", w.Name, id)
+				}
+			}
+		}
+	}
+	// And the doc renders an unexplained cell as such, so a new kind of
+	// loss cannot hide.
+	if got := explanationTitle(unexplained); got != "Not yet explained." {
+		t.Errorf("unexplained title %q", got)
+	}
+}

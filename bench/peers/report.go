@@ -246,13 +246,20 @@ func renderLosses(b *strings.Builder, run *Run) {
 	}
 	p("The goal is MantisDB ahead of every peer in every cell at equal durability. It is not there yet: %d cells are lost. Each is listed with the likely reason; reasons are grouped.\n", len(losses))
 	groups := map[string][]loss{}
-	var order []string
 	for _, l := range losses {
 		id := explain(l)
-		if _, ok := groups[id]; !ok {
-			order = append(order, id)
-		}
 		groups[id] = append(groups[id], l)
+	}
+	// In the order of analysis.go, whose texts refer to one another by
+	// title; cells no explanation matches last.
+	var order []string
+	for _, e := range explanations {
+		if len(groups[e.id]) > 0 {
+			order = append(order, e.id)
+		}
+	}
+	if len(groups[unexplained]) > 0 {
+		order = append(order, unexplained)
 	}
 	for _, id := range order {
 		p("\n**%s** %s\n\n", explanationTitle(id), explanationText(id))
