@@ -374,8 +374,26 @@ func (e *RustEngine) Write(_ context.Context, ops []BatchOp) error {
 	if err := e.checkOps(ops); err != nil {
 		return err
 	}
-	return e.writeBatch(encodeOps(ops), len(ops))
+	bp := batchBufs.Get().(*[]byte)
+	buf := appendOps((*bp)[:0], ops)
+	err := e.writeBatch(buf, len(ops))
+	// The library has copied the batch by the time writeBatch returns
+	// (mantis_write_batch_begin keeps no pointer), so buf is free.
+	if cap(buf) <= maxPooledBatch {
+		*bp = buf[:0]
+		batchBufs.Put(bp)
+	}
+	return err
 }
+
+// batchBufs recycles the buffers Write encodes batches into: without it a
+// batch allocates its encoded size on every call (100 KiB for 100 values
+// of 1 KiB), zeroed by the allocator and then garbage for the collector.
+var batchBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBatch bounds the buffers batchBufs keeps, so that a rare huge
+// batch does not stay allocated.
+const maxPooledBatch = 1 << 20
 
 // BatchPut implements StorageEngine.
 func (e *RustEngine) BatchPut(ctx context.Context, kvs map[string]string) error {

@@ -10,6 +10,7 @@ import "C"
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -34,11 +35,17 @@ const (
 
 // encodeOps encodes ops in the format of mantis_write_batch.
 func encodeOps(ops []BatchOp) []byte {
+	return appendOps(nil, ops)
+}
+
+// appendOps appends ops, in the format of mantis_write_batch, to buf,
+// growing it once to the encoded size.
+func appendOps(buf []byte, ops []BatchOp) []byte {
 	size := 0
 	for _, op := range ops {
 		size += batchOpHeaderLen + len(op.Key) + len(op.Value)
 	}
-	buf := make([]byte, 0, size)
+	buf = slices.Grow(buf, size)
 	for _, op := range ops {
 		switch {
 		case op.Kind == OpDelete:
