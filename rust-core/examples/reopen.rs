@@ -1,5 +1,7 @@
-//! Measures reopening a database of KEYS keys (16-byte keys, 100-byte
-//! values, written in batches of 1,000 and closed so every segment has a
+//! Measures reopening a database of KEYS keys (16-byte keys, which the
+//! index keeps inline, 100-byte values, written in batches of 1,000 in key
+//! order or, with ORDER `random`, in a shuffled order, so each hint file
+//! lists keys from all over the key space; closed so every segment has a
 //! hint file), in ROUNDS interleaved rounds of:
 //!
 //! - `full_replay`: every hint file removed, every segment decoded (and its
@@ -14,17 +16,20 @@
 //! whatever the machine's load; wall time is what a restart waits.
 //!
 //! ```sh
-//! cargo run --release --example reopen [DIR [ROUNDS [KEYS [ONLY]]]]
+//! cargo run --release --example reopen [DIR [ROUNDS [KEYS [ONLY [ORDER]]]]]
 //! ```
 //!
-//! ONLY, when given, runs only the cases whose name contains it (for a
-//! profile of one path).
+//! ONLY, when given (and not empty), runs only the cases whose name
+//! contains it (for a profile of one path). ORDER is `sequential` (the
+//! default) or `random`.
 
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mantisdb_core::{Db, Options, SyncPolicy, WriteBatch};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
 
 fn cpu_time() -> Duration {
     // SAFETY: getrusage writes one `rusage` into the zeroed struct we own.
@@ -76,12 +81,19 @@ fn main() {
     let rounds: usize = args.get(2).map_or(7, |s| s.parse().expect("ROUNDS"));
     let n: u64 = args.get(3).map_or(1_000_000, |s| s.parse().expect("KEYS"));
     let only = args.get(4).map_or("", String::as_str);
+    let order = args.get(5).map_or("sequential", String::as_str);
+    let mut ids: Vec<u64> = (0..n).collect();
+    match order {
+        "sequential" => {}
+        "random" => ids.shuffle(&mut rand::rngs::StdRng::seed_from_u64(1)),
+        other => panic!("ORDER must be sequential or random, not {other}"),
+    }
     let tmp = tempfile::tempdir_in(parent).expect("creating a temporary directory");
     let dir = tmp.path();
     {
         let db = Db::open(dir, opts(true, 0)).unwrap();
         let mut b = WriteBatch::new();
-        for i in 0..n {
+        for &i in &ids {
             b.put(key(i).to_vec(), [7u8; 100].to_vec());
             if b.len() == 1000 {
                 db.write(&b).unwrap();
@@ -94,7 +106,7 @@ fn main() {
     }
     let saved = hints(dir);
     println!(
-        "{n} keys, {} hinted segments, {} cores",
+        "{n} keys written in {order} order, {} hinted segments, {} cores",
         saved.len(),
         std::thread::available_parallelism().map_or(1, |c| c.get())
     );

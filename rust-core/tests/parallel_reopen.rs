@@ -12,7 +12,8 @@
 //!
 //! and require every key's value, sequence number and expiry, the key
 //! count, the live and dead byte totals and the last sequence number to be
-//! identical, and equal to a model of what was committed.
+//! identical, and equal to a model of what was committed; and the same
+//! when some hint files are damaged (their segments are read instead).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -264,5 +265,61 @@ fn parallel_hint_load_is_the_same_every_time() {
     for round in 0..5 {
         let (st, _) = reopen(src.path(), true, 3);
         assert_same(&st, &first, &format!("round {round}"));
+    }
+}
+
+/// Damaged hint files (a flipped byte, a cut file) are reported and their
+/// segments read instead, while the other segments still come from their
+/// hints in key order: the result is the full replay's, and the hints are
+/// written again, so the next open uses them all.
+#[test]
+fn damaged_hints_fall_back_to_their_segments() {
+    let src = tempfile::tempdir().unwrap();
+    build(src.path(), 7);
+    let (replayed, _) = reopen(src.path(), false, 1);
+    let mut hints: Vec<_> = fs::read_dir(src.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "hint"))
+        .collect();
+    hints.sort();
+    assert!(hints.len() >= 8);
+    for threads in [1, 2, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(src.path(), dir.path(), true);
+        // One in the middle flipped, the last one cut short.
+        let flipped = dir.path().join(hints[hints.len() / 2].file_name().unwrap());
+        let mut b = fs::read(&flipped).unwrap();
+        let at = b.len() / 2;
+        b[at] ^= 0x20;
+        fs::write(&flipped, &b).unwrap();
+        let cut = dir.path().join(hints[hints.len() - 1].file_name().unwrap());
+        let b = fs::read(&cut).unwrap();
+        fs::write(&cut, &b[..b.len() - 10]).unwrap();
+        let db = Db::open(dir.path(), opts(threads)).unwrap();
+        let report = db.recovery_report().clone();
+        assert_eq!(report.hinted_segments, hints.len() as u64 - 2, "{threads} threads");
+        assert_eq!(report.bad_hints.len(), 2, "{:?}", report.bad_hints);
+        for damaged in [&flipped, &cut] {
+            let name = damaged.display().to_string();
+            assert!(
+                report.bad_hints.iter().any(|h| h.starts_with(&name)),
+                "{name} not reported: {:?}",
+                report.bad_hints
+            );
+        }
+        assert_same(
+            &state(&db),
+            &replayed,
+            &format!("{threads} threads, two hints damaged vs full replay"),
+        );
+        db.close().unwrap();
+        drop(db);
+        let db = Db::open(dir.path(), opts(threads)).unwrap();
+        let report = db.recovery_report().clone();
+        assert!(report.bad_hints.is_empty(), "{:?}", report.bad_hints);
+        assert_eq!(report.hinted_segments, hints.len() as u64);
+        assert_same(&state(&db), &replayed, &format!("{threads} threads, hints rewritten"));
+        db.close().unwrap();
     }
 }

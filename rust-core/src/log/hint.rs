@@ -222,6 +222,11 @@ fn check_body(body: AlignedVec, crc: u32, id: u32, segment_len: u64) -> std::res
 pub struct ValidHint(AlignedVec);
 
 impl ValidHint {
+    /// Size of the archived body in bytes (what holding it costs).
+    pub fn size(&self) -> usize {
+        self.0.len()
+    }
+
     /// The archived body, read in place.
     pub fn body(&self) -> &ArchivedHintBody {
         // SAFETY: a ValidHint is only built by `check_body`, right after

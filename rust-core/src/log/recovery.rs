@@ -45,7 +45,7 @@ use super::SegmentSet;
 use crate::accounting::{charge, op_log_bytes};
 use crate::compaction;
 use crate::error::{Error, Result};
-use crate::index::{Index, ValueRef, Version};
+use crate::index::{Index, InsertEffect, ValueRef, Version};
 use crate::options::Options;
 use crate::stats::Counters;
 use crate::vfs::{self, FileSystem, OpenMode};
@@ -138,30 +138,44 @@ pub struct ReplayOptions {
     pub hint_inline: usize,
     /// Threads that read, check and apply hint files (1: the calling thread alone).
     pub threads: usize,
+    /// Hint bytes read before the entries read so far are applied (and
+    /// dropped): bounds the memory held; [`HINT_BATCH_BYTES`] at open.
+    pub batch_bytes: usize,
 }
 
-/// Hint entries one task applies: a hint is split into tasks of this many
-/// entries so that threads share a large segment's entries.
-const HINT_TASK_ENTRIES: usize = 16 * 1024;
+/// Hint bytes held at once while the index is built from them: hints are
+/// read until their archives reach this size, then applied together (in key
+/// order), then dropped. 1M keys with 100-byte values take about 190 MB of
+/// hints, so such a database is applied in one batch.
+pub const HINT_BATCH_BYTES: usize = 256 << 20;
+
+/// Keys applied between two re-pins of a recovery thread's epoch guard.
+const REPIN_EVERY: usize = 16 * 1024;
 
 /// Chunk in which a hinted segment is read for its checksum.
 const VERIFY_CHUNK: usize = 1 << 20;
 
-/// Replays every segment in `dir`, calling `apply` for each op with the
-/// per-thread state `L` of the thread that applies it; returns what was
-/// recovered and every thread's state.
+/// Replays every segment in `dir`, calling `apply` with ops of one key
+/// and the per-thread state `L` of the thread that applies them; returns
+/// what was recovered and every thread's state.
 ///
-/// Closed segments with a usable hint file are read, checked and applied
-/// first, `ro.threads` at a time, their entries shared among the threads,
-/// so `apply` sees ops of different segments in no particular order and
-/// from several threads at once: it must give the same result in any
-/// order (the index keeps each key's highest sequence number). Then the
-/// other segments are decoded in id order on the calling thread.
+/// Closed segments with a usable hint file are read and checked first,
+/// `ro.threads` at a time, and applied in batches: a batch's entries are
+/// sorted by key on `ro.threads` threads, the key space is cut into as many
+/// ranges, and each thread applies one range in key order, handing `apply`
+/// all the batch's ops of a key at once, oldest first (by sequence number,
+/// then segment id, then place in the segment: the order a full replay
+/// applies them in). Inserting in key order keeps each insert's search path
+/// in cache, and threads never touch the same key. Keys of different
+/// batches and segments are not ordered against each other, so `apply`
+/// must give the same result in any order (the index keeps each key's
+/// highest sequence number). Then the other segments are decoded in id
+/// order on the calling thread, one op per call.
 pub fn replay<L: Default + Send>(
     fs: &dyn FileSystem,
     dir: &Path,
     ro: ReplayOptions,
-    apply: impl Fn(&ReplayOp<'_>, &mut L) + Sync,
+    apply: impl Fn(&[ReplayOp<'_>], &mut L) + Sync,
 ) -> Result<(Recovered, Vec<L>)> {
     let mut out = Recovered::default();
     remove_temp_files(fs, dir)?;
@@ -187,16 +201,21 @@ pub fn replay<L: Default + Send>(
     let closed: Vec<u32> = ids.iter().copied().filter(|&id| Some(id) != active).collect();
     let mut hinted: HashMap<u32, u64> = HashMap::new();
     let mut unhinted_why: HashMap<u32, String> = HashMap::new();
-    for wave in closed.chunks(threads) {
+    // Hints are gathered into batches of up to HINT_BATCH_BYTES, and each
+    // batch is applied in key order (see `apply_sorted`).
+    let mut batch: Vec<(u32, ValidHint)> = Vec::new();
+    let mut batch_bytes = 0;
+    let waves: Vec<&[u32]> = closed.chunks(threads).collect();
+    for (w, wave) in waves.iter().enumerate() {
         let loaded = run_tasks(threads, wave.len(), &mut locals, |i, _| {
             load_hint(fs, dir, wave[i], ro.verify)
         });
-        let mut hints = Vec::with_capacity(wave.len());
         for (&id, l) in wave.iter().zip(loaded) {
             match l? {
                 (len, Ok(h)) => {
                     hinted.insert(id, len);
-                    hints.push((id, h));
+                    batch_bytes += h.size();
+                    batch.push((id, h));
                 }
                 (_, Err(why)) => {
                     if let Some(why) = why {
@@ -205,44 +224,12 @@ pub fn replay<L: Default + Send>(
                 }
             }
         }
-        let tasks: Vec<(usize, std::ops::Range<usize>)> = hints
-            .iter()
-            .enumerate()
-            .flat_map(|(h, (_, hint))| {
-                let n = hint.body().entries.len();
-                (0..n)
-                    .step_by(HINT_TASK_ENTRIES)
-                    .map(move |at| (h, at..(at + HINT_TASK_ENTRIES).min(n)))
-            })
-            .collect();
-        let maxima = run_tasks(threads, tasks.len(), &mut locals, |t, local| {
-            let (h, range) = &tasks[t];
-            let (id, hint) = &hints[*h];
-            // One epoch pin for the task: the index's own pin per insert
-            // then only counts a nested guard instead of fencing.
-            let _pin = crossbeam_epoch::pin();
-            let mut max_seq = 0;
-            for e in &hint.body().entries[range.clone()] {
-                let seq = e.seq.to_native();
-                max_seq = max_seq.max(seq);
-                apply(
-                    &ReplayOp {
-                        segment: *id,
-                        seq,
-                        kind: if e.delete { OpKind::Delete } else { OpKind::Put },
-                        key: e.key.as_slice(),
-                        value: e.value.as_ref().map(|v| v.as_slice()),
-                        val_len: e.val_len.to_native(),
-                        expires_at: e.expires_at.to_native(),
-                        kv_offset: e.kv_offset.to_native(),
-                        kv_crc: e.kv_crc.to_native(),
-                    },
-                    local,
-                );
-            }
-            max_seq
-        });
-        out.last_seq = maxima.into_iter().fold(out.last_seq, u64::max);
+        if !batch.is_empty() && (batch_bytes >= ro.batch_bytes || w + 1 == waves.len()) {
+            let max_seq = apply_sorted(&batch, threads, &mut locals, &apply);
+            out.last_seq = out.last_seq.max(max_seq);
+            batch.clear();
+            batch_bytes = 0;
+        }
     }
     for id in ids {
         let header = headers[&id];
@@ -272,7 +259,7 @@ pub fn replay<L: Default + Send>(
             is_active,
             ro.repair,
             &mut out,
-            &mut |op: &ReplayOp<'_>| apply(op, local),
+            &mut |op: &ReplayOp<'_>| apply(std::slice::from_ref(op), local),
         )?;
         if let Some(&(next, next_base)) = successors.get(&id).filter(|_| !sealed) {
             if last != next_base {
@@ -404,6 +391,248 @@ fn run_tasks<L: Send, T: Send>(
     });
     done.sort_unstable_by_key(|(t, _)| *t);
     done.into_iter().map(|(_, r)| r).collect()
+}
+
+/// One hint entry of a batch being sorted: `prefix` holds the 8 key bytes
+/// that follow the prefix every key of the batch shares (big-endian, zero
+/// padded), so most comparisons never read the key itself.
+#[derive(Debug, Clone, Copy)]
+struct SortItem {
+    prefix: u64,
+    hint: u32,
+    entry: u32,
+}
+
+/// The hints of a batch, ascending by segment id, and the key bytes all
+/// their keys share.
+struct Batch<'a> {
+    hints: &'a [(u32, ValidHint)],
+    shared: usize,
+}
+
+impl Batch<'_> {
+    fn entry(&self, it: &SortItem) -> &hint::ArchivedHintEntry {
+        &self.hints[it.hint as usize].1.body().entries[it.entry as usize]
+    }
+
+    fn item(&self, hint: usize, entry: usize) -> SortItem {
+        let key = self.hints[hint].1.body().entries[entry].key.as_slice();
+        let mut p = [0u8; 8];
+        let rest = key.get(self.shared..).unwrap_or_default();
+        let n = rest.len().min(8);
+        p[..n].copy_from_slice(&rest[..n]);
+        SortItem {
+            prefix: u64::from_be_bytes(p),
+            hint: hint as u32,
+            entry: entry as u32,
+        }
+    }
+
+    /// Byte order of the two items' keys.
+    fn cmp_key(&self, a: &SortItem, b: &SortItem) -> std::cmp::Ordering {
+        a.prefix
+            .cmp(&b.prefix)
+            .then_with(|| self.entry(a).key.as_slice().cmp(self.entry(b).key.as_slice()))
+    }
+
+    /// Key order, then the order a full replay applies a key's ops in:
+    /// sequence number, segment id, place in the segment.
+    fn cmp(&self, a: &SortItem, b: &SortItem) -> std::cmp::Ordering {
+        self.cmp_key(a, b).then_with(|| {
+            let (ea, eb) = (self.entry(a), self.entry(b));
+            ea.seq
+                .to_native()
+                .cmp(&eb.seq.to_native())
+                .then(a.hint.cmp(&b.hint))
+                .then(a.entry.cmp(&b.entry))
+        })
+    }
+
+    fn op(&self, it: &SortItem) -> ReplayOp<'_> {
+        let e = self.entry(it);
+        ReplayOp {
+            segment: self.hints[it.hint as usize].0,
+            seq: e.seq.to_native(),
+            kind: if e.delete { OpKind::Delete } else { OpKind::Put },
+            key: e.key.as_slice(),
+            value: e.value.as_ref().map(|v| v.as_slice()),
+            val_len: e.val_len.to_native(),
+            expires_at: e.expires_at.to_native(),
+            kv_offset: e.kv_offset.to_native(),
+            kv_crc: e.kv_crc.to_native(),
+        }
+    }
+}
+
+/// How far ahead of the entry being applied its successors' hint entries,
+/// and then their keys and values, are prefetched.
+const PREFETCH_ENTRY: usize = 16;
+const PREFETCH_DATA: usize = 8;
+
+/// Asks the CPU to load the cache line at `p` (a hint, never a fault).
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is only a hint to the cache: it dereferences
+    // nothing and never faults, whatever the address; SSE is part of the
+    // x86_64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Applies the entries of `hints` (ascending by segment id) in key order on
+/// up to `threads` threads, as [`replay`] describes; returns the highest
+/// sequence number among them.
+///
+/// 1. The entries are cut into one run per thread, and each thread sorts
+///    its run.
+/// 2. Splitter keys, taken from samples of the sorted runs, cut the key
+///    space into one range per thread (a key is never split).
+/// 3. Each thread merges its range's part of every run and applies the
+///    merged entries one key at a time.
+fn apply_sorted<L: Send, F>(hints: &[(u32, ValidHint)], threads: usize, locals: &mut [L], apply: &F) -> u64
+where
+    F: Fn(&[ReplayOp<'_>], &mut L) + Sync,
+{
+    let counts: Vec<usize> = hints.iter().map(|(_, h)| h.body().entries.len()).collect();
+    let total: usize = counts.iter().sum();
+    if total == 0 {
+        return 0;
+    }
+    // The key bytes every key shares (for instance "user:"): skipped, so
+    // the 8 bytes kept beside each entry are ones that tell keys apart.
+    let mut first: Option<&[u8]> = None;
+    let mut shared = usize::MAX;
+    for (_, h) in hints {
+        for e in h.body().entries.iter() {
+            let k = e.key.as_slice();
+            let f = *first.get_or_insert(k);
+            shared = shared.min(f.iter().zip(k).take_while(|(a, b)| a == b).count());
+        }
+    }
+    let batch = Batch { hints, shared };
+    let threads = threads.clamp(1, locals.len());
+    // Global entry position -> (hint, entry).
+    let mut starts = Vec::with_capacity(counts.len());
+    let mut at = 0;
+    for &c in &counts {
+        starts.push(at);
+        at += c;
+    }
+    let build_run = |r: usize| -> Vec<SortItem> {
+        let (lo, hi) = (total * r / threads, total * (r + 1) / threads);
+        let mut h = starts.partition_point(|&s| s <= lo) - 1;
+        let mut run = Vec::with_capacity(hi - lo);
+        for pos in lo..hi {
+            while pos >= starts[h] + counts[h] {
+                h += 1;
+            }
+            run.push(batch.item(h, pos - starts[h]));
+        }
+        run.sort_unstable_by(|a, b| batch.cmp(a, b));
+        run
+    };
+    let runs: Vec<Vec<SortItem>> = if threads == 1 {
+        vec![build_run(0)]
+    } else {
+        std::thread::scope(|s| {
+            let helpers: Vec<_> = (1..threads).map(|r| s.spawn(move || build_run(r))).collect();
+            let mut runs = vec![build_run(0)];
+            for h in helpers {
+                match h.join() {
+                    Ok(run) => runs.push(run),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            runs
+        })
+    };
+    // Splitters: evenly spaced picks from a sorted sample of every run.
+    let mut sample: Vec<SortItem> = runs
+        .iter()
+        .flat_map(|run| {
+            let step = (run.len() / (threads * 16)).max(1);
+            run.iter().step_by(step).copied()
+        })
+        .collect();
+    sample.sort_unstable_by(|a, b| batch.cmp_key(a, b));
+    let splitters: Vec<SortItem> = (1..threads).map(|t| sample[sample.len() * t / threads]).collect();
+    // Range t of run r: run[bounds[r][t]..bounds[r][t + 1]].
+    let bounds: Vec<Vec<usize>> = runs
+        .iter()
+        .map(|run| {
+            let mut b = vec![0];
+            b.extend(
+                splitters
+                    .iter()
+                    .map(|s| run.partition_point(|it| batch.cmp_key(it, s) == std::cmp::Ordering::Less)),
+            );
+            b.push(run.len());
+            b
+        })
+        .collect();
+    let apply_range = |t: usize, local: &mut L| -> u64 {
+        let mut heads: Vec<&[SortItem]> = runs
+            .iter()
+            .zip(&bounds)
+            .map(|(run, b)| &run[b[t]..b[t + 1]])
+            .filter(|part| !part.is_empty())
+            .collect();
+        let mut next = || -> Option<SortItem> {
+            let mut best: Option<usize> = None;
+            for (i, h) in heads.iter().enumerate() {
+                if best.is_none_or(|b| batch.cmp(&h[0], &heads[b][0]) == std::cmp::Ordering::Less) {
+                    best = Some(i);
+                }
+            }
+            let b = best?;
+            let it = heads[b][0];
+            // The merged order visits the hints' entries at random places:
+            // ask for the ones a few steps ahead before they are needed.
+            if let Some(ahead) = heads[b].get(PREFETCH_ENTRY) {
+                prefetch(batch.entry(ahead) as *const hint::ArchivedHintEntry as *const u8);
+            }
+            if let Some(ahead) = heads[b].get(PREFETCH_DATA) {
+                let e = batch.entry(ahead);
+                prefetch(e.key.as_ptr());
+                if let Some(v) = e.value.as_ref() {
+                    prefetch(v.as_ptr());
+                    prefetch(v.as_ptr().wrapping_add(64));
+                }
+            }
+            heads[b] = &heads[b][1..];
+            if heads[b].is_empty() {
+                heads.swap_remove(b);
+            }
+            Some(it)
+        };
+        let mut guard = crossbeam_epoch::pin();
+        let mut max_seq = 0;
+        let mut ops: Vec<ReplayOp<'_>> = Vec::new();
+        let mut pending = next();
+        let mut applied = 0;
+        while let Some(first) = pending {
+            ops.clear();
+            ops.push(batch.op(&first));
+            pending = next();
+            while let Some(it) = pending.filter(|it| batch.cmp_key(it, &first) == std::cmp::Ordering::Equal) {
+                ops.push(batch.op(&it));
+                pending = next();
+            }
+            max_seq = max_seq.max(ops[ops.len() - 1].seq);
+            apply(&ops, local);
+            applied += 1;
+            if applied % REPIN_EVERY == 0 {
+                guard.repin();
+            }
+        }
+        max_seq
+    };
+    let maxima = run_tasks(threads, threads, locals, |t, local| apply_range(t, local));
+    maxima.into_iter().max().unwrap_or(0)
 }
 
 /// Rewrites writer segment `id` with a header that names no predecessor
@@ -721,14 +950,42 @@ pub(crate) fn rebuild_index(
     index: &Index,
     counters: &Counters,
 ) -> Result<Rebuilt> {
+    rebuild_index_batched(fs, dir, opts, index, counters, HINT_BATCH_BYTES)
+}
+
+/// [`rebuild_index`] applying hints in batches of `batch_bytes`.
+fn rebuild_index_batched(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    opts: &Options,
+    index: &Index,
+    counters: &Counters,
+    batch_bytes: usize,
+) -> Result<Rebuilt> {
     let inline = opts.inline_threshold;
     let replay_opts = ReplayOptions {
         repair: opts.repair,
         verify: opts.verify_segments_on_open,
         hint_inline: compaction::hint_inline(inline),
         threads: opts.open_threads(),
+        batch_bytes,
     };
-    let (rec, tallies) = replay(fs, dir, replay_opts, |op, t: &mut Tally| {
+    let (rec, tallies) = replay(fs, dir, replay_opts, |ops, t: &mut Tally| {
+        let Some((op, older)) = ops.split_last() else {
+            return;
+        };
+        // The key's older ops of this call: each was superseded by the next
+        // (dead at birth for a replay in sequence order), and nothing reads
+        // them, so only their bytes are counted, as dead.
+        for o in older {
+            let log_bytes = op_log_bytes(o.key.len(), o.val_len as usize, o.expires_at);
+            let c = charge(o.kind, log_bytes, o.expires_at, &InsertEffect::default());
+            let s = t.segment(o.segment);
+            s.min_seq = s.min_seq.min(o.seq);
+            s.max_seq = s.max_seq.max(o.seq);
+            s.dead += c.dead;
+            s.has_expiry |= c.expiry;
+        }
         let log_bytes = op_log_bytes(op.key.len(), op.val_len as usize, op.expires_at);
         let value = match (op.kind, op.value) {
             (OpKind::Delete, _) => ValueRef::Tombstone,
@@ -795,4 +1052,147 @@ pub(crate) fn rebuild_index(
         last_seq: rec.last_seq,
         report: rec.report,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::Bound;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{Db, SyncPolicy, WriteBatch};
+
+    fn opts(threads: usize) -> Options {
+        Options {
+            sync: SyncPolicy::Never,
+            segment_size: 4 << 10,
+            compaction_threshold: 0.9,
+            inline_threshold: 16,
+            background_compaction: false,
+            recovery_threads: threads,
+            ..Options::default()
+        }
+    }
+
+    /// A history with overwrites, deletes, re-puts, expiring keys and
+    /// batches writing one key twice, spread over many small segments,
+    /// compacted now and then (old records copied into newer segments).
+    fn build(dir: &Path) {
+        let db = Db::open(dir, opts(1)).unwrap();
+        let mut x: u64 = 7;
+        let mut next = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        for step in 0..2500u64 {
+            let k = format!("key-{:03}", next(200)).into_bytes();
+            let v = vec![step as u8; next(300) as usize];
+            match next(40) {
+                0..=19 => db.put(&k, &v).unwrap(),
+                20..=26 => db.put_with_ttl(&k, &v, Duration::from_secs(3600)).unwrap(),
+                27..=32 => db.delete(&k).unwrap(),
+                33..=38 => {
+                    let mut b = WriteBatch::new();
+                    b.put(k.clone(), v.clone());
+                    b.put(format!("key-{:03}", next(200)).into_bytes(), v.clone());
+                    if next(2) == 0 {
+                        b.delete(k.clone());
+                    } else {
+                        b.put(k.clone(), vec![1; 3]);
+                    }
+                    db.write(&b).unwrap();
+                }
+                _ => {
+                    db.compact().unwrap();
+                }
+            }
+        }
+        // Batches writing a key twice (the later op wins).
+        for i in 0..40u8 {
+            let mut b = WriteBatch::new();
+            let k = format!("key-{:03}", i as u64 * 5).into_bytes();
+            b.put(k.clone(), vec![i; 60]);
+            b.put(format!("key-{:03}", 1 + i as u64 * 5).into_bytes(), vec![i; 100]);
+            b.put(k, vec![i ^ 0xff; 60]);
+            db.write(&b).unwrap();
+        }
+        db.compact().unwrap();
+        for i in 0..10 {
+            db.put(format!("key-{:03}", i * 7).as_bytes(), b"active").unwrap();
+        }
+        db.close().unwrap();
+    }
+
+    /// Every key's version, the per-segment figures and the totals.
+    type Image = (Vec<(Vec<u8>, Version)>, Vec<(u32, u64, u64, u64, u64, bool)>, i64, u64);
+
+    fn rebuild(src: &Path, hints: bool, threads: usize, batch_bytes: usize) -> (Image, RecoveryReport) {
+        let dir = tempfile::tempdir().unwrap();
+        for e in std::fs::read_dir(src).unwrap() {
+            let p = e.unwrap().path();
+            if hints || p.extension().is_none_or(|x| x != "hint") {
+                std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+            }
+        }
+        let index = Index::new();
+        let counters = Counters::default();
+        let fs = crate::vfs::OsFileSystem;
+        let r = rebuild_index_batched(&fs, dir.path(), &opts(threads), &index, &counters, batch_bytes).unwrap();
+        let mut keys = Vec::new();
+        index.range_from(Bound::Unbounded, Bound::Unbounded, u64::MAX, usize::MAX, |k, v| {
+            keys.push((k.to_vec(), v.clone()))
+        });
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let mut segs: Vec<_> = r
+            .segments
+            .all()
+            .iter()
+            .map(|s| {
+                let u = &s.usage;
+                let e = u.has_expiry.load(Ordering::Relaxed);
+                (
+                    s.id,
+                    load(&u.live),
+                    load(&u.dead),
+                    load(&u.min_seq),
+                    load(&u.max_seq),
+                    e,
+                )
+            })
+            .collect();
+        segs.sort();
+        let live_keys = counters.live_keys.load(Ordering::Relaxed);
+        ((keys, segs, live_keys, r.last_seq), r.report)
+    }
+
+    #[test]
+    fn hint_batches_and_threads_rebuild_what_a_full_replay_does() {
+        let src = tempfile::tempdir().unwrap();
+        build(src.path());
+        let (replayed, report) = rebuild(src.path(), false, 1, HINT_BATCH_BYTES);
+        assert_eq!(report.hinted_segments, 0);
+        assert!(replayed.0.len() > 100 && replayed.1.len() >= 6, "{:?}", replayed.1);
+        assert!(replayed.0.iter().any(|(_, v)| v.expires_at != 0));
+        let hinted_segments = replayed.1.len() as u64 - 1;
+        // One batch, a batch per wave of segments, on 1 to 4 threads.
+        for batch_bytes in [HINT_BATCH_BYTES, 1] {
+            for threads in [1, 2, 4] {
+                let (got, report) = rebuild(src.path(), true, threads, batch_bytes);
+                assert_eq!(report.hinted_segments, hinted_segments);
+                assert!(report.bad_hints.is_empty(), "{:?}", report.bad_hints);
+                let ctx = format!("{threads} threads, batches of {batch_bytes} bytes");
+                assert_eq!(got.0.len(), replayed.0.len(), "{ctx}: keys");
+                for (g, w) in got.0.iter().zip(&replayed.0) {
+                    assert_eq!(g, w, "{ctx}");
+                }
+                assert_eq!(
+                    got.1, replayed.1,
+                    "{ctx}: (segment, live, dead, min seq, max seq, expiry)"
+                );
+                assert_eq!((got.2, got.3), (replayed.2, replayed.3), "{ctx}: live keys, last seq");
+            }
+        }
+    }
 }
