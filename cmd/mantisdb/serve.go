@@ -183,6 +183,7 @@ func listenRESP(cfg config, store *kv.Store, figures *telemetry.Recorder, log *s
 		Sync:           cfg.sync,
 		MaxConnections: cfg.maxConnections,
 		IdleTimeout:    cfg.respIdle,
+		Transport:      cfg.respTransport,
 		MaxBulk:        cfg.maxValueSize,
 		// Pipelined writes share group commits only where each commit
 		// waits for its sync.

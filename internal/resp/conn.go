@@ -251,7 +251,7 @@ func cmdClientSetInfo(x *call) {
 func cmdClientKill(x *call) {
 	if len(x.args) == 3 {
 		for _, s := range x.srv.clients() {
-			if s.conn.RemoteAddr().String() == x.arg(2) {
+			if s.raddr == x.arg(2) {
 				x.kill(s)
 				x.w.ok()
 				return
@@ -301,8 +301,8 @@ func cmdClientKill(x *call) {
 	}
 	killed := 0
 	for _, s := range x.srv.clients() {
-		if (id != 0 && s.id != id) || (addr != "" && s.conn.RemoteAddr().String() != addr) ||
-			(laddr != "" && s.conn.LocalAddr().String() != laddr) || (skipMe && s == x.sess) {
+		if (id != 0 && s.id != id) || (addr != "" && s.raddr != addr) ||
+			(laddr != "" && s.laddr != laddr) || (skipMe && s == x.sess) {
 			continue
 		}
 		x.kill(s)
@@ -332,7 +332,7 @@ func (sess *session) info() string {
 		flags = "x"
 	}
 	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=%s db=0 sub=0 psub=0 ssub=0 multi=%d watch=%d qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s",
-		sess.id, sess.conn.RemoteAddr(), sess.conn.LocalAddr(), sess.name,
+		sess.id, sess.raddr, sess.laddr, sess.name,
 		int64(now.Sub(sess.created).Seconds()), int64(now.Sub(sess.active).Seconds()), flags,
 		sess.infoMulti, sess.infoWatch, orNULL(sess.lastCmd), sess.infoProto, sess.libName, sess.libVer)
 }

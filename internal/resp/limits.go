@@ -58,7 +58,11 @@ const (
 // hands on every byte before a violation and reports the violation on the
 // next Read, so the requests before it are answered first.
 type requestGuard struct {
+	// conn is the connection the goroutine transport reads, with the idle
+	// deadline; src, when set, is read instead (the event loop's
+	// non-blocking socket, whose idle timeout the loop enforces).
 	conn     net.Conn
+	src      io.Reader
 	idle     time.Duration
 	stopping *atomic.Bool
 	maxBulk  int64
@@ -89,19 +93,25 @@ func (g *requestGuard) Read(p []byte) (int, error) {
 		g.big = false
 		return 0, errRecycle
 	}
-	var deadline time.Time
-	if g.idle > 0 {
-		deadline = time.Now().Add(g.idle)
+	var n int
+	var err error
+	if g.src != nil {
+		n, err = g.src.Read(p)
+	} else {
+		var deadline time.Time
+		if g.idle > 0 {
+			deadline = time.Now().Add(g.idle)
+		}
+		if err := g.conn.SetReadDeadline(deadline); err != nil {
+			return 0, err
+		}
+		// Checked after the deadline is set, so a shutdown that set its own
+		// deadline just before is not overwritten unseen.
+		if g.stopping.Load() {
+			return 0, errStopping
+		}
+		n, err = g.conn.Read(p)
 	}
-	if err := g.conn.SetReadDeadline(deadline); err != nil {
-		return 0, err
-	}
-	// Checked after the deadline is set, so a shutdown that set its own
-	// deadline just before is not overwritten unseen.
-	if g.stopping.Load() {
-		return 0, errStopping
-	}
-	n, err := g.conn.Read(p)
 	if n > 0 {
 		if i, verr := g.scan(p[:n]); verr != nil {
 			g.pending = verr

@@ -51,6 +51,11 @@ type Config struct {
 	// group commit instead of paying one sync each. Worth it only when
 	// every commit waits for a sync (--sync always on a durable engine).
 	ConcurrentPipeline bool
+	// Transport is how connections are served: TransportEventLoop (the
+	// default on Linux) or TransportGoroutines.
+	Transport string
+	// Loops is the number of event loops (default GOMAXPROCS).
+	Loops int
 	// Logger receives connection-level problems; nil discards them.
 	Logger *slog.Logger
 	// Telemetry, when set, receives the commands and connections the
@@ -88,6 +93,13 @@ type Server struct {
 	waveSlots chan struct{}
 	// ops is the dashboard's record of this protocol (nil: none).
 	ops *telemetry.Protocol
+	// loops are the event loops (none: a goroutine per connection);
+	// loopRuns is what they may run themselves (loopPolicy); loopsStop
+	// lets them end once their connections are closed.
+	loops     []*netLoop
+	loopRuns  int
+	loopsStop atomic.Bool
+	startOnce sync.Once
 
 	ln       net.Listener
 	closing  atomic.Bool
@@ -127,6 +139,7 @@ func New(cfg Config) *Server {
 	}
 	s.cstats = make([]commandStats, numCommands)
 	s.waveSlots = make(chan struct{}, max(minWaveSlots, waveSlotsPerCPU*runtime.GOMAXPROCS(0)))
+	s.loopRuns = loopPolicy(cfg)
 	return s
 }
 
@@ -162,6 +175,13 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 func (s *Server) serve(ln net.Listener) error {
+	s.startOnce.Do(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !s.closing.Load() {
+			s.startLoops()
+		}
+	})
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -200,10 +220,14 @@ func (s *Server) accept(nc net.Conn) {
 	sess := newSession(s, nc, s.nextID.Add(1))
 	s.sessions[sess.id] = sess
 	s.wg.Add(1)
+	onLoop := s.adopt(sess, nc)
 	s.mu.Unlock()
 	s.totalConns.Add(1)
 	if s.ops != nil {
 		s.ops.ConnOpened()
+	}
+	if onLoop {
+		return
 	}
 	go func() {
 		defer s.wg.Done()
@@ -228,6 +252,7 @@ func (s *Server) Close(ctx context.Context) error {
 	for _, sess := range s.sessions {
 		sess.shutdown()
 	}
+	s.stopLoops()
 	s.mu.Unlock()
 	if ln != nil {
 		_ = ln.Close()

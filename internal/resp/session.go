@@ -24,13 +24,20 @@ var errStopping = errors.New("server closing")
 // queue and WATCH set. Only its own goroutine touches those; the info
 // fields CLIENT LIST shows are guarded by mu.
 type session struct {
-	srv      *Server
-	id       int64
-	conn     net.Conn
-	guard    *requestGuard
-	created  time.Time
-	stopping atomic.Bool
-	killed   atomic.Bool
+	srv *Server
+	id  int64
+	// conn is the connection of the goroutine transport; nil when an
+	// event loop serves the session (netloop_linux.go).
+	conn net.Conn
+	// raddr and laddr are the client's and the server's addresses.
+	raddr, laddr string
+	// onShutdown, set by the event loop serving the session, asks the
+	// loop to close the connection once no command of it is running.
+	onShutdown func()
+	guard      *requestGuard
+	created    time.Time
+	stopping   atomic.Bool
+	killed     atomic.Bool
 
 	w      replyWriter
 	authed bool
@@ -67,6 +74,8 @@ func newSession(srv *Server, nc net.Conn, id int64) *session {
 		srv:       srv,
 		id:        id,
 		conn:      nc,
+		raddr:     nc.RemoteAddr().String(),
+		laddr:     nc.LocalAddr().String(),
 		created:   now,
 		active:    now,
 		w:         replyWriter{proto: 2},
@@ -86,6 +95,10 @@ func newSession(srv *Server, nc net.Conn, id int64) *session {
 // shutdown asks the session to stop after the batch it is running.
 func (sess *session) shutdown() {
 	sess.stopping.Store(true)
+	if sess.onShutdown != nil {
+		sess.onShutdown()
+		return
+	}
 	_ = sess.conn.SetReadDeadline(time.Now())
 }
 
@@ -111,6 +124,7 @@ func (sess *session) serve() {
 		}
 		if err != nil {
 			sess.readFailed(err)
+			_ = sess.flush()
 			return
 		}
 		sess.runBatch(cmds)
@@ -128,8 +142,9 @@ func (sess *session) serve() {
 	}
 }
 
-// readFailed answers a protocol error before the connection closes; EOF,
-// the idle timeout and a closing server close it silently.
+// readFailed writes the answer to a protocol error, to be flushed before
+// the connection closes; EOF, the idle timeout and a closing server close
+// it silently.
 func (sess *session) readFailed(err error) {
 	var pe *protocolError
 	switch {
@@ -142,9 +157,7 @@ func (sess *session) readFailed(err error) {
 		return
 	default:
 		sess.srv.log.Debug("resp: read failed", "client", sess.id, "err", err)
-		return
 	}
-	_ = sess.flush()
 }
 
 func (sess *session) flush() error {

@@ -1,0 +1,566 @@
+//go:build linux
+
+package resp
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/redcon"
+	"golang.org/x/sys/unix"
+)
+
+// The event-loop transport. A goroutine per connection costs each
+// unpipelined request a read, a write and a second read that finds nothing
+// and parks the goroutine, then a netpoller wake-up and a hand-off between
+// threads to run it again. Here a few loops (one per CPU) each wait in one
+// epoll_wait for all their connections, and serve every ready one with one
+// read and one write: the request reader reads the non-blocking socket
+// directly, and a read that returned less than it asked for marks the
+// socket drained, so the loop goes back to epoll_wait without the read
+// that would only say EAGAIN.
+//
+// A batch of requests runs on the loop only when none of its commands can
+// wait (a read, or a write when writes do not wait for a sync or a
+// replica, or a cheap connection command); any other batch (EXEC, KEYS,
+// INFO, CLIENT, writes under --sync always...) runs on a goroutine of its
+// own, which takes the connection out of the loop's epoll set: the later
+// input of that connection waits in the socket until its replies are
+// written, so replies leave in request order. The goroutine serves what
+// follows until the socket is drained, then gives the connection back.
+//
+// The loop alone closes connections and changes its connection table;
+// other goroutines ask it to through its task queue (an eventfd wakes it).
+
+// errWouldBlock is the request reader's "no more input for now": the
+// socket is drained; the loop waits for it to become readable again.
+var errWouldBlock = errors.New("resp: no input ready")
+
+// loopFlushAt is the reply backlog past which the loop writes before it
+// reads more of a long pipeline.
+const loopFlushAt = 64 << 10
+
+// Connection states: which goroutine may touch the connection.
+const (
+	connOnLoop  int32 = iota // its loop, which has its fd in its epoll set
+	connBusy                 // a goroutine running a batch that may wait
+	connClosing              // nobody: the loop is about to close it
+)
+
+type netLoop struct {
+	srv    *Server
+	epfd   int
+	wakefd int
+	events []unix.EpollEvent
+
+	mu     sync.Mutex
+	tasks  []func()
+	woken  bool
+	closed bool
+
+	// conns is the loop's connections by fd; only the loop touches it.
+	conns map[int]*loopConn
+	// assigned counts the sessions given to this loop and not yet closed.
+	assigned  atomic.Int64
+	lastSweep time.Time
+}
+
+// loopConn is one connection served by a loop. Its fields belong to
+// whoever its state names; mu serializes the hand-over back to the loop
+// with the loop's closing of it.
+type loopConn struct {
+	loop  *netLoop
+	fd    int
+	sess  *session
+	rd    *redcon.Reader
+	state atomic.Int32
+	mu    sync.Mutex
+
+	// drained: the last read returned less than it asked for, so the
+	// socket holds nothing more until epoll says otherwise.
+	drained bool
+	// outOff is how much of the session's reply buffer was written;
+	// wantOut means the loop waits for the socket to take the rest (and
+	// reads nothing meanwhile), since outSince.
+	outOff   int
+	wantOut  bool
+	outSince time.Time
+	// closeAfterOut closes the connection once its replies are written
+	// (QUIT, a protocol error, a closing server).
+	closeAfterOut bool
+	// lastActive is when the connection last finished a batch, for the
+	// idle timeout.
+	lastActive time.Time
+}
+
+// startLoops starts the event loops, one per CPU; none when the
+// configuration asks for the goroutine transport or epoll is unavailable.
+func (s *Server) startLoops() {
+	if s.cfg.Transport == TransportGoroutines {
+		return
+	}
+	n := s.cfg.Loops
+	if n <= 0 {
+		n = defaultLoops()
+	}
+	loops := make([]*netLoop, 0, n)
+	for range n {
+		l, err := newNetLoop(s)
+		if err != nil {
+			s.log.Warn("resp: no event loop; serving connections with a goroutine each", "err", err)
+			for _, l := range loops {
+				l.closeFDs()
+			}
+			return
+		}
+		loops = append(loops, l)
+	}
+	s.loops = loops
+	for _, l := range loops {
+		s.wg.Add(1)
+		go l.run()
+	}
+}
+
+func newNetLoop(s *Server) (*netLoop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		_ = unix.Close(epfd)
+		return nil, err
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}); err != nil {
+		_ = unix.Close(epfd)
+		_ = unix.Close(wakefd)
+		return nil, err
+	}
+	return &netLoop{
+		srv: s, epfd: epfd, wakefd: wakefd,
+		events: make([]unix.EpollEvent, 256),
+		conns:  make(map[int]*loopConn),
+	}, nil
+}
+
+// adopt moves a newly accepted connection onto a loop: its socket is
+// duplicated and the net.Conn closed (which takes the socket out of Go's
+// netpoller). Called with s.mu held, after the session is registered;
+// false leaves the connection to the goroutine transport.
+func (s *Server) adopt(sess *session, nc net.Conn) bool {
+	if len(s.loops) == 0 {
+		return false
+	}
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return false
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	fd := -1
+	var dupErr error
+	if err := raw.Control(func(f uintptr) {
+		fd, dupErr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil || dupErr != nil {
+		return false
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+		return false
+	}
+	_ = nc.Close()
+	l := s.loops[uint64(sess.id)%uint64(len(s.loops))]
+	c := &loopConn{loop: l, fd: fd, sess: sess}
+	sess.conn = nil
+	sess.guard.conn = nil
+	sess.guard.src = c
+	c.rd = redcon.NewReader(sess.guard)
+	sess.onShutdown = func() { l.post(func() { l.stopConn(c) }) }
+	l.assigned.Add(1)
+	l.post(func() { l.register(c) })
+	return true
+}
+
+// stopLoops lets the loops end once their connections are closed. Called
+// with s.mu held, after every session was asked to shut down.
+func (s *Server) stopLoops() {
+	s.loopsStop.Store(true)
+	for _, l := range s.loops {
+		l.post(func() {})
+	}
+}
+
+// post runs f on the loop.
+func (l *netLoop) post(f func()) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.tasks = append(l.tasks, f)
+	wake := !l.woken
+	l.woken = true
+	l.mu.Unlock()
+	if wake {
+		one := [8]byte{1}
+		_, _ = unix.Write(l.wakefd, one[:])
+	}
+}
+
+func (l *netLoop) runTasks() {
+	var b [8]byte
+	_, _ = unix.Read(l.wakefd, b[:])
+	l.mu.Lock()
+	tasks := l.tasks
+	l.tasks = nil
+	l.woken = false
+	l.mu.Unlock()
+	for _, f := range tasks {
+		f()
+	}
+}
+
+func (l *netLoop) run() {
+	defer l.srv.wg.Done()
+	sweepEvery := time.Second
+	if idle := l.srv.cfg.IdleTimeout; idle > 0 {
+		sweepEvery = min(sweepEvery, max(idle/4, 10*time.Millisecond))
+	}
+	timeout := int(sweepEvery / time.Millisecond)
+	l.lastSweep = time.Now()
+	for {
+		n, err := unix.EpollWait(l.epfd, l.events, timeout)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			l.srv.log.Error("resp: epoll_wait failed", "err", err)
+			time.Sleep(10 * time.Millisecond)
+		}
+		for i := 0; i < n; i++ {
+			ev := &l.events[i]
+			fd := int(ev.Fd)
+			if fd == l.wakefd {
+				l.runTasks()
+				continue
+			}
+			c := l.conns[fd]
+			if c == nil || c.state.Load() != connOnLoop {
+				continue
+			}
+			if c.wantOut {
+				l.writable(c)
+				continue
+			}
+			c.drained = false
+			l.serve(c)
+		}
+		if now := time.Now(); now.Sub(l.lastSweep) >= sweepEvery {
+			l.lastSweep = now
+			l.sweep(now)
+		}
+		if l.srv.loopsStop.Load() && l.assigned.Load() == 0 {
+			l.closeFDs()
+			return
+		}
+	}
+}
+
+func (l *netLoop) closeFDs() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	_ = unix.Close(l.epfd)
+	_ = unix.Close(l.wakefd)
+}
+
+// register adds a new connection to the loop.
+func (l *netLoop) register(c *loopConn) {
+	l.conns[c.fd] = c
+	c.lastActive = time.Now()
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c.fd)}); err != nil {
+		l.srv.log.Warn("resp: cannot watch a connection", "client", c.sess.id, "err", err)
+		l.close(c)
+		return
+	}
+	if c.sess.stopping.Load() {
+		l.close(c)
+	}
+}
+
+// serve runs the connection's complete requests on the loop until its
+// socket is drained, its replies back up, or a batch must run elsewhere;
+// then writes the replies.
+func (l *netLoop) serve(c *loopConn) {
+	sess := c.sess
+	for {
+		cmds, err := c.rd.ReadCommands()
+		if err == errWouldBlock {
+			break
+		}
+		if errors.Is(err, errRecycle) {
+			c.rd = redcon.NewReader(sess.guard)
+			continue
+		}
+		if err != nil {
+			sess.readFailed(err)
+			c.closeAfterOut = true
+			break
+		}
+		if !l.srv.runsOnLoop(sess, cmds) {
+			l.handOff(c, cmds)
+			return
+		}
+		sess.runBatch(cmds)
+		if sess.killed.Load() {
+			// CLIENT KILL: closed without the replies still to send.
+			l.close(c)
+			return
+		}
+		if sess.quit || sess.stopping.Load() {
+			c.closeAfterOut = true
+			break
+		}
+		if len(sess.w.buf) >= loopFlushAt && !l.flush(c) {
+			return
+		}
+	}
+	if l.flush(c) && l.srv.cfg.IdleTimeout > 0 {
+		c.lastActive = time.Now()
+	}
+}
+
+// flush writes the connection's replies; false when the connection is
+// closed or waits for the socket to take the rest.
+func (l *netLoop) flush(c *loopConn) bool {
+	done, err := c.write()
+	switch {
+	case err != nil:
+		l.close(c)
+		return false
+	case !done:
+		if !c.wantOut {
+			c.wantOut = true
+			c.outSince = time.Now()
+			l.watch(c, unix.EPOLLOUT)
+		}
+		return false
+	}
+	if c.wantOut {
+		c.wantOut = false
+		l.watch(c, unix.EPOLLIN)
+	}
+	if c.closeAfterOut {
+		l.close(c)
+		return false
+	}
+	return true
+}
+
+// writable continues a write the socket could not take at once, then
+// serves the input that waited for it.
+func (l *netLoop) writable(c *loopConn) {
+	if l.flush(c) {
+		c.drained = false
+		l.serve(c)
+	}
+}
+
+func (l *netLoop) watch(c *loopConn, events uint32) {
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: events, Fd: int32(c.fd)}); err != nil {
+		l.close(c)
+	}
+}
+
+// handOff runs cmds, a batch that may wait, on a goroutine of its own,
+// with the connection out of the epoll set until it comes back.
+func (l *netLoop) handOff(c *loopConn, cmds []redcon.Command) {
+	c.state.Store(connBusy)
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	go c.work(cmds)
+}
+
+// work runs on its own goroutine: cmds, then whatever else the connection
+// sent, until the socket is drained; then it writes the replies and gives
+// the connection back to its loop.
+func (c *loopConn) work(cmds []redcon.Command) {
+	sess := c.sess
+	for {
+		sess.runBatch(cmds)
+		if sess.killed.Load() {
+			c.giveBack(true)
+			return
+		}
+		if sess.quit || sess.stopping.Load() {
+			c.closeAfterOut = true
+			break
+		}
+		if len(sess.w.buf) >= loopFlushAt {
+			if done, err := c.write(); err != nil {
+				c.giveBack(true)
+				return
+			} else if !done {
+				break
+			}
+		}
+		var err error
+		for {
+			cmds, err = c.rd.ReadCommands()
+			if !errors.Is(err, errRecycle) {
+				break
+			}
+			c.rd = redcon.NewReader(sess.guard)
+		}
+		if err == errWouldBlock {
+			break
+		}
+		if err != nil {
+			sess.readFailed(err)
+			c.closeAfterOut = true
+			break
+		}
+	}
+	done, err := c.write()
+	c.giveBack(err != nil || (done && c.closeAfterOut))
+}
+
+// giveBack returns a busy connection to its loop: to be closed, or
+// watched again, for input or for the rest of its replies.
+func (c *loopConn) giveBack(closeIt bool) {
+	l := c.loop
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sess := c.sess
+	if closeIt || sess.killed.Load() {
+		c.state.Store(connClosing)
+		l.post(func() { l.close(c) })
+		return
+	}
+	if sess.stopping.Load() {
+		c.closeAfterOut = true
+	}
+	events := uint32(unix.EPOLLIN)
+	if c.outOff < len(sess.w.buf) {
+		events = unix.EPOLLOUT
+		c.wantOut = true
+		c.outSince = time.Now()
+	} else if c.closeAfterOut {
+		c.state.Store(connClosing)
+		l.post(func() { l.close(c) })
+		return
+	}
+	c.lastActive = time.Now()
+	c.state.Store(connOnLoop)
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &unix.EpollEvent{Events: events, Fd: int32(c.fd)}); err != nil {
+		c.state.Store(connClosing)
+		l.post(func() { l.close(c) })
+	}
+}
+
+// stopConn closes a connection for CLIENT KILL or a closing server: at
+// once when killed, after one last try to send its replies otherwise. A
+// busy connection is closed by its goroutine when its batch ends.
+func (l *netLoop) stopConn(c *loopConn) {
+	if c.state.Load() != connOnLoop {
+		return
+	}
+	if !c.sess.killed.Load() {
+		_, _ = c.write()
+	}
+	l.close(c)
+}
+
+// close closes the connection and ends its session, unless a goroutine
+// is running a batch of it (that goroutine asks again when done).
+func (l *netLoop) close(c *loopConn) {
+	c.mu.Lock()
+	if c.fd < 0 || c.state.Load() == connBusy {
+		c.mu.Unlock()
+		return
+	}
+	c.state.Store(connClosing)
+	fd := c.fd
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	_ = unix.Close(fd)
+	if l.conns[fd] == c {
+		delete(l.conns, fd)
+	}
+	c.fd = -1
+	c.mu.Unlock()
+	l.assigned.Add(-1)
+	l.srv.sessionClosed(c.sess)
+}
+
+// sweep closes the connections idle past the idle timeout and those whose
+// client stopped reading its replies for writeTimeout.
+func (l *netLoop) sweep(now time.Time) {
+	idle := l.srv.cfg.IdleTimeout
+	for _, c := range l.conns {
+		if c.state.Load() != connOnLoop {
+			continue
+		}
+		if c.wantOut {
+			if now.Sub(c.outSince) > writeTimeout {
+				l.close(c)
+			}
+			continue
+		}
+		if idle > 0 && now.Sub(c.lastActive) > idle {
+			l.close(c)
+		}
+	}
+}
+
+// Read is the request reader's source: the non-blocking socket.
+func (c *loopConn) Read(p []byte) (int, error) {
+	if c.drained {
+		return 0, errWouldBlock
+	}
+	for {
+		n, err := unix.Read(c.fd, p)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			c.drained = true
+			return 0, errWouldBlock
+		case err != nil:
+			return 0, err
+		case n == 0:
+			return 0, io.EOF
+		}
+		if n < len(p) {
+			c.drained = true
+		}
+		return n, nil
+	}
+}
+
+// write sends the session's pending replies without blocking; done when
+// all of them left.
+func (c *loopConn) write() (done bool, err error) {
+	w := &c.sess.w
+	for c.outOff < len(w.buf) {
+		n, err := unix.Write(c.fd, w.buf[c.outOff:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return false, nil
+		case err != nil:
+			return false, err
+		}
+		c.outOff += n
+	}
+	c.outOff = 0
+	if cap(w.buf) > 1<<20 {
+		w.buf = nil // do not keep a large reply's buffer for an idle client
+	} else {
+		w.buf = w.buf[:0]
+	}
+	return true, nil
+}
