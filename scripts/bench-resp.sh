@@ -18,7 +18,11 @@
 # Environment: ROUNDS (3), N (requests per test, 100000), N_ALWAYS (under
 # sync always, 20000), CLIENTS (50), DATA (100), KEYSPACE (100000),
 # WRK_SECS (5), MODES ("never always"), OUT (/tmp/mantisdb-bench-resp:
-# results.tsv, one row per run, and summary.md, the medians as a table).
+# results.tsv, one row per run, and summary.md, the medians as a table),
+# TESTS (a subset of "SET GET INCR MSET SET-P16 GET-P16 HTTP-PUT HTTP-GET",
+# all by default), SERVERS ("mantisdb redis"; add mantisdb-goroutines for
+# the same binary with --resp-transport goroutines, the transport before
+# the event loop). The servers' order rotates every round.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -31,6 +35,8 @@ WRK_SECS=${WRK_SECS:-5}
 MODES=${MODES:-never always}
 OUT=${OUT:-/tmp/mantisdb-bench-resp}
 MANTIS=${MANTIS:-./mantisdb-rust}
+TESTS=${TESTS:-SET GET INCR MSET SET-P16 GET-P16 HTTP-PUT HTTP-GET}
+SERVERS=${SERVERS:-mantisdb redis}
 
 for tool in redis-server redis-benchmark redis-cli wrk /usr/bin/time python3; do
   if ! command -v "$tool" >/dev/null 2>&1; then
@@ -79,9 +85,11 @@ start_server() {
   dir=$(mktemp -d -p "$work")
   resp_port=$(free_port)
   http_port=$(free_port)
-  if [ "$name" = mantisdb ]; then
+  if [ "${name#mantisdb}" != "$name" ]; then
+    local transport=()
+    [ "$name" = mantisdb-goroutines ] && transport=(--resp-transport goroutines)
     "$MANTIS" --data-dir "$dir" --bind 127.0.0.1 --port "$http_port" --resp-port "$resp_port" \
-      --sync "$mode" --log-level warn >"$dir/server.log" 2>&1 &
+      --sync "$mode" --log-level warn "${transport[@]}" >"$dir/server.log" 2>&1 &
   else
     local persist=(--appendonly no)
     [ "$mode" = always ] && persist=(--appendonly yes --appendfsync always)
@@ -165,19 +173,21 @@ PY
   printf '  %-8s %-7s %-10s %s\n' "$mode" "http" "$label" "$line"
 }
 
+want() { [[ " $TESTS " == *" $1 "* ]]; }
+
 run_server() {
   local round=$1 mode=$2 server=$3 n=$N
   [ "$mode" = always ] && n=$N_ALWAYS
   start_server "$server" "$mode"
-  bench "$round" "$mode" "$server" SET "$n" -t set
-  bench "$round" "$mode" "$server" GET "$n" -t get
-  bench "$round" "$mode" "$server" INCR "$n" -t incr
-  bench "$round" "$mode" "$server" MSET "$n" -t mset
-  bench "$round" "$mode" "$server" "SET-P16" "$((n * 4))" -t set -P 16
-  bench "$round" "$mode" "$server" "GET-P16" "$((N * 4))" -t get -P 16
+  want SET && bench "$round" "$mode" "$server" SET "$n" -t set
+  want GET && bench "$round" "$mode" "$server" GET "$n" -t get
+  want INCR && bench "$round" "$mode" "$server" INCR "$n" -t incr
+  want MSET && bench "$round" "$mode" "$server" MSET "$n" -t mset
+  want SET-P16 && bench "$round" "$mode" "$server" "SET-P16" "$((n * 4))" -t set -P 16
+  want GET-P16 && bench "$round" "$mode" "$server" "GET-P16" "$((N * 4))" -t get -P 16
   if [ "$server" = mantisdb ]; then
-    http "$round" "$mode" "HTTP-PUT" "$work/put.lua"
-    http "$round" "$mode" "HTTP-GET" "$work/get.lua"
+    want HTTP-PUT && http "$round" "$mode" "HTTP-PUT" "$work/put.lua"
+    want HTTP-GET && http "$round" "$mode" "HTTP-GET" "$work/get.lua"
   fi
   stop_server
 }
@@ -186,11 +196,13 @@ run_server() {
   echo "machine: $(nproc) vCPU, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
   echo "start: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "mantisdb: $($MANTIS --version 2>&1 | head -1) (tree $(git describe --always --dirty 2>/dev/null || echo unknown)); $(redis-server --version | cut -d' ' -f1-3)"
-  echo "settings: ROUNDS=$ROUNDS N=$N N_ALWAYS=$N_ALWAYS CLIENTS=$CLIENTS DATA=$DATA KEYSPACE=$KEYSPACE WRK_SECS=$WRK_SECS"
+  echo "settings: ROUNDS=$ROUNDS N=$N N_ALWAYS=$N_ALWAYS CLIENTS=$CLIENTS DATA=$DATA KEYSPACE=$KEYSPACE WRK_SECS=$WRK_SECS TESTS=\"$TESTS\" SERVERS=\"$SERVERS\""
 } | tee "$OUT/run.txt"
+read -r -a servers <<<"$SERVERS"
 for round in $(seq "$ROUNDS"); do
-  order=(mantisdb redis)
-  [ $((round % 2)) -eq 0 ] && order=(redis mantisdb)
+  # Rotate: each server goes first in turn.
+  k=$(((round - 1) % ${#servers[@]}))
+  order=("${servers[@]:k}" "${servers[@]:0:k}")
   for mode in $MODES; do
     echo "round $round/$ROUNDS, sync $mode: ${order[*]}"
     for server in "${order[@]}"; do run_server "$round" "$mode" "$server"; done
@@ -225,6 +237,20 @@ for mode in ("never", "always"):
             continue
         ratio = f"{mr / rr:.2f}x" if mr and rr else "n/a"
         print(f"| {mode} | {test} | {m} | {r} | {ratio} |")
+if any(r["server"] == "mantisdb-goroutines" for r in rows):
+    print()
+    print("| sync | test | MantisDB, goroutine per connection | MantisDB, event loop | event loop / goroutines | event loop / Redis |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for mode in ("never", "always"):
+        for test in ("SET", "GET", "INCR", "MSET", "SET-P16", "GET-P16"):
+            g, gr = cell(mode, "mantisdb-goroutines", test)
+            m, mr = cell(mode, "mantisdb", test)
+            _, rr = cell(mode, "redis", test)
+            if not g:
+                continue
+            ratio = f"{mr / gr:.2f}x" if mr and gr else "n/a"
+            vs = f"{mr / rr:.2f}x" if mr and rr else "n/a"
+            print(f"| {mode} | {test} | {g} | {m} | {ratio} | {vs} |")
 print()
 print("| sync | HTTP (wrk) | MantisDB over HTTP | MantisDB over RESP, same op | RESP / HTTP |")
 print("| --- | --- | --- | --- | --- |")

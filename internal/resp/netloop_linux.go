@@ -6,8 +6,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tidwall/redcon"
@@ -56,6 +58,14 @@ type netLoop struct {
 	epfd   int
 	wakefd int
 	events []unix.EpollEvent
+	// epfile is the epoll fd registered in Go's netpoller: the loop parks
+	// as a goroutine while none of its connections is ready (park); without
+	// it the loop blocks in epoll_wait.
+	epfile *os.File
+	eprc   syscall.RawConn
+	park   bool
+	// deadline is the epoll file's read deadline (the next sweep).
+	deadline time.Time
 
 	mu     sync.Mutex
 	tasks  []func()
@@ -141,11 +151,50 @@ func newNetLoop(s *Server) (*netLoop, error) {
 		_ = unix.Close(wakefd)
 		return nil, err
 	}
-	return &netLoop{
+	l := &netLoop{
 		srv: s, epfd: epfd, wakefd: wakefd,
 		events: make([]unix.EpollEvent, 256),
 		conns:  make(map[int]*loopConn),
-	}, nil
+	}
+	// The epoll fd is itself pollable: registered in Go's netpoller, the
+	// loop parks as an ordinary goroutine while nothing is ready. Blocking
+	// in epoll_wait instead would hold a thread in a system call, whose P
+	// the runtime's monitor keeps taking back and handing on (measured
+	// dearer: see docs/performance/resp.md).
+	if err := unix.SetNonblock(epfd, true); err == nil {
+		l.epfile = os.NewFile(uintptr(epfd), "resp-epoll")
+		if rc, err := l.epfile.SyscallConn(); err == nil {
+			l.eprc = rc
+			l.park = true
+		}
+	}
+	return l, nil
+}
+
+// wait returns the next ready events: from a non-blocking epoll_wait,
+// parking in Go's netpoller while there are none (or, without park, from
+// a blocking one). Zero events: time to sweep.
+func (l *netLoop) wait(timeout int, deadline time.Time) (int, error) {
+	if !l.park {
+		return unix.EpollWait(l.epfd, l.events, timeout)
+	}
+	if !deadline.Equal(l.deadline) {
+		_ = l.epfile.SetReadDeadline(deadline)
+		l.deadline = deadline
+	}
+	var n int
+	var werr error
+	err := l.eprc.Read(func(fd uintptr) bool {
+		n, werr = unix.EpollWait(int(fd), l.events, 0)
+		return n != 0 || (werr != nil && werr != unix.EINTR)
+	})
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	return n, werr
 }
 
 // adopt moves a newly accepted connection onto a loop: its socket is
@@ -236,7 +285,7 @@ func (l *netLoop) run() {
 	timeout := int(sweepEvery / time.Millisecond)
 	l.lastSweep = time.Now()
 	for {
-		n, err := unix.EpollWait(l.epfd, l.events, timeout)
+		n, err := l.wait(timeout, l.lastSweep.Add(sweepEvery))
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			l.srv.log.Error("resp: epoll_wait failed", "err", err)
 			time.Sleep(10 * time.Millisecond)
@@ -274,7 +323,11 @@ func (l *netLoop) closeFDs() {
 	l.mu.Lock()
 	l.closed = true
 	l.mu.Unlock()
-	_ = unix.Close(l.epfd)
+	if l.epfile != nil {
+		_ = l.epfile.Close()
+	} else {
+		_ = unix.Close(l.epfd)
+	}
 	_ = unix.Close(l.wakefd)
 }
 
