@@ -94,7 +94,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 		"TCP port of the Redis protocol (RESP2/RESP3) on --bind; 0 picks a free one (the start-up log names it), -1 turns it off")
 	fs.Var(&durationValue{&cfg.respIdle, 0}, "resp-idle-timeout", "close a Redis-protocol connection idle this long; 0 never does (Redis's timeout 0)")
 	fs.Var(&choiceValue{&cfg.respTransport, []string{resp.TransportEventLoop, resp.TransportGoroutines}}, "resp-transport",
-		"how Redis-protocol connections are served: eventloop (one epoll loop per CPU; the default on Linux) or goroutines (one goroutine per connection)")
+		"how Redis-protocol connections are served: eventloop (one epoll loop per CPU, Linux) or goroutines (one goroutine per connection); by default eventloop unless writes wait (--sync always, a cluster)")
 	fs.StringVar(&cfg.bind, "bind", cfg.bind, "address to listen on; 0.0.0.0 opens the server to the network, so set --auth-token too")
 	fs.StringVar(&cfg.dataDir, "data-dir", cfg.dataDir, "directory of the database files, created with mode 0700 if missing")
 	fs.Var(&sizeValue{&cfg.cacheSize, 0, math.MaxInt64}, "cache-size", "value cache budget of the rust engine; 0 disables the cache")

@@ -51,8 +51,9 @@ type Config struct {
 	// group commit instead of paying one sync each. Worth it only when
 	// every commit waits for a sync (--sync always on a durable engine).
 	ConcurrentPipeline bool
-	// Transport is how connections are served: TransportEventLoop (the
-	// default on Linux) or TransportGoroutines.
+	// Transport is how connections are served: TransportEventLoop,
+	// TransportGoroutines, or empty for the event loop where no write
+	// waits for a sync or a replica and goroutines where writes wait.
 	Transport string
 	// Loops is the number of event loops (default GOMAXPROCS).
 	Loops int

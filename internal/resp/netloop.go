@@ -7,13 +7,15 @@ import (
 	"github.com/tidwall/redcon"
 )
 
-// Transports: how connections are served.
+// Transports: how connections are served. The default (Config.Transport
+// empty) is the event loop where no write waits (--sync never or interval
+// on one node) and a goroutine per connection elsewhere.
 const (
 	// TransportEventLoop serves connections from a few event loops, one
-	// per CPU (netloop_linux.go); the default on Linux.
+	// per CPU (netloop_linux.go; Linux only).
 	TransportEventLoop = "eventloop"
 	// TransportGoroutines serves each connection on a goroutine of its own
-	// over Go's netpoller; the default elsewhere.
+	// over Go's netpoller.
 	TransportGoroutines = "goroutines"
 )
 

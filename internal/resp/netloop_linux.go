@@ -110,8 +110,16 @@ type loopConn struct {
 // startLoops starts the event loops, one per CPU; none when the
 // configuration asks for the goroutine transport or epoll is unavailable.
 func (s *Server) startLoops() {
-	if s.cfg.Transport == TransportGoroutines {
+	switch s.cfg.Transport {
+	case TransportGoroutines:
 		return
+	case "":
+		// Where writes wait (--sync always, a cluster), every write would
+		// go from the loop to a goroutine and back: a goroutine per
+		// connection measured faster there (docs/performance/resp.md).
+		if s.loopRuns != loopRunsWrites {
+			return
+		}
 	}
 	n := s.cfg.Loops
 	if n <= 0 {

@@ -31,7 +31,8 @@ func (e *slowEngine) Write(ctx context.Context, ops []storage.BatchOp) error {
 }
 
 // startSlowServer starts a server whose writes wait for their "sync"
-// (ConcurrentPipeline, as under --sync always), on a slowEngine.
+// (ConcurrentPipeline, as under --sync always), on a slowEngine, served by
+// one event loop (chosen: where writes wait, the default is goroutines).
 func startSlowServer(t *testing.T, delay time.Duration, tweak func(*Config)) *testServer {
 	t.Helper()
 	mem := storage.NewMemoryEngine(storage.DefaultConfig())
@@ -44,6 +45,7 @@ func startSlowServer(t *testing.T, delay time.Duration, tweak func(*Config)) *te
 		c.Store = store
 		c.ConcurrentPipeline = true
 		c.Loops = 1 // one loop: a slow command on it would stall everyone
+		c.Transport = TransportEventLoop
 		if tweak != nil {
 			tweak(c)
 		}
@@ -309,6 +311,23 @@ func TestLoopServerCloseDuringSlowCommand(t *testing.T) {
 	idle.expectClosed()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTransportChoice: by default the event loop serves a server whose
+// writes do not wait, goroutines one whose writes do.
+func TestTransportChoice(t *testing.T) {
+	fast := startTestServer(t, nil)
+	needLoops(t, fast)
+	waits := startTestServer(t, func(c *Config) { c.ConcurrentPipeline = true })
+	r := waits.raw(t)
+	r.send("SET a 1\r\nGET a\r\n")
+	r.expect("+OK\r\n$1\r\n1\r\n")
+	waits.srv.mu.Lock()
+	loops := len(waits.srv.loops)
+	waits.srv.mu.Unlock()
+	if loops != 0 {
+		t.Fatalf("%d event loops where every write waits", loops)
 	}
 }
 
