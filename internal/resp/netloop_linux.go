@@ -262,13 +262,14 @@ func (l *netLoop) post(f func()) {
 		return
 	}
 	l.tasks = append(l.tasks, f)
-	wake := !l.woken
-	l.woken = true
-	l.mu.Unlock()
-	if wake {
+	if !l.woken {
+		// Under mu, so that the eventfd cannot be closed (and its number
+		// reused) in between.
+		l.woken = true
 		one := [8]byte{1}
 		_, _ = unix.Write(l.wakefd, one[:])
 	}
+	l.mu.Unlock()
 }
 
 func (l *netLoop) runTasks() {
@@ -329,8 +330,8 @@ func (l *netLoop) run() {
 
 func (l *netLoop) closeFDs() {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.closed = true
-	l.mu.Unlock()
 	if l.epfile != nil {
 		_ = l.epfile.Close()
 	} else {
