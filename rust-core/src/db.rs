@@ -16,9 +16,8 @@ use crate::batch::WriteBatch;
 use crate::checkpoint::{self, CheckpointReport};
 use crate::compaction::{self, CompactionReport};
 use crate::dirlock::DirLock;
-use crate::engine::{expiry_at, now_ms, Inner, RELOCATION_RETRIES};
+use crate::engine::{expiry_at, now_ms, Inner, PointRead, RELOCATION_RETRIES};
 use crate::error::{Error, Result};
-use crate::index::Lookup;
 use crate::iter::{Iter, Snapshot};
 use crate::log::recovery::RecoveryReport;
 use crate::log::{OpKind, OpRef};
@@ -284,23 +283,38 @@ impl Db {
         inner.check_key(key)?;
         inner.counters.reads.add(1);
         for _ in 0..RELOCATION_RETRIES {
-            match inner.index.get(key, inner.vis.visible()) {
-                Lookup::Found(v) => {
-                    // The clock is read only for keys that carry an expiry.
-                    let now = if v.expires_at != 0 { now_ms() } else { 0 };
-                    if v.is_absent(now) {
-                        return Ok(None);
-                    }
-                    if let Some(value) = inner.load(key, &v)? {
-                        return Ok(Some(value));
-                    }
-                    // Compaction moved the value: look the key up again.
-                    std::thread::yield_now();
-                }
-                Lookup::Missing => return Ok(None),
+            // The clock is read only for keys that carry an expiry.
+            match inner.read_once(key, inner.vis.visible(), now_ms)? {
+                PointRead::Value(value) => return Ok(Some(value)),
+                PointRead::Absent => return Ok(None),
+                // Compaction moved the value: look the key up again.
+                PointRead::Moved => std::thread::yield_now(),
                 // The version this read wanted was reclaimed because a newer
                 // one became visible: read again at the newer point.
-                Lookup::Stale => continue,
+                PointRead::Stale => continue,
+            }
+        }
+        Err(inner.missing_segment(key))
+    }
+
+    /// Lends the value of `key` to `f` and returns what `f` made of it, or
+    /// `None` if the key is absent, deleted or expired. As [`Db::get`], but
+    /// a value kept in the index is lent in place, under its key's read
+    /// lock, so `f` must be short (a copy) and must not block or call into
+    /// the database; no reference to the value is counted.
+    #[doc(hidden)]
+    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        let inner = &*self.inner;
+        inner.check_open()?;
+        inner.check_key(key)?;
+        inner.counters.reads.add(1);
+        let mut lend = Some(f);
+        for _ in 0..RELOCATION_RETRIES {
+            match inner.read_once_lent(key, inner.vis.visible(), now_ms, &mut lend)? {
+                PointRead::Value(r) => return Ok(Some(r)),
+                PointRead::Absent => return Ok(None),
+                PointRead::Moved => std::thread::yield_now(),
+                PointRead::Stale => continue,
             }
         }
         Err(inner.missing_segment(key))

@@ -27,7 +27,7 @@ use crate::compaction::{self, CompactionReport};
 use crate::db::Value;
 use crate::dirlock::DirLock;
 use crate::error::{Error, Result};
-use crate::index::{Index, Lookup, ValueRef, Version};
+use crate::index::{Index, Seen, ValueRef, Version};
 use crate::log::record::kv_checksum;
 use crate::log::recovery::{self, RecoveryReport};
 use crate::log::{Appended, Log, OpKind, OpRef};
@@ -313,7 +313,12 @@ impl Inner {
     /// The value of a visible, present version, or `None` when compaction
     /// moved it meanwhile (look the key up again).
     pub(crate) fn load(&self, key: &[u8], v: &Version) -> Result<Option<Value>> {
-        match &v.value {
+        self.load_ref(key, &v.value)
+    }
+
+    /// [`Inner::load`] of a version's value reference.
+    pub(crate) fn load_ref(&self, key: &[u8], value: &ValueRef) -> Result<Option<Value>> {
+        match value {
             ValueRef::Inline(bytes) => Ok(Some(Arc::clone(bytes))),
             ValueRef::Tombstone => Err(Error::Internal("load of a tombstone".into())),
             &ValueRef::Disk {
@@ -344,18 +349,78 @@ impl Inner {
         }
     }
 
+    /// One point read of `key` at `seq`: the index lends the visible
+    /// version only long enough to take its expiry and value reference (an
+    /// inline value's handle, a disk location), then the value is loaded
+    /// outside the key's lock. `now` is called only for a key that carries
+    /// an expiry.
+    #[inline]
+    pub(crate) fn read_once(&self, key: &[u8], seq: u64, now: impl FnOnce() -> u64) -> Result<PointRead> {
+        let (expires_at, value) = match self.index.get_with(key, seq, |v| (v.expires_at, v.value.clone())) {
+            Seen::Found(found) => found,
+            Seen::Missing => return Ok(PointRead::Absent),
+            Seen::Stale => return Ok(PointRead::Stale),
+        };
+        if expires_at != 0 && expires_at <= now() {
+            return Ok(PointRead::Absent);
+        }
+        Ok(match value {
+            ValueRef::Tombstone => PointRead::Absent,
+            ValueRef::Inline(bytes) => PointRead::Value(bytes),
+            disk => match self.load_ref(key, &disk)? {
+                Some(v) => PointRead::Value(v),
+                None => PointRead::Moved,
+            },
+        })
+    }
+
+    /// Like [`Inner::read_once`], but lends the value's bytes to `f`
+    /// instead of handing out a handle: a value inline in the index is lent
+    /// under its key's read lock (so `f` must be short, a copy, and must
+    /// not block), and no reference is counted on it. `f` is taken from
+    /// `lend` only when the value is found.
+    #[inline]
+    pub(crate) fn read_once_lent<F: FnOnce(&[u8]) -> R, R>(
+        &self,
+        key: &[u8],
+        seq: u64,
+        now: impl Fn() -> u64,
+        lend: &mut Option<F>,
+    ) -> Result<PointRead<R>> {
+        let found = self.index.get_with(key, seq, |v| {
+            if matches!(v.value, ValueRef::Tombstone) || (v.expires_at != 0 && v.expires_at <= now()) {
+                return None;
+            }
+            Some(match &v.value {
+                ValueRef::Inline(bytes) => Ok(lend.take().map(|f| f(bytes))),
+                disk => Err(disk.clone()),
+            })
+        });
+        let disk = match found {
+            Seen::Found(Some(Ok(Some(r)))) => return Ok(PointRead::Value(r)),
+            Seen::Found(Some(Ok(None))) => return Err(Error::Internal("a point read lent its value twice".into())),
+            Seen::Found(Some(Err(disk))) => disk,
+            Seen::Found(None) | Seen::Missing => return Ok(PointRead::Absent),
+            Seen::Stale => return Ok(PointRead::Stale),
+        };
+        Ok(match self.load_ref(key, &disk)? {
+            Some(v) => match lend.take() {
+                Some(f) => PointRead::Value(f(&v)),
+                None => return Err(Error::Internal("a point read lent its value twice".into())),
+            },
+            None => PointRead::Moved,
+        })
+    }
+
     /// The value of `key` at `seq`, looking the key up again when compaction
     /// moved the value between lookup and read.
     pub(crate) fn read_at(&self, key: &[u8], seq: u64, now_ms: u64) -> Result<Option<Value>> {
         for _ in 0..RELOCATION_RETRIES {
-            match self.index.get(key, seq) {
-                Lookup::Found(v) if !v.is_absent(now_ms) => {
-                    if let Some(value) = self.load(key, &v)? {
-                        return Ok(Some(value));
-                    }
-                    std::thread::yield_now();
-                }
-                _ => return Ok(None),
+            match self.read_once(key, seq, || now_ms)? {
+                PointRead::Value(v) => return Ok(Some(v)),
+                PointRead::Moved => std::thread::yield_now(),
+                // A registered snapshot's versions are not reclaimed.
+                PointRead::Absent | PointRead::Stale => return Ok(None),
             }
         }
         Err(self.missing_segment(key))
@@ -393,6 +458,18 @@ impl Inner {
     ) -> crate::index::RangeEnd {
         self.index.range_from(lower, upper, seq, limit, visit)
     }
+}
+
+/// What one point read found ([`Inner::read_once`]).
+pub(crate) enum PointRead<V = Value> {
+    /// The visible value (or what was made of it).
+    Value(V),
+    /// Absent, deleted or expired.
+    Absent,
+    /// Compaction moved the value between lookup and read: look again.
+    Moved,
+    /// The versions old enough for the reader were reclaimed.
+    Stale,
 }
 
 impl Drop for Inner {

@@ -1,8 +1,14 @@
 //! The in-memory ordered index: key -> newest versions.
 //!
-//! A lock-free `crossbeam_skiplist::SkipMap` orders the keys byte-wise, so
+//! A lock-free `crossbeam_skiplist` skiplist orders the keys byte-wise, so
 //! point lookups, prefix and range scans are skiplist walks that never block
-//! on each other or on writers. Each key holds a short list of versions,
+//! on each other or on writers. The index uses the crate's base `SkipList`
+//! rather than its `SkipMap` wrapper: every operation runs under one epoch
+//! guard and reads entries through it, where the wrapper counts a reference
+//! on each entry it hands out (two atomic read-modify-writes on the node and
+//! a second pin per lookup or per step of a walk). An entry seen under the
+//! guard stays allocated until the guard is dropped, even if it is unlinked
+//! meanwhile. Each key holds a short list of versions,
 //! newest first, behind a per-key reader-writer lock held only to copy or
 //! insert one small entry (never across I/O).
 //!
@@ -17,7 +23,8 @@ use std::cmp::Ordering;
 use std::ops::{Bound, Deref};
 use std::sync::Arc;
 
-use crossbeam_skiplist::SkipMap;
+use crossbeam_epoch::{self as epoch, Guard};
+use crossbeam_skiplist::base::SkipList;
 use parking_lot::RwLock;
 use smallvec::SmallVec;
 
@@ -72,6 +79,84 @@ impl Borrow<[u8]> for IndexKey {
     }
 }
 
+impl Borrow<KeyBytes> for IndexKey {
+    #[inline]
+    fn borrow(&self) -> &KeyBytes {
+        KeyBytes::new(self)
+    }
+}
+
+/// Key bytes as the skiplist's searches compare them: ordered byte-wise
+/// like `[u8]`, but compared eight bytes at a time in registers for short
+/// keys instead of through a `memcmp` call (a lookup compares the key with
+/// a node at every step, and keys are typically 10 to 30 bytes).
+#[repr(transparent)]
+#[derive(Debug)]
+pub struct KeyBytes([u8]);
+
+impl KeyBytes {
+    /// `bytes` as a key to search for.
+    #[inline]
+    pub fn new(bytes: &[u8]) -> &KeyBytes {
+        // SAFETY: `KeyBytes` is a `repr(transparent)` wrapper of `[u8]`, so
+        // both references have the same layout and metadata (the length).
+        unsafe { &*(bytes as *const [u8] as *const KeyBytes) }
+    }
+}
+
+impl PartialEq for KeyBytes {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && compare_bytes(&self.0, &other.0) == Ordering::Equal
+    }
+}
+
+impl Eq for KeyBytes {}
+
+impl PartialOrd for KeyBytes {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for KeyBytes {
+    #[inline]
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare_bytes(&self.0, &other.0)
+    }
+}
+
+/// Keys longer than this are compared with `memcmp`, which is faster than
+/// word-by-word compares once the prefix they share is long.
+const WORD_COMPARE_MAX: usize = 64;
+
+/// Byte-wise order of `a` and `b` (as `<[u8]>::cmp`), comparing big-endian
+/// 8-byte words, so the first differing word orders the keys like its first
+/// differing byte.
+#[inline]
+pub fn compare_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    let n = a.len().min(b.len());
+    if n > WORD_COMPARE_MAX {
+        return a.cmp(b);
+    }
+    let (mut a8, mut b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut a8).zip(&mut b8) {
+        let x = u64::from_be_bytes(x.try_into().expect("8-byte chunk"));
+        let y = u64::from_be_bytes(y.try_into().expect("8-byte chunk"));
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    let done = n & !7;
+    for i in done..n {
+        if a[i] != b[i] {
+            return a[i].cmp(&b[i]);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
 impl PartialEq for IndexKey {
     fn eq(&self, other: &Self) -> bool {
         **self == **other
@@ -89,7 +174,7 @@ impl PartialOrd for IndexKey {
 impl Ord for IndexKey {
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        (**self).cmp(&**other)
+        compare_bytes(self, other)
     }
 }
 
@@ -182,15 +267,26 @@ pub struct KeyEntry {
 impl KeyEntry {
     /// The newest version visible at `read_seq`.
     pub fn visible(&self, read_seq: u64) -> Lookup {
+        match self.seen(read_seq, Version::clone) {
+            Seen::Found(v) => Lookup::Found(v),
+            Seen::Missing => Lookup::Missing,
+            Seen::Stale => Lookup::Stale,
+        }
+    }
+
+    /// Lends the newest version visible at `read_seq` to `f` under the
+    /// key's read lock; as [`KeyEntry::visible`] without the copy.
+    #[inline]
+    fn seen<R>(&self, read_seq: u64, f: impl FnOnce(&Version) -> R) -> Seen<R> {
         let v = self.versions.read();
         match v.list.iter().find(|ver| ver.seq <= read_seq) {
-            Some(ver) => Lookup::Found(ver.clone()),
+            Some(ver) => Seen::Found(f(ver)),
             // Only newer versions are left, and the ones this reader wanted
             // were reclaimed: that happens only once a newer one is visible.
-            None if read_seq < v.reclaimed_below => Lookup::Stale,
+            None if read_seq < v.reclaimed_below => Seen::Stale,
             // Nothing was reclaimed at or above `read_seq`: the key had no
             // version then (its first one may be a commit still in flight).
-            None => Lookup::Missing,
+            None => Seen::Missing,
         }
     }
 
@@ -234,9 +330,36 @@ pub struct InsertEffect {
 }
 
 /// The ordered index.
-#[derive(Debug, Default)]
 pub struct Index {
-    map: SkipMap<IndexKey, KeyEntry>,
+    list: SkipList<IndexKey, KeyEntry>,
+}
+
+impl Default for Index {
+    fn default() -> Index {
+        Index {
+            list: SkipList::new(epoch::default_collector().clone()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("len", &self.list.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Result of [`Index::get_with`]: what the visitor returned for the visible
+/// version, or why there is none (as [`Lookup`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen<R> {
+    /// The visitor's result for the visible version.
+    Found(R),
+    /// The key has no version.
+    Missing,
+    /// The versions old enough for this reader were reclaimed.
+    Stale,
 }
 
 impl Index {
@@ -247,50 +370,96 @@ impl Index {
 
     /// Number of keys with at least one version (live, deleted or expired).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.list.len()
     }
 
-    /// Versions held, over all keys (walks the whole index).
+    /// Versions held, over all keys (walks the whole index under one epoch
+    /// guard: memory unlinked meanwhile is freed only after the walk).
     pub fn version_count(&self) -> usize {
-        self.map.iter().map(|e| e.value().versions.read().list.len()).sum()
+        let guard = epoch::pin();
+        self.list
+            .iter(&guard)
+            .map(|e| e.value().versions.read().list.len())
+            .sum()
     }
 
     /// True when the index holds no key.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.list.is_empty()
+    }
+
+    /// The entry of `key`, read under `guard` (no reference is counted).
+    #[inline]
+    fn entry<'g>(&'g self, key: &[u8], guard: &'g Guard) -> Option<&'g KeyEntry> {
+        self.list.get(KeyBytes::new(key), guard).map(|e| e.value())
     }
 
     /// The version of `key` visible at `read_seq`.
     pub fn get(&self, key: &[u8], read_seq: u64) -> Lookup {
-        match self.map.get(key) {
-            Some(e) => e.value().visible(read_seq),
-            None => Lookup::Missing,
+        match self.get_with(key, read_seq, Version::clone) {
+            Seen::Found(v) => Lookup::Found(v),
+            Seen::Missing => Lookup::Missing,
+            Seen::Stale => Lookup::Stale,
+        }
+    }
+
+    /// Lends the version of `key` visible at `read_seq` to `f`, under the
+    /// key's read lock (so `f` must be short and must not block), without
+    /// copying it: a point read takes what it needs (an inline value's
+    /// handle, a disk location) and nothing else.
+    #[inline]
+    pub fn get_with<R>(&self, key: &[u8], read_seq: u64, f: impl FnOnce(&Version) -> R) -> Seen<R> {
+        let guard = epoch::pin();
+        match self.entry(key, &guard) {
+            Some(e) => e.seen(read_seq, f),
+            None => Seen::Missing,
         }
     }
 
     /// Sequence number of the newest version of `key`, if any.
     pub fn newest_seq(&self, key: &[u8]) -> Option<u64> {
-        self.map.get(key).and_then(|e| e.value().newest_seq())
+        let guard = epoch::pin();
+        self.entry(key, &guard).and_then(KeyEntry::newest_seq)
+    }
+
+    /// Runs `f` on the entry of `key`, creating the entry if the key has
+    /// none, until `f` returns `Some` (it returns `None` on an entry that
+    /// tombstone collection unlinked meanwhile, to retry on a fresh one).
+    fn upsert<R>(&self, key: &[u8], mut f: impl FnMut(&KeyEntry) -> Option<R>) -> R {
+        let guard = epoch::pin();
+        loop {
+            // Most writes overwrite: look the key up first, so only a new key
+            // pays for allocating its copy and for the counted reference.
+            let done = match self.entry(key, &guard) {
+                Some(e) => f(e),
+                None => {
+                    let e = self
+                        .list
+                        .get_or_insert_with(IndexKey::new(key), KeyEntry::default, &guard);
+                    let done = f(e.value());
+                    e.release(&guard);
+                    done
+                }
+            };
+            if let Some(r) = done {
+                return r;
+            }
+        }
     }
 
     /// Inserts `version` of `key`. Versions no snapshot at or above
     /// `watermark` can read are dropped. A version with the same seq (a batch
     /// touching one key twice) replaces the earlier one: the later op wins.
     pub fn insert(&self, key: &[u8], version: Version, watermark: u64) -> InsertEffect {
-        loop {
-            // Most writes overwrite: look the key up first, so only a new key
-            // pays for allocating its boxed copy.
-            let entry = match self.map.get(key) {
-                Some(e) => e,
-                None => self.map.get_or_insert_with(IndexKey::new(key), KeyEntry::default),
-            };
-            let mut v = entry.value().versions.write();
+        let mut version = Some(version);
+        self.upsert(key, |entry| {
+            let mut v = entry.versions.write();
             if v.removed {
                 // Lost a race with tombstone collection: the entry is being
                 // unlinked; insert into a fresh one.
-                drop(v);
-                continue;
+                return None;
             }
+            let version = version.take().expect("inserted once");
             let was_live = v.list.first().is_some_and(|x| !matches!(x.value, ValueRef::Tombstone));
             let pos = v.list.iter().position(|x| x.seq <= version.seq).unwrap_or(v.list.len());
             let mut effect = InsertEffect::default();
@@ -312,14 +481,15 @@ impl Index {
             v.reclaim(watermark);
             let is_live = v.list.first().is_some_and(|x| !matches!(x.value, ValueRef::Tombstone));
             effect.live_keys = is_live as i64 - was_live as i64;
-            return effect;
-        }
+            Some(effect)
+        })
     }
 
     /// Unlinks `key` when its newest version is the tombstone `seq` and that
     /// tombstone is at or below `watermark` (no snapshot can see past it).
     pub fn remove_tombstone(&self, key: &[u8], seq: u64, watermark: u64) -> bool {
-        let Some(entry) = self.map.get(key) else {
+        let guard = epoch::pin();
+        let Some(entry) = self.list.get(KeyBytes::new(key), &guard) else {
             return false;
         };
         let mut v = entry.value().versions.write();
@@ -338,27 +508,30 @@ impl Index {
     /// are not read in sequence order once compaction has run). Tombstones
     /// are kept; the caller unlinks them once replay is over.
     pub fn apply_recovered(&self, key: &[u8], version: Version) -> InsertEffect {
-        let entry = self.map.get_or_insert_with(IndexKey::new(key), KeyEntry::default);
-        let mut v = entry.value().versions.write();
-        let mut effect = InsertEffect::default();
-        let old = v.list.first();
-        if old.is_some_and(|o| o.seq > version.seq) {
-            return effect; // dead at birth
-        }
-        effect.is_newest = true;
-        let was_live = old.is_some_and(|o| !matches!(o.value, ValueRef::Tombstone));
-        if let Some(o) = old.filter(|_| was_live) {
-            effect.superseded_bytes = o.log_bytes as u64;
-            effect.superseded_segment = o.segment;
-        }
-        let is_live = !matches!(version.value, ValueRef::Tombstone);
-        if !v.list.is_empty() {
-            v.reclaimed_below = version.seq;
-        }
-        v.list.clear();
-        v.list.push(version);
-        effect.live_keys = is_live as i64 - was_live as i64;
-        effect
+        let mut version = Some(version);
+        self.upsert(key, |entry| {
+            let mut v = entry.versions.write();
+            let version = version.take().expect("applied once");
+            let mut effect = InsertEffect::default();
+            let old = v.list.first();
+            if old.is_some_and(|o| o.seq > version.seq) {
+                return Some(effect); // dead at birth
+            }
+            effect.is_newest = true;
+            let was_live = old.is_some_and(|o| !matches!(o.value, ValueRef::Tombstone));
+            if let Some(o) = old.filter(|_| was_live) {
+                effect.superseded_bytes = o.log_bytes as u64;
+                effect.superseded_segment = o.segment;
+            }
+            let is_live = !matches!(version.value, ValueRef::Tombstone);
+            if !v.list.is_empty() {
+                v.reclaimed_below = version.seq;
+            }
+            v.list.clear();
+            v.list.push(version);
+            effect.live_keys = is_live as i64 - was_live as i64;
+            Some(effect)
+        })
     }
 
     /// Whether `key` still holds the version `seq` located in `segment`:
@@ -378,9 +551,10 @@ impl Index {
     /// current one, so compaction never decides on a stale entry while a
     /// writer has re-created the key.
     fn with_live_entry<R>(&self, key: &[u8], f: impl FnOnce(&mut Versions) -> R) -> Option<R> {
+        let guard = epoch::pin();
         loop {
-            let entry = self.map.get(key)?;
-            let mut v = entry.value().versions.write();
+            let entry = self.entry(key, &guard)?;
+            let mut v = entry.versions.write();
             if v.removed {
                 continue;
             }
@@ -424,13 +598,18 @@ impl Index {
 
     /// Unlinks every key whose only version is a tombstone (end of recovery).
     pub fn remove_tombstones(&self, keys: &[Box<[u8]>]) {
-        for k in keys {
-            if let Some(entry) = self.map.get(&**k) {
+        let mut guard = epoch::pin();
+        for (i, k) in keys.iter().enumerate() {
+            if let Some(entry) = self.list.get(KeyBytes::new(k), &guard) {
                 let mut v = entry.value().versions.write();
                 if v.list.len() == 1 && matches!(v.list[0].value, ValueRef::Tombstone) {
                     v.removed = true;
                     entry.remove();
                 }
+            }
+            // Let unlinked entries be freed during a long list.
+            if i % 1024 == 1023 {
+                guard.repin();
             }
         }
     }
@@ -441,6 +620,12 @@ impl Index {
     /// stale key: its versions are not reclaimed). The key and the version
     /// are lent to `visit`, the version under its key's read lock (`visit`
     /// must not block), so the walk itself copies and allocates nothing.
+    ///
+    /// The walk runs under one epoch guard and counts no reference on the
+    /// entries it passes (callers bound `limit`, so the guard is short).
+    /// An entry unlinked while the walk is on it is still read (its last
+    /// version is a tombstone no snapshot below the watermark can miss), and
+    /// the walk goes on from its key.
     pub fn range_from(
         &self,
         lower: Bound<&[u8]>,
@@ -449,12 +634,9 @@ impl Index {
         limit: usize,
         mut visit: impl FnMut(&[u8], &Version),
     ) -> RangeEnd {
-        // Pinned once for the walk: each step of the map's range (and each
-        // entry's release) pins the epoch again, which under an outer pin is
-        // a counter increment rather than a fence per key.
-        let _pin = crossbeam_epoch::pin();
+        let guard = epoch::pin();
         let mut n = 0;
-        for entry in self.map.range::<[u8], _>((lower, upper)) {
+        for entry in self.list.range::<KeyBytes, _>((bound(lower), bound(upper)), &guard) {
             if n >= limit {
                 return RangeEnd::More;
             }
@@ -467,6 +649,14 @@ impl Index {
             }
         }
         RangeEnd::Done
+    }
+}
+
+fn bound(b: Bound<&[u8]>) -> Bound<&KeyBytes> {
+    match b {
+        Bound::Included(k) => Bound::Included(KeyBytes::new(k)),
+        Bound::Excluded(k) => Bound::Excluded(KeyBytes::new(k)),
+        Bound::Unbounded => Bound::Unbounded,
     }
 }
 
@@ -552,15 +742,15 @@ mod tests {
         for seq in 1..=10 {
             idx.insert(b"k", put(seq, b"v"), seq);
         }
-        let e = idx.map.get(b"k".as_slice()).unwrap();
-        assert_eq!(e.value().versions.read().list.len(), 1);
+        assert_eq!(idx.version_count(), 1);
         // With the watermark held at 2, versions 2.. stay.
         let idx = Index::new();
         for seq in 1..=5 {
             idx.insert(b"k", put(seq, b"v"), 2);
         }
-        let e = idx.map.get(b"k".as_slice()).unwrap();
-        let seqs: Vec<u64> = e.value().versions.read().list.iter().map(|v| v.seq).collect();
+        let guard = epoch::pin();
+        let e = idx.entry(b"k", &guard).unwrap();
+        let seqs: Vec<u64> = e.versions.read().list.iter().map(|v| v.seq).collect();
         assert_eq!(seqs, vec![5, 4, 3, 2]);
     }
 
@@ -644,6 +834,51 @@ mod tests {
         for k in &keys {
             assert!(matches!(idx.get(k, u64::MAX), Lookup::Found(_)));
         }
+    }
+
+    #[test]
+    fn word_compare_orders_as_bytes() {
+        // Lengths across the 8-byte words and the memcmp cut-over, with
+        // bytes that differ in sign and in position inside a word.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 80) as usize;
+            let a: Vec<u8> = (0..len)
+                .map(|_| [0u8, 1, 0x7f, 0x80, 0xff][(next() % 5) as usize])
+                .collect();
+            let mut b = a.clone();
+            match next() % 4 {
+                0 => b.truncate((next() % (len as u64 + 1)) as usize),
+                1 => b.push((next() % 256) as u8),
+                _ if len > 0 => {
+                    let at = (next() % len as u64) as usize;
+                    b[at] = (next() % 256) as u8;
+                }
+                _ => {}
+            }
+            assert_eq!(compare_bytes(&a, &b), a.cmp(&b), "{a:?} vs {b:?}");
+            assert_eq!(compare_bytes(&b, &a), b.cmp(&a), "{b:?} vs {a:?}");
+            assert_eq!(KeyBytes::new(&a) == KeyBytes::new(&b), a == b);
+        }
+    }
+
+    #[test]
+    fn get_with_lends_the_visible_version() {
+        let idx = Index::new();
+        idx.insert(b"k", put(2, b"a"), 0);
+        idx.insert(b"k", put(5, b"b"), 0);
+        assert_eq!(idx.get_with(b"k", 4, |v| v.seq), Seen::Found(2));
+        assert_eq!(idx.get_with(b"k", 9, |v| v.seq), Seen::Found(5));
+        assert_eq!(idx.get_with(b"k", 1, |v| v.seq), Seen::Missing);
+        assert_eq!(idx.get_with(b"x", 9, |v| v.seq), Seen::Missing);
+        idx.insert(b"k", put(8, b"c"), 6);
+        assert_eq!(idx.get_with(b"k", 3, |v| v.seq), Seen::Stale);
     }
 
     #[test]

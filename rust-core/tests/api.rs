@@ -264,3 +264,43 @@ fn always_policy_group_commits_concurrent_writers() {
     assert_eq!(st.synced_commits, 320);
     assert!(st.syncs < 320, "16 writers never shared a sync: {st:?}");
 }
+
+/// `get_with` lends the value (in place when it is inline in the index)
+/// and answers as `get` does for inline, on-disk, deleted, expired and
+/// missing keys, before and after compaction and reopen.
+#[test]
+fn get_with_lends_what_get_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = || Options {
+        inline_threshold: 64,
+        cache_bytes: 0,
+        ..opts()
+    };
+    let db = Db::open(dir.path(), o()).unwrap();
+    db.put(b"small", &[1u8; 10]).unwrap();
+    db.put(b"large", &[2u8; 1000]).unwrap();
+    db.put(b"gone", b"x").unwrap();
+    db.delete(b"gone").unwrap();
+    db.put_with_ttl(b"brief", b"y", Duration::from_millis(1)).unwrap();
+    db.put_with_ttl(b"lasting", b"z", Duration::from_secs(3600)).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    let check = |db: &Db| {
+        for k in [&b"small"[..], b"large", b"gone", b"brief", b"lasting", b"never"] {
+            let want = db.get(k).unwrap().map(|v| v.to_vec());
+            assert_eq!(db.get_with(k, |v| v.to_vec()).unwrap(), want, "{k:?}");
+        }
+        assert_eq!(db.get_with(b"small", <[u8]>::len).unwrap(), Some(10));
+        assert_eq!(db.get_with(b"large", <[u8]>::len).unwrap(), Some(1000));
+        assert_eq!(db.get_with(b"gone", <[u8]>::len).unwrap(), None);
+        assert_eq!(db.get_with(b"brief", <[u8]>::len).unwrap(), None);
+        assert_eq!(db.get_with(b"lasting", <[u8]>::len).unwrap(), Some(1));
+    };
+    check(&db);
+    db.compact().unwrap();
+    check(&db);
+    db.close().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), o()).unwrap();
+    check(&db);
+    assert!(matches!(db.get_with(b"", |_| ()), Err(Error::InvalidKey { .. })));
+}

@@ -263,16 +263,18 @@ pub unsafe extern "C" fn mantis_get_into(
         let value_len = try_out!(value_len);
         let h = try_handle!(db);
         let k = try_bytes!(key, key_len, "key");
-        let Some(v) = h.db.get(k)? else {
-            return Ok(MantisStatus::MantisNotFound);
-        };
-        value_len.set(v.len());
-        if v.len() > dst_cap {
-            return Ok(MantisStatus::MantisBufferTooSmall);
-        }
-        // The first `v.len()` of the `dst_cap` bytes.
-        try_bytes_mut!(dst, v.len(), "dst").copy_from_slice(&v);
-        Ok(MantisStatus::MantisOk)
+        // The value is copied where it lies (in the index for a small one),
+        // without taking a reference to it.
+        let copied = h.db.get_with(k, |v| {
+            value_len.set(v.len());
+            if v.len() > dst_cap {
+                return Ok(MantisStatus::MantisBufferTooSmall);
+            }
+            // The first `v.len()` of the `dst_cap` bytes.
+            try_bytes_mut!(dst, v.len(), "dst").copy_from_slice(v);
+            Ok(MantisStatus::MantisOk)
+        })?;
+        copied.unwrap_or(Ok(MantisStatus::MantisNotFound))
     })
 }
 

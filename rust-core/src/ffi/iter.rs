@@ -163,7 +163,7 @@ pub unsafe extern "C" fn mantis_iter_next_view(
 fn fill_batch(iter: &mut Iter, max_items: usize, max_bytes: usize, buf: &mut Vec<u8>) -> Result<usize, crate::Error> {
     let mut n = 0usize;
     while n < max_items.max(1) && (n == 0 || buf.len() < max_bytes) {
-        match iter.next_with(|k, v| append_pair(buf, k, &v)) {
+        match iter.next_borrowed(|k, v| append_pair(buf, k, v)) {
             None => break,
             Some(Err(e)) => return Err(e),
             Some(Ok(())) => n += 1,
