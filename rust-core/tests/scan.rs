@@ -324,8 +324,11 @@ fn lending_and_sharing_scans_agree_with_point_reads_under_writes_deletes_and_com
                     std::thread::sleep(Duration::from_millis(2));
                 }
             });
-            for round in 0..40 {
-                if Instant::now() > deadline {
+            // At least 40 scans, and more until the writer and the
+            // compactor are done, so every scan overlaps their work.
+            for round in 0.. {
+                let done = writer.is_finished() && compactor.is_finished();
+                if (round >= 40 && done) || Instant::now() > deadline {
                     break;
                 }
                 let snap = db.snapshot().unwrap();
