@@ -6,6 +6,8 @@ package storage
 import (
 	"context"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 )
 
@@ -58,6 +60,57 @@ type StorageEngine interface {
 	// GetWithMeta returns the value of key with its expiry and version, or
 	// ErrNotFound when the key is absent or expired.
 	GetWithMeta(ctx context.Context, key string) (string, KeyMeta, error)
+}
+
+// Updater is implemented by engines that apply a read-modify-write of one
+// key as ONE commit evaluated against the newest value every earlier commit
+// left: no transaction, no conflict, no retry, so concurrent updates of one
+// key (50 clients incrementing one counter) share group commits. Every
+// successful update is a commit of the key: its version changes. A refused
+// update writes nothing. Engines without it (a replicated engine) run the
+// same operations as transactions (internal/kv).
+type Updater interface {
+	// IncrBy adds delta to the decimal integer in key (a missing or expired
+	// key counts as 0), keeping the key's expiry, and returns the new value.
+	// ErrNotInteger or ErrIncrOverflow refuse it.
+	IncrBy(ctx context.Context, key string, delta int64) (int64, error)
+	// Append appends suffix to key's value (creating the key), keeping its
+	// expiry, and returns the new length; ErrTooLong when the result would
+	// be longer than maxLen bytes.
+	Append(ctx context.Context, key, suffix string, maxLen int) (int, error)
+}
+
+// ParseInt reads a 64-bit integer exactly as Redis's string2ll does: no
+// spaces, no '+', no leading zeros, no "-0", at most 20 characters.
+func ParseInt(s string) (int64, bool) {
+	if len(s) == 0 || len(s) > 20 {
+		return 0, false
+	}
+	if s == "0" {
+		return 0, true
+	}
+	digits := s
+	if s[0] == '-' {
+		digits = s[1:]
+	}
+	if digits == "" || digits[0] < '1' || digits[0] > '9' {
+		return 0, false
+	}
+	for i := 1; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+// AddInt64 is cur + delta, or false when the sum overflows.
+func AddInt64(cur, delta int64) (int64, bool) {
+	if (delta < 0 && cur < 0 && delta < math.MinInt64-cur) || (delta > 0 && cur > 0 && delta > math.MaxInt64-cur) {
+		return 0, false
+	}
+	return cur + delta, true
 }
 
 // KeyMeta describes the newest visible version of a key.

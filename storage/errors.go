@@ -36,4 +36,13 @@ var (
 	// invariants or ran out of an internal resource: a bug or a limit of
 	// the engine, not something the caller did. The message says which.
 	ErrInternal = errors.New("internal storage error")
+	// ErrNotInteger refuses Updater.IncrBy of a value that is not a decimal
+	// 64-bit integer (ParseInt); nothing is written. The text is Redis's.
+	ErrNotInteger = errors.New("value is not an integer or out of range")
+	// ErrIncrOverflow refuses Updater.IncrBy when the sum leaves the 64-bit
+	// range; nothing is written. The text is Redis's.
+	ErrIncrOverflow = errors.New("increment or decrement would overflow")
+	// ErrTooLong refuses Updater.Append when the result would exceed the
+	// length it was given; nothing is written. The text is Redis's.
+	ErrTooLong = errors.New("string exceeds maximum allowed size (proto-max-bulk-len)")
 )

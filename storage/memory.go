@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -357,6 +358,73 @@ func (e *MemoryEngine) Write(_ context.Context, ops []BatchOp) error {
 		}
 	}
 	return e.commit(mops)
+}
+
+// IncrBy implements Updater.
+func (e *MemoryEngine) IncrBy(_ context.Context, key string, delta int64) (int64, error) {
+	var n int64
+	err := e.update(key, func(cur string, ok bool) (string, error) {
+		var c int64
+		if ok {
+			v, valid := ParseInt(cur)
+			if !valid {
+				return "", ErrNotInteger
+			}
+			c = v
+		}
+		sum, fits := AddInt64(c, delta)
+		if !fits {
+			return "", ErrIncrOverflow
+		}
+		n = sum
+		return strconv.FormatInt(sum, 10), nil
+	})
+	return n, err
+}
+
+// Append implements Updater.
+func (e *MemoryEngine) Append(_ context.Context, key, suffix string, maxLen int) (int, error) {
+	var n int
+	err := e.update(key, func(cur string, _ bool) (string, error) {
+		if len(cur)+len(suffix) > maxLen {
+			return "", ErrTooLong
+		}
+		n = len(cur) + len(suffix)
+		return cur + suffix, nil
+	})
+	return n, err
+}
+
+// update commits fn's new value of key, computed from its current value
+// (ok false: missing or expired) under the commit lock, keeping its expiry.
+func (e *MemoryEngine) update(key string, fn func(cur string, ok bool) (string, error)) error {
+	if err := CheckKey(key); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state != memOpen {
+		return ErrClosed
+	}
+	now := nowMs()
+	var cur string
+	var exp int64
+	ent, ok := e.tree.Get(&memEntry{key: key})
+	if ok && ent.expiresAt != 0 && ent.expired(now) {
+		ok = false
+	}
+	if ok {
+		cur, exp = ent.value, ent.expiresAt
+	}
+	v, err := fn(cur, ok)
+	if err != nil {
+		return err
+	}
+	if err := checkValue(v, e.cfg.MaxValueSize); err != nil {
+		return err
+	}
+	e.applyLocked([]memOp{{key: key, value: v, expireAt: exp}}, now)
+	return nil
 }
 
 // commit applies validated ops as one commit.

@@ -1,22 +1,25 @@
 package kv
 
 import (
+	"context"
 	"errors"
 	"math/big"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mantisdb/mantisdb/storage"
 )
 
 // Errors of the string operations. Their texts are Redis's, so a protocol
 // that speaks Redis can prefix them with "ERR " and be byte-exact.
 var (
-	ErrNotInteger     = errors.New("value is not an integer or out of range")
-	ErrOverflow       = errors.New("increment or decrement would overflow")
+	ErrNotInteger     = storage.ErrNotInteger
+	ErrOverflow       = storage.ErrIncrOverflow
 	ErrDecrOverflow   = errors.New("decrement would overflow")
 	ErrNotFloat       = errors.New("value is not a valid float")
 	ErrNaNOrInfinity  = errors.New("increment would produce NaN or Infinity")
-	ErrStringTooLong  = errors.New("string exceeds maximum allowed size (proto-max-bulk-len)")
+	ErrStringTooLong  = storage.ErrTooLong
 	ErrOffsetTooLarge = errors.New("offset is out of range")
 )
 
@@ -138,17 +141,52 @@ func (t *Tx) IncrBy(key string, delta int64) (int64, error) {
 		}
 		cur = n
 	}
-	if (delta < 0 && cur < 0 && delta < minInt64-cur) || (delta > 0 && cur > 0 && delta > maxInt64-cur) {
+	n, ok := storage.AddInt64(cur, delta)
+	if !ok {
 		return 0, ErrOverflow
 	}
-	n := cur + delta
 	return n, t.write(key, strconv.FormatInt(n, 10), m.ExpiresAt)
 }
 
-const (
-	maxInt64 = int64(^uint64(0) >> 1)
-	minInt64 = -maxInt64 - 1
-)
+// IncrBy adds delta to the integer in key (0 when missing), keeping its
+// expiry, and returns the result (Redis INCRBY and family), as one commit.
+// On an engine that evaluates updates in place (storage.Updater) that is
+// one engine call, which concurrent increments of a key share group
+// commits through; otherwise a transaction (Tx.IncrBy) under Update.
+func (s *Store) IncrBy(ctx context.Context, key string, delta int64) (int64, error) {
+	if u, ok := s.engine.(storage.Updater); ok {
+		n, err := u.IncrBy(ctx, key, delta)
+		if err == nil {
+			s.TouchKeys(key)
+		}
+		return n, err
+	}
+	var n int64
+	err := s.Update(ctx, []string{key}, func(tx *Tx) (err error) {
+		n, err = tx.IncrBy(key, delta)
+		return err
+	})
+	return n, err
+}
+
+// Append appends suffix to key's value (creating it), keeping its expiry,
+// and returns the new length (Redis APPEND), as one commit: in place on a
+// storage.Updater engine, else as Tx.Append under Update.
+func (s *Store) Append(ctx context.Context, key, suffix string, maxLen int) (int, error) {
+	if u, ok := s.engine.(storage.Updater); ok {
+		n, err := u.Append(ctx, key, suffix, maxLen)
+		if err == nil {
+			s.TouchKeys(key)
+		}
+		return n, err
+	}
+	var n int
+	err := s.Update(ctx, []string{key}, func(tx *Tx) (err error) {
+		n, err = tx.Append(key, suffix, maxLen)
+		return err
+	})
+	return n, err
+}
 
 // IncrByFloat adds delta to the number in key (0 when missing), keeping
 // its expiry, and returns the stored text (Redis INCRBYFLOAT). Arithmetic
@@ -232,28 +270,7 @@ func FormatLongDouble(f *big.Float) string {
 
 // ParseInt reads a 64-bit integer exactly as Redis's string2ll does: no
 // spaces, no '+', no leading zeros, no "-0", at most 20 characters.
-func ParseInt(s string) (int64, bool) {
-	if len(s) == 0 || len(s) > 20 {
-		return 0, false
-	}
-	if s == "0" {
-		return 0, true
-	}
-	digits := s
-	if s[0] == '-' {
-		digits = s[1:]
-	}
-	if digits == "" || digits[0] < '1' || digits[0] > '9' {
-		return 0, false
-	}
-	for i := 1; i < len(digits); i++ {
-		if digits[i] < '0' || digits[i] > '9' {
-			return 0, false
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	return n, err == nil
-}
+func ParseInt(s string) (int64, bool) { return storage.ParseInt(s) }
 
 // Append appends suffix to key's value (creating it), keeping its expiry,
 // and returns the new length (Redis APPEND).

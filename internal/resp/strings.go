@@ -325,10 +325,13 @@ func (x *call) intOrFail(n int64, err error) {
 
 func cmdAppend(x *call) {
 	var n int
-	err := x.update([]string{x.arg(1)}, func(tx *kv.Tx) (err error) {
-		n, err = tx.Append(x.arg(1), x.arg(2), int(x.srv.cfg.MaxBulk))
-		return err
-	})
+	var err error
+	if x.notBatched(); x.tx == nil {
+		// One commit evaluated in the engine (see kv.Store.Append).
+		n, err = x.srv.store.Append(x.ctx(), x.arg(1), x.arg(2), int(x.srv.cfg.MaxBulk))
+	} else {
+		n, err = x.tx.Append(x.arg(1), x.arg(2), int(x.srv.cfg.MaxBulk))
+	}
 	x.intOrFail(int64(n), err)
 }
 
@@ -401,10 +404,14 @@ func cmdDecrBy(x *call) {
 
 func (x *call) incr(delta int64) {
 	var n int64
-	err := x.update([]string{x.arg(1)}, func(tx *kv.Tx) (err error) {
-		n, err = tx.IncrBy(x.arg(1), delta)
-		return err
-	})
+	var err error
+	if x.notBatched(); x.tx == nil {
+		// One commit evaluated in the engine: concurrent INCRs share group
+		// commits instead of queueing on the key (see kv.Store.IncrBy).
+		n, err = x.srv.store.IncrBy(x.ctx(), x.arg(1), delta)
+	} else {
+		n, err = x.tx.IncrBy(x.arg(1), delta)
+	}
 	x.intOrFail(n, err)
 }
 

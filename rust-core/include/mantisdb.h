@@ -30,6 +30,31 @@ typedef struct MantisSnapshot MantisSnapshot;
 typedef struct MantisTxn MantisTxn;
 
 /*
+ `*outcome` of `mantis_incr_by_begin` and `mantis_append_begin`: the
+ update committed (its result is in the other out-parameter).
+ */
+#define MANTIS_UPDATE_DONE 0
+
+/*
+ `*outcome`: refused, nothing written: the key's value is not a decimal
+ 64-bit integer as Redis reads one (Redis: "value is not an integer or
+ out of range").
+ */
+#define MANTIS_UPDATE_NOT_INTEGER 1
+
+/*
+ `*outcome`: refused, nothing written: the sum is outside the 64-bit
+ range (Redis: "increment or decrement would overflow").
+ */
+#define MANTIS_UPDATE_OVERFLOW 2
+
+/*
+ `*outcome`: refused, nothing written: the value would exceed `max_len`
+ (Redis: "string exceeds maximum allowed size").
+ */
+#define MANTIS_UPDATE_TOO_LONG 3
+
+/*
  `MantisOptions.sync`: every commit is durable before it returns (group
  commit shares one fdatasync between concurrent commits).
  */
@@ -586,6 +611,57 @@ MantisStatus mantis_write_batch_begin(const MantisDb *db,
                                       size_t count,
                                       uint64_t *ticket,
                                       struct MantisError **err);
+
+/*
+ Adds `delta` to the decimal integer in `key` (a missing or expired key
+ counts as 0; the key keeps its expiry) as one commit, evaluated under
+ the log's append lock against the value every earlier commit left: no
+ transaction, no conflict, and concurrent callers share group commits.
+ On `MANTIS_OK`, `*outcome` receives `MANTIS_UPDATE_DONE` with the new
+ value in `*result`, or a refusal code (`MANTIS_UPDATE_NOT_INTEGER`,
+ `MANTIS_UPDATE_OVERFLOW`; nothing written, `*ticket` is 0). `*ticket`
+ is as for `mantis_put_begin`: under `always`, the increment is
+ acknowledged (and `*result` may be shown to anyone) only after
+ `mantis_commit_wait(ticket)` returns `MANTIS_OK`.
+
+ # Safety
+ `db` must be a live handle; `key` must point to `key_len` readable
+ bytes; `result`, `outcome` and `ticket` must point to a writable
+ `int64_t`, `uint8_t` and `uint64_t`.
+ */
+MantisStatus mantis_incr_by_begin(const MantisDb *db,
+                                  const uint8_t *key,
+                                  size_t key_len,
+                                  int64_t delta,
+                                  int64_t *result,
+                                  uint8_t *outcome,
+                                  uint64_t *ticket,
+                                  struct MantisError **err);
+
+/*
+ Appends `suffix` to the value of `key` (creating it; the key keeps its
+ expiry) as one commit, evaluated as `mantis_incr_by_begin` is. On
+ `MANTIS_OK`, `*outcome` receives `MANTIS_UPDATE_DONE` with the new
+ length in `*new_len`, or `MANTIS_UPDATE_TOO_LONG` when the result would
+ exceed `max_len` bytes (nothing written). `*ticket` as for
+ `mantis_incr_by_begin`. A result above the database's value limit
+ answers `MANTIS_VALUE_TOO_LARGE`.
+
+ # Safety
+ `db` must be a live handle; `key`/`suffix` must point to
+ `key_len`/`suffix_len` readable bytes; `new_len`, `outcome` and
+ `ticket` must point to a writable `int64_t`, `uint8_t` and `uint64_t`.
+ */
+MantisStatus mantis_append_begin(const MantisDb *db,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 const uint8_t *suffix,
+                                 size_t suffix_len,
+                                 uint64_t max_len,
+                                 int64_t *new_len,
+                                 uint8_t *outcome,
+                                 uint64_t *ticket,
+                                 struct MantisError **err);
 
 /*
  Returns once the write of `ticket` (from a `*_begin` call on this

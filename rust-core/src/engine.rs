@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,14 +27,15 @@ use crate::compaction::{self, CompactionReport};
 use crate::db::Value;
 use crate::dirlock::DirLock;
 use crate::error::{Error, Result};
-use crate::index::{Index, Seen, ValueRef, Version};
+use crate::index::{Index, Lookup, Seen, ValueRef, Version};
 use crate::log::record::kv_checksum;
 use crate::log::recovery::{self, RecoveryReport};
-use crate::log::{Appended, Log, OpKind, OpRef};
+use crate::log::{Appended, Computed, Log, OpKind, OpRef, Pending, PendingRead};
 use crate::mvcc::{Snapshots, Visibility};
 use crate::options::Options;
 use crate::stats::Counters;
 use crate::txn::{ConflictTracker, ReadSet};
+use crate::update::{Evaluated, Updated};
 use crate::vfs::FileSystem;
 
 /// Cache key: (segment id, offset of the op's key in the segment).
@@ -56,6 +57,8 @@ pub(crate) struct Inner {
     pub(crate) opts: Options,
     pub(crate) log: Log,
     pub(crate) conflicts: ConflictTracker,
+    /// Ops appended but not yet in the index, by key stripe.
+    in_flight: InFlight,
     pub(crate) index: Index,
     pub(crate) cache: ValueCache<CacheKey>,
     pub(crate) vis: Visibility,
@@ -69,6 +72,62 @@ pub(crate) struct Inner {
     pub(crate) compaction_lock: Mutex<()>,
     // Last field: dropped after the log is closed, so the lock outlives every write.
     _lock: DirLock,
+}
+
+/// Stripes of the key space [`InFlight`] counts by (a power of two).
+const IN_FLIGHT_STRIPES: usize = 4096;
+
+/// Per stripe of the key space, the ops appended to the log whose versions
+/// are not in the index yet. A read-modify-write evaluated under the append
+/// lock ([`Inner::update_begin`]) reads the key's newest version from the
+/// index; that is the newest commit of the key only when no earlier commit
+/// of a key on the same stripe is still being applied. Counted up under the
+/// append lock, down once the version is in the index.
+struct InFlight {
+    hasher: ahash::RandomState,
+    counts: Box<[AtomicU32]>,
+}
+
+impl InFlight {
+    fn new() -> InFlight {
+        InFlight {
+            hasher: ahash::RandomState::new(),
+            counts: (0..IN_FLIGHT_STRIPES).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    fn stripe(&self, key: &[u8]) -> &AtomicU32 {
+        &self.counts[(self.hasher.hash_one(key) as usize) & (IN_FLIGHT_STRIPES - 1)]
+    }
+
+    /// Counts the ops of a commit just numbered (under the append lock,
+    /// which orders this before any later evaluation's check).
+    fn appended(&self, ops: &[OpRef<'_>]) {
+        for op in ops {
+            self.stripe(op.key).fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The version of `key` is in the index.
+    fn applied(&self, key: &[u8]) {
+        self.stripe(key).fetch_sub(1, Ordering::Release);
+    }
+
+    /// True when no commit of a key on `key`'s stripe is between its
+    /// append and its index insert: the index then holds every earlier
+    /// commit of `key`.
+    fn settled(&self, key: &[u8]) -> bool {
+        self.stripe(key).load(Ordering::Acquire) == 0
+    }
+}
+
+/// A value read under the append lock ([`Inner::load_pending`]).
+enum Loaded {
+    Value(Value),
+    /// The segment is gone (compaction moved the value): look again.
+    Moved,
+    /// The bytes are in the buffer a group sync is writing.
+    Syncing,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -108,6 +167,7 @@ impl Inner {
             snapshots: Snapshots::new(rec.last_seq),
             tombstones: Mutex::new(VecDeque::new()),
             conflicts: ConflictTracker::default(),
+            in_flight: InFlight::new(),
             compaction_lock: Mutex::new(()),
             counters,
             closed: AtomicBool::new(false),
@@ -215,7 +275,11 @@ impl Inner {
             self.check_key(op.key)?;
             self.check_value(op.value)?;
         }
-        let appended = self.log.append(ops, |seq| self.conflicts.on_commit(seq, ops, check))?;
+        let appended = self.log.append(ops, |seq| {
+            self.conflicts.on_commit(seq, ops, check)?;
+            self.in_flight.appended(ops);
+            Ok(())
+        })?;
         self.apply(&appended, ops);
         Ok(appended.seq)
     }
@@ -229,6 +293,102 @@ impl Inner {
         }
         self.vis.advance_until(seq);
         Ok(())
+    }
+
+    /// The first half of a read-modify-write of `key` (see `update.rs`):
+    /// under the append lock, reads the newest version every earlier commit
+    /// left (expired counts as missing), lets `eval` decide the new value,
+    /// and logs and applies it as one commit, keeping the key's expiry.
+    /// Returns the commit's sequence number (for [`Inner::commit_finish`];
+    /// `None` when `eval` refused) and `eval`'s outcome.
+    pub(crate) fn update_begin(
+        &self,
+        key: &[u8],
+        mut eval: impl FnMut(Option<&[u8]>) -> Evaluated,
+    ) -> Result<(Option<u64>, Updated)> {
+        self.check_open()?;
+        self.check_key(key)?;
+        self.log.append_computed(
+            key,
+            |pending| {
+                if !self.in_flight.settled(key) {
+                    return Ok(Computed::Yield);
+                }
+                let now = now_ms();
+                let current = match self.index.get(key, u64::MAX) {
+                    Lookup::Found(v) if !v.is_absent(now) => Some(v),
+                    _ => None,
+                };
+                let value = match &current {
+                    None => None,
+                    Some(v) => match self.load_pending(key, v, pending)? {
+                        Loaded::Value(value) => Some(value),
+                        Loaded::Moved => return Ok(Computed::Yield),
+                        Loaded::Syncing => return Ok(Computed::AfterSync),
+                    },
+                };
+                Ok(match eval(value.as_deref()) {
+                    Evaluated::Put(value, out) => {
+                        self.check_value(&value)?;
+                        Computed::Put {
+                            value,
+                            expires_at: current.map_or(0, |v| v.expires_at),
+                            out,
+                        }
+                    }
+                    Evaluated::Refuse(out) => Computed::Done(out),
+                })
+            },
+            |seq, ops| {
+                self.conflicts.on_commit(seq, ops, None)?;
+                self.in_flight.appended(ops);
+                Ok(())
+            },
+            |appended, ops| self.apply(appended, ops),
+        )
+    }
+
+    /// [`Inner::load`] for a caller holding the append lock: bytes not yet
+    /// handed to the OS are read from the write buffer through `pending`
+    /// (the lock-taking path would deadlock).
+    fn load_pending(&self, key: &[u8], v: &Version, pending: &Pending<'_>) -> Result<Loaded> {
+        let (segment, offset, len, crc) = match &v.value {
+            ValueRef::Inline(bytes) => return Ok(Loaded::Value(Arc::clone(bytes))),
+            ValueRef::Tombstone => return Err(Error::Internal("load of a tombstone".into())),
+            &ValueRef::Disk {
+                segment,
+                offset,
+                len,
+                crc,
+            } => (segment, offset, len as usize, crc),
+        };
+        let cached = self.opts.cache_bytes > 0;
+        if let Some(hit) = cached.then(|| self.cache.get(&(segment, offset))).flatten() {
+            return Ok(Loaded::Value(hit));
+        }
+        let (stored_key, value): (Vec<u8>, Value) = match pending.read(segment, offset, key.len() + len) {
+            PendingRead::Buffered(mut bytes) => {
+                let value = Value::from(&bytes[key.len()..]);
+                bytes.truncate(key.len());
+                (bytes, value)
+            }
+            PendingRead::Syncing => return Ok(Loaded::Syncing),
+            PendingRead::InFile => match self.log.segments().get(segment) {
+                Some(seg) => {
+                    let (k, v) = seg.read_kv(offset, key.len(), len)?;
+                    (k.to_vec(), v)
+                }
+                None => return Ok(Loaded::Moved),
+            },
+        };
+        if kv_checksum(&stored_key, &value) != crc || *stored_key != *key {
+            return Err(Error::corruption(
+                self.log.segment_path(segment),
+                offset,
+                "value checksum mismatch on read",
+            ));
+        }
+        Ok(Loaded::Value(value))
     }
 
     fn apply(&self, a: &Appended, ops: &[OpRef<'_>]) {
@@ -266,6 +426,7 @@ impl Inner {
                 },
                 watermark,
             );
+            self.in_flight.applied(op.key);
             account_op(
                 &a.segment.usage,
                 a.segment.id,

@@ -70,6 +70,8 @@ mod stats;
 /// cbindgen:ignore
 mod txn;
 /// cbindgen:ignore
+mod update;
+/// cbindgen:ignore
 pub mod vfs;
 
 pub use batch::WriteBatch;
@@ -83,3 +85,4 @@ pub use meta::{Expiry, KeyMeta};
 pub use options::{Options, SyncPolicy, DEFAULT_MAX_VALUE_LEN, HARD_MAX_VALUE_LEN, MAX_KEY_LEN};
 pub use stats::Stats;
 pub use txn::Transaction;
+pub use update::{Update, Updated};

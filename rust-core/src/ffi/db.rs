@@ -9,7 +9,7 @@ use super::boundary::{boundary, fail, Fail};
 use super::options::MantisOptions;
 use super::types::{MantisBuf, MantisError, MantisStats, MantisStatus};
 use super::wire::{encode_values, parse_batch, parse_keys};
-use crate::{Db, Options};
+use crate::{Db, Options, Update, Updated};
 
 /// An open database.
 ///
@@ -410,6 +410,117 @@ pub unsafe extern "C" fn mantis_write_batch_begin(
         let ops = parse_batch(try_bytes!(buf, buf_len, "batch"), count)?;
         let t =
             h.db.write_borrowed_begin(ops.iter().map(|o| (o.delete, o.key, o.value, o.expiry)))?;
+        ticket.set(t.unwrap_or(0));
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// `*outcome` of `mantis_incr_by_begin` and `mantis_append_begin`: the
+/// update committed (its result is in the other out-parameter).
+pub const MANTIS_UPDATE_DONE: u8 = 0;
+/// `*outcome`: refused, nothing written: the key's value is not a decimal
+/// 64-bit integer as Redis reads one (Redis: "value is not an integer or
+/// out of range").
+pub const MANTIS_UPDATE_NOT_INTEGER: u8 = 1;
+/// `*outcome`: refused, nothing written: the sum is outside the 64-bit
+/// range (Redis: "increment or decrement would overflow").
+pub const MANTIS_UPDATE_OVERFLOW: u8 = 2;
+/// `*outcome`: refused, nothing written: the value would exceed `max_len`
+/// (Redis: "string exceeds maximum allowed size").
+pub const MANTIS_UPDATE_TOO_LONG: u8 = 3;
+
+/// The outcome code and result of an update.
+fn update_out(u: Updated) -> (u8, i64) {
+    match u {
+        Updated::Int(n) => (MANTIS_UPDATE_DONE, n),
+        Updated::Len(n) => (MANTIS_UPDATE_DONE, i64::try_from(n).unwrap_or(i64::MAX)),
+        Updated::NotInteger => (MANTIS_UPDATE_NOT_INTEGER, 0),
+        Updated::Overflow => (MANTIS_UPDATE_OVERFLOW, 0),
+        Updated::TooLong => (MANTIS_UPDATE_TOO_LONG, 0),
+    }
+}
+
+/// Adds `delta` to the decimal integer in `key` (a missing or expired key
+/// counts as 0; the key keeps its expiry) as one commit, evaluated under
+/// the log's append lock against the value every earlier commit left: no
+/// transaction, no conflict, and concurrent callers share group commits.
+/// On `MANTIS_OK`, `*outcome` receives `MANTIS_UPDATE_DONE` with the new
+/// value in `*result`, or a refusal code (`MANTIS_UPDATE_NOT_INTEGER`,
+/// `MANTIS_UPDATE_OVERFLOW`; nothing written, `*ticket` is 0). `*ticket`
+/// is as for `mantis_put_begin`: under `always`, the increment is
+/// acknowledged (and `*result` may be shown to anyone) only after
+/// `mantis_commit_wait(ticket)` returns `MANTIS_OK`.
+///
+/// # Safety
+/// `db` must be a live handle; `key` must point to `key_len` readable
+/// bytes; `result`, `outcome` and `ticket` must point to a writable
+/// `int64_t`, `uint8_t` and `uint64_t`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_incr_by_begin(
+    db: *const MantisDb,
+    key: *const u8,
+    key_len: usize,
+    delta: i64,
+    result: *mut i64,
+    outcome: *mut u8,
+    ticket: *mut u64,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let result = try_out!(result);
+        let outcome = try_out!(outcome);
+        let ticket = try_out!(ticket);
+        let h = try_handle!(db);
+        let k = try_bytes!(key, key_len, "key");
+        let (u, t) = h.db.update_begin(k, &Update::IncrBy(delta))?;
+        let (code, n) = update_out(u);
+        result.set(n);
+        outcome.set(code);
+        ticket.set(t.unwrap_or(0));
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Appends `suffix` to the value of `key` (creating it; the key keeps its
+/// expiry) as one commit, evaluated as `mantis_incr_by_begin` is. On
+/// `MANTIS_OK`, `*outcome` receives `MANTIS_UPDATE_DONE` with the new
+/// length in `*new_len`, or `MANTIS_UPDATE_TOO_LONG` when the result would
+/// exceed `max_len` bytes (nothing written). `*ticket` as for
+/// `mantis_incr_by_begin`. A result above the database's value limit
+/// answers `MANTIS_VALUE_TOO_LARGE`.
+///
+/// # Safety
+/// `db` must be a live handle; `key`/`suffix` must point to
+/// `key_len`/`suffix_len` readable bytes; `new_len`, `outcome` and
+/// `ticket` must point to a writable `int64_t`, `uint8_t` and `uint64_t`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_append_begin(
+    db: *const MantisDb,
+    key: *const u8,
+    key_len: usize,
+    suffix: *const u8,
+    suffix_len: usize,
+    max_len: u64,
+    new_len: *mut i64,
+    outcome: *mut u8,
+    ticket: *mut u64,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let new_len = try_out!(new_len);
+        let outcome = try_out!(outcome);
+        let ticket = try_out!(ticket);
+        let h = try_handle!(db);
+        let k = try_bytes!(key, key_len, "key");
+        let suffix = try_bytes!(suffix, suffix_len, "suffix");
+        let upd = Update::Append {
+            suffix,
+            max_len: usize::try_from(max_len).unwrap_or(usize::MAX),
+        };
+        let (u, t) = h.db.update_begin(k, &upd)?;
+        let (code, n) = update_out(u);
+        new_len.set(n);
+        outcome.set(code);
         ticket.set(t.unwrap_or(0));
         Ok(MantisStatus::MantisOk)
     })

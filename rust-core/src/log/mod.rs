@@ -37,7 +37,7 @@ use crate::options::{Options, SyncPolicy};
 use crate::vfs::FileSystem;
 pub use record::{OpKind, OpRef};
 use segment::Segment;
-pub use writer::Appended;
+pub use writer::{Appended, Computed, Pending, PendingRead};
 use writer::{LogWriter, WriterStart};
 
 /// Segments open for reading, by id, and the allocator of new ids.
@@ -178,6 +178,18 @@ impl Log {
     /// Appends one commit; see [`LogWriter::append`].
     pub fn append(&self, ops: &[OpRef<'_>], on_assigned: impl FnOnce(u64) -> Result<()>) -> Result<Appended> {
         self.writer.append(ops, on_assigned)
+    }
+
+    /// Appends one put computed under the append lock; see
+    /// [`LogWriter::append_computed`].
+    pub fn append_computed<T>(
+        &self,
+        key: &[u8],
+        compute: impl FnMut(&Pending<'_>) -> Result<Computed<T>>,
+        on_assigned: impl FnOnce(u64, &[OpRef<'_>]) -> Result<()>,
+        applied: impl FnOnce(&Appended, &[OpRef<'_>]),
+    ) -> Result<(Option<u64>, T)> {
+        self.writer.append_computed(key, compute, on_assigned, applied)
     }
 
     /// Zeroes the active segment ahead of its records if they come close

@@ -78,6 +78,69 @@ thread_local! {
 /// Frames up to this size keep their thread's encoding buffer allocated.
 const FRAME_KEEP: usize = 1 << 20;
 
+/// What the `compute` step of [`LogWriter::append_computed`] decided.
+pub enum Computed<T> {
+    /// Append a put of the key with this value and absolute expiry (0:
+    /// none), and return `out`.
+    Put {
+        /// The new value.
+        value: Vec<u8>,
+        /// Its absolute expiry in Unix ms, 0 for none.
+        expires_at: u64,
+        /// What the caller gets back.
+        out: T,
+    },
+    /// Append nothing (say, the update was refused) and return this.
+    Done(T),
+    /// Let go of the lock for a moment and compute again: a commit that
+    /// the computation must see is not applied yet.
+    Yield,
+    /// Wait until the running group sync ends and compute again: a value
+    /// the computation needs is in the buffer that sync is writing.
+    AfterSync,
+}
+
+/// Log bytes not yet handed to the OS, readable while the append lock is
+/// held (see [`LogWriter::append_computed`]).
+pub struct Pending<'a> {
+    st: &'a State,
+}
+
+/// Where [`Pending::read`] found bytes of the log.
+pub enum PendingRead {
+    /// In the write buffer: a copy.
+    Buffered(Vec<u8>),
+    /// Handed to the OS: read the segment file.
+    InFile,
+    /// In the buffer a group sync is writing right now.
+    Syncing,
+}
+
+impl Pending<'_> {
+    /// Finds `len` bytes at `offset` of `segment`.
+    pub fn read(&self, segment: u32, offset: u64, len: usize) -> PendingRead {
+        let st = self.st;
+        if segment != st.active_id || offset + len as u64 <= st.flushed_end {
+            return PendingRead::InFile;
+        }
+        // The buffer holds the last bytes appended; a running sync leader
+        // holds those between the flushed end and the buffer's start.
+        let buf_start = st.logical_end - st.buf.len() as u64;
+        if offset < buf_start {
+            return if st.sync_in_progress {
+                PendingRead::Syncing
+            } else {
+                PendingRead::InFile
+            };
+        }
+        let start = (offset - buf_start) as usize;
+        match st.buf.get(start..start + len) {
+            Some(b) => PendingRead::Buffered(b.to_vec()),
+            None => PendingRead::InFile,
+        }
+    }
+}
+
 /// Where an appended record landed.
 #[derive(Debug, Clone)]
 pub struct Appended {
@@ -398,6 +461,85 @@ impl LogWriter {
             self.flush_locked(&mut st)?;
         }
         Ok(appended)
+    }
+
+    /// Appends a commit of one put of `key` whose value is computed under
+    /// the append lock, from the state every earlier commit left: the
+    /// read-modify-write of a counter or a string evaluated in place, so
+    /// concurrent updates of one key need no transaction and share group
+    /// commits. `compute` runs with the lock held and reads values still in
+    /// the write buffer through [`Pending`]; it may ask to run again after
+    /// the lock was let go briefly ([`Computed::Yield`], [`Computed::AfterSync`]).
+    /// `on_assigned` runs as in [`LogWriter::append`]; `applied` runs under
+    /// the lock once the record is buffered, so the next update of the key
+    /// finds this one in the index. Returns the commit's sequence number
+    /// (`None` when `compute` appended nothing) and what `compute` returned.
+    pub fn append_computed<T>(
+        &self,
+        key: &[u8],
+        mut compute: impl FnMut(&Pending<'_>) -> Result<Computed<T>>,
+        on_assigned: impl FnOnce(u64, &[OpRef<'_>]) -> Result<()>,
+        applied: impl FnOnce(&Appended, &[OpRef<'_>]),
+    ) -> Result<(Option<u64>, T)> {
+        let mut st = self.state.lock();
+        loop {
+            Self::check_writable(&st)?;
+            let (value, expires_at, out) = match compute(&Pending { st: &st })? {
+                Computed::Done(out) => return Ok((None, out)),
+                Computed::Yield => {
+                    // A commit in flight on the key is still entering the
+                    // index: let its writer (and others) run.
+                    MutexGuard::unlocked_fair(&mut st, std::thread::yield_now);
+                    continue;
+                }
+                Computed::AfterSync => {
+                    while st.sync_in_progress {
+                        self.synced.wait(&mut st);
+                    }
+                    continue;
+                }
+                Computed::Put { value, expires_at, out } => (value, expires_at, out),
+            };
+            let ops = [OpRef {
+                kind: record::OpKind::Put,
+                key,
+                value: &value,
+                expires_at,
+            }];
+            let len = record::frame_len(&ops) as u64;
+            if len - record::FRAME_HEADER_LEN as u64 > record::MAX_PAYLOAD_LEN as u64 {
+                return Err(Error::InvalidArgument(format!(
+                    "commit of {len} bytes exceeds the record limit of {} bytes",
+                    record::MAX_PAYLOAD_LEN
+                )));
+            }
+            if st.logical_end > SEGMENT_HEADER_LEN && st.logical_end + len > self.segment_size {
+                // A roll may let go of the lock while a sync ends: compute again after it.
+                self.roll(&mut st)?;
+                continue;
+            }
+            let seq = st.next_seq;
+            on_assigned(seq, &ops)?;
+            st.next_seq += 1;
+            let frame_offset = st.logical_end;
+            let start = st.buf.len();
+            let mut kv = Vec::with_capacity(1);
+            record::encode_unsealed(&mut st.buf, &ops, &mut kv);
+            record::seal(&mut st.buf[start..], seq);
+            st.logical_end += len;
+            st.active.usage.note_seq(seq);
+            let appended = Appended {
+                seq,
+                segment: Arc::clone(&st.active),
+                frame_offset,
+                kv,
+            };
+            applied(&appended, &ops);
+            if self.policy != SyncPolicy::Always && st.buf.len() >= self.write_buffer_bytes {
+                self.flush_locked(&mut st)?;
+            }
+            return Ok((Some(seq), out));
+        }
     }
 
     /// Under `Always`, returns once commit `seq` (appended by this writer)
