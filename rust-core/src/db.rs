@@ -253,8 +253,16 @@ impl Db {
         &self,
         ops: impl Iterator<Item = (bool, &'a [u8], &'a [u8], Expiry)>,
     ) -> Result<Option<u64>> {
-        let now = now_ms();
-        let mut refs = Vec::new();
+        // The clock is read once, and only when an op carries an expiry.
+        let mut clock = 0;
+        let mut now = || {
+            if clock == 0 {
+                clock = now_ms();
+            }
+            clock
+        };
+        // Inline for the common small batch (a SET, an MSET of 10 keys).
+        let mut refs: smallvec::SmallVec<[OpRef<'a>; 16]> = smallvec::SmallVec::new();
         for (delete, key, value, expiry) in ops {
             expiry.check()?;
             // Checked here too: a put that commits as a delete drops its value.
@@ -266,8 +274,15 @@ impl Db {
                     value,
                     expires_at: 0,
                 }
+            } else if expiry == Expiry::Never {
+                OpRef {
+                    kind: OpKind::Put,
+                    key,
+                    value,
+                    expires_at: 0,
+                }
             } else {
-                expiry.put_op(key, value, now)
+                expiry.put_op(key, value, now())
             });
         }
         if refs.is_empty() {

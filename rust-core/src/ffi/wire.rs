@@ -62,6 +62,10 @@ pub const MANTIS_MULTI_GET_VALUE_HEADER_LEN: usize = 5;
 /// iterator batch.
 pub const MANTIS_ITER_PAIR_HEADER_LEN: usize = 8;
 
+/// The ops of a batch buffer: inline up to 16 (a SET, an MSET of 10 keys),
+/// so the common batch costs no allocation.
+pub(super) type BatchEntries<'a> = smallvec::SmallVec<[BatchEntry<'a>; 16]>;
+
 /// One op of a batch buffer, borrowed from it.
 pub(super) struct BatchEntry<'a> {
     pub(super) delete: bool,
@@ -76,10 +80,10 @@ fn u32_at(b: &[u8], at: usize) -> usize {
 
 /// Parses `count` ops of a batch buffer. The ops borrow from `buf`: nothing
 /// is copied before the commit encodes them.
-pub(super) fn parse_batch(buf: &[u8], count: usize) -> Result<Vec<BatchEntry<'_>>, Fail> {
+pub(super) fn parse_batch(buf: &[u8], count: usize) -> Result<BatchEntries<'_>, Fail> {
     const H: usize = MANTIS_BATCH_OP_HEADER_LEN;
     let bad = |m: String| fail(MantisStatus::MantisInvalidArgument, m);
-    let mut ops = Vec::with_capacity(count.min(buf.len() / H + 1));
+    let mut ops = BatchEntries::with_capacity(count.min(buf.len() / H + 1));
     let mut at = 0usize;
     for i in 0..count {
         let head = buf

@@ -31,6 +31,10 @@ const HINT_HEADER_LEN: usize = 24;
 /// Values up to this size are copied into hints, so they can be inlined on open.
 pub const HINT_VALUE_MAX: usize = 4096;
 
+/// Bytes an archived [`HintEntry`] takes besides its key and value (its
+/// fixed fields, relative pointers and padding; a slight overestimate).
+const HINT_ENTRY_ARCHIVED: usize = 72;
+
 /// One op of the segment.
 #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct HintEntry {
@@ -108,7 +112,16 @@ pub fn write(fs: &dyn FileSystem, dir: &Path, id: u32, segment: &[u8], entries: 
         segment_crc: crc32c::crc32c(segment),
         entries,
     };
-    let bytes = rkyv::to_bytes::<rancor::Error>(&body)
+    // Sized up front: growing from empty by doubling copied the archive
+    // again at every step and faulted in fresh, zeroed pages each time
+    // (the compaction thread's largest cost under a write load).
+    let estimate = 64
+        + body
+            .entries
+            .iter()
+            .map(|e| HINT_ENTRY_ARCHIVED + e.key.len() + e.value.as_ref().map_or(0, Vec::len))
+            .sum::<usize>();
+    let bytes = rkyv::api::high::to_bytes_in::<_, rancor::Error>(&body, AlignedVec::<16>::with_capacity(estimate))
         .map_err(|e| Error::Internal(format!("encoding hint of segment {id}: {e}")))?;
     let mut header = [0u8; HINT_HEADER_LEN];
     header[0..8].copy_from_slice(&HINT_MAGIC);

@@ -118,6 +118,14 @@ pub fn encode(out: &mut Vec<u8>, seq: u64, ops: &[OpRef<'_>], kv: &mut Vec<(usiz
 /// a writer can do it before it takes the append lock, and [`seal`] the
 /// frame once the sequence number is known.
 pub fn encode_unsealed(out: &mut Vec<u8>, ops: &[OpRef<'_>], kv: &mut Vec<(usize, u32)>) {
+    kv.clear();
+    encode_unsealed_with(out, ops, |at| kv.push(at));
+}
+
+/// [`encode_unsealed`], handing each op's (key offset, kv checksum) to
+/// `each` instead of a `Vec`, so a caller can keep them where it likes
+/// (the log writer keeps up to a few inline, without an allocation).
+pub fn encode_unsealed_with(out: &mut Vec<u8>, ops: &[OpRef<'_>], mut each: impl FnMut((usize, u32))) {
     let start = out.len();
     let total = frame_len(ops);
     out.reserve(total);
@@ -125,7 +133,6 @@ pub fn encode_unsealed(out: &mut Vec<u8>, ops: &[OpRef<'_>], kv: &mut Vec<(usize
     out.extend_from_slice(&((total - FRAME_HEADER_LEN) as u32).to_le_bytes());
     out.extend_from_slice(&[0u8; 8]); // seq, set by `seal`
     out.extend_from_slice(&(ops.len() as u32).to_le_bytes());
-    kv.clear();
     for op in ops {
         let kind = match op.kind {
             OpKind::Put => KIND_PUT,
@@ -140,7 +147,7 @@ pub fn encode_unsealed(out: &mut Vec<u8>, ops: &[OpRef<'_>], kv: &mut Vec<(usize
         }
         let crc = kv_checksum(op.key, op.value);
         out.extend_from_slice(&crc.to_le_bytes());
-        kv.push((out.len() - start, crc));
+        each((out.len() - start, crc));
         out.extend_from_slice(op.key);
         out.extend_from_slice(op.value);
     }

@@ -141,6 +141,12 @@ impl Pending<'_> {
     }
 }
 
+/// Ops per commit whose [`Appended::kv`] entries need no allocation.
+pub const KV_INLINE: usize = 16;
+
+/// [`Appended::kv`].
+pub type KvOffsets = smallvec::SmallVec<[(usize, u32); KV_INLINE]>;
+
 /// Where an appended record landed.
 #[derive(Debug, Clone)]
 pub struct Appended {
@@ -150,8 +156,9 @@ pub struct Appended {
     pub segment: Arc<Segment>,
     /// Offset of the frame in that segment.
     pub frame_offset: u64,
-    /// Per op: offset of its key from the frame start, and its kv checksum.
-    pub kv: Vec<(usize, u32)>,
+    /// Per op: offset of its key from the frame start, and its kv checksum
+    /// (inline up to [`KV_INLINE`] ops: a single put allocates nothing here).
+    pub kv: KvOffsets,
 }
 
 struct State {
@@ -420,8 +427,8 @@ impl LogWriter {
         FRAME.with(|cell| {
             let mut frame = cell.borrow_mut();
             frame.clear();
-            let mut kv = Vec::with_capacity(ops.len());
-            record::encode_unsealed(&mut frame, ops, &mut kv);
+            let mut kv = KvOffsets::with_capacity(ops.len());
+            record::encode_unsealed_with(&mut frame, ops, |at| kv.push(at));
             let res = self.append_frame(&mut frame, kv, on_assigned);
             if frame.capacity() > FRAME_KEEP {
                 *frame = Vec::new();
@@ -434,7 +441,7 @@ impl LogWriter {
     fn append_frame(
         &self,
         frame: &mut [u8],
-        kv: Vec<(usize, u32)>,
+        kv: KvOffsets,
         on_assigned: impl FnOnce(u64) -> Result<()>,
     ) -> Result<Appended> {
         let len = frame.len() as u64;
@@ -523,8 +530,8 @@ impl LogWriter {
             st.next_seq += 1;
             let frame_offset = st.logical_end;
             let start = st.buf.len();
-            let mut kv = Vec::with_capacity(1);
-            record::encode_unsealed(&mut st.buf, &ops, &mut kv);
+            let mut kv = KvOffsets::new();
+            record::encode_unsealed_with(&mut st.buf, &ops, |at| kv.push(at));
             record::seal(&mut st.buf[start..], seq);
             st.logical_end += len;
             st.active.usage.note_seq(seq);
