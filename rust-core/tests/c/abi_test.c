@@ -342,6 +342,28 @@ int main(void) {
   st = mantis_get(db, S("p:2"), &buf, NULL);
   CHECK(st == MANTIS_OK && buf.len == 3 && memcmp(buf.data, "two", 3) == 0, "checkpoint content");
   mantis_buf_free(&buf);
+
+  /* Updates evaluated in the commit (on the checkpoint's copy, so the
+     counts checked above stay as they were): INCRBY, APPEND, refusals. */
+  {
+    int64_t n = 0;
+    uint8_t outcome = 9;
+    uint64_t ticket = 1;
+    st = mantis_incr_by_begin(db, S("ctr"), 5, &n, &outcome, &ticket, NULL);
+    CHECK(st == MANTIS_OK && outcome == MANTIS_UPDATE_DONE && n == 5 && ticket == 0, "incr_by: %u %u %lld", st, outcome, (long long)n);
+    st = mantis_incr_by_begin(db, S("ctr"), -7, &n, &outcome, &ticket, NULL);
+    CHECK(st == MANTIS_OK && outcome == MANTIS_UPDATE_DONE && n == -2, "incr_by -7: %lld", (long long)n);
+    CHECK(mantis_put(db, S("word"), S("abc"), NULL) == MANTIS_OK, "put word");
+    st = mantis_incr_by_begin(db, S("word"), 1, &n, &outcome, &ticket, NULL);
+    CHECK(st == MANTIS_OK && outcome == MANTIS_UPDATE_NOT_INTEGER, "incr_by of a word: %u", outcome);
+    st = mantis_append_begin(db, S("word"), S("de"), 5, &n, &outcome, &ticket, NULL);
+    CHECK(st == MANTIS_OK && outcome == MANTIS_UPDATE_DONE && n == 5, "append: %u %lld", outcome, (long long)n);
+    st = mantis_append_begin(db, S("word"), S("f"), 5, &n, &outcome, &ticket, NULL);
+    CHECK(st == MANTIS_OK && outcome == MANTIS_UPDATE_TOO_LONG, "append past max_len: %u", outcome);
+    st = mantis_incr_by_begin(db, S("ctr"), 1, NULL, &outcome, &ticket, &err);
+    expect_error(st, err, MANTIS_NULL_PARAMETER, "incr_by with a NULL result");
+    err = NULL;
+  }
   mantis_db_free(db);
 
   char cmd[128];
