@@ -255,7 +255,8 @@ func TestRustWriteReusesBatchBuffer(t *testing.T) {
 		}
 	}
 	runtime.ReadMemStats(&after)
-	if per := (after.TotalAlloc - before.TotalAlloc) / writes; per > uint64(encoded)/8 {
+	// Under -race sync.Pool drops items at random on purpose: no count then.
+	if per := (after.TotalAlloc - before.TotalAlloc) / writes; per > uint64(encoded)/8 && !raceEnabled {
 		t.Errorf("Write allocated %d bytes per call for a batch encoded in %d: the encoding buffer is not reused", per, encoded)
 	}
 	check(ops)
