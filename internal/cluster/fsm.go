@@ -17,9 +17,9 @@ import (
 
 // fsm is the replicated state machine: raft owns the log, the fsm owns how
 // committed entries change the local engine. It implements
-// raft.BatchingFSM, so one raft batch becomes one engine commit (and, with
-// sync=always, one fsync) holding every entry of the batch and the applied
-// index.
+// raft.BatchingFSM, so one raft batch becomes one engine commit holding
+// every entry of the batch and the applied index. The commit is not synced:
+// raft's log is (DESIGN.md, "Durability").
 type fsm struct {
 	// mu guards local: Restore swaps it while reads hold it.
 	mu    sync.RWMutex
@@ -39,6 +39,8 @@ type fsm struct {
 	checkpoints, archiveRestores atomic.Uint64
 	// duplicates counts entries a session showed applied already (sessions.go).
 	duplicates atomic.Uint64
+	// snapshotSyncs counts engine syncs at snapshots (Apply does not sync).
+	snapshotSyncs atomic.Uint64
 
 	log *slog.Logger
 }

@@ -54,6 +54,14 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	}
 	e, release := f.engine()
 	defer release()
+	// Apply does not sync the engine; a snapshot does, on raft's fsm
+	// goroutine between two batches, so the engine holds durably every
+	// entry up to the index the snapshot covers before raft may drop them
+	// from its log.
+	if err := e.Sync(context.Background()); err != nil {
+		return nil, fmt.Errorf("cluster: snapshot: sync the engine: %w", err)
+	}
+	f.snapshotSyncs.Add(1)
 	if cp, ok := e.(storage.Checkpointer); ok && f.store.durable() {
 		return f.checkpointSnapshot(cp)
 	}
