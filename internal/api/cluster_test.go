@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -74,6 +75,34 @@ func TestClusterRoutes(t *testing.T) {
 	for _, want := range []string{`mantisdb_cluster_leader{node_id="` + follower.NodeID() + `"} 1`, "mantisdb_cluster_applied_index", "mantisdb_cluster_apply_batches_total"} {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Fatalf("/metrics lacks %q", want)
+		}
+	}
+	// The node forwarded a write, so appended to its raft log, and became
+	// leader by the transfer; resends and duplicates are there at zero.
+	values := map[string]float64{}
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		name, rest, ok := strings.Cut(line, "{")
+		if !ok || !strings.HasPrefix(name, "mantisdb_cluster_") {
+			continue
+		}
+		_, val, _ := strings.Cut(rest, "} ")
+		f, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		values[name] = f
+	}
+	for _, name := range []string{"mantisdb_cluster_forward_batches_total", "mantisdb_cluster_forwarded_writes_total",
+		"mantisdb_cluster_log_appends_total", "mantisdb_cluster_log_append_entries_total", "mantisdb_cluster_log_append_seconds_total",
+		"mantisdb_cluster_candidacies_total", "mantisdb_cluster_leaderships_total", "mantisdb_cluster_last_election_seconds"} {
+		if values[name] <= 0 {
+			t.Errorf("%s = %v, want > 0", name, values[name])
+		}
+	}
+	for _, name := range []string{"mantisdb_cluster_write_resends_total", "mantisdb_cluster_duplicate_entries_total",
+		"mantisdb_cluster_vote_requests_total", "mantisdb_cluster_prevote_requests_total", "mantisdb_cluster_snapshot_engine_syncs_total"} {
+		if _, ok := values[name]; !ok {
+			t.Errorf("/metrics lacks %s", name)
 		}
 	}
 }

@@ -139,6 +139,8 @@ type Engine struct {
 	// after their answer was lost (sessions.go).
 	sessions sessionPool
 	resends  atomic.Uint64
+	// elections counts candidacies, votes and election times (elections.go).
+	elections electionFigures
 }
 
 // New returns a node, not yet started: Init starts it.
@@ -326,6 +328,7 @@ func (e *Engine) start(dataDir string) error {
 		return fmt.Errorf("cluster: start raft: %w", err)
 	}
 	e.raft = r
+	e.elections.register(r)
 	e.log.Info("cluster node started", "raft_addr", e.advAddr, "existing_state", has, "applied", f.applied.Load())
 	return nil
 }

@@ -27,6 +27,26 @@ type Figures struct {
 	// writes to the leader, ForwardedWrites the writes they carried.
 	ForwardBatches  uint64
 	ForwardedWrites uint64
+	// Resends counts this node's writes sent to the leader again after
+	// their answer was lost; Duplicates the entries Apply found applied
+	// already under their write session (a resend or an old leader's copy),
+	// which changed nothing and answered the recorded answer.
+	Resends    uint64
+	Duplicates uint64
+	// SnapshotSyncs counts engine syncs at snapshots: Apply does not sync
+	// the engine, raft's log is the durability point.
+	SnapshotSyncs uint64
+	// Candidacies counts the times this node stood for election;
+	// PreVoteRequests and VoteRequests the requests it received from
+	// candidates. LastDetect is how long it had not heard from a leader
+	// when it last stood, LastElection how long from that candidacy to
+	// leading, for the last election it won.
+	Candidacies     uint64
+	Leaderships     uint64
+	PreVoteRequests uint64
+	VoteRequests    uint64
+	LastDetect      time.Duration
+	LastElection    time.Duration
 }
 
 // Figures returns this node's counters.
@@ -53,6 +73,11 @@ func (e *Engine) Figures() (Figures, error) {
 		LogAppends: e.logStore.appends.Load(), LogAppendEntries: e.logStore.entries.Load(),
 		LogAppendTime:  time.Duration(e.logStore.nanos.Load()),
 		ForwardBatches: e.batcher.batches.Load(), ForwardedWrites: e.batcher.proposals.Load(),
+		Resends: e.resends.Load(), Duplicates: e.fsm.duplicates.Load(), SnapshotSyncs: e.fsm.snapshotSyncs.Load(),
+		Candidacies: e.elections.candidacies.Load(), Leaderships: e.elections.leaderships.Load(),
+		PreVoteRequests: e.elections.preVotes.Load(), VoteRequests: e.elections.votes.Load(),
+		LastDetect:   time.Duration(e.elections.detect.Load()),
+		LastElection: time.Duration(e.elections.won.Load()),
 	}
 	if !f.Leader {
 		if t := e.raft.LastContact(); !t.IsZero() {

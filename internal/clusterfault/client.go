@@ -135,6 +135,9 @@ func (h *httpClient) cas(ctx context.Context, addr, key, expected, value string)
 type nodeFigures struct {
 	leader bool
 	term   uint64
+	// Election figures of the node (absent from older servers: zero).
+	candidacies, preVotes, votes uint64
+	detect, won                  time.Duration // last candidacy's wait without a leader; candidacy to leading
 }
 
 // figures reads a node's leader flag and term from /metrics.
@@ -167,12 +170,40 @@ func (h *httpClient) figures(ctx context.Context, addr string) (nodeFigures, err
 				}
 			}
 			f.term, seen = t, seen+1
+		case "mantisdb_cluster_candidacies_total":
+			f.candidacies = metricCount(val)
+		case "mantisdb_cluster_prevote_requests_total":
+			f.preVotes = metricCount(val)
+		case "mantisdb_cluster_vote_requests_total":
+			f.votes = metricCount(val)
+		case "mantisdb_cluster_last_election_detect_seconds":
+			f.detect = metricSeconds(val)
+		case "mantisdb_cluster_last_election_seconds":
+			f.won = metricSeconds(val)
 		}
 	}
 	if seen != 2 {
 		return nodeFigures{}, errors.New("/metrics has no cluster figures")
 	}
 	return f, nil
+}
+
+// metricCount parses a counter's value (printed as an integer or a float).
+func metricCount(val string) uint64 {
+	f, err := strconv.ParseFloat(val, 64)
+	if err != nil || f < 0 {
+		return 0
+	}
+	return uint64(f)
+}
+
+// metricSeconds parses a value in seconds.
+func metricSeconds(val string) time.Duration {
+	f, err := strconv.ParseFloat(val, 64)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(f * float64(time.Second))
 }
 
 // metricLine splits "name{labels} value" into name and value.

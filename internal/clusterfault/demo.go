@@ -81,7 +81,7 @@ func (h *harness) demo(ctx context.Context) (DemoResult, error) {
 	_, term := leaderNow(ctx, h.probe, h.nodes)
 	h.faults.isolate(leader.index, len(h.nodes), link{mode: linkBlackhole})
 	nem := &nemesis{h: h}
-	if _, err := nem.awaitNewLeader(ctx, leader, term, 20*time.Second); err != nil {
+	if _, _, err := nem.awaitNewLeader(ctx, leader, term, 20*time.Second); err != nil {
 		h.faults.heal()
 		return res, err
 	}

@@ -62,17 +62,33 @@ func (n *nemesis) cycle(ctx context.Context, f fault) (string, error) {
 		if f == killLeader {
 			target = leader
 		}
+		var before map[*node]nodeFigures
+		if f == killLeader {
+			before = n.survivorFigures(ctx, target)
+		}
 		start := time.Now()
 		if err := target.kill(); err != nil {
 			return "", err
 		}
 		if f == killLeader {
-			d, err := n.awaitNewLeader(ctx, target, term, 20*time.Second)
+			d, winner, err := n.awaitNewLeader(ctx, target, term, 20*time.Second)
 			if err != nil {
 				return "", err
 			}
-			h.recordElection(d)
-			what = fmt.Sprintf("%s killed, new leader after %v", target.id, d.Round(time.Millisecond))
+			e := election{took: d}
+			after := n.survivorFigures(ctx, target)
+			for nd, b := range before {
+				if a, ok := after[nd]; ok {
+					e.candidacies += a.candidacies - b.candidacies
+					e.preVotes += a.preVotes - b.preVotes
+					e.votes += a.votes - b.votes
+				}
+			}
+			if w, ok := after[winner]; ok && w.won > 0 && w.won < d {
+				e.detect, e.won = d-w.won, w.won
+			}
+			h.recordElection(e)
+			what = fmt.Sprintf("%s killed, new leader after %v (%s)", target.id, d.Round(time.Millisecond), e.detail())
 		} else {
 			what = target.id + " killed"
 		}
@@ -134,8 +150,8 @@ func (n *nemesis) cycle(ctx context.Context, f fault) (string, error) {
 }
 
 // awaitNewLeader polls the other nodes until one leads in a term above
-// oldTerm, and returns how long that took.
-func (n *nemesis) awaitNewLeader(ctx context.Context, dead *node, oldTerm uint64, timeout time.Duration) (time.Duration, error) {
+// oldTerm, and returns how long that took and the new leader.
+func (n *nemesis) awaitNewLeader(ctx context.Context, dead *node, oldTerm uint64, timeout time.Duration) (time.Duration, *node, error) {
 	start := time.Now()
 	for time.Since(start) < timeout {
 		for _, nd := range n.h.nodes {
@@ -144,10 +160,46 @@ func (n *nemesis) awaitNewLeader(ctx context.Context, dead *node, oldTerm uint64
 			}
 			f, err := n.h.fast.figures(ctx, nd.httpAddr)
 			if err == nil && f.leader && f.term > oldTerm {
-				return time.Since(start), nil
+				return time.Since(start), nd, nil
 			}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return 0, fmt.Errorf("no new leader within %v of killing %s", timeout, dead.id)
+	return 0, nil, fmt.Errorf("no new leader within %v of killing %s", timeout, dead.id)
+}
+
+// survivorFigures reads the figures of every live node but dead.
+func (n *nemesis) survivorFigures(ctx context.Context, dead *node) map[*node]nodeFigures {
+	out := make(map[*node]nodeFigures)
+	for _, nd := range n.h.nodes {
+		if nd == dead || !nd.alive() {
+			continue
+		}
+		if f, err := n.h.probe.figures(ctx, nd.httpAddr); err == nil {
+			out[nd] = f
+		}
+	}
+	return out
+}
+
+// election is one new leader after a kill of the old one: how long it
+// took, and what the survivors' counters say happened in between.
+type election struct {
+	took time.Duration
+	// detect is the time from the kill to the winner's candidacy, won from
+	// its candidacy to leading (zero when the server does not report it).
+	detect, won time.Duration
+	// candidacies, preVotes, votes: how often the survivors stood, and the
+	// pre-vote and vote requests they received. One clean round is one
+	// candidacy, one pre-vote and one vote request; more mean refused
+	// pre-votes (the other still followed the dead leader) or split votes.
+	candidacies, preVotes, votes uint64
+}
+
+func (e election) detail() string {
+	s := fmt.Sprintf("%d candidacies, %d pre-vote and %d vote requests", e.candidacies, e.preVotes, e.votes)
+	if e.won > 0 {
+		s = fmt.Sprintf("winner stood %v after the kill, won %v later; ", e.detect.Round(time.Millisecond), e.won.Round(time.Millisecond)) + s
+	}
+	return s
 }

@@ -10,6 +10,7 @@
 package clusterfault
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -118,10 +119,18 @@ type Report struct {
 	LedgerLost      int // of those, missing after the run
 	SplitBrainTerms []uint64
 	Elections       []time.Duration // leader kill to new leader
-	Errors          []string        // liveness failures: no recovery, crashes
-	Demo            *DemoResult
-	Seed            uint64
-	Duration        time.Duration
+	// ElectionDetects: kill to the winner's candidacy; ElectionWins: that
+	// candidacy to leading (servers that report it); ElectionsOneRound:
+	// elections with one candidacy among the survivors; SlowElections: the
+	// slowest ones with what the survivors' counters say.
+	ElectionDetects   []time.Duration
+	ElectionWins      []time.Duration
+	ElectionsOneRound int
+	SlowElections     []string
+	Errors            []string // liveness failures: no recovery, crashes
+	Demo              *DemoResult
+	Seed              uint64
+	Duration          time.Duration
 }
 
 // Passed says the run found nothing wrong.
@@ -131,11 +140,13 @@ func (r Report) Passed() bool {
 }
 
 // Percentile returns the p-th percentile (0..100) of the election times.
-func (r Report) Percentile(p float64) time.Duration {
-	if len(r.Elections) == 0 {
+func (r Report) Percentile(p float64) time.Duration { return percentile(r.Elections, p) }
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
 		return 0
 	}
-	s := slices.Clone(r.Elections)
+	s := slices.Clone(d)
 	slices.Sort(s)
 	i := int(float64(len(s)-1) * p / 100)
 	return s[i]
@@ -175,6 +186,16 @@ func (r Report) Summary() string {
 	if n := len(r.Elections); n > 0 {
 		fmt.Fprintf(&b, "  new leader after kill -9 of the leader: p50 %v, p99 %v, max %v (n=%d)\n",
 			r.Percentile(50).Round(time.Millisecond), r.Percentile(99).Round(time.Millisecond), r.Percentile(100).Round(time.Millisecond), n)
+		if len(r.ElectionDetects) > 0 {
+			ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+			fmt.Fprintf(&b, "    kill to the winner's candidacy: p50 %v, p99 %v; candidacy to leading: p50 %v, p99 %v (n=%d)\n",
+				ms(percentile(r.ElectionDetects, 50)), ms(percentile(r.ElectionDetects, 99)),
+				ms(percentile(r.ElectionWins, 50)), ms(percentile(r.ElectionWins, 99)), len(r.ElectionDetects))
+		}
+		fmt.Fprintf(&b, "    elections won in the first candidacy round: %d of %d\n", r.ElectionsOneRound, n)
+		for _, s := range r.SlowElections {
+			fmt.Fprintf(&b, "    slow: %s\n", s)
+		}
 	}
 	if d := r.Demo; d != nil {
 		fmt.Fprintf(&b, "  checker catches a stale read: %v; cut-off follower refuses linearizable reads: %v; deposed leader refuses them: %v\n",
@@ -211,14 +232,14 @@ type harness struct {
 	history   []porcupine.Operation
 	lastValue map[string]string
 	ledger    map[string]string
-	elections []time.Duration
+	elections []election
 }
 
 func (h *harness) now() int64 { return time.Since(h.start).Nanoseconds() }
 
-func (h *harness) recordElection(d time.Duration) {
+func (h *harness) recordElection(e election) {
 	h.mu.Lock()
-	h.elections = append(h.elections, d)
+	h.elections = append(h.elections, e)
 	h.mu.Unlock()
 }
 
@@ -336,7 +357,21 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		}
 	}
 	rep.SplitBrainTerms = mon.splitTerms()
-	rep.Elections = h.elections
+	for _, e := range h.elections {
+		rep.Elections = append(rep.Elections, e.took)
+		if e.won > 0 {
+			rep.ElectionDetects = append(rep.ElectionDetects, e.detect)
+			rep.ElectionWins = append(rep.ElectionWins, e.won)
+		}
+		if e.candidacies == 1 {
+			rep.ElectionsOneRound++
+		}
+	}
+	slow := slices.Clone(h.elections)
+	slices.SortFunc(slow, func(a, b election) int { return cmp.Compare(b.took, a.took) })
+	for _, e := range slow[:min(3, len(slow))] {
+		rep.SlowElections = append(rep.SlowElections, fmt.Sprintf("%v: %s", e.took.Round(time.Millisecond), e.detail()))
+	}
 	rep.Duration = time.Since(h.start)
 	return rep, nil
 }
