@@ -21,21 +21,30 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 
 	"github.com/mantisdb/mantisdb/storage"
 )
 
 const defaultApplyTimeout = 10 * time.Second
 
-// Raft timing of a node whose configuration leaves it zero: a follower
-// starts an election after 0.5-1 s without a heartbeat (raft's own
-// default is twice that), so a dead leader is replaced within about two
-// seconds; a leader that cannot reach a majority for 500 ms steps down
-// (a shorter lease makes a busy leader step down for nothing).
+// Raft timing of a node whose configuration leaves it zero. A follower
+// stands for election once a check of its heartbeat timer (every 0.3-0.6 s,
+// raft randomises it between one and two timeouts) finds no contact for
+// 0.3 s; a candidate whose round fails tries again after 0.3-0.6 s; a leader
+// that cannot reach a majority for 0.3 s steps down. After a leader dies,
+// the election waits mostly for both survivors to stand: the first one's
+// pre-vote is refused while the other still follows the dead leader, and
+// it tries again after an election timeout (cluster-harness.md shows the
+// breakdown per kill). At 500 ms each, 2-vCPU runs with a load of 30 had an
+// election p99 of 2.3-3.3 s; these values scale every part by 0.6.
+// Heartbeats go out every 30-60 ms (a tenth of the timeout, randomised),
+// from their own goroutine per follower, so a busy leader still keeps its
+// followers.
 const (
-	defaultHeartbeatTimeout   = 500 * time.Millisecond
-	defaultElectionTimeout    = 500 * time.Millisecond
-	defaultLeaderLeaseTimeout = 500 * time.Millisecond
+	defaultHeartbeatTimeout   = 300 * time.Millisecond
+	defaultElectionTimeout    = 300 * time.Millisecond
+	defaultLeaderLeaseTimeout = 300 * time.Millisecond
 )
 
 // Config is one node's configuration.
@@ -78,6 +87,12 @@ type Config struct {
 	// Logger receives the node's events; raft's own log goes there at warn
 	// level and above.
 	Logger *slog.Logger
+
+	// syncApply keeps the engine's own sync policy in Apply (the behaviour
+	// before the raft log became the only durability point), and
+	// noFreelistSync opens the raft log with bbolt's NoFreelistSync: the
+	// alternatives the write benchmark compares.
+	syncApply, noFreelistSync bool
 }
 
 // The data directory of a node holds each part in its own subdirectory.
@@ -244,7 +259,9 @@ func (e *Engine) start(dataDir string) error {
 	// lost. So Apply does not fsync the engine per batch; the engine is
 	// synced when a snapshot is taken and on a clean stop (DESIGN.md,
 	// "Durability").
-	ecfg.Sync = storage.SyncNever
+	if !e.cfg.syncApply {
+		ecfg.Sync = storage.SyncNever
+	}
 	store := &localStore{name: e.cfg.Engine, cfg: ecfg, dir: filepath.Join(dataDir, engineSubdir)}
 	local, err := store.open()
 	if err != nil {
@@ -258,7 +275,14 @@ func (e *Engine) start(dataDir string) error {
 	e.fsm = f
 
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft/" + e.cfg.NodeID, Level: hclog.Warn, Output: slogWriter{e.log}})
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dataDir, raftSubdir, raftDBFile)})
+	// bbolt's NoFreelistSync (no freelist pages in each commit) was measured
+	// and made no difference above the noise: an append still fsyncs twice
+	// (docs/performance/cluster.md). Bolt's defaults stay.
+	opts := raftboltdb.Options{Path: filepath.Join(dataDir, raftSubdir, raftDBFile)}
+	if e.cfg.noFreelistSync {
+		opts.BoltOptions = &bbolt.Options{NoFreelistSync: true}
+	}
+	bolt, err := raftboltdb.New(opts)
 	if err != nil {
 		return fmt.Errorf("cluster: open the raft log: %w", err)
 	}

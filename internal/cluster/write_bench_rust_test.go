@@ -58,42 +58,51 @@ func BenchmarkWrites64(b *testing.B) {
 		defer e.Close()
 		load(b, []storage.StorageEngine{e})
 	})
+	// The variants: the engine synced in every Apply (before), unsynced
+	// (now), and unsynced with the raft log opened with bbolt's
+	// NoFreelistSync (measured, not adopted).
+	variants := []struct {
+		name                      string
+		syncApply, noFreelistSync bool
+	}{{"sync-apply", true, false}, {"unsynced-apply", false, false}, {"unsynced-nofreelist", false, true}}
 	for _, target := range []string{"leader", "any"} {
-		b.Run("cluster-"+target, func(b *testing.B) {
-			nodes := startBenchCluster(b)
-			var targets []storage.StorageEngine
-			for _, n := range nodes {
-				if target == "any" || n.IsLeader() {
-					targets = append(targets, n)
+		for _, v := range variants {
+			b.Run("cluster-"+target+"/"+v.name, func(b *testing.B) {
+				nodes := startBenchCluster(b, func(cfg *Config) { cfg.syncApply, cfg.noFreelistSync = v.syncApply, v.noFreelistSync })
+				var targets []storage.StorageEngine
+				for _, n := range nodes {
+					if target == "any" || n.IsLeader() {
+						targets = append(targets, n)
+					}
 				}
-			}
-			elapsed := load(b, targets)
-			var forwarded, rpcs uint64
-			for _, n := range nodes {
-				f, err := n.Figures()
-				if err != nil {
-					b.Fatal(err)
+				elapsed := load(b, targets)
+				var forwarded, rpcs uint64
+				for _, n := range nodes {
+					f, err := n.Figures()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if f.Leader {
+						// The leader's raft loop appends before it replicates.
+						b.ReportMetric(float64(f.Entries)/float64(max(f.Batches, 1)), "entries/apply")
+						b.ReportMetric(float64(f.LogAppendEntries)/float64(max(f.LogAppends, 1)), "entries/append")
+						b.ReportMetric(float64(f.LogAppendTime.Microseconds())/1000/float64(max(f.LogAppends, 1)), "ms/append")
+						b.ReportMetric(f.LogAppendTime.Seconds()/elapsed.Seconds(), "append-busy")
+					}
+					forwarded += f.ForwardedWrites
+					rpcs += f.ForwardBatches
 				}
-				if f.Leader {
-					// The leader's raft loop appends before it replicates.
-					b.ReportMetric(float64(f.Entries)/float64(max(f.Batches, 1)), "entries/apply")
-					b.ReportMetric(float64(f.LogAppendEntries)/float64(max(f.LogAppends, 1)), "entries/append")
-					b.ReportMetric(float64(f.LogAppendTime.Microseconds())/1000/float64(max(f.LogAppends, 1)), "ms/append")
-					b.ReportMetric(f.LogAppendTime.Seconds()/elapsed.Seconds(), "append-busy")
+				if rpcs > 0 {
+					b.ReportMetric(float64(forwarded)/float64(rpcs), "writes/forward")
 				}
-				forwarded += f.ForwardedWrites
-				rpcs += f.ForwardBatches
-			}
-			if rpcs > 0 {
-				b.ReportMetric(float64(forwarded)/float64(rpcs), "writes/forward")
-			}
-		})
+			})
+		}
 	}
 }
 
 // startBenchCluster starts three rust nodes on loopback with the server's
 // default raft timing.
-func startBenchCluster(b *testing.B) []*Engine {
+func startBenchCluster(b *testing.B, tune func(*Config)) []*Engine {
 	b.Helper()
 	var nodes []*Engine
 	b.Cleanup(func() {
@@ -105,6 +114,9 @@ func startBenchCluster(b *testing.B) []*Engine {
 		cfg := Config{NodeID: fmt.Sprintf("n%d", i+1), RaftAddr: "127.0.0.1:0", Engine: "rust", EngineConfig: storage.DefaultConfig(), Bootstrap: i == 0}
 		if i > 0 {
 			cfg.Join = nodes[0].RaftAddr()
+		}
+		if tune != nil {
+			tune(&cfg)
 		}
 		e, err := New(cfg)
 		if err != nil {

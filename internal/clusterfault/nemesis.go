@@ -85,7 +85,7 @@ func (n *nemesis) cycle(ctx context.Context, f fault) (string, error) {
 				}
 			}
 			if w, ok := after[winner]; ok && w.won > 0 && w.won < d {
-				e.detect, e.won = d-w.won, w.won
+				e.detect, e.won, e.silent = d-w.won, w.won, w.detect
 			}
 			h.recordElection(e)
 			what = fmt.Sprintf("%s killed, new leader after %v (%s)", target.id, d.Round(time.Millisecond), e.detail())
@@ -189,6 +189,10 @@ type election struct {
 	// detect is the time from the kill to the winner's candidacy, won from
 	// its candidacy to leading (zero when the server does not report it).
 	detect, won time.Duration
+	// silent is how long the winner had not heard from a leader when it
+	// stood, by its own clock: detect minus silent is the time between the
+	// last heartbeat and the kill plus the harness's polling delay.
+	silent time.Duration
 	// candidacies, preVotes, votes: how often the survivors stood, and the
 	// pre-vote and vote requests they received. One clean round is one
 	// candidacy, one pre-vote and one vote request; more mean refused
@@ -199,7 +203,8 @@ type election struct {
 func (e election) detail() string {
 	s := fmt.Sprintf("%d candidacies, %d pre-vote and %d vote requests", e.candidacies, e.preVotes, e.votes)
 	if e.won > 0 {
-		s = fmt.Sprintf("winner stood %v after the kill, won %v later; ", e.detect.Round(time.Millisecond), e.won.Round(time.Millisecond)) + s
+		s = fmt.Sprintf("winner stood %v after the kill (%v without a leader by its clock), won %v later; ",
+			e.detect.Round(time.Millisecond), e.silent.Round(time.Millisecond), e.won.Round(time.Millisecond)) + s
 	}
 	return s
 }
