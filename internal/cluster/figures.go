@@ -89,3 +89,28 @@ func (e *Engine) Figures() (Figures, error) {
 	}
 	return f, nil
 }
+
+// InfoField is one "name:value" line of INFO replication.
+type InfoField struct {
+	Name  string
+	Value any
+}
+
+// InfoFields are the counters of f that INFO replication shows after the
+// role, term and indexes: raft log appends, forwarding, write sessions,
+// snapshot syncs and elections, named like their /metrics counterparts.
+func (f Figures) InfoFields() []InfoField {
+	return []InfoField{
+		{"mantisdb_cluster_log_appends", f.LogAppends},
+		{"mantisdb_cluster_log_append_entries", f.LogAppendEntries},
+		{"mantisdb_cluster_log_append_ms", f.LogAppendTime.Milliseconds()},
+		{"mantisdb_cluster_forward_batches", f.ForwardBatches},
+		{"mantisdb_cluster_forwarded_writes", f.ForwardedWrites},
+		{"mantisdb_cluster_write_resends", f.Resends},
+		{"mantisdb_cluster_duplicate_entries", f.Duplicates},
+		{"mantisdb_cluster_snapshot_engine_syncs", f.SnapshotSyncs},
+		{"mantisdb_cluster_candidacies", f.Candidacies},
+		{"mantisdb_cluster_leaderships", f.Leaderships},
+		{"mantisdb_cluster_last_election_ms", f.LastElection.Milliseconds()},
+	}
+}
