@@ -85,5 +85,16 @@ func TestClusterMember(t *testing.T) {
 				t.Fatalf("INFO replication lacks %q:\n%s", want, info)
 			}
 		}
+		// The raft log, forwarding, session and election counters follow,
+		// and the writes above reached every node's raft log.
+		var f cluster.Figures
+		for _, c := range f.InfoFields() {
+			if !strings.Contains(info, "\r\n"+c.Name+":") {
+				t.Fatalf("INFO replication lacks %s:\n%s", c.Name, info)
+			}
+		}
+		if strings.Contains(info, "mantisdb_cluster_log_appends:0\r\n") {
+			t.Fatalf("INFO replication counts no raft log append after writes:\n%s", info)
+		}
 	}
 }

@@ -37,6 +37,9 @@ func (srv *Server) writeReplication(line func(string, any)) {
 	line("mantisdb_cluster_commit_index", f.CommitIndex)
 	line("mantisdb_cluster_applied_index", f.AppliedIndex)
 	line("mantisdb_cluster_last_contact_ms", f.SinceContact.Milliseconds())
+	for _, c := range f.InfoFields() {
+		line(c.Name, c.Value)
+	}
 }
 
 func linkStatus(up bool) string {
