@@ -432,3 +432,55 @@ fn background_compaction_runs_right_after_open() {
         );
     }
 }
+
+#[test]
+fn a_hint_cut_short_by_a_crash_is_ignored_and_rewritten_the_same() {
+    // Segments large enough that each hint is streamed in several writes.
+    let opts = || Options {
+        segment_size: 2 << 20,
+        ..opts()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let expected;
+    {
+        let db = Db::open(dir.path(), opts()).unwrap();
+        for i in 0..30_000u32 {
+            db.put(format!("c{:07}", (i * 7919) % 30_000).as_bytes(), &[i as u8; 150])
+                .unwrap();
+        }
+        expected = dump(&db);
+    }
+    // The open writes the hints of the closed segments; the next one uses them.
+    drop(Db::open(dir.path(), opts()).unwrap());
+    let db = Db::open(dir.path(), opts()).unwrap();
+    assert!(db.recovery_report().hinted_segments >= 2, "{:?}", db.recovery_report());
+    drop(db);
+    let hint = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "hint"))
+        .unwrap();
+    let whole = fs::read(&hint).unwrap();
+    assert!(whole.len() > 256 << 10, "hint of {} bytes", whole.len());
+    // A crash while streaming leaves a prefix of the file (under its
+    // temporary name, or, on a file system that reorders, its final one).
+    let tmp = hint.with_extension("hint.tmp");
+    for cut in [24, 100 << 10, 200 << 10, whole.len() - 1] {
+        fs::write(&tmp, &whole[..cut]).unwrap();
+        fs::write(&hint, &whole[..cut]).unwrap();
+        let db = Db::open(dir.path(), opts()).unwrap();
+        let rep = db.recovery_report().clone();
+        assert_eq!(rep.bad_hints.len(), 1, "cut at {cut}: {rep:?}");
+        assert_eq!(dump(&db), expected, "cut at {cut}");
+        drop(db);
+        assert!(!tmp.exists(), "cut at {cut}: temporary hint left behind");
+        // Rewritten at that open, byte for byte as before.
+        assert!(
+            fs::read(&hint).unwrap() == whole,
+            "cut at {cut}: rewritten hint differs"
+        );
+        let db = Db::open(dir.path(), opts()).unwrap();
+        assert!(db.recovery_report().bad_hints.is_empty(), "{:?}", db.recovery_report());
+        assert_eq!(dump(&db), expected);
+    }
+}

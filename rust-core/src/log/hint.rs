@@ -21,7 +21,7 @@ use rkyv::util::AlignedVec;
 use super::record::{self, OpKind};
 use super::segment;
 use crate::error::{Error, Result};
-use crate::vfs::{FileSystem, OpenMode};
+use crate::vfs::{FileHandle, FileSystem, OpenMode};
 
 /// Magic number at the start of every hint file.
 pub const HINT_MAGIC: [u8; 8] = *b"MANTISHT";
@@ -30,10 +30,6 @@ pub const HINT_FORMAT_VERSION: u16 = 1;
 const HINT_HEADER_LEN: usize = 24;
 /// Values up to this size are copied into hints, so they can be inlined on open.
 pub const HINT_VALUE_MAX: usize = 4096;
-
-/// Bytes an archived [`HintEntry`] takes besides its key and value (its
-/// fixed fields, relative pointers and padding; a slight overestimate).
-const HINT_ENTRY_ARCHIVED: usize = 72;
 
 /// One op of the segment.
 #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
@@ -102,37 +98,53 @@ pub fn entries_from_frames(data: &[u8], inline_max: usize) -> Vec<HintEntry> {
     out
 }
 
+/// Size of the buffer a hint body is streamed through on its way to the file.
+/// Large enough that a write is a few dozen pages, small enough to stay in
+/// the CPU caches and never need fresh (kernel-zeroed) memory once warm.
+pub const HINT_WRITE_BUFFER: usize = 128 << 10;
+
 /// Writes the hint of segment `id` atomically (temp file, fsync, rename, dir
 /// fsync). On failure the temporary file is removed (when that fails too,
 /// the next open removes it).
+///
+/// The body is serialized straight into the file through one buffer of
+/// [`HINT_WRITE_BUFFER`] bytes, with its checksum computed as it goes; the
+/// header, which names the body's length and checksum, is written over a
+/// placeholder at the end. The bytes are those of serializing the whole body
+/// into memory first.
 pub fn write(fs: &dyn FileSystem, dir: &Path, id: u32, segment: &[u8], entries: Vec<HintEntry>) -> Result<()> {
+    write_buffered(fs, dir, id, segment, entries, HINT_WRITE_BUFFER)
+}
+
+/// [`write`], streaming through a buffer of `buf_len` bytes.
+fn write_buffered(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    id: u32,
+    segment: &[u8],
+    entries: Vec<HintEntry>,
+    buf_len: usize,
+) -> Result<()> {
     let body = HintBody {
         segment_id: id,
         segment_len: segment.len() as u64,
         segment_crc: crc32c::crc32c(segment),
         entries,
     };
-    // Sized up front: growing from empty by doubling copied the archive
-    // again at every step and faulted in fresh, zeroed pages each time
-    // (the compaction thread's largest cost under a write load).
-    let estimate = 64
-        + body
-            .entries
-            .iter()
-            .map(|e| HINT_ENTRY_ARCHIVED + e.key.len() + e.value.as_ref().map_or(0, Vec::len))
-            .sum::<usize>();
-    let bytes = rkyv::api::high::to_bytes_in::<_, rancor::Error>(&body, AlignedVec::<16>::with_capacity(estimate))
-        .map_err(|e| Error::Internal(format!("encoding hint of segment {id}: {e}")))?;
-    let mut header = [0u8; HINT_HEADER_LEN];
-    header[0..8].copy_from_slice(&HINT_MAGIC);
-    header[8..10].copy_from_slice(&HINT_FORMAT_VERSION.to_le_bytes());
-    header[12..16].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
-    header[16..20].copy_from_slice(&crc32c::crc32c(&bytes).to_le_bytes());
     let path = hint_path(dir, id);
     let tmp = dir.join(format!("{}.tmp", hint_file_name(id)));
     let written = fs.open(&tmp, OpenMode::Replace).and_then(|f| {
-        f.append(&header)?;
-        f.append(&bytes)?;
+        // Placeholder: a file cut short before the real header is written
+        // has no magic, so it is never taken for a hint.
+        f.append(&[0u8; HINT_HEADER_LEN])?;
+        let (len, crc) = stream_body(&*f, &body, buf_len)?;
+        let len = u32::try_from(len).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("hint body of {len} bytes is above the format's 4 GiB"),
+            )
+        })?;
+        f.write_at(&header(len, crc), 0)?;
         f.sync_all()
     });
     if let Err(e) = written {
@@ -144,6 +156,107 @@ pub fn write(fs: &dyn FileSystem, dir: &Path, id: u32, segment: &[u8], entries: 
         return Err(Error::io(format!("renaming {} into place", tmp.display()), e));
     }
     segment::sync_dir(fs, dir)
+}
+
+/// The header of a hint whose body is `body_len` bytes with checksum `body_crc`.
+fn header(body_len: u32, body_crc: u32) -> [u8; HINT_HEADER_LEN] {
+    let mut header = [0u8; HINT_HEADER_LEN];
+    header[0..8].copy_from_slice(&HINT_MAGIC);
+    header[8..10].copy_from_slice(&HINT_FORMAT_VERSION.to_le_bytes());
+    header[12..16].copy_from_slice(&body_len.to_le_bytes());
+    header[16..20].copy_from_slice(&body_crc.to_le_bytes());
+    header
+}
+
+/// Serializes `body` and appends it to `file` through a buffer of `buf_len`
+/// bytes; returns the body's length and CRC32C.
+fn stream_body(file: &dyn FileHandle, body: &HintBody, buf_len: usize) -> std::io::Result<(usize, u32)> {
+    let mut sink = BodySink {
+        file,
+        buf: Vec::with_capacity(buf_len),
+        cap: buf_len.max(1),
+        pos: 0,
+        crc: 0,
+        failed: None,
+    };
+    if let Err(e) = rkyv::api::high::to_bytes_in::<_, rancor::Error>(body, &mut sink) {
+        // A failed write keeps its own error (say, the disk is full).
+        return Err(sink
+            .failed
+            .take()
+            .unwrap_or_else(|| std::io::Error::other(format!("encoding the hint body: {e}"))));
+    }
+    sink.flush()?;
+    Ok((sink.pos, sink.crc))
+}
+
+/// An rkyv writer that appends what it is given to a file through a bounded
+/// buffer, keeping the running length and checksum of everything written.
+struct BodySink<'f> {
+    file: &'f dyn FileHandle,
+    buf: Vec<u8>,
+    cap: usize,
+    /// Bytes taken so far (rkyv positions are offsets in the body).
+    pos: usize,
+    /// CRC32C of the bytes already appended to the file.
+    crc: u32,
+    /// The first write error, returned by [`stream_body`].
+    failed: Option<std::io::Error>,
+}
+
+impl BodySink<'_> {
+    /// Appends the buffered bytes to the file.
+    fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        if !self.buf.is_empty() {
+            self.crc = crc32c::crc32c_append(self.crc, &self.buf);
+            self.file.append(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.buf.len() + bytes.len() > self.cap {
+            self.flush()?;
+        }
+        if bytes.len() >= self.cap {
+            self.crc = crc32c::crc32c_append(self.crc, bytes);
+            self.file.append(bytes)?;
+        } else {
+            self.buf.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+}
+
+impl rkyv::ser::Positional for BodySink<'_> {
+    fn pos(&self) -> usize {
+        self.pos
+    }
+}
+
+impl rkyv::ser::Writer<rancor::Error> for BodySink<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::result::Result<(), rancor::Error> {
+        if self.failed.is_some() {
+            return Err(<rancor::Error as rancor::Source>::new(std::io::Error::other(
+                "an earlier write failed",
+            )));
+        }
+        match self.put(bytes) {
+            Ok(()) => {
+                self.pos += bytes.len();
+                Ok(())
+            }
+            Err(e) => {
+                let err = <rancor::Error as rancor::Source>::new(std::io::Error::new(e.kind(), e.to_string()));
+                self.failed = Some(e);
+                Err(err)
+            }
+        }
+    }
 }
 
 /// Reads and validates the hint of segment `id` for a segment of `segment_len`
@@ -276,6 +389,109 @@ mod tests {
                 value: None,
             },
         ]
+    }
+
+    /// A segment of `n` puts and deletes, with values from empty to above
+    /// the inline size, so the hint body is far larger than small buffers.
+    fn big_segment(n: u32) -> Vec<u8> {
+        let mut seg = segment::encode_header(9, 0, 0).to_vec();
+        let mut kv = Vec::new();
+        for i in 0..n {
+            let key = format!("key-{i:08}");
+            let value = vec![(i % 251) as u8; (i as usize * 37) % 300];
+            let op = record::OpRef {
+                kind: if i % 7 == 3 { OpKind::Delete } else { OpKind::Put },
+                key: key.as_bytes(),
+                value: if i % 7 == 3 { &[] } else { &value },
+                expires_at: if i % 5 == 0 {
+                    1_900_000_000_000 + u64::from(i)
+                } else {
+                    0
+                },
+            };
+            record::encode(&mut seg, u64::from(i) + 1, &[op], &mut kv);
+        }
+        seg
+    }
+
+    /// The hint file as written before streaming: the whole body serialized
+    /// into memory, then header and body.
+    fn whole_body_hint(id: u32, segment: &[u8], entries: Vec<HintEntry>) -> Vec<u8> {
+        let body = HintBody {
+            segment_id: id,
+            segment_len: segment.len() as u64,
+            segment_crc: crc32c::crc32c(segment),
+            entries,
+        };
+        let bytes = rkyv::to_bytes::<rancor::Error>(&body).unwrap();
+        let mut out = header(bytes.len() as u32, crc32c::crc32c(&bytes)).to_vec();
+        out.extend_from_slice(&bytes);
+        out
+    }
+
+    #[test]
+    fn streamed_hint_is_byte_for_byte_the_whole_body_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = crate::vfs::OsFileSystem;
+        let seg = big_segment(4000);
+        let entries = entries_from_frames(&seg, 256);
+        assert_eq!(entries.len(), 4000);
+        let expected = whole_body_hint(9, &seg, entries.clone());
+        assert!(
+            expected.len() > 4 * HINT_WRITE_BUFFER,
+            "body of {} bytes is not larger than the buffer",
+            expected.len()
+        );
+        // The default buffer, and sizes that split every kind of write
+        // (buffer boundaries inside entries, writes larger than the buffer).
+        for buf_len in [HINT_WRITE_BUFFER, 1, 7, 64, 4096, 65_537] {
+            write_buffered(&fs, dir.path(), 9, &seg, entries.clone(), buf_len).unwrap();
+            let got = std::fs::read(hint_path(dir.path(), 9)).unwrap();
+            assert!(got == expected, "buffer of {buf_len} bytes: hint differs");
+            let (valid, why) = read(&fs, dir.path(), 9, seg.len() as u64);
+            assert!(why.is_none(), "{why:?}");
+            assert_eq!(valid.unwrap().body().entries.len(), 4000);
+        }
+        // An empty segment's hint too.
+        let empty = segment::encode_header(9, 0, 0).to_vec();
+        write(&fs, dir.path(), 9, &empty, Vec::new()).unwrap();
+        let got = std::fs::read(hint_path(dir.path(), 9)).unwrap();
+        assert_eq!(got, whole_body_hint(9, &empty, Vec::new()));
+    }
+
+    #[test]
+    fn a_hint_cut_short_is_refused() {
+        // What a crash can leave of a streamed hint: any prefix of the file,
+        // including the zeroed placeholder header and part of the body.
+        let dir = tempfile::tempdir().unwrap();
+        let fs = crate::vfs::OsFileSystem;
+        let seg = big_segment(1500);
+        write(&fs, dir.path(), 9, &seg, entries_from_frames(&seg, 256)).unwrap();
+        let path = hint_path(dir.path(), 9);
+        let full = std::fs::read(&path).unwrap();
+        assert!(full.len() > HINT_WRITE_BUFFER);
+        let mut placeholder = full.clone();
+        placeholder[..HINT_HEADER_LEN].fill(0);
+        for cut in [
+            0,
+            10,
+            HINT_HEADER_LEN,
+            HINT_HEADER_LEN + 1,
+            HINT_WRITE_BUFFER,
+            full.len() - 1,
+        ] {
+            for (what, bytes) in [("written", &full), ("placeholder", &placeholder)] {
+                std::fs::write(&path, &bytes[..cut]).unwrap();
+                let (valid, why) = read(&fs, dir.path(), 9, seg.len() as u64);
+                assert!(
+                    valid.is_none() && why.is_some(),
+                    "{what} header, cut at {cut}: accepted"
+                );
+            }
+        }
+        // The whole body under the placeholder header is not a hint either.
+        std::fs::write(&path, &placeholder).unwrap();
+        assert!(read(&fs, dir.path(), 9, seg.len() as u64).0.is_none());
     }
 
     #[test]
