@@ -73,10 +73,9 @@ pub(crate) fn write_pending_hints(inner: &Inner) -> Result<()> {
     let pending = segments.take_unhinted();
     for (i, &id) in pending.iter().enumerate() {
         let Some(seg) = segments.get(id) else { continue };
-        let written = seg.read_all().and_then(|data| {
-            let entries = hint::entries_from_frames(&data, inner.hint_inline());
-            hint::write(inner.fs(), inner.dir(), id, &data, entries)
-        });
+        let written = seg
+            .read_all()
+            .and_then(|data| hint::write_from_frames(inner.fs(), inner.dir(), id, &data, inner.hint_inline()));
         if let Err(e) = written {
             segments.hint_later(&pending[i..]);
             return Err(e);
@@ -270,8 +269,7 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionRep
         // records whose deletes a later compaction could drop).
         segments.insert(Arc::clone(&out));
         segment::sync_dir(inner.fs(), inner.dir())?;
-        let entries = hint::entries_from_frames(&buf, inner.hint_inline());
-        if let Err(e) = hint::write(inner.fs(), inner.dir(), out_id, &buf, entries) {
+        if let Err(e) = hint::write_from_frames(inner.fs(), inner.dir(), out_id, &buf, inner.hint_inline()) {
             segments.hint_later(&[out_id]);
             return Err(e);
         }

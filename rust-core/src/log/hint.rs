@@ -15,8 +15,12 @@
 
 use std::path::{Path, PathBuf};
 
-use rkyv::rancor;
+use rkyv::munge::munge;
+use rkyv::rancor::{self, Fallible};
+use rkyv::ser::{Allocator, Writer};
 use rkyv::util::AlignedVec;
+use rkyv::vec::{ArchivedVec, VecResolver};
+use rkyv::Place;
 
 use super::record::{self, OpKind};
 use super::segment;
@@ -131,13 +135,48 @@ fn write_buffered(
         segment_crc: crc32c::crc32c(segment),
         entries,
     };
+    write_body(fs, dir, id, &body, buf_len)
+}
+
+/// Writes the hint of segment `id` (a whole segment file, `segment`) as
+/// [`write`] does with the entries of [`entries_from_frames`], without
+/// building them: each entry is serialized from the segment's frames as it
+/// is reached, borrowing its key and value, so the only memory used beyond
+/// the segment is the write buffer and rkyv's (reused) scratch space. The
+/// bytes are those [`write`] writes.
+pub fn write_from_frames(fs: &dyn FileSystem, dir: &Path, id: u32, segment: &[u8], inline_max: usize) -> Result<()> {
+    write_from_frames_buffered(fs, dir, id, segment, inline_max, HINT_WRITE_BUFFER)
+}
+
+fn write_from_frames_buffered(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    id: u32,
+    segment: &[u8],
+    inline_max: usize,
+    buf_len: usize,
+) -> Result<()> {
+    let body = HintBodyRef {
+        segment_id: id,
+        segment_len: segment.len() as u64,
+        segment_crc: crc32c::crc32c(segment),
+        entries: FrameEntries::new(segment, inline_max),
+    };
+    write_body(fs, dir, id, &body, buf_len)
+}
+
+/// Streams `body` into the hint file of segment `id`, atomically.
+fn write_body<B>(fs: &dyn FileSystem, dir: &Path, id: u32, body: &B, buf_len: usize) -> Result<()>
+where
+    B: for<'a, 'w, 'f> rkyv::Serialize<Sink<'a, 'w, 'f>>,
+{
     let path = hint_path(dir, id);
     let tmp = dir.join(format!("{}.tmp", hint_file_name(id)));
     let written = fs.open(&tmp, OpenMode::Replace).and_then(|f| {
         // Placeholder: a file cut short before the real header is written
         // has no magic, so it is never taken for a hint.
         f.append(&[0u8; HINT_HEADER_LEN])?;
-        let (len, crc) = stream_body(&*f, &body, buf_len)?;
+        let (len, crc) = stream_body(&*f, body, buf_len)?;
         let len = u32::try_from(len).map_err(|_| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -158,6 +197,10 @@ fn write_buffered(
     segment::sync_dir(fs, dir)
 }
 
+/// The serializer a hint body is streamed through.
+type Sink<'a, 'w, 'f> =
+    rkyv::api::high::HighSerializer<&'w mut BodySink<'f>, rkyv::ser::allocator::ArenaHandle<'a>, rancor::Error>;
+
 /// The header of a hint whose body is `body_len` bytes with checksum `body_crc`.
 fn header(body_len: u32, body_crc: u32) -> [u8; HINT_HEADER_LEN] {
     let mut header = [0u8; HINT_HEADER_LEN];
@@ -170,7 +213,10 @@ fn header(body_len: u32, body_crc: u32) -> [u8; HINT_HEADER_LEN] {
 
 /// Serializes `body` and appends it to `file` through a buffer of `buf_len`
 /// bytes; returns the body's length and CRC32C.
-fn stream_body(file: &dyn FileHandle, body: &HintBody, buf_len: usize) -> std::io::Result<(usize, u32)> {
+fn stream_body<B>(file: &dyn FileHandle, body: &B, buf_len: usize) -> std::io::Result<(usize, u32)>
+where
+    B: for<'a, 'w, 'f> rkyv::Serialize<Sink<'a, 'w, 'f>>,
+{
     let mut sink = BodySink {
         file,
         buf: Vec::with_capacity(buf_len),
@@ -188,6 +234,169 @@ fn stream_body(file: &dyn FileHandle, body: &HintBody, buf_len: usize) -> std::i
     }
     sink.flush()?;
     Ok((sink.pos, sink.crc))
+}
+
+/// A hint body serialized from a segment's frames: archives as [`HintBody`].
+struct HintBodyRef<'a> {
+    segment_id: u32,
+    segment_len: u64,
+    segment_crc: u32,
+    entries: FrameEntries<'a>,
+}
+
+/// The entries of a segment, as [`entries_from_frames`] lists them, decoded
+/// from its frames one record at a time.
+#[derive(Clone)]
+struct FrameEntries<'a> {
+    data: &'a [u8],
+    /// Offset of the next frame to decode.
+    at: usize,
+    /// The frame being listed, its offset, and the next op in it.
+    rec: Option<(record::Record<'a>, usize)>,
+    op: usize,
+    inline_max: usize,
+    /// Entries not yet listed.
+    left: usize,
+}
+
+impl<'a> FrameEntries<'a> {
+    fn new(data: &'a [u8], inline_max: usize) -> FrameEntries<'a> {
+        let mut left = 0;
+        let mut at = segment::SEGMENT_HEADER_LEN as usize;
+        while let Some(Ok(rec)) = data.get(at..).map(record::decode) {
+            left += rec.ops.len();
+            at += rec.frame_len;
+        }
+        FrameEntries {
+            data,
+            at: segment::SEGMENT_HEADER_LEN as usize,
+            rec: None,
+            op: 0,
+            inline_max,
+            left,
+        }
+    }
+}
+
+impl<'a> Iterator for FrameEntries<'a> {
+    type Item = HintEntryRef<'a>;
+
+    fn next(&mut self) -> Option<HintEntryRef<'a>> {
+        loop {
+            if let Some((rec, frame_at)) = &self.rec {
+                if let Some(op) = rec.ops.get(self.op) {
+                    self.op += 1;
+                    self.left -= 1;
+                    return Some(HintEntryRef {
+                        key: op.key,
+                        seq: rec.seq,
+                        delete: op.kind == OpKind::Delete,
+                        expires_at: op.expires_at,
+                        kv_offset: (frame_at + op.kv_offset) as u64,
+                        val_len: op.value.len() as u32,
+                        kv_crc: op.kv_crc,
+                        value: (op.kind == OpKind::Put && op.value.len() <= self.inline_max).then_some(op.value),
+                    });
+                }
+            }
+            if self.left == 0 {
+                return None;
+            }
+            // `new` counted `left` over these same frames, so they decode.
+            let rec = record::decode(self.data.get(self.at..)?).ok()?;
+            let frame_at = self.at;
+            self.at += rec.frame_len;
+            self.rec = Some((rec, frame_at));
+            self.op = 0;
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for FrameEntries<'_> {}
+
+/// A [`HintEntry`] borrowing its key and value: archives as one.
+struct HintEntryRef<'a> {
+    key: &'a [u8],
+    seq: u64,
+    delete: bool,
+    expires_at: u64,
+    kv_offset: u64,
+    val_len: u32,
+    kv_crc: u32,
+    value: Option<&'a [u8]>,
+}
+
+/// Bytes borrowed from a segment: archive as the `Vec<u8>` holding them would.
+struct Bytes<'a>(&'a [u8]);
+
+impl rkyv::Archive for Bytes<'_> {
+    type Archived = ArchivedVec<u8>;
+    type Resolver = VecResolver;
+
+    fn resolve(&self, resolver: VecResolver, out: Place<ArchivedVec<u8>>) {
+        ArchivedVec::resolve_from_len(self.0.len(), resolver, out);
+    }
+}
+
+impl<S: Fallible + Allocator + Writer + ?Sized> rkyv::Serialize<S> for Bytes<'_> {
+    fn serialize(&self, serializer: &mut S) -> std::result::Result<VecResolver, S::Error> {
+        ArchivedVec::<u8>::serialize_from_slice(self.0, serializer)
+    }
+}
+
+impl rkyv::Archive for HintEntryRef<'_> {
+    type Archived = ArchivedHintEntry;
+    type Resolver = (VecResolver, Option<VecResolver>);
+
+    fn resolve(&self, (key_r, value_r): Self::Resolver, out: Place<ArchivedHintEntry>) {
+        munge!(let ArchivedHintEntry { key, seq, delete, expires_at, kv_offset, val_len, kv_crc, value } = out);
+        Bytes(self.key).resolve(key_r, key);
+        self.seq.resolve((), seq);
+        self.delete.resolve((), delete);
+        self.expires_at.resolve((), expires_at);
+        self.kv_offset.resolve((), kv_offset);
+        self.val_len.resolve((), val_len);
+        self.kv_crc.resolve((), kv_crc);
+        self.value.map(Bytes).resolve(value_r, value);
+    }
+}
+
+impl<S: Fallible + Allocator + Writer + ?Sized> rkyv::Serialize<S> for HintEntryRef<'_> {
+    // Fields in declaration order, as the derived `HintEntry` impl does.
+    fn serialize(&self, serializer: &mut S) -> std::result::Result<Self::Resolver, S::Error> {
+        let key = Bytes(self.key).serialize(serializer)?;
+        let value = match self.value {
+            Some(v) => Some(Bytes(v).serialize(serializer)?),
+            None => None,
+        };
+        Ok((key, value))
+    }
+}
+
+impl rkyv::Archive for HintBodyRef<'_> {
+    type Archived = ArchivedHintBody;
+    type Resolver = VecResolver;
+
+    fn resolve(&self, resolver: VecResolver, out: Place<ArchivedHintBody>) {
+        munge!(let ArchivedHintBody { segment_id, segment_len, segment_crc, entries } = out);
+        self.segment_id.resolve((), segment_id);
+        self.segment_len.resolve((), segment_len);
+        self.segment_crc.resolve((), segment_crc);
+        ArchivedVec::resolve_from_len(self.entries.len(), resolver, entries);
+    }
+}
+
+impl<S: Fallible + Allocator + Writer + ?Sized> rkyv::Serialize<S> for HintBodyRef<'_> {
+    fn serialize(&self, serializer: &mut S) -> std::result::Result<VecResolver, S::Error> {
+        ArchivedVec::<ArchivedHintEntry>::serialize_from_iter::<HintEntryRef<'_>, _, _>(
+            self.entries.clone(),
+            serializer,
+        )
+    }
 }
 
 /// An rkyv writer that appends what it is given to a file through a bounded
@@ -396,20 +605,25 @@ mod tests {
     fn big_segment(n: u32) -> Vec<u8> {
         let mut seg = segment::encode_header(9, 0, 0).to_vec();
         let mut kv = Vec::new();
-        for i in 0..n {
-            let key = format!("key-{i:08}");
-            let value = vec![(i % 251) as u8; (i as usize * 37) % 300];
-            let op = record::OpRef {
-                kind: if i % 7 == 3 { OpKind::Delete } else { OpKind::Put },
-                key: key.as_bytes(),
-                value: if i % 7 == 3 { &[] } else { &value },
-                expires_at: if i % 5 == 0 {
-                    1_900_000_000_000 + u64::from(i)
-                } else {
-                    0
-                },
-            };
-            record::encode(&mut seg, u64::from(i) + 1, &[op], &mut kv);
+        let keys: Vec<String> = (0..n).map(|i| format!("key-{i:08}")).collect();
+        let values: Vec<Vec<u8>> = (0..n).map(|i| vec![(i % 251) as u8; (i as usize * 37) % 300]).collect();
+        // Records of one to three ops.
+        let mut i = 0;
+        while i < n {
+            let ops: Vec<record::OpRef<'_>> = (i..n.min(i + 1 + i % 3))
+                .map(|j| record::OpRef {
+                    kind: if j % 7 == 3 { OpKind::Delete } else { OpKind::Put },
+                    key: keys[j as usize].as_bytes(),
+                    value: if j % 7 == 3 { &[] } else { &values[j as usize] },
+                    expires_at: if j % 5 == 0 {
+                        1_900_000_000_000 + u64::from(j)
+                    } else {
+                        0
+                    },
+                })
+                .collect();
+            record::encode(&mut seg, u64::from(i) + 1, &ops, &mut kv);
+            i += ops.len() as u32;
         }
         seg
     }
@@ -457,6 +671,39 @@ mod tests {
         write(&fs, dir.path(), 9, &empty, Vec::new()).unwrap();
         let got = std::fs::read(hint_path(dir.path(), 9)).unwrap();
         assert_eq!(got, whole_body_hint(9, &empty, Vec::new()));
+    }
+
+    #[test]
+    fn hint_streamed_from_frames_is_byte_for_byte_the_whole_body_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = crate::vfs::OsFileSystem;
+        let full = big_segment(4000);
+        // The whole segment; one cut inside its last frame (a torn tail:
+        // the entries stop at the last whole frame); no frame at all.
+        let cases = [
+            full.clone(),
+            full[..full.len() - 5].to_vec(),
+            segment::encode_header(9, 0, 0).to_vec(),
+        ];
+        for seg in &cases {
+            for inline in [64, 256] {
+                let entries = entries_from_frames(seg, inline);
+                let expected = whole_body_hint(9, seg, entries);
+                for buf_len in [HINT_WRITE_BUFFER, 1, 7, 4096] {
+                    write_from_frames_buffered(&fs, dir.path(), 9, seg, inline, buf_len).unwrap();
+                    let got = std::fs::read(hint_path(dir.path(), 9)).unwrap();
+                    assert!(
+                        got == expected,
+                        "segment of {} bytes, inline {inline}, buffer {buf_len}: hint differs",
+                        seg.len()
+                    );
+                }
+            }
+        }
+        let entries = entries_from_frames(&full, 256);
+        assert_eq!(entries.len(), 4000);
+        assert!(whole_body_hint(9, &full, entries).len() > 4 * HINT_WRITE_BUFFER);
+        assert_eq!(entries_from_frames(&cases[1], 256).len(), 3999);
     }
 
     #[test]
