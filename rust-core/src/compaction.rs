@@ -238,7 +238,24 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionRep
     };
     if !kept.is_empty() {
         let out_id = segments.allocate_id()?;
-        let mut buf = Vec::with_capacity(SEGMENT_HEADER_LEN as usize + kept.len() * 64);
+        // Room for the whole output at once (as if every op were a record of
+        // its own, an upper bound): growing it by doubling would copy it
+        // into fresh pages the kernel zeroes, each time; capacity past the
+        // end is never touched, so never faulted in.
+        let bound: usize = kept
+            .iter()
+            .map(|k| {
+                record::FRAME_HEADER_LEN
+                    + record::PAYLOAD_HEADER_LEN
+                    + record::op_encoded_len(&OpRef {
+                        kind: k.kind,
+                        key: k.key,
+                        value: k.value,
+                        expires_at: k.expires_at,
+                    })
+            })
+            .sum();
+        let mut buf = Vec::with_capacity(SEGMENT_HEADER_LEN as usize + bound);
         buf.extend_from_slice(&segment::encode_header(out_id, FLAG_SEALED, 0));
         let mut offsets = Vec::with_capacity(kept.len());
         let mut kv = Vec::new();
@@ -259,6 +276,7 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionRep
             offsets.extend(kv.iter().map(|&(off, _)| frame_at + off as u64));
             i = j;
         }
+        debug_assert!(buf.len() <= SEGMENT_HEADER_LEN as usize + bound);
         let out = Arc::new(write_sealed(inner.fs(), inner.dir(), out_id, &buf)?);
         for k in &kept {
             out.usage.note_seq(k.seq);
