@@ -4,7 +4,9 @@
 //! redis-benchmark's `-r 100000` makes them), `--sync never`, one thread,
 //! each write as the C ABI's batch call makes it (`write_borrowed_begin`).
 //! MODE `mset` writes them as batches of 10 (Redis MSET), `incr` increments
-//! the keys instead (`update_begin`). Run it under
+//! the keys instead (`update_begin`), `overwrite` writes every key once
+//! before the N puts (so each of them replaces a version, where most of
+//! the plain mode's puts at N = 40,000 create their key). Run it under
 //! `valgrind --tool=callgrind` at two N and divide the difference of the
 //! totals by the difference of N: the instructions of one write, without
 //! the open and close.
@@ -33,6 +35,13 @@ fn main() {
         x ^= x << 17;
         format!("key:{:012}", x % 100_000)
     };
+    if mode == "overwrite" {
+        for i in 0..100_000u64 {
+            let k = format!("key:{i:012}");
+            db.write_borrowed_begin(std::iter::once((false, k.as_bytes(), &value[..], Expiry::Never)))
+                .expect("write");
+        }
+    }
     match mode.as_str() {
         "mset" => {
             for _ in 0..n / 10 {

@@ -174,8 +174,31 @@ impl PartialOrd for IndexKey {
 impl Ord for IndexKey {
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        compare_bytes(self, other)
+        match (&self.0, &other.0) {
+            (KeyRepr::Inline { len: a, bytes: x }, KeyRepr::Inline { len: b, bytes: y }) => {
+                compare_inline(x, y).then(a.cmp(b))
+            }
+            _ => compare_bytes(self, other),
+        }
     }
+}
+
+/// Byte-wise order of two inline keys' whole arrays, as three big-endian
+/// words with no length checks. The bytes past a key's length are zero
+/// (see [`IndexKey::new`]), so where the arrays differ the keys differ the
+/// same way, and equal arrays leave the order to the lengths.
+#[inline]
+fn compare_inline(x: &[u8; INLINE_KEY_MAX], y: &[u8; INLINE_KEY_MAX]) -> Ordering {
+    let word = |k: &[u8; INLINE_KEY_MAX], at: usize| {
+        let mut w = [0u8; 8];
+        let end = (at + 8).min(INLINE_KEY_MAX);
+        w[..end - at].copy_from_slice(&k[at..end]);
+        u64::from_be_bytes(w)
+    };
+    word(x, 0)
+        .cmp(&word(y, 0))
+        .then_with(|| word(x, 8).cmp(&word(y, 8)))
+        .then_with(|| word(x, 16).cmp(&word(y, 16)))
 }
 
 impl std::hash::Hash for IndexKey {
@@ -425,24 +448,42 @@ impl Index {
     /// Runs `f` on the entry of `key`, creating the entry if the key has
     /// none, until `f` returns `Some` (it returns `None` on an entry that
     /// tombstone collection unlinked meanwhile, to retry on a fresh one).
+    ///
+    /// A key short enough to be copied inline is searched once: the
+    /// skiplist finds its entry or links a new one where that search ended,
+    /// for the price of a key copy on the stack and a counted reference on
+    /// the entry. A longer key is looked up first and searched again only
+    /// when it is new, so an overwrite does not allocate a copy of it.
     fn upsert<R>(&self, key: &[u8], mut f: impl FnMut(&KeyEntry) -> Option<R>) -> R {
         let guard = epoch::pin();
         loop {
-            // Most writes overwrite: look the key up first, so only a new key
-            // pays for allocating its copy and for the counted reference.
-            let done = match self.entry(key, &guard) {
-                Some(e) => f(e),
-                None => {
-                    let e = self
-                        .list
-                        .get_or_insert_with(IndexKey::new(key), KeyEntry::default, &guard);
-                    let done = f(e.value());
-                    e.release(&guard);
-                    done
-                }
+            let done = if key.len() <= INLINE_KEY_MAX {
+                let e = self
+                    .list
+                    .get_or_insert_with(IndexKey::new(key), KeyEntry::default, &guard);
+                let done = f(e.value());
+                e.release(&guard);
+                done
+            } else {
+                self.upsert_long(key, &mut f, &guard)
             };
             if let Some(r) = done {
                 return r;
+            }
+        }
+    }
+
+    /// One try of [`Index::upsert`] for a key stored on the heap.
+    fn upsert_long<R>(&self, key: &[u8], f: &mut impl FnMut(&KeyEntry) -> Option<R>, guard: &Guard) -> Option<R> {
+        match self.entry(key, guard) {
+            Some(e) => f(e),
+            None => {
+                let e = self
+                    .list
+                    .get_or_insert_with(IndexKey::new(key), KeyEntry::default, guard);
+                let done = f(e.value());
+                e.release(guard);
+                done
             }
         }
     }
@@ -795,6 +836,53 @@ mod tests {
     }
 
     #[test]
+    fn inline_and_heap_keys_insert_overwrite_and_come_back() {
+        // Both insert paths: a key copied inline (searched once) and one
+        // kept on the heap (looked up first).
+        for len in [1, INLINE_KEY_MAX, INLINE_KEY_MAX + 1, 100] {
+            let idx = Index::new();
+            let k = vec![b'k'; len];
+            assert_eq!(idx.insert(&k, put(1, b"a"), 0).live_keys, 1);
+            let e = idx.insert(&k, put(2, b"b"), 2);
+            assert_eq!((e.live_keys, e.superseded_bytes, e.is_newest), (0, 10, true));
+            assert_eq!((idx.len(), idx.version_count()), (1, 1));
+            assert_eq!(idx.insert(&k, del(3), 3).live_keys, -1);
+            assert!(idx.remove_tombstone(&k, 3, 3));
+            assert_eq!(idx.len(), 0);
+            assert_eq!(idx.insert(&k, put(4, b"c"), 3).live_keys, 1);
+            assert!(matches!(idx.get(&k, 9), Lookup::Found(v) if v.seq == 4));
+            assert_eq!(idx.apply_recovered(&k, put(5, b"d")).superseded_bytes, 10);
+            assert_eq!(idx.len(), 1);
+        }
+    }
+
+    #[test]
+    fn racing_first_inserts_make_one_entry_per_key() {
+        // Threads create the same new keys at once: each key gets one entry,
+        // every version lands in it, and the key becomes live exactly once.
+        let idx = Index::new();
+        let live: i64 = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4u64)
+                .map(|t| {
+                    let idx = &idx;
+                    s.spawn(move || {
+                        let mut live = 0;
+                        for i in 0..2_000u64 {
+                            let k = format!("key:{:04}{}", i % 500, "x".repeat((i % 3) as usize * 10));
+                            live += idx.insert(k.as_bytes(), put(1 + i * 4 + t, b"v"), 0).live_keys;
+                        }
+                        live
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(idx.len(), 1_500);
+        assert_eq!(live, 1_500);
+        assert_eq!(idx.version_count(), 4 * 2_000);
+    }
+
+    #[test]
     fn index_keys_order_and_compare_as_their_bytes() {
         // Around the inline size, with shared prefixes, 0x00 and 0xff bytes.
         let mut keys: Vec<Vec<u8>> = Vec::new();
@@ -847,8 +935,9 @@ mod tests {
             state ^= state << 17;
             state
         };
-        for _ in 0..20_000 {
-            let len = (next() % 80) as usize;
+        for round in 0..40_000 {
+            // Half the rounds stay within the inline size.
+            let len = (next() % if round % 2 == 0 { 80 } else { INLINE_KEY_MAX as u64 + 1 }) as usize;
             let a: Vec<u8> = (0..len)
                 .map(|_| [0u8, 1, 0x7f, 0x80, 0xff][(next() % 5) as usize])
                 .collect();
@@ -865,6 +954,11 @@ mod tests {
             assert_eq!(compare_bytes(&a, &b), a.cmp(&b), "{a:?} vs {b:?}");
             assert_eq!(compare_bytes(&b, &a), b.cmp(&a), "{b:?} vs {a:?}");
             assert_eq!(KeyBytes::new(&a) == KeyBytes::new(&b), a == b);
+            // Stored keys: inline against inline (whole arrays), inline
+            // against heap, heap against heap.
+            let (ka, kb) = (IndexKey::new(&a), IndexKey::new(&b));
+            assert_eq!(ka.cmp(&kb), a.cmp(&b), "{a:?} vs {b:?}");
+            assert_eq!(ka == kb, a == b);
         }
     }
 
