@@ -3,8 +3,6 @@ package kv
 import (
 	"context"
 	"time"
-
-	"github.com/mantisdb/mantisdb/storage"
 )
 
 // BlindBatch gathers the writes of several blind writes (SET and MSET
@@ -49,15 +47,12 @@ func (b *BlindBatch) Add(fn func(tx *Tx) error) error {
 	return nil
 }
 
-// remark rebuilds the record of written keys from the buffered ops, after
-// a failed Add dropped some.
+// remark recounts the size of the buffered ops, after a failed Add dropped
+// some.
 func (b *BlindBatch) remark() {
-	b.tx.written = nil
 	b.bytes = 0
 	for _, op := range b.tx.ops {
 		b.bytes += len(op.Key) + len(op.Value)
-		present := op.Kind != storage.OpDelete && (op.ExpireAt.IsZero() || op.ExpireAt.After(b.tx.now))
-		b.tx.mark(op.Key, present)
 	}
 }
 
@@ -95,7 +90,7 @@ func (b *BlindBatch) Commit() error {
 	if err := b.s.engine.Write(b.ctx, tx.ops); err != nil {
 		return err
 	}
-	b.s.watches.touch(tx.written)
+	b.s.watches.touchOps(tx.ops)
 	return nil
 }
 

@@ -71,7 +71,8 @@ type Tx struct {
 	ops   []storage.BatchOp
 	now   time.Time
 	// written records the keys this attempt changed, with whether each is
-	// present afterwards, for WATCH and for the scans of a transaction.
+	// present afterwards, for WATCH and for the scans of a transaction;
+	// a blind write leaves it nil (its ops name its keys).
 	written map[string]bool
 }
 
@@ -139,7 +140,7 @@ func (s *Store) Blind(ctx context.Context, fn func(tx *Tx) error) error {
 	if err := s.engine.Write(ctx, tx.ops); err != nil {
 		return err
 	}
-	s.watches.touch(tx.written)
+	s.watches.touchOps(tx.ops)
 	return nil
 }
 
@@ -227,6 +228,12 @@ func (t *Tx) remove(key string) error {
 }
 
 func (t *Tx) mark(key string, present bool) {
+	if t.blind {
+		// A blind write reads nothing, so only watchers need its keys, and
+		// they take them from its ops once it commits (touchOps): a SET
+		// allocates no map.
+		return
+	}
 	if t.written == nil {
 		t.written = make(map[string]bool)
 	}

@@ -125,3 +125,21 @@ func TestBlindPastExpiryDeletes(t *testing.T) {
 		t.Fatalf("k = %q after SET with a past expiry", v)
 	}
 }
+
+// BenchmarkBlindSet is one SET as the Redis protocol runs it outside MULTI
+// (Store.Blind on the memory engine); -benchmem shows its allocations.
+func BenchmarkBlindSet(b *testing.B) {
+	e := storage.NewMemoryEngine(storage.DefaultConfig())
+	if err := e.Init(""); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = e.Close() })
+	s := New(e)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Blind(ctx, func(tx *Tx) error { _, err := tx.Set("key:000000012345", "v", SetOptions{}); return err }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

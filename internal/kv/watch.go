@@ -49,6 +49,21 @@ func (r *watchRegistry) touch(written map[string]bool) {
 	}
 }
 
+// touchOps counts a committed write of every key in ops (a blind write's:
+// puts and deletes alike, as touch does for a transaction's keys).
+func (r *watchRegistry) touchOps(ops []storage.BatchOp) {
+	if len(ops) == 0 || r.active.Load() == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, o := range ops {
+		if w, ok := r.keys[o.Key]; ok {
+			w.writes++
+		}
+	}
+}
+
 // TouchKeys tells watchers that keys were written outside Update (a caller
 // writing the engine directly), so their EXEC fails as Redis's would.
 func (s *Store) TouchKeys(keys ...string) {

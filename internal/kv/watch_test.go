@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/mantisdb/mantisdb/storage"
 )
 
 // exec runs a one-SET EXEC under w and reports whether it ran.
@@ -92,5 +94,60 @@ func TestWatch(t *testing.T) {
 	}
 	if s.watches.active.Load() != 0 {
 		t.Fatalf("%d keys still registered after every EXEC", s.watches.active.Load())
+	}
+}
+
+// A blind write (SET, MSET, and a SET whose expiry has passed, which
+// deletes) records no map of its keys, yet still aborts the EXEC of every
+// connection watching one of them, once it has committed.
+func TestWatchBlindWrite(t *testing.T) {
+	s := newTestStore(t)
+	ctx := t.Context()
+	blind := func(fn func(tx *Tx) error) {
+		t.Helper()
+		if err := s.Blind(ctx, func(tx *Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			if tx.written != nil {
+				t.Errorf("a blind write recorded its keys in a map: %v", tx.written)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set := func(k string, opts SetOptions) func(tx *Tx) error {
+		return func(tx *Tx) error { _, err := tx.Set(k, "v", opts); return err }
+	}
+	blind(set("b", SetOptions{}))
+
+	w := watch(t, s, "b")
+	blind(set("other", SetOptions{}))
+	if !exec(t, s, w) {
+		t.Fatal("EXEC aborted after a blind write of another key")
+	}
+	w = watch(t, s, "b")
+	blind(set("b", SetOptions{}))
+	if exec(t, s, w) {
+		t.Fatal("EXEC ran after a blind SET of a watched key")
+	}
+	w = watch(t, s, "x", "b")
+	blind(func(tx *Tx) error {
+		if err := set("y", SetOptions{})(tx); err != nil {
+			return err
+		}
+		return set("b", SetOptions{})(tx)
+	})
+	if exec(t, s, w) {
+		t.Fatal("EXEC ran after an MSET-like blind write touching a watched key")
+	}
+	w = watch(t, s, "b")
+	blind(set("b", SetOptions{ExpireAt: time.Now().Add(-time.Second)}))
+	if exec(t, s, w) {
+		t.Fatal("EXEC ran after a blind SET with a past expiry deleted a watched key")
+	}
+	if v, err := s.Get(ctx, "b"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("b after a SET with a past expiry: %q, %v", v, err)
 	}
 }
