@@ -36,13 +36,7 @@ func (e *RustEngine) IncrBy(_ context.Context, key string, delta int64) (int64, 
 	var cerr *C.MantisError
 	st := C.mantis_incr_by_begin(db, kp, kl, C.int64_t(delta), &res, &outcome, &ticket, &cerr)
 	runtime.KeepAlive(key)
-	if st != C.MANTIS_OK {
-		return 0, statusError(st, cerr)
-	}
-	if err := updateRefusal(outcome); err != nil {
-		return 0, err
-	}
-	if err := e.waitCommit(db, uint64(ticket)); err != nil {
+	if err := e.finishUpdate(db, st, cerr, outcome, ticket); err != nil {
 		return 0, err
 	}
 	return int64(res), nil
@@ -64,16 +58,22 @@ func (e *RustEngine) Append(_ context.Context, key, suffix string, maxLen int) (
 	st := C.mantis_append_begin(db, kp, kl, sp, sl, C.uint64_t(max(maxLen, 0)), &n, &outcome, &ticket, &cerr)
 	runtime.KeepAlive(key)
 	runtime.KeepAlive(suffix)
-	if st != C.MANTIS_OK {
-		return 0, statusError(st, cerr)
-	}
-	if err := updateRefusal(outcome); err != nil {
-		return 0, err
-	}
-	if err := e.waitCommit(db, uint64(ticket)); err != nil {
+	if err := e.finishUpdate(db, st, cerr, outcome, ticket); err != nil {
 		return 0, err
 	}
 	return int(n), nil
+}
+
+// finishUpdate turns a begun update's status and outcome into an error, or
+// waits for its commit to be as durable as the engine's sync mode promises.
+func (e *RustEngine) finishUpdate(db *C.MantisDb, st C.MantisStatus, cerr *C.MantisError, outcome C.uint8_t, ticket C.uint64_t) error {
+	if st != C.MANTIS_OK {
+		return statusError(st, cerr)
+	}
+	if err := updateRefusal(outcome); err != nil {
+		return err
+	}
+	return e.waitCommit(db, uint64(ticket))
 }
 
 // updateRefusal is the error of a refused update's outcome code, nil when
