@@ -4,7 +4,7 @@ use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::args::{into_handle, release_handle, try_bytes, try_bytes_mut, try_handle, try_opt_ref, try_out, Live};
+use super::args::{into_handle, release_handle, try_bytes, try_bytes_mut, try_handle, try_opt_ref, try_out, Live, Out};
 use super::boundary::{boundary, fail, Fail};
 use super::options::MantisOptions;
 use super::types::{MantisBuf, MantisError, MantisStats, MantisStatus};
@@ -440,6 +440,22 @@ fn update_out(u: Updated) -> (u8, i64) {
     }
 }
 
+/// Writes a begun update's answer to the caller's out-parameters: its
+/// value (new integer or new length), its outcome code, and its ticket (0
+/// when nothing was written).
+fn set_update_outs(
+    (u, t): (Updated, Option<u64>),
+    value: Out<'_, i64>,
+    outcome: Out<'_, u8>,
+    ticket: Out<'_, u64>,
+) -> MantisStatus {
+    let (code, n) = update_out(u);
+    value.set(n);
+    outcome.set(code);
+    ticket.set(t.unwrap_or(0));
+    MantisStatus::MantisOk
+}
+
 /// Adds `delta` to the decimal integer in `key` (a missing or expired key
 /// counts as 0; the key keeps its expiry) as one commit, evaluated under
 /// the log's append lock against the value every earlier commit left: no
@@ -472,12 +488,8 @@ pub unsafe extern "C" fn mantis_incr_by_begin(
         let ticket = try_out!(ticket);
         let h = try_handle!(db);
         let k = try_bytes!(key, key_len, "key");
-        let (u, t) = h.db.update_begin(k, &Update::IncrBy(delta))?;
-        let (code, n) = update_out(u);
-        result.set(n);
-        outcome.set(code);
-        ticket.set(t.unwrap_or(0));
-        Ok(MantisStatus::MantisOk)
+        let begun = h.db.update_begin(k, &Update::IncrBy(delta))?;
+        Ok(set_update_outs(begun, result, outcome, ticket))
     })
 }
 
@@ -517,12 +529,8 @@ pub unsafe extern "C" fn mantis_append_begin(
             suffix,
             max_len: usize::try_from(max_len).unwrap_or(usize::MAX),
         };
-        let (u, t) = h.db.update_begin(k, &upd)?;
-        let (code, n) = update_out(u);
-        new_len.set(n);
-        outcome.set(code);
-        ticket.set(t.unwrap_or(0));
-        Ok(MantisStatus::MantisOk)
+        let begun = h.db.update_begin(k, &upd)?;
+        Ok(set_update_outs(begun, new_len, outcome, ticket))
     })
 }
 
