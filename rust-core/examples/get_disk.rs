@@ -17,34 +17,16 @@
 //! ```
 
 use std::hint::black_box;
-use std::io::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_skiplist::SkipMap;
 use mantisdb_core::{Db, Options, SyncPolicy, WriteBatch};
 use rand::seq::SliceRandom;
 use rand::{rngs::StdRng, SeedableRng};
 
-fn thread_cpu() -> Duration {
-    // SAFETY: clock_gettime writes one timespec into the struct we own.
-    let ts = unsafe {
-        let mut ts: libc::timespec = std::mem::zeroed();
-        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
-        ts
-    };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-fn key(id: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    write!(&mut k[..], "key:{id:012}").unwrap();
-    k
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+#[path = "support/measure.rs"]
+mod measure;
+use measure::{key, median, thread_cpu};
 
 /// Times `gets` reads starting at `from` in `keys`: (CPU ns per get, wall ns per get).
 fn time(keys: &[[u8; 16]], from: usize, gets: usize, read: impl Fn(&[u8])) -> (f64, f64) {

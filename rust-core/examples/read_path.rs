@@ -19,9 +19,7 @@
 //! ```
 
 use std::hint::black_box;
-use std::io::Write as _;
 use std::ops::Bound;
-use std::time::Duration;
 
 use crossbeam_skiplist::SkipMap;
 use mantisdb_core::ffi::{
@@ -31,26 +29,9 @@ use mantisdb_core::ffi::{
 use rand::seq::SliceRandom;
 use rand::{rngs::StdRng, SeedableRng};
 
-fn thread_cpu() -> Duration {
-    // SAFETY: clock_gettime writes one timespec into the struct we own.
-    let ts = unsafe {
-        let mut ts: libc::timespec = std::mem::zeroed();
-        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
-        ts
-    };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-fn key(id: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    write!(&mut k[..], "key:{id:012}").unwrap();
-    k
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+#[path = "support/measure.rs"]
+mod measure;
+use measure::{key, median, thread_cpu};
 
 /// CPU ns per call of `op` over `n` calls.
 fn time(n: usize, mut op: impl FnMut(usize)) -> f64 {
