@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/mantisdb/mantisdb/storage"
 )
 
@@ -15,9 +16,10 @@ type Consistency string
 const (
 	// Linearizable reads see every write acknowledged before they began,
 	// from any node: the leader confirms with a quorum that it still leads,
-	// and the reading node waits until it has applied what the leader had.
+	// and the reading node waits until it has applied what the leader had
+	// committed.
 	Linearizable Consistency = "linearizable"
-	// Leader reads see what the leader has applied, without the quorum
+	// Leader reads see what the leader has committed, without the quorum
 	// round trip: a leader deposed by a partition may answer for up to an
 	// election timeout.
 	Leader Consistency = "leader"
@@ -99,18 +101,24 @@ func (e *Engine) fetchReadIndex(ctx context.Context, verify bool) (uint64, error
 }
 
 // leaderReadIndex is the index a read must wait for, answered by the
-// leader: its own applied index. Every write acknowledged so far was
-// applied here before its acknowledgement (acknowledgements come from the
-// leader's Apply), or was committed in an earlier term and is covered by
-// the barrier this leader ran when its term began. With verify, a quorum
-// confirms afterwards that this node still led when it answered, so no
-// newer leader can have acknowledged writes it misses.
+// leader. It is the leader's commit index: any node may already have
+// applied an entry committed there, even before the leader's own engine
+// did, so a read that waits for less could miss a value another read
+// already returned. Entries of earlier terms are covered by the barrier
+// this leader ran when its term began. With verify, a quorum confirms
+// afterwards that this node still led when it read its commit index, so no
+// newer leader can have committed entries it misses.
+//
+// The index returned is the last entry at or below the commit index that
+// the FSM applies (fsmIndexAtOrBelow): the FSM never sees raft's no-op and
+// barrier entries, so a node waiting for one of those would wait until the
+// next write.
 func (e *Engine) leaderReadIndex(ctx context.Context, verify bool) (uint64, error) {
 	term, err := e.termBarrier(ctx)
 	if err != nil {
 		return 0, err
 	}
-	idx := e.fsm.applied.Load()
+	commit := e.raft.CommitIndex()
 	if verify {
 		if err := e.raft.VerifyLeader().Error(); err != nil {
 			return 0, fmt.Errorf("%w: %v", errNotLeader, err)
@@ -119,7 +127,25 @@ func (e *Engine) leaderReadIndex(ctx context.Context, verify bool) (uint64, erro
 	if e.raft.CurrentTerm() != term || !e.isLeader() {
 		return 0, errNotLeader
 	}
-	return idx, nil
+	return e.fsmIndexAtOrBelow(commit)
+}
+
+// fsmIndexAtOrBelow returns the index of the last entry at or below idx
+// that the FSM applies (a command or a configuration), or this node's
+// applied index when no such entry lies above it. A node whose applied
+// index reaches the answer holds every entry up to idx.
+func (e *Engine) fsmIndexAtOrBelow(idx uint64) (uint64, error) {
+	floor := e.fsm.applied.Load()
+	var l raft.Log
+	for i := idx; i > floor; i-- {
+		if err := e.logs.GetLog(i, &l); err != nil {
+			return 0, fmt.Errorf("cluster: read raft log entry %d for a read index: %w", i, err)
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return i, nil
+		}
+	}
+	return floor, nil
 }
 
 // termBarrier makes sure this leader has applied every entry of earlier

@@ -124,13 +124,15 @@ type Engine struct {
 	raft  *raft.Raft
 	fsm   *fsm
 	mux   *muxLayer
-	trans *raft.NetworkTransport
+	trans *gatedTransport
 	bolt  *raftboltdb.BoltStore
 	// logStore is the raft log as raft sees it: bolt, timed.
 	logStore *timedLogStore
-	fwd      *forwarder
-	batcher  *proposalBatcher
-	advAddr  string
+	// logs is the raft log with raft's cache of recent entries in front.
+	logs    raft.LogStore
+	fwd     *forwarder
+	batcher *proposalBatcher
+	advAddr string
 	// hasState says raft state existed when the node started (a restart).
 	hasState bool
 
@@ -309,7 +311,7 @@ func (e *Engine) start(dataDir string) error {
 	e.advAddr = adv.String()
 	e.mux = newMuxLayer(ln, adv, e.serveRPC)
 	e.fwd.dialer = e.mux.dialer
-	e.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: e.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog})
+	e.trans = &gatedTransport{NetworkTransport: raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: e.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog})}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(e.cfg.NodeID)
@@ -347,6 +349,7 @@ func (e *Engine) start(dataDir string) error {
 	if err != nil {
 		return fmt.Errorf("cluster: raft log cache: %w", err)
 	}
+	e.logs = logs
 	r, err := raft.NewRaft(rc, f, logs, bolt, snaps, e.trans)
 	if err != nil {
 		return fmt.Errorf("cluster: start raft: %w", err)
@@ -368,6 +371,9 @@ func (e *Engine) teardown() {
 		}
 	}
 	if e.trans != nil {
+		// Before the stores close: a heartbeat in flight may still write
+		// the raft term (heartbeat.go).
+		e.trans.closeHeartbeats()
 		_ = e.trans.Close()
 	} else if e.mux != nil {
 		_ = e.mux.Close()

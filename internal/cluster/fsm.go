@@ -43,6 +43,10 @@ type fsm struct {
 	snapshotSyncs atomic.Uint64
 
 	log *slog.Logger
+
+	// beforeApply, when a test sets it, runs at the start of every batch:
+	// it holds one node's FSM back while the others apply.
+	beforeApply atomic.Pointer[func([]*raft.Log)]
 }
 
 // newFSM returns an fsm over an initialised local engine, whose stored
@@ -90,6 +94,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 // stops the node: nothing of the batch is acknowledged and the applied
 // index stays, so a restart applies the batch again.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	if hook := f.beforeApply.Load(); hook != nil {
+		(*hook)(logs)
+	}
 	answers := make([]any, len(logs))
 	if err := f.failure(); err != nil {
 		for i := range answers {
