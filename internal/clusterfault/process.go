@@ -98,7 +98,13 @@ func (n *node) start(bin, engine string, first bool, joinAddr string, extra []st
 		return fmt.Errorf("start %s: %w", n.id, err)
 	}
 	n.cmd, n.exited, n.paused = cmd, make(chan struct{}), false
-	go func(c *exec.Cmd, done chan struct{}) { _ = c.Wait(); close(done) }(cmd, n.exited)
+	go func(c *exec.Cmd, done chan struct{}) {
+		_ = c.Wait()
+		// The exit status (a signal or a code) goes into the log, where a
+		// process that died on its own would otherwise leave no trace.
+		fmt.Fprintf(w, "process %d exited: %v\n", c.Process.Pid, c.ProcessState)
+		close(done)
+	}(cmd, n.exited)
 	return nil
 }
 
