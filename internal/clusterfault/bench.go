@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mantisdb/mantisdb/internal/serverproc"
 )
 
 // The cluster benchmark runs on the same process management as the fault
@@ -214,8 +215,7 @@ func (r BenchReport) Table() string {
 // singleServer is the one-node server of the benchmark.
 type singleServer struct {
 	addr string
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *serverproc.Proc
 }
 
 func startSingle(ctx context.Context, cfg BenchConfig) (*singleServer, error) {
@@ -226,39 +226,19 @@ func startSingle(ctx context.Context, cfg BenchConfig) (*singleServer, error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	args := append([]string{"--engine", cfg.Engine, "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
 		"--data-dir", filepath.Join(cfg.Dir, "single"), "--sync", "always", "--log-level", "warn", "--resp-port", "-1"}, cfg.ServerArgs...)
-	cmd := exec.Command(cfg.Bin, args...)
-	cmd.Env = serverEnv()
-	cmd.Stdout, cmd.Stderr = cfg.Log, cfg.Log
-	if err := cmd.Start(); err != nil {
+	p, err := serverproc.Start(cfg.Bin, args, func(line string) { _, _ = io.WriteString(cfg.Log, line+"\n") }, nil)
+	if err != nil {
 		return nil, err
 	}
-	s := &singleServer{addr: addr, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(s.done) }()
-	hc := &http.Client{Timeout: 500 * time.Millisecond}
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if resp, err := hc.Get("http://" + addr + "/health"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		if ctx.Err() != nil {
-			break
-		}
+	s := &singleServer{addr: addr, proc: p}
+	if err := serverproc.WaitHealthy(ctx, "http://"+addr, 60*time.Second, p.Exited()); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("the single-node server did not start: %w", err)
 	}
-	s.stop()
-	return nil, fmt.Errorf("the single-node server did not start")
+	return s, nil
 }
 
-func (s *singleServer) stop() {
-	_ = s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-}
+func (s *singleServer) stop() { _ = s.proc.Stop(10 * time.Second) }
 
 // loadOp builds one request of a load.
 type loadOp func(addr string, worker, i, keys int, value string, rng *rand.Rand) (*http.Request, error)

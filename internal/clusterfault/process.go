@@ -2,18 +2,18 @@ package clusterfault
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mantisdb/mantisdb/internal/serverproc"
 )
 
 // node is one server process of the cluster under test, with fixed ports
@@ -34,10 +34,8 @@ type node struct {
 	// its proxy (the benchmark measures the cluster, not the proxy).
 	direct bool
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	paused bool
+	mu   sync.Mutex
+	proc *serverproc.Proc
 }
 
 // nodeIP is node i's loopback address; the proxy identifies it by it.
@@ -90,97 +88,72 @@ func (n *node) start(bin, engine string, first bool, joinAddr string, extra []st
 		}
 	}
 	args = append(args, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = serverEnv()
-	w := &lockedWriter{w: n.log, mu: n.logMu, prefix: n.id + " "}
-	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
+	p, err := serverproc.Start(bin, args, n.logLine, n.logExit)
+	if err != nil {
 		return fmt.Errorf("start %s: %w", n.id, err)
 	}
-	n.cmd, n.exited, n.paused = cmd, make(chan struct{}), false
-	go func(c *exec.Cmd, done chan struct{}) {
-		_ = c.Wait()
-		// The exit status (a signal or a code) goes into the log, where a
-		// process that died on its own would otherwise leave no trace.
-		fmt.Fprintf(w, "process %d exited: %v\n", c.Process.Pid, c.ProcessState)
-		close(done)
-	}(cmd, n.exited)
+	n.proc = p
 	return nil
+}
+
+// logLine writes one line of the process's output to the log, prefixed
+// with the node id, one node at a time.
+func (n *node) logLine(line string) {
+	n.logMu.Lock()
+	defer n.logMu.Unlock()
+	_, _ = io.WriteString(n.log, n.id+" "+line+"\n")
+}
+
+// logExit writes the exit status (a signal or a code) to the log, where a
+// process that died on its own would otherwise leave no trace.
+func (n *node) logExit(st *os.ProcessState) {
+	n.logLine(fmt.Sprintf("process %d exited: %v", st.Pid(), st))
+}
+
+// running is the process of the last start, or nil before the first.
+func (n *node) running() *serverproc.Proc {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.proc
 }
 
 // waitHealthy waits until the process answers /health.
 func (n *node) waitHealthy(ctx context.Context, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	client := &http.Client{Timeout: 500 * time.Millisecond}
-	for time.Now().Before(deadline) {
-		n.mu.Lock()
-		exited := n.exited
-		n.mu.Unlock()
-		select {
-		case <-exited:
-			return fmt.Errorf("%s exited during start-up (see the log)", n.id)
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
-		}
-		resp, err := client.Get("http://" + n.httpAddr + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
+	err := serverproc.WaitHealthy(ctx, "http://"+n.httpAddr, timeout, n.running().Exited())
+	if errors.Is(err, serverproc.ErrExited) {
+		return fmt.Errorf("%s exited during start-up (see the log)", n.id)
 	}
-	return fmt.Errorf("%s did not answer /health within %v", n.id, timeout)
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.id, err)
+	}
+	return nil
 }
 
 // signal sends sig to the running process.
 func (n *node) signal(sig syscall.Signal) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cmd == nil || n.cmd.Process == nil {
+	p := n.running()
+	if p == nil {
 		return fmt.Errorf("%s is not running", n.id)
 	}
-	switch sig {
-	case syscall.SIGSTOP:
-		n.paused = true
-	case syscall.SIGCONT:
-		n.paused = false
-	}
-	return n.cmd.Process.Signal(sig)
+	return p.Signal(sig)
 }
 
 // kill stops the process at once and waits for it.
 func (n *node) kill() error {
-	n.mu.Lock()
-	cmd, exited := n.cmd, n.exited
-	n.mu.Unlock()
-	if cmd == nil {
+	p := n.running()
+	if p == nil {
 		return nil
 	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-exited:
-		return nil
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("%s did not exit after SIGKILL", n.id)
+	if err := p.Kill(10 * time.Second); err != nil {
+		return fmt.Errorf("%s: %w", n.id, err)
 	}
+	return nil
 }
 
 // alive reports whether the process runs (paused or not).
 func (n *node) alive() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.exited == nil {
-		return false
-	}
-	select {
-	case <-n.exited:
-		return false
-	default:
-		return true
-	}
+	p := n.running()
+	return p != nil && p.Running()
 }
 
 // stop ends the process cleanly (SIGCONT first, in case it was paused).
@@ -188,49 +161,7 @@ func (n *node) stop() {
 	if !n.alive() {
 		return
 	}
-	_ = n.signal(syscall.SIGCONT)
-	_ = n.signal(syscall.SIGTERM)
-	n.mu.Lock()
-	exited := n.exited
-	n.mu.Unlock()
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		_ = n.kill()
-	}
-}
-
-// serverEnv is the harness's environment without MANTISDB_* variables, so
-// a setting of the caller's cannot change the servers under test.
-func serverEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "MANTISDB_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-// lockedWriter prefixes each write with the node id, one writer at a time.
-type lockedWriter struct {
-	w      io.Writer
-	mu     *sync.Mutex
-	prefix string
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range strings.SplitAfter(string(p), "\n") {
-		if line == "" {
-			continue
-		}
-		if _, err := io.WriteString(l.w, l.prefix+line); err != nil {
-			return 0, err
-		}
-	}
-	return len(p), nil
+	_ = n.running().Stop(10 * time.Second)
 }
 
 // newNodes allocates ports, proxies and data directories for n nodes.

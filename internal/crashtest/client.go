@@ -224,27 +224,6 @@ func (c *client) stats(ctx context.Context) (stats, error) {
 	return st, nil
 }
 
-// waitHealthy polls /health until it answers 200, bounded by timeout.
-func (c *client) waitHealthy(ctx context.Context, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/health", nil)
-		if err != nil {
-			return err
-		}
-		if _, last = c.do(req); last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("/health did not answer 200 within %v: %v", timeout, last)
-}
-
 func decodeField(s, encoding string) ([]byte, error) {
 	switch encoding {
 	case "":

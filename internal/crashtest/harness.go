@@ -25,6 +25,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mantisdb/mantisdb/internal/serverproc"
 )
 
 // Config is one harness run. Zero fields take the defaults of
@@ -277,7 +279,7 @@ func (r *run) start(ctx context.Context) error {
 		return err
 	}
 	r.inst, r.cl = inst, newClient(inst.URL(), r.cfg.Writers+2)
-	return r.cl.waitHealthy(ctx, time.Minute)
+	return serverproc.WaitHealthy(ctx, inst.URL(), time.Minute, nil)
 }
 
 // cycle loads the server, kills it, restarts it and verifies.

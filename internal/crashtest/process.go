@@ -1,18 +1,16 @@
 package crashtest
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/mantisdb/mantisdb/internal/serverproc"
 )
 
 // Launcher starts the server under test. Every start serves the same
@@ -78,27 +76,15 @@ func (p *Process) serverArgs() []string {
 	return append(args, p.ExtraArgs...)
 }
 
-// serverEnv is the harness's environment without MANTISDB_* variables, so
-// a token or setting of the caller's cannot change the server under test.
-func serverEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "MANTISDB_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
 // proc is a started server process.
 type proc struct {
+	*serverproc.Proc
 	p    *Process
-	cmd  *exec.Cmd
 	addr chan string
 	// respAddr receives the Redis-protocol address, logged after addr.
 	respAddr chan string
-	exited   chan struct{}
-	err      error // Wait's result, once exited is closed
+
+	sent, sentRESP bool // addr and respAddr have their address
 
 	tailMu sync.Mutex
 	tail   []string // the last lines it printed, for error messages
@@ -120,54 +106,38 @@ func (p *Process) launch() (*proc, error) {
 	p.mu.Unlock()
 	p.logf("--- start %d at %s: %s %s\n", n, time.Now().Format(time.RFC3339Nano), p.Bin, strings.Join(p.serverArgs(), " "))
 
-	cmd := exec.Command(p.Bin, p.serverArgs()...)
-	cmd.Env = serverEnv()
-	out, err := cmd.StderrPipe()
+	pr := &proc{p: p, addr: make(chan string, 1), respAddr: make(chan string, 1)}
+	sp, err := serverproc.Start(p.Bin, p.serverArgs(), pr.line, func(st *os.ProcessState) { p.logf("--- exited: %v\n", st) })
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout = cmd.Stderr // one pipe for both, in order
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", p.Bin, err)
-	}
-	pr := &proc{p: p, cmd: cmd, addr: make(chan string, 1), respAddr: make(chan string, 1), exited: make(chan struct{})}
-	go pr.read(out)
+	pr.Proc = sp
 	return pr, nil
 }
 
-// read copies the server's output to the log, keeps its tail, and sends
-// the listening addresses (HTTP, and the Redis protocol's when it serves
-// it) once each, then reaps the process.
-func (pr *proc) read(out io.Reader) {
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	sent, sentRESP := false, false
-	for sc.Scan() {
-		line := sc.Text()
-		pr.p.logf("%s\n", line)
-		pr.tailMu.Lock()
-		pr.tail = append(pr.tail, line)
-		if len(pr.tail) > 20 {
-			pr.tail = pr.tail[1:]
-		}
-		pr.tailMu.Unlock()
-		var l struct{ Msg, Addr string }
-		if (sent && sentRESP) || json.Unmarshal([]byte(line), &l) != nil || l.Addr == "" {
-			continue
-		}
-		switch {
-		case !sent && l.Msg == "mantisdb listening":
-			pr.addr <- l.Addr
-			sent = true
-		case !sentRESP && l.Msg == "mantisdb serving the Redis protocol":
-			pr.respAddr <- l.Addr
-			sentRESP = true
-		}
+// line copies one line of the server's output to the log, keeps the tail,
+// and sends the listening addresses (HTTP, and the Redis protocol's when
+// it serves it) once each.
+func (pr *proc) line(line string) {
+	pr.p.logf("%s\n", line)
+	pr.tailMu.Lock()
+	pr.tail = append(pr.tail, line)
+	if len(pr.tail) > 20 {
+		pr.tail = pr.tail[1:]
 	}
-	_, _ = io.Copy(io.Discard, out)
-	pr.err = pr.cmd.Wait()
-	pr.p.logf("--- exited: %v\n", pr.cmd.ProcessState)
-	close(pr.exited)
+	pr.tailMu.Unlock()
+	var l struct{ Msg, Addr string }
+	if (pr.sent && pr.sentRESP) || json.Unmarshal([]byte(line), &l) != nil || l.Addr == "" {
+		return
+	}
+	switch {
+	case !pr.sent && l.Msg == "mantisdb listening":
+		pr.addr <- l.Addr
+		pr.sent = true
+	case !pr.sentRESP && l.Msg == "mantisdb serving the Redis protocol":
+		pr.respAddr <- l.Addr
+		pr.sentRESP = true
+	}
 }
 
 func (pr *proc) lastLines() string {
@@ -194,8 +164,8 @@ func (p *Process) Start(ctx context.Context) (Instance, error) {
 			in.url = "http://" + a
 		case a := <-pr.respAddr:
 			in.respAddr = a
-		case <-pr.exited:
-			return nil, fmt.Errorf("the server exited at start-up (%v); its last lines:\n%s", pr.err, pr.lastLines())
+		case <-pr.Exited():
+			return nil, fmt.Errorf("the server exited at start-up (%v); its last lines:\n%s", pr.Err(), pr.lastLines())
 		case <-deadline:
 			_ = pr.kill()
 			return nil, fmt.Errorf("the server did not listen within %v; its last lines:\n%s", timeout, pr.lastLines())
@@ -220,19 +190,12 @@ func (p *Process) StartAndKill(ctx context.Context, d time.Duration) error {
 	return pr.kill()
 }
 
+// killTimeout bounds the wait for a killed server to be reaped.
+const killTimeout = 30 * time.Second
+
 // kill sends SIGKILL (a no-op once the process has exited) and waits for
 // the process to be reaped.
-func (pr *proc) kill() error {
-	if err := pr.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("SIGKILL: %w", err)
-	}
-	select {
-	case <-pr.exited:
-		return nil
-	case <-time.After(30 * time.Second):
-		return errors.New("the server was still running 30s after SIGKILL")
-	}
-}
+func (pr *proc) kill() error { return pr.Kill(killTimeout) }
 
 // instance is a server that listens.
 type instance struct {
@@ -248,26 +211,18 @@ func (in *instance) RESPAddr() string { return in.respAddr }
 // Kill implements Instance. A server that had already exited is an
 // error: it stopped by itself under load.
 func (in *instance) Kill() error {
-	select {
-	case <-in.exited:
-		return fmt.Errorf("the server had exited by itself before the kill (%v); its last lines:\n%s", in.err, in.lastLines())
-	default:
+	if !in.Running() {
+		return fmt.Errorf("the server had exited by itself before the kill (%v); its last lines:\n%s", in.Err(), in.lastLines())
 	}
 	return in.kill()
 }
 
 func (in *instance) Stop() error {
-	if err := in.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return fmt.Errorf("SIGTERM: %w", err)
+	if err := in.proc.Stop(60 * time.Second); err != nil {
+		return err
 	}
-	select {
-	case <-in.exited:
-	case <-time.After(60 * time.Second):
-		_ = in.kill()
-		return errors.New("the server did not exit within 60s of SIGTERM")
-	}
-	if in.err != nil {
-		return fmt.Errorf("the server exited with %v after SIGTERM; its last lines:\n%s", in.err, in.lastLines())
+	if err := in.Err(); err != nil {
+		return fmt.Errorf("the server exited with %v after SIGTERM; its last lines:\n%s", err, in.lastLines())
 	}
 	return nil
 }
