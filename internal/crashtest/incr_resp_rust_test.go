@@ -173,14 +173,7 @@ func incrCrashCycles(t *testing.T, cycles, conns int, extraArgs ...string) (acke
 // increments of many connections sharing group commits in the engine.
 // 4 cycles (MANTIS_SERVER_INCR_CRASH_CYCLES overrides the count).
 func TestServerCrashIncrRESP(t *testing.T) {
-	cycles := 4
-	if s := os.Getenv("MANTIS_SERVER_INCR_CRASH_CYCLES"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			t.Fatalf("MANTIS_SERVER_INCR_CRASH_CYCLES=%q: %v", s, err)
-		}
-		cycles = n
-	}
+	cycles := envCycles(t, "MANTIS_SERVER_INCR_CRASH_CYCLES", 4)
 	acked, problems := incrCrashCycles(t, cycles, 8, "--segment-size", "64KiB")
 	for _, p := range problems {
 		t.Error(p)

@@ -3,9 +3,6 @@
 package crashtest
 
 import (
-	"errors"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -20,14 +17,7 @@ import (
 func TestServerCrashCyclesRESP(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Protocol = ProtocolRESP
-	cfg.Cycles = 5
-	if s := os.Getenv("MANTIS_SERVER_RESP_CRASH_CYCLES"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			t.Fatalf("MANTIS_SERVER_RESP_CRASH_CYCLES=%q: %v", s, err)
-		}
-		cfg.Cycles = n
-	}
+	cfg.Cycles = envCycles(t, "MANTIS_SERVER_RESP_CRASH_CYCLES", 5)
 	sum, err := runServer(t, cfg, "--segment-size", "64KiB")
 	if err != nil {
 		var b strings.Builder
@@ -45,21 +35,5 @@ func TestServerCrashCyclesRESP(t *testing.T) {
 // never): the harness must report lost acknowledged writes, so a pass of
 // TestServerCrashCyclesRESP means something.
 func TestServerCrashHarnessRESPCatchesSyncNever(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Protocol = ProtocolRESP
-	cfg.Cycles = 10
-	cfg.StartupKills = 0
-	sum, err := runServer(t, cfg, "--sync", "never")
-	if !errors.Is(err, ErrViolations) {
-		t.Fatalf("no loss found under --sync never in %d cycles: %v", sum.Cycles, err)
-	}
-	for _, v := range sum.Violations {
-		if v.What == "acknowledged write lost" || v.What == "wrong value" ||
-			strings.Contains(v.What, "deleted or never written") || strings.Contains(v.What, "neither as before it nor as after it") {
-			return
-		}
-	}
-	var b strings.Builder
-	Report(&b, sum.Violations, 20)
-	t.Fatalf("violations, but none a lost acknowledged write:\n%s", b.String())
+	requireSyncNeverLoss(t, ProtocolRESP)
 }
