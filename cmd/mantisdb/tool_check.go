@@ -39,15 +39,9 @@ func runCheck(_ context.Context, fs *flag.FlagSet, args []string, tio toolIO) in
 	dataDir := fs.String("data-dir", "", "data directory to check")
 	asJSON := fs.Bool("json", false, "print the whole report as JSON")
 	repair := fs.Bool("repair", false, "salvage a damaged directory (see above); the server must be stopped")
-	if code, ok := parseToolFlags(t, fs, args, tio); !ok {
+	rep, code, ok := readDirReport(t, fs, args, tio, dataDir)
+	if !ok {
 		return code
-	}
-	if *dataDir == "" {
-		return usageErrorf(t, tio, "--data-dir is required")
-	}
-	rep, err := storage.CheckDataDir(*dataDir)
-	if err != nil {
-		return failf(t, tio, "%v", err)
 	}
 	if *asJSON && !*repair {
 		writeJSONReport(tio.stdout, rep)
@@ -81,6 +75,24 @@ func runCheck(_ context.Context, fs *flag.FlagSet, args []string, tio toolIO) in
 	fmt.Fprintf(tio.stdout, "\nafter the repair: %d keys (the check before it could read %d)\n", after.Keys, rep.Keys)
 	printCheck(tio.stdout, after)
 	return checkExit(after)
+}
+
+// readDirReport is how check and stats begin, once their flags are
+// defined on fs: it parses args, requires --data-dir (whose value dataDir
+// points to) and reads the directory's report. When ok is false the tool
+// ends with code.
+func readDirReport(t tool, fs *flag.FlagSet, args []string, tio toolIO, dataDir *string) (rep storage.DirReport, code int, ok bool) {
+	if code, ok := parseToolFlags(t, fs, args, tio); !ok {
+		return rep, code, false
+	}
+	if *dataDir == "" {
+		return rep, usageErrorf(t, tio, "--data-dir is required"), false
+	}
+	rep, err := storage.CheckDataDir(*dataDir)
+	if err != nil {
+		return rep, failf(t, tio, "%v", err), false
+	}
+	return rep, exitOK, true
 }
 
 func checkExit(rep storage.DirReport) int {

@@ -30,15 +30,9 @@ func runStats(_ context.Context, fs *flag.FlagSet, args []string, tio toolIO) in
 	dataDir := fs.String("data-dir", "", "data directory to read")
 	asJSON := fs.Bool("json", false, "print the figures as JSON")
 	perSegment := fs.Bool("segments", false, "also list every segment file")
-	if code, ok := parseToolFlags(t, fs, args, tio); !ok {
+	rep, code, ok := readDirReport(t, fs, args, tio, dataDir)
+	if !ok {
 		return code
-	}
-	if *dataDir == "" {
-		return usageErrorf(t, tio, "--data-dir is required")
-	}
-	rep, err := storage.CheckDataDir(*dataDir)
-	if err != nil {
-		return failf(t, tio, "%v", err)
 	}
 	if *asJSON {
 		if !*perSegment {
