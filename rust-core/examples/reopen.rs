@@ -31,16 +31,9 @@ use mantisdb_core::{Db, Options, SyncPolicy, WriteBatch};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage writes one `rusage` into the zeroed struct we own.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
+#[path = "support/measure.rs"]
+mod measure;
+use measure::process_cpu;
 
 fn key(i: u64) -> [u8; 16] {
     let mut k = *b"key0000000000000";
@@ -131,9 +124,9 @@ fn main() {
                     fs::write(p, b).unwrap();
                 }
             }
-            let (t, c0) = (Instant::now(), cpu_time());
+            let (t, c0) = (Instant::now(), process_cpu());
             let db = Db::open(dir, opts(verify, threads)).unwrap();
-            let (w, u) = (t.elapsed(), cpu_time() - c0);
+            let (w, u) = (t.elapsed(), process_cpu() - c0);
             assert_eq!(db.stats().keys, n);
             assert_eq!(db.recovery_report().hinted_segments > 0, with_hints);
             drop(db);
