@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,7 +147,9 @@ func (c *testCluster) live() []*testNode {
 // returns it.
 func (c *testCluster) waitLeader() *testNode {
 	c.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	// Generous: make test runs this package beside the fault and crash
+	// harnesses' server processes, with the race detector, on 2 cores.
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		var leader *testNode
 		agree := true
@@ -172,7 +175,13 @@ func (c *testCluster) waitLeader() *testNode {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	c.t.Fatal("no single leader within 15s")
+	var states []string
+	for _, n := range c.live() {
+		_, lid := n.e.raft.LeaderWithID()
+		st := n.e.raft.Stats()
+		states = append(states, fmt.Sprintf("%s: %s, term %s, leader %q, last contact %s", n.id, n.e.raft.State(), st["term"], lid, st["last_contact"]))
+	}
+	c.t.Fatalf("no single leader within 30s: %s", strings.Join(states, "; "))
 	return nil
 }
 
