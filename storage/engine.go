@@ -80,6 +80,25 @@ type Updater interface {
 	Append(ctx context.Context, key, suffix string, maxLen int) (int, error)
 }
 
+// TransientArgs is implemented by engines whose Get, AppendValue and Write
+// copy every key and value they are given before returning and keep no
+// reference to those strings afterwards. A caller may then pass strings
+// that alias memory it reuses once the call has returned (a protocol's
+// request buffer), which saves an allocation and a copy per argument.
+// Engines that keep the strings (the memory engine stores them) do not
+// implement it.
+type TransientArgs interface {
+	TransientArgs() bool
+}
+
+// ValueAppender is implemented by engines that read a value straight into
+// a caller's buffer, without making a string of it.
+type ValueAppender interface {
+	// AppendValue appends key's value to dst and returns the extended
+	// buffer, or dst and ErrNotFound when the key is absent or expired.
+	AppendValue(ctx context.Context, dst []byte, key string) ([]byte, error)
+}
+
 // ParseInt reads a 64-bit integer exactly as Redis's string2ll does: no
 // spaces, no '+', no leading zeros, no "-0", at most 20 characters.
 func ParseInt(s string) (int64, bool) {

@@ -28,6 +28,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -256,6 +257,45 @@ func (e *RustEngine) Get(_ context.Context, key string) (string, error) {
 		return e.getExact(db, kp, kl, n)
 	default:
 		return "", statusError(st, cerr)
+	}
+}
+
+// TransientArgs implements storage.TransientArgs: every call copies its
+// keys and values into the core (or into a batch buffer) before it
+// returns, and errors carry copies.
+func (e *RustEngine) TransientArgs() bool { return true }
+
+// AppendValue implements ValueAppender: the core copies the value into
+// dst's spare capacity, grown first to getStackBuf bytes at least; a
+// larger value takes a second call into a buffer of its size.
+func (e *RustEngine) AppendValue(_ context.Context, dst []byte, key string) ([]byte, error) {
+	db, err := e.acquire()
+	if err != nil {
+		return dst, err
+	}
+	defer e.mu.RUnlock()
+	kp, kl := ptr(key)
+	var cerr *C.MantisError
+	need := getStackBuf
+	for {
+		if cap(dst)-len(dst) < need {
+			dst = slices.Grow(dst, need)
+		}
+		room := dst[len(dst):cap(dst)]
+		var n C.size_t
+		st := C.mantis_get_into(db, kp, kl, (*C.uint8_t)(unsafe.SliceData(room)), C.size_t(len(room)), &n, &cerr)
+		switch st {
+		case C.MANTIS_OK:
+			return dst[:len(dst)+int(n)], nil
+		case C.MANTIS_NOT_FOUND:
+			return dst, ErrNotFound
+		case C.MANTIS_BUFFER_TOO_SMALL:
+			// n is the value's size; a concurrent overwrite may change it,
+			// so this loops until a read fits.
+			need = int(n)
+		default:
+			return dst, statusError(st, cerr)
+		}
 	}
 }
 

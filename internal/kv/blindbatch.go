@@ -18,6 +18,9 @@ type BlindBatch struct {
 	s   *Store
 	ctx context.Context
 	tx  *Tx
+	// spare is the Tx of the last commit, reused by the next Add with its
+	// ops slice emptied.
+	spare *Tx
 	// bytes is the size of the keys and values buffered so far.
 	bytes int
 }
@@ -33,7 +36,13 @@ func (s *Store) NewBlindBatch(ctx context.Context) *BlindBatch {
 // writes fn made and is returned; the earlier ones stay.
 func (b *BlindBatch) Add(fn func(tx *Tx) error) error {
 	if b.tx == nil {
-		b.tx = &Tx{s: b.s, ctx: b.ctx, blind: true, now: b.s.now()}
+		tx := b.spare
+		b.spare = nil
+		if tx == nil {
+			tx = new(Tx)
+		}
+		tx.s, tx.ctx, tx.blind, tx.now = b.s, b.ctx, true, b.s.now()
+		b.tx = tx
 	}
 	mark := len(b.tx.ops)
 	if err := fn(b.tx); err != nil {
@@ -87,12 +96,30 @@ func (b *BlindBatch) Commit() error {
 	if tx == nil || len(tx.ops) == 0 {
 		return nil
 	}
-	if err := b.s.engine.Write(b.ctx, tx.ops); err != nil {
-		return err
+	err := b.s.engine.Write(b.ctx, tx.ops)
+	if err == nil {
+		b.s.watches.touchOps(tx.ops)
 	}
-	b.s.watches.touchOps(tx.ops)
-	return nil
+	b.keep(tx)
+	return err
+}
+
+// keep empties tx for the next Add (an engine's Write keeps no reference
+// to the ops slice).
+func (b *BlindBatch) keep(tx *Tx) {
+	ops := tx.ops
+	clear(ops)
+	if cap(ops) > maxRecycledOps*16 {
+		ops = nil
+	}
+	*tx = Tx{ops: ops[:0]}
+	b.spare = tx
 }
 
 // Discard drops the buffered writes without applying them.
-func (b *BlindBatch) Discard() { b.tx, b.bytes = nil, 0 }
+func (b *BlindBatch) Discard() {
+	if b.tx != nil {
+		b.keep(b.tx)
+	}
+	b.tx, b.bytes = nil, 0
+}

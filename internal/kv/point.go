@@ -2,6 +2,7 @@ package kv
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/mantisdb/mantisdb/storage"
@@ -12,6 +13,39 @@ import (
 func (s *Store) Get(ctx context.Context, key string) (string, error) {
 	return s.engine.Get(ctx, key)
 }
+
+// AppendValue appends key's value to dst; ok is false (and dst returned
+// as it was) when the key is absent or expired. On an engine that reads
+// into the caller's buffer (storage.ValueAppender) it allocates nothing
+// when dst has room.
+func (s *Store) AppendValue(ctx context.Context, dst []byte, key string) ([]byte, bool, error) {
+	if s.appender != nil {
+		out, err := s.appender.AppendValue(ctx, dst, key)
+		switch {
+		case err == nil:
+			return out, true, nil
+		case errors.Is(err, storage.ErrNotFound):
+			return dst, false, nil
+		}
+		return dst, false, err
+	}
+	v, err := s.engine.Get(ctx, key)
+	switch {
+	case err == nil:
+		return append(dst, v...), true, nil
+	case errors.Is(err, storage.ErrNotFound):
+		return dst, false, nil
+	}
+	return dst, false, err
+}
+
+// TransientArgs reports whether the engine keeps no reference to the keys
+// and values passed to Get, AppendValue and the writes of Blind and
+// BlindBatch once they return (storage.TransientArgs): a caller may then
+// pass strings that alias a buffer it reuses afterwards, such as a
+// protocol's request buffer, instead of copies. Nothing in this package
+// keeps them either on those paths.
+func (s *Store) TransientArgs() bool { return s.transient }
 
 // GetWithMeta is Get with the key's expiry and version (storage.KeyMeta),
 // read together so the expiry belongs to the value returned.

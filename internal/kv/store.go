@@ -25,17 +25,26 @@ type Store struct {
 	locks   *keyLocks
 	watches *watchRegistry
 	cursors *cursorTable
+	// appender is the engine's ValueAppender, if it is one; transient
+	// records whether it implements storage.TransientArgs.
+	appender  storage.ValueAppender
+	transient bool
 }
 
 // New returns a Store over engine, reading the wall clock for TTL rules.
 func New(engine storage.StorageEngine) *Store {
-	return &Store{
+	s := &Store{
 		engine:  engine,
 		now:     time.Now,
 		locks:   newKeyLocks(),
 		watches: newWatchRegistry(),
 		cursors: newCursorTable(defaultCursorLimit, defaultCursorIdle),
 	}
+	s.appender, _ = engine.(storage.ValueAppender)
+	if t, ok := engine.(storage.TransientArgs); ok {
+		s.transient = t.TransientArgs()
+	}
+	return s
 }
 
 // Engine is the engine the Store runs on.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -345,6 +346,9 @@ func (t *Tx) GetRange(key string, start, end int64) (string, error) {
 // MSet writes every pair with no expiry, in the one commit of its Tx
 // (Redis MSET). pairs alternate keys and values.
 func (t *Tx) MSet(pairs []string) error {
+	if t.blind {
+		t.ops = slices.Grow(t.ops, len(pairs)/2)
+	}
 	for i := 0; i+1 < len(pairs); i += 2 {
 		if err := t.write(pairs[i], pairs[i+1], time.Time{}); err != nil {
 			return err

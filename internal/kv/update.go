@@ -133,15 +133,35 @@ func (s *Store) View(ctx context.Context, fn func(tx *Tx) error) error {
 // one engine Write: one commit, no transaction, no retry. For SET and MSET
 // without conditions.
 func (s *Store) Blind(ctx context.Context, fn func(tx *Tx) error) error {
-	tx := &Tx{s: s, ctx: ctx, blind: true, now: s.now()}
-	if err := fn(tx); err != nil {
-		return err
+	tx := blindTxs.Get().(*Tx)
+	tx.s, tx.ctx, tx.blind, tx.now = s, ctx, true, s.now()
+	err := fn(tx)
+	if err == nil {
+		if err = s.engine.Write(ctx, tx.ops); err == nil {
+			s.watches.touchOps(tx.ops)
+		}
 	}
-	if err := s.engine.Write(ctx, tx.ops); err != nil {
-		return err
+	tx.recycle()
+	return err
+}
+
+// blindTxs recycles the Tx of Blind with its ops slice, so that a SET
+// allocates neither. An engine's Write keeps no reference to the ops slice
+// (each copies what it keeps), and nothing else outlives fn.
+var blindTxs = sync.Pool{New: func() any { return new(Tx) }}
+
+// maxRecycledOps bounds the ops slice a recycled Tx keeps.
+const maxRecycledOps = 256
+
+// recycle returns a blind Tx to blindTxs, dropping its references.
+func (t *Tx) recycle() {
+	ops := t.ops
+	clear(ops)
+	if cap(ops) > maxRecycledOps {
+		ops = nil
 	}
-	s.watches.touchOps(tx.ops)
-	return nil
+	*t = Tx{ops: ops[:0]}
+	blindTxs.Put(t)
 }
 
 // read returns key's value and metadata at the attempt's snapshot; ok is

@@ -3,6 +3,7 @@ package resp
 import (
 	"context"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -28,7 +29,9 @@ func startTestServer(t testing.TB, tweak func(*Config)) *testServer {
 		t.Fatal(err)
 	}
 	store := kv.New(engine)
-	cfg := Config{Store: store, Version: "test", Sync: "always"}
+	// MANTISDB_TEST_RESP_TRANSPORT=goroutines (or eventloop) runs every
+	// test that does not choose its transport on that one.
+	cfg := Config{Store: store, Version: "test", Sync: "always", Transport: os.Getenv("MANTISDB_TEST_RESP_TRANSPORT")}
 	if tweak != nil {
 		tweak(&cfg)
 	}

@@ -66,6 +66,11 @@ type netLoop struct {
 	park   bool
 	// deadline is the epoll file's read deadline (the next sweep).
 	deadline time.Time
+	// pollFn is l.poll, made once (a method value allocates); it leaves
+	// its result in polled and pollErr.
+	pollFn  func(fd uintptr) bool
+	polled  int
+	pollErr error
 
 	mu     sync.Mutex
 	tasks  []func()
@@ -174,6 +179,7 @@ func newNetLoop(s *Server) (*netLoop, error) {
 		if rc, err := l.epfile.SyscallConn(); err == nil {
 			l.eprc = rc
 			l.park = true
+			l.pollFn = l.poll
 		}
 	}
 	return l, nil
@@ -190,19 +196,21 @@ func (l *netLoop) wait(timeout int, deadline time.Time) (int, error) {
 		_ = l.epfile.SetReadDeadline(deadline)
 		l.deadline = deadline
 	}
-	var n int
-	var werr error
-	err := l.eprc.Read(func(fd uintptr) bool {
-		n, werr = unix.EpollWait(int(fd), l.events, 0)
-		return n != 0 || (werr != nil && werr != unix.EINTR)
-	})
-	if err != nil {
+	l.polled, l.pollErr = 0, nil
+	if err := l.eprc.Read(l.pollFn); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return 0, nil
 		}
 		return 0, err
 	}
-	return n, werr
+	return l.polled, l.pollErr
+}
+
+// poll takes the events ready now; false (nothing ready) parks the loop
+// in the netpoller until the epoll fd is readable.
+func (l *netLoop) poll(fd uintptr) bool {
+	l.polled, l.pollErr = rawEpollPoll(int(fd), l.events)
+	return l.polled != 0 || (l.pollErr != nil && l.pollErr != unix.EINTR)
 }
 
 // adopt moves a newly accepted connection onto a loop: its socket is
@@ -583,7 +591,7 @@ func (c *loopConn) Read(p []byte) (int, error) {
 		return 0, errWouldBlock
 	}
 	for {
-		n, err := unix.Read(c.fd, p)
+		n, err := rawRead(c.fd, p)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -607,7 +615,7 @@ func (c *loopConn) Read(p []byte) (int, error) {
 func (c *loopConn) write() (done bool, err error) {
 	w := &c.sess.w
 	for c.outOff < len(w.buf) {
-		n, err := unix.Write(c.fd, w.buf[c.outOff:])
+		n, err := rawWrite(c.fd, w.buf[c.outOff:])
 		switch {
 		case err == unix.EINTR:
 			continue

@@ -153,7 +153,10 @@ func (p *pipeline) runGathered(cmd *command, args [][]byte, at int) (ok bool) {
 		// this command, not from the start of the run being gathered.
 		now = time.Now()
 	}
-	cmd.run(&call{srv: sess.srv, sess: sess, cmd: cmd, args: args, w: &sess.w, batch: p.batch, now: now})
+	x := sess.takeCall(&sess.w, nil)
+	defer sess.releaseCall(x)
+	*x = call{srv: sess.srv, sess: sess, cmd: cmd, args: args, w: &sess.w, batch: p.batch, now: now}
+	cmd.run(x)
 	return true
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/tidwall/redcon"
 
@@ -52,6 +53,12 @@ type session struct {
 	// publishInfo; pipe is the state of the pipeline being run.
 	last *command
 	pipe pipeline
+	// own is the call the session's commands run as (takeCall); ownBusy
+	// while one runs.
+	own     call
+	ownBusy bool
+	// pairs is MSET's slice of keys and values, reused (emptied).
+	pairs []string
 
 	mu      sync.Mutex
 	name    string
@@ -306,8 +313,10 @@ func (sess *session) publishInfo(now time.Time) {
 // runs in, or nil.
 func (srv *Server) run(sess *session, cmd *command, args [][]byte, w *replyWriter, tx *kv.Tx, start time.Time) (end time.Time) {
 	before := len(w.buf)
-	x := &call{srv: srv, sess: sess, cmd: cmd, args: args, w: w, tx: tx, now: start}
+	x := sess.takeCall(w, tx)
+	*x = call{srv: srv, sess: sess, cmd: cmd, args: args, w: w, tx: tx, now: start}
 	defer func() {
+		sess.releaseCall(x)
 		// A handler's bug fails its command, not the server: the client
 		// gets an error in place of the reply, the log gets the stack.
 		if p := recover(); p != nil {
@@ -345,6 +354,37 @@ func copyArgs(args [][]byte) [][]byte {
 	return out
 }
 
+// takeCall returns the call a command of sess runs as: the session's own
+// for a command of the session's goroutine writing to the session's reply
+// buffer outside EXEC (the usual case, which then allocates nothing); a
+// new one for the commands of EXEC and of a concurrent wave, which may run
+// while another call of the session is in progress.
+func (sess *session) takeCall(w *replyWriter, tx *kv.Tx) *call {
+	if w == &sess.w && tx == nil && !sess.ownBusy {
+		sess.ownBusy = true
+		return &sess.own
+	}
+	return new(call)
+}
+
+// releaseCall ends a call from takeCall.
+func (sess *session) releaseCall(x *call) {
+	if x == &sess.own {
+		*x = call{}
+		sess.ownBusy = false
+	}
+}
+
+// recycleStrings empties s for reuse, dropping its references (which may
+// alias a request's bytes); nil when it grew too large to keep.
+func recycleStrings(s []string) []string {
+	clear(s)
+	if cap(s) > 1024 {
+		return nil
+	}
+	return s[:0]
+}
+
 // call is one command being run: its arguments, where its reply goes, and
 // the EXEC transaction it belongs to (nil when it runs on its own).
 type call struct {
@@ -362,6 +402,22 @@ type call struct {
 }
 
 func (x *call) arg(i int) string { return string(x.args[i]) }
+
+// transientArg is argument i for a key or value that the store uses only
+// until the command's writes are committed: a read, or a blind write,
+// which commits before this read batch ends (pipeline.go), while the
+// request's bytes are still unchanged. When the engine keeps no reference
+// to the strings it is given (kv.Store.TransientArgs) it is a view of the
+// request's bytes, saving a copy and an allocation; otherwise a copy.
+// Inside EXEC, where the engine transaction holds its writes until EXEC
+// commits, it is always a copy.
+func (x *call) transientArg(i int) string {
+	if x.tx == nil && x.srv.store.TransientArgs() {
+		b := x.args[i]
+		return unsafe.String(unsafe.SliceData(b), len(b))
+	}
+	return string(x.args[i])
+}
 
 func (x *call) ctx() context.Context { return context.Background() }
 

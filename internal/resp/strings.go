@@ -1,32 +1,31 @@
 package resp
 
 import (
-	"errors"
 	"math"
 
 	"strings"
 	"time"
 
 	"github.com/mantisdb/mantisdb/internal/kv"
-	"github.com/mantisdb/mantisdb/storage"
 )
 
 func cmdGet(x *call) {
+	if x.tx == nil && x.batch == nil {
+		// The common case on its own, without a view's Tx: the value is
+		// read straight into the reply.
+		if err := x.w.bulkFrom(func(dst []byte) ([]byte, bool, error) {
+			return x.srv.store.AppendValue(x.ctx(), dst, x.transientArg(1))
+		}); err != nil {
+			x.fail(err)
+		}
+		return
+	}
 	var v string
 	var ok bool
-	var err error
-	if x.tx == nil && x.batch == nil {
-		// The common case on its own, without a view's Tx.
-		v, err = x.srv.store.Get(x.ctx(), x.arg(1))
-		if ok = err == nil; errors.Is(err, storage.ErrNotFound) {
-			err = nil
-		}
-	} else {
-		err = x.view(func(tx *kv.Tx) (err error) {
-			v, ok, err = tx.Get(x.arg(1))
-			return err
-		})
-	}
+	err := x.view(func(tx *kv.Tx) (err error) {
+		v, ok, err = tx.Get(x.arg(1))
+		return err
+	})
 	x.bulkOrNull(v, ok, err)
 }
 
@@ -143,6 +142,11 @@ func cmdSet(x *call) {
 	opts, _, _, errText := parseSetOptions(x.args[3:], x.now, false)
 	if errText != "" {
 		x.w.err(errText)
+		return
+	}
+	if opts.Blind() {
+		// A blind write keeps its strings only until it commits.
+		x.set(x.transientArg(1), x.transientArg(2), opts, false)
 		return
 	}
 	x.set(x.arg(1), x.arg(2), opts, false)
@@ -283,9 +287,21 @@ func (x *call) pairs() ([]string, bool) {
 }
 
 func cmdMSet(x *call) {
-	pairs, ok := x.pairs()
-	if !ok {
+	if len(x.args)%2 == 0 {
+		x.w.err("ERR wrong number of arguments for '" + x.cmd.name + "' command")
 		return
+	}
+	// A blind write keeps its strings only until it commits. The slice
+	// of them is the session's, reused, when the command runs on the
+	// session's goroutine (its own call).
+	var pairs []string
+	own := x == &x.sess.own
+	if own {
+		pairs = x.sess.pairs[:0]
+		defer func() { x.sess.pairs = recycleStrings(pairs) }()
+	}
+	for i := 1; i < len(x.args); i++ {
+		pairs = append(pairs, x.transientArg(i))
 	}
 	if err := x.blind(func(tx *kv.Tx) error { return tx.MSet(pairs) }); err != nil {
 		x.fail(err)

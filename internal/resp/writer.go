@@ -56,6 +56,33 @@ func (w *replyWriter) bulk(s string) {
 	w.buf = append(w.buf, '\r', '\n')
 }
 
+// bulkFrom writes a bulk string whose bytes fill appends to the buffer it
+// is given (a value read straight into the reply, without a string of its
+// own), or the null reply when fill finds no value. An error from fill is
+// returned with nothing written.
+func (w *replyWriter) bulkFrom(fill func(dst []byte) ([]byte, bool, error)) error {
+	// Room for the header ("$", the longest length, CRLF) before the
+	// value; the header is written once the length is known and the value
+	// moved up behind it.
+	const room = 1 + 20 + 2
+	at := len(w.buf)
+	buf, ok, err := fill(append(w.buf, make([]byte, room)...))
+	if err != nil || !ok {
+		w.buf = buf[:at]
+		if err == nil {
+			w.null()
+		}
+		return err
+	}
+	n := len(buf) - at - room
+	hdr := append(buf[at:at], '$')
+	hdr = strconv.AppendInt(hdr, int64(n), 10)
+	hdr = append(hdr, '\r', '\n')
+	copy(buf[at+len(hdr):], buf[at+room:])
+	w.buf = append(buf[:at+len(hdr)+n], '\r', '\n')
+	return nil
+}
+
 // null writes the null reply: RESP3 "_", RESP2 the null bulk string.
 func (w *replyWriter) null() {
 	if w.proto >= 3 {

@@ -1,0 +1,104 @@
+package resp
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/mantisdb/mantisdb/internal/kv"
+	"github.com/mantisdb/mantisdb/storage"
+)
+
+// BenchmarkRequest measures the server's cost per command of the requests
+// redis-benchmark sends (SET and GET of 100-byte values, MSET of 10 keys),
+// one at a time and pipelined 16 deep, on the default engine with --sync
+// never and the default transport. The client writes prepared requests and
+// reads the replies into one buffer, so the allocations reported are the
+// server's: that figure is what this benchmark is for.
+//
+//	make build-rust-core && go test -tags rust -run '^$' -bench Request -benchmem ./internal/resp
+func BenchmarkRequest(b *testing.B) {
+	value := strings.Repeat("v", 100)
+	const keys = 1024
+	key := func(i int) string { return fmt.Sprintf("key:%012d", i%keys) }
+	bulk := func(s string) string { return fmt.Sprintf("$%d\r\n%s\r\n", len(s), s) }
+	for _, tc := range []struct {
+		name  string
+		depth int
+		req   func(i int) string
+		reply string
+	}{
+		{"SET", 1, func(i int) string { return "*3\r\n$3\r\nSET\r\n" + bulk(key(i)) + bulk(value) }, "+OK\r\n"},
+		{"GET", 1, func(i int) string { return "*2\r\n$3\r\nGET\r\n" + bulk(key(i)) }, bulk(value)},
+		{"MSET", 1, func(i int) string {
+			r := "*21\r\n$4\r\nMSET\r\n"
+			for j := range 10 {
+				r += bulk(key(i*10+j)) + bulk(value)
+			}
+			return r
+		}, "+OK\r\n"},
+		{"SET-P16", 16, func(i int) string { return "*3\r\n$3\r\nSET\r\n" + bulk(key(i)) + bulk(value) }, "+OK\r\n"},
+		{"GET-P16", 16, func(i int) string { return "*2\r\n$3\r\nGET\r\n" + bulk(key(i)) }, bulk(value)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			dir := b.TempDir()
+			cfg := storage.DefaultConfig()
+			cfg.DataDir, cfg.Sync = dir, storage.SyncNever
+			engine, err := storage.NewDefaultStorageEngine(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := engine.Init(dir); err != nil {
+				b.Fatal(err)
+			}
+			defer engine.Close()
+			store := kv.New(engine)
+			for i := range keys {
+				if err := store.Put(b.Context(), key(i), value, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv := Start(ln, Config{Store: store, Sync: "never"})
+			defer srv.Close(b.Context())
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			// Prepared batches of depth requests, cycled through.
+			batches := make([][]byte, 64)
+			for i := range batches {
+				var s strings.Builder
+				for j := range tc.depth {
+					s.WriteString(tc.req(i*tc.depth + j))
+				}
+				batches[i] = []byte(s.String())
+			}
+			want := len(tc.reply) * tc.depth
+			buf := make([]byte, want)
+			b.ReportAllocs()
+			b.ResetTimer()
+			i := 0
+			for b.Loop() {
+				if _, err := c.Write(batches[i%len(batches)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+				if _, err := io.ReadFull(c, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if string(buf[:len(tc.reply)]) != tc.reply {
+				b.Fatalf("reply %q, want %q", buf[:len(tc.reply)], tc.reply)
+			}
+			b.ReportMetric(float64(b.N*tc.depth)/b.Elapsed().Seconds(), "cmd/s")
+		})
+	}
+}
