@@ -55,7 +55,7 @@ var fuzzSeeds = []string{
 // must answer with well-formed RESP replies only and close the connection
 // (it has seen the end of the input) within seconds, and its count of
 // open connections must return to zero: no panic, no hang, no leaked
-// connection. Both the request reader (redcon's reader behind the limits
+// connection. Both the request reader (reader.go, behind the limits
 // guard) and the dispatcher, with every command in the table, are in
 // reach.
 func FuzzRequest(f *testing.F) {

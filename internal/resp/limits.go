@@ -10,8 +10,8 @@ import (
 )
 
 // Request limits, as Redis enforces them with proto-max-bulk-len and
-// client-query-buffer-limit, checked on the byte stream before redcon's
-// reader buffers it: a client announcing a 10 GiB bulk is refused at its
+// client-query-buffer-limit, checked on the byte stream before the
+// request reader buffers it: a client announcing a 10 GiB bulk is refused at its
 // header, not after the server allocated for it.
 const (
 	// DefaultMaxArgs is the default longest command, in arguments.
@@ -23,14 +23,14 @@ const (
 	// maxHeaderLine bounds a "*n" or "$n" line.
 	maxHeaderLine = 32
 	// recycleAfter is the request size past which the connection's reader
-	// is replaced once idle: redcon's reader keeps the largest buffer it
-	// ever grew, and an idle client should not hold 64 MiB for a value it
+	// is dropped once idle: the request reader keeps the largest buffer
+	// it grew, and an idle client should not hold 64 MiB for a value it
 	// sent an hour ago.
 	recycleAfter = 1 << 20
 )
 
-// errRecycle asks the session for a fresh reader. The guard returns it
-// only at a request boundary, when the reader's buffers are empty.
+// errRecycle asks the request reader to drop a large buffer. The guard
+// returns it only at a request boundary, when the reader's buffer is empty.
 var errRecycle = errors.New("recycle the request reader")
 
 // protocolError is a request the server cannot parse or will not take. The
@@ -82,12 +82,12 @@ type requestGuard struct {
 	reqBytes int64 // bytes of the current request so far
 }
 
-// Read implements io.Reader for redcon's reader.
+// Read implements io.Reader for the request reader.
 func (g *requestGuard) Read(p []byte) (int, error) {
 	if g.pending != nil {
 		return 0, g.pending
 	}
-	// redcon asks for bytes only once it holds no complete command, and
+	// The reader asks for bytes only once it holds no complete command, and
 	// the framing is at a boundary: nothing is buffered above this Read.
 	if g.big && g.state == gStart {
 		g.big = false

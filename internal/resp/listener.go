@@ -1,7 +1,8 @@
 // Package resp serves MantisDB over the Redis protocol (RESP2 and RESP3)
-// on the same keyspace as the HTTP API. Requests are read with
-// tidwall/redcon's reader (pipelines and inline commands) behind a guard
-// that enforces the request limits; replies are written by this package's
+// on the same keyspace as the HTTP API. Requests are read by this
+// package's reader (reader.go: pipelines and inline commands, arguments
+// that are views of its buffer) behind a guard that enforces the request
+// limits; replies are written by this package's
 // own RESP3-aware writer. One command table (table.go) drives dispatch,
 // COMMAND, arity errors, EXEC's key locks and WATCH; the handlers, one file
 // per command family, call internal/kv and nothing below it.

@@ -3,8 +3,6 @@ package resp
 import (
 	"runtime"
 	"strings"
-
-	"github.com/tidwall/redcon"
 )
 
 // Transports: how connections are served. The default (Config.Transport
@@ -44,7 +42,7 @@ func defaultLoops() int { return max(1, runtime.GOMAXPROCS(0)) }
 
 // runsOnLoop reports whether a batch may run on the event loop: none of
 // its commands waits (for a sync, a replica, or a scan of the keyspace).
-func (s *Server) runsOnLoop(sess *session, cmds []redcon.Command) bool {
+func (s *Server) runsOnLoop(sess *session, cmds []request) bool {
 	if s.loopRuns == loopRunsNothing {
 		return false
 	}

@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tidwall/redcon"
 	"golang.org/x/sys/unix"
 )
 
@@ -91,7 +90,7 @@ type loopConn struct {
 	loop  *netLoop
 	fd    int
 	sess  *session
-	rd    *redcon.Reader
+	rd    *requestReader
 	state atomic.Int32
 	mu    sync.Mutex
 
@@ -246,7 +245,7 @@ func (s *Server) adopt(sess *session, nc net.Conn) bool {
 	sess.conn = nil
 	sess.guard.conn = nil
 	sess.guard.src = c
-	c.rd = redcon.NewReader(sess.guard)
+	c.rd = newRequestReader(sess.guard)
 	sess.onShutdown = func() { l.post(func() { l.stopConn(c) }) }
 	l.assigned.Add(1)
 	l.post(func() { l.register(c) })
@@ -372,10 +371,6 @@ func (l *netLoop) serve(c *loopConn) {
 		if err == errWouldBlock {
 			break
 		}
-		if errors.Is(err, errRecycle) {
-			c.rd = redcon.NewReader(sess.guard)
-			continue
-		}
 		if err != nil {
 			sess.readFailed(err)
 			c.closeAfterOut = true
@@ -448,7 +443,7 @@ func (l *netLoop) watch(c *loopConn, events uint32) {
 
 // handOff runs cmds, a batch that may wait, on a goroutine of its own,
 // with the connection out of the epoll set until it comes back.
-func (l *netLoop) handOff(c *loopConn, cmds []redcon.Command) {
+func (l *netLoop) handOff(c *loopConn, cmds []request) {
 	c.state.Store(connBusy)
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	go c.work(cmds)
@@ -457,7 +452,7 @@ func (l *netLoop) handOff(c *loopConn, cmds []redcon.Command) {
 // work runs on its own goroutine: cmds, then whatever else the connection
 // sent, until the socket is drained; then it writes the replies and gives
 // the connection back to its loop.
-func (c *loopConn) work(cmds []redcon.Command) {
+func (c *loopConn) work(cmds []request) {
 	sess := c.sess
 	for {
 		sess.runBatch(cmds)
@@ -478,13 +473,7 @@ func (c *loopConn) work(cmds []redcon.Command) {
 			}
 		}
 		var err error
-		for {
-			cmds, err = c.rd.ReadCommands()
-			if !errors.Is(err, errRecycle) {
-				break
-			}
-			c.rd = redcon.NewReader(sess.guard)
-		}
+		cmds, err = c.rd.ReadCommands()
 		if err == errWouldBlock {
 			break
 		}

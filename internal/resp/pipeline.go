@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tidwall/redcon"
-
 	"github.com/mantisdb/mantisdb/internal/kv"
 )
 
@@ -75,7 +73,7 @@ type waveCommand struct {
 
 // run runs cmds, the first starting at now, and returns when the last one
 // ended.
-func (p *pipeline) run(cmds []redcon.Command, now time.Time) time.Time {
+func (p *pipeline) run(cmds []request, now time.Time) time.Time {
 	sess := p.sess
 	p.now = now
 	for _, c := range cmds {

@@ -13,8 +13,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/tidwall/redcon"
-
 	"github.com/mantisdb/mantisdb/internal/kv"
 )
 
@@ -122,13 +120,9 @@ func (sess *session) serve() {
 		sess.watch.Unwatch()
 		_ = sess.conn.Close()
 	}()
-	rd := redcon.NewReader(sess.guard)
+	rd := newRequestReader(sess.guard)
 	for {
 		cmds, err := rd.ReadCommands()
-		if errors.Is(err, errRecycle) {
-			rd = redcon.NewReader(sess.guard)
-			continue
-		}
 		if err != nil {
 			sess.readFailed(err)
 			_ = sess.flush()
@@ -158,7 +152,7 @@ func (sess *session) readFailed(err error) {
 	case errors.As(err, &pe):
 		sess.w.err(pe.reply)
 	case strings.HasPrefix(err.Error(), "Protocol error:"):
-		// redcon's own framing errors carry Redis's wording.
+		// The reader's framing errors carry Redis's wording.
 		sess.w.err("ERR " + err.Error())
 	case errors.Is(err, io.EOF), errors.Is(err, errStopping), isTimeout(err), errors.Is(err, net.ErrClosed):
 		return
@@ -186,7 +180,7 @@ func (sess *session) flush() error {
 // pipeline (pipeline.go), which gives runs of blind writes one engine
 // Write and, with ConcurrentPipeline, other keyed commands concurrent
 // commits.
-func (sess *session) runBatch(cmds []redcon.Command) {
+func (sess *session) runBatch(cmds []request) {
 	now := time.Now()
 	if len(cmds) == 1 {
 		now = sess.dispatch(cmds[0].Args, &sess.w, now)
@@ -345,7 +339,7 @@ func (srv *Server) finish(cmd *command, start time.Time, failed, own bool) time.
 	return start.Add(d)
 }
 
-// copyArgs detaches queued arguments from redcon's read buffer.
+// copyArgs detaches queued arguments from the request reader's buffer.
 func copyArgs(args [][]byte) [][]byte {
 	out := make([][]byte, len(args))
 	for i, a := range args {
