@@ -194,7 +194,8 @@ func (x *call) setWithExpiry(unit time.Duration, command string) {
 		x.w.err(e)
 		return
 	}
-	x.set(x.arg(1), x.arg(3), kv.SetOptions{ExpireAt: at}, false)
+	// Blind, like SET without conditions: views of the request's bytes.
+	x.set(x.transientArg(1), x.transientArg(3), kv.SetOptions{ExpireAt: at}, false)
 }
 
 func cmdGetSet(x *call) {

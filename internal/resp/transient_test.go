@@ -48,7 +48,7 @@ func TestBulkFrom(t *testing.T) {
 	}
 }
 
-// TestArgsOnDefaultEngine runs SET, MSET and GET through both transports
+// TestArgsOnDefaultEngine runs SET, MSET, SETEX and GET through both transports
 // on the default engine (the Rust engine in a -tags rust build, whose
 // reads and blind writes take views of the request buffer instead of
 // copies): values of every size come back byte for byte after later
@@ -108,6 +108,10 @@ func TestArgsOnDefaultEngine(t *testing.T) {
 				}
 				pipe.WriteString(req(mset...))
 				want.WriteString("+OK\r\n")
+				sx := fmt.Sprintf("setex-%d", round)
+				pipe.WriteString(req("SETEX", "sx", "1000", sx) + req("PSETEX", "psx", "1000000", sx+"p"))
+				want.WriteString("+OK\r\n+OK\r\n")
+				model["sx"], model["psx"] = sx, sx+"p"
 				r.send(pipe.String())
 				r.expect(want.String())
 				// Reads, one by one and pipelined.
