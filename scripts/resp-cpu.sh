@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The server's CPU per request under redis-benchmark, for comparing builds:
+#
+#   ROUNDS=5 scripts/resp-cpu.sh ./mantisdb-old ./mantisdb-rust redis
+#
+# Each argument is a MantisDB binary (started with --sync never) or
+# "redis" (redis-server without persistence). Every round starts each
+# server on fresh data, in an order that rotates from round to round, and
+# runs every test against it: redis-benchmark -c 50 -d 100 -r 100000
+# -t set|get|mset, pipelined tests with -P 16. The CPU the server process
+# used during a test (utime + stime from /proc/PID/stat) divided by the
+# requests is its CPU per request. Prints one line per test and round,
+# then the medians.
+#
+# Environment: ROUNDS (3), N (requests of SET and GET, 300000; pipelined
+# tests 2N), N_MSET (50000), TESTS ("SET GET MSET SET-P16 GET-P16"), OUT
+# (the per-round lines, /tmp/mantisdb-resp-cpu.tsv).
+set -euo pipefail
+ROUNDS=${ROUNDS:-3}
+N=${N:-300000}
+N_MSET=${N_MSET:-50000}
+TESTS=${TESTS:-SET GET MSET SET-P16 GET-P16}
+OUT=${OUT:-/tmp/mantisdb-resp-cpu.tsv}
+[ $# -gt 0 ] || { echo "usage: $0 BINARY|redis..." >&2; exit 2; }
+for tool in redis-benchmark redis-cli python3; do
+  command -v "$tool" >/dev/null || { echo "resp-cpu: $tool not found" >&2; exit 2; }
+done
+
+work=$(mktemp -d)
+pid=
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+: >"$OUT"
+tck=$(getconf CLK_TCK)
+cpu_seconds() {
+  local stat
+  stat=$(cat "/proc/$1/stat")
+  awk -v t="$tck" '{printf "%.3f", ($12 + $13) / t}' <<<"${stat##*) }"
+}
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+servers=("$@")
+for round in $(seq "$ROUNDS"); do
+  for k in $(seq 0 $((${#servers[@]} - 1))); do
+    server=${servers[$(((k + round) % ${#servers[@]}))]}
+    dir=$(mktemp -d -p "$work")
+    port=$(free_port)
+    if [ "$server" = redis ]; then
+      redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save '' --appendonly no --logfile "$dir/log" &
+    else
+      "$server" --data-dir "$dir" --bind 127.0.0.1 --port "$(free_port)" --resp-port "$port" \
+        --sync never --log-level warn >"$dir/log" 2>&1 &
+    fi
+    pid=$!
+    for _ in $(seq 200); do
+      [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && break
+      sleep 0.05
+    done
+    for t in $TESTS; do
+      case $t in
+        SET) args=(-t set -n "$N"); n=$N ;;
+        GET) args=(-t get -n "$N"); n=$N ;;
+        MSET) args=(-t mset -n "$N_MSET"); n=$N_MSET ;;
+        SET-P16) args=(-t set -P 16 -n $((2 * N))); n=$((2 * N)) ;;
+        GET-P16) args=(-t get -P 16 -n $((2 * N))); n=$((2 * N)) ;;
+        *) echo "resp-cpu: unknown test $t" >&2; exit 2 ;;
+      esac
+      c0=$(cpu_seconds "$pid")
+      rps=$(redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -d 100 -r 100000 --csv "${args[@]}" 2>/dev/null |
+        sed -n 2p | cut -d, -f2 | tr -d '"')
+      c1=$(cpu_seconds "$pid")
+      us=$(python3 -c "print(f'{($c1 - $c0) * 1e6 / $n:.2f}')")
+      printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$server" "$t" "$us" "$rps" | tee -a "$OUT"
+    done
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    pid=
+    rm -rf "$dir"
+  done
+done
+python3 - "$OUT" <<'PY'
+import collections, statistics, sys
+us, rps = collections.defaultdict(list), collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    _, server, test, u, r = line.rstrip("\n").split("\t")
+    us[(test, server)].append(float(u))
+    rps[(test, server)].append(float(r or 0))
+for key in sorted(us):
+    print(f"{key[0]:8s} {key[1]:28s} {statistics.median(us[key]):7.2f} us/op {us[key]}  {statistics.median(rps[key]):9.0f} ops/s")
+PY
