@@ -1,4 +1,4 @@
-//! CPU cost of the read path over values kept in the index, through the C
+//! CPU cost of the read path, through the C
 //! API the Go engine calls: point gets (`mantis_get_into`) and 1,000-key
 //! prefix scans (`mantis_iter_new`, then `mantis_iter_next_view` in batches
 //! of 16 pairs doubling to 256, as the Go engine asks), beside a raw
@@ -6,8 +6,12 @@
 //! by the reading thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), which a
 //! shared machine disturbs far less than wall time.
 //!
-//! KEYS keys (`key:{:012}`, 16 bytes) with 100-byte values (inline: the
-//! threshold is 128) are loaded in a shuffled order with `Never`. Each of
+//! KEYS keys (`key:{:012}`, 16 bytes) with VALUE-byte values (100 by
+//! default: inline, as the threshold is 128; larger values are read from
+//! the segments, through the 64 MiB value cache) are loaded with `Never`,
+//! in a shuffled order (ORDER `shuffled`, the default: a prefix's values
+//! lie all over the log) or in key order (`sequential`: a prefix's values
+//! lie together, as after the fill of `bench/peers`). Each of
 //! ROUNDS rounds times GETS gets in the shuffled order and 200 prefix scans
 //! of 1,000 keys (`key:{:09}`) on each side, alternating. The SkipMap side
 //! copies each value into a caller's buffer for a get, and each pair into
@@ -15,7 +19,7 @@
 //! MantisDB (1.0 is parity, higher is better for MantisDB).
 //!
 //! ```sh
-//! cargo run --release --example read_path [DIR [ROUNDS [KEYS [GETS]]]]
+//! cargo run --release --example read_path [DIR [ROUNDS [KEYS [GETS [VALUE [ORDER]]]]]]
 //! ```
 
 use std::hint::black_box;
@@ -59,10 +63,18 @@ fn main() {
     let rounds: usize = args.get(2).map_or(7, |s| s.parse().expect("ROUNDS"));
     let n: u64 = args.get(3).map_or(1_000_000, |s| s.parse().expect("KEYS"));
     let gets: usize = args.get(4).map_or(200_000, |s| s.parse().expect("GETS"));
+    let value_len: usize = args.get(5).map_or(100, |s| s.parse().expect("VALUE"));
+    let shuffled = match args.get(6).map_or("shuffled", String::as_str) {
+        "shuffled" => true,
+        "sequential" => false,
+        other => panic!("ORDER is shuffled or sequential, not {other}"),
+    };
     assert!(n >= 1000 && n % 1000 == 0, "KEYS must be a multiple of 1000");
-    let value = [0x5au8; 100];
+    let value = vec![0x5au8; value_len];
     let mut ids: Vec<u64> = (0..n).collect();
-    ids.shuffle(&mut StdRng::seed_from_u64(0x6d61_6e74_6973));
+    if shuffled {
+        ids.shuffle(&mut StdRng::seed_from_u64(0x6d61_6e74_6973));
+    }
     let keys: Vec<[u8; 16]> = ids.into_iter().map(key).collect();
     let mut prefixes: Vec<Vec<u8>> = (0..n / 1000).map(|p| format!("key:{p:09}").into_bytes()).collect();
     prefixes.shuffle(&mut StdRng::seed_from_u64(7));
@@ -88,8 +100,8 @@ fn main() {
         let st = unsafe { mantis_put(db, k.as_ptr(), k.len(), value.as_ptr(), value.len(), &mut err) };
         assert!(st == MantisStatus::MantisOk, "put");
     }
-    let mut dst = [0u8; 512];
-    let get = |k: &[u8], dst: &mut [u8; 512]| -> usize {
+    let mut dst = vec![0u8; value_len.max(512)];
+    let get = |k: &[u8], dst: &mut [u8]| -> usize {
         let mut n = 0usize;
         let mut err = std::ptr::null_mut();
         // SAFETY: as above.
@@ -162,7 +174,10 @@ fn main() {
         }));
     }
     let m: Vec<f64> = cells.iter_mut().map(|c| median(c)).collect();
-    println!("{n} keys, {rounds} rounds of {gets} gets and {SCANS} scans of 1,000 keys; CPU time medians:");
+    println!(
+        "{n} keys of {value_len} B loaded {}, {rounds} rounds of {gets} gets and {SCANS} scans of 1,000 keys; CPU time medians:",
+        if shuffled { "shuffled" } else { "in key order" }
+    );
     println!(
         "get       skipmap {:>9.1} ns  mantisdb {:>9.1} ns  ratio {:.3}x",
         m[0],

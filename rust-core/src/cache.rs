@@ -169,6 +169,18 @@ where
         self.shard(hash).lock().get(hash, key)
     }
 
+    /// Lends the value cached for `key` to `f` under its shard's lock (so `f`
+    /// must be short, a copy, and must not block), without counting a hit or
+    /// a miss and without raising the entry's frequency: a probe for a scan,
+    /// whose one-time reads must neither promote the entries they meet to
+    /// the main FIFO nor skew the hit ratio the counters report.
+    pub fn peek_with<R>(&self, key: &K, f: impl FnOnce(&Arc<[u8]>) -> R) -> Option<R> {
+        let hash = self.hasher.hash_one(key);
+        let shard = self.shard(hash).lock();
+        let pos = shard.find(hash, key)?;
+        Some(f(&shard.nodes[slot_node(shard.table[pos]) as usize].value))
+    }
+
     /// Caches `value` under `key`, replacing the key's previous value. A value
     /// whose charge exceeds a shard's share of the capacity is not cached (and
     /// the key's previous value, if any, is dropped).
@@ -693,6 +705,26 @@ mod tests {
         }
         let stats = cache.stats();
         assert!(stats.evictions > 0 && stats.entries > 0);
+        cache.check();
+    }
+
+    #[test]
+    fn a_peek_counts_nothing_and_does_not_save_an_entry_from_eviction() {
+        let per_entry = 100 + ENTRY_OVERHEAD;
+        // One shard of two entries.
+        let cache = ValueCache::with_shards(2 * per_entry, 1);
+        cache.insert(0u32, value(100));
+        cache.insert(1, value(100));
+        let before = cache.stats();
+        assert_eq!(cache.peek_with(&0, |v| v.len()), Some(100));
+        assert_eq!(cache.peek_with(&7, |v| v.len()), None);
+        assert_eq!(cache.stats(), before, "a peek is neither a hit nor a miss");
+        // Key 0 was only peeked at, so it is evicted like any unread entry;
+        // key 1 was read, so it moves to main and stays.
+        assert!(cache.get(&1).is_some());
+        cache.insert(2, value(100));
+        assert_eq!(cache.peek_with(&0, |_| ()), None);
+        assert!(cache.peek_with(&1, |_| ()).is_some());
         cache.check();
     }
 

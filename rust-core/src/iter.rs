@@ -136,12 +136,15 @@ struct Slot {
 }
 
 enum SlotValue {
-    /// The value, ready to hand out: inline in the index, found in the
-    /// cache, or fetched with the chunk.
+    /// The value, ready to hand out: inline in the index or found in the
+    /// cache (an iterator read through [`Iter::next_with`]).
     Ready(Value),
-    /// A value inline in the index, copied into the chunk's value buffer
-    /// (an iterator read through [`Iter::next_borrowed`]).
+    /// A value inline in the index or found in the cache, copied into the
+    /// chunk's value buffer (an iterator read through [`Iter::next_borrowed`]).
     Copied(Range<usize>),
+    /// A value read from a segment with the chunk's fetch, its checksum
+    /// checked: these bytes of the read `run` of [`Iter::reads`].
+    Read { run: usize, at: Range<usize> },
     /// A value on disk that the chunk's fetch did not load (it moved, or
     /// its read failed): loaded on its own when reached, which reports the
     /// error, if any, in key order.
@@ -161,8 +164,12 @@ const CHUNK_MAX: usize = 256;
 /// one read (the bytes between them are read and dropped): a read of up to
 /// a few KiB more costs less than a system call of its own.
 const FETCH_MAX_GAP: u64 = 4096;
-/// The most bytes one read of a chunk's fetch covers.
-const FETCH_MAX_SPAN: u64 = 1 << 20;
+/// The most bytes one read of a chunk's fetch covers. Kept within the
+/// allocator's medium size classes, so the buffers of a chunk's reads are
+/// carved from pages the thread already holds and reuses from chunk to
+/// chunk, never fresh pages the kernel must zero; a system call per 128 KiB
+/// costs little beside copying 128 KiB out of the page cache.
+const FETCH_MAX_SPAN: u64 = 128 << 10;
 
 /// An ordered iterator over one snapshot. Yields `(key, value)` pairs;
 /// an I/O or corruption error is yielded once, then iteration ends.
@@ -171,6 +178,16 @@ const FETCH_MAX_SPAN: u64 = 1 << 20;
 /// chunk's first pair, fetches every value of the chunk that is not in the
 /// index: from the value cache, and the rest from the segments in segment and
 /// offset order, one read per run of nearby records.
+///
+/// A scan reads each value once, so it stays out of the value cache: it
+/// only probes it ([`ValueCache::peek_with`](crate::cache::ValueCache::peek_with),
+/// which neither counts nor promotes the entry) and never inserts what it
+/// read, which would evict a value other reads want for one nobody reads
+/// again. The bytes a fetch reads stay in the buffers of its reads, kept
+/// until the next chunk, and values are lent from there after their
+/// checksum (CRC32C of key and value, as on every read from disk) matched;
+/// a value whose checksum does not match is read again alone when it is
+/// reached, and the damage is reported in key order.
 pub struct Iter {
     snap: Snapshot,
     /// Where the next refill starts.
@@ -195,6 +212,9 @@ pub struct Iter {
     /// Positions in `entries` of the values a fetch reads from disk
     /// (kept to reuse its allocation).
     misses: Vec<usize>,
+    /// The bytes of the current chunk's reads, one buffer per run of
+    /// nearby records ([`SlotValue::Read`] points into them).
+    reads: Vec<Arc<[u8]>>,
     /// Keys the next refill walks.
     chunk: usize,
     /// The next entry of `entries` to yield.
@@ -215,6 +235,7 @@ impl Iter {
             lend: false,
             entries: Vec::new(),
             misses: Vec::new(),
+            reads: Vec::new(),
             chunk: CHUNK_FIRST,
             at: 0,
             exhausted: false,
@@ -249,6 +270,7 @@ impl Iter {
         self.keys.clear();
         self.values.clear();
         self.entries.clear();
+        self.reads.clear();
         self.at = 0;
         let lower = match &self.lower {
             Bound::Included(k) => Bound::Included(k.as_slice()),
@@ -300,16 +322,19 @@ impl Iter {
         self.fetch();
     }
 
-    /// Loads the values of the chunk that are on disk: cache hits first,
-    /// then the misses in segment and offset order, records close together
-    /// with one read. A value this cannot load (its segment was compacted
-    /// away meanwhile, a read failed, a checksum did not match) stays
-    /// [`SlotValue::Disk`]; `next_with` loads it alone when it is reached,
-    /// which finds the moved value or reports the error in key order.
+    /// Loads the values of the chunk that are on disk: cache hits first
+    /// (probed, not counted), then the misses in segment and offset order,
+    /// records close together with one read, each value's checksum checked
+    /// where the read left it. A value this cannot load (its segment was
+    /// compacted away meanwhile, a read failed, a checksum did not match)
+    /// stays [`SlotValue::Disk`]; `advance` loads it alone when it is
+    /// reached, which finds the moved value or reports the error in key
+    /// order.
     fn fetch(&mut self) {
         let inner = self.snap.inner();
         let cached = inner.opts.cache_bytes > 0;
-        let (entries, misses) = (&mut self.entries, &mut self.misses);
+        let lend = self.lend;
+        let (entries, misses, values, reads) = (&mut self.entries, &mut self.misses, &mut self.values, &mut self.reads);
         misses.clear();
         for (i, slot) in entries.iter_mut().enumerate() {
             let SlotValue::Disk(Version {
@@ -319,8 +344,21 @@ impl Iter {
             else {
                 continue;
             };
-            match cached.then(|| inner.cache.get(&(segment, offset))).flatten() {
-                Some(hit) => slot.value = SlotValue::Ready(hit),
+            let hit = cached
+                .then(|| {
+                    inner.cache.peek_with(&(segment, offset), |v| {
+                        if lend {
+                            let at = values.len();
+                            values.extend_from_slice(v);
+                            SlotValue::Copied(at..values.len())
+                        } else {
+                            SlotValue::Ready(Arc::clone(v))
+                        }
+                    })
+                })
+                .flatten();
+            match hit {
+                Some(value) => slot.value = value,
                 None => misses.push(i),
             }
         }
@@ -357,12 +395,18 @@ impl Iter {
                 end = e;
                 next += 1;
             }
-            // A failed read leaves the run's values to be loaded one by one.
-            if let Ok(Some(bytes)) = inner.log.read(segment, first, (end - first) as usize) {
+            // One positioned read of the run, straight into a buffer that
+            // is not zeroed first (the "value" of a record read with an
+            // empty key). A failed read leaves the run's values to be
+            // loaded one by one.
+            if let Ok(Some((_, bytes))) = inner.log.read_kv(segment, first, 0, (end - first) as usize) {
+                let at_run = reads.len();
+                let mut used = false;
                 for &i in &misses[run..next] {
                     let slot = &mut entries[i];
                     let (_, offset, record_end, crc) = place(slot);
-                    let kv = &bytes[(offset - first) as usize..(record_end - first) as usize];
+                    let (from, to) = ((offset - first) as usize, (record_end - first) as usize);
+                    let kv = &bytes[from..to];
                     let key = &self.keys[slot.key.clone()];
                     let (k, v) = kv.split_at(key.len());
                     if k != key || kv_checksum(k, v) != crc {
@@ -370,11 +414,14 @@ impl Iter {
                         // log's flushed end), or damage: the single read decides.
                         continue;
                     }
-                    let value: Value = Arc::from(v);
-                    if cached {
-                        inner.cache.insert((segment, offset), Arc::clone(&value));
-                    }
-                    slot.value = SlotValue::Ready(value);
+                    slot.value = SlotValue::Read {
+                        run: at_run,
+                        at: from + key.len()..to,
+                    };
+                    used = true;
+                }
+                if used {
+                    reads.push(bytes);
                 }
             }
             run = next;
@@ -418,6 +465,7 @@ impl Iter {
                 let loaded = match std::mem::replace(&mut slot.value, SlotValue::Taken) {
                     SlotValue::Ready(value) => Ok(Some(Lent::Shared(value))),
                     SlotValue::Copied(r) => Ok(Some(Lent::Bytes(&self.values[r]))),
+                    SlotValue::Read { run, at } => Ok(Some(Lent::Bytes(&self.reads[run][at]))),
                     SlotValue::Disk(version) => {
                         let inner = self.snap.inner();
                         match inner.load(key, &version) {
