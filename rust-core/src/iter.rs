@@ -9,11 +9,14 @@
 use std::ops::{Bound, Range};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use crate::db::{Db, Value};
 use crate::engine::{now_ms, Inner};
 use crate::error::{Error, Result};
 use crate::index::{RangeEnd, ValueRef, Version};
 use crate::log::record::kv_checksum;
+use crate::vfs::{FileHandle, OpenMode};
 
 /// A consistent, read-only view of the database at one commit.
 pub struct Snapshot {
@@ -143,8 +146,8 @@ enum SlotValue {
     /// chunk's value buffer (an iterator read through [`Iter::next_borrowed`]).
     Copied(Range<usize>),
     /// A value read from a segment with the chunk's fetch, its checksum
-    /// checked: these bytes of the read `run` of [`Iter::reads`].
-    Read { run: usize, at: Range<usize> },
+    /// checked: these bytes of [`Iter::reads`].
+    Read(Range<usize>),
     /// A value on disk that the chunk's fetch did not load (it moved, or
     /// its read failed): loaded on its own when reached, which reports the
     /// error, if any, in key order.
@@ -164,30 +167,62 @@ const CHUNK_MAX: usize = 256;
 /// one read (the bytes between them are read and dropped): a read of up to
 /// a few KiB more costs less than a system call of its own.
 const FETCH_MAX_GAP: u64 = 4096;
-/// The most bytes one read of a chunk's fetch covers. Kept within the
-/// allocator's medium size classes, so the buffers of a chunk's reads are
-/// carved from pages the thread already holds and reuses from chunk to
-/// chunk, never fresh pages the kernel must zero; a system call per 128 KiB
-/// costs little beside copying 128 KiB out of the page cache.
-const FETCH_MAX_SPAN: u64 = 128 << 10;
+/// The most bytes one read of a chunk's fetch covers.
+const FETCH_MAX_SPAN: u64 = 1 << 20;
+/// Segment files an iterator keeps open for its own reads; runs in further
+/// segments are read through the log (a buffer allocated per read).
+const FILES_MAX: usize = 8;
+/// A read buffer that grew past this (a chunk of very large values) is
+/// released before the next chunk rather than kept for the iterator's life.
+const READS_RETAIN_BYTES: usize = 8 << 20;
+/// Buffers kept for later iterators, and the largest one kept: a scan
+/// through the C API is one iterator, and buffers of a few hundred KiB
+/// allocated anew for each would come from fresh pages (the allocator
+/// returns large blocks' pages), which the kernel zeroes on first touch.
+const SPARE_MAX: usize = 8;
+const SPARE_RETAIN_BYTES: usize = 2 << 20;
+
+/// The value and read buffers of dropped iterators.
+static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// An empty buffer, with the capacity a dropped iterator left in it if any.
+fn take_buffer() -> Vec<u8> {
+    SPARE.lock().pop().unwrap_or_default()
+}
+
+/// Keeps `buf` for a later iterator (unless the pool is full, or `buf` is
+/// empty or large).
+fn give_buffer(mut buf: Vec<u8>) {
+    if buf.capacity() == 0 || buf.capacity() > SPARE_RETAIN_BYTES {
+        return;
+    }
+    buf.clear();
+    let mut spare = SPARE.lock();
+    if spare.len() < SPARE_MAX {
+        spare.push(buf);
+    }
+}
 
 /// An ordered iterator over one snapshot. Yields `(key, value)` pairs;
 /// an I/O or corruption error is yielded once, then iteration ends.
 ///
 /// It walks the index a chunk of keys at a time and, before handing out the
 /// chunk's first pair, fetches every value of the chunk that is not in the
-/// index: from the value cache, and the rest from the segments in segment and
-/// offset order, one read per run of nearby records.
+/// index from the segments in segment and offset order, one read per run of
+/// nearby records (a record alone in its run from the value cache, if
+/// there).
 ///
 /// A scan reads each value once, so it stays out of the value cache: it
 /// only probes it ([`ValueCache::peek_with`](crate::cache::ValueCache::peek_with),
 /// which neither counts nor promotes the entry) and never inserts what it
 /// read, which would evict a value other reads want for one nobody reads
-/// again. The bytes a fetch reads stay in the buffers of its reads, kept
-/// until the next chunk, and values are lent from there after their
-/// checksum (CRC32C of key and value, as on every read from disk) matched;
-/// a value whose checksum does not match is read again alone when it is
-/// reached, and the damage is reported in key order.
+/// again. A fetch reads into one buffer the iterator keeps and reuses from
+/// chunk to chunk (no fresh memory per read, which the kernel would zero,
+/// and no second copy per value), through segment files the iterator opens
+/// itself; values are lent from that buffer once their checksum (CRC32C of key and
+/// value, as on every read from disk) matched. A value whose checksum does
+/// not match is read again alone when it is reached, and the damage is
+/// reported in key order.
 pub struct Iter {
     snap: Snapshot,
     /// Where the next refill starts.
@@ -212,9 +247,13 @@ pub struct Iter {
     /// Positions in `entries` of the values a fetch reads from disk
     /// (kept to reuse its allocation).
     misses: Vec<usize>,
-    /// The bytes of the current chunk's reads, one buffer per run of
-    /// nearby records ([`SlotValue::Read`] points into them).
-    reads: Vec<Arc<[u8]>>,
+    /// The bytes of the current chunk's reads, run after run
+    /// ([`SlotValue::Read`] points into it); kept from chunk to chunk.
+    reads: Vec<u8>,
+    /// Segments this iterator opened for its reads, by id (`None`:
+    /// the open failed, e.g. compaction removed the file; reads of that
+    /// segment go through the log).
+    files: Vec<(u32, Option<Box<dyn FileHandle>>)>,
     /// Keys the next refill walks.
     chunk: usize,
     /// The next entry of `entries` to yield.
@@ -231,11 +270,12 @@ impl Iter {
             lower,
             upper,
             keys: Vec::new(),
-            values: Vec::new(),
+            values: take_buffer(),
             lend: false,
             entries: Vec::new(),
             misses: Vec::new(),
-            reads: Vec::new(),
+            reads: take_buffer(),
+            files: Vec::new(),
             chunk: CHUNK_FIRST,
             at: 0,
             exhausted: false,
@@ -270,6 +310,9 @@ impl Iter {
         self.keys.clear();
         self.values.clear();
         self.entries.clear();
+        if self.reads.capacity() > READS_RETAIN_BYTES {
+            self.reads = Vec::new();
+        }
         self.reads.clear();
         self.at = 0;
         let lower = match &self.lower {
@@ -322,10 +365,11 @@ impl Iter {
         self.fetch();
     }
 
-    /// Loads the values of the chunk that are on disk: cache hits first
-    /// (probed, not counted), then the misses in segment and offset order,
-    /// records close together with one read, each value's checksum checked
-    /// where the read left it. A value this cannot load (its segment was
+    /// Loads the values of the chunk that are on disk, in segment and
+    /// offset order: records close together with one read, each value's
+    /// checksum checked where the read left it; a record with no neighbour
+    /// to share a read is taken from the value cache when it is there
+    /// (probed, not counted). A value this cannot load (its segment was
     /// compacted away meanwhile, a read failed, a checksum did not match)
     /// stays [`SlotValue::Disk`]; `advance` loads it alone when it is
     /// reached, which finds the moved value or reports the error in key
@@ -334,34 +378,21 @@ impl Iter {
         let inner = self.snap.inner();
         let cached = inner.opts.cache_bytes > 0;
         let lend = self.lend;
-        let (entries, misses, values, reads) = (&mut self.entries, &mut self.misses, &mut self.values, &mut self.reads);
+        let (entries, misses, values, reads, files) = (
+            &mut self.entries,
+            &mut self.misses,
+            &mut self.values,
+            &mut self.reads,
+            &mut self.files,
+        );
         misses.clear();
-        for (i, slot) in entries.iter_mut().enumerate() {
-            let SlotValue::Disk(Version {
-                value: ValueRef::Disk { segment, offset, .. },
-                ..
-            }) = slot.value
-            else {
-                continue;
-            };
-            let hit = cached
-                .then(|| {
-                    inner.cache.peek_with(&(segment, offset), |v| {
-                        if lend {
-                            let at = values.len();
-                            values.extend_from_slice(v);
-                            SlotValue::Copied(at..values.len())
-                        } else {
-                            SlotValue::Ready(Arc::clone(v))
-                        }
-                    })
-                })
-                .flatten();
-            match hit {
-                Some(value) => slot.value = value,
-                None => misses.push(i),
-            }
-        }
+        misses.extend(
+            entries
+                .iter()
+                .enumerate()
+                .filter(|(_, slot)| matches!(slot.value, SlotValue::Disk(_)))
+                .map(|(i, _)| i),
+        );
         if misses.is_empty() {
             return;
         }
@@ -395,33 +426,42 @@ impl Iter {
                 end = e;
                 next += 1;
             }
-            // One positioned read of the run, straight into a buffer that
-            // is not zeroed first (the "value" of a record read with an
-            // empty key). A failed read leaves the run's values to be
-            // loaded one by one.
-            if let Ok(Some((_, bytes))) = inner.log.read_kv(segment, first, 0, (end - first) as usize) {
-                let at_run = reads.len();
-                let mut used = false;
+            // A record with no neighbour to share its read is taken from the
+            // value cache if it is there (a probe instead of a system call);
+            // a run of several is read whole, which costs one call whatever
+            // the cache holds.
+            if next == run + 1 && cached {
+                let slot = &mut entries[misses[run]];
+                let hit = inner.cache.peek_with(&(segment, first), |v| {
+                    if lend {
+                        let at = values.len();
+                        values.extend_from_slice(v);
+                        SlotValue::Copied(at..values.len())
+                    } else {
+                        SlotValue::Ready(Arc::clone(v))
+                    }
+                });
+                if let Some(value) = hit {
+                    slot.value = value;
+                    run = next;
+                    continue;
+                }
+            }
+            // A failed read leaves the run's values to be loaded one by one.
+            let from = reads.len();
+            if read_run(inner, files, reads, segment, first, (end - first) as usize) {
                 for &i in &misses[run..next] {
                     let slot = &mut entries[i];
                     let (_, offset, record_end, crc) = place(slot);
-                    let (from, to) = ((offset - first) as usize, (record_end - first) as usize);
-                    let kv = &bytes[from..to];
+                    let (start, stop) = (from + (offset - first) as usize, from + (record_end - first) as usize);
                     let key = &self.keys[slot.key.clone()];
-                    let (k, v) = kv.split_at(key.len());
+                    let (k, v) = reads[start..stop].split_at(key.len());
                     if k != key || kv_checksum(k, v) != crc {
                         // Bytes not yet written out (a run reaching past the
                         // log's flushed end), or damage: the single read decides.
                         continue;
                     }
-                    slot.value = SlotValue::Read {
-                        run: at_run,
-                        at: from + key.len()..to,
-                    };
-                    used = true;
-                }
-                if used {
-                    reads.push(bytes);
+                    slot.value = SlotValue::Read(start + key.len()..stop);
                 }
             }
             run = next;
@@ -465,7 +505,7 @@ impl Iter {
                 let loaded = match std::mem::replace(&mut slot.value, SlotValue::Taken) {
                     SlotValue::Ready(value) => Ok(Some(Lent::Shared(value))),
                     SlotValue::Copied(r) => Ok(Some(Lent::Bytes(&self.values[r]))),
-                    SlotValue::Read { run, at } => Ok(Some(Lent::Bytes(&self.reads[run][at]))),
+                    SlotValue::Read(r) => Ok(Some(Lent::Bytes(&self.reads[r]))),
                     SlotValue::Disk(version) => {
                         let inner = self.snap.inner();
                         match inner.load(key, &version) {
@@ -496,6 +536,67 @@ impl Iter {
             }
             self.refill();
         }
+    }
+}
+
+/// Appends the `len` bytes at `offset` of `segment` to `reads`; false (and
+/// `reads` as it was) when the segment is gone or the read failed.
+///
+/// A segment is read through a file this iterator opened (kept in `files`,
+/// up to [`FILES_MAX`]), straight into the spare capacity of `reads`: no
+/// buffer is allocated and nothing is zeroed first. Records are never
+/// rewritten in place (compaction writes new segments and unlinks old
+/// ones, and a file open here keeps its bytes), so what such a read finds
+/// is the record the index points to, except past the end of what the
+/// writer has handed to the OS (the newest records of the active segment,
+/// at most one write buffer): those bytes are zeros, older bytes or missing,
+/// their checksum does not match, and each such value is then loaded
+/// alone, through the log, which finds it in the write buffer.
+fn read_run(
+    inner: &Inner,
+    files: &mut Vec<(u32, Option<Box<dyn FileHandle>>)>,
+    reads: &mut Vec<u8>,
+    segment: u32,
+    offset: u64,
+    len: usize,
+) -> bool {
+    let file = match files.iter().position(|(id, _)| *id == segment) {
+        Some(at) => files[at].1.as_deref(),
+        None => match inner.log.segments().get(segment) {
+            Some(seg) if files.len() < FILES_MAX => {
+                files.push((segment, inner.fs().open(&seg.path, OpenMode::Read).ok()));
+                files.last().and_then(|(_, f)| f.as_deref())
+            }
+            Some(_) => None,
+            // Compacted away: each value is looked up again when reached.
+            None => return false,
+        },
+    };
+    let Some(file) = file else {
+        return match inner.log.read(segment, offset, len) {
+            Ok(Some(bytes)) => {
+                reads.extend_from_slice(&bytes);
+                true
+            }
+            _ => false,
+        };
+    };
+    let at = reads.len();
+    reads.reserve(len);
+    let spare = &mut reads.spare_capacity_mut()[..len];
+    if file.read_split_at(&mut [], spare, offset).is_err() {
+        return false;
+    }
+    // SAFETY: `read_split_at` returned Ok, which means it initialized all
+    // of `spare`: the `len` bytes of spare capacity right after `at`.
+    unsafe { reads.set_len(at + len) };
+    true
+}
+
+impl Drop for Iter {
+    fn drop(&mut self) {
+        give_buffer(std::mem::take(&mut self.values));
+        give_buffer(std::mem::take(&mut self.reads));
     }
 }
 
