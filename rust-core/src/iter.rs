@@ -175,31 +175,49 @@ const FILES_MAX: usize = 8;
 /// A read buffer that grew past this (a chunk of very large values) is
 /// released before the next chunk rather than kept for the iterator's life.
 const READS_RETAIN_BYTES: usize = 8 << 20;
-/// Buffers kept for later iterators, and the largest one kept: a scan
-/// through the C API is one iterator, and buffers of a few hundred KiB
-/// allocated anew for each would come from fresh pages (the allocator
-/// returns large blocks' pages), which the kernel zeroes on first touch.
+/// Sets of buffers kept for later iterators, and the largest value or read
+/// buffer kept: a scan through the C API is one iterator, and buffers
+/// allocated anew for each came from fresh pages (the allocator gives the
+/// pages of freed blocks back), which the kernel zeroes on first touch.
 const SPARE_MAX: usize = 8;
 const SPARE_RETAIN_BYTES: usize = 2 << 20;
 
-/// The value and read buffers of dropped iterators.
-static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-
-/// An empty buffer, with the capacity a dropped iterator left in it if any.
-fn take_buffer() -> Vec<u8> {
-    SPARE.lock().pop().unwrap_or_default()
+/// The buffers an iterator fills chunk after chunk, kept together so that
+/// a dropped iterator's go to the next one.
+#[derive(Default)]
+struct Buffers {
+    keys: Vec<u8>,
+    values: Vec<u8>,
+    entries: Vec<Slot>,
+    misses: Vec<usize>,
+    reads: Vec<u8>,
 }
 
-/// Keeps `buf` for a later iterator (unless the pool is full, or `buf` is
-/// empty or large).
-fn give_buffer(mut buf: Vec<u8>) {
-    if buf.capacity() == 0 || buf.capacity() > SPARE_RETAIN_BYTES {
-        return;
+/// The buffers of dropped iterators.
+static SPARE: Mutex<Vec<Buffers>> = Mutex::new(Vec::new());
+
+impl Buffers {
+    /// A dropped iterator's buffers, emptied, or new ones.
+    fn take() -> Buffers {
+        SPARE.lock().pop().unwrap_or_default()
     }
-    buf.clear();
-    let mut spare = SPARE.lock();
-    if spare.len() < SPARE_MAX {
-        spare.push(buf);
+
+    /// Keeps these buffers for a later iterator, unless the pool is full
+    /// or they grew large.
+    fn give(mut self) {
+        if self.values.capacity() > SPARE_RETAIN_BYTES || self.reads.capacity() > SPARE_RETAIN_BYTES {
+            return;
+        }
+        self.keys.clear();
+        self.values.clear();
+        // Drops the values the slots still hold.
+        self.entries.clear();
+        self.misses.clear();
+        self.reads.clear();
+        let mut spare = SPARE.lock();
+        if spare.len() < SPARE_MAX {
+            spare.push(self);
+        }
     }
 }
 
@@ -264,17 +282,24 @@ pub struct Iter {
 
 impl Iter {
     fn new(snap: Snapshot, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> Iter {
+        let Buffers {
+            keys,
+            values,
+            entries,
+            misses,
+            reads,
+        } = Buffers::take();
         Iter {
             snap,
             start: lower.clone(),
             lower,
             upper,
-            keys: Vec::new(),
-            values: take_buffer(),
+            keys,
+            values,
             lend: false,
-            entries: Vec::new(),
-            misses: Vec::new(),
-            reads: take_buffer(),
+            entries,
+            misses,
+            reads,
             files: Vec::new(),
             chunk: CHUNK_FIRST,
             at: 0,
@@ -595,8 +620,14 @@ fn read_run(
 
 impl Drop for Iter {
     fn drop(&mut self) {
-        give_buffer(std::mem::take(&mut self.values));
-        give_buffer(std::mem::take(&mut self.reads));
+        Buffers {
+            keys: std::mem::take(&mut self.keys),
+            values: std::mem::take(&mut self.values),
+            entries: std::mem::take(&mut self.entries),
+            misses: std::mem::take(&mut self.misses),
+            reads: std::mem::take(&mut self.reads),
+        }
+        .give();
     }
 }
 

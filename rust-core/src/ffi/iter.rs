@@ -36,6 +36,28 @@ struct IterState {
 /// released before the next batch rather than kept for the iterator's life.
 const VIEW_RETAIN_BYTES: usize = 4 << 20;
 
+/// View buffers kept from freed iterators for the next ones: a scan from Go
+/// is one iterator, and a view buffer allocated anew for each came from
+/// fresh pages (the allocator gives the pages of freed blocks back), which
+/// the kernel zeroes on first touch.
+static SPARE_VIEWS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+/// Buffers [`SPARE_VIEWS`] keeps at most.
+const SPARE_VIEWS_MAX: usize = 8;
+
+impl Drop for IterState {
+    fn drop(&mut self) {
+        let mut view = std::mem::take(&mut self.view);
+        if view.capacity() == 0 || view.capacity() > VIEW_RETAIN_BYTES {
+            return;
+        }
+        view.clear();
+        let mut spare = SPARE_VIEWS.lock();
+        if spare.len() < SPARE_VIEWS_MAX {
+            spare.push(view);
+        }
+    }
+}
+
 impl Live for MantisIter {
     const TAG: u64 = u64::from_le_bytes(*b"MANTISIT");
     const KIND: &'static str = "iterator";
@@ -79,7 +101,10 @@ pub unsafe extern "C" fn mantis_iter_new(
         };
         out.set(into_handle(MantisIter {
             live: MantisIter::TAG,
-            state: Mutex::new(IterState { iter, view: Vec::new() }),
+            state: Mutex::new(IterState {
+                iter,
+                view: SPARE_VIEWS.lock().pop().unwrap_or_default(),
+            }),
         }));
         Ok(MantisStatus::MantisOk)
     })
