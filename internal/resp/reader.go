@@ -1,20 +1,31 @@
 package resp
 
 import (
+	"bytes"
 	"errors"
 	"io"
-	"strconv"
-	"unsafe"
+	"runtime"
+
+	"github.com/tidwall/redcon"
 )
 
 // requestReader splits a connection's byte stream into commands: RESP
-// arrays of bulk strings, and inline (telnet) command lines. It parses and
-// answers errors exactly as github.com/tidwall/redcon's Reader does,
-// which the server used before, but it allocates nothing per command: a command's arguments are
-// views of the reader's buffer, and the slices of commands and arguments
-// are reused from one batch to the next. So the commands ReadCommands
-// returns, and their arguments, are valid only until the next call; a
-// caller keeping an argument longer copies it (MULTI's queue does).
+// arrays of bulk strings, and inline (telnet) command lines. The parsing
+// is redcon's ReadNextCommand (github.com/tidwall/redcon), which takes a
+// command's arguments as views of the packet into a reused slice; this
+// type keeps the buffer, batches the complete commands of each read and
+// recycles its slices, so reading an array command allocates nothing. So
+// the commands ReadCommands returns, and their arguments, are valid only
+// until the next call; a caller keeping an argument longer copies it
+// (MULTI's queue does).
+//
+// It parses and answers errors exactly as redcon's Reader does, which the
+// server used before: where ReadNextCommand differs from the Reader, the
+// reader answers the Reader's way (see next). An inline line (any request
+// not starting with '*') is split by the same code in both, except a line
+// starting with '$', which ReadNextCommand takes for Tile38's native
+// protocol; such a line goes to redcon.Parse, which splits it as the
+// Reader does.
 //
 // The source is the connection's requestGuard, which enforces the request
 // limits on the bytes before they get here.
@@ -27,9 +38,8 @@ type requestReader struct {
 	// those are parsed.
 	pending error
 
-	cmds  []request
-	args  [][]byte
-	marks []int
+	cmds []request
+	args [][]byte
 }
 
 // request is one command as read: its name and arguments.
@@ -44,16 +54,21 @@ const (
 	readerKeep = 64 << 10
 )
 
-// The framing errors, in redcon's words (which are Redis's).
-type readerError string
-
-func (e readerError) Error() string { return "Protocol error: " + string(e) }
-
-const (
-	errUnbalancedQuotes       readerError = "unbalanced quotes in request"
-	errInvalidBulkLength      readerError = "invalid bulk length"
-	errInvalidMultiBulkLength readerError = "invalid multibulk length"
+// redcon's framing errors (its values, which are unexported), for the
+// answers the reader gives in its place.
+var (
+	errInvalidBulkLength      = redconError("*1\r\n$x\r\n")
+	errInvalidMultiBulkLength = redconError("*x\r\n")
 )
+
+// redconError returns the error ReadNextCommand reports on packet.
+func redconError(packet string) error {
+	_, _, _, _, err := redcon.ReadNextCommand([]byte(packet), nil)
+	if err == nil {
+		panic("resp: redcon accepted " + packet)
+	}
+	return err
+}
 
 func newRequestReader(src io.Reader) *requestReader {
 	return &requestReader{src: src, buf: make([]byte, readerBuf)}
@@ -111,7 +126,7 @@ func (r *requestReader) ReadCommands() ([]request, error) {
 }
 
 // parse takes the complete commands from buf[start:end]. A framing error
-// anywhere fails the whole batch, as redcon's reader does.
+// anywhere fails the whole batch, as redcon's Reader does.
 func (r *requestReader) parse() ([]request, error) {
 	clear(r.cmds)
 	r.cmds = r.cmds[:0]
@@ -121,20 +136,50 @@ func (r *requestReader) parse() ([]request, error) {
 	r.args = r.args[:0]
 	b := r.buf[r.start:r.end]
 	for len(b) > 0 {
-		var n int
-		var err error
-		if b[0] == '*' {
-			n, err = r.parseArray(b)
-		} else {
-			n, err = r.parseInline(b)
+		if b[0] == '$' {
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				break // incomplete
+			}
+			cmd, err := redcon.Parse(b[:i+1])
+			if err != nil {
+				return nil, err
+			}
+			from := len(r.args)
+			r.args = append(r.args, cmd.Args...)
+			r.add(from)
+			b = b[i+1:]
+			continue
 		}
+		complete, args, kind, rest, err := readNext(b, r.args[len(r.args):])
 		if err != nil {
 			return nil, err
 		}
-		if n == 0 {
-			break // incomplete
+		if !complete {
+			if kind == redcon.Redis {
+				if err := endsInNegativeBulk(b); err != nil {
+					return nil, err
+				}
+			}
+			break
 		}
-		b = b[n:]
+		if len(args) == 0 {
+			if kind == redcon.Redis {
+				// "*0": the Reader refuses an empty array.
+				return nil, errInvalidMultiBulkLength
+			}
+			b = rest // a blank inline line: no command
+			continue
+		}
+		from := len(r.args)
+		if cap(r.args) > from && &r.args[:from+1][from] == &args[0] {
+			// ReadNextCommand appended to r.args's spare room.
+			r.args = r.args[:from+len(args)]
+		} else {
+			r.args = append(r.args, args...)
+		}
+		r.add(from)
+		b = rest
 	}
 	r.start = r.end - len(b)
 	return r.cmds, nil
@@ -146,153 +191,42 @@ func (r *requestReader) add(from int) {
 	r.cmds = append(r.cmds, request{Args: args})
 }
 
-// parseArray parses a RESP array of bulk strings at the start of b; it
-// returns the bytes it took, 0 when the command is not complete yet.
-func (r *requestReader) parseArray(b []byte) (int, error) {
-	from := len(r.args)
-	r.marks = r.marks[:0]
-	for i := 1; i < len(b); i++ {
-		if b[i] != '\n' {
-			continue
-		}
-		if b[i-1] != '\r' {
-			return 0, errInvalidMultiBulkLength
-		}
-		count, ok := parseLength(b[1 : i-1])
-		if !ok || count <= 0 {
-			return 0, errInvalidMultiBulkLength
-		}
-		marks := r.marks[:0]
-		for range count {
-			i++
-			if i >= len(b) {
-				break
+// readNext is redcon.ReadNextCommand on packet, appending the arguments
+// to argsbuf. ReadNextCommand (v1.6.4) checks the sign of a bulk's
+// length against the array's count instead of the length, so a length
+// of -2 or less (or one so large that the bulk's end overflows) indexes
+// out of range; the Reader refuses a negative length with "invalid bulk
+// length", which readNext reports instead of the fault.
+func readNext(packet []byte, argsbuf [][]byte) (complete bool, args [][]byte, kind redcon.Kind, rest []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if _, ok := p.(runtime.Error); !ok {
+				panic(p)
 			}
-			if b[i] != '$' {
-				return 0, readerError("expected '$', got '" + string(b[i]) + "'")
-			}
-			si := i
-			for ; i < len(b); i++ {
-				if b[i] != '\n' {
-					continue
-				}
-				if b[i-1] != '\r' {
-					return 0, errInvalidBulkLength
-				}
-				size, ok := parseLength(b[si+1 : i-1])
-				if !ok || size < 0 {
-					return 0, errInvalidBulkLength
-				}
-				if i+size+2 >= len(b) {
-					r.marks = marks
-					return 0, nil // not all here yet
-				}
-				if b[i+size+2] != '\n' || b[i+size+1] != '\r' {
-					return 0, errInvalidBulkLength
-				}
-				i++
-				marks = append(marks, i, i+size)
-				i += size + 1
-				break
-			}
+			complete, args, kind, rest, err = false, nil, redcon.Redis, packet, errInvalidBulkLength
 		}
-		r.marks = marks
-		if len(marks) != count*2 {
-			return 0, nil
-		}
-		for h := 0; h < len(marks); h += 2 {
-			r.args = append(r.args, b[marks[h]:marks[h+1]:marks[h+1]])
-		}
-		r.add(from)
-		return i + 1, nil
-	}
-	return 0, nil
+	}()
+	return redcon.ReadNextCommand(packet, argsbuf)
 }
 
-// parseInline parses an inline command line at the start of b (words
-// split at spaces; a word may be quoted with " or ', with \n, \r and \t
-// escapes inside quotes); it returns the bytes it took, 0 when the line
-// is not complete yet. An empty line is taken without a command.
-func (r *requestReader) parseInline(b []byte) (int, error) {
-	for i := 0; i < len(b); i++ {
-		if b[i] != '\n' {
-			continue
-		}
-		line := b[:i]
-		if i > 0 && b[i-1] == '\r' {
-			line = b[:i-1]
-		}
-		from := len(r.args)
-		var quote, escape bool
-		var quotech byte
-	outer:
-		for {
-			word := make([]byte, 0, len(line))
-			for j := 0; j < len(line); j++ {
-				c := line[j]
-				if !quote {
-					if c == ' ' {
-						if len(word) > 0 {
-							r.args = append(r.args, word)
-						}
-						line = line[j+1:]
-						continue outer
-					}
-					if c == '"' || c == '\'' {
-						if j != 0 {
-							return 0, errUnbalancedQuotes
-						}
-						quotech = c
-						quote = true
-						line = line[j+1:]
-						continue outer
-					}
-				} else {
-					if escape {
-						escape = false
-						switch c {
-						case 'n':
-							c = '\n'
-						case 'r':
-							c = '\r'
-						case 't':
-							c = '\t'
-						}
-					} else if c == quotech {
-						quote = false
-						quotech = 0
-						r.args = append(r.args, word)
-						line = line[j+1:]
-						if len(line) > 0 && line[0] != ' ' {
-							return 0, errUnbalancedQuotes
-						}
-						continue outer
-					} else if c == '\\' {
-						escape = true
-						continue
-					}
-				}
-				word = append(word, c)
-			}
-			if quote {
-				return 0, errUnbalancedQuotes
-			}
-			if len(line) > 0 {
-				r.args = append(r.args, line)
-			}
-			break
-		}
-		if len(r.args) > from {
-			r.add(from)
-		}
-		return i + 1, nil
+// endsInNegativeBulk tells an incomplete array command b that
+// ReadNextCommand waits on from one the Reader refuses: a bulk header
+// of length -1 at the end of b, with nothing after it, which
+// ReadNextCommand takes for an incomplete bulk and the Reader refuses as
+// soon as the header's line ends. Only a b whose last line starts with
+// "$-" can be one (it may also be a bulk's bytes); redcon's Reader,
+// over b alone, decides those.
+func endsInNegativeBulk(b []byte) error {
+	if !bytes.HasSuffix(b, []byte("\r\n")) {
+		return nil
 	}
-	return 0, nil
-}
-
-// parseLength reads a length as redcon does (strconv.Atoi: an optional
-// sign, then decimal digits).
-func parseLength(b []byte) (int, bool) {
-	n, err := strconv.Atoi(unsafe.String(unsafe.SliceData(b), len(b)))
-	return n, err == nil
+	line := b[bytes.LastIndexByte(b[:len(b)-1], '\n')+1:]
+	if !bytes.HasPrefix(line, []byte("$-")) {
+		return nil
+	}
+	_, err := redcon.NewReader(bytes.NewReader(b)).ReadCommands()
+	if err == nil || err == io.EOF {
+		return nil
+	}
+	return err
 }
