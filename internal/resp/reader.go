@@ -11,21 +11,22 @@ import (
 
 // requestReader splits a connection's byte stream into commands: RESP
 // arrays of bulk strings, and inline (telnet) command lines. The parsing
-// is redcon's ReadNextCommand (github.com/tidwall/redcon), which takes a
-// command's arguments as views of the packet into a reused slice; this
-// type keeps the buffer, batches the complete commands of each read and
-// recycles its slices, so reading an array command allocates nothing. So
-// the commands ReadCommands returns, and their arguments, are valid only
+// is redcon's ReadNextCommand (github.com/tidwall/redcon), which returns
+// a command's arguments as views of the bytes it parses, appended to a
+// slice the caller passes in; this type keeps the buffer, batches the
+// complete commands of each read and reuses its slices from one batch to
+// the next, so reading an array command allocates nothing. So the
+// commands ReadCommands returns, and their arguments, are valid only
 // until the next call; a caller keeping an argument longer copies it
 // (MULTI's queue does).
 //
 // It parses and answers errors exactly as redcon's Reader does, which the
-// server used before: where ReadNextCommand differs from the Reader, the
-// reader answers the Reader's way (see next). An inline line (any request
-// not starting with '*') is split by the same code in both, except a line
-// starting with '$', which ReadNextCommand takes for Tile38's native
-// protocol; such a line goes to redcon.Parse, which splits it as the
-// Reader does.
+// server used before (TestReaderMatchesRedcon and FuzzReader compare the
+// two). Where ReadNextCommand differs from the Reader, the reader answers
+// the Reader's way (see parse): an empty array and a negative bulk length
+// are refused, and a line starting with '$', which ReadNextCommand takes
+// for Tile38's native protocol, is split as inline text by redcon.Parse
+// (allocating; the requests of Redis clients are arrays).
 //
 // The source is the connection's requestGuard, which enforces the request
 // limits on the bytes before they get here.
@@ -127,7 +128,24 @@ func (r *requestReader) ReadCommands() ([]request, error) {
 
 // parse takes the complete commands from buf[start:end]. A framing error
 // anywhere fails the whole batch, as redcon's Reader does.
-func (r *requestReader) parse() ([]request, error) {
+//
+// ReadNextCommand (v1.6.4) checks the sign of a bulk's length against the
+// array's count instead of the length, so a length of -2 or less (or one
+// so large that the bulk's end overflows) indexes out of range inside it;
+// the Reader refuses a negative length with "invalid bulk length", which
+// parse reports for such a fault. It recovers only a runtime error raised
+// inside ReadNextCommand: once per batch, rather than per command.
+func (r *requestReader) parse() (cmds []request, err error) {
+	inRedcon := false
+	defer func() {
+		if inRedcon {
+			p := recover()
+			if _, ok := p.(runtime.Error); !ok {
+				panic(p)
+			}
+			cmds, err = nil, errInvalidBulkLength
+		}
+	}()
 	clear(r.cmds)
 	r.cmds = r.cmds[:0]
 	if cap(r.args) > 4096 {
@@ -151,7 +169,9 @@ func (r *requestReader) parse() ([]request, error) {
 			b = b[i+1:]
 			continue
 		}
-		complete, args, kind, rest, err := readNext(b, r.args[len(r.args):])
+		inRedcon = true
+		complete, args, kind, rest, err := redcon.ReadNextCommand(b, r.args[len(r.args):])
+		inRedcon = false
 		if err != nil {
 			return nil, err
 		}
@@ -191,31 +211,13 @@ func (r *requestReader) add(from int) {
 	r.cmds = append(r.cmds, request{Args: args})
 }
 
-// readNext is redcon.ReadNextCommand on packet, appending the arguments
-// to argsbuf. ReadNextCommand (v1.6.4) checks the sign of a bulk's
-// length against the array's count instead of the length, so a length
-// of -2 or less (or one so large that the bulk's end overflows) indexes
-// out of range; the Reader refuses a negative length with "invalid bulk
-// length", which readNext reports instead of the fault.
-func readNext(packet []byte, argsbuf [][]byte) (complete bool, args [][]byte, kind redcon.Kind, rest []byte, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			if _, ok := p.(runtime.Error); !ok {
-				panic(p)
-			}
-			complete, args, kind, rest, err = false, nil, redcon.Redis, packet, errInvalidBulkLength
-		}
-	}()
-	return redcon.ReadNextCommand(packet, argsbuf)
-}
-
-// endsInNegativeBulk tells an incomplete array command b that
-// ReadNextCommand waits on from one the Reader refuses: a bulk header
-// of length -1 at the end of b, with nothing after it, which
-// ReadNextCommand takes for an incomplete bulk and the Reader refuses as
-// soon as the header's line ends. Only a b whose last line starts with
-// "$-" can be one (it may also be a bulk's bytes); redcon's Reader,
-// over b alone, decides those.
+// endsInNegativeBulk returns the Reader's error for an array command b
+// that ReadNextCommand found incomplete, nil when the Reader waits for
+// more too. The two differ on a bulk header of length -1 that ends b:
+// ReadNextCommand waits for a byte after it, the Reader refuses it once
+// its line ends. Only a b whose last line starts with "$-" can be one
+// (that line may also be a bulk's bytes), and redcon's Reader, over b
+// alone, decides those.
 func endsInNegativeBulk(b []byte) error {
 	if !bytes.HasSuffix(b, []byte("\r\n")) {
 		return nil

@@ -97,6 +97,15 @@ var readerSeeds = []string{
 	"*2\r\n*1\r\n$1\r\na\r\n$1\r\nb\r\n",
 	"PING\r\n*0\r\n",
 	"*99999999999999999999\r\n",
+	// Where redcon's ReadNextCommand, which the reader parses with,
+	// differs from its Reader: an empty array; negative bulk lengths
+	// (-1 at the very end, -2 and below, past the start of the input);
+	// bulk bytes that end like a "$-1" header; lines starting with '$'.
+	"*-0\r\n", "PING\r\n*0\r\nPING\r\n",
+	"PING\r\n*1\r\n$-1\r\n", "*2\r\n$3\r\nGET\r\n$-01\r\n",
+	"*2\r\n$-2\r\n$1\r\na\r\n", "*1\r\n$-3\r\n", "*1\r\n$-100\r\n", "*3\r\n$1\r\na\r\n$-7\r\nb\r\n",
+	"*2\r\n$9\r\nab\r\n$-1\r\n\r\n", "*2\r\n$10\r\nab\r\n$-1\r\n",
+	"$3 GET\r\n$1\r\nx y\r\n", "$\r\n$ 'a b'\r\n$\"a\"b\r\n", "$5 abc",
 	strings.Repeat("*1\r\n$4\r\nPING\r\n", 300),
 	"*2\r\n$3\r\nGET\r\n$5000\r\n" + strings.Repeat("x", 5000) + "\r\n*1\r\n$4\r\nPING\r\n",
 }
@@ -153,5 +162,46 @@ func TestReaderAllocatesNothing(t *testing.T) {
 	check()
 	if n := testing.AllocsPerRun(100, check); n != 0 {
 		t.Fatalf("%.1f allocations per batch of 16 commands", n)
+	}
+}
+
+// BenchmarkReader measures the reader alone: batches of the commands
+// redis-benchmark sends (16 SETs or GETs of a 100-byte value, or 2 MSETs
+// of 10 keys: what fits the reader's first buffer), from a source that
+// serves the same batch on every read; ns/op is per command.
+//
+//	go test -run '^$' -bench Reader -benchmem ./internal/resp
+func BenchmarkReader(b *testing.B) {
+	value := strings.Repeat("v", 100)
+	bulk := func(s string) string { return fmt.Sprintf("$%d\r\n%s\r\n", len(s), s) }
+	for _, tc := range []struct {
+		name  string
+		depth int
+		req   func(i int) string
+	}{
+		{"SET", 16, func(i int) string { return "*3\r\n$3\r\nSET\r\n" + bulk(fmt.Sprintf("key:%012d", i)) + bulk(value) }},
+		{"GET", 16, func(i int) string { return "*2\r\n$3\r\nGET\r\n" + bulk(fmt.Sprintf("key:%012d", i)) }},
+		{"MSET", 2, func(i int) string {
+			r := "*21\r\n$4\r\nMSET\r\n"
+			for j := range 10 {
+				r += bulk(fmt.Sprintf("key:%012d", i*10+j)) + bulk(value)
+			}
+			return r
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var batch strings.Builder
+			for i := range tc.depth {
+				batch.WriteString(tc.req(i))
+			}
+			rd := newRequestReader(&loopSource{batch: []byte(batch.String())})
+			b.ReportAllocs()
+			for i := 0; i < b.N; i += tc.depth {
+				cmds, err := rd.ReadCommands()
+				if err != nil || len(cmds) != tc.depth {
+					b.Fatalf("%d commands, %v", len(cmds), err)
+				}
+			}
+		})
 	}
 }
