@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"strconv"
 
 	"github.com/tidwall/redcon"
 )
@@ -215,20 +216,38 @@ func (r *requestReader) add(from int) {
 // that ReadNextCommand found incomplete, nil when the Reader waits for
 // more too. The two differ on a bulk header of length -1 that ends b:
 // ReadNextCommand waits for a byte after it, the Reader refuses it once
-// its line ends. Only a b whose last line starts with "$-" can be one
-// (that line may also be a bulk's bytes), and redcon's Reader, over b
-// alone, decides those.
+// its line ends. Only a b whose last line is "$-1" (in any spelling
+// strconv.Atoi reads as -1) can be one, and only when that line is where
+// an element starts rather than inside a bulk's bytes: the headers before
+// it tell, and ReadNextCommand found them well formed. The walk skips
+// each bulk's bytes, so it costs what ReadNextCommand's did, whatever the
+// size of the bulks.
 func endsInNegativeBulk(b []byte) error {
 	if !bytes.HasSuffix(b, []byte("\r\n")) {
 		return nil
 	}
-	line := b[bytes.LastIndexByte(b[:len(b)-1], '\n')+1:]
-	if !bytes.HasPrefix(line, []byte("$-")) {
+	last := bytes.LastIndexByte(b[:len(b)-1], '\n') + 1
+	line := b[last : len(b)-2]
+	if len(line) < 2 || line[0] != '$' {
 		return nil
 	}
-	_, err := redcon.NewReader(bytes.NewReader(b)).ReadCommands()
-	if err == nil || err == io.EOF {
+	if n, err := strconv.Atoi(string(line[1:])); err != nil || n != -1 {
 		return nil
 	}
-	return err
+	i := bytes.IndexByte(b, '\n') + 1 // past the array's count
+	for i < last {
+		e := bytes.IndexByte(b[i:], '\n')
+		if e < 2 {
+			return nil
+		}
+		n, err := strconv.Atoi(string(b[i+1 : i+e-1]))
+		if err != nil || n < 0 || n > len(b)-(i+e+1) {
+			return nil // a bulk whose bytes run past b
+		}
+		i += e + 1 + n + 2
+	}
+	if i != last {
+		return nil
+	}
+	return errInvalidBulkLength
 }

@@ -105,6 +105,8 @@ var readerSeeds = []string{
 	"PING\r\n*1\r\n$-1\r\n", "*2\r\n$3\r\nGET\r\n$-01\r\n",
 	"*2\r\n$-2\r\n$1\r\na\r\n", "*1\r\n$-3\r\n", "*1\r\n$-100\r\n", "*3\r\n$1\r\na\r\n$-7\r\nb\r\n",
 	"*2\r\n$9\r\nab\r\n$-1\r\n\r\n", "*2\r\n$10\r\nab\r\n$-1\r\n",
+	"*3\r\n$3\r\nSET\r\n$5000\r\n" + strings.Repeat("x", 5000) + "\r\n$-1\r\n",
+	"*2\r\n$5000\r\n" + strings.Repeat("x", 4993) + "\r\n$-1\r\n\r\n",
 	"$3 GET\r\n$1\r\nx y\r\n", "$\r\n$ 'a b'\r\n$\"a\"b\r\n", "$5 abc",
 	strings.Repeat("*1\r\n$4\r\nPING\r\n", 300),
 	"*2\r\n$3\r\nGET\r\n$5000\r\n" + strings.Repeat("x", 5000) + "\r\n*1\r\n$4\r\nPING\r\n",
