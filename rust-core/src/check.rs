@@ -415,7 +415,7 @@ fn walk_segment(
     let contiguous = !header.sealed();
     let mut prev_seq = header.base_seq;
     while at < data.len() {
-        let reason = match record::decode(&data[at..]) {
+        let reason = match record::decode_salted(&data[at..], header.salt) {
             Ok(rec) if (contiguous && rec.seq == prev_seq + 1) || (!contiguous && rec.seq > prev_seq) => {
                 prev_seq = rec.seq;
                 if seg.records == 0 {
@@ -448,12 +448,13 @@ fn walk_segment(
             // log, as recovery reads it, and nothing to report.
             return Some(at as u64);
         }
-        if is_active && !valid_frame_after(data, at, prev_seq) {
+        if is_active && !valid_frame_after(data, at, prev_seq, header.salt) {
             let dropped = (data.len() - at) as u64;
             seg.torn_tail = Some((at as u64, dropped));
             rep.notes.push(format!(
                 "{}: torn tail at offset {at} ({dropped} bytes, {reason}): the last write was cut by a \
-                 crash and never completed; open cuts it",
+                 crash and never completed, or, in a recycled segment file, records of its earlier life \
+                 follow the last record; open cuts it",
                 path.display()
             ));
             return Some(at as u64);

@@ -18,6 +18,13 @@
 //! A crash at any point is safe: until the old files are unlinked, both
 //! copies exist, and recovery keeps the version with the highest sequence
 //! number, which is the same record in both.
+//!
+//! A retired input's file is renamed to `{id}.free` instead of removed when
+//! the log keeps files for reuse (see [`crate::log::segment::recycle`]):
+//! the name leaves the set of segments just as an unlink would, and the
+//! writer later starts a segment in it. Only a file nothing else can read
+//! is kept: no reader holds the segment any more, it has no other name (a
+//! checkpoint's hard link), and it is from half a segment to two segments long.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -186,9 +193,10 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionRep
     }
     let mut kept: Vec<Kept<'_>> = Vec::new();
     for (seg, data) in inputs.iter().zip(&datas) {
+        let salt = segment::frame_salt(data);
         let mut at = SEGMENT_HEADER_LEN as usize;
         while at < data.len() {
-            let rec = record::decode(&data[at..]).map_err(|e| {
+            let rec = record::decode_salted(&data[at..], salt).map_err(|e| {
                 Error::corruption(&seg.path, at as u64, format!("compaction found a bad record: {e:?}"))
             })?;
             // A batch may write a key twice; only its last op on a key counts.
@@ -238,6 +246,7 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionRep
     };
     if !kept.is_empty() {
         let out_id = segments.allocate_id()?;
+        let out_salt = record::Salt::of_segment(out_id);
         // Room for the whole output at once (as if every op were a record of
         // its own, an upper bound): growing it by doubling would copy it
         // into fresh pages the kernel zeroes, each time; capacity past the
@@ -272,7 +281,7 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionRep
                 })
                 .collect();
             let frame_at = buf.len() as u64;
-            record::encode(&mut buf, kept[i].seq, &ops, &mut kv);
+            record::encode_salted(&mut buf, kept[i].seq, &ops, &mut kv, out_salt);
             offsets.extend(kv.iter().map(|&(off, _)| frame_at + off as u64));
             i = j;
         }
@@ -317,14 +326,63 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionRep
     // Retire the inputs: readers holding them read on; new lookups find the
     // relocated versions. A segment leaves the set only once its file is
     // gone, so one whose removal failed stays tracked (and is retried).
-    for seg in inputs {
-        // The hint first: a hint without its segment is ignored at open.
-        remove_if_present(inner.fs(), &hint::hint_path(inner.dir(), seg.id))?;
-        remove_if_present(inner.fs(), &seg.path)?;
-        segments.remove(seg.id);
+    // Files renamed for reuse join the pool only once the directory is
+    // synced: the writer overwrites a pooled file's header, which must
+    // never happen under its old, durable segment name.
+    let mut for_reuse = Vec::new();
+    let res = (|| {
+        for seg in inputs {
+            // The hint first: a hint without its segment is ignored at open.
+            remove_if_present(inner.fs(), &hint::hint_path(inner.dir(), seg.id))?;
+            if segments.wants_free(for_reuse.len()) && keep_for_reuse(inner, segments, seg)? {
+                for_reuse.push(seg.id);
+                continue;
+            }
+            remove_if_present(inner.fs(), &seg.path)?;
+            segments.remove(seg.id);
+        }
+        segment::sync_dir(inner.fs(), inner.dir())
+    })();
+    if res.is_ok() {
+        for id in for_reuse {
+            segments.add_free(id);
+        }
     }
-    segment::sync_dir(inner.fs(), inner.dir())?;
-    Ok(report)
+    res.map(|()| report)
+}
+
+/// Retires `seg` by renaming its file to `{id}.free`, if nothing else can
+/// read it; returns false (the segment untouched and still in the set) when
+/// it cannot be kept. The caller syncs the directory, then adds the file to
+/// the log's pool.
+fn keep_for_reuse(inner: &Inner, segments: &crate::log::SegmentSet, seg: &Arc<Segment>) -> Result<bool> {
+    let len = seg.file_len()?;
+    // Small files save little; one far past the segment size (a single
+    // large commit) would hold much disk. Another name (a checkpoint's hard
+    // link) would see the new records.
+    let size = inner.segment_size();
+    if len < size / 2 || len > 2 * size || seg.links().ok() != Some(1) {
+        return Ok(false);
+    }
+    // Out of the set first, so no new reader can find it; then no reader
+    // holds it if this pass's handle (`seg`) and the set's were the only ones.
+    let Some(held) = segments.remove(seg.id) else {
+        return Ok(false);
+    };
+    if Arc::strong_count(seg) > 2 {
+        segments.insert(held);
+        return Ok(false);
+    }
+    drop(held);
+    let free = inner.dir().join(segment::free_file_name(seg.id));
+    if let Err(e) = inner.fs().rename(&seg.path, &free) {
+        segments.insert(Arc::clone(seg));
+        return Err(Error::io(
+            format!("renaming {} to {}", seg.path.display(), free.display()),
+            e,
+        ));
+    }
+    Ok(true)
 }
 
 /// Writes a sealed segment under a temporary name, syncs it, and renames it

@@ -411,6 +411,8 @@ impl Db {
             } else {
                 synced_commits as f64 / syncs as f64
             },
+            recycled_segments: wc.recycled_segments.load(Ordering::Relaxed),
+            free_segment_files: inner.log.segments().free_count() as u64,
             last_seq: inner.vis.visible(),
             open_snapshots: inner.snapshots.open_count() as u64,
             cache: inner.cache.stats(),

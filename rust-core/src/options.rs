@@ -75,6 +75,17 @@ pub struct Options {
     /// never, so zeros would only double the bytes written): every write
     /// appends to the end of the file. Default on.
     pub preallocate: bool,
+    /// With [`Options::preallocate`] in effect: how many files of segments
+    /// that compaction retired are kept (renamed `{id}.free`) for the writer
+    /// to start later segments in, instead of being removed. Records are
+    /// then written over blocks written before, so a sync flushes data
+    /// only and no zeros are written first; the old records in such a file
+    /// carry another salt in their checksums and are never read as records
+    /// (see [`crate::log::segment`]). Only files of half a segment to two
+    /// segments with no other name (a checkpoint's hard link) are kept. Each kept
+    /// file holds its disk space until it is reused. 0: retired files are
+    /// removed, and files kept earlier are removed at open. Default 2.
+    pub recycle_segments: usize,
     /// A closed segment whose dead fraction reaches this is rewritten by
     /// background compaction. Default 0.5.
     pub compaction_threshold: f64,
@@ -108,6 +119,7 @@ impl Default for Options {
             repair: false,
             verify_segments_on_open: true,
             preallocate: true,
+            recycle_segments: 2,
             compaction_threshold: 0.5,
             compaction_interval: Duration::from_secs(1),
             background_compaction: true,

@@ -82,6 +82,11 @@ pub struct Stats {
     pub synced_commits: u64,
     /// Average commits per sync (the group-commit batch); 0 before the first sync.
     pub avg_group_commit: f64,
+    /// Segments the writer started in a retired segment's file (see
+    /// [`crate::Options::recycle_segments`]) since open.
+    pub recycled_segments: u64,
+    /// Retired segment files kept for reuse now.
+    pub free_segment_files: u64,
     /// Sequence number of the newest visible commit.
     pub last_seq: u64,
     /// Open snapshots (including those held by iterators).

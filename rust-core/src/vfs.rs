@@ -102,6 +102,13 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// The file's length now.
     fn size(&self) -> io::Result<u64>;
+    /// How many names the file has (hard links). The engine reuses a
+    /// retired segment's file only when it has no name but its own (a
+    /// checkpoint may have linked it). The default says it cannot tell
+    /// (`Unsupported`), and such files are never reused.
+    fn links(&self) -> io::Result<u64> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
 }
 
 /// The file and directory operations the engine uses. See the module
@@ -248,6 +255,11 @@ impl FileHandle for OsFile {
 
     fn size(&self) -> io::Result<u64> {
         self.0.metadata().map(|m| m.len())
+    }
+
+    fn links(&self) -> io::Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        self.0.metadata().map(|m| m.nlink())
     }
 }
 

@@ -98,7 +98,8 @@ fn segment_path(dir: &Path, id: u32) -> PathBuf {
 fn record_offsets(data: &[u8]) -> Vec<usize> {
     let mut at = SEGMENT_HEADER_LEN as usize;
     let mut out = Vec::new();
-    while let Some(Ok(rec)) = data.get(at..).map(record::decode) {
+    let salt = segment::frame_salt(data);
+    while let Some(Ok(rec)) = data.get(at..).map(|d| record::decode_salted(d, salt)) {
         out.push(at);
         at += rec.frame_len;
     }

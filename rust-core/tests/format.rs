@@ -76,24 +76,26 @@ fn one_put_segment_and_its_hint_match_the_format_page() {
     let seg = std::fs::read(dir.path().join(segment::segment_file_name(1))).unwrap();
     // The labels below state checksums and lengths; hold the bytes to them.
     assert_eq!(&seg[0..8], &SEGMENT_MAGIC);
-    assert_eq!(SEGMENT_FORMAT_VERSION, 1);
+    assert_eq!(SEGMENT_FORMAT_VERSION, 2);
     assert_eq!(le32(&seg, 28), crc32c::crc32c(&seg[0..28]));
-    assert_eq!(le32(&seg, 32), crc32c::crc32c(&seg[36..]));
+    let salt = record::Salt::of_segment(1);
+    assert_eq!(salt.0, crc32c::crc32c(b"mantisdb segment\x01\x00\x00\x00"));
+    assert_eq!(le32(&seg, 32), crc32c::crc32c_append(salt.0, &seg[36..]));
     assert_eq!(le32(&seg, 59), record::kv_checksum(b"user:1", b"ada"));
-    let rec = record::decode(&seg[SEGMENT_HEADER_LEN as usize..]).unwrap();
+    let rec = record::decode_salted(&seg[SEGMENT_HEADER_LEN as usize..], salt).unwrap();
     assert_eq!((rec.seq, rec.ops.len(), rec.ops[0].kind), (1, 1, OpKind::Put));
     assert_eq!(rec.frame_len, seg.len() - SEGMENT_HEADER_LEN as usize);
     let segment_dump = render(
         &seg,
         &[
             (8, "segment header: magic \"MANTISSG\""),
-            (2, "format version 1"),
+            (2, "format version 2"),
             (2, "flags 0: a writer segment"),
             (4, "segment id 1"),
             (8, "base_seq 0: the first record is seq 1"),
             (4, "prev_writer 0: none"),
             (4, "header crc: CRC32C of bytes 0..28"),
-            (4, "frame: crc, CRC32C of bytes 36..72 (len and payload)"),
+            (4, "frame: crc, CRC32C of bytes 36..72 (len and payload) from salt 1"),
             (4, "len 32: the payload's bytes"),
             (8, "payload: seq 1"),
             (4, "count 1"),

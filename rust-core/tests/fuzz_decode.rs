@@ -106,6 +106,19 @@ fn fuzz_one(buf: &[u8]) -> bool {
 
 /// Rewrites the frame checksum at the start of `buf` to match its bytes, so
 /// that the parser behind the checksum sees the input.
+/// Gives a frame whose unsalted checksum matches the checksum it would have
+/// in a segment with `salt`, so it is valid there exactly when it was valid
+/// unsalted.
+fn resalt(buf: &mut [u8], salt: record::Salt) {
+    if let Some(len) = record::announced_len(buf) {
+        let end = FRAME_HEADER_LEN.saturating_add(len);
+        if end <= buf.len() && u32::from_le_bytes(buf[..4].try_into().unwrap()) == crc32c::crc32c(&buf[4..end]) {
+            let crc = crc32c::crc32c_append(salt.0, &buf[4..end]);
+            buf[..4].copy_from_slice(&crc.to_le_bytes());
+        }
+    }
+}
+
 fn fix_crc(buf: &mut [u8]) {
     if let Some(len) = record::announced_len(buf) {
         let end = FRAME_HEADER_LEN.saturating_add(len);
@@ -390,6 +403,8 @@ fn open_with_garbage_after_the_last_record_never_panics() {
                 }
             };
             let mut data = fs::read(&path).unwrap();
+            let mut bytes = bytes;
+            resalt(&mut bytes, segment::frame_salt(&data));
             data.extend_from_slice(&bytes);
             fs::write(&path, &data).unwrap();
 

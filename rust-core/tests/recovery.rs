@@ -211,8 +211,8 @@ fn frames(path: &Path) -> Vec<(u64, u64, u64)> {
     let mut at = SEGMENT_HEADER_LEN as usize;
     let mut out = Vec::new();
     while at < data.len() {
-        let rec =
-            record::decode(&data[at..]).unwrap_or_else(|e| panic!("{}: bad frame at {at}: {e:?}", path.display()));
+        let rec = record::decode_salted(&data[at..], segment::frame_salt(&data))
+            .unwrap_or_else(|e| panic!("{}: bad frame at {at}: {e:?}", path.display()));
         out.push((at as u64, (at + rec.frame_len) as u64, rec.seq));
         at += rec.frame_len;
     }
@@ -788,7 +788,9 @@ fn a_torn_record_whose_value_holds_a_valid_frame_is_still_a_torn_tail() {
     let src = tempfile::tempdir().unwrap();
     let o = opts(1 << 16);
     let mut inner = Vec::new();
-    record::encode(
+    // Sealed as a frame of the segment it will sit in (the first one), so
+    // it would pass that segment's checksum.
+    record::encode_salted(
         &mut inner,
         1_000_000,
         &[OpRef {
@@ -798,6 +800,7 @@ fn a_torn_record_whose_value_holds_a_valid_frame_is_still_a_torn_tail() {
             expires_at: 0,
         }],
         &mut Vec::new(),
+        record::Salt::of_segment(1),
     );
     let mut payload = b"log copy:".to_vec();
     payload.extend_from_slice(&inner);
@@ -808,6 +811,7 @@ fn a_torn_record_whose_value_holds_a_valid_frame_is_still_a_torn_tail() {
     ];
     build(src.path(), &o, &commits);
     let path = segment_paths(src.path()).pop().unwrap();
+    assert_eq!(path, src.path().join(segment::segment_file_name(1)));
     let (start, end, _) = *frames(&path).last().unwrap();
     // The crash cut the last record after the embedded frame but before its end.
     truncate(&path, end - 5);

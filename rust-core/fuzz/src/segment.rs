@@ -2,9 +2,11 @@
 //! reads it.
 //!
 //! - `segment::check_header` never panics; it accepts a header only if its
-//!   magic, checksum, version, id and flags are right, and what it returns
-//!   is what the bytes say (re-encoding gives the same 32 bytes);
-//! - the frames after the header are walked as recovery walks them, each
+//!   magic, checksum, version (1 or 2), id and flags are right, and what it
+//!   returns is what the bytes say (re-encoding gives the same bytes but
+//!   the version, and the salt follows the version);
+//! - the frames after the header are walked as recovery walks them (with
+//!   the salt the header gives, none when it is not a valid header), each
 //!   decoded frame checked as in `record_decode`; the input is also tried
 //!   with the header's and each frame's checksum fixed, so the parsers
 //!   behind the checksums see the bytes;
@@ -16,7 +18,7 @@ use mantisdb_core::log::hint;
 use mantisdb_core::log::record;
 use mantisdb_core::log::segment::{self, HEADER_CRC_AT, SEGMENT_HEADER_LEN};
 
-use crate::record::{decode_checked, fix_crc};
+use crate::record::{decode_checked_salted, fix_crc_salted};
 
 const HEADER: usize = SEGMENT_HEADER_LEN as usize;
 
@@ -27,11 +29,19 @@ fn check_header(data: &[u8]) {
     if let Ok(h) = segment::check_header(data, id) {
         // The reserved field (bytes 24..28) is covered by the checksum but
         // not read.
+        let again = segment::encode_header(id, h.flags, h.base_seq);
         assert_eq!(
-            segment::encode_header(id, h.flags, h.base_seq)[..24],
-            data[..24],
+            (&again[..8], &again[10..24]),
+            (&data[..8], &data[10..24]),
             "an accepted header does not re-encode to its bytes"
         );
+        let version = u16::from_le_bytes([data[8], data[9]]);
+        let salt = match version {
+            segment::SEGMENT_FORMAT_V1 => record::Salt::NONE,
+            segment::SEGMENT_FORMAT_VERSION => record::Salt::of_segment(id),
+            v => panic!("header of version {v} accepted"),
+        };
+        assert_eq!(h.salt, salt);
         assert!(segment::check_header(data, id.wrapping_add(1)).is_err());
     }
 }
@@ -41,13 +51,14 @@ fn check_header(data: &[u8]) {
 /// bytes walked.
 fn walk(data: &[u8], fix: bool) -> (usize, usize, Vec<u8>) {
     let mut data = data.to_vec();
+    let salt = segment::frame_salt(&data);
     let mut at = HEADER;
     let mut ops = 0;
     while at < data.len() {
         if fix {
-            fix_crc(&mut data[at..]);
+            fix_crc_salted(&mut data[at..], salt);
         }
-        let Some(rec) = decode_checked(&data[at..]) else {
+        let Some(rec) = decode_checked_salted(&data[at..], salt) else {
             break;
         };
         ops += rec.ops.len();

@@ -82,6 +82,8 @@ impl MantisOptions {
             verify_segments_on_open: o.verify_segments_on_open,
             // Not a C option: always on behind the C ABI.
             preallocate: true,
+            // Not a C option: the default.
+            recycle_segments: Options::default().recycle_segments,
             compaction_threshold: o.compaction_threshold,
             compaction_interval: Duration::from_millis(o.compaction_interval_ms),
             background_compaction: o.background_compaction,

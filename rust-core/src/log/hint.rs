@@ -84,7 +84,8 @@ pub fn hint_path(dir: &Path, id: u32) -> PathBuf {
 pub fn entries_from_frames(data: &[u8], inline_max: usize) -> Vec<HintEntry> {
     let mut out = Vec::new();
     let mut at = segment::SEGMENT_HEADER_LEN as usize;
-    while let Some(Ok(rec)) = data.get(at..).map(record::decode) {
+    let salt = segment::frame_salt(data);
+    while let Some(Ok(rec)) = data.get(at..).map(|d| record::decode_salted(d, salt)) {
         for op in &rec.ops {
             out.push(HintEntry {
                 key: op.key.to_vec(),
@@ -249,6 +250,8 @@ struct HintBodyRef<'a> {
 #[derive(Clone)]
 struct FrameEntries<'a> {
     data: &'a [u8],
+    /// The salt of the segment's frames.
+    salt: record::Salt,
     /// Offset of the next frame to decode.
     at: usize,
     /// The frame being listed, its offset, and the next op in it.
@@ -263,12 +266,14 @@ impl<'a> FrameEntries<'a> {
     fn new(data: &'a [u8], inline_max: usize) -> FrameEntries<'a> {
         let mut left = 0;
         let mut at = segment::SEGMENT_HEADER_LEN as usize;
-        while let Some(Ok(rec)) = data.get(at..).map(record::decode) {
+        let salt = segment::frame_salt(data);
+        while let Some(Ok(rec)) = data.get(at..).map(|d| record::decode_salted(d, salt)) {
             left += rec.ops.len();
             at += rec.frame_len;
         }
         FrameEntries {
             data,
+            salt,
             at: segment::SEGMENT_HEADER_LEN as usize,
             rec: None,
             op: 0,
@@ -303,7 +308,7 @@ impl<'a> Iterator for FrameEntries<'a> {
                 return None;
             }
             // `new` counted `left` over these same frames, so they decode.
-            let rec = record::decode(self.data.get(self.at..)?).ok()?;
+            let rec = record::decode_salted(self.data.get(self.at..)?, self.salt).ok()?;
             let frame_at = self.at;
             self.at += rec.frame_len;
             self.rec = Some((rec, frame_at));
@@ -622,7 +627,7 @@ mod tests {
                     },
                 })
                 .collect();
-            record::encode(&mut seg, u64::from(i) + 1, &ops, &mut kv);
+            record::encode_salted(&mut seg, u64::from(i) + 1, &ops, &mut kv, record::Salt::of_segment(9));
             i += ops.len() as u32;
         }
         seg

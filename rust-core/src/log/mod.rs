@@ -12,7 +12,10 @@
 //! - the flusher thread's life: started with the policy that needs it, and
 //!   stopped before the writer's last flush and sync on close (or drop);
 //! - reads of a value that may still be in the write buffer or already in
-//!   a segment file (or gone with a compacted segment).
+//!   a segment file (or gone with a compacted segment);
+//! - the files of retired segments kept for reuse (see
+//!   [`segment::recycle`]): those found at open are taken into the
+//!   [`SegmentSet`]'s pool, or removed when the writer will not reuse them.
 //!
 //! The engine holds a `Log` and never a `LogWriter`, so the writer's lock
 //! and buffer stay behind this one surface.
@@ -25,7 +28,7 @@ pub mod writer;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
@@ -49,6 +52,10 @@ pub struct SegmentSet {
     unhinted: Mutex<Vec<u32>>,
     /// Woken when a segment is closed (the compaction thread).
     on_close: Mutex<Option<Thread>>,
+    /// Old ids of retired segment files kept for reuse (`{id}.free`).
+    free: Mutex<Vec<u32>>,
+    /// How many such files may be kept (0: none are).
+    free_limit: AtomicUsize,
 }
 
 impl SegmentSet {
@@ -105,6 +112,28 @@ impl SegmentSet {
         *self.on_close.lock() = t;
     }
 
+    /// True when a retired segment's file should be kept for reuse rather
+    /// than removed: the pool has room for one more besides `pending`
+    /// files about to join it.
+    pub fn wants_free(&self, pending: usize) -> bool {
+        self.free.lock().len() + pending < self.free_limit.load(Ordering::Acquire)
+    }
+
+    /// Adds the file `{old}.free` to the pool of files kept for reuse.
+    pub fn add_free(&self, old: u32) {
+        self.free.lock().push(old);
+    }
+
+    /// Takes a file from the pool (its old id), if any.
+    pub fn take_free(&self) -> Option<u32> {
+        self.free.lock().pop()
+    }
+
+    /// Files in the pool now.
+    pub fn free_count(&self) -> usize {
+        self.free.lock().len()
+    }
+
     /// The segment with `id`, if open.
     pub fn get(&self, id: u32) -> Option<Arc<Segment>> {
         self.map.read().get(&id).cloned()
@@ -141,6 +170,12 @@ impl Log {
         last_seq: u64,
     ) -> Result<Log> {
         set.next_id.fetch_max(1, Ordering::AcqRel);
+        let recycle = if opts.preallocate && opts.sync == SyncPolicy::Always {
+            opts.recycle_segments
+        } else {
+            0
+        };
+        adopt_free_files(&*fs, dir, &set, recycle)?;
         for seg in set.all() {
             if Some(seg.id) != active.map(|(id, _)| id) {
                 seg.closed.store(true, Ordering::Release);
@@ -304,6 +339,30 @@ impl Drop for Log {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// Takes the files kept for reuse found in `dir` into the pool of `set`,
+/// up to `limit` of them (the newest), and removes the others.
+fn adopt_free_files(fs: &dyn FileSystem, dir: &Path, set: &SegmentSet, limit: usize) -> Result<()> {
+    let ids = segment::list_free_in(fs, dir)?;
+    let keep = ids.len().min(limit);
+    let (remove, adopt) = ids.split_at(ids.len() - keep);
+    for &old in remove {
+        let path = dir.join(segment::free_file_name(old));
+        fs.remove_file(&path)
+            .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+    }
+    if !remove.is_empty() {
+        segment::sync_dir(fs, dir)?;
+    }
+    // A new segment's id must differ from every id a kept file had: its
+    // salt is what tells the file's new records from the old.
+    if let Some(&newest) = ids.last() {
+        set.next_id.fetch_max(newest.saturating_add(1), Ordering::AcqRel);
+    }
+    *set.free.lock() = adopt.to_vec();
+    set.free_limit.store(limit, Ordering::Release);
+    Ok(())
 }
 
 fn spawn_flusher(writer: Arc<LogWriter>, every: Duration, sync: bool) -> Result<(JoinHandle<()>, Arc<AtomicBool>)> {

@@ -5,12 +5,22 @@
 //! a record is either whole or absent. All integers are little-endian.
 //!
 //! ```text
-//! frame   := crc:u32  len:u32  payload[len]        crc = CRC32C(len || payload)
+//! frame   := crc:u32  len:u32  payload[len]
+//!            crc = CRC32C continued from the segment's salt over len || payload
 //! payload := seq:u64  count:u32  op[count]
 //! op      := flags:u8  key_len:u16  val_len:u32  [expires_at:u64]  kv_crc:u32  key  value
 //!            flags bits 0-1: 1 = put, 2 = delete; bit 7: expires_at present
 //!            kv_crc = CRC32C(key || value), checked again on every read from disk
 //! ```
+//!
+//! The salt ([`Salt`]) ties a frame to the life of the file it was written
+//! in: segments of format version 2 seed every frame checksum with a value
+//! derived from the segment id in their header ([`Salt::of_segment`]), and
+//! ids are never reused, so a record left in a file from an earlier life
+//! (a retired segment file renamed to a new id and written over, see
+//! `segment`) fails the checksum of its new life and reads as the end of
+//! the log, never as a record. Version 1 segments have no salt
+//! ([`Salt::NONE`]: the checksum starts from zero, plain CRC32C).
 //!
 //! Decoding never panics: every length is checked against the buffer first.
 
@@ -26,6 +36,27 @@ const KIND_DELETE: u8 = 2;
 const KIND_MASK: u8 = 0b11;
 const FLAG_EXPIRY: u8 = 0x80;
 const OP_FIXED_LEN: usize = 1 + 2 + 4 + 4;
+
+/// The checksum state a segment's frame checksums start from (see the
+/// module documentation). A frame checksum is
+/// `crc32c_append(salt, len || payload)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Salt(pub u32);
+
+impl Salt {
+    /// No salt: the plain CRC32C of version 1 segments.
+    pub const NONE: Salt = Salt(0);
+
+    /// The salt of segment `id` (format version 2): the CRC32C of the id
+    /// behind a fixed tag. CRC-32 detects every change of up to 32 bits, so
+    /// two ids never share a salt.
+    pub fn of_segment(id: u32) -> Salt {
+        Salt(crc32c::crc32c_append(
+            crc32c::crc32c(b"mantisdb segment"),
+            &id.to_le_bytes(),
+        ))
+    }
+}
 
 /// What an operation does to its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,10 +137,17 @@ pub fn kv_checksum(key: &[u8], value: &[u8]) -> u32 {
 /// Appends one frame to `out` and records, for each op, the offset of its key
 /// from the start of the frame and its kv checksum. The caller has checked
 /// key and value sizes and that the payload fits [`MAX_PAYLOAD_LEN`].
+/// The frame is unsalted ([`Salt::NONE`], version 1 segments); see
+/// [`encode_salted`].
 pub fn encode(out: &mut Vec<u8>, seq: u64, ops: &[OpRef<'_>], kv: &mut Vec<(usize, u32)>) {
+    encode_salted(out, seq, ops, kv, Salt::NONE)
+}
+
+/// [`encode`] for a segment whose frames carry `salt`.
+pub fn encode_salted(out: &mut Vec<u8>, seq: u64, ops: &[OpRef<'_>], kv: &mut Vec<(usize, u32)>, salt: Salt) {
     let start = out.len();
     encode_unsealed(out, ops, kv);
-    seal(&mut out[start..], seq);
+    seal(&mut out[start..], seq, salt);
 }
 
 /// Appends one frame to `out` like [`encode`], but with its sequence number
@@ -154,10 +192,10 @@ pub fn encode_unsealed_with(out: &mut Vec<u8>, ops: &[OpRef<'_>], mut each: impl
 }
 
 /// Writes sequence number `seq` into `frame` (one whole frame made by
-/// [`encode_unsealed`]) and then its checksum.
-pub fn seal(frame: &mut [u8], seq: u64) {
+/// [`encode_unsealed`]) and then its checksum, seeded with `salt`.
+pub fn seal(frame: &mut [u8], seq: u64, salt: Salt) {
     frame[FRAME_HEADER_LEN..FRAME_HEADER_LEN + 8].copy_from_slice(&seq.to_le_bytes());
-    let crc = crc32c::crc32c(&frame[4..]);
+    let crc = crc32c::crc32c_append(salt.0, &frame[4..]);
     frame[0..4].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -178,8 +216,27 @@ pub fn announced_len(buf: &[u8]) -> Option<usize> {
     read_u32(buf, 4).map(|l| l as usize)
 }
 
-/// Decodes the frame at the start of `buf`.
+/// The sequence number a frame at the start of `buf` announces, if its
+/// announced length fits `buf`, read without checking the checksum: for a
+/// cheap filter before [`decode_salted`] when scanning unaligned bytes.
+pub fn peek_seq(buf: &[u8]) -> Option<u64> {
+    let len = announced_len(buf)?;
+    if len < PAYLOAD_HEADER_LEN || FRAME_HEADER_LEN.checked_add(len)? > buf.len() {
+        return None;
+    }
+    read_u64(buf, FRAME_HEADER_LEN)
+}
+
+/// Decodes the unsalted frame ([`Salt::NONE`], version 1 segments) at the
+/// start of `buf`; see [`decode_salted`].
 pub fn decode(buf: &[u8]) -> Result<Record<'_>, FrameError> {
+    decode_salted(buf, Salt::NONE)
+}
+
+/// Decodes the frame at the start of `buf`, written in a segment whose
+/// frames carry `salt`: a frame written with another salt fails with
+/// [`FrameError::Checksum`].
+pub fn decode_salted(buf: &[u8], salt: Salt) -> Result<Record<'_>, FrameError> {
     let len = announced_len(buf).ok_or(FrameError::Incomplete)?;
     if len > MAX_PAYLOAD_LEN {
         return Err(FrameError::Malformed("frame length out of range"));
@@ -191,7 +248,7 @@ pub fn decode(buf: &[u8]) -> Result<Record<'_>, FrameError> {
         return Err(FrameError::Incomplete);
     }
     let stored = read_u32(buf, 0).ok_or(FrameError::Incomplete)?;
-    if crc32c::crc32c(&buf[4..end]) != stored {
+    if crc32c::crc32c_append(salt.0, &buf[4..end]) != stored {
         return Err(FrameError::Checksum);
     }
     let frame = &buf[..end];
@@ -320,9 +377,31 @@ mod tests {
         // Sealed after being copied behind other bytes, as the writer does.
         let mut buf = vec![0xAB; 13];
         buf.extend_from_slice(&frame);
-        seal(&mut buf[13..], 7_000_001);
+        seal(&mut buf[13..], 7_000_001, Salt::NONE);
         assert_eq!(&buf[13..], &direct[..]);
         assert_eq!(kv, kv_direct);
+    }
+
+    #[test]
+    fn a_frame_decodes_only_with_its_own_salt() {
+        let ops = [op(OpKind::Put, b"key", b"value", 0)];
+        let (a, b) = (Salt::of_segment(7), Salt::of_segment(8));
+        assert_ne!(a, b);
+        assert_ne!(a, Salt::NONE);
+        let mut buf = Vec::new();
+        encode_salted(&mut buf, 3, &ops, &mut Vec::new(), a);
+        assert_eq!(decode_salted(&buf, a).unwrap().seq, 3);
+        assert_eq!(peek_seq(&buf), Some(3));
+        assert_eq!(decode_salted(&buf, b), Err(FrameError::Checksum));
+        assert_eq!(decode(&buf), Err(FrameError::Checksum));
+        let mut plain = Vec::new();
+        encode(&mut plain, 3, &ops, &mut Vec::new());
+        assert_eq!(decode_salted(&plain, a), Err(FrameError::Checksum));
+        assert_eq!(decode_salted(&plain, Salt::NONE).unwrap().seq, 3);
+        // Consecutive ids (a file renamed from one to the next) never share a salt.
+        let salts: std::collections::HashSet<Salt> = (0..100_000).map(Salt::of_segment).collect();
+        assert_eq!(salts.len(), 100_000);
+        assert!(!salts.contains(&Salt::NONE));
     }
 
     #[test]

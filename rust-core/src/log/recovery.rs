@@ -19,6 +19,12 @@
 //!   (this is not damage, so it is not reported). Zeros never decode as a
 //!   frame (the checksum of a zero length is not zero), and a frame
 //!   partly written into that space is a torn tail like any other.
+//! - The active segment may have been started in a retired segment's file
+//!   (see `segment::recycle`): past its records lie records of the file's
+//!   earlier life. Their checksums carry another segment's salt, so none
+//!   decodes as a record of this segment: the first of them ends the log
+//!   like a torn tail, and the file is cut there (reported in `truncated`,
+//!   as recovery cannot tell old records from a torn write).
 //! - In the active segment, a frame that is cut
 //!   short or fails its checksum is a torn tail if no valid frame with a
 //!   newer sequence follows it: the file is truncated to the last whole
@@ -107,8 +113,9 @@ pub struct RecoveryReport {
     pub hinted_segments: u64,
     /// Hint files that could not be used (the segment was read instead), with the reason.
     pub bad_hints: Vec<String>,
-    /// Torn tails cut from the newest segment, and writer segments cut
-    /// short while being created (removed whole).
+    /// Torn tails cut from the newest segment (in a reused segment file,
+    /// the frames of its previous life after the last record, too), and
+    /// writer segments cut short while being created (removed whole).
     pub truncated: Vec<Cut>,
     /// Corrupt regions dropped under `repair`.
     pub repaired: Vec<Cut>,
@@ -766,7 +773,7 @@ fn replay_segment(
     let contiguous = !header.sealed();
     let mut prev_seq = header.base_seq;
     while at < data.len() {
-        let err = match record::decode(&data[at..]) {
+        let err = match record::decode_salted(&data[at..], header.salt) {
             Ok(rec) if (contiguous && rec.seq == prev_seq + 1) || (!contiguous && rec.seq > prev_seq) => {
                 prev_seq = rec.seq;
                 out.last_seq = out.last_seq.max(rec.seq);
@@ -803,7 +810,7 @@ fn replay_segment(
             cut(fs, path, at as u64, data.len() as u64, &mut unreported)?;
             return Ok((at as u64, prev_seq));
         }
-        let torn = is_active && !valid_frame_after(data, at, prev_seq);
+        let torn = is_active && !valid_frame_after(data, at, prev_seq, header.salt);
         if torn {
             cut(fs, path, at as u64, data.len() as u64, &mut out.report.truncated)?;
         } else if repair {
@@ -831,10 +838,16 @@ const MIN_FRAME: usize = 32;
 /// `d` bytes on is at most `last_seq + 1 + d / MIN_FRAME`; a frame-shaped
 /// value inside the torn record (say, a stored copy of a log) has no reason
 /// to carry such a number, and is not taken for one.
-pub(crate) fn valid_frame_after(data: &[u8], at: usize, last_seq: u64) -> bool {
+///
+/// The sequence number is looked at before the checksum is computed, so
+/// a long tail of other bytes (the old records of a recycled file) costs a
+/// few loads per offset, not a checksum of an announced length each.
+pub(crate) fn valid_frame_after(data: &[u8], at: usize, last_seq: u64, salt: record::Salt) -> bool {
     (at + 1..data.len()).any(|pos| {
         let max = last_seq + 1 + ((pos - at) / MIN_FRAME) as u64;
-        matches!(record::decode(&data[pos..]), Ok(rec) if rec.seq > last_seq + 1 && rec.seq <= max)
+        let plausible = |seq: u64| seq > last_seq + 1 && seq <= max;
+        record::peek_seq(&data[pos..]).is_some_and(plausible)
+            && matches!(record::decode_salted(&data[pos..], salt), Ok(rec) if plausible(rec.seq))
     })
 }
 

@@ -12,6 +12,8 @@
 //!           closed segment is found
 //!           flags bit 0 (SEALED): written whole by compaction, synced, then
 //!           renamed into place, so it can never have a torn tail
+//!           version: 2; frame checksums start from the salt of segment_id
+//!           (`record::Salt::of_segment`). Version 1 (no salt) is still read.
 //! body   := frame*            (see `record`)
 //! ```
 //!
@@ -19,18 +21,35 @@
 //! sequence numbers strictly increase; a sealed segment holds records
 //! copied from older segments, so across segments recovery orders versions
 //! by sequence number, not by file.
+//!
+//! Recycled files: compaction may keep a retired segment's file, renamed to
+//! `{id:010}.free`, instead of removing it; the writer then starts its next
+//! segment in it ([`recycle`]): a new header at offset 0, synced, then the
+//! file renamed to the new segment's name, and its records written over the
+//! old ones. The blocks are allocated and written already, so a write into
+//! them changes no file metadata and a sync flushes data only, without the
+//! zeros a fresh file needs first. The old records left past the new ones
+//! carry the salt of the old id, so their checksums fail in the new life:
+//! recovery reads them as the end of the log. A `.free` file is never read
+//! for records.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::record::Salt;
 use crate::error::{Error, Result};
 use crate::vfs::{self, FileHandle, FileSystem, OpenMode};
 
 /// Magic number at the start of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"MANTISSG";
-/// Version of the segment format this build writes and reads.
-pub const SEGMENT_FORMAT_VERSION: u16 = 1;
+/// Version of the segment format this build writes (it also reads
+/// [`SEGMENT_FORMAT_V1`]).
+pub const SEGMENT_FORMAT_VERSION: u16 = 2;
+/// The first segment format: frame checksums without a salt. Segments of
+/// this version are read and compacted as they are; the writer starts
+/// every new segment in [`SEGMENT_FORMAT_VERSION`].
+pub const SEGMENT_FORMAT_V1: u16 = 1;
 /// Header flag: the segment was written whole by compaction.
 pub const FLAG_SEALED: u16 = 1;
 /// Length of the segment header.
@@ -47,6 +66,8 @@ pub struct Header {
     pub base_seq: u64,
     /// The writer segment this one follows (0 if none or unknown).
     pub prev_writer: u32,
+    /// What the segment's frame checksums start from (by format version).
+    pub salt: Salt,
 }
 
 impl Header {
@@ -59,6 +80,41 @@ impl Header {
 /// File name of segment `id`.
 pub fn segment_file_name(id: u32) -> String {
     format!("{id:010}.seg")
+}
+
+/// File name of the retired file of segment `id` kept for reuse.
+pub fn free_file_name(id: u32) -> String {
+    format!("{id:010}.free")
+}
+
+/// Parses the name of a file kept for reuse back into its old segment id.
+pub fn parse_free_file_name(name: &str) -> Option<u32> {
+    let digits = name.strip_suffix(".free")?;
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The salt of the frames of a segment file whose bytes start with `data`
+/// (from its header's version and id; [`Salt::NONE`] when the header is
+/// missing or of version 1). For callers that read frames of a file whose
+/// header was checked already.
+pub fn frame_salt(data: &[u8]) -> Salt {
+    if data.len() < SEGMENT_HEADER_LEN as usize {
+        return Salt::NONE;
+    }
+    let version = u16::from_le_bytes([data[8], data[9]]);
+    let id = u32::from_le_bytes([data[12], data[13], data[14], data[15]]);
+    salt_of(version, id)
+}
+
+fn salt_of(version: u16, id: u32) -> Salt {
+    if version == SEGMENT_FORMAT_V1 {
+        Salt::NONE
+    } else {
+        Salt::of_segment(id)
+    }
 }
 
 /// Parses a segment file name back into its id.
@@ -103,9 +159,10 @@ pub fn check_header(h: &[u8], id: u32) -> std::result::Result<Header, String> {
     }
     let version = u16::from_le_bytes([h[8], h[9]]);
     let flags = u16::from_le_bytes([h[10], h[11]]);
-    if version != SEGMENT_FORMAT_VERSION {
+    if version != SEGMENT_FORMAT_VERSION && version != SEGMENT_FORMAT_V1 {
         return Err(format!(
-            "format version {version} is not supported (this build reads {SEGMENT_FORMAT_VERSION})"
+            "format version {version} is not supported (this build reads {SEGMENT_FORMAT_V1} and \
+             {SEGMENT_FORMAT_VERSION})"
         ));
     }
     let stored = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
@@ -121,6 +178,7 @@ pub fn check_header(h: &[u8], id: u32) -> std::result::Result<Header, String> {
         flags,
         base_seq,
         prev_writer,
+        salt: salt_of(version, id),
     })
 }
 
@@ -225,6 +283,13 @@ impl Segment {
             .map_err(|e| Error::io(format!("reading the size of {}", self.path.display()), e))
     }
 
+    /// How many names the file has (see [`FileHandle::links`]).
+    pub fn links(&self) -> Result<u64> {
+        self.file
+            .links()
+            .map_err(|e| Error::io(format!("reading the link count of {}", self.path.display()), e))
+    }
+
     /// The whole file.
     pub fn read_all(&self) -> Result<Vec<u8>> {
         vfs::read_all(&*self.file).map_err(|e| Error::io(format!("reading {}", self.path.display()), e))
@@ -281,6 +346,48 @@ pub fn create(
         .map_err(|e| Error::io(format!("opening {} for writing", path.display()), e))
 }
 
+/// Starts writer segment `id` (as [`create`] does) in the retired file of
+/// segment `old`, kept as `{old:010}.free`: writes the new header over the
+/// old one and syncs it, renames the file to the new segment's name and
+/// syncs the directory. Until the rename the file is no segment; from it on
+/// the header names `id`, and every old record past the header fails its
+/// checksum under the new salt. The rest of the file is left as it is, its
+/// length included: the writer writes over it. Returns the file opened for
+/// writing at offsets ([`OpenMode::Write`]), or `None` when the file could
+/// not be taken (missing, or a write, sync or rename failed): it is then no
+/// segment (removed if possible), and the caller creates a new file instead.
+/// An error is a failed directory sync after the rename, which leaves the
+/// name of segment `id` in doubt.
+pub fn recycle(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    old: u32,
+    id: u32,
+    base_seq: u64,
+    prev_writer: u32,
+) -> Result<Option<Box<dyn FileHandle>>> {
+    let free = dir.join(free_file_name(old));
+    let path = dir.join(segment_file_name(id));
+    let taken = fs.open(&free, OpenMode::Write).and_then(|file| {
+        file.write_at(&encode_writer_header(id, 0, base_seq, prev_writer), 0)?;
+        file.sync_data()?;
+        fs.rename(&free, &path)?;
+        Ok(file)
+    });
+    match taken {
+        Ok(file) => {
+            sync_dir(fs, dir)?;
+            Ok(Some(file))
+        }
+        Err(_) => {
+            // Never a segment: its name is still `.free` (a rename either
+            // happened or not). Not reused again; open removes it if this fails.
+            let _ = fs.remove_file(&free);
+            Ok(None)
+        }
+    }
+}
+
 /// Makes directory entries (new or removed names) durable.
 pub fn sync_dir(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
     fs.sync_dir(dir)
@@ -290,6 +397,19 @@ pub fn sync_dir(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
 /// Lists segment ids in `dir`, ascending (through the operating system's file system).
 pub fn list(dir: &Path) -> Result<Vec<u32>> {
     list_in(&vfs::OsFileSystem, dir)
+}
+
+/// Lists the old ids of the files kept for reuse in `dir` of `fs`, ascending.
+pub fn list_free_in(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u32>> {
+    let names = fs
+        .read_dir(dir)
+        .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let mut ids: Vec<u32> = names
+        .iter()
+        .filter_map(|n| n.to_str().and_then(parse_free_file_name))
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 /// Lists segment ids in `dir` of `fs`, ascending.
@@ -316,6 +436,10 @@ mod tests {
         assert_eq!(parse_segment_file_name("7.seg"), None);
         assert_eq!(parse_segment_file_name("000000000x.seg"), None);
         assert_eq!(parse_segment_file_name("0000000007.hint"), None);
+        assert_eq!(free_file_name(7), "0000000007.free");
+        assert_eq!(parse_free_file_name("0000000007.free"), Some(7));
+        assert_eq!(parse_free_file_name("0000000007.seg"), None);
+        assert_eq!(parse_segment_file_name("0000000007.free"), None);
     }
 
     #[test]
@@ -326,9 +450,18 @@ mod tests {
             Ok(Header {
                 flags: 0,
                 base_seq: 41,
-                prev_writer: 0
+                prev_writer: 0,
+                salt: Salt::of_segment(3),
             })
         );
+        // A version 1 header is read, without a salt.
+        let mut v1 = h;
+        v1[8..10].copy_from_slice(&SEGMENT_FORMAT_V1.to_le_bytes());
+        let crc = crc32c::crc32c(&v1[..HEADER_CRC_AT]);
+        v1[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(check_header(&v1, 3).unwrap().salt, Salt::NONE);
+        assert_eq!(frame_salt(&v1), Salt::NONE);
+        assert_eq!(frame_salt(&h), Salt::of_segment(3));
         assert_eq!(
             check_header(&encode_writer_header(4, 0, 41, 3), 4).unwrap().prev_writer,
             3

@@ -39,6 +39,17 @@
 //! end. `Interval` and `Never` do not preallocate: they sync rarely or never,
 //! and zeros would only double the bytes written.
 //!
+//! Zeros are still bytes written: on a disk whose bandwidth is the limit
+//! (many writers of large values) they cost as much as the records. So
+//! when compaction has kept a retired segment's file for reuse
+//! ([`super::segment::recycle`], [`Options::recycle_segments`]), a roll
+//! starts the next segment in it instead of a new file: its blocks are
+//! allocated and written already, so the records overwrite them with no
+//! zeros first and no metadata change, and zeroing ahead starts only past
+//! the file's old length. Every frame's checksum is seeded with the salt of
+//! the segment it is written in (see [`record::Salt`]), so the old records
+//! past the new ones never pass for records.
+//!
 //! Any failed write or sync poisons the writer: the bytes on disk past the
 //! last good sync are unknown (a short write may have left part of a record;
 //! after a failed fdatasync the kernel may have dropped the dirty pages and
@@ -55,7 +66,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use super::record::{self, OpRef};
+use super::record::{self, OpRef, Salt};
 use super::segment::{self, Segment, SEGMENT_HEADER_LEN};
 use super::SegmentSet;
 use crate::error::{Error, Result};
@@ -166,6 +177,8 @@ struct State {
     /// The segment being written (for its usage counters).
     active: Arc<Segment>,
     active_id: u32,
+    /// The salt of the active segment's frames.
+    salt: Salt,
     /// End of the last appended record (written or buffered).
     logical_end: u64,
     /// End of what has been handed to the OS.
@@ -254,6 +267,8 @@ pub struct WriterCounters {
     /// Preallocation steps a sync leader had to zero itself (the records
     /// outran the space zeroed ahead).
     pub zeroed_inline: AtomicU64,
+    /// Segments started in a retired segment's file rather than a new one.
+    pub recycled_segments: AtomicU64,
 }
 
 /// The active segment's file and its length (records, then zeros), shared
@@ -329,18 +344,31 @@ impl LogWriter {
         start: WriterStart,
         next_seq: u64,
     ) -> Result<LogWriter> {
-        let (file, logical_end) = match start {
+        let preallocate = opts.preallocate && opts.sync == SyncPolicy::Always;
+        let counters = WriterCounters::default();
+        let (file, logical_end, salt) = match start {
             WriterStart::Resume { end } => {
                 let path = dir.join(segment::segment_file_name(active_id));
                 let file = fs
                     .open(&path, OpenMode::Write)
                     .map_err(|e| Error::io(format!("opening {} for writing", path.display()), e))?;
-                (file, end)
+                // Appends continue in the segment's own format (a version 1
+                // segment of an older build gets unsalted frames).
+                let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
+                file.read_exact_at(&mut header, 0)
+                    .map_err(|e| Error::io(format!("reading the header of {}", path.display()), e))?;
+                (file, end, segment::frame_salt(&header))
             }
             WriterStart::Create { prev_writer } => {
-                let file = segment::create(&*fs, dir, active_id, next_seq - 1, prev_writer)?;
+                let file = new_segment_file(&*fs, dir, &segments, preallocate, active_id, next_seq - 1, prev_writer)
+                    .map(|(file, recycled)| {
+                        if recycled {
+                            counters.recycled_segments.fetch_add(1, Ordering::Relaxed);
+                        }
+                        file
+                    })?;
                 segments.insert(Arc::new(Segment::open(&*fs, dir, active_id, false)?));
-                (file, SEGMENT_HEADER_LEN)
+                (file, SEGMENT_HEADER_LEN, Salt::of_segment(active_id))
             }
         };
         // Recovery cut any zeroed tail, so the file ends at `logical_end`;
@@ -358,13 +386,14 @@ impl LogWriter {
             dir: dir.to_path_buf(),
             policy: opts.sync,
             segment_size: opts.segment_size,
-            preallocate: opts.preallocate && opts.sync == SyncPolicy::Always,
+            preallocate,
             write_buffer_bytes: opts.write_buffer_bytes,
             segments,
             state: Mutex::new(State {
                 file: Arc::clone(&file),
                 active,
                 active_id,
+                salt,
                 logical_end,
                 flushed_end: logical_end,
                 buf: Vec::with_capacity(opts.write_buffer_bytes.min(1 << 20)),
@@ -391,7 +420,7 @@ impl LogWriter {
             }),
             allocated: AtomicU64::new(allocated_end),
             zeroing: std::sync::atomic::AtomicBool::new(false),
-            counters: WriterCounters::default(),
+            counters,
         })
     }
 
@@ -454,7 +483,7 @@ impl LogWriter {
         on_assigned(seq)?;
         st.next_seq += 1;
         let frame_offset = st.logical_end;
-        record::seal(frame, seq);
+        record::seal(frame, seq, st.salt);
         st.buf.extend_from_slice(frame);
         st.logical_end += len;
         st.active.usage.note_seq(seq);
@@ -532,7 +561,8 @@ impl LogWriter {
             let start = st.buf.len();
             let mut kv = KvOffsets::new();
             record::encode_unsealed_with(&mut st.buf, &ops, |at| kv.push(at));
-            record::seal(&mut st.buf[start..], seq);
+            let salt = st.salt;
+            record::seal(&mut st.buf[start..], seq, salt);
             st.logical_end += len;
             st.active.usage.note_seq(seq);
             let appended = Appended {
@@ -889,10 +919,23 @@ impl LogWriter {
         // segment that does not end at its last record for damage.
         self.trim(st)?;
         let next_id = self.segments.allocate_id()?;
-        let created = segment::create(&*self.fs, &self.dir, next_id, st.next_seq - 1, st.active_id)
-            .and_then(|file| Ok((file, Segment::open(&*self.fs, &self.dir, next_id, false)?)));
+        let created = new_segment_file(
+            &*self.fs,
+            &self.dir,
+            &self.segments,
+            self.preallocate,
+            next_id,
+            st.next_seq - 1,
+            st.active_id,
+        )
+        .and_then(|(file, recycled)| Ok((file, recycled, Segment::open(&*self.fs, &self.dir, next_id, false)?)));
         let (file, seg) = match created {
-            Ok(c) => c,
+            Ok((file, recycled, seg)) => {
+                if recycled {
+                    self.counters.recycled_segments.fetch_add(1, Ordering::Relaxed);
+                }
+                (file, seg)
+            }
             Err(e) => {
                 // The new file may exist in any state: no more appends.
                 let (kind, message) = match &e {
@@ -917,19 +960,23 @@ impl LogWriter {
         let seg = Arc::new(seg);
         self.segments.insert(Arc::clone(&seg));
         self.segments.closed(st.active_id);
+        // A recycled file is as long as it was in its previous life: the
+        // records go over those bytes first.
+        let len = file.size().unwrap_or(SEGMENT_HEADER_LEN).max(SEGMENT_HEADER_LEN);
         let file: Arc<dyn FileHandle> = Arc::from(file);
         {
             let mut space = self.space.lock();
             *space = Space {
                 file: Arc::clone(&file),
-                len: SEGMENT_HEADER_LEN,
+                len,
                 no_ahead: false,
             };
-            self.allocated.store(SEGMENT_HEADER_LEN, Ordering::Release);
+            self.allocated.store(len, Ordering::Release);
         }
         st.file = file;
         st.active = seg;
         st.active_id = next_id;
+        st.salt = Salt::of_segment(next_id);
         st.logical_end = SEGMENT_HEADER_LEN;
         st.flushed_end = SEGMENT_HEADER_LEN;
         // A reader seeing the new id with the old flushed_end takes the slow
@@ -1013,4 +1060,26 @@ impl LogWriter {
     pub fn active_segment(&self) -> u32 {
         self.active_id.load(Ordering::Acquire)
     }
+}
+
+/// Creates writer segment `id` (see [`segment::create`]), in a file from
+/// the pool of retired ones when `recycle` is set and the pool has one
+/// (see [`segment::recycle`]); says whether it did.
+fn new_segment_file(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    segments: &SegmentSet,
+    recycle: bool,
+    id: u32,
+    base_seq: u64,
+    prev_writer: u32,
+) -> Result<(Box<dyn FileHandle>, bool)> {
+    if recycle {
+        if let Some(old) = segments.take_free() {
+            if let Some(file) = segment::recycle(fs, dir, old, id, base_seq, prev_writer)? {
+                return Ok((file, true));
+            }
+        }
+    }
+    segment::create(fs, dir, id, base_seq, prev_writer).map(|f| (f, false))
 }

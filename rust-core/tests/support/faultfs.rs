@@ -313,6 +313,10 @@ impl FileHandle for FaultFile {
     fn size(&self) -> io::Result<u64> {
         self.inner.size()
     }
+
+    fn links(&self) -> io::Result<u64> {
+        self.inner.links()
+    }
 }
 
 impl FileSystem for FaultFs {

@@ -423,6 +423,17 @@ impl FileHandle for SimFile {
     fn size(&self) -> io::Result<u64> {
         Ok(self.st.lock().inodes[self.ino].data.len() as u64)
     }
+
+    fn links(&self) -> io::Result<u64> {
+        let st = self.st.lock();
+        let names = st
+            .dirs
+            .values()
+            .flat_map(|d| d.entries.values())
+            .filter(|e| matches!(e, Entry::File(ino) if *ino == self.ino))
+            .count();
+        Ok(names as u64)
+    }
 }
 
 impl FileSystem for SimFs {
