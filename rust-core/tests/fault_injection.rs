@@ -339,6 +339,11 @@ fn compaction_faults_fail_cleanly_and_the_next_pass_succeeds() {
             Rule::new(Op::Remove, Fault::Errno(libc::EIO)).on(Target::Segments),
         ),
         (
+            // A retired input's file kept for reuse is renamed, not removed.
+            "input rename for reuse",
+            Rule::new(Op::Rename, Fault::Errno(libc::EIO)).on(Target::Segments),
+        ),
+        (
             "input read",
             Rule::new(Op::Read, Fault::Errno(libc::EIO)).on(Target::Segments),
         ),
@@ -346,7 +351,15 @@ fn compaction_faults_fail_cleanly_and_the_next_pass_succeeds() {
     for (what, rule) in cases {
         let dir = tempfile::tempdir().unwrap();
         let fs = fault_fs();
-        let db = Db::open(dir.path(), options(&fs)).unwrap();
+        let opts = match what {
+            // Every input removed: none kept for reuse.
+            "input unlink" => Options {
+                recycle_segments: 0,
+                ..options(&fs)
+            },
+            _ => options(&fs),
+        };
+        let db = Db::open(dir.path(), opts).unwrap();
         let mut model = fill(&db);
         db.compact().unwrap(); // writes the hints of the closed segments
         for i in 10..40 {
