@@ -23,7 +23,8 @@
 //! the log keeps files for reuse (see [`crate::log::segment::recycle`]):
 //! the name leaves the set of segments just as an unlink would, and the
 //! writer later starts a segment in it. Only a file nothing else can read
-//! is kept: no reader holds the segment any more, it has no other name (a
+//! is kept: no reader holds the segment any more, no snapshot (so no
+//! iterator, which reads through files it opened) is open, it has no other name (a
 //! checkpoint's hard link), and it is from half a segment to two segments long.
 
 use std::collections::HashSet;
@@ -365,11 +366,15 @@ fn keep_for_reuse(inner: &Inner, segments: &crate::log::SegmentSet, seg: &Arc<Se
         return Ok(false);
     }
     // Out of the set first, so no new reader can find it; then no reader
-    // holds it if this pass's handle (`seg`) and the set's were the only ones.
+    // holds it if this pass's handle (`seg`) and the set's were the only
+    // ones. An iterator reads through files it opened itself, by path, while
+    // it holds a snapshot: with no snapshot open now, none has this file
+    // open, and one that opens later no longer finds the segment (it
+    // registers its snapshot before it looks segments up).
     let Some(held) = segments.remove(seg.id) else {
         return Ok(false);
     };
-    if Arc::strong_count(seg) > 2 {
+    if Arc::strong_count(seg) > 2 || inner.snapshots.open_count() > 0 {
         segments.insert(held);
         return Ok(false);
     }
