@@ -82,7 +82,8 @@ pub struct Options {
     /// only and no zeros are written first; the old records in such a file
     /// carry another salt in their checksums and are never read as records
     /// (see [`crate::log::segment`]). Only files of half a segment to two
-    /// segments with no other name (a checkpoint's hard link) are kept. Each kept
+    /// segments with no other name (a checkpoint's hard link) are kept, and
+    /// only while no snapshot or iterator is open. Each kept
     /// file holds its disk space until it is reused. 0: retired files are
     /// removed, and files kept earlier are removed at open. Default 2.
     pub recycle_segments: usize,
