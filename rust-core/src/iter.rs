@@ -569,10 +569,11 @@ impl Iter {
 ///
 /// A segment is read through a file this iterator opened (kept in `files`,
 /// up to [`FILES_MAX`]), straight into the spare capacity of `reads`: no
-/// buffer is allocated and nothing is zeroed first. Records are never
-/// rewritten in place (compaction writes new segments and unlinks old
-/// ones, and a file open here keeps its bytes), so what such a read finds
-/// is the record the index points to, except past the end of what the
+/// buffer is allocated and nothing is zeroed first. No record is rewritten
+/// in place while this iterator lives: compaction writes new segments, and
+/// keeps a retired file for reuse only while no snapshot is open (this
+/// iterator holds one), else unlinks it, and a file open here keeps its
+/// bytes. So what such a read finds is the record the index points to, except past the end of what the
 /// writer has handed to the OS (the newest records of the active segment,
 /// at most one write buffer): those bytes are zeros, older bytes or missing,
 /// their checksum does not match, and each such value is then loaded
