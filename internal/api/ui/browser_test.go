@@ -140,7 +140,9 @@ func (s *server) load(d time.Duration) {
 			defer wg.Done()
 			value := strings.Repeat("v", 512)
 			for i := 0; i < maxOps && time.Now().Before(deadline); i++ {
-				key := fmt.Sprintf("load/%d/%03d", c, i%200)
+				// Each run of ten operations shares a key, so the reads
+				// and the transaction's compare find what the puts wrote.
+				key := fmt.Sprintf("load/%d/%03d", c, (i/10)%200)
 				switch i % 10 {
 				case 0, 1, 2:
 					s.call("PUT", "/api/v1/kv/"+url.PathEscape(key), map[string]string{"value": value}, nil)
