@@ -30,6 +30,8 @@ func main() {
 	flag.IntVar(&cfg.Keys, "keys", 10000, "preloaded keys the reads pick from")
 	flag.IntVar(&cfg.ValueSize, "value-size", 100, "value size in bytes")
 	flag.StringVar(&serverArgs, "server-args", "", "extra server flags, space separated (every server runs --sync always)")
+	flag.StringVar(&cfg.CompareBin, "compare", "", "a second server binary: its own 3-node cluster runs beside, each cluster phase repeated on it (before/after in one run)")
+	flag.StringVar(&cfg.Only, "only", "", "run only the write phases (writes) or the read phases (reads)")
 	flag.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
 	flag.Parse()
 	cfg.ServerArgs = strings.Fields(serverArgs)

@@ -37,9 +37,17 @@ type BenchConfig struct {
 	Keys       int           // preloaded keys the reads pick from
 	ValueSize  int
 	ServerArgs []string // added to every server start (e.g. --sync always)
-	Dir        string
-	Log        io.Writer
-	Progress   io.Writer
+	// CompareBin, if set, is a second server binary: a 3-node cluster of
+	// it runs beside the first, and each cluster phase is followed by the
+	// same phase on it ("cluster (compare): ..."), for a before/after
+	// comparison in one run.
+	CompareBin string
+	// Only restricts the run to the phases of one kind: "writes" or
+	// "reads"; empty runs every phase.
+	Only     string
+	Dir      string
+	Log      io.Writer
+	Progress io.Writer
 }
 
 // BenchPhase is one measured load.
@@ -81,6 +89,9 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchReport, error) {
 	if cfg.ValueSize <= 0 {
 		cfg.ValueSize = 100
 	}
+	if cfg.Only != "" && cfg.Only != "writes" && cfg.Only != "reads" {
+		return BenchReport{}, fmt.Errorf("-only: %q is neither writes nor reads", cfg.Only)
+	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
@@ -107,43 +118,22 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchReport, error) {
 	if err := lc.preload(ctx, single.addr, cfg.Keys, value); err != nil {
 		return rep, err
 	}
-	f := newFaults()
-	nodes, err := newNodes(3, filepath.Join(cfg.Dir, "cluster"), f, cfg.Log)
+	leader, all, stop, err := startBenchCluster(ctx, cfg, cfg.Bin, "cluster", lc, value)
+	defer stop()
 	if err != nil {
 		return rep, err
 	}
-	defer func() {
-		for _, n := range nodes {
-			n.stop()
-			n.proxy.close()
-		}
-	}()
-	for _, n := range nodes {
-		n.direct = true
-		if err := n.start(cfg.Bin, cfg.Engine, true, nodes[0].raftAddr, cfg.ServerArgs); err != nil {
-			return rep, err
-		}
-		if err := n.waitHealthy(ctx, 60*time.Second); err != nil {
+	var cmpLeader *node
+	var cmpAll []string
+	if cfg.CompareBin != "" {
+		var stopCmp func()
+		cmpLeader, cmpAll, stopCmp, err = startBenchCluster(ctx, cfg, cfg.CompareBin, "compare", lc, value)
+		defer stopCmp()
+		if err != nil {
 			return rep, err
 		}
 	}
-	probe := newHTTPClient(time.Second, "stale")
-	leader, err := waitStable(ctx, probe, nodes, 30*time.Second)
-	if err != nil {
-		return rep, err
-	}
-	if err := lc.preload(ctx, leader.httpAddr, cfg.Keys, value); err != nil {
-		return rep, err
-	}
-	all := make([]string, len(nodes))
-	for i, n := range nodes {
-		all[i] = n.httpAddr
-	}
-	phases := []struct {
-		name, base string
-		targets    []string
-		op         loadOp
-	}{
+	phases := []benchPhaseSpec{
 		{"single node: writes", "", []string{single.addr}, opWrite("")},
 		{"cluster: writes to the leader", "single node: writes", []string{leader.httpAddr}, opWrite("")},
 		{"cluster: writes to any node", "single node: writes", all, opWrite("")},
@@ -152,6 +142,31 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchReport, error) {
 		{"cluster: linearizable reads, any node", "single node: reads", all, opRead("linearizable")},
 		{"cluster: leader reads, any node", "single node: reads", all, opRead("leader")},
 		{"cluster: stale reads, any node", "single node: reads", all, opRead("stale")},
+	}
+	if cmpLeader != nil {
+		// The second cluster's phase follows each of the first's.
+		var both []benchPhaseSpec
+		for _, p := range phases {
+			both = append(both, p)
+			if name, ok := strings.CutPrefix(p.name, "cluster: "); ok {
+				targets := cmpAll
+				if len(p.targets) == 1 {
+					targets = []string{cmpLeader.httpAddr}
+				}
+				both = append(both, benchPhaseSpec{"cluster (compare): " + name, p.base, targets, p.op})
+			}
+		}
+		phases = both
+	}
+	if cfg.Only != "" {
+		kind := strings.TrimSuffix(cfg.Only, "s")
+		kept := phases[:0]
+		for _, p := range phases {
+			if strings.Contains(p.name, kind) {
+				kept = append(kept, p)
+			}
+		}
+		phases = kept
 	}
 	// Rounds interleave the phases, so a shared machine's changing load
 	// falls on single node and cluster alike; each phase's figure is its
@@ -180,6 +195,50 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchReport, error) {
 		rep.Phases = append(rep.Phases, p)
 	}
 	return rep, nil
+}
+
+// benchPhaseSpec is one phase to measure: op on targets, compared with the
+// phase named base.
+type benchPhaseSpec struct {
+	name, base string
+	targets    []string
+	op         loadOp
+}
+
+// startBenchCluster starts a 3-node cluster of bin in cfg.Dir/sub, raft
+// traffic direct, and preloads it; stop ends it (also after an error).
+func startBenchCluster(ctx context.Context, cfg BenchConfig, bin, sub string, lc *loadClient, value string) (leader *node, all []string, stop func(), err error) {
+	nodes, err := newNodes(3, filepath.Join(cfg.Dir, sub), newFaults(), cfg.Log)
+	stop = func() {
+		for _, n := range nodes {
+			n.stop()
+			n.proxy.close()
+		}
+	}
+	if err != nil {
+		return nil, nil, stop, err
+	}
+	for _, n := range nodes {
+		n.direct = true
+		if err := n.start(bin, cfg.Engine, true, nodes[0].raftAddr, cfg.ServerArgs); err != nil {
+			return nil, nil, stop, err
+		}
+		if err := n.waitHealthy(ctx, 60*time.Second); err != nil {
+			return nil, nil, stop, err
+		}
+	}
+	probe := newHTTPClient(time.Second, "stale")
+	leader, err = waitStable(ctx, probe, nodes, 30*time.Second)
+	if err != nil {
+		return nil, nil, stop, err
+	}
+	if err := lc.preload(ctx, leader.httpAddr, cfg.Keys, value); err != nil {
+		return nil, nil, stop, err
+	}
+	for _, n := range nodes {
+		all = append(all, n.httpAddr)
+	}
+	return leader, all, stop, nil
 }
 
 func median(v []float64) float64 {
