@@ -246,6 +246,30 @@ fn wait_for_hints(dir: &Path) {
     }
 }
 
+/// Writes 300 values of 500 bytes under `s/`, damages the value of key 150
+/// on disk, and reopens (value cache of `cache` bytes, segments not checked
+/// at open): a store whose scans must meet the damage. Returns it with the
+/// model of what was written.
+fn damaged_store(dir: &Path, cache: u64) -> (Db, Model) {
+    let o = Options {
+        verify_segments_on_open: false,
+        ..opts(0, cache)
+    };
+    let mut model = Model::new();
+    {
+        let db = Db::open(dir, o.clone()).unwrap();
+        for i in 0..300 {
+            let v = value(i, 0, 500);
+            db.put(&key(i), &v).unwrap();
+            model.insert(key(i), v);
+        }
+        wait_for_hints(dir);
+        db.close().unwrap();
+    }
+    damage_value(dir, &key(150));
+    (Db::open(dir, o).unwrap(), model)
+}
+
 /// Flips one byte of the value of `needle` in whichever segment holds it.
 fn damage_value(dir: &Path, needle: &[u8]) {
     for entry in fs::read_dir(dir).unwrap() {
@@ -269,23 +293,7 @@ fn damage_value(dir: &Path, needle: &[u8]) {
 #[test]
 fn a_damaged_value_in_a_fetched_run_is_reported_at_its_key() {
     let dir = tempfile::tempdir().unwrap();
-    let o = Options {
-        verify_segments_on_open: false,
-        ..opts(0, 0)
-    };
-    let mut model = Model::new();
-    {
-        let db = Db::open(dir.path(), o.clone()).unwrap();
-        for i in 0..300 {
-            let v = value(i, 0, 500);
-            db.put(&key(i), &v).unwrap();
-            model.insert(key(i), v);
-        }
-        wait_for_hints(dir.path());
-        db.close().unwrap();
-    }
-    damage_value(dir.path(), &key(150));
-    let db = Db::open(dir.path(), o).unwrap();
+    let (db, model) = damaged_store(dir.path(), 0);
     let mut it = db.scan_prefix(b"s/").unwrap();
     for (k, v) in model.range(..key(150)) {
         let (gk, gv) = it.next().unwrap().unwrap();
@@ -309,23 +317,7 @@ fn a_damaged_value_in_a_fetched_run_is_reported_at_its_key() {
 fn a_damaged_value_met_by_a_lending_scan_is_reported_at_its_key() {
     for cache in [0, 1 << 20] {
         let dir = tempfile::tempdir().unwrap();
-        let o = Options {
-            verify_segments_on_open: false,
-            ..opts(0, cache)
-        };
-        let mut model = Model::new();
-        {
-            let db = Db::open(dir.path(), o.clone()).unwrap();
-            for i in 0..300 {
-                let v = value(i, 0, 500);
-                db.put(&key(i), &v).unwrap();
-                model.insert(key(i), v);
-            }
-            wait_for_hints(dir.path());
-            db.close().unwrap();
-        }
-        damage_value(dir.path(), &key(150));
-        let db = Db::open(dir.path(), o).unwrap();
+        let (db, model) = damaged_store(dir.path(), cache);
         // Some values around the damaged one in the cache, as after reads:
         // the scan takes them from there and reads the rest around them.
         for i in (140..160).step_by(3).filter(|&i| i != 150) {
