@@ -25,17 +25,7 @@ func BenchmarkPipelinedSET(b *testing.B) {
 		command    string
 	}{{"SET/in-order", false, "SET"}, {"SET/concurrent", true, "SET"}, {"INCR/in-order", false, "INCR"}, {"INCR/concurrent", true, "INCR"}} {
 		b.Run(mode.name, func(b *testing.B) {
-			dir := b.TempDir()
-			cfg := storage.DefaultConfig()
-			cfg.DataDir, cfg.Sync = dir, storage.SyncAlways
-			engine, err := storage.NewDefaultStorageEngine(cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := engine.Init(dir); err != nil {
-				b.Fatal(err)
-			}
-			defer engine.Close()
+			engine := openDefaultEngine(b, storage.SyncAlways)
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				b.Fatal(err)

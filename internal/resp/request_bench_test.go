@@ -43,17 +43,7 @@ func BenchmarkRequest(b *testing.B) {
 		{"GET-P16", 16, func(i int) string { return "*2\r\n$3\r\nGET\r\n" + bulk(key(i)) }, bulk(value)},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			dir := b.TempDir()
-			cfg := storage.DefaultConfig()
-			cfg.DataDir, cfg.Sync = dir, storage.SyncNever
-			engine, err := storage.NewDefaultStorageEngine(cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := engine.Init(dir); err != nil {
-				b.Fatal(err)
-			}
-			defer engine.Close()
+			engine := openDefaultEngine(b, storage.SyncNever)
 			store := kv.New(engine)
 			for i := range keys {
 				if err := store.Put(b.Context(), key(i), value, 0); err != nil {

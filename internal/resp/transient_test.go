@@ -57,17 +57,7 @@ func TestBulkFrom(t *testing.T) {
 func TestArgsOnDefaultEngine(t *testing.T) {
 	for _, transport := range []string{TransportEventLoop, TransportGoroutines} {
 		t.Run(transport, func(t *testing.T) {
-			dir := t.TempDir()
-			cfg := storage.DefaultConfig()
-			cfg.DataDir, cfg.Sync = dir, storage.SyncNever
-			engine, err := storage.NewDefaultStorageEngine(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := engine.Init(dir); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = engine.Close() })
+			engine := openDefaultEngine(t, storage.SyncNever)
 			ts := startTestServer(t, func(c *Config) {
 				c.Store = kv.New(engine)
 				c.Sync = "never"
@@ -140,4 +130,22 @@ func TestArgsOnDefaultEngine(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openDefaultEngine opens the build's default engine in a temporary
+// directory with the given sync mode, closed when tb ends.
+func openDefaultEngine(tb testing.TB, sync storage.SyncPolicy) storage.StorageEngine {
+	tb.Helper()
+	dir := tb.TempDir()
+	cfg := storage.DefaultConfig()
+	cfg.DataDir, cfg.Sync = dir, sync
+	engine, err := storage.NewDefaultStorageEngine(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := engine.Init(dir); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = engine.Close() })
+	return engine
 }
