@@ -26,7 +26,7 @@ use rand::{rngs::StdRng, SeedableRng};
 
 #[path = "support/measure.rs"]
 mod measure;
-use measure::{key, median, thread_cpu};
+use measure::{arg, key, median, thread_cpu};
 
 /// Times `gets` reads starting at `from` in `keys`: (CPU ns per get, wall ns per get).
 fn time(keys: &[[u8; 16]], from: usize, gets: usize, read: impl Fn(&[u8])) -> (f64, f64) {
@@ -39,11 +39,10 @@ fn time(keys: &[[u8; 16]], from: usize, gets: usize, read: impl Fn(&[u8])) -> (f
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let parent = args.get(1).map_or(".", String::as_str);
-    let rounds: usize = args.get(2).map_or(7, |s| s.parse().expect("ROUNDS"));
-    let n: u64 = args.get(3).map_or(1_000_000, |s| s.parse().expect("KEYS"));
-    let gets: usize = args.get(4).map_or(200_000, |s| s.parse().expect("GETS"));
+    let parent: String = arg(1, "DIR", ".".into());
+    let rounds: usize = arg(2, "ROUNDS", 7);
+    let n: u64 = arg(3, "KEYS", 1_000_000);
+    let gets: usize = arg(4, "GETS", 200_000);
     let value = [0x5au8; 100];
     let mut ids: Vec<u64> = (0..n).collect();
     ids.shuffle(&mut StdRng::seed_from_u64(0x6d61_6e74_6973));
@@ -53,7 +52,7 @@ fn main() {
     for k in &keys {
         raw.insert(k.to_vec(), value.to_vec());
     }
-    let tmp = tempfile::tempdir_in(parent).expect("creating a temporary directory");
+    let tmp = tempfile::tempdir_in(&parent).expect("creating a temporary directory");
     let db = Db::open(
         tmp.path(),
         Options {

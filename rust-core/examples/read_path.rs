@@ -35,7 +35,7 @@ use rand::{rngs::StdRng, SeedableRng};
 
 #[path = "support/measure.rs"]
 mod measure;
-use measure::{key, median, thread_cpu};
+use measure::{arg, key, median, thread_cpu};
 
 /// CPU ns per call of `op` over `n` calls.
 fn time(n: usize, mut op: impl FnMut(usize)) -> f64 {
@@ -58,13 +58,12 @@ const SCANS: usize = 200;
 const BATCH: usize = 256;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let parent = args.get(1).map_or(".", String::as_str);
-    let rounds: usize = args.get(2).map_or(7, |s| s.parse().expect("ROUNDS"));
-    let n: u64 = args.get(3).map_or(1_000_000, |s| s.parse().expect("KEYS"));
-    let gets: usize = args.get(4).map_or(200_000, |s| s.parse().expect("GETS"));
-    let value_len: usize = args.get(5).map_or(100, |s| s.parse().expect("VALUE"));
-    let shuffled = match args.get(6).map_or("shuffled", String::as_str) {
+    let parent: String = arg(1, "DIR", ".".into());
+    let rounds: usize = arg(2, "ROUNDS", 7);
+    let n: u64 = arg(3, "KEYS", 1_000_000);
+    let gets: usize = arg(4, "GETS", 200_000);
+    let value_len: usize = arg(5, "VALUE", 100);
+    let shuffled = match arg(6, "ORDER", String::from("shuffled")).as_str() {
         "shuffled" => true,
         "sequential" => false,
         other => panic!("ORDER is shuffled or sequential, not {other}"),
@@ -83,7 +82,7 @@ fn main() {
     for k in &keys {
         raw.insert(k.to_vec(), value.to_vec());
     }
-    let tmp = tempfile::tempdir_in(parent).expect("creating a temporary directory");
+    let tmp = tempfile::tempdir_in(&parent).expect("creating a temporary directory");
     let path = tmp.path().to_str().expect("a UTF-8 path").as_bytes();
     let mut opts = mantis_options_default();
     opts.sync = MANTIS_SYNC_NEVER;
