@@ -9,22 +9,20 @@ import (
 // metrics are the server's Prometheus figures: per command calls, errors
 // and latency, and the connected clients.
 type metrics struct {
-	calls    *prometheus.CounterVec
-	errors   *prometheus.CounterVec
+	counts   *commandCounters
 	duration *prometheus.HistogramVec
 	clients  prometheus.GaugeFunc
 }
 
 func newMetrics(s *Server) *metrics {
 	return &metrics{
-		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mantisdb_resp_commands_total",
-			Help: "RESP commands run, by command.",
-		}, []string{"command"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mantisdb_resp_command_errors_total",
-			Help: "RESP commands that answered an error, by command.",
-		}, []string{"command"}),
+		counts: &commandCounters{
+			srv: s,
+			calls: prometheus.NewDesc("mantisdb_resp_commands_total",
+				"RESP commands run, by command.", []string{"command"}, nil),
+			errors: prometheus.NewDesc("mantisdb_resp_command_errors_total",
+				"RESP commands that answered an error, by command.", []string{"command"}, nil),
+		},
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mantisdb_resp_command_duration_seconds",
 			Help:    "Time to run RESP commands, by command (a commit's sync included).",
@@ -37,30 +35,55 @@ func newMetrics(s *Server) *metrics {
 	}
 }
 
-// observe records one run of c that took d, in INFO commandstats and in
-// Prometheus. The Prometheus children are looked up once per command and
-// server, not per call.
+// commandCounters exports the calls and errors of INFO commandstats
+// (commandStats.calls and .failed) as Prometheus counters when scraped,
+// so that a command counts itself once, not once per place that shows it.
+// A command appears once it has run (its errors once one failed), as a
+// labelled counter created on first use would.
+type commandCounters struct {
+	srv           *Server
+	calls, errors *prometheus.Desc
+}
+
+func (cc *commandCounters) Describe(ch chan<- *prometheus.Desc) {
+	ch <- cc.calls
+	ch <- cc.errors
+}
+
+func (cc *commandCounters) Collect(ch chan<- prometheus.Metric) {
+	each := func(c *command) {
+		st := cc.srv.statsOf(c)
+		if n := st.calls.Load(); n > 0 {
+			ch <- prometheus.MustNewConstMetric(cc.calls, prometheus.CounterValue, float64(n), c.name)
+		}
+		if n := st.failed.Load(); n > 0 {
+			ch <- prometheus.MustNewConstMetric(cc.errors, prometheus.CounterValue, float64(n), c.name)
+		}
+	}
+	for _, c := range commandList {
+		each(c)
+		for _, s := range c.subcommands {
+			each(s)
+		}
+	}
+}
+
+// observe records one run of c that took d, in INFO commandstats (whose
+// calls and errors /metrics shows too) and in the latency histogram. The
+// histogram's child is looked up once per command and server, not per
+// call.
 func (s *Server) observe(c *command, d time.Duration, failed bool) {
 	st := &s.cstats[c.idx]
 	st.record(d, failed)
-	ran := st.ran.Load()
-	if ran == nil {
+	h := st.duration.Load()
+	if h == nil {
 		// Two first calls may both get here: WithLabelValues returns the
-		// same children to both.
-		ran = &ranSeries{calls: s.metrics.calls.WithLabelValues(c.name), duration: s.metrics.duration.WithLabelValues(c.name)}
-		st.ran.Store(ran)
+		// same child to both.
+		o := s.metrics.duration.WithLabelValues(c.name)
+		h = &o
+		st.duration.Store(h)
 	}
-	ran.calls.Inc()
-	ran.duration.Observe(d.Seconds())
-	if failed {
-		e := st.errors.Load()
-		if e == nil {
-			c := s.metrics.errors.WithLabelValues(c.name)
-			e = &c
-			st.errors.Store(e)
-		}
-		(*e).Inc()
-	}
+	(*h).Observe(d.Seconds())
 }
 
 // statsOf is c's figures on this server.
@@ -69,5 +92,5 @@ func (s *Server) statsOf(c *command) *commandStats { return &s.cstats[c.idx] }
 // Collectors returns the server's Prometheus collectors, for the registry
 // /metrics serves.
 func (s *Server) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{s.metrics.calls, s.metrics.errors, s.metrics.duration, s.metrics.clients}
+	return []prometheus.Collector{s.metrics.counts, s.metrics.duration, s.metrics.clients}
 }

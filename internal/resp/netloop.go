@@ -47,7 +47,7 @@ func (s *Server) runsOnLoop(sess *session, cmds []request) bool {
 		return false
 	}
 	for i := range cmds {
-		cmd := lookupCommand(cmds[i].Args[0])
+		cmd := cmds[i].command()
 		if cmd == nil {
 			continue // answered with an error
 		}

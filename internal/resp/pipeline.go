@@ -76,21 +76,21 @@ type waveCommand struct {
 func (p *pipeline) run(cmds []request, now time.Time) time.Time {
 	sess := p.sess
 	p.now = now
-	for _, c := range cmds {
+	for i := range cmds {
 		if sess.quit || sess.killed.Load() {
 			break
 		}
-		p.add(c.Args)
+		p.add(cmds[i].command(), cmds[i].Args)
 	}
 	p.flushBatch()
 	p.flushWave()
 	return p.now
 }
 
-// add runs or gathers one command.
-func (p *pipeline) add(args [][]byte) {
+// add runs or gathers one command; cmd is the command args[0] names (nil:
+// none).
+func (p *pipeline) add(cmd *command, args [][]byte) {
 	sess := p.sess
-	cmd := lookupCommand(args[0])
 	plain := cmd != nil && sess.authed && !sess.multi && cmd.arityOK(len(args)) && len(cmd.subcommands) == 0
 	if plain && cmd.blind != nil && cmd.blind(args) {
 		p.flushWave()
@@ -106,7 +106,7 @@ func (p *pipeline) add(args [][]byte) {
 		return
 	}
 	p.flushWave()
-	p.now = sess.dispatch(args, &sess.w, p.now)
+	p.now = sess.dispatchCmd(cmd, args, &sess.w, p.now)
 }
 
 // gather runs a blind write into the batch: its writes are buffered, its

@@ -47,6 +47,19 @@ type requestReader struct {
 // request is one command as read: its name and arguments.
 type request struct {
 	Args [][]byte
+	// cmd is the command Args[0] names (nil: none), once looked is set:
+	// the loop, the pipeline and the dispatcher each need it, and look it
+	// up once.
+	cmd    *command
+	looked bool
+}
+
+// command is the command the request names, nil when there is none.
+func (r *request) command() *command {
+	if !r.looked {
+		r.cmd, r.looked = lookupCommand(r.Args[0]), true
+	}
+	return r.cmd
 }
 
 // Buffer sizes: the reader starts with readerBuf bytes, and drops a

@@ -183,7 +183,7 @@ func (sess *session) flush() error {
 func (sess *session) runBatch(cmds []request) {
 	now := time.Now()
 	if len(cmds) == 1 {
-		now = sess.dispatch(cmds[0].Args, &sess.w, now)
+		now = sess.dispatchCmd(cmds[0].command(), cmds[0].Args, &sess.w, now)
 	} else {
 		now = sess.pipe.run(cmds, now)
 	}
@@ -193,7 +193,12 @@ func (sess *session) runBatch(cmds []request) {
 // resolve finds the command (or subcommand) args name, or writes the error
 // and returns nil.
 func (sess *session) resolve(args [][]byte, w *replyWriter) *command {
-	cmd := lookupCommand(args[0])
+	return sess.resolveCmd(lookupCommand(args[0]), args, w)
+}
+
+// resolveCmd is resolve for args whose command, cmd, was looked up
+// already (nil: none).
+func (sess *session) resolveCmd(cmd *command, args [][]byte, w *replyWriter) *command {
 	if cmd == nil {
 		w.err(unknownCommand(args))
 		return nil
@@ -249,8 +254,14 @@ func clip(s string, n int) string {
 // dispatch runs one command that started at start, writing its reply to
 // w, and returns when it ended (the start of the next command).
 func (sess *session) dispatch(args [][]byte, w *replyWriter, start time.Time) time.Time {
+	return sess.dispatchCmd(lookupCommand(args[0]), args, w, start)
+}
+
+// dispatchCmd is dispatch for args whose command, named, was looked up
+// already (nil: none).
+func (sess *session) dispatchCmd(named *command, args [][]byte, w *replyWriter, start time.Time) time.Time {
 	sess.srv.totalCommands.Add(1)
-	cmd := sess.resolve(args, w)
+	cmd := sess.resolveCmd(named, args, w)
 	if cmd == nil {
 		if sess.multi {
 			sess.dirty = true

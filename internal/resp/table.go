@@ -76,14 +76,8 @@ type commandStats struct {
 	rejected atomic.Int64 // refused before running (arity, auth, EXECABORT)
 	failed   atomic.Int64 // ran and answered an error
 
-	ran    atomic.Pointer[ranSeries]
-	errors atomic.Pointer[prometheus.Counter]
-}
-
-// ranSeries are a command's Prometheus children for calls and latency.
-type ranSeries struct {
-	calls    prometheus.Counter
-	duration prometheus.Observer
+	// duration is the command's child of the latency histogram.
+	duration atomic.Pointer[prometheus.Observer]
 }
 
 func (s *commandStats) record(d time.Duration, failed bool) {
