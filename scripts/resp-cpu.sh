@@ -2,15 +2,17 @@
 # The server's CPU per request under redis-benchmark, for comparing builds:
 #
 #   ROUNDS=5 scripts/resp-cpu.sh ./mantisdb-old ./mantisdb-rust redis
+#   scripts/resp-cpu.sh './mantisdb-rust --resp-loops 1' './mantisdb-rust --resp-loops 2'
 #
-# Each argument is a MantisDB binary (started with --sync never) or
-# "redis" (redis-server without persistence). Every round starts each
+# Each argument is a MantisDB binary (started with --sync never), with
+# flags of its own after it in the same argument if any, or "redis"
+# (redis-server without persistence). Every round starts each
 # server on fresh data, in an order that rotates from round to round, and
 # runs every test against it: redis-benchmark -c 50 -d 100 -r 100000
 # -t set|get|mset, pipelined tests with -P 16. The CPU the server process
 # used during a test (utime + stime from /proc/PID/stat) divided by the
-# requests is its CPU per request. Prints one line per test and round,
-# then the medians.
+# requests is its CPU per request. Prints one line per test and round
+# (round, server, test, us/op, ops/s, p99 ms), then the medians.
 #
 # Environment: ROUNDS (3), N (requests of SET and GET, 300000; pipelined
 # tests 2N), N_MSET (50000), TESTS ("SET GET MSET SET-P16 GET-P16"), OUT
@@ -53,7 +55,8 @@ for round in $(seq "$ROUNDS"); do
     if [ "$server" = redis ]; then
       redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save '' --appendonly no --logfile "$dir/log" &
     else
-      "$server" --data-dir "$dir" --bind 127.0.0.1 --port "$(free_port)" --resp-port "$port" \
+      read -r -a cmd <<<"$server"
+      "${cmd[@]}" --data-dir "$dir" --bind 127.0.0.1 --port "$(free_port)" --resp-port "$port" \
         --sync never --log-level warn >"$dir/log" 2>&1 &
     fi
     pid=$!
@@ -71,11 +74,14 @@ for round in $(seq "$ROUNDS"); do
         *) echo "resp-cpu: unknown test $t" >&2; exit 2 ;;
       esac
       c0=$(cpu_seconds "$pid")
-      rps=$(redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -d 100 -r 100000 --csv "${args[@]}" 2>/dev/null |
-        sed -n 2p | cut -d, -f2 | tr -d '"')
+      # --csv: "test","rps","avg","min","p50","p95","p99","max" (ms).
+      csv=$(redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -d 100 -r 100000 --csv "${args[@]}" 2>/dev/null |
+        sed -n 2p | tr -d '"')
       c1=$(cpu_seconds "$pid")
+      rps=$(cut -d, -f2 <<<"$csv")
+      p99=$(cut -d, -f7 <<<"$csv")
       us=$(python3 -c "print(f'{($c1 - $c0) * 1e6 / $n:.2f}')")
-      printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$server" "$t" "$us" "$rps" | tee -a "$OUT"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$server" "$t" "$us" "$rps" "$p99" | tee -a "$OUT"
     done
     kill "$pid"
     wait "$pid" 2>/dev/null || true
@@ -85,11 +91,13 @@ for round in $(seq "$ROUNDS"); do
 done
 python3 - "$OUT" <<'PY'
 import collections, statistics, sys
-us, rps = collections.defaultdict(list), collections.defaultdict(list)
+us, rps, p99 = (collections.defaultdict(list) for _ in range(3))
 for line in open(sys.argv[1]):
-    _, server, test, u, r = line.rstrip("\n").split("\t")
+    _, server, test, u, r, p = line.rstrip("\n").split("\t")
     us[(test, server)].append(float(u))
     rps[(test, server)].append(float(r or 0))
+    p99[(test, server)].append(float(p or 0))
 for key in sorted(us):
-    print(f"{key[0]:8s} {key[1]:28s} {statistics.median(us[key]):7.2f} us/op {us[key]}  {statistics.median(rps[key]):9.0f} ops/s")
+    print(f"{key[0]:8s} {key[1]:36s} {statistics.median(us[key]):7.2f} us/op {us[key]}  "
+          f"{statistics.median(rps[key]):9.0f} ops/s  p99 {statistics.median(p99[key]):.2f} ms")
 PY

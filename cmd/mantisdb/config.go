@@ -30,6 +30,7 @@ type config struct {
 	respPort        int
 	respIdle        time.Duration
 	respTransport   string
+	respLoops       int
 	bind            string
 	dataDir         string
 	cacheSize       int64
@@ -95,6 +96,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Var(&durationValue{&cfg.respIdle, 0}, "resp-idle-timeout", "close a Redis-protocol connection idle this long; 0 never does (Redis's timeout 0)")
 	fs.Var(&choiceValue{&cfg.respTransport, []string{resp.TransportEventLoop, resp.TransportGoroutines}}, "resp-transport",
 		"how Redis-protocol connections are served: eventloop (one epoll loop per CPU, Linux) or goroutines (one goroutine per connection); by default eventloop unless writes wait (--sync always, a cluster)")
+	fs.Var(&intValue{&cfg.respLoops, 0, 1024}, "resp-loops",
+		"event loops of --resp-transport eventloop; 0 picks one per CPU (GOMAXPROCS)")
 	fs.StringVar(&cfg.bind, "bind", cfg.bind, "address to listen on; 0.0.0.0 opens the server to the network, so set --auth-token too")
 	fs.StringVar(&cfg.dataDir, "data-dir", cfg.dataDir, "directory of the database files, created with mode 0700 if missing")
 	fs.Var(&sizeValue{&cfg.cacheSize, 0, math.MaxInt64}, "cache-size", "value cache budget of the rust engine; 0 disables the cache")

@@ -46,6 +46,7 @@ func TestConfigPrecedence(t *testing.T) {
 		"MANTISDB_MAX_VALUE_SIZE":   "1MB",
 		"MANTISDB_MAX_BATCH_OPS":    "7",
 		"MANTISDB_SHUTDOWN_TIMEOUT": "2s",
+		"MANTISDB_RESP_LOOPS":       "3",
 		"MANTISDB_VERSION":          "true", // --version has no variable
 	}
 	cfg, err := parseConfig([]string{"--port", "9001", "-data-dir=/flag/dir", "--max-body-size=3MiB"}, env(vars))
@@ -58,7 +59,7 @@ func TestConfigPrecedence(t *testing.T) {
 	if cfg.bind != "0.0.0.0" || cfg.cacheSize != 1<<30 || cfg.sync != "interval" ||
 		cfg.syncInterval != 250*time.Millisecond || cfg.logLevel != slog.LevelDebug ||
 		cfg.authToken != "from-env" || cfg.maxValueSize != 1e6 || cfg.maxBatchOps != 7 ||
-		cfg.shutdownTimeout != 2*time.Second || cfg.showVersion {
+		cfg.shutdownTimeout != 2*time.Second || cfg.respLoops != 3 || cfg.showVersion {
 		t.Fatalf("environment not applied: %+v", cfg)
 	}
 	if cfg.maxBodySize != 3<<20 {
@@ -97,6 +98,8 @@ func TestConfigErrors(t *testing.T) {
 		{"body size zero", []string{"--max-body-size", "0"}, nil, "--max-body-size"},
 		{"batch ops", []string{"--max-batch-ops", "0"}, nil, "--max-batch-ops"},
 		{"connections", []string{"--max-connections", "0"}, nil, "--max-connections"},
+		{"resp loops", []string{"--resp-loops", "-1"}, nil, "--resp-loops"},
+		{"resp loops env", nil, map[string]string{"MANTISDB_RESP_LOOPS": "many"}, "MANTISDB_RESP_LOOPS"},
 		{"body rate", nil, map[string]string{"MANTISDB_MIN_BODY_RATE": "fast"}, "MANTISDB_MIN_BODY_RATE"},
 		{"log level", []string{"--log-level", "verbose"}, nil, "--log-level"},
 		{"log format", nil, map[string]string{"MANTISDB_LOG_FORMAT": "xml"}, "MANTISDB_LOG_FORMAT"},

@@ -184,6 +184,7 @@ func listenRESP(cfg config, store *kv.Store, figures *telemetry.Recorder, log *s
 		MaxConnections: cfg.maxConnections,
 		IdleTimeout:    cfg.respIdle,
 		Transport:      cfg.respTransport,
+		Loops:          cfg.respLoops,
 		MaxBulk:        cfg.maxValueSize,
 		// Pipelined writes share group commits only where each commit
 		// waits for its sync.
