@@ -80,9 +80,10 @@ type Updater interface {
 	Append(ctx context.Context, key, suffix string, maxLen int) (int, error)
 }
 
-// TransientArgs is implemented by engines whose Get, AppendValue and Write
-// copy every key and value they are given before returning and keep no
-// reference to those strings afterwards. A caller may then pass strings
+// TransientArgs is implemented by engines whose Get, AppendValue, Write
+// and (if they are an Updater) IncrBy copy every key and value they are
+// given before returning and keep no reference to those strings
+// afterwards. A caller may then pass strings
 // that alias memory it reuses once the call has returned (a protocol's
 // request buffer), which saves an allocation and a copy per argument.
 // Engines that keep the strings (the memory engine stores them) do not

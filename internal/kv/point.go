@@ -40,8 +40,8 @@ func (s *Store) AppendValue(ctx context.Context, dst []byte, key string) ([]byte
 }
 
 // TransientArgs reports whether the engine keeps no reference to the keys
-// and values passed to Get, AppendValue and the writes of Blind and
-// BlindBatch once they return (storage.TransientArgs): a caller may then
+// and values passed to Get, AppendValue, IncrBy and the writes of Blind
+// and BlindBatch once they return (storage.TransientArgs): a caller may then
 // pass strings that alias a buffer it reuses afterwards, such as a
 // protocol's request buffer, instead of copies. Nothing in this package
 // keeps them either on those paths.

@@ -409,9 +409,9 @@ type call struct {
 func (x *call) arg(i int) string { return string(x.args[i]) }
 
 // transientArg is argument i for a key or value that the store uses only
-// until the command's writes are committed: a read, or a blind write,
-// which commits before this read batch ends (pipeline.go), while the
-// request's bytes are still unchanged. When the engine keeps no reference
+// until the command's writes are committed: a read, an INCR (one commit
+// inside the call), or a blind write, which commits before this read
+// batch ends (pipeline.go), while the request's bytes are still unchanged. When the engine keeps no reference
 // to the strings it is given (kv.Store.TransientArgs) it is a view of the
 // request's bytes, saving a copy and an allocation; otherwise a copy.
 // Inside EXEC, where the engine transaction holds its writes until EXEC

@@ -425,7 +425,8 @@ func (x *call) incr(delta int64) {
 	if x.notBatched(); x.tx == nil {
 		// One commit evaluated in the engine: concurrent INCRs share group
 		// commits instead of queueing on the key (see kv.Store.IncrBy).
-		n, err = x.srv.store.IncrBy(x.ctx(), x.arg(1), delta)
+		// The engine copies the key (kv.Store.TransientArgs).
+		n, err = x.srv.store.IncrBy(x.ctx(), x.transientArg(1), delta)
 	} else {
 		n, err = x.tx.IncrBy(x.arg(1), delta)
 	}
