@@ -14,9 +14,10 @@
 # requests is its CPU per request. Prints one line per test and round
 # (round, server, test, us/op, ops/s, p99 ms), then the medians.
 #
-# Environment: ROUNDS (3), N (requests of SET and GET, 300000; pipelined
-# tests 2N), N_MSET (50000), TESTS ("SET GET MSET SET-P16 GET-P16"), OUT
-# (the per-round lines, /tmp/mantisdb-resp-cpu.tsv).
+# Environment: ROUNDS (3), N (requests of SET, GET and INCR, 300000;
+# pipelined tests 2N), N_MSET (50000), TESTS ("SET GET MSET SET-P16
+# GET-P16"; INCR may be added), OUT (the per-round lines,
+# /tmp/mantisdb-resp-cpu.tsv).
 set -euo pipefail
 ROUNDS=${ROUNDS:-3}
 N=${N:-300000}
@@ -68,6 +69,7 @@ for round in $(seq "$ROUNDS"); do
       case $t in
         SET) args=(-t set -n "$N"); n=$N ;;
         GET) args=(-t get -n "$N"); n=$N ;;
+        INCR) args=(-t incr -n "$N"); n=$N ;;
         MSET) args=(-t mset -n "$N_MSET"); n=$N_MSET ;;
         SET-P16) args=(-t set -P 16 -n $((2 * N))); n=$((2 * N)) ;;
         GET-P16) args=(-t get -P 16 -n $((2 * N))); n=$((2 * N)) ;;
