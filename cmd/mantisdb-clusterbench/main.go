@@ -10,7 +10,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -21,7 +23,7 @@ import (
 
 func main() {
 	var cfg clusterfault.BenchConfig
-	var jsonPath, serverArgs string
+	var jsonPath, serverArgs, perfDir string
 	flag.StringVar(&cfg.Bin, "server", "./mantisdb-rust", "server binary")
 	flag.StringVar(&cfg.Engine, "engine", "rust", "server engine: rust or memory")
 	flag.IntVar(&cfg.Clients, "clients", 64, "concurrent HTTP clients")
@@ -33,8 +35,16 @@ func main() {
 	flag.StringVar(&cfg.CompareBin, "compare", "", "a second server binary: its own 3-node cluster runs beside, each cluster phase repeated on it (before/after in one run)")
 	flag.StringVar(&cfg.Only, "only", "", "run only the write phases (writes) or the read phases (reads)")
 	flag.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
+	flag.StringVar(&perfDir, "perf", "", "after the measured rounds, run every phase once more (not counted) with `perf record -g` attached to each server process, writing DIR/<phase>-<pid>.data")
 	flag.Parse()
 	cfg.ServerArgs = strings.Fields(serverArgs)
+	if perfDir != "" {
+		if err := os.MkdirAll(perfDir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		cfg.Profile = perfProfiler(perfDir)
+	}
 	cfg.Progress = os.Stdout
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -97,4 +107,32 @@ func loadAverage() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// perfProfiler returns a clusterfault.BenchConfig.Profile that records
+// each phase's server processes with `perf record -g` (call graphs by frame
+// pointers, which Go keeps), one file per process, until the phase ends.
+func perfProfiler(dir string) func(phase string, pids []int) func() {
+	slug := strings.NewReplacer(" ", "-", ":", "", ",", "", "(", "", ")", "")
+	return func(phase string, pids []int) func() {
+		var cmds []*exec.Cmd
+		for _, pid := range pids {
+			out := filepath.Join(dir, fmt.Sprintf("%s-%d.data", slug.Replace(phase), pid))
+			cmd := exec.Command("perf", "record", "-q", "-F", "499", "-g", "-p", fmt.Sprint(pid), "-o", out)
+			cmd.Stderr = os.Stderr
+			if err := cmd.Start(); err != nil {
+				fmt.Fprintln(os.Stderr, "perf:", err)
+				continue
+			}
+			cmds = append(cmds, cmd)
+		}
+		return func() {
+			for _, cmd := range cmds {
+				_ = cmd.Process.Signal(os.Interrupt)
+			}
+			for _, cmd := range cmds {
+				_ = cmd.Wait()
+			}
+		}
+	}
 }

@@ -44,7 +44,14 @@ type BenchConfig struct {
 	CompareBin string
 	// Only restricts the run to the phases of one kind: "writes" or
 	// "reads"; empty runs every phase.
-	Only     string
+	Only string
+	// Profile, if set, is called at the start of each phase of one more
+	// round after the measured ones, with the phase's name and the ids of
+	// the server processes it loads (every node of a cluster); the
+	// function it returns is called when the phase ends. The rates of that
+	// round are not in the report, so a profiler's overhead does not bias
+	// them.
+	Profile  func(phase string, pids []int) (stop func())
 	Dir      string
 	Log      io.Writer
 	Progress io.Writer
@@ -61,6 +68,12 @@ type BenchPhase struct {
 	// Base names the single-node phase this one is compared with.
 	Base  string  `json:"base,omitempty"`
 	Ratio float64 `json:"ratio,omitempty"`
+	// CPUPerOp is the server processes' CPU time (user and system, from
+	// /proc/PID/stat, every node of a cluster) per successful operation,
+	// in microseconds: the median of the rounds in CPURounds. On a shared
+	// machine it moves far less than the rates do.
+	CPUPerOp  float64   `json:"server_cpu_us_per_op"`
+	CPURounds []float64 `json:"server_cpu_us_per_op_rounds"`
 }
 
 // BenchReport is every phase of a run.
@@ -118,30 +131,32 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchReport, error) {
 	if err := lc.preload(ctx, single.addr, cfg.Keys, value); err != nil {
 		return rep, err
 	}
-	leader, all, stop, err := startBenchCluster(ctx, cfg, cfg.Bin, "cluster", lc, value)
+	leader, all, pids, stop, err := startBenchCluster(ctx, cfg, cfg.Bin, "cluster", lc, value)
 	defer stop()
 	if err != nil {
 		return rep, err
 	}
 	var cmpLeader *node
 	var cmpAll []string
+	var cmpPids []int
 	if cfg.CompareBin != "" {
 		var stopCmp func()
-		cmpLeader, cmpAll, stopCmp, err = startBenchCluster(ctx, cfg, cfg.CompareBin, "compare", lc, value)
+		cmpLeader, cmpAll, cmpPids, stopCmp, err = startBenchCluster(ctx, cfg, cfg.CompareBin, "compare", lc, value)
 		defer stopCmp()
 		if err != nil {
 			return rep, err
 		}
 	}
+	singlePids := []int{single.proc.Pid()}
 	phases := []benchPhaseSpec{
-		{"single node: writes", "", []string{single.addr}, opWrite("")},
-		{"cluster: writes to the leader", "single node: writes", []string{leader.httpAddr}, opWrite("")},
-		{"cluster: writes to any node", "single node: writes", all, opWrite("")},
-		{"single node: reads", "", []string{single.addr}, opRead("")},
-		{"cluster: linearizable reads, leader", "single node: reads", []string{leader.httpAddr}, opRead("linearizable")},
-		{"cluster: linearizable reads, any node", "single node: reads", all, opRead("linearizable")},
-		{"cluster: leader reads, any node", "single node: reads", all, opRead("leader")},
-		{"cluster: stale reads, any node", "single node: reads", all, opRead("stale")},
+		{"single node: writes", "", []string{single.addr}, singlePids, opWrite("")},
+		{"cluster: writes to the leader", "single node: writes", []string{leader.httpAddr}, pids, opWrite("")},
+		{"cluster: writes to any node", "single node: writes", all, pids, opWrite("")},
+		{"single node: reads", "", []string{single.addr}, singlePids, opRead("")},
+		{"cluster: linearizable reads, leader", "single node: reads", []string{leader.httpAddr}, pids, opRead("linearizable")},
+		{"cluster: linearizable reads, any node", "single node: reads", all, pids, opRead("linearizable")},
+		{"cluster: leader reads, any node", "single node: reads", all, pids, opRead("leader")},
+		{"cluster: stale reads, any node", "single node: reads", all, pids, opRead("stale")},
 	}
 	if cmpLeader != nil {
 		// The second cluster's phase follows each of the first's.
@@ -153,7 +168,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchReport, error) {
 				if len(p.targets) == 1 {
 					targets = []string{cmpLeader.httpAddr}
 				}
-				both = append(both, benchPhaseSpec{"cluster (compare): " + name, p.base, targets, p.op})
+				both = append(both, benchPhaseSpec{"cluster (compare): " + name, p.base, targets, cmpPids, p.op})
 			}
 		}
 		phases = both
@@ -172,19 +187,32 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchReport, error) {
 	// falls on single node and cluster alike; each phase's figure is its
 	// median over the rounds.
 	rates := make([][]float64, len(phases))
+	cpus := make([][]float64, len(phases))
 	errs := make([]int64, len(phases))
 	ops := make([]int64, len(phases))
 	for r := range cfg.Rounds {
 		for i, ph := range phases {
+			before := cpuTime(ph.pids)
 			p := lc.run(ctx, ph.name, ph.targets, ph.op, cfg.Duration, cfg.Keys, value)
+			cpu := perOp(cpuTime(ph.pids)-before, p.Ops)
 			rates[i] = append(rates[i], p.PerSec)
+			cpus[i] = append(cpus[i], cpu)
 			errs[i] += p.Errors
 			ops[i] += p.Ops
-			fmt.Fprintf(cfg.Progress, "  round %d  %-40s %8.0f ops/s  (%d errors)\n", r+1, ph.name, p.PerSec, p.Errors)
+			fmt.Fprintf(cfg.Progress, "  round %d  %-40s %8.0f ops/s  %6.1f us CPU/op  (%d errors)\n", r+1, ph.name, p.PerSec, cpu, p.Errors)
+		}
+	}
+	if cfg.Profile != nil {
+		for _, ph := range phases {
+			stop := cfg.Profile(ph.name, ph.pids)
+			p := lc.run(ctx, ph.name, ph.targets, ph.op, cfg.Duration, cfg.Keys, value)
+			stop()
+			fmt.Fprintf(cfg.Progress, "  profile  %-40s %8.0f ops/s  (not counted)\n", ph.name, p.PerSec)
 		}
 	}
 	for i, ph := range phases {
-		p := BenchPhase{Name: ph.name, Ops: ops[i], Errors: errs[i], PerSec: median(rates[i]), Rounds: rates[i]}
+		p := BenchPhase{Name: ph.name, Ops: ops[i], Errors: errs[i], PerSec: median(rates[i]), Rounds: rates[i],
+			CPUPerOp: median(cpus[i]), CPURounds: cpus[i]}
 		if ph.base != "" {
 			for _, b := range rep.Phases {
 				if b.Name == ph.base && b.PerSec > 0 {
@@ -202,12 +230,52 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchReport, error) {
 type benchPhaseSpec struct {
 	name, base string
 	targets    []string
+	pids       []int // the server processes whose CPU time the phase uses
 	op         loadOp
+}
+
+// clockTicks is the unit of /proc/PID/stat's CPU times (USER_HZ, 100 on
+// Linux whatever the kernel's own tick).
+const clockTicks = 100
+
+// cpuTime is the CPU time (user and system, every thread) the processes
+// have used so far, read from /proc/PID/stat; 0 where it cannot be read.
+func cpuTime(pids []int) time.Duration {
+	var total time.Duration
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// The command name (field 2) may hold spaces: fields count from
+		// after its closing parenthesis, where field 3 (state) starts.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		utime, _ := strconv.ParseInt(f[11], 10, 64) // field 14
+		stime, _ := strconv.ParseInt(f[12], 10, 64) // field 15
+		total += time.Duration(utime+stime) * time.Second / clockTicks
+	}
+	return total
+}
+
+// perOp is cpu per operation in microseconds (0 without operations).
+func perOp(cpu time.Duration, ops int64) float64 {
+	if ops <= 0 {
+		return 0
+	}
+	return float64(cpu.Microseconds()) / float64(ops)
 }
 
 // startBenchCluster starts a 3-node cluster of bin in cfg.Dir/sub, raft
 // traffic direct, and preloads it; stop ends it (also after an error).
-func startBenchCluster(ctx context.Context, cfg BenchConfig, bin, sub string, lc *loadClient, value string) (leader *node, all []string, stop func(), err error) {
+// pids are the nodes' process ids.
+func startBenchCluster(ctx context.Context, cfg BenchConfig, bin, sub string, lc *loadClient, value string) (leader *node, all []string, pids []int, stop func(), err error) {
 	nodes, err := newNodes(3, filepath.Join(cfg.Dir, sub), newFaults(), cfg.Log)
 	stop = func() {
 		for _, n := range nodes {
@@ -216,29 +284,30 @@ func startBenchCluster(ctx context.Context, cfg BenchConfig, bin, sub string, lc
 		}
 	}
 	if err != nil {
-		return nil, nil, stop, err
+		return nil, nil, nil, stop, err
 	}
 	for _, n := range nodes {
 		n.direct = true
 		if err := n.start(bin, cfg.Engine, true, nodes[0].raftAddr, cfg.ServerArgs); err != nil {
-			return nil, nil, stop, err
+			return nil, nil, nil, stop, err
 		}
 		if err := n.waitHealthy(ctx, 60*time.Second); err != nil {
-			return nil, nil, stop, err
+			return nil, nil, nil, stop, err
 		}
 	}
 	probe := newHTTPClient(time.Second, "stale")
 	leader, err = waitStable(ctx, probe, nodes, 30*time.Second)
 	if err != nil {
-		return nil, nil, stop, err
+		return nil, nil, nil, stop, err
 	}
 	if err := lc.preload(ctx, leader.httpAddr, cfg.Keys, value); err != nil {
-		return nil, nil, stop, err
+		return nil, nil, nil, stop, err
 	}
 	for _, n := range nodes {
 		all = append(all, n.httpAddr)
+		pids = append(pids, n.running().Pid())
 	}
-	return leader, all, stop, nil
+	return leader, all, pids, stop, nil
 }
 
 func median(v []float64) float64 {
@@ -256,7 +325,7 @@ func median(v []float64) float64 {
 // Table is the report as a Markdown table.
 func (r BenchReport) Table() string {
 	var b strings.Builder
-	b.WriteString("| phase | ops/s (median) | rounds | vs one node | errors |\n|---|---:|---|---:|---:|\n")
+	b.WriteString("| phase | ops/s (median) | rounds | vs one node | server CPU us/op (median; rounds) | errors |\n|---|---:|---|---:|---|---:|\n")
 	for _, p := range r.Phases {
 		rounds := make([]string, len(p.Rounds))
 		for i, x := range p.Rounds {
@@ -266,7 +335,11 @@ func (r BenchReport) Table() string {
 		if p.Base != "" {
 			ratio = fmt.Sprintf("%.2fx", p.Ratio)
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %d |\n", p.Name, p.PerSec, strings.Join(rounds, ", "), ratio, p.Errors)
+		cpu := make([]string, len(p.CPURounds))
+		for i, x := range p.CPURounds {
+			cpu[i] = fmt.Sprintf("%.0f", x)
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %.0f (%s) | %d |\n", p.Name, p.PerSec, strings.Join(rounds, ", "), ratio, p.CPUPerOp, strings.Join(cpu, ", "), p.Errors)
 	}
 	return b.String()
 }
