@@ -318,6 +318,10 @@ func (e *Engine) start(dataDir string) error {
 	rc.Logger = hlog
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 256
+	// Telemetry only: raft then skips the per-peer copies of its
+	// replication metrics (one name built per RPC), which nothing here
+	// reads. Safety does not depend on metrics.
+	rc.NoLegacyTelemetry = true
 	rc.HeartbeatTimeout = e.cfg.HeartbeatTimeout
 	rc.ElectionTimeout = e.cfg.ElectionTimeout
 	rc.LeaderLeaseTimeout = e.cfg.LeaderLeaseTimeout

@@ -42,6 +42,14 @@ type fsm struct {
 	// snapshotSyncs counts engine syncs at snapshots (Apply does not sync).
 	snapshotSyncs atomic.Uint64
 
+	// sessions holds the session records (sessions.go) as Apply last wrote
+	// them to the engine, so that the next entry of a session finds its
+	// record without an engine read. Only raft's fsm goroutine touches it
+	// (ApplyBatch, and install, which clears it when the engine is
+	// replaced); it is dropped whole when it holds maxCachedSessions, and
+	// a session missing from it is read from the engine as before.
+	sessions map[string]record
+
 	log *slog.Logger
 
 	// beforeApply, when a test sets it, runs at the start of every batch:
@@ -107,7 +115,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	base := f.applied.Load()
 	last := base
 	nowMs := time.Now().UnixMilli()
-	b := batchState{f: f, overlay: make(map[string]*record), nowMs: nowMs}
+	// Sized for the common entry: one op and its session record.
+	b := batchState{f: f, overlay: make(map[string]overlayRecord, 2*len(logs)),
+		ops: make([]storage.BatchOp, 0, 2*len(logs)+1), nowMs: nowMs}
 	var n uint64
 	for i, l := range logs {
 		if l.Index <= base {
@@ -139,6 +149,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	if err != nil {
 		return f.stop(answers, fmt.Errorf("write entries %d..%d to the engine: %w", base+1, last, err))
 	}
+	f.cacheSessions(&b)
 	f.puts.Add(b.puts)
 	f.deletes.Add(b.deletes)
 	f.conflicts.Add(b.conflicts)
@@ -154,9 +165,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 // batch must read in place of the engine.
 type batchState struct {
 	f       *fsm
-	overlay map[string]*record // nil value: deleted in this batch
+	overlay map[string]overlayRecord
 	ops     []storage.BatchOp
 	nowMs   int64
+	// sessions are the keys of the session records this batch writes.
+	sessions []string
 
 	puts, deletes, conflicts, duplicates uint64
 }
@@ -184,7 +197,7 @@ func (b *batchState) apply(c command, index uint64) (answer any, err error) {
 		if o.del || (o.expiry != 0 && o.expiry <= c.clockMs) {
 			// A put already expired at the leader's clock removes the key.
 			b.ops = append(b.ops, storage.BatchOp{Kind: storage.OpDelete, Key: o.key})
-			b.overlay[o.key] = nil
+			b.overlay[o.key] = overlayRecord{deleted: true}
 			b.tombstone(o.key, index, c.clockMs)
 			b.deletes++
 			continue
@@ -192,28 +205,52 @@ func (b *batchState) apply(c command, index uint64) (answer any, err error) {
 		ttl, keep := engineTTL(o.expiry, b.nowMs)
 		if !keep {
 			b.ops = append(b.ops, storage.BatchOp{Kind: storage.OpDelete, Key: o.key})
-			b.overlay[o.key] = nil
+			b.overlay[o.key] = overlayRecord{deleted: true}
 			b.tombstone(o.key, index, c.clockMs)
 			b.puts++
 			continue
 		}
-		r := record{version: index, expiryMs: o.expiry, value: o.value}
-		b.ops = append(b.ops, storage.BatchOp{Kind: storage.OpPut, Key: o.key, Value: encodeRecord(r.version, r.expiryMs, r.value), TTL: ttl})
-		b.overlay[o.key] = &r
+		b.ops = append(b.ops, storage.BatchOp{Kind: storage.OpPut, Key: o.key, Value: encodeRecord(index, o.expiry, o.value), TTL: ttl})
+		b.overlay[o.key] = overlayRecord{r: record{version: index, expiryMs: o.expiry, value: o.value}}
 		b.puts++
 	}
 	return nil, nil
+}
+
+// overlayRecord is a key as the batch so far left it: written (r) or
+// deleted.
+type overlayRecord struct {
+	r       record
+	deleted bool
+}
+
+// maxCachedSessions bounds fsm.sessions: a node's sessions are as many as
+// the writes it ran at once, and every restart of a node starts new ones.
+const maxCachedSessions = 1 << 14
+
+// cacheSessions records the session records of a batch the engine has
+// just committed.
+func (f *fsm) cacheSessions(b *batchState) {
+	if len(b.sessions) == 0 {
+		return
+	}
+	if f.sessions == nil || len(f.sessions)+len(b.sessions) > maxCachedSessions {
+		f.sessions = make(map[string]record, len(b.sessions))
+	}
+	for _, key := range b.sessions {
+		f.sessions[key] = b.overlay[key].r
+	}
 }
 
 // versionAt is key's version at the leader's clock clockMs: 0 when absent
 // or expired. The same on every replica, since it reads only replicated
 // state and the entry's clock.
 func (b *batchState) versionAt(key string, clockMs int64) (uint64, error) {
-	if r, ok := b.overlay[key]; ok {
-		if r == nil || !r.liveAt(clockMs) {
+	if o, ok := b.overlay[key]; ok {
+		if o.deleted || !o.r.liveAt(clockMs) {
 			return 0, nil
 		}
-		return r.version, nil
+		return o.r.version, nil
 	}
 	b.f.mu.RLock()
 	raw, err := b.f.local.Get(context.Background(), key)

@@ -177,7 +177,7 @@ func (b *batchState) applySession(c command, index uint64) (any, error) {
 		return b.apply(c, index)
 	}
 	key := sessionPrefix + c.session
-	r, ok, err := b.reservedRecord(key)
+	r, ok, err := b.sessionRecord(key)
 	if err != nil {
 		return nil, err
 	}
@@ -207,11 +207,25 @@ func (b *batchState) applySession(c command, index uint64) (any, error) {
 		code, msg = errorCode(e), e.Error()
 	}
 	b.putReserved(key, record{version: index, expiryMs: c.clockMs + sessionTTL.Milliseconds(), value: encodeSession(c.seq, code, msg)})
+	b.sessions = append(b.sessions, key)
 	return answer, nil
 }
 
+// sessionRecord is reservedRecord for a session's record, which the fsm's
+// cache holds when this node's Apply wrote it since the engine was last
+// replaced: exactly what the engine would return, without reading it.
+func (b *batchState) sessionRecord(key string) (record, bool, error) {
+	if _, ok := b.overlay[key]; !ok {
+		if r, ok := b.f.sessions[key]; ok {
+			return r, true, nil
+		}
+	}
+	return b.reservedRecord(key)
+}
+
 func encodeSession(seq uint64, code byte, msg string) string {
-	b := binary.AppendUvarint(nil, seq)
+	var buf [binary.MaxVarintLen64 + 1 + 64]byte
+	b := binary.AppendUvarint(buf[:0], seq)
 	b = append(b, code)
 	return string(append(b, msg...))
 }
@@ -271,11 +285,11 @@ func (b *batchState) writtenSince(c command, key string) (uint64, error) {
 // reservedRecord reads key's record as this batch left it, expired or
 // not; ok is false when there is none.
 func (b *batchState) reservedRecord(key string) (record, bool, error) {
-	if r, ok := b.overlay[key]; ok {
-		if r == nil {
+	if o, ok := b.overlay[key]; ok {
+		if o.deleted {
 			return record{}, false, nil
 		}
-		return *r, true, nil
+		return o.r, true, nil
 	}
 	b.f.mu.RLock()
 	raw, err := b.f.local.Get(context.Background(), key)
@@ -303,7 +317,7 @@ func (b *batchState) putReserved(key string, r record) {
 		ttl = expirySlack
 	}
 	b.ops = append(b.ops, storage.BatchOp{Kind: storage.OpPut, Key: key, Value: encodeRecord(r.version, r.expiryMs, r.value), TTL: ttl})
-	b.overlay[key] = &r
+	b.overlay[key] = overlayRecord{r: r}
 }
 
 // readPoint marks proposal c, about to be committed by t, with the applied

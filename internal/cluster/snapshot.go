@@ -179,6 +179,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 // local engine, and checks what it swapped in reports the index. A swap
 // that leaves no engine stops the node.
 func (f *fsm) install(staged storage.StorageEngine, index uint64) error {
+	// The cached session records describe the engine being replaced.
+	f.sessions = nil
 	f.mu.Lock()
 	e, err := f.store.swap(f.local, staged)
 	if e != nil {
