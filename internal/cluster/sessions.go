@@ -211,9 +211,13 @@ func (b *batchState) applySession(c command, index uint64) (any, error) {
 	return answer, nil
 }
 
-// sessionRecord is reservedRecord for a session's record, which the fsm's
-// cache holds when this node's Apply wrote it since the engine was last
-// replaced: exactly what the engine would return, without reading it.
+// sessionRecord is reservedRecord for a session's record, taken from the
+// fsm's cache when this node's Apply wrote it since the engine was last
+// replaced: the record the engine holds, without reading it. (The engine
+// drops a record a minute after its expiry by this node's clock; Apply
+// judges a record by the entry's clock, so the two answers differ only for
+// an entry whose clock lags this node's by more than that minute, and the
+// cache then answers as the leader did.)
 func (b *batchState) sessionRecord(key string) (record, bool, error) {
 	if _, ok := b.overlay[key]; !ok {
 		if r, ok := b.f.sessions[key]; ok {
