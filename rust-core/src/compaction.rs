@@ -192,7 +192,16 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionRep
     for seg in inputs {
         datas.push(seg.read_all()?);
     }
-    let mut kept: Vec<Kept<'_>> = Vec::new();
+    // Room for every op of the inputs at once (counted from the frame
+    // headers; a damaged header only misjudges the capacity, decoding
+    // below still refuses it): grown by doubling, the list (64 bytes per
+    // op) was copied into fresh pages the kernel zeroes, each time.
+    // Capacity past the end is never touched, so never faulted in.
+    let announced: usize = datas
+        .iter()
+        .map(|d| record::announced_ops(d.get(SEGMENT_HEADER_LEN as usize..).unwrap_or_default()))
+        .sum();
+    let mut kept: Vec<Kept<'_>> = Vec::with_capacity(announced);
     for (seg, data) in inputs.iter().zip(&datas) {
         let salt = segment::frame_salt(data);
         let mut at = SEGMENT_HEADER_LEN as usize;

@@ -216,6 +216,32 @@ pub fn announced_len(buf: &[u8]) -> Option<usize> {
     read_u32(buf, 4).map(|l| l as usize)
 }
 
+/// The number of ops the frames of `buf` (frames back to back from its
+/// start) announce, read from their headers alone without checking their
+/// checksums: a capacity hint for a pass that will decode them, bounded by
+/// `buf.len() / 12` however the bytes are damaged. Counting stops at the
+/// first header that [`decode_salted`] would refuse on its own terms (a
+/// length that does not fit, an op count that does not fit the frame).
+pub fn announced_ops(buf: &[u8]) -> usize {
+    let (mut at, mut ops) = (0usize, 0usize);
+    while let Some(rest) = buf.get(at..) {
+        let Some(len) = announced_len(rest) else { break };
+        let Some(end) = FRAME_HEADER_LEN.checked_add(len) else {
+            break;
+        };
+        if len < PAYLOAD_HEADER_LEN || end > rest.len() {
+            break;
+        }
+        let count = read_u32(rest, 16).map_or(0, |c| c as usize);
+        if count == 0 || count > (end - FRAME_HEADER_LEN - PAYLOAD_HEADER_LEN) / (OP_FIXED_LEN + 1) {
+            break;
+        }
+        ops += count;
+        at += end;
+    }
+    ops
+}
+
 /// The sequence number a frame at the start of `buf` announces, if its
 /// announced length fits `buf`, read without checking the checksum: for a
 /// cheap filter before [`decode_salted`] when scanning unaligned bytes.
@@ -361,6 +387,36 @@ mod tests {
             assert_eq!((d.kv_offset, d.kv_crc), kv[i]);
             assert_eq!(&buf[d.kv_offset..d.kv_offset + d.key.len()], o.key);
         }
+    }
+
+    #[test]
+    fn announced_ops_counts_the_ops_of_whole_frames_and_stops_at_a_bad_header() {
+        let a = [op(OpKind::Put, b"alpha", b"one", 0)];
+        let b = [
+            op(OpKind::Put, b"beta", &[5u8; 200], 0),
+            op(OpKind::Delete, b"gamma", b"", 0),
+            op(OpKind::Put, b"delta", b"four", 1_700_000_000_000),
+        ];
+        let (mut buf, mut kv) = (Vec::new(), Vec::new());
+        encode_salted(&mut buf, 1, &a, &mut kv, Salt::of_segment(3));
+        encode_salted(&mut buf, 2, &b, &mut kv, Salt::of_segment(3));
+        assert_eq!(announced_ops(&buf), 4);
+        assert_eq!(announced_ops(&[]), 0);
+        // A zeroed tail (preallocated space) and a torn last frame end the count.
+        let mut tail = buf.clone();
+        tail.extend_from_slice(&[0u8; 64]);
+        assert_eq!(announced_ops(&tail), 4);
+        assert_eq!(announced_ops(&buf[..buf.len() - 1]), 1);
+        // A header announcing more ops than its frame can hold ends it too.
+        let first = frame_len(&a);
+        let mut lying = buf.clone();
+        lying[first + 16..first + 20].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(announced_ops(&lying), 1);
+        // Whatever the bytes, the count stays within one op per 12 bytes.
+        let noise: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        assert!(announced_ops(&noise) <= noise.len() / (OP_FIXED_LEN + 1));
     }
 
     #[test]
