@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -106,6 +108,65 @@ func TestQuick(t *testing.T) {
 	if storage.RustAvailable && !strings.Contains(doc, "## Scorecard") {
 		t.Error("doc lacks the scorecard")
 	}
+	// -report renders the same doc from the run's JSON, without running.
+	path := filepath.Join(t.TempDir(), "results.json")
+	if err := writeRun(path, run); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := parseFlags([]string{"-report", path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := readRun(ro.report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := renderDoc(again); got != doc {
+		t.Errorf("doc rendered from %s differs from the run's doc:\n%s", path, firstDiff(got, doc))
+	}
+}
+
+// TestPublishedPageMatchesResults checks that docs/performance/peers.md is
+// what results.json and the current analysis.go and report.go render (with
+// -tags rust, as the page was made), so a
+// change to the reasons (or the layout) is published with -report and the
+// page never mixes an old rendering with new reasons.
+func TestPublishedPageMatchesResults(t *testing.T) {
+	if !storage.RustAvailable {
+		// The engine table and the losing cells are rendered only for
+		// the MantisDB engine the published run included.
+		t.Skip("built without -tags rust: the published page names the Rust engine")
+	}
+	run, err := readRun("results.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const page = "../../docs/performance/peers.md"
+	want, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := renderDoc(run); got != string(want) {
+		t.Errorf("%s is not what results.json renders; regenerate it (go run -tags rust . -report results.json -doc %s):\n%s", page, page, firstDiff(got, string(want)))
+	}
+}
+
+// firstDiff shows the first line where got and want differ.
+func firstDiff(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i := range max(len(g), len(w)) {
+		var gl, wl string
+		if i < len(g) {
+			gl = g[i]
+		}
+		if i < len(w) {
+			wl = w[i]
+		}
+		if gl != wl {
+			return fmt.Sprintf("line %d:\n  rendered:  %q\n  published: %q", i+1, gl, wl)
+		}
+	}
+	return "(equal)"
 }
 
 // TestVerifyCatchesWrongValues makes sure the quick mode's checks can fail:

@@ -31,6 +31,8 @@ func renderDoc(run *Run) string {
 		m.CPUs, m.GOMAXPROCS, m.CPUModel, m.MemGiB, m.Kernel, m.GoVersion)
 	if m.Nice > 0 {
 		p(" The benchmark ran at niceness %d, yielding CPU to those jobs; the same for every engine, as all run in one process.", m.Nice)
+	} else if m.Nice == 0 {
+		p(" The benchmark ran at the default niceness (0), competing for the CPU on equal terms with those jobs; the same for every engine, as all run in one process.")
 	}
 	p("\n")
 	p("- Data: a fresh directory per engine and table under `%s` (%s, a disk, not tmpfs), removed when the table is done. All engines of a table are open together and each workload's rounds alternate between them (the engine order rotated by one every round), so a burst of load from the machine's other users, or a slow spell of its shared disk, falls on every engine alike rather than on one engine's whole column. Before each workload, and after the untimed load, the filesystem's dirty pages are written back (`syncfs`), so no engine pays for the writeback of another's data at the start of a cell. The price of interleaving: an engine's background work (compaction, flushes) can run during another engine's round, and all engines share one Go heap.\n", m.DataDir, m.FS)
