@@ -16,7 +16,7 @@ use crate::engine::{now_ms, Inner};
 use crate::error::{Error, Result};
 use crate::index::{RangeEnd, ValueRef, Version};
 use crate::log::record::kv_checksum;
-use crate::vfs::{FileHandle, OpenMode};
+use crate::log::segment::Segment;
 
 /// A consistent, read-only view of the database at one commit.
 pub struct Snapshot {
@@ -169,17 +169,19 @@ const CHUNK_MAX: usize = 256;
 const FETCH_MAX_GAP: u64 = 4096;
 /// The most bytes one read of a chunk's fetch covers.
 const FETCH_MAX_SPAN: u64 = 1 << 20;
-/// Segment files an iterator keeps open for its own reads; runs in further
-/// segments are read through the log (a buffer allocated per read).
-const FILES_MAX: usize = 8;
 /// A read buffer that grew past this (a chunk of very large values) is
 /// released before the next chunk rather than kept for the iterator's life.
 const READS_RETAIN_BYTES: usize = 8 << 20;
-/// Sets of buffers kept for later iterators, and the largest value or read
-/// buffer kept: a scan through the C API is one iterator, and buffers
-/// allocated anew for each came from fresh pages (the allocator gives the
-/// pages of freed blocks back), which the kernel zeroes on first touch.
-const SPARE_MAX: usize = 8;
+/// Sets of buffers kept for later iterators, the bytes they may hold
+/// together, and the largest value or read buffer kept: a scan through the
+/// C API is one iterator, and buffers allocated anew for each came from
+/// fresh pages (the allocator gives the pages of freed blocks back), which
+/// the kernel zeroes on first touch. The pool holds a set per scan running
+/// at once (64 in the heavy benchmark): a pool smaller than that leaves the
+/// other scans allocating afresh, and under 64 scanners that zeroing was
+/// most of a scan's CPU.
+const SPARE_MAX: usize = 128;
+const SPARE_BYTES: usize = 16 << 20;
 const SPARE_RETAIN_BYTES: usize = 2 << 20;
 
 /// The buffers an iterator fills chunk after chunk, kept together so that
@@ -191,15 +193,41 @@ struct Buffers {
     entries: Vec<Slot>,
     misses: Vec<usize>,
     reads: Vec<u8>,
+    segments: Vec<Arc<Segment>>,
 }
 
-/// The buffers of dropped iterators.
-static SPARE: Mutex<Vec<Buffers>> = Mutex::new(Vec::new());
+/// The buffers of dropped iterators and the bytes they hold.
+struct Spare {
+    sets: Vec<Buffers>,
+    bytes: usize,
+}
+
+static SPARE: Mutex<Spare> = Mutex::new(Spare {
+    sets: Vec::new(),
+    bytes: 0,
+});
 
 impl Buffers {
     /// A dropped iterator's buffers, emptied, or new ones.
     fn take() -> Buffers {
-        SPARE.lock().pop().unwrap_or_default()
+        let mut spare = SPARE.lock();
+        match spare.sets.pop() {
+            Some(set) => {
+                spare.bytes -= set.bytes();
+                set
+            }
+            None => Buffers::default(),
+        }
+    }
+
+    /// The heap bytes these buffers hold.
+    fn bytes(&self) -> usize {
+        self.keys.capacity()
+            + self.values.capacity()
+            + self.reads.capacity()
+            + self.entries.capacity() * std::mem::size_of::<Slot>()
+            + self.misses.capacity() * std::mem::size_of::<usize>()
+            + self.segments.capacity() * std::mem::size_of::<Arc<Segment>>()
     }
 
     /// Keeps these buffers for a later iterator, unless the pool is full
@@ -214,9 +242,13 @@ impl Buffers {
         self.entries.clear();
         self.misses.clear();
         self.reads.clear();
+        // Releases the segments (a removed one's file closes here).
+        self.segments.clear();
+        let bytes = self.bytes();
         let mut spare = SPARE.lock();
-        if spare.len() < SPARE_MAX {
-            spare.push(self);
+        if spare.sets.len() < SPARE_MAX && spare.bytes + bytes <= SPARE_BYTES {
+            spare.bytes += bytes;
+            spare.sets.push(self);
         }
     }
 }
@@ -236,8 +268,9 @@ impl Buffers {
 /// read, which would evict a value other reads want for one nobody reads
 /// again. A fetch reads into one buffer the iterator keeps and reuses from
 /// chunk to chunk (no fresh memory per read, which the kernel would zero,
-/// and no second copy per value), through segment files the iterator opens
-/// itself; values are lent from that buffer once their checksum (CRC32C of key and
+/// and no second copy per value), through the segments' own open files
+/// (the iterator holds the segments it read from until it is dropped);
+/// values are lent from that buffer once their checksum (CRC32C of key and
 /// value, as on every read from disk) matched. A value whose checksum does
 /// not match is read again alone when it is reached, and the damage is
 /// reported in key order.
@@ -268,12 +301,18 @@ pub struct Iter {
     /// The bytes of the current chunk's reads, run after run
     /// ([`SlotValue::Read`] points into it); kept from chunk to chunk.
     reads: Vec<u8>,
-    /// Segments this iterator opened for its reads, by id (`None`:
-    /// the open failed, e.g. compaction removed the file; reads of that
-    /// segment go through the log).
-    files: Vec<(u32, Option<Box<dyn FileHandle>>)>,
+    /// The segments this iterator has read from, held so that each is
+    /// looked up once per iterator (and a segment compaction removes
+    /// meanwhile stays readable: its file closes when the last holder
+    /// lets it go).
+    segments: Vec<Arc<Segment>>,
     /// Keys the next refill walks.
     chunk: usize,
+    /// The most pairs the caller takes before it asks again (set by
+    /// [`Iter::want`], for the next refill only): a refill walks no more
+    /// keys than that, so a scan that stops at a limit fetches no values
+    /// past it.
+    want: usize,
     /// The next entry of `entries` to yield.
     at: usize,
     exhausted: bool,
@@ -288,6 +327,7 @@ impl Iter {
             entries,
             misses,
             reads,
+            segments,
         } = Buffers::take();
         Iter {
             snap,
@@ -300,8 +340,9 @@ impl Iter {
             entries,
             misses,
             reads,
-            files: Vec::new(),
+            segments,
             chunk: CHUNK_FIRST,
+            want: usize::MAX,
             at: 0,
             exhausted: false,
             failed: false,
@@ -311,6 +352,15 @@ impl Iter {
     /// The sequence number this iterator reads at.
     pub fn seq(&self) -> u64 {
         self.snap.seq
+    }
+
+    /// Tells the iterator that its caller takes at most `n` more pairs
+    /// before it asks again (the C API's batches): if the next pair needs a
+    /// refill, that refill walks at most `n` keys (at least one), and so
+    /// fetches no value from disk the caller will not take. Applies to the
+    /// next refill only; later ones walk chunks of the usual size.
+    pub fn want(&mut self, n: usize) {
+        self.want = n.max(1);
     }
 
     /// Moves to the first key `>= key` (never before the range start).
@@ -352,13 +402,14 @@ impl Iter {
         };
         let now = self.snap.now_ms;
         let lend = self.lend;
+        let walk = self.chunk.min(std::mem::replace(&mut self.want, usize::MAX));
         let (keys, values, entries) = (&mut self.keys, &mut self.values, &mut self.entries);
         // The last key walked, present or not: the next chunk starts after it.
         let mut last = None;
         let end = self
             .snap
             .inner()
-            .range_at(lower, upper, self.snap.seq, self.chunk, |key, version| {
+            .range_at(lower, upper, self.snap.seq, walk, |key, version| {
                 let start = keys.len();
                 keys.extend_from_slice(key);
                 last = Some(start..keys.len());
@@ -403,12 +454,12 @@ impl Iter {
         let inner = self.snap.inner();
         let cached = inner.opts.cache_bytes > 0;
         let lend = self.lend;
-        let (entries, misses, values, reads, files) = (
+        let (entries, misses, values, reads, segments) = (
             &mut self.entries,
             &mut self.misses,
             &mut self.values,
             &mut self.reads,
-            &mut self.files,
+            &mut self.segments,
         );
         misses.clear();
         misses.extend(
@@ -474,7 +525,7 @@ impl Iter {
             }
             // A failed read leaves the run's values to be loaded one by one.
             let from = reads.len();
-            if read_run(inner, files, reads, segment, first, (end - first) as usize) {
+            if read_run(inner, segments, reads, segment, first, (end - first) as usize) {
                 for &i in &misses[run..next] {
                     let slot = &mut entries[i];
                     let (_, offset, record_end, crc) = place(slot);
@@ -567,54 +618,46 @@ impl Iter {
 /// Appends the `len` bytes at `offset` of `segment` to `reads`; false (and
 /// `reads` as it was) when the segment is gone or the read failed.
 ///
-/// A segment is read through a file this iterator opened (kept in `files`,
-/// up to [`FILES_MAX`]), straight into the spare capacity of `reads`: no
-/// buffer is allocated and nothing is zeroed first. No record is rewritten
-/// in place while this iterator lives: compaction writes new segments, and
-/// keeps a retired file for reuse only while no snapshot is open (this
-/// iterator holds one), else unlinks it, and a file open here keeps its
-/// bytes. So what such a read finds is the record the index points to, except past the end of what the
-/// writer has handed to the OS (the newest records of the active segment,
-/// at most one write buffer): those bytes are zeros, older bytes or missing,
-/// their checksum does not match, and each such value is then loaded
-/// alone, through the log, which finds it in the write buffer.
+/// A segment is read through its own open file (the handle every read of
+/// the log uses; no file is opened per iterator), straight into the spare
+/// capacity of `reads`: no buffer is allocated and nothing is zeroed
+/// first. The iterator keeps the segments it looked up in `segments`. No
+/// record is rewritten in place while this iterator lives: compaction
+/// writes new segments, and keeps a retired file for reuse only while no
+/// snapshot is open (this iterator holds one), else unlinks it, and a
+/// segment held here keeps its file open and its bytes. So what such a read
+/// finds is the record the index points to, except past the end of what
+/// the writer has handed to the OS (the newest records of the active
+/// segment, at most one write buffer): those bytes are zeros, older bytes
+/// or missing, their checksum does not match, and each such value is then
+/// loaded alone, through the log, which finds it in the write buffer.
 fn read_run(
     inner: &Inner,
-    files: &mut Vec<(u32, Option<Box<dyn FileHandle>>)>,
+    segments: &mut Vec<Arc<Segment>>,
     reads: &mut Vec<u8>,
     segment: u32,
     offset: u64,
     len: usize,
 ) -> bool {
-    let file = match files.iter().position(|(id, _)| *id == segment) {
-        Some(at) => files[at].1.as_deref(),
+    let seg = match segments.iter().find(|s| s.id == segment) {
+        Some(seg) => seg,
         None => match inner.log.segments().get(segment) {
-            Some(seg) if files.len() < FILES_MAX => {
-                files.push((segment, inner.fs().open(&seg.path, OpenMode::Read).ok()));
-                files.last().and_then(|(_, f)| f.as_deref())
+            Some(seg) => {
+                segments.push(seg);
+                &segments[segments.len() - 1]
             }
-            Some(_) => None,
             // Compacted away: each value is looked up again when reached.
             None => return false,
         },
     };
-    let Some(file) = file else {
-        return match inner.log.read(segment, offset, len) {
-            Ok(Some(bytes)) => {
-                reads.extend_from_slice(&bytes);
-                true
-            }
-            _ => false,
-        };
-    };
     let at = reads.len();
     reads.reserve(len);
     let spare = &mut reads.spare_capacity_mut()[..len];
-    if file.read_split_at(&mut [], spare, offset).is_err() {
+    if seg.read_uninit_at(offset, spare).is_err() {
         return false;
     }
-    // SAFETY: `read_split_at` returned Ok, which means it initialized all
-    // of `spare`: the `len` bytes of spare capacity right after `at`.
+    // SAFETY: `read_uninit_at` returned Ok, which means it initialized all
+    // of the `len` bytes of spare capacity right after `at`.
     unsafe { reads.set_len(at + len) };
     true
 }
@@ -627,6 +670,7 @@ impl Drop for Iter {
             entries: std::mem::take(&mut self.entries),
             misses: std::mem::take(&mut self.misses),
             reads: std::mem::take(&mut self.reads),
+            segments: std::mem::take(&mut self.segments),
         }
         .give();
     }

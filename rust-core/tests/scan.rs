@@ -4,11 +4,16 @@
 //! during a scan, reopen, records still in the write buffer, and damage.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::mem::MaybeUninit;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use mantisdb_core::vfs::{FileHandle, FileSystem, OpenMode, OsFileSystem, Stat};
 use mantisdb_core::{Db, Error, Options, SyncPolicy};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -478,4 +483,147 @@ fn lending_and_sharing_scans_agree_with_point_reads_under_writes_deletes_and_com
             assert_eq!(db.get_with(&key(i), |v| v.to_vec()).unwrap(), shared);
         }
     }
+}
+
+/// The operating system's file system, counting the files opened and the
+/// bytes read through them.
+#[derive(Debug, Default)]
+struct Counting {
+    opens: AtomicU64,
+    read: Arc<AtomicU64>,
+}
+
+#[derive(Debug)]
+struct CountedFile {
+    file: Box<dyn FileHandle>,
+    read: Arc<AtomicU64>,
+}
+
+impl FileHandle for CountedFile {
+    fn append(&self, buf: &[u8]) -> std::io::Result<()> {
+        self.file.append(buf)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.file.write_at(buf, offset)
+    }
+    fn preallocate(&self, len: u64) -> std::io::Result<()> {
+        self.file.preallocate(len)
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.read.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.file.read_exact_at(buf, offset)
+    }
+    fn read_split_at(&self, head: &mut [u8], tail: &mut [MaybeUninit<u8>], offset: u64) -> std::io::Result<()> {
+        self.read.fetch_add((head.len() + tail.len()) as u64, Ordering::Relaxed);
+        self.file.read_split_at(head, tail, offset)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        self.file.sync_all()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        self.file.size()
+    }
+    fn links(&self) -> std::io::Result<u64> {
+        self.file.links()
+    }
+}
+
+impl FileSystem for Counting {
+    fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<Box<dyn FileHandle>> {
+        self.opens.fetch_add(1, Ordering::Relaxed);
+        Ok(Box::new(CountedFile {
+            file: OsFileSystem.open(path, mode)?,
+            read: Arc::clone(&self.read),
+        }))
+    }
+    fn stat(&self, path: &Path) -> std::io::Result<Stat> {
+        OsFileSystem.stat(path)
+    }
+    fn read_dir(&self, dir: &Path) -> std::io::Result<Vec<OsString>> {
+        OsFileSystem.read_dir(dir)
+    }
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        OsFileSystem.create_dir_all(dir)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        OsFileSystem.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        OsFileSystem.remove_file(path)
+    }
+    fn hard_link(&self, src: &Path, dst: &Path) -> std::io::Result<()> {
+        OsFileSystem.hard_link(src, dst)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        OsFileSystem.sync_dir(dir)
+    }
+    fn lock(&self, path: &Path) -> std::io::Result<Box<dyn FileHandle>> {
+        OsFileSystem.lock(path)
+    }
+}
+
+/// A scan reads through the segments' own open files (64 scanners each
+/// opening and closing up to eight files was a system call pair per file
+/// per scan), and a caller that says how many pairs it takes (the C API's
+/// batches: Go asks 16, then 32, ...) gets no value read past them: a
+/// refill walks no more keys than asked for.
+#[test]
+fn scans_open_no_file_and_read_no_value_past_what_the_caller_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Arc::new(Counting::default());
+    let o = Options {
+        // One segment, never closed: nothing but the scans reads.
+        segment_size: 64 << 20,
+        ..opts(0, 0)
+    }
+    .with_file_system(fs.clone());
+    let db = Db::open(dir.path(), o).unwrap();
+    let mut model = Model::new();
+    for i in 0..1000 {
+        let v = value(i, 0, 1024);
+        db.put(&key(i), &v).unwrap();
+        model.insert(key(i), v);
+    }
+    db.sync().unwrap();
+    let record = (key(0).len() + 1024) as u64;
+    let opens = fs.opens.load(Ordering::Relaxed);
+    for round in 0..3 {
+        let before = fs.read.load(Ordering::Relaxed);
+        let mut it = db.scan_prefix(b"s/").unwrap();
+        let mut got = Model::new();
+        // 16, then 32, then 52 pairs: the batches of a 100-key page.
+        for batch in [16, 32, 52] {
+            for n in 0..batch {
+                it.want(batch - n);
+                let (k, v) = it.next_borrowed(|k, v| (k.to_vec(), v.to_vec())).unwrap().unwrap();
+                got.insert(k, v);
+            }
+        }
+        drop(it);
+        let read = fs.read.load(Ordering::Relaxed) - before;
+        assert_same(
+            &got,
+            &model.iter().take(100).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            "a page",
+        );
+        assert!(
+            read >= 100 * record && read < 100 * record + 3 * 4096,
+            "round {round}: a 100-pair page read {read} bytes (records of {record} bytes)"
+        );
+    }
+    // Without a word from the caller, chunks of the usual size.
+    let before = fs.read.load(Ordering::Relaxed);
+    let mut it = db.scan_prefix(b"s/").unwrap();
+    assert!(it.next_borrowed(|_, _| ()).is_some());
+    let read = fs.read.load(Ordering::Relaxed) - before;
+    assert!(read >= 32 * record, "a first chunk of 32 keys, read {read} bytes");
+    drop(it);
+    assert_same(&scan(&db, b"s/"), &model, "a whole scan");
+    assert_eq!(fs.opens.load(Ordering::Relaxed), opens, "scans opened files");
 }

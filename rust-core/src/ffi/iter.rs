@@ -36,13 +36,28 @@ struct IterState {
 /// released before the next batch rather than kept for the iterator's life.
 const VIEW_RETAIN_BYTES: usize = 4 << 20;
 
-/// View buffers kept from freed iterators for the next ones: a scan from Go
-/// is one iterator, and a view buffer allocated anew for each came from
-/// fresh pages (the allocator gives the pages of freed blocks back), which
-/// the kernel zeroes on first touch.
-static SPARE_VIEWS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-/// Buffers [`SPARE_VIEWS`] keeps at most.
-const SPARE_VIEWS_MAX: usize = 8;
+/// View buffers kept from freed iterators for the next ones, and the bytes
+/// they hold: a scan from Go is one iterator, and a view buffer allocated
+/// anew for each came from fresh pages (the allocator gives the pages of
+/// freed blocks back), which the kernel zeroes on first touch. The pool
+/// holds a buffer per scan running at once (64 in the heavy benchmark).
+static SPARE_VIEWS: Mutex<(Vec<Vec<u8>>, usize)> = Mutex::new((Vec::new(), 0));
+/// Buffers [`SPARE_VIEWS`] keeps at most, and their bytes at most.
+const SPARE_VIEWS_MAX: usize = 128;
+const SPARE_VIEWS_BYTES: usize = 16 << 20;
+
+/// A freed iterator's view buffer, or a new one.
+fn spare_view() -> Vec<u8> {
+    let mut spare = SPARE_VIEWS.lock();
+    let (views, bytes) = &mut *spare;
+    match views.pop() {
+        Some(view) => {
+            *bytes -= view.capacity();
+            view
+        }
+        None => Vec::new(),
+    }
+}
 
 impl Drop for IterState {
     fn drop(&mut self) {
@@ -52,8 +67,10 @@ impl Drop for IterState {
         }
         view.clear();
         let mut spare = SPARE_VIEWS.lock();
-        if spare.len() < SPARE_VIEWS_MAX {
-            spare.push(view);
+        let (views, bytes) = &mut *spare;
+        if views.len() < SPARE_VIEWS_MAX && *bytes + view.capacity() <= SPARE_VIEWS_BYTES {
+            *bytes += view.capacity();
+            views.push(view);
         }
     }
 }
@@ -103,7 +120,7 @@ pub unsafe extern "C" fn mantis_iter_new(
             live: MantisIter::TAG,
             state: Mutex::new(IterState {
                 iter,
-                view: SPARE_VIEWS.lock().pop().unwrap_or_default(),
+                view: spare_view(),
             }),
         }));
         Ok(MantisStatus::MantisOk)
@@ -188,6 +205,9 @@ pub unsafe extern "C" fn mantis_iter_next_view(
 fn fill_batch(iter: &mut Iter, max_items: usize, max_bytes: usize, buf: &mut Vec<u8>) -> Result<usize, crate::Error> {
     let mut n = 0usize;
     while n < max_items.max(1) && (n == 0 || buf.len() < max_bytes) {
+        // A chunk walks no further than this batch goes: a scan that stops
+        // at a limit (Go asks 16, 32, 64... pairs) fetches no values past it.
+        iter.want(max_items.max(1) - n);
         match iter.next_borrowed(|k, v| append_pair(buf, k, v)) {
             None => break,
             Some(Err(e)) => return Err(e),

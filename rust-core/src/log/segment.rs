@@ -33,6 +33,7 @@
 //! recovery reads them as the end of the log. A `.free` file is never read
 //! for records.
 
+use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -309,6 +310,16 @@ impl Segment {
         // every byte of `tail`, the whole of `value`.
         let value = unsafe { value.assume_init() };
         Ok((key, value))
+    }
+
+    /// Fills `buf` with the bytes at `offset` in one positioned read,
+    /// without zeroing it first (a scan reads runs of records into the
+    /// spare capacity of a buffer it keeps). On `Ok`, every byte of `buf`
+    /// is initialized.
+    pub fn read_uninit_at(&self, offset: u64, buf: &mut [MaybeUninit<u8>]) -> Result<()> {
+        self.file
+            .read_split_at(&mut [], buf, offset)
+            .map_err(|e| Error::io(format!("reading {} at offset {offset}", self.path.display()), e))
     }
 
     /// Reads exactly `len` bytes at `offset`.
