@@ -112,6 +112,15 @@ func (r *rustIterator) fetch() bool {
 	}
 	r.batch, r.key, r.value = nil, "", ""
 	st := C.mantis_iter_next_view(r.it, C.size_t(r.nextItems), iterBatchBytes, &data, &size, &n, &cerr)
+	// Let other runnable goroutines have this P after each batch. A
+	// goroutine whose cgo calls return quickly keeps its P from call to
+	// call, and one whose call lost its P waits in the global run queue
+	// until a running goroutine is preempted (10 ms slices): with more
+	// scanners than Ps most scans finished in a fraction of a millisecond
+	// and a few percent waited 100-400 ms (docs/performance/rust-core.md).
+	// Yielding here shares the CPUs batch by batch; with nothing else
+	// runnable it returns at once.
+	runtime.Gosched()
 	r.nextItems = min(2*r.nextItems, iterMaxBatchItems)
 	if st != C.MANTIS_OK {
 		r.err, r.done = statusError(st, cerr), true
