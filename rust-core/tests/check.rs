@@ -35,6 +35,8 @@ use mantisdb_core::log::segment::{self, SEGMENT_HEADER_LEN};
 use mantisdb_core::vfs::{FileHandle, FileSystem, OpenMode, OsFileSystem, Stat};
 use mantisdb_core::{Db, Error, Options, SyncPolicy, WriteBatch};
 
+mod support;
+
 fn opts() -> Options {
     Options {
         sync: SyncPolicy::Never,
@@ -372,24 +374,7 @@ impl FileSystem for RetiredSegment {
         names.push(self.0.file_name().unwrap().to_os_string());
         Ok(names)
     }
-    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        OsFileSystem.create_dir_all(dir)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        OsFileSystem.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
-        OsFileSystem.remove_file(path)
-    }
-    fn hard_link(&self, src: &Path, dst: &Path) -> std::io::Result<()> {
-        OsFileSystem.hard_link(src, dst)
-    }
-    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        OsFileSystem.sync_dir(dir)
-    }
-    fn lock(&self, path: &Path) -> std::io::Result<Box<dyn FileHandle>> {
-        OsFileSystem.lock(path)
-    }
+    directory_calls_to_os!();
 }
 
 #[test]

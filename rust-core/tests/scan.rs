@@ -16,6 +16,8 @@ use std::time::Duration;
 use mantisdb_core::vfs::{FileHandle, FileSystem, OpenMode, OsFileSystem, Stat};
 use mantisdb_core::{Db, Error, Options, SyncPolicy};
 
+mod support;
+
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// A value of `len` bytes that names its key and version.
@@ -559,24 +561,7 @@ impl FileSystem for Counting {
     fn read_dir(&self, dir: &Path) -> std::io::Result<Vec<OsString>> {
         OsFileSystem.read_dir(dir)
     }
-    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        OsFileSystem.create_dir_all(dir)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        OsFileSystem.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
-        OsFileSystem.remove_file(path)
-    }
-    fn hard_link(&self, src: &Path, dst: &Path) -> std::io::Result<()> {
-        OsFileSystem.hard_link(src, dst)
-    }
-    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        OsFileSystem.sync_dir(dir)
-    }
-    fn lock(&self, path: &Path) -> std::io::Result<Box<dyn FileHandle>> {
-        OsFileSystem.lock(path)
-    }
+    directory_calls_to_os!();
 }
 
 /// A scan reads through the segments' own open files (64 scanners each
