@@ -106,7 +106,7 @@ func (p *pipeline) add(cmd *command, args [][]byte) {
 		return
 	}
 	p.flushWave()
-	p.now = sess.dispatchCmd(cmd, args, &sess.w, p.now)
+	p.now = sess.dispatch(cmd, args, &sess.w, p.now)
 }
 
 // gather runs a blind write into the batch: its writes are buffered, its
@@ -186,7 +186,7 @@ func (p *pipeline) replay() {
 	sess.w.buf = sess.w.buf[:pending[0].replyAt]
 	sess.srv.totalCommands.Add(-int64(len(pending)))
 	for _, pw := range pending {
-		p.now = sess.dispatch(pw.args, &sess.w, p.now)
+		p.now = sess.dispatch(pw.cmd, pw.args, &sess.w, p.now)
 	}
 	clear(p.pending)
 	p.pending = p.pending[:0]
@@ -221,7 +221,7 @@ func (p *pipeline) flushWave() {
 		return
 	case 1:
 		c := p.wave[0]
-		p.now = sess.dispatch(c.args, &sess.w, p.now)
+		p.now = sess.dispatch(c.cmd, c.args, &sess.w, p.now)
 		p.resetWave()
 		return
 	}

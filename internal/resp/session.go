@@ -183,22 +183,16 @@ func (sess *session) flush() error {
 func (sess *session) runBatch(cmds []request) {
 	now := time.Now()
 	if len(cmds) == 1 {
-		now = sess.dispatchCmd(cmds[0].command(), cmds[0].Args, &sess.w, now)
+		now = sess.dispatch(cmds[0].command(), cmds[0].Args, &sess.w, now)
 	} else {
 		now = sess.pipe.run(cmds, now)
 	}
 	sess.publishInfo(now)
 }
 
-// resolve finds the command (or subcommand) args name, or writes the error
-// and returns nil.
-func (sess *session) resolve(args [][]byte, w *replyWriter) *command {
-	return sess.resolveCmd(lookupCommand(args[0]), args, w)
-}
-
-// resolveCmd is resolve for args whose command, cmd, was looked up
-// already (nil: none).
-func (sess *session) resolveCmd(cmd *command, args [][]byte, w *replyWriter) *command {
+// resolve finds the command (or subcommand) args name, given cmd, the
+// command args[0] names (nil: none), or writes the error and returns nil.
+func (sess *session) resolve(cmd *command, args [][]byte, w *replyWriter) *command {
 	if cmd == nil {
 		w.err(unknownCommand(args))
 		return nil
@@ -252,16 +246,11 @@ func clip(s string, n int) string {
 }
 
 // dispatch runs one command that started at start, writing its reply to
-// w, and returns when it ended (the start of the next command).
-func (sess *session) dispatch(args [][]byte, w *replyWriter, start time.Time) time.Time {
-	return sess.dispatchCmd(lookupCommand(args[0]), args, w, start)
-}
-
-// dispatchCmd is dispatch for args whose command, named, was looked up
-// already (nil: none).
-func (sess *session) dispatchCmd(named *command, args [][]byte, w *replyWriter, start time.Time) time.Time {
+// w, and returns when it ended (the start of the next command). named is
+// the command args[0] names (nil: none), looked up once by the caller.
+func (sess *session) dispatch(named *command, args [][]byte, w *replyWriter, start time.Time) time.Time {
 	sess.srv.totalCommands.Add(1)
-	cmd := sess.resolveCmd(named, args, w)
+	cmd := sess.resolve(named, args, w)
 	if cmd == nil {
 		if sess.multi {
 			sess.dirty = true
