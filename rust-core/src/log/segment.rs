@@ -412,26 +412,20 @@ pub fn list(dir: &Path) -> Result<Vec<u32>> {
 
 /// Lists the old ids of the files kept for reuse in `dir` of `fs`, ascending.
 pub fn list_free_in(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u32>> {
-    let names = fs
-        .read_dir(dir)
-        .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-    let mut ids: Vec<u32> = names
-        .iter()
-        .filter_map(|n| n.to_str().and_then(parse_free_file_name))
-        .collect();
-    ids.sort_unstable();
-    Ok(ids)
+    list_ids_in(fs, dir, parse_free_file_name)
 }
 
 /// Lists segment ids in `dir` of `fs`, ascending.
 pub fn list_in(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u32>> {
+    list_ids_in(fs, dir, parse_segment_file_name)
+}
+
+/// The ids `parse` finds in the names in `dir` of `fs`, ascending.
+fn list_ids_in(fs: &dyn FileSystem, dir: &Path, parse: fn(&str) -> Option<u32>) -> Result<Vec<u32>> {
     let names = fs
         .read_dir(dir)
         .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-    let mut ids: Vec<u32> = names
-        .iter()
-        .filter_map(|n| n.to_str().and_then(parse_segment_file_name))
-        .collect();
+    let mut ids: Vec<u32> = names.iter().filter_map(|n| n.to_str().and_then(parse)).collect();
     ids.sort_unstable();
     Ok(ids)
 }
