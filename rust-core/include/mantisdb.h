@@ -309,6 +309,12 @@ typedef struct MantisOptions {
    Period of the background thread, in ms.
    */
   uint64_t compaction_interval_ms;
+  /*
+   Read values of closed segments through read-only memory maps (an
+   I/O error under a mapped page then raises SIGBUS instead of failing
+   the read); false reads every value with pread.
+   */
+  bool map_reads;
 } MantisOptions;
 
 /*

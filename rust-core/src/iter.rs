@@ -148,6 +148,9 @@ enum SlotValue {
     /// A value read from a segment with the chunk's fetch, its checksum
     /// checked: these bytes of [`Iter::reads`].
     Read(Range<usize>),
+    /// A value in the map of a closed segment, its checksum checked: these
+    /// bytes of the map of [`Iter::segments`]`[segment]`, lent in place.
+    Mapped { segment: usize, bytes: Range<usize> },
     /// A value on disk that the chunk's fetch did not load (it moved, or
     /// its read failed): loaded on its own when reached, which reports the
     /// error, if any, in key order.
@@ -258,9 +261,13 @@ impl Buffers {
 ///
 /// It walks the index a chunk of keys at a time and, before handing out the
 /// chunk's first pair, fetches every value of the chunk that is not in the
-/// index from the segments in segment and offset order, one read per run of
-/// nearby records (a record alone in its run from the value cache, if
-/// there).
+/// index from the segments in segment and offset order. A value in a
+/// closed segment is checked (key and CRC32C) where it lies in the
+/// segment's read-only map ([`Segment::mapped`]) and lent from there: no
+/// system call and no copy until the caller's own. A value in the segment
+/// being written (or in any segment when maps are off) is read with one
+/// read per run of nearby records (a record alone in its run from the
+/// value cache, if there).
 ///
 /// A scan reads each value once, so it stays out of the value cache: it
 /// only probes it ([`ValueCache::peek_with`](crate::cache::ValueCache::peek_with),
@@ -303,8 +310,9 @@ pub struct Iter {
     reads: Vec<u8>,
     /// The segments this iterator has read from, held so that each is
     /// looked up once per iterator (and a segment compaction removes
-    /// meanwhile stays readable: its file closes when the last holder
-    /// lets it go).
+    /// meanwhile stays readable: its file closes, and its map goes, when
+    /// the last holder lets it go). [`SlotValue::Mapped`] values point
+    /// into their maps.
     segments: Vec<Arc<Segment>>,
     /// Keys the next refill walks.
     chunk: usize,
@@ -502,6 +510,37 @@ impl Iter {
                 end = e;
                 next += 1;
             }
+            // A closed segment's values are lent from its map, each checked
+            // where it lies: no read, no copy, no cache probe.
+            if let Some(at) = find_segment(inner, segments, segment) {
+                if let Some(map) = segments[at].mapped() {
+                    for &i in &misses[run..next] {
+                        let slot = &mut entries[i];
+                        let (_, offset, record_end, crc) = place(slot);
+                        let key = &self.keys[slot.key.clone()];
+                        let Some(record) = usize::try_from(offset)
+                            .ok()
+                            .zip(usize::try_from(record_end).ok())
+                            .and_then(|(start, stop)| map.get(start..stop))
+                        else {
+                            // Not in the file: the single read reports it.
+                            continue;
+                        };
+                        let (k, v) = record.split_at(key.len());
+                        if k != key || kv_checksum(k, v) != crc {
+                            // Damage: the single read reports it in key order.
+                            continue;
+                        }
+                        let start = offset as usize + key.len();
+                        slot.value = SlotValue::Mapped {
+                            segment: at,
+                            bytes: start..record_end as usize,
+                        };
+                    }
+                    run = next;
+                    continue;
+                }
+            }
             // A record with no neighbour to share its read is taken from the
             // value cache if it is there (a probe instead of a system call);
             // a run of several is read whole, which costs one call whatever
@@ -582,6 +621,10 @@ impl Iter {
                     SlotValue::Ready(value) => Ok(Some(Lent::Shared(value))),
                     SlotValue::Copied(r) => Ok(Some(Lent::Bytes(&self.values[r]))),
                     SlotValue::Read(r) => Ok(Some(Lent::Bytes(&self.reads[r]))),
+                    SlotValue::Mapped { segment, bytes } => match self.segments.get(segment).and_then(|s| s.mapped()) {
+                        Some(map) => Ok(Some(Lent::Bytes(&map[bytes]))),
+                        None => Err(Error::Internal("an iterator lost a segment's map".into())),
+                    },
                     SlotValue::Disk(version) => {
                         let inner = self.snap.inner();
                         match inner.load(key, &version) {
@@ -639,17 +682,11 @@ fn read_run(
     offset: u64,
     len: usize,
 ) -> bool {
-    let seg = match segments.iter().find(|s| s.id == segment) {
-        Some(seg) => seg,
-        None => match inner.log.segments().get(segment) {
-            Some(seg) => {
-                segments.push(seg);
-                &segments[segments.len() - 1]
-            }
-            // Compacted away: each value is looked up again when reached.
-            None => return false,
-        },
+    // Compacted away: each value is looked up again when reached.
+    let Some(seg) = find_segment(inner, segments, segment) else {
+        return false;
     };
+    let seg = &segments[seg];
     let at = reads.len();
     reads.reserve(len);
     let spare = &mut reads.spare_capacity_mut()[..len];
@@ -660,6 +697,17 @@ fn read_run(
     // of the `len` bytes of spare capacity right after `at`.
     unsafe { reads.set_len(at + len) };
     true
+}
+
+/// Where segment `id` is in `segments`, the segments an iterator holds,
+/// looking it up in the log (and holding it from then on) the first time;
+/// `None` when it was compacted away.
+fn find_segment(inner: &Inner, segments: &mut Vec<Arc<Segment>>, id: u32) -> Option<usize> {
+    if let Some(at) = segments.iter().position(|s| s.id == id) {
+        return Some(at);
+    }
+    segments.push(inner.log.segments().get(id)?);
+    Some(segments.len() - 1)
 }
 
 impl Drop for Iter {

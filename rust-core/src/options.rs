@@ -99,6 +99,21 @@ pub struct Options {
     /// (segments without a usable hint are decoded by the opening thread).
     /// 0 (the default): one per available core, at most 8; at most 64.
     pub recovery_threads: usize,
+    /// Read values of closed segments (those the writer will not append
+    /// to again, and those compaction wrote) through a read-only memory map
+    /// of each file, made on the first read: a value is copied once out of
+    /// the page cache, with no system call per read. The segment being
+    /// written is always read with `pread`. The trade-off: an I/O error of
+    /// the disk under a mapped page (a bad sector, a lost network disk)
+    /// arrives as `SIGBUS`, which ends the process, instead of an error
+    /// the read returns; and a file cut by another program while mapped
+    /// does the same. Off: every read goes through `pread` and reports such
+    /// errors. Address space: one map per closed segment (64 MiB by
+    /// default), so a 1 TB data directory maps 1 TB of the 128 TiB a 64-bit
+    /// process has. A file system that does not map
+    /// ([`crate::vfs::FileHandle::map_fd`]) is read through the file
+    /// either way. Default on.
+    pub map_reads: bool,
     /// The file layer every file operation goes through. `None` (the
     /// default): the operating system's, [`crate::vfs::OsFileSystem`]. For
     /// testing and instrumentation (fault injection, simulated power cuts,
@@ -125,6 +140,7 @@ impl Default for Options {
             compaction_interval: Duration::from_secs(1),
             background_compaction: true,
             recovery_threads: 0,
+            map_reads: true,
             file_system: None,
         }
     }

@@ -21,6 +21,10 @@
 //!   [`FileSystem::sync_dir`] afterwards.
 //! - [`FileSystem::rename`] replaces the target atomically.
 //! - A handle keeps reading its file after the name was removed.
+//! - [`FileHandle::map_fd`] may offer a descriptor to map the file
+//!   read-only (the operating system's does); the engine maps only files
+//!   it no longer writes (closed segments). A test file system that
+//!   returns `None` (the default) sees every read as a call.
 //! - Files are created with mode `0600`; directories the engine creates get `0700`.
 
 use std::ffi::OsString;
@@ -28,6 +32,7 @@ use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
 use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
@@ -108,6 +113,15 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     /// (`Unsupported`), and such files are never reused.
     fn links(&self) -> io::Result<u64> {
         Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+    /// The descriptor through which the file may be mapped into memory,
+    /// read-only, or `None` (the default) when this file system does not
+    /// map: every read then goes through [`FileHandle::read_exact_at`] or
+    /// [`FileHandle::read_split_at`]. The engine maps only closed segments,
+    /// files it never writes, cuts or reuses while a map of them lives
+    /// (see [`crate::log::segment::Segment::mapped`]).
+    fn map_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
     }
 }
 
@@ -260,6 +274,10 @@ impl FileHandle for OsFile {
     fn links(&self) -> io::Result<u64> {
         use std::os::unix::fs::MetadataExt;
         self.0.metadata().map(|m| m.nlink())
+    }
+
+    fn map_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.0.as_fd())
     }
 }
 

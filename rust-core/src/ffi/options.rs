@@ -46,6 +46,10 @@ pub struct MantisOptions {
     pub compaction_threshold: f64,
     /// Period of the background thread, in ms.
     pub compaction_interval_ms: u64,
+    /// Read values of closed segments through read-only memory maps (an
+    /// I/O error under a mapped page then raises SIGBUS instead of failing
+    /// the read); false reads every value with pread.
+    pub map_reads: bool,
 }
 
 impl MantisOptions {
@@ -89,6 +93,7 @@ impl MantisOptions {
             background_compaction: o.background_compaction,
             // Not a C option: one thread per core, at most 8.
             recovery_threads: 0,
+            map_reads: o.map_reads,
             file_system: None,
         })
     }
@@ -112,5 +117,6 @@ pub extern "C" fn mantis_options_default() -> MantisOptions {
         background_compaction: d.background_compaction,
         compaction_threshold: d.compaction_threshold,
         compaction_interval_ms: d.compaction_interval.as_millis() as u64,
+        map_reads: d.map_reads,
     }
 }

@@ -29,7 +29,7 @@ pub mod writer;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
@@ -56,13 +56,36 @@ pub struct SegmentSet {
     free: Mutex<Vec<u32>>,
     /// How many such files may be kept (0: none are).
     free_limit: AtomicUsize,
+    /// Segments removed from the set that something may still hold (a
+    /// reader, or the compaction pass that retired them). A retired file is
+    /// handed out for reuse only once its old `Segment` is gone, so no open
+    /// handle or map of the old life can see the new one's bytes.
+    retired: Mutex<HashMap<u32, Weak<Segment>, ahash::RandomState>>,
+    /// Reads of closed segments go through the file, never a map
+    /// ([`Options::map_reads`] off).
+    no_maps: AtomicBool,
 }
 
 impl SegmentSet {
     /// Adds (or replaces) a segment.
     pub fn insert(&self, seg: Arc<Segment>) {
         self.next_id.fetch_max(seg.id.saturating_add(1), Ordering::AcqRel);
+        if self.no_maps.load(Ordering::Acquire) {
+            seg.never_map();
+        }
+        self.retired.lock().remove(&seg.id);
         self.map.write().insert(seg.id, seg);
+    }
+
+    /// Turns reads through maps off (for the segments in the set now and
+    /// every one added later) or back on for segments added later.
+    pub fn set_map_reads(&self, on: bool) {
+        self.no_maps.store(!on, Ordering::Release);
+        if !on {
+            for seg in self.all() {
+                seg.never_map();
+            }
+        }
     }
 
     /// Reserves a fresh segment id.
@@ -76,7 +99,11 @@ impl SegmentSet {
 
     /// Removes a segment from the set (readers holding it keep it open).
     pub fn remove(&self, id: u32) -> Option<Arc<Segment>> {
-        self.map.write().remove(&id)
+        let seg = self.map.write().remove(&id)?;
+        let mut retired = self.retired.lock();
+        retired.retain(|_, held| held.strong_count() > 0);
+        retired.insert(id, Arc::downgrade(&seg));
+        Some(seg)
     }
 
     /// Every open segment, ascending by id.
@@ -124,9 +151,26 @@ impl SegmentSet {
         self.free.lock().push(old);
     }
 
-    /// Takes a file from the pool (its old id), if any.
+    /// Takes a file from the pool (its old id), the newest whose old
+    /// segment nothing holds any more; `None` when there is none.
+    ///
+    /// Compaction renames a segment's file for reuse only when no reader
+    /// holds the segment, but its own pass still holds it until the pass
+    /// ends; a file is handed out only once the last `Arc` of its old
+    /// `Segment` (with the segment's file handle and map) was dropped, so
+    /// whatever reads through them can never see the records the writer
+    /// then writes into the file. Files skipped now stay in the pool.
     pub fn take_free(&self) -> Option<u32> {
-        self.free.lock().pop()
+        let mut free = self.free.lock();
+        let retired = self.retired.lock();
+        let at = free
+            .iter()
+            .rposition(|id| retired.get(id).is_none_or(|held| held.strong_count() == 0))?;
+        // Pairs with the Release decrement of each holder's `Arc` drop:
+        // every read a holder made through the old segment happens before
+        // the writer's first write into the file.
+        std::sync::atomic::fence(Ordering::Acquire);
+        Some(free.remove(at))
     }
 
     /// Files in the pool now.
@@ -176,6 +220,7 @@ impl Log {
             0
         };
         adopt_free_files(&*fs, dir, &set, recycle)?;
+        set.set_map_reads(opts.map_reads);
         for seg in set.all() {
             if Some(seg.id) != active.map(|(id, _)| id) {
                 seg.closed.store(true, Ordering::Release);
@@ -379,4 +424,100 @@ fn spawn_flusher(writer: Arc<LogWriter>, every: Duration, sync: bool) -> Result<
         })
         .map_err(|e| Error::io("starting the log flusher thread", e))?;
     Ok((handle, stop))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record::{self, OpKind, OpRef, Salt};
+    use super::segment::{self, SEGMENT_HEADER_LEN};
+    use super::*;
+    use crate::vfs::OsFileSystem;
+
+    /// A segment's file kept for reuse is not handed to the writer while
+    /// anything still holds the old segment (its open file and its map):
+    /// a reader of the old segment never sees the records of the file's
+    /// next life.
+    #[test]
+    fn a_retired_file_is_reused_only_once_its_old_segment_is_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = OsFileSystem;
+        let file = segment::create(&fs, dir.path(), 1, 0, 0).unwrap();
+        let (mut frame, mut kv) = (Vec::new(), Vec::new());
+        let op = OpRef {
+            kind: OpKind::Put,
+            key: b"key",
+            value: b"the old life's value",
+            expires_at: 0,
+        };
+        record::encode_salted(&mut frame, 1, &[op], &mut kv, Salt::of_segment(1));
+        file.write_at(&frame, SEGMENT_HEADER_LEN).unwrap();
+        file.sync_data().unwrap();
+        drop(file);
+
+        let set = SegmentSet::default();
+        set.free_limit.store(2, Ordering::Release);
+        let seg = Arc::new(Segment::open(&fs, dir.path(), 1, false).unwrap());
+        set.insert(Arc::clone(&seg));
+        assert!(seg.mapped().is_none(), "a segment being written is not mapped");
+        set.closed(1);
+        let old = seg.mapped().expect("a closed segment is mapped").to_vec();
+        assert!(seg.is_mapped());
+
+        // Retired as compaction retires a file for reuse, while a reader
+        // (`seg`) still holds the segment.
+        drop(set.remove(1));
+        fs.rename(&seg.path, &dir.path().join(segment::free_file_name(1)))
+            .unwrap();
+        set.add_free(1);
+        assert_eq!(
+            set.take_free(),
+            None,
+            "a file was handed out under a reader of its old life"
+        );
+        assert_eq!(set.free_count(), 1, "the file stays in the pool");
+        assert_eq!(seg.mapped().unwrap(), &old[..]);
+        assert_eq!(seg.read_at(SEGMENT_HEADER_LEN, frame.len()).unwrap(), frame);
+
+        drop(seg);
+        assert_eq!(set.take_free(), Some(1), "the last holder let go: the file is free");
+        let reused = segment::recycle(&fs, dir.path(), 1, 2, 1, 1)
+            .unwrap()
+            .expect("the file was taken");
+        reused.write_at(&[0xAA; 64], SEGMENT_HEADER_LEN).unwrap();
+    }
+
+    /// A file kept from an earlier run (no segment of this process ever
+    /// held it) is handed out at once; one of several held is skipped.
+    #[test]
+    fn take_free_skips_only_held_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = OsFileSystem;
+        drop(segment::create(&fs, dir.path(), 5, 0, 0).unwrap());
+        let set = SegmentSet::default();
+        set.free_limit.store(3, Ordering::Release);
+        let seg = Arc::new(Segment::open(&fs, dir.path(), 5, false).unwrap());
+        set.insert(Arc::clone(&seg));
+        drop(set.remove(5));
+        set.add_free(3);
+        set.add_free(5);
+        assert_eq!(set.take_free(), Some(3), "the held file 5 is skipped");
+        assert_eq!(set.take_free(), None);
+        drop(seg);
+        assert_eq!(set.take_free(), Some(5));
+    }
+
+    /// With maps off, a closed segment is read through its file.
+    #[test]
+    fn maps_off_reads_closed_segments_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = OsFileSystem;
+        drop(segment::create(&fs, dir.path(), 1, 0, 0).unwrap());
+        let set = SegmentSet::default();
+        set.set_map_reads(false);
+        let seg = Arc::new(Segment::open(&fs, dir.path(), 1, false).unwrap());
+        set.insert(Arc::clone(&seg));
+        set.closed(1);
+        assert!(seg.mapped().is_none());
+        assert_eq!(seg.read_at(0, 8).unwrap(), segment::SEGMENT_MAGIC);
+    }
 }

@@ -36,7 +36,9 @@
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use memmap2::{Mmap, MmapOptions};
 
 use super::record::Salt;
 use crate::error::{Error, Result};
@@ -239,6 +241,15 @@ pub type KeyBuf = smallvec::SmallVec<[u8; 64]>;
 /// An open segment, shared by readers through an `Arc`. Once compaction
 /// has replaced it, the file is unlinked, and the last `Arc` closes it, so a
 /// reader still holding one reads on safely.
+///
+/// Reads of a closed segment (one the writer will never append to again,
+/// or one compaction wrote whole) go through a read-only memory map of the
+/// file, made by the first such read and kept until the last `Arc` is
+/// dropped: a value is copied once, out of the page cache, with no system
+/// call and no page lookup per read (see [`Segment::mapped`]). Reads of
+/// the segment being written, and every read when the file system does
+/// not map ([`FileHandle::map_fd`]) or maps are turned off
+/// ([`crate::Options::map_reads`]), go through the file (`pread`).
 #[derive(Debug)]
 pub struct Segment {
     /// Segment id.
@@ -253,6 +264,9 @@ pub struct Segment {
     /// Live and dead bytes.
     pub usage: Usage,
     file: Box<dyn FileHandle>,
+    /// The map of the whole file once the first read of the closed segment
+    /// made it; `Some(None)`: this segment is read through `file` for good.
+    map: OnceLock<Option<Mmap>>,
 }
 
 impl Segment {
@@ -274,7 +288,81 @@ impl Segment {
             closed: AtomicBool::new(sealed),
             usage: Usage::empty(),
             file,
+            map: OnceLock::new(),
         }
+    }
+
+    /// Makes every later read of this segment go through the file, never a
+    /// map (maps turned off). A map made already stays in use.
+    pub fn never_map(&self) {
+        let _ = self.map.set(None);
+    }
+
+    /// The whole file through a read-only memory map, once the segment is
+    /// closed; `None` while it is being written, when the file system does
+    /// not map, maps are off, or mapping failed (reads then go through the
+    /// file). The first call on a closed segment maps it; the map lives as
+    /// long as the segment.
+    ///
+    /// An I/O error of the disk under a mapped page arrives as `SIGBUS`
+    /// when the page is touched, not as an error of the read (the trade-off
+    /// [`crate::Options::map_reads`] turns off).
+    #[inline]
+    pub fn mapped(&self) -> Option<&[u8]> {
+        if let Some(map) = self.map.get() {
+            return map.as_deref();
+        }
+        if !self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.map.get_or_init(|| self.map_file()).as_deref()
+    }
+
+    /// True when reads of this segment go through its map (made already).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.map.get(), Some(Some(_)))
+    }
+
+    fn map_file(&self) -> Option<Mmap> {
+        let fd = self.file.map_fd()?;
+        // SAFETY: a map is only sound while nothing writes or cuts the
+        // mapped file: the slice `mapped` lends must not change under a
+        // reader, and a page past a cut end would raise SIGBUS. This file
+        // is neither written nor cut while the map lives:
+        // - `mapped` maps a segment only once it is `closed`. A writer
+        //   segment is closed (`SegmentSet::closed`, with Release) after the
+        //   writer cut it to its last record and synced that length
+        //   (`LogWriter::roll` via `trim`); the writer never writes or cuts
+        //   it again. At open, every segment but the one the writer resumes
+        //   is closed; recovery cut any torn tail before the segment was
+        //   opened (`recovery::rebuild_index` opens after the scan). A
+        //   segment compaction wrote (`sealed`) was written whole and
+        //   synced under a temporary name before it became a `Segment`.
+        // - The only write the engine makes into an existing segment's file
+        //   is `recycle`, into a retired file renamed `.free`, which happens
+        //   only after the segment left the `SegmentSet` and the last `Arc`
+        //   of this `Segment` (which owns the map) was dropped:
+        //   `SegmentSet::take_free` hands out no file whose old segment is
+        //   still held, so the map is gone before the new life's first byte
+        //   is written. A file with a second name (a checkpoint's hard
+        //   link) is never recycled (`compaction::keep_for_reuse`).
+        // - The data directory is locked against a second open
+        //   (`DirLock`); programs other than the engine writing into its
+        //   files are outside the engine's contract (documented with
+        //   `Options::map_reads`).
+        // The map is read-only (PROT_READ), so nothing in this process
+        // writes through it either.
+        let map = unsafe { MmapOptions::new().map(&fd) }.ok()?;
+        Some(map)
+    }
+
+    /// The `len` bytes at `offset` of the map, if the segment is mapped
+    /// and holds them.
+    #[inline]
+    fn mapped_range(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        let map = self.mapped()?;
+        let start = usize::try_from(offset).ok()?;
+        map.get(start..start.checked_add(len)?)
     }
 
     /// Length of the file now.
@@ -297,9 +385,14 @@ impl Segment {
     }
 
     /// Reads a record's key (`key_len` bytes at `offset`) and the value of
-    /// `val_len` bytes after it in one positioned read, the value straight
-    /// into its final shared buffer.
+    /// `val_len` bytes after it: copied out of the map of a closed segment,
+    /// else in one positioned read, the value straight into its final
+    /// shared buffer.
     pub fn read_kv(&self, offset: u64, key_len: usize, val_len: usize) -> Result<(KeyBuf, Arc<[u8]>)> {
+        if let Some(bytes) = self.mapped_range(offset, key_len + val_len) {
+            let (key, value) = bytes.split_at(key_len);
+            return Ok((KeyBuf::from_slice(key), Arc::from(value)));
+        }
         let mut key = KeyBuf::from_elem(0, key_len);
         let mut value = Arc::<[u8]>::new_uninit_slice(val_len);
         let tail = Arc::get_mut(&mut value).expect("a new Arc has no other owner");
@@ -312,11 +405,21 @@ impl Segment {
         Ok((key, value))
     }
 
-    /// Fills `buf` with the bytes at `offset` in one positioned read,
+    /// Fills `buf` with the bytes at `offset` (from the map, or in one positioned read),
     /// without zeroing it first (a scan reads runs of records into the
     /// spare capacity of a buffer it keeps). On `Ok`, every byte of `buf`
     /// is initialized.
     pub fn read_uninit_at(&self, offset: u64, buf: &mut [MaybeUninit<u8>]) -> Result<()> {
+        if let Some(bytes) = self.mapped_range(offset, buf.len()) {
+            // SAFETY: `bytes` and `buf` are both `buf.len()` bytes long;
+            // they cannot overlap (`buf` is exclusively borrowed memory of
+            // the caller, `bytes` a read-only map); writing initialized
+            // `u8`s into `MaybeUninit<u8>` is always valid.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.as_mut_ptr().cast::<u8>(), buf.len());
+            }
+            return Ok(());
+        }
         self.file
             .read_split_at(&mut [], buf, offset)
             .map_err(|e| Error::io(format!("reading {} at offset {offset}", self.path.display()), e))
@@ -324,6 +427,9 @@ impl Segment {
 
     /// Reads exactly `len` bytes at `offset`.
     pub fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        if let Some(bytes) = self.mapped_range(offset, len) {
+            return Ok(bytes.to_vec());
+        }
         let mut buf = vec![0u8; len];
         self.file
             .read_exact_at(&mut buf, offset)
