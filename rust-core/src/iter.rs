@@ -510,9 +510,35 @@ impl Iter {
                 end = e;
                 next += 1;
             }
+            // A record with no neighbour to share its read is taken from the
+            // value cache if it is there (a probe instead of a system call);
+            // a run of several is read whole, which costs one call whatever
+            // the cache holds. A value in a map is lent from the map to a
+            // lending iterator (the cache's copy would cost a copy more),
+            // but taken from the cache by one that hands out shared values
+            // (a reference counted rather than a new buffer).
+            let seg_at = find_segment(inner, segments, segment);
+            let mapped = seg_at.is_some_and(|at| segments[at].mapped().is_some());
+            if next == run + 1 && cached && !(lend && mapped) {
+                let slot = &mut entries[misses[run]];
+                let hit = inner.cache.peek_with(&(segment, first), |v| {
+                    if lend {
+                        let at = values.len();
+                        values.extend_from_slice(v);
+                        SlotValue::Copied(at..values.len())
+                    } else {
+                        SlotValue::Ready(Arc::clone(v))
+                    }
+                });
+                if let Some(value) = hit {
+                    slot.value = value;
+                    run = next;
+                    continue;
+                }
+            }
             // A closed segment's values are lent from its map, each checked
-            // where it lies: no read, no copy, no cache probe.
-            if let Some(at) = find_segment(inner, segments, segment) {
+            // where it lies: no system call and no copy.
+            if let Some(at) = seg_at {
                 if let Some(map) = segments[at].mapped() {
                     for &i in &misses[run..next] {
                         let slot = &mut entries[i];
@@ -537,27 +563,6 @@ impl Iter {
                             bytes: start..record_end as usize,
                         };
                     }
-                    run = next;
-                    continue;
-                }
-            }
-            // A record with no neighbour to share its read is taken from the
-            // value cache if it is there (a probe instead of a system call);
-            // a run of several is read whole, which costs one call whatever
-            // the cache holds.
-            if next == run + 1 && cached {
-                let slot = &mut entries[misses[run]];
-                let hit = inner.cache.peek_with(&(segment, first), |v| {
-                    if lend {
-                        let at = values.len();
-                        values.extend_from_slice(v);
-                        SlotValue::Copied(at..values.len())
-                    } else {
-                        SlotValue::Ready(Arc::clone(v))
-                    }
-                });
-                if let Some(value) = hit {
-                    slot.value = value;
                     run = next;
                     continue;
                 }
