@@ -216,11 +216,10 @@ impl Db {
     }
 
     fn commit_begin(&self, ops: &[OpRef<'_>]) -> Result<Option<u64>> {
-        let seq = self.inner.commit_begin(ops, None)?;
         if self.inner.opts.sync == crate::options::SyncPolicy::Always {
-            return Ok(Some(seq));
+            return self.inner.commit_begin(ops, None).map(Some);
         }
-        self.inner.commit_finish(seq)?;
+        self.inner.commit_unsynced(ops, None)?;
         Ok(None)
     }
 

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crossbeam_epoch::{self as epoch, Guard};
 use parking_lot::Mutex;
 
 use crate::accounting::{account_op, op_log_bytes};
@@ -27,12 +28,12 @@ use crate::compaction::{self, CompactionReport};
 use crate::db::Value;
 use crate::dirlock::DirLock;
 use crate::error::{Error, Result};
-use crate::index::{Index, Lookup, Seen, ValueRef, Version};
+use crate::index::{Index, KeyEntry, Lookup, Seen, ValueRef, Version};
 use crate::log::record::kv_checksum;
 use crate::log::recovery::{self, RecoveryReport};
 use crate::log::{Appended, Computed, Log, OpKind, OpRef, Pending, PendingRead};
 use crate::mvcc::{Snapshots, Visibility};
-use crate::options::Options;
+use crate::options::{Options, SyncPolicy};
 use crate::stats::Counters;
 use crate::txn::{ConflictTracker, ReadSet};
 use crate::update::{Evaluated, Updated};
@@ -43,6 +44,10 @@ pub(crate) type CacheKey = (u32, u64);
 
 /// Lookups a read retries when compaction keeps moving its value.
 pub(crate) const RELOCATION_RETRIES: usize = 10_000;
+
+/// Index entries a commit left holding a superseded version (see
+/// [`Inner::commit_unsynced`]); inline for a batch of up to 16 ops.
+type Superseded<'g> = smallvec::SmallVec<[&'g KeyEntry; 16]>;
 
 /// How often (in commits) the GC watermark is recomputed.
 const WATERMARK_EVERY: u64 = 64;
@@ -258,11 +263,56 @@ impl Inner {
     /// Like [`Inner::commit`], validating a transaction's read set against
     /// every later commit under the append lock first.
     pub(crate) fn commit_checked(&self, ops: &[OpRef<'_>], check: Option<&ReadSet<'_>>) -> Result<u64> {
-        let seq = self.commit_begin(ops, check)?;
-        self.commit_finish(seq)?;
+        let seq = if self.opts.sync == SyncPolicy::Always {
+            let seq = self.commit_begin(ops, check)?;
+            self.commit_finish(seq)?;
+            seq
+        } else {
+            self.commit_unsynced(ops, check)?
+        };
         // The commit is done: its writer may now prepare log space for the next ones.
         self.log.zero_ahead();
         Ok(seq)
+    }
+
+    /// A whole commit under a policy whose commits do not wait for a sync
+    /// (`Never`, `Interval`): [`Inner::commit_begin`] and
+    /// [`Inner::commit_finish`], then, with the commit visible, the
+    /// versions its puts and deletes superseded are dropped at once where
+    /// no open snapshot can read them, instead of at the key's next write.
+    /// So an overwritten key goes back to one version (and its version list
+    /// to the entry's own slot), and the memory of the old value and of the
+    /// list's second slot is free for the next writes to reuse rather than
+    /// fresh pages. The entries are kept under one epoch guard from the
+    /// insert to the drop, so none is searched for twice. Under `Always`
+    /// the wait for the group's sync is too long to keep a guard pinned:
+    /// those versions go at the key's next write.
+    pub(crate) fn commit_unsynced(&self, ops: &[OpRef<'_>], check: Option<&ReadSet<'_>>) -> Result<u64> {
+        let guard = epoch::pin();
+        let mut superseded = Superseded::new();
+        let seq = self.commit_begin_in(ops, check, &guard, Some(&mut superseded))?;
+        self.commit_finish(seq)?;
+        self.drop_superseded(seq, &superseded);
+        Ok(seq)
+    }
+
+    /// Drops what commit `seq` (visible now) superseded in `entries`, when
+    /// no snapshot below `seq` is open.
+    fn drop_superseded(&self, seq: u64, entries: &[&KeyEntry]) {
+        if entries.is_empty() {
+            return;
+        }
+        // The watermark as of now, under the lock snapshots register with:
+        // a snapshot taken later reads at or above the visible point.
+        self.snapshots.advance(&self.vis);
+        let watermark = self.snapshots.watermark();
+        if watermark < seq {
+            // A snapshot below this commit may read what it replaced.
+            return;
+        }
+        for e in entries {
+            e.drop_superseded(watermark);
+        }
     }
 
     /// The first half of a commit: logs `ops` as one record and applies them
@@ -270,6 +320,18 @@ impl Inner {
     /// which [`Inner::commit_finish`] must be given before the write is
     /// acknowledged.
     pub(crate) fn commit_begin(&self, ops: &[OpRef<'_>], check: Option<&ReadSet<'_>>) -> Result<u64> {
+        self.commit_begin_in(ops, check, &epoch::pin(), None)
+    }
+
+    /// [`Inner::commit_begin`] under the caller's `guard`; the entries left
+    /// holding more than one version go to `superseded`, when given.
+    fn commit_begin_in<'g>(
+        &'g self,
+        ops: &[OpRef<'_>],
+        check: Option<&ReadSet<'_>>,
+        guard: &'g Guard,
+        superseded: Option<&mut Superseded<'g>>,
+    ) -> Result<u64> {
         self.check_open()?;
         for op in ops {
             self.check_key(op.key)?;
@@ -280,7 +342,7 @@ impl Inner {
             self.in_flight.appended(ops);
             Ok(())
         })?;
-        self.apply(&appended, ops);
+        self.apply_in(&appended, ops, guard, superseded);
         Ok(appended.seq)
     }
 
@@ -392,6 +454,19 @@ impl Inner {
     }
 
     fn apply(&self, a: &Appended, ops: &[OpRef<'_>]) {
+        self.apply_in(a, ops, &epoch::pin(), None);
+    }
+
+    /// Applies a logged commit's ops to the index (not yet visible), under
+    /// `guard`; the entries left holding more than one version go to
+    /// `superseded`, when given.
+    fn apply_in<'g>(
+        &'g self,
+        a: &Appended,
+        ops: &[OpRef<'_>],
+        guard: &'g Guard,
+        mut superseded: Option<&mut Superseded<'g>>,
+    ) {
         let watermark = self.snapshots.watermark();
         let mut deletes = 0u64;
         for (op, &(kv_offset, crc)) in ops.iter().zip(&a.kv) {
@@ -415,7 +490,7 @@ impl Inner {
                     }
                 }
             };
-            let effect = self.index.insert(
+            let (effect, older) = self.index.insert_in(
                 op.key,
                 Version {
                     seq: a.seq,
@@ -425,7 +500,11 @@ impl Inner {
                     segment: a.segment.id,
                 },
                 watermark,
+                guard,
             );
+            if let (Some(out), Some(entry)) = (superseded.as_deref_mut(), older) {
+                out.push(entry);
+            }
             self.in_flight.applied(op.key);
             account_op(
                 &a.segment.usage,

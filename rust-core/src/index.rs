@@ -318,6 +318,22 @@ impl KeyEntry {
         self.versions.read().list.first().map(|v| v.seq)
     }
 
+    /// Drops the versions no reader at or above `watermark` can see (every
+    /// version above it and the newest one at or below it stay), and gives
+    /// the version list's heap allocation back once one version is left, so
+    /// a key that was overwritten costs what a key written once does, and
+    /// the superseded value's memory is free for the next write to reuse.
+    pub fn drop_superseded(&self, watermark: u64) {
+        let mut v = self.versions.write();
+        if v.removed {
+            return;
+        }
+        v.reclaim(watermark);
+        if v.list.len() == 1 && v.list.spilled() {
+            v.list.shrink_to_fit();
+        }
+    }
+
     /// Lends the newest version visible at `read_seq` to `f`, under the
     /// key's read lock (so `f` must not block), without copying it; `None`
     /// when there is none (missing or reclaimed, see [`KeyEntry::visible`]).
@@ -454,18 +470,30 @@ impl Index {
     /// for the price of a key copy on the stack and a counted reference on
     /// the entry. A longer key is looked up first and searched again only
     /// when it is new, so an overwrite does not allocate a copy of it.
-    fn upsert<R>(&self, key: &[u8], mut f: impl FnMut(&KeyEntry) -> Option<R>) -> R {
+    fn upsert<R>(&self, key: &[u8], f: impl FnMut(&KeyEntry) -> Option<R>) -> R {
         let guard = epoch::pin();
+        self.upsert_in(key, f, &guard)
+    }
+
+    /// [`Index::upsert`] under the caller's `guard`; `f` is lent the entry
+    /// for as long as the guard is pinned.
+    fn upsert_in<'g, R>(&'g self, key: &[u8], mut f: impl FnMut(&'g KeyEntry) -> Option<R>, guard: &'g Guard) -> R {
         loop {
             let done = if key.len() <= INLINE_KEY_MAX {
                 let e = self
                     .list
-                    .get_or_insert_with(IndexKey::new(key), KeyEntry::default, &guard);
-                let done = f(e.value());
-                e.release(&guard);
+                    .get_or_insert_with(IndexKey::new(key), KeyEntry::default, guard);
+                // SAFETY: a node of the skiplist is freed only through the
+                // epoch collector (when its last reference is released, and
+                // only once it is unlinked), and never while a guard pinned
+                // before that, as `guard` is, stays pinned: the entry
+                // outlives the counted reference released below.
+                let entry: &'g KeyEntry = unsafe { &*(e.value() as *const KeyEntry) };
+                let done = f(entry);
+                e.release(guard);
                 done
             } else {
-                self.upsert_long(key, &mut f, &guard)
+                self.upsert_long(key, &mut f, guard)
             };
             if let Some(r) = done {
                 return r;
@@ -474,14 +502,22 @@ impl Index {
     }
 
     /// One try of [`Index::upsert`] for a key stored on the heap.
-    fn upsert_long<R>(&self, key: &[u8], f: &mut impl FnMut(&KeyEntry) -> Option<R>, guard: &Guard) -> Option<R> {
+    fn upsert_long<'g, R>(
+        &'g self,
+        key: &[u8],
+        f: &mut impl FnMut(&'g KeyEntry) -> Option<R>,
+        guard: &'g Guard,
+    ) -> Option<R> {
         match self.entry(key, guard) {
             Some(e) => f(e),
             None => {
                 let e = self
                     .list
                     .get_or_insert_with(IndexKey::new(key), KeyEntry::default, guard);
-                let done = f(e.value());
+                // SAFETY: as in `upsert_in`: the node is freed only through
+                // the epoch collector, after `guard` is unpinned.
+                let entry: &'g KeyEntry = unsafe { &*(e.value() as *const KeyEntry) };
+                let done = f(entry);
                 e.release(guard);
                 done
             }
@@ -492,38 +528,72 @@ impl Index {
     /// `watermark` can read are dropped. A version with the same seq (a batch
     /// touching one key twice) replaces the earlier one: the later op wins.
     pub fn insert(&self, key: &[u8], version: Version, watermark: u64) -> InsertEffect {
+        let guard = epoch::pin();
+        self.insert_in(key, version, watermark, &guard).0
+    }
+
+    /// [`Index::insert`] under the caller's `guard`. Also returns the key's
+    /// entry when it holds more than one version afterwards (an older one
+    /// readers below the new version may still need): once the new version
+    /// is visible, [`KeyEntry::drop_superseded`] on it, under the same
+    /// guard, frees the versions no reader can see any more.
+    pub fn insert_in<'g>(
+        &'g self,
+        key: &[u8],
+        version: Version,
+        watermark: u64,
+        guard: &'g Guard,
+    ) -> (InsertEffect, Option<&'g KeyEntry>) {
         let mut version = Some(version);
-        self.upsert(key, |entry| {
-            let mut v = entry.versions.write();
-            if v.removed {
-                // Lost a race with tombstone collection: the entry is being
-                // unlinked; insert into a fresh one.
-                return None;
-            }
-            let version = version.take().expect("inserted once");
-            let was_live = v.list.first().is_some_and(|x| !matches!(x.value, ValueRef::Tombstone));
-            let pos = v.list.iter().position(|x| x.seq <= version.seq).unwrap_or(v.list.len());
-            let mut effect = InsertEffect::default();
-            // pos > 0: a newer commit already won this key, and this version
-            // is dead at birth (the caller counts it so).
-            if pos == 0 {
-                effect.is_newest = true;
-                if let Some(old) = v.list.first().filter(|o| !matches!(o.value, ValueRef::Tombstone)) {
-                    effect.superseded_bytes = old.log_bytes as u64;
-                    effect.superseded_segment = old.segment;
+        self.upsert_in(
+            key,
+            |entry| {
+                let mut v = entry.versions.write();
+                if v.removed {
+                    // Lost a race with tombstone collection: the entry is being
+                    // unlinked; insert into a fresh one.
+                    return None;
                 }
-            }
-            if v.list.get(pos).is_some_and(|x| x.seq == version.seq) {
-                v.list[pos] = version;
-            } else {
-                v.list.insert(pos, version);
-            }
-            // Keep every version above the watermark and the newest at or below it.
-            v.reclaim(watermark);
-            let is_live = v.list.first().is_some_and(|x| !matches!(x.value, ValueRef::Tombstone));
-            effect.live_keys = is_live as i64 - was_live as i64;
-            Some(effect)
-        })
+                let version = version.take().expect("inserted once");
+                // Versions no reader can see go first, so the new one takes the
+                // slot of the one it made unreadable: an overwrite of a key that
+                // holds two versions (the newest and the one a reader below
+                // the watermark saw) keeps two, in the allocation it has,
+                // instead of growing the list to four. Reclaiming before or
+                // after inserting a version above the watermark drops the same
+                // versions, and never the newest.
+                v.reclaim(watermark);
+                let was_live = v.list.first().is_some_and(|x| !matches!(x.value, ValueRef::Tombstone));
+                let pos = v.list.iter().position(|x| x.seq <= version.seq).unwrap_or(v.list.len());
+                let mut effect = InsertEffect::default();
+                // pos > 0: a newer commit already won this key, and this version
+                // is dead at birth (the caller counts it so).
+                if pos == 0 {
+                    effect.is_newest = true;
+                    if let Some(old) = v.list.first().filter(|o| !matches!(o.value, ValueRef::Tombstone)) {
+                        effect.superseded_bytes = old.log_bytes as u64;
+                        effect.superseded_segment = old.segment;
+                    }
+                }
+                let at_or_below = version.seq <= watermark;
+                if v.list.get(pos).is_some_and(|x| x.seq == version.seq) {
+                    v.list[pos] = version;
+                } else {
+                    v.list.insert(pos, version);
+                }
+                // Keep every version above the watermark and the newest at or
+                // below it: a version inserted at or below the watermark (a
+                // caller whose readers are all past it) may leave older ones
+                // unreadable.
+                if at_or_below {
+                    v.reclaim(watermark);
+                }
+                let is_live = v.list.first().is_some_and(|x| !matches!(x.value, ValueRef::Tombstone));
+                effect.live_keys = is_live as i64 - was_live as i64;
+                Some((effect, (v.list.len() > 1).then_some(entry)))
+            },
+            guard,
+        )
     }
 
     /// Unlinks `key` when its newest version is the tombstone `seq` and that
@@ -793,6 +863,23 @@ mod tests {
         let e = idx.entry(b"k", &guard).unwrap();
         let seqs: Vec<u64> = e.versions.read().list.iter().map(|v| v.seq).collect();
         assert_eq!(seqs, vec![5, 4, 3, 2]);
+    }
+
+    #[test]
+    fn an_overwrite_takes_the_slot_of_the_version_it_made_unreadable() {
+        // The watermark one commit behind, as readers leave it: each
+        // overwrite keeps the new version and the one below the watermark,
+        // in the list's first allocation (it used to grow to four slots).
+        let idx = Index::new();
+        for seq in 1..=50 {
+            idx.insert(b"k", put(seq, b"v"), seq - 1);
+        }
+        let guard = epoch::pin();
+        let e = idx.entry(b"k", &guard).unwrap();
+        let v = e.versions.read();
+        assert_eq!(v.list.iter().map(|x| x.seq).collect::<Vec<_>>(), vec![50, 49]);
+        assert_eq!(v.list.capacity(), 2);
+        assert_eq!(v.reclaimed_below, 49);
     }
 
     #[test]
