@@ -182,9 +182,21 @@ fn batches_become_visible_whole_while_readers_run() {
 /// single puts and batches (a key written twice in one batch too).
 #[test]
 fn unsynced_overwrites_leave_one_version_per_key() {
+    unsynced_overwrites(SyncPolicy::Never);
+    unsynced_overwrites(SyncPolicy::Interval(std::time::Duration::from_millis(5)));
+}
+
+fn unsynced_overwrites(sync: SyncPolicy) {
     const KEYS: u32 = 500;
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), opts()).unwrap();
+    let db = Db::open(
+        dir.path(),
+        Options {
+            sync,
+            ..Options::default()
+        },
+    )
+    .unwrap();
     let key = |i: u32| format!("key:{i:05}").into_bytes();
     for i in 0..KEYS {
         db.put(&key(i), b"0").unwrap();
