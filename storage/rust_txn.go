@@ -106,6 +106,13 @@ func (x *rustTxn) Get(key string) (string, error) {
 }
 
 // finish ends the transaction with commit or rollback and frees the handle.
+//
+// A commit is made in two halves, as a put is: mantis_txn_commit_begin
+// validates and logs it and returns a ticket at once, and the goroutine
+// then waits for its group commit on the Go side (waitCommit), so waiting
+// for durability holds no OS thread per transaction. A commit that lost to
+// one still in flight waits the same way until that one is visible before
+// it reports the conflict, so a retry reads the value it lost to.
 func (x *rustTxn) finish(commit bool) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -116,32 +123,49 @@ func (x *rustTxn) finish(commit bool) error {
 		return nil
 	}
 	x.done = true
-	// The handle is freed however this ends.
-	defer func() {
-		x.cleanup.Stop()
-		C.mantis_txn_free(x.t)
-		x.t = nil
-	}()
-	var err error
-	if _, aerr := x.engine.acquire(); aerr != nil {
+	db, err := x.engine.acquire()
+	if err != nil {
+		x.free()
 		// Rolling back needs no engine: the writes were only buffered.
 		if commit {
-			err = aerr
+			return err
 		}
-	} else {
-		var cerr *C.MantisError
-		var st C.MantisStatus
-		if commit {
-			st = C.mantis_txn_commit(x.t, &cerr)
-		} else {
-			st = C.mantis_txn_rollback(x.t, &cerr)
-		}
-		x.engine.mu.RUnlock()
-		if st != C.MANTIS_OK {
-			err = statusError(st, cerr)
-		}
+		return nil
 	}
-	return err
+	defer x.engine.mu.RUnlock()
+	var cerr *C.MantisError
+	if !commit {
+		st := C.mantis_txn_rollback(x.t, &cerr)
+		x.free()
+		if st != C.MANTIS_OK {
+			return statusError(st, cerr)
+		}
+		return nil
+	}
+	// The handle is freed only after the wait: while it is open, the
+	// engine keeps tracking the keys of every commit, so a transaction
+	// beginning meanwhile reads at the visible point and validates against
+	// the commits still in flight instead of waiting for their sync.
+	defer x.free()
+	var ticket C.uint64_t
+	st := C.mantis_txn_commit_begin(x.t, &ticket, &cerr)
+	if st != C.MANTIS_OK {
+		err := statusError(st, cerr)
+		if st == C.MANTIS_CONFLICT && ticket != 0 {
+			// Its own outcome is not this transaction's: the answer is
+			// the conflict either way.
+			_ = x.engine.waitCommit(db, uint64(ticket))
+		}
+		return err
+	}
+	return x.engine.waitCommit(db, uint64(ticket))
+}
+
+// free releases the handle.
+func (x *rustTxn) free() {
+	x.cleanup.Stop()
+	C.mantis_txn_free(x.t)
+	x.t = nil
 }
 
 func (x *rustTxn) Commit() error   { return x.finish(true) }

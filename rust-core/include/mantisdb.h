@@ -968,6 +968,28 @@ MantisStatus mantis_txn_get_meta(const MantisTxn *txn,
 MantisStatus mantis_txn_commit(const MantisTxn *txn, struct MantisError **err);
 
 /*
+ The first half of `mantis_txn_commit`, for a caller that waits for
+ durability itself (as `mantis_put_begin`): validates the transaction and
+ logs and applies its writes, neither durable nor visible yet. On
+ `MANTIS_OK`, `*ticket` receives 0 when there is nothing to wait for (no
+ writes, or a sync policy other than `always`: the commit is done), or a
+ ticket that must go to `mantis_commit_wait` before the commit is
+ acknowledged. On `MANTIS_CONFLICT` nothing was written, and `*ticket`
+ receives the ticket of the commit it lost to while that one is not yet
+ visible (0 otherwise): waiting for it with `mantis_commit_wait` before a
+ retry keeps the retry from reading the value it lost to. The handle is
+ finished either way; free it with `mantis_txn_free` once the wait is
+ over (an open handle keeps later transactions from waiting at begin).
+
+ # Safety
+ `txn` must be a live transaction handle; `ticket` must point to a
+ writable `uint64_t`.
+ */
+MantisStatus mantis_txn_commit_begin(const MantisTxn *txn,
+                                     uint64_t *ticket,
+                                     struct MantisError **err);
+
+/*
  Discards the transaction's writes. Rolling back a finished transaction succeeds.
 
  # Safety

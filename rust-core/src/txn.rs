@@ -32,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::iter::{owned, prefix_successor, Snapshot};
 use crate::log::{OpKind, OpRef};
 use crate::meta::{Expiry, KeyMeta};
+use crate::options::SyncPolicy;
 
 /// Keys of recent commits, kept while transactions are open.
 #[derive(Default)]
@@ -217,6 +218,8 @@ pub struct Transaction {
     writes: BTreeMap<Vec<u8>, BufferedWrite>,
     ranges: Vec<ScannedRange>,
     finished: bool,
+    /// The commit a failed commit conflicted with (0: none).
+    lost_to: u64,
 }
 
 impl Transaction {
@@ -248,6 +251,7 @@ impl Transaction {
             writes: BTreeMap::new(),
             ranges: Vec::new(),
             finished: false,
+            lost_to: 0,
         })
     }
 
@@ -392,10 +396,44 @@ impl Transaction {
     /// [`Error::Conflict`] (nothing is written). A transaction that wrote
     /// nothing commits without validation.
     pub fn commit(mut self) -> Result<()> {
+        match self.commit_begin() {
+            Ok(Some(ticket)) => {
+                self.inner.commit_finish(ticket)?;
+                // The commit is done: its writer may now prepare log space
+                // for the next ones.
+                self.inner.log.zero_ahead();
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                // A transaction that lost to a commit still in flight returns
+                // once that commit is visible, so a retry reads it instead of
+                // conflicting with it again (and again, until its sync ends).
+                // If the writer stopped meanwhile, the conflict is still the
+                // answer.
+                if let Some(seq) = self.lost_to() {
+                    let _ = wait_visible(&self.inner, seq);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The first half of [`Transaction::commit`], for a caller that waits
+    /// for durability elsewhere (as [`Db::put_begin`]): validates, logs and
+    /// applies the buffered writes, not yet durable nor visible.
+    /// `Some(ticket)` under [`crate::SyncPolicy::Always`]: the commit is
+    /// acknowledged only once [`Db::commit_wait`]`(ticket)` returns Ok.
+    /// `None`: nothing to wait for (no writes, or another sync policy: the
+    /// commit is done). On [`Error::Conflict`] nothing is written and
+    /// [`Transaction::lost_to`] says which commit to wait for before a
+    /// retry. The transaction is finished either way.
+    #[doc(hidden)]
+    pub fn commit_begin(&mut self) -> Result<Option<u64>> {
         self.check_active()?;
         self.finished = true;
         if self.writes.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let now = now_ms();
         let ops: Vec<OpRef<'_>> = self
@@ -418,16 +456,24 @@ impl Transaction {
             writes: &self.writes,
             ranges: &self.ranges,
         };
-        let res = self.inner.commit_checked(&ops, Some(&rs)).map(drop);
-        // A transaction that lost to a commit still in flight returns once
-        // that commit is visible, so a retry reads it instead of conflicting
-        // with it again (and again, until its sync ends). If the writer
-        // stopped meanwhile, the conflict is still the answer.
-        let lost_to = rs.conflict_seq.get();
-        if matches!(res, Err(Error::Conflict(_))) && lost_to > self.inner.vis.visible() {
-            let _ = wait_visible(&self.inner, lost_to);
+        let res = self.inner.commit_begin(&ops, Some(&rs));
+        self.lost_to = rs.conflict_seq.get();
+        let seq = res?;
+        if self.inner.opts.sync == SyncPolicy::Always {
+            return Ok(Some(seq));
         }
-        res
+        self.inner.commit_finish(seq)?;
+        Ok(None)
+    }
+
+    /// After a failed [`Transaction::commit_begin`]: the commit this
+    /// transaction conflicted with, when it is not visible yet (its sync is
+    /// still running). A retry should wait until it is visible
+    /// ([`Db::commit_wait`] of it), or it would read the value it lost to
+    /// and conflict again.
+    #[doc(hidden)]
+    pub fn lost_to(&self) -> Option<u64> {
+        (self.lost_to > self.inner.vis.visible()).then_some(self.lost_to)
     }
 
     /// Discards the buffered writes.

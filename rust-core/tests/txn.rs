@@ -332,3 +332,85 @@ fn concurrent_increments_under_always_lose_no_update() {
         .sum();
     assert_eq!(sum, (THREADS * PER_THREAD) as u64);
 }
+
+#[test]
+fn a_commit_in_two_halves_is_acknowledged_by_its_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _fs) = open_slow_sync(dir.path());
+    let mut t = db.begin().unwrap();
+    assert_eq!(t.get(b"x").unwrap().as_deref(), Some(&b"0"[..]));
+    t.put(b"x", b"1").unwrap();
+    let ticket = t.commit_begin().unwrap().expect("a ticket under Always");
+    assert!(t.put(b"y", b"1").is_err(), "the transaction is finished");
+    assert_eq!(
+        db.get(b"x").unwrap().as_deref(),
+        Some(&b"0"[..]),
+        "visible before it is durable"
+    );
+    db.commit_wait(ticket).unwrap();
+    assert_eq!(db.get(b"x").unwrap().as_deref(), Some(&b"1"[..]));
+    drop(t);
+    // A transaction without writes has nothing to wait for.
+    let mut r = db.begin().unwrap();
+    r.get(b"x").unwrap();
+    assert_eq!(r.commit_begin().unwrap(), None);
+    drop(r);
+    drop(db);
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(db.get(b"x").unwrap().as_deref(), Some(&b"1"[..]));
+}
+
+#[test]
+fn a_conflict_in_two_halves_names_the_commit_in_flight_it_lost_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _fs) = open_slow_sync(dir.path());
+    let mut lost = db.begin().unwrap();
+    assert_eq!(lost.get(b"y").unwrap().as_deref(), Some(&b"0"[..]));
+    // Appended while `lost` is open, and not waited for: in flight.
+    let winner = db.put_begin(b"y", b"w").unwrap().unwrap();
+    lost.put(b"y", b"lost").unwrap();
+    assert!(matches!(lost.commit_begin(), Err(Error::Conflict(_))));
+    assert_eq!(lost.lost_to(), Some(winner));
+    db.commit_wait(winner).unwrap();
+    assert_eq!(lost.lost_to(), None, "the winner is visible now");
+    assert_eq!(db.get(b"y").unwrap().as_deref(), Some(&b"w"[..]));
+    // A conflict with a visible commit names none.
+    let mut stale = db.begin().unwrap();
+    stale.get(b"z").unwrap();
+    db.put(b"z", b"1").unwrap();
+    stale.put(b"z", b"2").unwrap();
+    assert!(matches!(stale.commit_begin(), Err(Error::Conflict(_))));
+    assert_eq!(stale.lost_to(), None);
+}
+
+#[test]
+fn records_appended_during_a_sync_are_synced_without_a_writer_to_lead() {
+    // The writers of the Go engine wait on its side and send one of them at
+    // a time to wait in the core: when a sync ends with records appended
+    // meanwhile and no writer parked to lead the next one, the log's syncer
+    // thread leads it, so the disk does not sit idle until a writer comes.
+    let dir = tempfile::tempdir().unwrap();
+    let (db, fs) = open_slow_sync(dir.path());
+    let syncs = db.stats().syncs;
+    let mut late = 0;
+    let db2 = db.clone();
+    std::thread::scope(|s| {
+        let db = &db2;
+        let first = db.put_begin(b"x", b"1").unwrap().unwrap();
+        in_flight(&fs, Duration::from_millis(200), || {
+            s.spawn(move || db.commit_wait(first).unwrap());
+        });
+        late = db.put_begin(b"y", b"1").unwrap().unwrap();
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.stats().syncs < syncs + 2 {
+        assert!(
+            Instant::now() < deadline,
+            "nothing synced the record appended during the sync"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    db.commit_wait(late).unwrap();
+    assert_eq!(db.stats().syncs, syncs + 2, "the wait found its record durable already");
+    assert_eq!(db.get(b"y").unwrap().as_deref(), Some(&b"1"[..]));
+}

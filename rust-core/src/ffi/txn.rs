@@ -212,6 +212,49 @@ pub unsafe extern "C" fn mantis_txn_commit(txn: *const MantisTxn, err: *mut *mut
     })
 }
 
+/// The first half of `mantis_txn_commit`, for a caller that waits for
+/// durability itself (as `mantis_put_begin`): validates the transaction and
+/// logs and applies its writes, neither durable nor visible yet. On
+/// `MANTIS_OK`, `*ticket` receives 0 when there is nothing to wait for (no
+/// writes, or a sync policy other than `always`: the commit is done), or a
+/// ticket that must go to `mantis_commit_wait` before the commit is
+/// acknowledged. On `MANTIS_CONFLICT` nothing was written, and `*ticket`
+/// receives the ticket of the commit it lost to while that one is not yet
+/// visible (0 otherwise): waiting for it with `mantis_commit_wait` before a
+/// retry keeps the retry from reading the value it lost to. The handle is
+/// finished either way; free it with `mantis_txn_free` once the wait is
+/// over (an open handle keeps later transactions from waiting at begin).
+///
+/// # Safety
+/// `txn` must be a live transaction handle; `ticket` must point to a
+/// writable `uint64_t`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_txn_commit_begin(
+    txn: *const MantisTxn,
+    ticket: *mut u64,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let ticket = try_out!(ticket);
+        // The finished transaction stays in the handle until it is freed:
+        // while it is open, the engine keeps tracking the keys of every
+        // commit, so a transaction beginning during this one's wait for
+        // durability need not wait for the commits in flight itself.
+        let mut guard = try_handle!(txn).txn.lock();
+        let Some(t) = guard.as_mut() else {
+            ticket.set(0);
+            return Err(finished());
+        };
+        let res = t.commit_begin();
+        ticket.set(match &res {
+            Ok(waits) => waits.unwrap_or(0),
+            Err(_) => t.lost_to().unwrap_or(0),
+        });
+        res?;
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
 /// Discards the transaction's writes. Rolling back a finished transaction succeeds.
 ///
 /// # Safety

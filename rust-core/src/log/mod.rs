@@ -1,15 +1,16 @@
 //! The append-only log: segment files of CRC-framed records.
 //!
 //! [`Log`] ties together the writer (appends, group commit, rolling), the set
-//! of segments open for reading, and the background flusher used by the
-//! `Interval` and `Never` policies.
+//! of segments open for reading, and the background thread of the sync
+//! policy: the flusher of `Interval` and `Never`, the syncer of `Always`
+//! (which leads the group syncs no waiting writer is there to lead).
 //!
 //! Most of its methods hand a call to [`LogWriter`]; it is kept as a layer
 //! for what belongs to neither the writer nor the engine:
 //! - opening after recovery: whether the active segment is resumed or, when
 //!   full, closed and followed by a new one, and marking every other
 //!   segment closed;
-//! - the flusher thread's life: started with the policy that needs it, and
+//! - the flusher's or syncer's life: started with the policy, and
 //!   stopped before the writer's last flush and sync on close (or drop);
 //! - reads of a value that may still be in the write buffer or already in
 //!   a segment file (or gone with a compacted segment);
@@ -244,7 +245,7 @@ impl Log {
             last_seq + 1,
         )?);
         let flusher = match opts.sync {
-            SyncPolicy::Always => None,
+            SyncPolicy::Always => Some(spawn_relay(Arc::clone(&writer))?),
             SyncPolicy::Interval(every) => Some(spawn_flusher(Arc::clone(&writer), every, true)?),
             SyncPolicy::Never => Some(spawn_flusher(Arc::clone(&writer), opts.flush_interval, false)?),
         };
@@ -408,6 +409,29 @@ fn adopt_free_files(fs: &dyn FileSystem, dir: &Path, set: &SegmentSet, limit: us
     *set.free.lock() = adopt.to_vec();
     set.free_limit.store(limit, Ordering::Release);
     Ok(())
+}
+
+/// Starts the thread that leads group syncs nobody is parked to lead under
+/// `Always` (see [`LogWriter::relay`]); it sleeps until the writer wakes it.
+fn spawn_relay(writer: Arc<LogWriter>) -> Result<(JoinHandle<()>, Arc<AtomicBool>)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    let w = Arc::clone(&writer);
+    let handle = std::thread::Builder::new()
+        .name("mantisdb-syncer".into())
+        .spawn(move || {
+            while !stop2.load(Ordering::Acquire) {
+                std::thread::park();
+                if stop2.load(Ordering::Acquire) {
+                    break;
+                }
+                // A failure poisons the writer; the waiting commits report it.
+                w.relay();
+            }
+        })
+        .map_err(|e| Error::io("starting the log syncer thread", e))?;
+    writer.set_relay(handle.thread().clone());
+    Ok((handle, stop))
 }
 
 fn spawn_flusher(writer: Arc<LogWriter>, every: Duration, sync: bool) -> Result<(JoinHandle<()>, Arc<AtomicBool>)> {

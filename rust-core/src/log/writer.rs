@@ -314,6 +314,10 @@ pub struct LogWriter {
     allocated: AtomicU64,
     /// Set while one writer zeroes ahead.
     zeroing: std::sync::atomic::AtomicBool,
+    /// Under `Always`, the thread that leads the next group sync when one
+    /// ends with records waiting and no writer parked to lead it (see
+    /// [`LogWriter::relay`]).
+    relay: std::sync::OnceLock<std::thread::Thread>,
     pub(crate) counters: WriterCounters,
 }
 
@@ -420,6 +424,7 @@ impl LogWriter {
             }),
             allocated: AtomicU64::new(allocated_end),
             zeroing: std::sync::atomic::AtomicBool::new(false),
+            relay: std::sync::OnceLock::new(),
             counters,
         })
     }
@@ -643,8 +648,44 @@ impl LogWriter {
                 st = self.state.lock();
                 continue;
             }
-            self.lead_sync(&mut st);
+            if self.lead_sync(&mut st) {
+                self.wake_relay();
+            }
         }
+    }
+
+    /// Sets the thread [`LogWriter::wake_relay`] unparks: it runs
+    /// [`LogWriter::relay`] after each wake-up.
+    pub fn set_relay(&self, thread: std::thread::Thread) {
+        let _ = self.relay.set(thread);
+    }
+
+    fn wake_relay(&self) {
+        if let Some(t) = self.relay.get() {
+            t.unpark();
+        }
+    }
+
+    /// Leads group syncs back to back while records wait for one and no
+    /// other sync runs; called by the relay thread when a sync ended with
+    /// records appended after it began and no writer parked to lead the
+    /// next one.
+    ///
+    /// That is the usual case when the writers wait elsewhere (the Go
+    /// engine parks its goroutines on its side and sends one of them into
+    /// [`LogWriter::wait_durable`] at a time): the one writer leading a sync
+    /// has to return, and be scheduled again, before it could lead the next
+    /// one, and the disk would sit idle meanwhile. The relay keeps the log
+    /// syncing as long as commits arrive; a writer that comes to wait finds
+    /// the relay's sync running and parks, as it would behind any leader.
+    pub fn relay(&self) {
+        let mut st = self.state.lock();
+        while !st.sync_in_progress
+            && !st.closed
+            && st.poisoned.is_none()
+            && st.durable_seq < st.next_seq - 1
+            && self.lead_sync(&mut st)
+        {}
     }
 
     /// The parking key of sync generation `gen`.
@@ -704,7 +745,9 @@ impl LogWriter {
 
     /// Takes the buffer, writes and syncs it without holding the lock, then
     /// publishes the new durable point (or the poison) and wakes waiters.
-    fn lead_sync(&self, st: &mut MutexGuard<'_, State>) {
+    /// Returns whether records appended meanwhile wait for a sync that no
+    /// parked writer was woken to lead (the caller hands it to the relay).
+    fn lead_sync(&self, st: &mut MutexGuard<'_, State>) -> bool {
         st.sync_in_progress = true;
         st.sync_gen += 1;
         let gen = st.sync_gen;
@@ -744,20 +787,24 @@ impl LogWriter {
                 // stops here, and reopening (recovery) finds what is whole.
                 let context = format!("writing or syncing segment {}", st.active_id);
                 self.poison(st, Poison::new(context, &e, target));
-                return;
+                return false;
             }
         }
         // This generation's writers are durable; one writer queued behind it
         // (if any) leads the next sync; rolls and flushes waiting for the
         // sync to end may go on.
         // SAFETY: keys of this writer (see `park`); no callback runs.
+        let mut unled = false;
         unsafe {
             parking_lot_core::unpark_all(self.group_key(gen), parking_lot_core::DEFAULT_UNPARK_TOKEN);
             if st.next_seq - 1 > target {
-                parking_lot_core::unpark_one(self.group_key(gen + 1), |_| parking_lot_core::DEFAULT_UNPARK_TOKEN);
+                let r =
+                    parking_lot_core::unpark_one(self.group_key(gen + 1), |_| parking_lot_core::DEFAULT_UNPARK_TOKEN);
+                unled = r.unparked_threads == 0;
             }
         }
         self.synced.notify_all();
+        unled
     }
 
     /// Writes the buffer to the OS. Not used while a sync leader is running
