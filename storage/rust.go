@@ -154,6 +154,9 @@ func (e *RustEngine) Init(dataDir string) error {
 		return statusError(st, cerr)
 	}
 	e.db, e.opened = db, true
+	if e.cfg.Sync == SyncAlways {
+		e.commits.startCommitPoller(db)
+	}
 	return nil
 }
 
@@ -170,6 +173,7 @@ func (e *RustEngine) Close() error {
 	st := C.mantis_close(e.db, &cerr)
 	C.mantis_db_free(e.db)
 	e.db = nil
+	e.commits.stopCommitPoller()
 	if st != C.MANTIS_OK {
 		return statusError(st, cerr)
 	}

@@ -7,7 +7,10 @@ package storage
 */
 import "C"
 
-import "sync"
+import (
+	"os"
+	"sync"
+)
 
 // Waiting for group commit on the Go side.
 //
@@ -45,6 +48,145 @@ type commitWaiter struct {
 	done    uint64
 	leading bool
 	waiting []ticketWaiter
+	// notes is the library's commit notifier (see startCommitPoller): set,
+	// writers wait for the poller instead of leading syncs themselves.
+	notes *os.File
+}
+
+// Waiting with the poller (Linux, sync always).
+//
+// A leader waiting inside the library still holds an OS thread and, until
+// the runtime's monitor takes it back, its P: with GOMAXPROCS at 2, half
+// of the Go side. When the library gives a notifier (an eventfd it signals
+// whenever the durable point moves), no goroutine waits inside it at all:
+// a writer registers its ticket, asks the library to make sure a sync will
+// cover it (mantis_commit_request: wakes the log's syncer thread if no sync
+// runs; the syncer then leads syncs back to back while commits arrive) and
+// parks on its channel. One poller goroutine reads the eventfd through the
+// runtime's network poller (parked, holding neither a thread nor a P),
+// reads the durable point, makes the covered tickets visible with one
+// mantis_commit_wait that does not wait for a sync, and wakes their
+// writers.
+
+// startCommitPoller switches w to the poller when the library offers a
+// notifier; otherwise writers keep leading syncs. Called by Init.
+func (w *commitWaiter) startCommitPoller(db *C.MantisDb) {
+	var fd C.int
+	var cerr *C.MantisError
+	if st := C.mantis_commit_notifier(db, &fd, &cerr); st != C.MANTIS_OK {
+		if cerr != nil {
+			C.mantis_error_free(cerr)
+		}
+		return
+	}
+	// The eventfd is non-blocking, so os.NewFile reads it through the
+	// runtime's poller.
+	f := os.NewFile(uintptr(fd), "mantisdb-commit-notifier")
+	if f == nil {
+		return
+	}
+	w.notes = f
+	go w.poll(db, f)
+}
+
+// stopCommitPoller ends the poller; called by Close once no writer waits.
+func (w *commitWaiter) stopCommitPoller() {
+	if w.notes != nil {
+		_ = w.notes.Close()
+		w.notes = nil
+	}
+}
+
+// poll wakes the writers whose tickets the durable point covers, each
+// time the library signals that it moved. It calls into the library only
+// with w.mu held and a writer waiting: a waiting writer holds the engine's
+// shared lock, so the handle stays open meanwhile.
+func (w *commitWaiter) poll(db *C.MantisDb, f *os.File) {
+	var buf [8]byte
+	for {
+		if _, err := f.Read(buf[:]); err != nil {
+			return // closed by Close
+		}
+		w.mu.Lock()
+		if len(w.waiting) > 0 {
+			w.settleLocked(db)
+		}
+		w.mu.Unlock()
+	}
+}
+
+// settleLocked makes every waiting ticket the durable point covers visible
+// and wakes its writer; after a failed sync it sends every waiting writer
+// to ask for its own outcome. w.mu is held and w.waiting is not empty.
+func (w *commitWaiter) settleLocked(db *C.MantisDb) {
+	var durable C.uint64_t
+	var cerr *C.MantisError
+	failed := C.mantis_commit_request(db, 0, &durable, &cerr) != C.MANTIS_OK
+	if failed && cerr != nil {
+		C.mantis_error_free(cerr)
+	}
+	target := w.done
+	for _, t := range w.waiting {
+		if t.ticket <= uint64(durable) {
+			target = max(target, t.ticket)
+		}
+	}
+	if target > w.done {
+		// Durable already: this returns once the commits up to target are
+		// applied (they were, by the calls that returned their tickets),
+		// without a sync.
+		if C.mantis_commit_wait(db, C.uint64_t(target), &cerr) == C.MANTIS_OK {
+			w.done = target
+		} else {
+			if cerr != nil {
+				C.mantis_error_free(cerr)
+			}
+			failed = true
+		}
+	}
+	rest := w.waiting[:0]
+	for _, t := range w.waiting {
+		switch {
+		case t.ticket <= w.done:
+			t.ch <- waitCovered
+		case failed:
+			t.ch <- waitAlone
+		default:
+			rest = append(rest, t)
+		}
+	}
+	clear(w.waiting[len(rest):])
+	w.waiting = rest
+}
+
+// waitPolled is waitCommit with the poller.
+func (e *RustEngine) waitPolled(db *C.MantisDb, ticket uint64) error {
+	w := &e.commits
+	ch := waitChans.Get().(chan uint8)
+	w.waiting = append(w.waiting, ticketWaiter{ticket: ticket, ch: ch})
+	w.mu.Unlock()
+	var durable C.uint64_t
+	var cerr *C.MantisError
+	st := C.mantis_commit_request(db, C.uint64_t(ticket), &durable, &cerr)
+	if cerr != nil {
+		C.mantis_error_free(cerr)
+	}
+	if st != C.MANTIS_OK || uint64(durable) >= ticket {
+		// Covered before the poller was signalled for it, or the log
+		// stopped: settle the waiters now rather than wait for a signal
+		// that may have come before this writer registered.
+		w.mu.Lock()
+		if len(w.waiting) > 0 {
+			w.settleLocked(db)
+		}
+		w.mu.Unlock()
+	}
+	sig := <-ch
+	waitChans.Put(ch)
+	if sig == waitAlone {
+		return commitWaitAlone(db, ticket)
+	}
+	return nil
 }
 
 var waitChans = sync.Pool{New: func() any { return make(chan uint8, 1) }}
@@ -60,6 +202,9 @@ func (e *RustEngine) waitCommit(db *C.MantisDb, ticket uint64) error {
 	if ticket <= w.done {
 		w.mu.Unlock()
 		return nil
+	}
+	if w.notes != nil {
+		return e.waitPolled(db, ticket)
 	}
 	if w.leading {
 		ch := waitChans.Get().(chan uint8)

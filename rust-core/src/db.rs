@@ -205,6 +205,30 @@ impl Db {
         self.inner.commit_finish(ticket)
     }
 
+    /// A new descriptor (the caller's to close) of an eventfd signalled
+    /// whenever the durable point moves or the log stops taking writes, for
+    /// a caller that waits for group commit without a thread of its own:
+    /// it hands each ticket to [`Db::commit_request`], waits for the
+    /// descriptor to be readable (and drains it), and calls
+    /// [`Db::commit_wait`] for the tickets the durable point then covers,
+    /// which returns without waiting for a sync. Linux only.
+    #[doc(hidden)]
+    pub fn commit_notifier(&self) -> Result<i32> {
+        self.inner
+            .log
+            .notifier()
+            .map_err(|e| Error::io("creating the commit notifier", e))
+    }
+
+    /// Makes sure a sync will cover the commit of `ticket` without waiting
+    /// for it (0: none to cover), and returns the durable point: every
+    /// ticket up to it is durable, and [`Db::commit_wait`] returns for it
+    /// without a sync. Fails once the log stopped taking writes.
+    #[doc(hidden)]
+    pub fn commit_request(&self, ticket: u64) -> Result<u64> {
+        self.inner.log.request_sync(ticket)
+    }
+
     /// Prepares log space for later writes (zeroes the segment being written
     /// ahead of its records when they come close to the zeros' end; see
     /// [`Options::preallocate`]). For a caller of [`Db::commit_wait`] once it

@@ -557,6 +557,52 @@ pub unsafe extern "C" fn mantis_commit_wait(
     })
 }
 
+/// A new descriptor of an eventfd signalled whenever the durable point
+/// moves or the database stops taking writes (Linux only; elsewhere
+/// `MANTIS_IO`). The caller owns it and closes it; it stays valid after the
+/// database is freed, but is no longer signalled. For a caller that waits
+/// for group commit without a thread of its own: hand each ticket to
+/// `mantis_commit_request`, wait for the descriptor to be readable (and
+/// drain it), then call `mantis_commit_wait` for the tickets the durable
+/// point covers, which returns without waiting for a sync.
+///
+/// # Safety
+/// `db` must be a live handle; `fd` must point to a writable `int`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_commit_notifier(
+    db: *const MantisDb,
+    fd: *mut i32,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let fd = try_out!(fd);
+        fd.set(try_handle!(db).db.commit_notifier()?);
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Makes sure a sync will cover the commit of `ticket` (0: none), without
+/// waiting for it, and stores the durable point in `*durable`: every
+/// ticket up to it is durable. Fails (`MANTIS_POISONED`) once the database
+/// stopped taking writes after a failed write or sync; `mantis_commit_wait`
+/// then gives each ticket its own outcome.
+///
+/// # Safety
+/// `db` must be a live handle; `durable` must point to a writable `uint64_t`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_commit_request(
+    db: *const MantisDb,
+    ticket: u64,
+    durable: *mut u64,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let durable = try_out!(durable);
+        durable.set(try_handle!(db).db.commit_request(ticket)?);
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
 /// Prepares log space for later writes: under `always`, zeroes the segment
 /// being written ahead of its records when they come close to the zeros'
 /// end, and syncs the zeros. For a caller of `mantis_commit_wait`, after it

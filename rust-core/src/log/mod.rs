@@ -280,6 +280,16 @@ impl Log {
         self.writer.zero_ahead()
     }
 
+    /// See [`LogWriter::notifier`].
+    pub fn notifier(&self) -> std::io::Result<i32> {
+        self.writer.notifier()
+    }
+
+    /// See [`LogWriter::request_sync`].
+    pub fn request_sync(&self, seq: u64) -> Result<u64> {
+        self.writer.request_sync(seq)
+    }
+
     /// The sequence number the next commit will get.
     pub fn next_seq(&self) -> u64 {
         self.writer.next_seq()
@@ -415,6 +425,23 @@ fn adopt_free_files(fs: &dyn FileSystem, dir: &Path, set: &SegmentSet, limit: us
 /// `Always` (see [`LogWriter::relay`]); it sleeps until the writer wakes it.
 fn spawn_relay(writer: Arc<LogWriter>) -> Result<(JoinHandle<()>, Arc<AtomicBool>)> {
     let stop = Arc::new(AtomicBool::new(false));
+    // The zeroing thread (see `LogWriter::zero_ahead`) lives as long as the
+    // syncer, which wakes it after a sync when the records near the end of
+    // the zeroed space, and stops and joins it on its way out.
+    let zero_stop = Arc::new(AtomicBool::new(false));
+    let (zw, zs) = (Arc::clone(&writer), Arc::clone(&zero_stop));
+    let zeroer = std::thread::Builder::new()
+        .name("mantisdb-zeroer".into())
+        .spawn(move || {
+            while !zs.load(Ordering::Acquire) {
+                std::thread::park();
+                zw.zero_ahead();
+            }
+        })
+        .map_err(|e| Error::io("starting the log zeroing thread", e))?;
+    let zero_thread = zeroer.thread().clone();
+    writer.set_zeroer(zero_thread.clone());
+    let zero_stop2 = Arc::clone(&zero_stop);
     let stop2 = Arc::clone(&stop);
     let w = Arc::clone(&writer);
     let handle = std::thread::Builder::new()
@@ -428,8 +455,19 @@ fn spawn_relay(writer: Arc<LogWriter>) -> Result<(JoinHandle<()>, Arc<AtomicBool
                 // A failure poisons the writer; the waiting commits report it.
                 w.relay();
             }
-        })
-        .map_err(|e| Error::io("starting the log syncer thread", e))?;
+            zero_stop.store(true, Ordering::Release);
+            zeroer.thread().unpark();
+            let _ = zeroer.join();
+        });
+    let handle = match handle {
+        Ok(h) => h,
+        Err(e) => {
+            // The zeroer was started: let it end before reporting.
+            zero_stop2.store(true, Ordering::Release);
+            zero_thread.unpark();
+            return Err(Error::io("starting the log syncer thread", e));
+        }
+    };
     writer.set_relay(handle.thread().clone());
     Ok((handle, stop))
 }

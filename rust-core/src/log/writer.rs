@@ -13,6 +13,15 @@
 //!   durable point from an atomic and returns without taking the mutex
 //!   again (64 followers re-taking it one after another cost one lock
 //!   hand-off, a context switch, each).
+//!
+//!   A writer may also wait outside the library (the Go engine does):
+//!   it appends, asks for a sync with [`LogWriter::request_sync`] (which
+//!   never blocks) and learns that the durable point moved from an eventfd
+//!   ([`LogWriter::notifier`]). The syncs are then led by the log's syncer
+//!   thread ([`LogWriter::relay`]), which also takes over whenever a sync
+//!   ends with records appended during it and no writer parked to lead the
+//!   next one, so the disk never waits for a writer to be scheduled; it
+//!   wakes a zeroing thread to prepare log space beside the next sync.
 //! - `Interval` / `Never`: the appender returns at once; the buffer is written
 //!   to the OS when it fills or when the background flusher runs, which under
 //!   `Interval` also syncs.
@@ -318,6 +327,12 @@ pub struct LogWriter {
     /// ends with records waiting and no writer parked to lead it (see
     /// [`LogWriter::relay`]).
     relay: std::sync::OnceLock<std::thread::Thread>,
+    /// The thread the relay wakes to zero ahead (see [`LogWriter::relay`]).
+    zeroer: std::sync::OnceLock<std::thread::Thread>,
+    /// An eventfd signalled whenever the durable point moves or the writer
+    /// stops, for waiters outside the library (see [`LogWriter::notifier`]);
+    /// -1 until one is asked for. Closed when the writer is dropped.
+    notify_fd: std::sync::atomic::AtomicI32,
     pub(crate) counters: WriterCounters,
 }
 
@@ -425,6 +440,8 @@ impl LogWriter {
             allocated: AtomicU64::new(allocated_end),
             zeroing: std::sync::atomic::AtomicBool::new(false),
             relay: std::sync::OnceLock::new(),
+            zeroer: std::sync::OnceLock::new(),
+            notify_fd: std::sync::atomic::AtomicI32::new(-1),
             counters,
         })
     }
@@ -660,6 +677,11 @@ impl LogWriter {
         let _ = self.relay.set(thread);
     }
 
+    /// Sets the thread the relay wakes to run [`LogWriter::zero_ahead`].
+    pub fn set_zeroer(&self, thread: std::thread::Thread) {
+        let _ = self.zeroer.set(thread);
+    }
+
     fn wake_relay(&self) {
         if let Some(t) = self.relay.get() {
             t.unpark();
@@ -679,13 +701,108 @@ impl LogWriter {
     /// syncing as long as commits arrive; a writer that comes to wait finds
     /// the relay's sync running and parks, as it would behind any leader.
     pub fn relay(&self) {
-        let mut st = self.state.lock();
-        while !st.sync_in_progress
-            && !st.closed
-            && st.poisoned.is_none()
-            && st.durable_seq < st.next_seq - 1
-            && self.lead_sync(&mut st)
-        {}
+        loop {
+            let mut st = self.state.lock();
+            let more = !st.sync_in_progress
+                && !st.closed
+                && st.poisoned.is_none()
+                && st.durable_seq < st.next_seq - 1
+                && self.lead_sync(&mut st);
+            drop(st);
+            // The syncs' writers are acknowledged (or woken to be): log
+            // space for the next ones is prepared by the zeroing thread,
+            // beside the next sync rather than before it.
+            if self.zero_wanted() {
+                match self.zeroer.get() {
+                    Some(t) => t.unpark(),
+                    None => self.zero_ahead(),
+                }
+            }
+            if !more {
+                return;
+            }
+        }
+    }
+
+    /// A new descriptor (the caller's to close) of an eventfd that the
+    /// writer signals whenever the durable point moves or the writer stops:
+    /// a waiter outside the library (the Go engine's poller) waits for it
+    /// without a thread of its own, then reads the durable point
+    /// ([`LogWriter::request_sync`]). Linux only.
+    pub fn notifier(&self) -> std::io::Result<i32> {
+        #[cfg(target_os = "linux")]
+        {
+            let mut fd = self.notify_fd.load(Ordering::Acquire);
+            if fd < 0 {
+                // SAFETY: eventfd takes no pointers; the result is checked.
+                let new = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+                if new < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                match self
+                    .notify_fd
+                    .compare_exchange(-1, new, Ordering::AcqRel, Ordering::Acquire)
+                {
+                    Ok(_) => fd = new,
+                    Err(current) => {
+                        // SAFETY: `new` was created above and never shared.
+                        unsafe { libc::close(new) };
+                        fd = current;
+                    }
+                }
+            }
+            // SAFETY: `fd` is the writer's open eventfd (closed only when the
+            // writer drops, which cannot happen during this call).
+            let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+            if dup < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(dup)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+        }
+    }
+
+    /// Signals the notifier, if any.
+    fn notify(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            let fd = self.notify_fd.load(Ordering::Acquire);
+            if fd >= 0 {
+                let one: u64 = 1;
+                // SAFETY: `fd` is the writer's open, non-blocking eventfd;
+                // the buffer is a live u64 of the 8 bytes written. An eventfd
+                // write fails only when its counter would overflow, which
+                // a reader draining it rules out; the signal is then
+                // pending anyway.
+                unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+            }
+        }
+    }
+
+    /// For a waiter outside the library (see [`LogWriter::notifier`]):
+    /// makes sure a sync will cover commit `seq`, without waiting for it.
+    /// When no sync runs, the syncer thread is woken to lead one; a running
+    /// sync covers the commit or, when it ends, finds it waiting and hands
+    /// it on (see [`LogWriter::relay`]). Returns the durable point, or the
+    /// error that stopped the writer.
+    pub fn request_sync(&self, seq: u64) -> Result<u64> {
+        if self.poison_flag.load(Ordering::SeqCst) {
+            if let Some(p) = &self.state.lock().poisoned {
+                return Err(p.refusal());
+            }
+        }
+        let durable = self.durable.load(Ordering::SeqCst);
+        if self.policy == SyncPolicy::Always && durable < seq && self.sync_word.load(Ordering::SeqCst) & 1 == 0 {
+            // The record was appended before this load: a sync that started
+            // since took it, and one that ended since did so before the
+            // append (its end stored `sync_word` first) and left it waiting
+            // for the syncer woken here.
+            self.wake_relay();
+        }
+        Ok(durable)
     }
 
     /// The parking key of sync generation `gen`.
@@ -734,6 +851,7 @@ impl LogWriter {
     fn set_durable(&self, st: &mut State, seq: u64) {
         st.durable_seq = seq;
         self.durable.store(seq, Ordering::SeqCst);
+        self.notify();
     }
 
     /// Stops the writer with `p` and wakes every waiter to see it.
@@ -741,6 +859,7 @@ impl LogWriter {
         st.poisoned = Some(p);
         self.poison_flag.store(true, Ordering::SeqCst);
         self.wake_all();
+        self.notify();
     }
 
     /// Takes the buffer, writes and syncs it without holding the lock, then
@@ -856,12 +975,7 @@ impl LogWriter {
     /// failure: it is left to the inline step, which reports it. Cheap when
     /// there is nothing to do (two atomic loads).
     pub fn zero_ahead(&self) {
-        if !self.preallocate {
-            return;
-        }
-        let allocated = self.allocated.load(Ordering::Acquire);
-        let flushed = self.flushed_end.load(Ordering::Acquire);
-        if allocated >= self.segment_size || allocated >= flushed + PREALLOCATE_STEP {
+        if !self.zero_wanted() {
             return;
         }
         if self.zeroing.swap(true, Ordering::AcqRel) {
@@ -890,6 +1004,17 @@ impl LogWriter {
             let _ = file.sync_data();
         }
         self.zeroing.store(false, Ordering::Release);
+    }
+
+    /// Whether [`LogWriter::zero_ahead`] has work: the records came within
+    /// [`PREALLOCATE_STEP`] of the zeros' end (two atomic loads).
+    fn zero_wanted(&self) -> bool {
+        if !self.preallocate {
+            return false;
+        }
+        let allocated = self.allocated.load(Ordering::Acquire);
+        let flushed = self.flushed_end.load(Ordering::Acquire);
+        allocated < self.segment_size && allocated < flushed + PREALLOCATE_STEP
     }
 
     /// Cuts the active segment's zeroed tail, so the file ends at its last
@@ -1106,6 +1231,17 @@ impl LogWriter {
     /// Id of the segment being written.
     pub fn active_segment(&self) -> u32 {
         self.active_id.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        let fd = *self.notify_fd.get_mut();
+        if fd >= 0 {
+            // SAFETY: the writer's own eventfd, closed once, here; callers
+            // of `notifier` hold duplicates of their own.
+            unsafe { libc::close(fd) };
+        }
     }
 }
 
