@@ -66,7 +66,7 @@ pub(crate) struct Inner {
     in_flight: InFlight,
     pub(crate) index: Index,
     pub(crate) cache: ValueCache<CacheKey>,
-    pub(crate) vis: Visibility,
+    pub(crate) vis: Arc<Visibility>,
     pub(crate) snapshots: Snapshots,
     /// Deletes waiting until no snapshot can see below them, to unlink the key.
     tombstones: Mutex<VecDeque<(u64, Box<[u8]>)>>,
@@ -158,17 +158,24 @@ impl Inner {
         let rec = recovery::rebuild_index(&*fs, &dir, &opts, &index, &counters)?;
         let log = Log::open(Arc::clone(&fs), &dir, &opts, rec.segments, rec.active, rec.last_seq)?;
         let cache = ValueCache::new(opts.cache_bytes);
+        let vis = Arc::new(if opts.sync == crate::options::SyncPolicy::Always {
+            Visibility::capped(rec.last_seq)
+        } else {
+            Visibility::new(rec.last_seq)
+        });
+        // Whoever makes commits durable (a writer leading a sync, or the
+        // log's syncer) lets them become visible at once: a reader or a
+        // transaction beginning then need not wait for their writers to
+        // come back for them.
+        let shown = Arc::clone(&vis);
+        log.on_durable(Box::new(move |durable| shown.raise_limit(durable)));
         Ok(Inner {
             fs,
             dir,
             log,
             index,
             cache,
-            vis: if opts.sync == crate::options::SyncPolicy::Always {
-                Visibility::capped(rec.last_seq)
-            } else {
-                Visibility::new(rec.last_seq)
-            },
+            vis,
             snapshots: Snapshots::new(rec.last_seq),
             tombstones: Mutex::new(VecDeque::new()),
             conflicts: ConflictTracker::default(),

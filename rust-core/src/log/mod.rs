@@ -280,6 +280,11 @@ impl Log {
         self.writer.zero_ahead()
     }
 
+    /// See [`LogWriter::on_durable`].
+    pub fn on_durable(&self, hook: Box<dyn Fn(u64) + Send + Sync>) {
+        self.writer.on_durable(hook)
+    }
+
     /// See [`LogWriter::notifier`].
     pub fn notifier(&self) -> std::io::Result<i32> {
         self.writer.notifier()

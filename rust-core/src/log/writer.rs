@@ -327,6 +327,9 @@ pub struct LogWriter {
     /// ends with records waiting and no writer parked to lead it (see
     /// [`LogWriter::relay`]).
     relay: std::sync::OnceLock<std::thread::Thread>,
+    /// Called with the new durable point each time it moves (see
+    /// [`LogWriter::on_durable`]).
+    durable_hook: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
     /// The thread the relay wakes to zero ahead (see [`LogWriter::relay`]).
     zeroer: std::sync::OnceLock<std::thread::Thread>,
     /// An eventfd signalled whenever the durable point moves or the writer
@@ -441,6 +444,7 @@ impl LogWriter {
             zeroing: std::sync::atomic::AtomicBool::new(false),
             relay: std::sync::OnceLock::new(),
             zeroer: std::sync::OnceLock::new(),
+            durable_hook: std::sync::OnceLock::new(),
             notify_fd: std::sync::atomic::AtomicI32::new(-1),
             counters,
         })
@@ -677,6 +681,13 @@ impl LogWriter {
         let _ = self.relay.set(thread);
     }
 
+    /// Sets what runs, with the new durable point, each time it moves
+    /// (before waiters are woken or notified): the engine lets the commits
+    /// become visible there. Set once, at open.
+    pub fn on_durable(&self, hook: Box<dyn Fn(u64) + Send + Sync>) {
+        let _ = self.durable_hook.set(hook);
+    }
+
     /// Sets the thread the relay wakes to run [`LogWriter::zero_ahead`].
     pub fn set_zeroer(&self, thread: std::thread::Thread) {
         let _ = self.zeroer.set(thread);
@@ -851,6 +862,9 @@ impl LogWriter {
     fn set_durable(&self, st: &mut State, seq: u64) {
         st.durable_seq = seq;
         self.durable.store(seq, Ordering::SeqCst);
+        if let Some(hook) = self.durable_hook.get() {
+            hook(seq);
+        }
         self.notify();
     }
 
