@@ -69,8 +69,10 @@ type RustEngine struct {
 	// twoCallGets turns getHint off (the size probe and second call on every
 	// value over getStackBuf), kept for BenchmarkCrossing's comparison.
 	twoCallGets bool
-	// commits lets writers wait for group commit as goroutines, with one
-	// OS thread in the library per sync (see rust_commit.go).
+	// commits lets writers wait for group commit as goroutines: under sync
+	// always on Linux with no thread in the library (its poller reads the
+	// library's commit notifier), elsewhere with one OS thread in the
+	// library per sync (see rust_commit.go).
 	commits commitWaiter
 }
 
