@@ -476,25 +476,39 @@ impl rkyv::ser::Writer<rancor::Error> for BodySink<'_> {
 /// Reads and validates the hint of segment `id` for a segment of `segment_len`
 /// bytes. `Ok(None)`: no usable hint (missing, stale or damaged); the reason
 /// is returned beside it for the recovery report.
+///
+/// The file is mapped read-only when the file system maps
+/// ([`FileHandle::map_fd`]) and its pages can be read in at once (see
+/// [`FileMap`]): the entries are then read where the page cache holds them,
+/// with no copy and no fresh memory for the body. Otherwise (or when the
+/// mapped body is not aligned for reading in place) it is read into memory.
 pub fn read(fs: &dyn FileSystem, dir: &Path, id: u32, segment_len: u64) -> (Option<ValidHint>, Option<String>) {
     let path = hint_path(dir, id);
-    let (header, body) = match read_parts(fs, &path) {
-        Ok(d) => d,
+    let body = match open_body(fs, &path) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (None, None),
         Err(e) => return (None, Some(format!("{}: {e}", path.display()))),
     };
-    match check_header(&header, body.len()).and_then(|crc| check_body(body, crc, id, segment_len)) {
+    match check_header(body.header(), body.bytes().len()).and_then(|crc| check_body(body, crc, id, segment_len)) {
         Ok(body) => (Some(body), None),
         Err(reason) => (None, Some(format!("{}: {reason}", path.display()))),
     }
 }
 
-/// The header of the hint file at `path` (shorter than a header if the file
-/// is) and its body, read straight into the aligned buffer rkyv reads from.
-fn read_parts(fs: &dyn FileSystem, path: &Path) -> std::io::Result<(Vec<u8>, AlignedVec)> {
+/// The hint file at `path`, mapped when it can be (and its body is aligned
+/// for rkyv), else read into an aligned buffer.
+fn open_body(fs: &dyn FileSystem, path: &Path) -> std::io::Result<HintBytes> {
     let f = fs.open(path, OpenMode::Read)?;
     let len = usize::try_from(f.size()?)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "file too large"))?;
+    if len > HINT_HEADER_LEN {
+        if let Some(map) = FileMap::new(&*f, len) {
+            let body = &map.bytes()[HINT_HEADER_LEN..];
+            if (body.as_ptr() as usize) % BODY_ALIGN == 0 {
+                return Ok(HintBytes::Mapped(map));
+            }
+        }
+    }
     let mut header = vec![0u8; len.min(HINT_HEADER_LEN)];
     f.read_exact_at(&mut header, 0)?;
     let mut body = AlignedVec::<16>::new();
@@ -502,8 +516,12 @@ fn read_parts(fs: &dyn FileSystem, path: &Path) -> std::io::Result<(Vec<u8>, Ali
         body.resize(len - HINT_HEADER_LEN, 0);
         f.read_exact_at(body.as_mut_slice(), HINT_HEADER_LEN as u64)?;
     }
-    Ok((header, body))
+    Ok(HintBytes::Read { header, body })
 }
+
+/// Alignment a hint body needs to be read in place: the largest alignment
+/// of the archived types (their `u64` fields).
+const BODY_ALIGN: usize = std::mem::align_of::<ArchivedHintEntry>();
 
 /// Checks the bytes of a hint file as [`read`] does; `Err` carries the reason.
 /// Public for the fuzz targets.
@@ -514,7 +532,8 @@ pub fn validate(data: &[u8], id: u32, segment_len: u64) -> std::result::Result<V
     // rkyv reads in place from an aligned buffer.
     let mut aligned = AlignedVec::<16>::with_capacity(body.len());
     aligned.extend_from_slice(body);
-    check_body(aligned, crc, id, segment_len)
+    let header = data[..HINT_HEADER_LEN].to_vec();
+    check_body(HintBytes::Read { header, body: aligned }, crc, id, segment_len)
 }
 
 /// Checks a hint file's header (magic, version, the body length it names
@@ -536,12 +555,13 @@ fn check_header(header: &[u8], body_len: usize) -> std::result::Result<u32, Stri
 
 /// Checks a hint body against its checksum `crc`, as an archive, and against
 /// the segment it must describe.
-fn check_body(body: AlignedVec, crc: u32, id: u32, segment_len: u64) -> std::result::Result<ValidHint, String> {
-    if crc32c::crc32c(&body) != crc {
+fn check_body(body: HintBytes, crc: u32, id: u32, segment_len: u64) -> std::result::Result<ValidHint, String> {
+    let bytes = body.bytes();
+    if crc32c::crc32c(bytes) != crc {
         return Err("checksum mismatch".into());
     }
     let archived =
-        rkyv::access::<ArchivedHintBody, rancor::Error>(&body).map_err(|e| format!("invalid archive: {e}"))?;
+        rkyv::access::<ArchivedHintBody, rancor::Error>(bytes).map_err(|e| format!("invalid archive: {e}"))?;
     if archived.segment_id.to_native() != id {
         return Err(format!(
             "describes segment {}, not {id}",
@@ -557,22 +577,139 @@ fn check_body(body: AlignedVec, crc: u32, id: u32, segment_len: u64) -> std::res
     Ok(ValidHint(body))
 }
 
+/// The bytes of a hint file: mapped, or read into memory.
+#[derive(Debug)]
+enum HintBytes {
+    /// The whole file, mapped; the body starts after the header.
+    Mapped(FileMap),
+    /// The header (shorter when the file is) and the body, in a buffer
+    /// aligned for rkyv.
+    Read { header: Vec<u8>, body: AlignedVec },
+}
+
+impl HintBytes {
+    fn header(&self) -> &[u8] {
+        match self {
+            HintBytes::Mapped(m) => &m.bytes()[..HINT_HEADER_LEN],
+            HintBytes::Read { header, .. } => header,
+        }
+    }
+
+    /// The body.
+    fn bytes(&self) -> &[u8] {
+        match self {
+            HintBytes::Mapped(m) => &m.bytes()[HINT_HEADER_LEN..],
+            HintBytes::Read { body, .. } => body,
+        }
+    }
+}
+
 /// A hint file body that passed validation; only [`check_body`] makes one.
 #[derive(Debug)]
-pub struct ValidHint(AlignedVec);
+pub struct ValidHint(HintBytes);
 
 impl ValidHint {
-    /// Size of the archived body in bytes (what holding it costs).
+    /// Size of the archived body in bytes (what holding it costs: memory,
+    /// or page cache and address space when mapped).
     pub fn size(&self) -> usize {
-        self.0.len()
+        self.0.bytes().len()
+    }
+
+    /// True when the body is read in place from a map of the file.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.0, HintBytes::Mapped(_))
     }
 
     /// The archived body, read in place.
     pub fn body(&self) -> &ArchivedHintBody {
         // SAFETY: a ValidHint is only built by `check_body`, right after
         // `rkyv::access` (bytecheck) accepted these exact bytes as an
-        // `ArchivedHintBody`; the buffer is private and never mutated.
-        unsafe { rkyv::access_unchecked::<ArchivedHintBody>(&self.0) }
+        // `ArchivedHintBody`; the bytes are private and never change: a
+        // buffer is never mutated, and a mapped hint file is never written
+        // in place (see `FileMap`).
+        unsafe { rkyv::access_unchecked::<ArchivedHintBody>(self.0.bytes()) }
+    }
+}
+
+/// A whole file mapped read-only into memory, its pages read in when the
+/// map is made.
+///
+/// Only files the engine never writes, cuts or reuses in place while the
+/// map lives are mapped: hint files (replaced only by renaming a new file
+/// over them, which leaves a map of the old one intact) and, while their
+/// checksum is computed at open, closed segments. The data directory is
+/// locked against a second open; another program cutting a mapped file
+/// is outside the engine's contract (a read past the new end would raise
+/// `SIGBUS`).
+///
+/// The pages are read in by `madvise(MADV_POPULATE_READ)`, which reports a
+/// failure to read them (an I/O error) as an error instead of a signal:
+/// the map is then dropped and the file read through the file system,
+/// whose error the caller handles as for any unreadable file.
+#[derive(Debug)]
+pub(crate) struct FileMap {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the map is read-only memory owned by this value; shared reads
+// from any thread are sound, and unmapping happens once, in `drop`.
+unsafe impl Send for FileMap {}
+// SAFETY: as above: `&FileMap` only lends `&[u8]` of read-only memory.
+unsafe impl Sync for FileMap {}
+
+impl FileMap {
+    /// Maps the first `len` bytes (the whole file) of `file` and reads its
+    /// pages in; `None` when the file system does not map, `len` is 0, or
+    /// mapping or reading in fails.
+    pub(crate) fn new(file: &dyn FileHandle, len: usize) -> Option<FileMap> {
+        use std::os::fd::AsRawFd;
+        let fd = file.map_fd()?;
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: a fresh shared, read-only mapping of `len` bytes of a
+        // descriptor we borrow for the call; the kernel picks the address.
+        // Nothing is dereferenced here.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return None;
+        }
+        let map = FileMap {
+            ptr: std::ptr::NonNull::new(ptr.cast())?,
+            len,
+        };
+        // SAFETY: `ptr..ptr + len` is the mapping made above, owned by `map`.
+        let populated = unsafe { libc::madvise(ptr, len, libc::MADV_POPULATE_READ) };
+        // Dropping `map` unmaps it.
+        (populated == 0).then_some(map)
+    }
+
+    /// The mapped bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` is a live mapping of `len` readable bytes until
+        // `drop`, and the file under it is not written while it lives (see
+        // the type's documentation).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for FileMap {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping `new` made, once; no slice of
+        // it outlives `self` (`bytes` borrows `self`).
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
     }
 }
 
@@ -787,5 +924,48 @@ mod tests {
         data.truncate(30);
         std::fs::write(&path, &data).unwrap();
         assert!(read(&fs, dir.path(), 4, 1000).0.is_none());
+    }
+
+    #[test]
+    fn a_mapped_hint_reads_as_the_same_archive_and_is_checked_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = crate::vfs::OsFileSystem;
+        let seg = big_segment(3000);
+        write(&fs, dir.path(), 9, &seg, entries_from_frames(&seg, 256)).unwrap();
+        let path = hint_path(dir.path(), 9);
+        let bytes = std::fs::read(&path).unwrap();
+        let (mapped, why) = read(&fs, dir.path(), 9, seg.len() as u64);
+        assert!(why.is_none(), "{why:?}");
+        let mapped = mapped.unwrap();
+        assert!(mapped.is_mapped(), "the OS file system maps hint files");
+        let copied = validate(&bytes, 9, seg.len() as u64).unwrap();
+        assert!(!copied.is_mapped());
+        assert_eq!(mapped.size(), copied.size());
+        let (m, c) = (mapped.body(), copied.body());
+        assert_eq!(m.segment_crc, c.segment_crc);
+        assert_eq!(m.entries.len(), 3000);
+        for (a, b) in m.entries.iter().zip(c.entries.iter()) {
+            assert_eq!(a.key.as_slice(), b.key.as_slice());
+            assert_eq!(a.seq, b.seq);
+            assert_eq!(
+                a.value.as_ref().map(|v| v.as_slice()),
+                b.value.as_ref().map(|v| v.as_slice())
+            );
+        }
+        drop(mapped);
+        // Damage anywhere is refused through the map as through a copy.
+        for at in [3, 13, HINT_HEADER_LEN + 5, bytes.len() / 2, bytes.len() - 1] {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x10;
+            std::fs::write(&path, &bad).unwrap();
+            let (valid, why) = read(&fs, dir.path(), 9, seg.len() as u64);
+            assert!(valid.is_none() && why.is_some(), "flip at {at} accepted");
+            assert!(validate(&bad, 9, seg.len() as u64).is_err());
+        }
+        // A file of only a header, or less.
+        for cut in [HINT_HEADER_LEN, 5, 0] {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            assert!(read(&fs, dir.path(), 9, seg.len() as u64).0.is_none(), "cut at {cut}");
+        }
     }
 }

@@ -340,11 +340,16 @@ fn load_hint(
     Ok((len, Ok(h)))
 }
 
-/// CRC32C of the whole file at `path`, read in chunks.
+/// CRC32C of the whole file at `path`: read in place through a map of
+/// the file when the file system maps (see [`hint::FileMap`]), else read
+/// in chunks.
 fn file_crc(fs: &dyn FileSystem, path: &Path) -> Result<u32> {
     let io = |e| Error::io(format!("reading {}", path.display()), e);
     let f = fs.open(path, OpenMode::Read).map_err(io)?;
     let len = f.size().map_err(io)?;
+    if let Some(map) = usize::try_from(len).ok().and_then(|n| hint::FileMap::new(&*f, n)) {
+        return Ok(crc32c::crc32c(map.bytes()));
+    }
     let mut buf = vec![0u8; VERIFY_CHUNK.min(len as usize)];
     let (mut at, mut crc) = (0u64, 0u32);
     while at < len {
@@ -403,7 +408,7 @@ fn run_tasks<L: Send, T: Send>(
 /// One hint entry of a batch being sorted: `prefix` holds the 8 key bytes
 /// that follow the prefix every key of the batch shares (big-endian, zero
 /// padded), so most comparisons never read the key itself.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct SortItem {
     prefix: u64,
     hint: u32,
@@ -422,24 +427,22 @@ impl Batch<'_> {
         &self.hints[it.hint as usize].1.body().entries[it.entry as usize]
     }
 
-    fn item(&self, hint: usize, entry: usize) -> SortItem {
-        let key = self.hints[hint].1.body().entries[entry].key.as_slice();
+    fn key(&self, it: &SortItem) -> &[u8] {
+        self.entry(it).key.as_slice()
+    }
+
+    /// The 8 bytes of `key` after the shared ones, as a big-endian number.
+    fn prefix(&self, key: &[u8]) -> u64 {
         let mut p = [0u8; 8];
         let rest = key.get(self.shared..).unwrap_or_default();
         let n = rest.len().min(8);
         p[..n].copy_from_slice(&rest[..n]);
-        SortItem {
-            prefix: u64::from_be_bytes(p),
-            hint: hint as u32,
-            entry: entry as u32,
-        }
+        u64::from_be_bytes(p)
     }
 
     /// Byte order of the two items' keys.
     fn cmp_key(&self, a: &SortItem, b: &SortItem) -> std::cmp::Ordering {
-        a.prefix
-            .cmp(&b.prefix)
-            .then_with(|| self.entry(a).key.as_slice().cmp(self.entry(b).key.as_slice()))
+        a.prefix.cmp(&b.prefix).then_with(|| self.key(a).cmp(self.key(b)))
     }
 
     /// Key order, then the order a full replay applies a key's ops in:
@@ -476,6 +479,10 @@ impl Batch<'_> {
 const PREFETCH_ENTRY: usize = 16;
 const PREFETCH_DATA: usize = 8;
 
+/// Keys sampled per thread to find the shared key prefix and the key
+/// ranges of the threads.
+const SAMPLE_PER_THREAD: usize = 256;
+
 /// Asks the CPU to load the cache line at `p` (a hint, never a fault).
 #[inline(always)]
 fn prefetch(p: *const u8) {
@@ -490,16 +497,39 @@ fn prefetch(p: *const u8) {
     let _ = p;
 }
 
+/// Length of the common prefix of `a` and `b`.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// The entries of one key range, as one thread sorts and applies them:
+/// the parts every builder thread gathered, and the prefix bits that vary
+/// among them.
+#[derive(Default)]
+struct RangeParts {
+    parts: Vec<Vec<SortItem>>,
+    /// AND and OR of every prefix.
+    and: u64,
+    or: u64,
+}
+
 /// Applies the entries of `hints` (ascending by segment id) in key order on
 /// up to `threads` threads, as [`replay`] describes; returns the highest
 /// sequence number among them.
 ///
-/// 1. The entries are cut into one run per thread, and each thread sorts
-///    its run.
-/// 2. Splitter keys, taken from samples of the sorted runs, cut the key
-///    space into one range per thread (a key is never split).
-/// 3. Each thread merges its range's part of every run and applies the
-///    merged entries one key at a time.
+/// 1. A sample of keys, evenly spaced over the entries, gives the key bytes
+///    all keys share (checked on every key in step 2; if one does not, the
+///    entries are gathered again with the shorter shared part) and
+///    splitters that cut the key space into one range per thread (by the 8
+///    key bytes after the shared ones, so a key is never split).
+/// 2. Each thread takes an equal share of the entries (in file order) and
+///    files each entry, 16 bytes (those 8 key bytes and the entry's
+///    place), under its range.
+/// 3. Each thread takes one range: sorts its entries by the 8 key bytes
+///    (a radix sort over the bits that vary among them, skipped when they
+///    are in order already), orders entries with equal bytes by their
+///    whole key, sequence number, segment and place, and applies the range
+///    one key at a time.
 fn apply_sorted<L: Send, F>(hints: &[(u32, ValidHint)], threads: usize, locals: &mut [L], apply: &F) -> u64
 where
     F: Fn(&[ReplayOp<'_>], &mut L) + Sync,
@@ -509,100 +539,62 @@ where
     if total == 0 {
         return 0;
     }
-    // The key bytes every key shares (for instance "user:"): skipped, so
-    // the 8 bytes kept beside each entry are ones that tell keys apart.
-    let mut first: Option<&[u8]> = None;
-    let mut shared = usize::MAX;
-    for (_, h) in hints {
-        for e in h.body().entries.iter() {
-            let k = e.key.as_slice();
-            let f = *first.get_or_insert(k);
-            shared = shared.min(f.iter().zip(k).take_while(|(a, b)| a == b).count());
-        }
-    }
-    let batch = Batch { hints, shared };
     let threads = threads.clamp(1, locals.len());
-    // Global entry position -> (hint, entry).
+    // Entries are numbered across the batch: hint h holds positions
+    // starts[h]..ends[h].
     let mut starts = Vec::with_capacity(counts.len());
+    let mut ends = Vec::with_capacity(counts.len());
     let mut at = 0;
     for &c in &counts {
         starts.push(at);
         at += c;
+        ends.push(at);
     }
-    let build_run = |r: usize| -> Vec<SortItem> {
-        let (lo, hi) = (total * r / threads, total * (r + 1) / threads);
-        let mut h = starts.partition_point(|&s| s <= lo) - 1;
-        let mut run = Vec::with_capacity(hi - lo);
-        for pos in lo..hi {
-            while pos >= starts[h] + counts[h] {
-                h += 1;
-            }
-            run.push(batch.item(h, pos - starts[h]));
+    let key_at = |pos: usize| -> &[u8] {
+        let h = ends.partition_point(|&e| e <= pos);
+        hints[h].1.body().entries[pos - starts[h]].key.as_slice()
+    };
+    let samples = (threads * SAMPLE_PER_THREAD).min(total);
+    let sample: Vec<&[u8]> = (0..samples).map(|i| key_at(i * total / samples)).collect();
+    let reference = sample[0];
+    let mut shared = sample.iter().map(|k| common_prefix(reference, k)).min().unwrap_or(0);
+    let (batch, ranges) = loop {
+        let batch = Batch { hints, shared };
+        let splitters: Vec<u64> = if threads > 1 {
+            let mut prefixes: Vec<u64> = sample.iter().map(|k| batch.prefix(k)).collect();
+            prefixes.sort_unstable();
+            (1..threads).map(|t| prefixes[prefixes.len() * t / threads]).collect()
+        } else {
+            Vec::new()
+        };
+        let (gathered, unshared) = gather(&batch, &starts, &ends, reference, &splitters, threads, locals);
+        match unshared {
+            // Some key does not share the sampled prefix: all keys share
+            // its first `lcp` bytes.
+            Some(lcp) => shared = lcp,
+            None => break (batch, gathered),
         }
-        run.sort_unstable_by(|a, b| batch.cmp(a, b));
-        run
     };
-    let runs: Vec<Vec<SortItem>> = if threads == 1 {
-        vec![build_run(0)]
-    } else {
-        std::thread::scope(|s| {
-            let helpers: Vec<_> = (1..threads).map(|r| s.spawn(move || build_run(r))).collect();
-            let mut runs = vec![build_run(0)];
-            for h in helpers {
-                match h.join() {
-                    Ok(run) => runs.push(run),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-            runs
-        })
-    };
-    // Splitters: evenly spaced picks from a sorted sample of every run.
-    let mut sample: Vec<SortItem> = runs
-        .iter()
-        .flat_map(|run| {
-            let step = (run.len() / (threads * 16)).max(1);
-            run.iter().step_by(step).copied()
-        })
-        .collect();
-    sample.sort_unstable_by(|a, b| batch.cmp_key(a, b));
-    let splitters: Vec<SortItem> = (1..threads).map(|t| sample[sample.len() * t / threads]).collect();
-    // Range t of run r: run[bounds[r][t]..bounds[r][t + 1]].
-    let bounds: Vec<Vec<usize>> = runs
-        .iter()
-        .map(|run| {
-            let mut b = vec![0];
-            b.extend(
-                splitters
-                    .iter()
-                    .map(|s| run.partition_point(|it| batch.cmp_key(it, s) == std::cmp::Ordering::Less)),
-            );
-            b.push(run.len());
-            b
-        })
-        .collect();
+    let ranges: Vec<std::sync::Mutex<RangeParts>> = ranges.into_iter().map(std::sync::Mutex::new).collect();
     let apply_range = |t: usize, local: &mut L| -> u64 {
-        let mut heads: Vec<&[SortItem]> = runs
-            .iter()
-            .zip(&bounds)
-            .map(|(run, b)| &run[b[t]..b[t + 1]])
-            .filter(|part| !part.is_empty())
-            .collect();
-        let mut next = || -> Option<SortItem> {
-            let mut best: Option<usize> = None;
-            for (i, h) in heads.iter().enumerate() {
-                if best.is_none_or(|b| batch.cmp(&h[0], &heads[b][0]) == std::cmp::Ordering::Less) {
-                    best = Some(i);
-                }
-            }
-            let b = best?;
-            let it = heads[b][0];
-            // The merged order visits the hints' entries at random places:
+        let range = std::mem::take(&mut *ranges[t].lock().unwrap_or_else(|p| p.into_inner()));
+        let mut items: Vec<SortItem> = Vec::with_capacity(range.parts.iter().map(Vec::len).sum());
+        for part in range.parts {
+            items.extend_from_slice(&part);
+        }
+        sort_items(&mut items, range.and ^ range.or, &batch);
+        let mut guard = crossbeam_epoch::pin();
+        let mut max_seq = 0;
+        let mut ops: Vec<ReplayOp<'_>> = Vec::new();
+        let mut i = 0;
+        let mut applied = 0;
+        while i < items.len() {
+            // The sorted order visits the hints' entries at random places:
             // ask for the ones a few steps ahead before they are needed.
-            if let Some(ahead) = heads[b].get(PREFETCH_ENTRY) {
+            if let Some(ahead) = items.get(i + PREFETCH_ENTRY) {
                 prefetch(batch.entry(ahead) as *const hint::ArchivedHintEntry as *const u8);
             }
-            if let Some(ahead) = heads[b].get(PREFETCH_DATA) {
+            if let Some(ahead) = items.get(i + PREFETCH_DATA) {
                 let e = batch.entry(ahead);
                 prefetch(e.key.as_ptr());
                 if let Some(v) = e.value.as_ref() {
@@ -610,24 +602,16 @@ where
                     prefetch(v.as_ptr().wrapping_add(64));
                 }
             }
-            heads[b] = &heads[b][1..];
-            if heads[b].is_empty() {
-                heads.swap_remove(b);
-            }
-            Some(it)
-        };
-        let mut guard = crossbeam_epoch::pin();
-        let mut max_seq = 0;
-        let mut ops: Vec<ReplayOp<'_>> = Vec::new();
-        let mut pending = next();
-        let mut applied = 0;
-        while let Some(first) = pending {
+            let first = items[i];
             ops.clear();
             ops.push(batch.op(&first));
-            pending = next();
-            while let Some(it) = pending.filter(|it| batch.cmp_key(it, &first) == std::cmp::Ordering::Equal) {
-                ops.push(batch.op(&it));
-                pending = next();
+            i += 1;
+            while let Some(it) = items
+                .get(i)
+                .filter(|it| it.prefix == first.prefix && batch.key(it) == ops[0].key)
+            {
+                ops.push(batch.op(it));
+                i += 1;
             }
             max_seq = max_seq.max(ops[ops.len() - 1].seq);
             apply(&ops, local);
@@ -640,6 +624,129 @@ where
     };
     let maxima = run_tasks(threads, threads, locals, |t, local| apply_range(t, local));
     maxima.into_iter().max().unwrap_or(0)
+}
+
+/// Step 2 of [`apply_sorted`]: every entry of the batch, filed under its
+/// key range (`splitters`, ascending: range `r` holds the prefixes from
+/// `splitters[r - 1]` up to below `splitters[r]`) by `threads` threads,
+/// each over an equal share of the entries. Returns the ranges, and, when
+/// a key does not start with the batch's shared bytes (those of
+/// `reference`), the number of bytes all keys do share instead.
+fn gather<L: Send>(
+    batch: &Batch<'_>,
+    starts: &[usize],
+    ends: &[usize],
+    reference: &[u8],
+    splitters: &[u64],
+    threads: usize,
+    locals: &mut [L],
+) -> (Vec<RangeParts>, Option<usize>) {
+    let total = ends.last().copied().unwrap_or(0);
+    let shared = &reference[..batch.shared];
+    let ranges = splitters.len() + 1;
+    let gathered = run_tasks(threads, threads, locals, |c, _| {
+        let (lo, hi) = (total * c / threads, total * (c + 1) / threads);
+        let mut parts: Vec<Vec<SortItem>> = (0..ranges)
+            .map(|_| Vec::with_capacity((hi - lo) / ranges + (hi - lo) / 8 + 16))
+            .collect();
+        let mut bits = vec![(u64::MAX, 0u64); ranges];
+        let mut lcp = usize::MAX;
+        let mut h = ends.partition_point(|&e| e <= lo);
+        for pos in lo..hi {
+            while pos >= ends[h] {
+                h += 1;
+            }
+            let entry = pos - starts[h];
+            let key = batch.hints[h].1.body().entries[entry].key.as_slice();
+            if key.get(..shared.len()) != Some(shared) {
+                lcp = lcp.min(common_prefix(shared, key));
+            }
+            let prefix = batch.prefix(key);
+            let r = if ranges == 1 {
+                0
+            } else {
+                splitters.partition_point(|&s| s <= prefix)
+            };
+            parts[r].push(SortItem {
+                prefix,
+                hint: h as u32,
+                entry: entry as u32,
+            });
+            bits[r].0 &= prefix;
+            bits[r].1 |= prefix;
+        }
+        (parts, bits, lcp)
+    });
+    let mut out: Vec<RangeParts> = (0..ranges)
+        .map(|_| RangeParts {
+            parts: Vec::with_capacity(threads),
+            and: u64::MAX,
+            or: 0,
+        })
+        .collect();
+    let mut unshared = usize::MAX;
+    for (parts, bits, lcp) in gathered {
+        unshared = unshared.min(lcp);
+        for ((range, part), (and, or)) in out.iter_mut().zip(parts).zip(bits) {
+            range.parts.push(part);
+            range.and &= and;
+            range.or |= or;
+        }
+    }
+    (out, (unshared != usize::MAX).then_some(unshared))
+}
+
+/// Digit width of the radix sort.
+const RADIX_BITS: u32 = 11;
+
+/// Sorts `items` in [`Batch::cmp`] order. `varying` has a bit set where
+/// the items' prefixes differ (a bit clear in it is the same in every
+/// prefix): the radix sort skips the digits with none.
+fn sort_items(items: &mut Vec<SortItem>, varying: u64, batch: &Batch<'_>) {
+    if !items.windows(2).all(|w| w[0].prefix <= w[1].prefix) {
+        radix_sort(items, varying);
+    }
+    // Runs of equal prefixes: ordered by the whole key, then as a replay
+    // applies a key's ops.
+    let mut i = 0;
+    while i < items.len() {
+        let p = items[i].prefix;
+        let end = i + items[i..].iter().take_while(|it| it.prefix == p).count();
+        if end - i > 1 {
+            items[i..end].sort_unstable_by(|a, b| batch.cmp(a, b));
+        }
+        i = end;
+    }
+}
+
+/// Sorts `items` by prefix, stably (least significant digit first), over
+/// the digits where `varying` has bits set.
+fn radix_sort(items: &mut Vec<SortItem>, varying: u64) {
+    let mut other: Vec<SortItem> = vec![SortItem::default(); items.len()];
+    let mut shift = 0;
+    while shift < 64 {
+        let mask = (1u64 << RADIX_BITS) - 1;
+        if (varying >> shift) & mask != 0 {
+            let digit = |it: &SortItem| ((it.prefix >> shift) & mask) as usize;
+            let mut offsets = vec![0usize; 1 << RADIX_BITS];
+            for it in items.iter() {
+                offsets[digit(it)] += 1;
+            }
+            let mut sum = 0;
+            for o in offsets.iter_mut() {
+                let n = *o;
+                *o = sum;
+                sum += n;
+            }
+            for it in items.iter() {
+                let d = digit(it);
+                other[offsets[d]] = *it;
+                offsets[d] += 1;
+            }
+            std::mem::swap(items, &mut other);
+        }
+        shift += RADIX_BITS;
+    }
 }
 
 /// Rewrites writer segment `id` with a header that names no predecessor
@@ -1207,5 +1314,162 @@ mod tests {
                 assert_eq!((got.2, got.3), (replayed.2, replayed.3), "{ctx}: live keys, last seq");
             }
         }
+    }
+
+    /// Hints holding `entries` (key, seq, delete) each, read back as a
+    /// recovery would (mapped from files).
+    fn hints_of(dir: &Path, segments: &[Vec<(Vec<u8>, u64, bool)>]) -> Vec<(u32, ValidHint)> {
+        let fs = crate::vfs::OsFileSystem;
+        let seg = [0u8; 64];
+        segments
+            .iter()
+            .enumerate()
+            .map(|(i, entries)| {
+                let id = i as u32 + 1;
+                let entries = entries
+                    .iter()
+                    .enumerate()
+                    .map(|(n, (key, seq, delete))| HintEntry {
+                        key: key.clone(),
+                        seq: *seq,
+                        delete: *delete,
+                        expires_at: 0,
+                        kv_offset: n as u64,
+                        val_len: 1,
+                        kv_crc: 0,
+                        value: (!delete).then(|| vec![n as u8]),
+                    })
+                    .collect();
+                hint::write(&fs, dir, id, &seg, entries).unwrap();
+                let (h, why) = hint::read(&fs, dir, id, seg.len() as u64);
+                assert!(why.is_none(), "{why:?}");
+                let h = h.unwrap();
+                assert!(h.is_mapped());
+                (id, h)
+            })
+            .collect()
+    }
+
+    /// What `apply_sorted` handed each thread: per call, the key and its
+    /// ops as (segment, seq, place in the segment).
+    type Calls = Vec<(Vec<u8>, Vec<(u32, u64, u64)>)>;
+
+    /// Checks that `apply_sorted` over `segments` hands every key to one
+    /// call, with all its ops in replay order, each thread's calls in key
+    /// order, and returns the highest sequence number.
+    fn check_sorted_apply(segments: &[Vec<(Vec<u8>, u64, bool)>], ctx: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let hints = hints_of(dir.path(), segments);
+        let mut want: std::collections::BTreeMap<Vec<u8>, Vec<(u32, u64, u64)>> = Default::default();
+        let mut max_seq = 0;
+        for (i, entries) in segments.iter().enumerate() {
+            for (n, (key, seq, _)) in entries.iter().enumerate() {
+                want.entry(key.clone())
+                    .or_default()
+                    .push((i as u32 + 1, *seq, n as u64));
+                max_seq = max_seq.max(*seq);
+            }
+        }
+        // Replay order: sequence number, then segment, then place.
+        for ops in want.values_mut() {
+            ops.sort_by_key(|&(segment, seq, at)| (seq, segment, at));
+        }
+        for threads in [1, 2, 3, 5] {
+            let mut locals: Vec<Calls> = (0..threads).map(|_| Calls::new()).collect();
+            let got_max = apply_sorted(
+                &hints,
+                threads,
+                &mut locals,
+                &|ops: &[ReplayOp<'_>], calls: &mut Calls| {
+                    assert!(ops.iter().all(|o| o.key == ops[0].key));
+                    calls.push((
+                        ops[0].key.to_vec(),
+                        ops.iter().map(|o| (o.segment, o.seq, o.kv_offset)).collect(),
+                    ));
+                },
+            );
+            assert_eq!(got_max, max_seq, "{ctx}, {threads} threads: highest sequence");
+            let mut got = std::collections::BTreeMap::new();
+            for calls in &locals {
+                assert!(
+                    calls.windows(2).all(|w| w[0].0 < w[1].0),
+                    "{ctx}, {threads} threads: a thread's keys out of order or repeated"
+                );
+                for (key, ops) in calls {
+                    assert!(
+                        got.insert(key.clone(), ops.clone()).is_none(),
+                        "{ctx}: key applied twice"
+                    );
+                }
+            }
+            assert_eq!(got.len(), want.len(), "{ctx}, {threads} threads: keys");
+            for ((gk, gops), (wk, wops)) in got.iter().zip(&want) {
+                assert_eq!((gk, gops), (wk, wops), "{ctx}, {threads} threads");
+            }
+        }
+    }
+
+    #[test]
+    fn sorted_apply_hands_each_key_its_ops_in_replay_order() {
+        let mut x: u64 = 11;
+        let mut next = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        // Random keys, overwritten in and across segments, with deletes,
+        // and one batch writing a key twice under one sequence number.
+        let mut seq = 0;
+        let segments: Vec<Vec<(Vec<u8>, u64, bool)>> = (0..4)
+            .map(|_| {
+                (0..1500)
+                    .map(|_| {
+                        seq += 1 + next(3);
+                        (format!("user:{:06}", next(2000)).into_bytes(), seq, next(5) == 0)
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut dup = segments.clone();
+        dup[1].push((b"user:000007".to_vec(), seq, false));
+        dup[1].push((b"user:000007".to_vec(), seq, true));
+        check_sorted_apply(&dup, "random keys");
+        // Keys equal in the 8 bytes after the shared ones and told apart
+        // later; keys that are prefixes of others; the empty key.
+        let mut seq = 0;
+        let mut tricky = Vec::new();
+        for round in 0..3 {
+            let mut seg = Vec::new();
+            for i in 0..700u64 {
+                seq += 1;
+                let k = match next(4) {
+                    0 => format!("tenant-{}/users/{:04}", next(3), next(50)),
+                    1 => format!("tenant-{}/users", next(3)),
+                    2 => format!("tenant-{}/u", next(3)),
+                    _ => format!("tenant-{}", next(3)),
+                };
+                seg.push((k.into_bytes(), seq, i % 9 == round));
+            }
+            seg.push((Vec::new(), seq, false));
+            tricky.push(seg);
+        }
+        check_sorted_apply(&tricky, "long shared middles");
+        // One key that does not share the prefix every sampled key has (it
+        // sits between two sampled places, and its bytes after that prefix
+        // would sort it last), and an empty segment.
+        let mut shared: Vec<(Vec<u8>, u64, bool)> = (0..5000u64)
+            .map(|i| (format!("shared/{:05}", i).into_bytes(), i + 1, false))
+            .collect();
+        shared[2501].0 = b"aaaaaaaa9".to_vec();
+        check_sorted_apply(&[shared.clone(), Vec::new()], "an unshared key");
+        // Every entry one key; keys all in order; a single entry.
+        let one: Vec<_> = (0..3000u64).map(|i| (b"k".to_vec(), i + 1, i % 4 == 0)).collect();
+        check_sorted_apply(&[one], "one key");
+        let ordered: Vec<_> = (0..3000u64)
+            .map(|i| (format!("{i:08}").into_bytes(), i + 1, false))
+            .collect();
+        check_sorted_apply(&[ordered[..1000].to_vec(), ordered[1000..].to_vec()], "keys in order");
+        check_sorted_apply(&[vec![(b"a".to_vec(), 1, false)]], "one entry");
     }
 }
