@@ -12,7 +12,7 @@
 //!
 //! For each it prints the median wall time and the median CPU time of the
 //! process (user + system, all threads) per open, then the ratios of the
-//! wall-time medians to `full_replay`'s. CPU time shows the work done
+//! wall-time medians to `full_replay`'s (and of the CPU-time medians). CPU time shows the work done
 //! whatever the machine's load; wall time is what a restart waits.
 //!
 //! ```sh
@@ -134,10 +134,10 @@ fn main() {
             cpu[c].push(u);
         }
     }
-    let base = if wall[0].is_empty() {
-        Duration::ZERO
+    let (base, base_cpu) = if wall[0].is_empty() {
+        (Duration::ZERO, Duration::ZERO)
     } else {
-        median(&mut wall[0].clone())
+        (median(&mut wall[0].clone()), median(&mut cpu[0].clone()))
     };
     for (c, (name, ..)) in cases.iter().enumerate() {
         if wall[c].is_empty() {
@@ -146,10 +146,11 @@ fn main() {
         let w = median(&mut wall[c]);
         let u = median(&mut cpu[c]);
         println!(
-            "{name:<24} wall {:>8.1} ms  cpu {:>8.1} ms  full_replay/this {:.2}x",
+            "{name:<24} wall {:>8.1} ms  cpu {:>8.1} ms  full_replay/this {:.2}x (cpu {:.2}x)",
             w.as_secs_f64() * 1e3,
             u.as_secs_f64() * 1e3,
-            base.as_secs_f64() / w.as_secs_f64()
+            base.as_secs_f64() / w.as_secs_f64(),
+            base_cpu.as_secs_f64() / u.as_secs_f64()
         );
     }
 }

@@ -151,9 +151,11 @@ pub struct ReplayOptions {
 }
 
 /// Hint bytes held at once while the index is built from them: hints are
-/// read until their archives reach this size, then applied together (in key
-/// order), then dropped. 1M keys with 100-byte values take about 190 MB of
-/// hints, so such a database is applied in one batch.
+/// mapped (or read) until their archives reach this size, then applied
+/// together (in key order), then dropped. 1M keys with 100-byte values take
+/// about 190 MB of hints, so such a database is applied in one batch; the
+/// sort takes 16 bytes per entry besides (twice that while a range is
+/// radix sorted).
 pub const HINT_BATCH_BYTES: usize = 256 << 20;
 
 /// Keys applied between two re-pins of a recovery thread's epoch guard.
@@ -578,10 +580,16 @@ where
     let ranges: Vec<std::sync::Mutex<RangeParts>> = ranges.into_iter().map(std::sync::Mutex::new).collect();
     let apply_range = |t: usize, local: &mut L| -> u64 {
         let range = std::mem::take(&mut *ranges[t].lock().unwrap_or_else(|p| p.into_inner()));
-        let mut items: Vec<SortItem> = Vec::with_capacity(range.parts.iter().map(Vec::len).sum());
-        for part in range.parts {
-            items.extend_from_slice(&part);
-        }
+        let mut parts = range.parts;
+        let mut items = if parts.len() == 1 {
+            parts.pop().unwrap_or_default()
+        } else {
+            let mut items: Vec<SortItem> = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+            for part in parts {
+                items.extend_from_slice(&part);
+            }
+            items
+        };
         sort_items(&mut items, range.and ^ range.or, &batch);
         let mut guard = crossbeam_epoch::pin();
         let mut max_seq = 0;
