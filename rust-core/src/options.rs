@@ -112,7 +112,12 @@ pub struct Options {
     /// default), so a 1 TB data directory maps 1 TB of the 128 TiB a 64-bit
     /// process has. A file system that does not map
     /// ([`crate::vfs::FileHandle::map_fd`]) is read through the file
-    /// either way. Default on.
+    /// either way. Default on. Open also maps hint files, and closed
+    /// segments while it checks their checksum, for as long as it reads
+    /// them, with their pages read in at once (`MADV_POPULATE_READ`), so a
+    /// read error there is handled as without maps (an unreadable hint is
+    /// skipped and its segment decoded), not raised as a signal; off, they
+    /// are read with `pread`.
     pub map_reads: bool,
     /// The file layer every file operation goes through. `None` (the
     /// default): the operating system's, [`crate::vfs::OsFileSystem`]. For

@@ -202,9 +202,13 @@ fn copy_dir(src: &Path, dst: &Path, with_hints: bool) {
 
 /// Opens a copy of `src` and returns its state and how many segments came from hints.
 fn reopen(src: &Path, with_hints: bool, threads: usize) -> (State, u64) {
+    reopen_with(src, with_hints, opts(threads))
+}
+
+fn reopen_with(src: &Path, with_hints: bool, o: Options) -> (State, u64) {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(src, dir.path(), with_hints);
-    let db = Db::open(dir.path(), opts(threads)).unwrap();
+    let db = Db::open(dir.path(), o).unwrap();
     let report = db.recovery_report().clone();
     assert!(report.bad_hints.is_empty(), "{:?}", report.bad_hints);
     let st = state(&db);
@@ -253,6 +257,18 @@ fn check_seed(seed: u64) {
             &format!("seed {seed}: hints on {threads} threads vs full replay"),
         );
     }
+    // Hint files read with `pread` instead of mapped.
+    let o = Options {
+        map_reads: false,
+        ..opts(2)
+    };
+    let (st, hinted) = reopen_with(src.path(), true, o);
+    assert_eq!(hinted, segments, "seed {seed}, maps off: hinted segments");
+    assert_same(
+        &st,
+        &replayed,
+        &format!("seed {seed}: hints read without maps vs full replay"),
+    );
 }
 
 #[test]

@@ -483,8 +483,20 @@ impl rkyv::ser::Writer<rancor::Error> for BodySink<'_> {
 /// with no copy and no fresh memory for the body. Otherwise (or when the
 /// mapped body is not aligned for reading in place) it is read into memory.
 pub fn read(fs: &dyn FileSystem, dir: &Path, id: u32, segment_len: u64) -> (Option<ValidHint>, Option<String>) {
+    read_with(fs, dir, id, segment_len, true)
+}
+
+/// [`read`], mapping the file only when `map` is set (else it is read into
+/// memory; [`crate::Options::map_reads`] off).
+pub fn read_with(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    id: u32,
+    segment_len: u64,
+    map: bool,
+) -> (Option<ValidHint>, Option<String>) {
     let path = hint_path(dir, id);
-    let body = match open_body(fs, &path) {
+    let body = match open_body(fs, &path, map) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (None, None),
         Err(e) => return (None, Some(format!("{}: {e}", path.display()))),
@@ -495,13 +507,13 @@ pub fn read(fs: &dyn FileSystem, dir: &Path, id: u32, segment_len: u64) -> (Opti
     }
 }
 
-/// The hint file at `path`, mapped when it can be (and its body is aligned
-/// for rkyv), else read into an aligned buffer.
-fn open_body(fs: &dyn FileSystem, path: &Path) -> std::io::Result<HintBytes> {
+/// The hint file at `path`, mapped when `map` is set and it can be (and
+/// its body is aligned for rkyv), else read into an aligned buffer.
+fn open_body(fs: &dyn FileSystem, path: &Path, map: bool) -> std::io::Result<HintBytes> {
     let f = fs.open(path, OpenMode::Read)?;
     let len = usize::try_from(f.size()?)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "file too large"))?;
-    if len > HINT_HEADER_LEN {
+    if map && len > HINT_HEADER_LEN {
         if let Some(map) = FileMap::new(&*f, len) {
             let body = &map.bytes()[HINT_HEADER_LEN..];
             if (body.as_ptr() as usize) % BODY_ALIGN == 0 {
@@ -940,6 +952,8 @@ mod tests {
         assert!(mapped.is_mapped(), "the OS file system maps hint files");
         let copied = validate(&bytes, 9, seg.len() as u64).unwrap();
         assert!(!copied.is_mapped());
+        let (read_in, _) = read_with(&fs, dir.path(), 9, seg.len() as u64, false);
+        assert!(!read_in.unwrap().is_mapped(), "maps turned off");
         assert_eq!(mapped.size(), copied.size());
         let (m, c) = (mapped.body(), copied.body());
         assert_eq!(m.segment_crc, c.segment_crc);

@@ -145,6 +145,9 @@ pub struct ReplayOptions {
     pub hint_inline: usize,
     /// Threads that read, check and apply hint files (1: the calling thread alone).
     pub threads: usize,
+    /// Read hint files, and hinted segments for their checksum, through
+    /// memory maps when the file system maps ([`crate::Options::map_reads`]).
+    pub map: bool,
     /// Hint bytes read before the entries read so far are applied (and
     /// dropped): bounds the memory held; [`HINT_BATCH_BYTES`] at open.
     pub batch_bytes: usize,
@@ -217,7 +220,7 @@ pub fn replay<L: Default + Send>(
     let waves: Vec<&[u32]> = closed.chunks(threads).collect();
     for (w, wave) in waves.iter().enumerate() {
         let loaded = run_tasks(threads, wave.len(), &mut locals, |i, _| {
-            load_hint(fs, dir, wave[i], ro.verify)
+            load_hint(fs, dir, wave[i], ro.verify, ro.map)
         });
         for (&id, l) in wave.iter().zip(loaded) {
             match l? {
@@ -328,14 +331,15 @@ fn load_hint(
     dir: &Path,
     id: u32,
     verify: bool,
+    map: bool,
 ) -> Result<(u64, std::result::Result<ValidHint, Option<String>>)> {
     let path = dir.join(segment::segment_file_name(id));
     let len = file_len(fs, &path)?;
-    let (valid, why) = hint::read(fs, dir, id, len);
+    let (valid, why) = hint::read_with(fs, dir, id, len, map);
     let Some(h) = valid else {
         return Ok((len, Err(why)));
     };
-    if verify && file_crc(fs, &path)? != h.body().segment_crc.to_native() {
+    if verify && file_crc(fs, &path, map)? != h.body().segment_crc.to_native() {
         let why = format!("{}: segment checksum differs from its hint", path.display());
         return Ok((len, Err(Some(why))));
     }
@@ -343,13 +347,17 @@ fn load_hint(
 }
 
 /// CRC32C of the whole file at `path`: read in place through a map of
-/// the file when the file system maps (see [`hint::FileMap`]), else read
-/// in chunks.
-fn file_crc(fs: &dyn FileSystem, path: &Path) -> Result<u32> {
+/// the file when `map` is set and the file system maps (see
+/// [`hint::FileMap`]), else read in chunks.
+fn file_crc(fs: &dyn FileSystem, path: &Path, map: bool) -> Result<u32> {
     let io = |e| Error::io(format!("reading {}", path.display()), e);
     let f = fs.open(path, OpenMode::Read).map_err(io)?;
     let len = f.size().map_err(io)?;
-    if let Some(map) = usize::try_from(len).ok().and_then(|n| hint::FileMap::new(&*f, n)) {
+    let mapped = usize::try_from(len)
+        .ok()
+        .filter(|_| map)
+        .and_then(|n| hint::FileMap::new(&*f, n));
+    if let Some(map) = mapped {
         return Ok(crc32c::crc32c(map.bytes()));
     }
     let mut buf = vec![0u8; VERIFY_CHUNK.min(len as usize)];
@@ -1097,6 +1105,7 @@ fn rebuild_index_batched(
         hint_inline: compaction::hint_inline(inline),
         threads: opts.open_threads(),
         batch_bytes,
+        map: opts.map_reads,
     };
     let (rec, tallies) = replay(fs, dir, replay_opts, |ops, t: &mut Tally| {
         let Some((op, older)) = ops.split_last() else {
