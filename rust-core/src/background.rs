@@ -95,13 +95,13 @@ impl Drop for Background {
 /// One round of background work: hints for closed segments, then
 /// compaction of segments past the threshold.
 fn pass(inner: &Inner) -> Result<()> {
-    let _g = inner.compaction_guard();
+    let mut bufs = inner.compaction_guard();
     inner.snapshots.advance(&inner.vis);
     inner.collect_tombstones();
-    compaction::write_pending_hints(inner)?;
+    compaction::write_pending_hints(inner, &mut bufs)?;
     let opts = inner.options();
     if opts.background_compaction {
-        let report = compaction::compact(inner, opts.compaction_threshold, false)?;
+        let report = compaction::compact(inner, opts.compaction_threshold, false, &mut bufs)?;
         inner.note_compaction(&report);
     }
     Ok(())

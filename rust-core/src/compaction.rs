@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 use crate::engine::{now_ms, Inner};
 use crate::error::{Error, Result};
+use crate::log::frames::{self, FrameReader};
 use crate::log::hint::{self, HINT_VALUE_MAX};
 use crate::log::record::{self, OpKind, OpRef};
 use crate::log::segment::{self, Segment, FLAG_SEALED, SEGMENT_HEADER_LEN};
@@ -61,35 +62,79 @@ impl CompactionReport {
     }
 }
 
-/// An op kept by compaction, borrowing from its input segment's bytes.
-struct Kept<'a> {
+/// An op kept by compaction: where its copy is in the output, and what
+/// moving the index to it needs.
+struct Kept {
     seq: u64,
-    from: u32,
-    kind: OpKind,
-    key: &'a [u8],
-    value: &'a [u8],
+    /// Offset of the key (the value follows it) in the output.
+    key_at: u64,
+    /// Expiry of the copy (0: none).
     expires_at: u64,
+    /// The input segment it was read from.
+    from: u32,
+    /// Length of the copy's value.
+    val_len: u32,
+    key_len: u16,
     /// An expired put rewritten as a delete.
     expired: bool,
+}
+
+/// Memory the background work keeps between passes, so a pass over
+/// 64 MiB segments does not ask the allocator (and the kernel, which zeroes
+/// every fresh page) for segment-sized buffers each time: the windows
+/// closed segments are read through ([`frames::FrameReader`]), compaction's
+/// output and its list of kept ops. Held under the engine's compaction
+/// lock. After each pass it is trimmed ([`Buffers::trim`]): a pass that
+/// needed far more than usual (a single huge commit, many small inputs)
+/// does not leave the process holding it.
+#[derive(Default)]
+pub(crate) struct Buffers {
+    windows: Vec<Vec<u8>>,
+    out: Vec<u8>,
+    kept: Vec<Kept>,
+}
+
+/// Windows kept between passes: compaction reads the inputs of a group at
+/// once, one window each; groups have a few inputs (see [`plan_groups`]).
+const KEPT_WINDOWS: usize = 4;
+
+impl Buffers {
+    /// Gives back what exceeds the usual need for segments of
+    /// `segment_size` bytes: windows beyond [`KEPT_WINDOWS`] or grown past
+    /// [`frames::WINDOW`], an output buffer above 1.5 segments, a list of
+    /// kept ops above half a segment's size.
+    fn trim(&mut self, segment_size: u64) {
+        frames::trim_buffers(&mut self.windows, KEPT_WINDOWS, frames::WINDOW);
+        let segment = usize::try_from(segment_size).unwrap_or(usize::MAX);
+        self.out.clear();
+        if self.out.capacity() > segment.saturating_add(segment / 2) {
+            self.out = Vec::new();
+        }
+        self.kept.clear();
+        if self.kept.capacity() * std::mem::size_of::<Kept>() > segment / 2 {
+            self.kept = Vec::new();
+        }
+    }
 }
 
 /// Writes hint files for closed segments that lack one. On failure the
 /// segments still without a hint stay queued for the next pass (a missing
 /// hint only makes the next open read the segment itself).
-pub(crate) fn write_pending_hints(inner: &Inner) -> Result<()> {
+pub(crate) fn write_pending_hints(inner: &Inner, bufs: &mut Buffers) -> Result<()> {
     let segments = inner.log.segments();
     let pending = segments.take_unhinted();
+    let window = &mut frames::buffers(&mut bufs.windows, 1)[0];
+    let mut res = Ok(());
     for (i, &id) in pending.iter().enumerate() {
         let Some(seg) = segments.get(id) else { continue };
-        let written = seg
-            .read_all()
-            .and_then(|data| hint::write_from_frames(inner.fs(), inner.dir(), id, &data, inner.hint_inline()));
-        if let Err(e) = written {
+        if let Err(e) = hint::write_from_segment(inner.fs(), inner.dir(), &seg, inner.hint_inline(), window) {
             segments.hint_later(&pending[i..]);
-            return Err(e);
+            res = Err(e);
+            break;
         }
     }
-    Ok(())
+    bufs.trim(inner.segment_size());
+    res
 }
 
 /// True when a closed segment is held back from compaction only because
@@ -106,7 +151,7 @@ pub(crate) fn closed_segment_pending(inner: &Inner) -> bool {
 
 /// Compacts every closed segment whose dead fraction reaches `threshold`
 /// (or, with `everything`, every closed segment holding any dead or expiring bytes).
-pub(crate) fn compact(inner: &Inner, threshold: f64, everything: bool) -> Result<CompactionReport> {
+pub(crate) fn compact(inner: &Inner, threshold: f64, everything: bool, bufs: &mut Buffers) -> Result<CompactionReport> {
     // Only closed segments (the writer's current and next ones are never
     // touched), and only those whose every commit is visible: a commit is in its
     // segment before it is in the index (under `Always` it waits for its
@@ -142,17 +187,26 @@ pub(crate) fn compact(inner: &Inner, threshold: f64, everything: bool) -> Result
         })
         .collect();
     let mut report = CompactionReport::default();
+    let mut res = Ok(());
     for group in plan_groups(&sizes, budget) {
-        report.add(compact_group(inner, &candidates[group])?);
+        match compact_group(inner, &candidates[group], bufs) {
+            Ok(r) => report.add(r),
+            Err(e) => {
+                res = Err(e);
+                break;
+            }
+        }
     }
-    Ok(report)
+    bufs.trim(budget);
+    res.map(|()| report)
 }
 
 /// Splits segments, given as (live bytes, live + dead bytes), into runs
 /// compacted together: each run's live bytes fit one output segment of
-/// `budget` bytes, and its input (read whole into memory) stays within
-/// twice that, so a pass over many mostly-dead segments does not hold them
-/// all in memory at once. A segment too big for either bound goes alone.
+/// `budget` bytes (the output is built in memory), and its input stays
+/// within twice that, so a pass over many mostly-dead segments is split
+/// into groups of a few inputs each (each read through a window of its
+/// own). A segment too big for either bound goes alone.
 fn plan_groups(sizes: &[(u64, u64)], budget: u64) -> Vec<std::ops::Range<usize>> {
     let mut groups = Vec::new();
     let (mut start, mut live, mut bytes) = (0, 0u64, 0u64);
@@ -171,7 +225,18 @@ fn plan_groups(sizes: &[(u64, u64)], budget: u64) -> Vec<std::ops::Range<usize>>
 }
 
 /// Rewrites `inputs` into one sealed segment (or none, if nothing is live).
-fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionReport> {
+///
+/// The inputs are read at once, each through a window of `bufs`
+/// ([`frames::FrameReader`]), and merged by sequence number: within a
+/// segment sequence numbers strictly increase, so taking the next record
+/// with the smallest one among the inputs yields the kept ops in sequence
+/// order, the ops of one commit together, as a segment must hold them
+/// (recovery requires strictly increasing sequence numbers), and no input
+/// is ever held whole. A record found in two inputs (both copies of it
+/// exist after a crash between a compaction's rename and its unlinks)
+/// gives one output record, the ops in input order. The kept ops are
+/// encoded into `bufs`' output buffer as they are reached.
+fn compact_group(inner: &Inner, inputs: &[Arc<Segment>], bufs: &mut Buffers) -> Result<CompactionReport> {
     let segments = inner.log.segments();
     // Oldest sequence in every segment: a delete must stay while an older
     // record of its key may exist in another segment, the other inputs
@@ -188,32 +253,67 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionRep
     inner.snapshots.advance(&inner.vis);
     let watermark = inner.snapshots.watermark();
 
-    let mut datas = Vec::with_capacity(inputs.len());
-    for seg in inputs {
-        datas.push(seg.read_all()?);
+    let Buffers { windows, out, kept } = bufs;
+    out.clear();
+    kept.clear();
+    let mut readers = Vec::with_capacity(inputs.len());
+    for (seg, window) in inputs.iter().zip(frames::buffers(windows, inputs.len())) {
+        readers.push(FrameReader::open(seg, window, frames::WINDOW, false)?);
     }
-    // Room for every op of the inputs at once (counted from the frame
-    // headers; a damaged header only misjudges the capacity, decoding
-    // below still refuses it): grown by doubling, the list (64 bytes per
-    // op) was copied into fresh pages the kernel zeroes, each time.
-    // Capacity past the end is never touched, so never faulted in.
-    let announced: usize = datas
-        .iter()
-        .map(|d| record::announced_ops(d.get(SEGMENT_HEADER_LEN as usize..).unwrap_or_default()))
-        .sum();
-    let mut kept: Vec<Kept<'_>> = Vec::with_capacity(announced);
-    for (seg, data) in inputs.iter().zip(&datas) {
-        let salt = segment::frame_salt(data);
-        let mut at = SEGMENT_HEADER_LEN as usize;
-        while at < data.len() {
-            let rec = record::decode_salted(&data[at..], salt).map_err(|e| {
-                Error::corruption(&seg.path, at as u64, format!("compaction found a bad record: {e:?}"))
-            })?;
+    let bytes_in: u64 = readers.iter().map(|r| r.len()).sum();
+    // The sequence number the next frame of each input announces (`None`
+    // once it is read to its end). A frame whose header is cut short, or
+    // announces more than the file holds, does not decode: it goes first,
+    // and its error ends the pass.
+    let mut heads = Vec::with_capacity(inputs.len());
+    for r in &mut readers {
+        heads.push(r.peek()?.map(|(_, seq)| seq.unwrap_or(0)));
+    }
+    let mut last: Vec<Option<u64>> = vec![None; inputs.len()];
+    // Room for the output at once, from the inputs' live bytes and a
+    // frame header for every few ops: growing it by doubling would copy it
+    // into fresh pages the kernel zeroes. A reused buffer has it already;
+    // capacity past the end is never touched, so never faulted in.
+    let live: u64 = inputs.iter().map(|s| s.usage.live.load(Ordering::Relaxed)).sum();
+    out.reserve(SEGMENT_HEADER_LEN as usize + usize::try_from(live + live / 4).unwrap_or(0));
+    let mut output: Option<(u32, record::Salt)> = None;
+    let mut kv = Vec::new();
+    let mut taken: Vec<(usize, usize)> = Vec::new();
+    while let Some(seq) = heads.iter().flatten().min().copied() {
+        taken.clear();
+        let mut ops: Vec<OpRef<'_>> = Vec::new();
+        let first_kept = kept.len();
+        for (i, r) in readers.iter().enumerate() {
+            if heads[i] != Some(seq) {
+                continue;
+            }
+            let seg = &inputs[i];
+            let (at, rec) = r.current();
+            let rec =
+                rec.map_err(|e| Error::corruption(&seg.path, at, format!("compaction found a bad record: {e:?}")))?;
+            if let Some(prev) = last[i].filter(|&p| p >= rec.seq) {
+                return Err(Error::corruption(
+                    &seg.path,
+                    at,
+                    format!(
+                        "compaction found records out of order: sequence {} after {prev}",
+                        rec.seq
+                    ),
+                ));
+            }
+            last[i] = Some(rec.seq);
+            taken.push((i, rec.frame_len));
             // A batch may write a key twice; only its last op on a key counts.
-            let mut seen = HashSet::with_capacity(rec.ops.len());
-            let last_of_key: Vec<bool> = rec.ops.iter().rev().map(|op| seen.insert(op.key)).collect();
-            for (op, last) in rec.ops.iter().zip(last_of_key.into_iter().rev()) {
-                if !last {
+            let last_of_key: Vec<bool> = if rec.ops.len() == 1 {
+                vec![true]
+            } else {
+                let mut seen = HashSet::with_capacity(rec.ops.len());
+                let mut v: Vec<bool> = rec.ops.iter().rev().map(|op| seen.insert(op.key)).collect();
+                v.reverse();
+                v
+            };
+            for (op, is_last) in rec.ops.iter().zip(last_of_key) {
+                if !is_last {
                     continue;
                 }
                 let state = inner.index().holds(op.key, rec.seq, seg.id, watermark);
@@ -229,109 +329,92 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>]) -> Result<CompactionRep
                         (!superseded && older_elsewhere(rec.seq, seg.id)).then_some(false)
                     }
                 };
-                if let Some(expired) = keep {
-                    kept.push(Kept {
-                        seq: rec.seq,
-                        from: seg.id,
-                        kind: if expired { OpKind::Delete } else { op.kind },
-                        key: op.key,
-                        value: if expired { &[] } else { op.value },
-                        expires_at: if expired { 0 } else { op.expires_at },
-                        expired,
-                    });
-                }
+                let Some(expired) = keep else { continue };
+                let copy = OpRef {
+                    kind: if expired { OpKind::Delete } else { op.kind },
+                    key: op.key,
+                    value: if expired { &[] } else { op.value },
+                    expires_at: if expired { 0 } else { op.expires_at },
+                };
+                kept.push(Kept {
+                    seq: rec.seq,
+                    key_at: 0,
+                    expires_at: copy.expires_at,
+                    from: seg.id,
+                    val_len: copy.value.len() as u32,
+                    key_len: op.key.len() as u16,
+                    expired,
+                });
+                ops.push(copy);
             }
-            at += rec.frame_len;
+        }
+        if !ops.is_empty() {
+            let (_, salt) = match output {
+                Some(o) => o,
+                None => {
+                    let id = segments.allocate_id()?;
+                    out.extend_from_slice(&segment::encode_header(id, FLAG_SEALED, 0));
+                    *output.insert((id, record::Salt::of_segment(id)))
+                }
+            };
+            let frame_at = out.len() as u64;
+            record::encode_salted(out, seq, &ops, &mut kv, salt);
+            for (k, &(off, _)) in kept[first_kept..].iter_mut().zip(&kv) {
+                k.key_at = frame_at + off as u64;
+            }
+        }
+        drop(ops);
+        for &(i, frame_len) in &taken {
+            readers[i].skip(frame_len);
+            heads[i] = readers[i].peek()?.map(|(_, seq)| seq.unwrap_or(0));
         }
     }
-    let bytes_in: u64 = datas.iter().map(|d| d.len() as u64).sum();
-    // Sequence order, ops of one commit together: recovery requires strictly
-    // increasing sequence numbers within a segment.
-    kept.sort_by_key(|k| k.seq);
+    drop(readers);
 
     let mut report = CompactionReport {
         segments_in: inputs.len() as u64,
         bytes_in,
         ..CompactionReport::default()
     };
-    if !kept.is_empty() {
-        let out_id = segments.allocate_id()?;
-        let out_salt = record::Salt::of_segment(out_id);
-        // Room for the whole output at once (as if every op were a record of
-        // its own, an upper bound): growing it by doubling would copy it
-        // into fresh pages the kernel zeroes, each time; capacity past the
-        // end is never touched, so never faulted in.
-        let bound: usize = kept
-            .iter()
-            .map(|k| {
-                record::FRAME_HEADER_LEN
-                    + record::PAYLOAD_HEADER_LEN
-                    + record::op_encoded_len(&OpRef {
-                        kind: k.kind,
-                        key: k.key,
-                        value: k.value,
-                        expires_at: k.expires_at,
-                    })
-            })
-            .sum();
-        let mut buf = Vec::with_capacity(SEGMENT_HEADER_LEN as usize + bound);
-        buf.extend_from_slice(&segment::encode_header(out_id, FLAG_SEALED, 0));
-        let mut offsets = Vec::with_capacity(kept.len());
-        let mut kv = Vec::new();
-        let mut i = 0;
-        while i < kept.len() {
-            let j = i + kept[i..].iter().take_while(|k| k.seq == kept[i].seq).count();
-            let ops: Vec<OpRef<'_>> = kept[i..j]
-                .iter()
-                .map(|k| OpRef {
-                    kind: k.kind,
-                    key: k.key,
-                    value: k.value,
-                    expires_at: k.expires_at,
-                })
-                .collect();
-            let frame_at = buf.len() as u64;
-            record::encode_salted(&mut buf, kept[i].seq, &ops, &mut kv, out_salt);
-            offsets.extend(kv.iter().map(|&(off, _)| frame_at + off as u64));
-            i = j;
-        }
-        debug_assert!(buf.len() <= SEGMENT_HEADER_LEN as usize + bound);
-        let out = Arc::new(write_sealed(inner.fs(), inner.dir(), out_id, &buf)?);
-        for k in &kept {
-            out.usage.note_seq(k.seq);
+    if let Some((out_id, _)) = output {
+        let out_seg = Arc::new(write_sealed(inner.fs(), inner.dir(), out_id, out)?);
+        for k in kept.iter() {
+            out_seg.usage.note_seq(k.seq);
         }
         // From the rename on, the file is a segment of the database: it is
         // tracked at once, so if a later step fails it is still accounted
         // for (compacted away as dead, never left behind untracked holding
         // records whose deletes a later compaction could drop).
-        segments.insert(Arc::clone(&out));
+        segments.insert(Arc::clone(&out_seg));
         segment::sync_dir(inner.fs(), inner.dir())?;
-        if let Err(e) = hint::write_from_frames(inner.fs(), inner.dir(), out_id, &buf, inner.hint_inline()) {
+        if let Err(e) = hint::write_from_frames(inner.fs(), inner.dir(), out_id, out, inner.hint_inline()) {
             segments.hint_later(&[out_id]);
             return Err(e);
         }
         // Switch the index over, one version at a time.
-        for (k, &offset) in kept.iter().zip(&offsets) {
-            let bytes = crate::accounting::op_log_bytes(k.key.len(), k.value.len(), k.expires_at) as u64;
+        for k in kept.iter() {
+            let key_at = k.key_at as usize;
+            let key = &out[key_at..key_at + usize::from(k.key_len)];
+            let bytes = crate::accounting::op_log_bytes(key.len(), k.val_len as usize, k.expires_at) as u64;
             let live = if k.expired {
                 if inner
                     .index()
-                    .expire_to_tombstone(k.key, k.seq, k.from, out_id, bytes as u32)
+                    .expire_to_tombstone(key, k.seq, k.from, out_id, bytes as u32)
                 {
-                    inner.expired_by_compaction(k.seq, k.key);
+                    inner.expired_by_compaction(k.seq, key);
                 }
                 false
             } else {
-                inner.index().relocate(k.key, k.seq, k.from, out_id, offset) == Some(true)
+                inner.index().relocate(key, k.seq, k.from, out_id, k.key_at) == Some(true)
             };
             if live {
-                out.usage.live.fetch_add(bytes, Ordering::Relaxed);
+                out_seg.usage.live.fetch_add(bytes, Ordering::Relaxed);
             } else {
-                out.usage.dead.fetch_add(bytes, Ordering::Relaxed);
+                out_seg.usage.dead.fetch_add(bytes, Ordering::Relaxed);
             }
         }
         report.segments_out = 1;
-        report.bytes_out = buf.len() as u64;
+        report.bytes_out = out.len() as u64;
     }
     // Retire the inputs: readers holding them read on; new lookups find the
     // relocated versions. A segment leaves the set only once its file is

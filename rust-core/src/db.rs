@@ -80,11 +80,11 @@ impl Db {
         let inner = &*self.inner;
         inner.check_open()?;
         inner.log.roll()?;
-        let _g = inner.compaction_lock.lock();
+        let mut bufs = inner.compaction_guard();
         inner.snapshots.advance(&inner.vis);
         inner.collect_tombstones();
-        compaction::write_pending_hints(inner)?;
-        let report = compaction::compact(inner, inner.opts.compaction_threshold, true)?;
+        compaction::write_pending_hints(inner, &mut bufs)?;
+        let report = compaction::compact(inner, inner.opts.compaction_threshold, true, &mut bufs)?;
         inner.note_compaction(&report);
         Ok(report)
     }

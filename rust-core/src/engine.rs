@@ -73,8 +73,10 @@ pub(crate) struct Inner {
     pub(crate) counters: Counters,
     pub(crate) closed: AtomicBool,
     pub(crate) recovery: RecoveryReport,
-    /// Held by a compaction pass or a checkpoint: no segment is retired meanwhile.
-    pub(crate) compaction_lock: Mutex<()>,
+    /// Held by a compaction pass or a checkpoint: no segment is retired
+    /// meanwhile. Holds the buffers compaction and the hint builder reuse
+    /// from one pass to the next.
+    pub(crate) compaction_lock: Mutex<compaction::Buffers>,
     // Last field: dropped after the log is closed, so the lock outlives every write.
     _lock: DirLock,
 }
@@ -180,7 +182,7 @@ impl Inner {
             tombstones: Mutex::new(VecDeque::new()),
             conflicts: ConflictTracker::default(),
             in_flight: InFlight::new(),
-            compaction_lock: Mutex::new(()),
+            compaction_lock: Mutex::new(compaction::Buffers::default()),
             counters,
             closed: AtomicBool::new(false),
             recovery: rec.report,
@@ -191,8 +193,9 @@ impl Inner {
 }
 
 impl Inner {
-    /// Holds compaction off (checkpoints need every segment to stay).
-    pub(crate) fn compaction_guard(&self) -> parking_lot::MutexGuard<'_, ()> {
+    /// Holds compaction off (checkpoints need every segment to stay); a
+    /// compaction pass runs with the buffers it gives.
+    pub(crate) fn compaction_guard(&self) -> parking_lot::MutexGuard<'_, compaction::Buffers> {
         self.compaction_lock.lock()
     }
 

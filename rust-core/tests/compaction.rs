@@ -484,3 +484,156 @@ fn a_hint_cut_short_by_a_crash_is_ignored_and_rewritten_the_same() {
         assert_eq!(dump(&db), expected);
     }
 }
+
+/// The OS file system, recording the largest single read of a segment
+/// file while armed.
+#[derive(Debug, Default)]
+struct ReadSizes {
+    armed: AtomicBool,
+    largest: std::sync::atomic::AtomicUsize,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Debug)]
+struct CountingFs(Arc<ReadSizes>);
+
+#[derive(Debug)]
+struct CountingFile {
+    inner: Box<dyn mantisdb_core::vfs::FileHandle>,
+    segment: bool,
+    sizes: Arc<ReadSizes>,
+}
+
+impl CountingFile {
+    fn note(&self, len: usize) {
+        if self.segment && self.sizes.armed.load(Ordering::Relaxed) {
+            self.sizes.largest.fetch_max(len, Ordering::Relaxed);
+            self.sizes.reads.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl mantisdb_core::vfs::FileHandle for CountingFile {
+    fn append(&self, buf: &[u8]) -> std::io::Result<()> {
+        self.inner.append(buf)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.inner.write_at(buf, offset)
+    }
+    fn preallocate(&self, len: u64) -> std::io::Result<()> {
+        self.inner.preallocate(len)
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.note(buf.len());
+        self.inner.read_exact_at(buf, offset)
+    }
+    fn read_split_at(
+        &self,
+        head: &mut [u8],
+        tail: &mut [std::mem::MaybeUninit<u8>],
+        offset: u64,
+    ) -> std::io::Result<()> {
+        self.note(head.len() + tail.len());
+        self.inner.read_split_at(head, tail, offset)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.inner.sync_data()
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        self.inner.sync_all()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        self.inner.size()
+    }
+    fn links(&self) -> std::io::Result<u64> {
+        self.inner.links()
+    }
+}
+
+impl mantisdb_core::vfs::FileSystem for CountingFs {
+    fn open(
+        &self,
+        path: &Path,
+        mode: mantisdb_core::vfs::OpenMode,
+    ) -> std::io::Result<Box<dyn mantisdb_core::vfs::FileHandle>> {
+        let segment = path.to_string_lossy().ends_with(".seg");
+        Ok(Box::new(CountingFile {
+            inner: mantisdb_core::vfs::OsFileSystem.open(path, mode)?,
+            segment,
+            sizes: Arc::clone(&self.0),
+        }))
+    }
+    fn stat(&self, path: &Path) -> std::io::Result<mantisdb_core::vfs::Stat> {
+        mantisdb_core::vfs::OsFileSystem.stat(path)
+    }
+    fn read_dir(&self, dir: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+        mantisdb_core::vfs::OsFileSystem.read_dir(dir)
+    }
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        mantisdb_core::vfs::OsFileSystem.create_dir_all(dir)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        mantisdb_core::vfs::OsFileSystem.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        mantisdb_core::vfs::OsFileSystem.remove_file(path)
+    }
+    fn hard_link(&self, src: &Path, dst: &Path) -> std::io::Result<()> {
+        mantisdb_core::vfs::OsFileSystem.hard_link(src, dst)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        mantisdb_core::vfs::OsFileSystem.sync_dir(dir)
+    }
+    fn lock(&self, path: &Path) -> std::io::Result<Box<dyn mantisdb_core::vfs::FileHandle>> {
+        mantisdb_core::vfs::OsFileSystem.lock(path)
+    }
+}
+
+#[test]
+fn hints_and_compaction_read_segments_through_a_window_not_whole() {
+    use mantisdb_core::log::frames::WINDOW;
+    let dir = tempfile::tempdir().unwrap();
+    let sizes = Arc::new(ReadSizes::default());
+    let segment_size = 4 * WINDOW as u64;
+    let options = || Options { segment_size, ..opts() }.with_file_system(Arc::new(CountingFs(Arc::clone(&sizes))));
+    let db = Db::open(dir.path(), options()).unwrap();
+    let mut model = BTreeMap::new();
+    // Two rounds over the keys, so every early segment is half dead; values
+    // of varied lengths, so frames straddle the window's end anywhere.
+    for round in 0..2u8 {
+        for i in 0..14_000u32 {
+            let k = format!("key{i:08}").into_bytes();
+            let v = vec![round ^ (i as u8); 200 + (i as usize * 131) % 1400];
+            db.put(&k, &v).unwrap();
+            model.insert(k, v);
+        }
+    }
+    assert!(
+        dir_bytes(dir.path()) > 4 * segment_size,
+        "too little data to span segments"
+    );
+    sizes.armed.store(true, Ordering::Relaxed);
+    let report = db.compact().unwrap();
+    sizes.armed.store(false, Ordering::Relaxed);
+    assert!(report.segments_in >= 3, "{report:?}");
+    assert!(report.bytes_in > 3 * segment_size, "{report:?}");
+    let largest = sizes.largest.load(Ordering::Relaxed);
+    println!(
+        "{report:?}: {} segment reads, the largest {largest} bytes",
+        sizes.reads.load(Ordering::Relaxed)
+    );
+    // Every closed segment was read for its hint and compacted, yet no read
+    // was larger than the window (a whole-segment read is 4 windows).
+    assert!(largest > 0 && largest <= WINDOW, "a read of {largest} bytes");
+    assert_eq!(dump(&db), model);
+    drop(db);
+    // The hints written from windows are valid: open uses them.
+    let db = Db::open(dir.path(), options()).unwrap();
+    let rec = db.recovery_report();
+    assert!(rec.bad_hints.is_empty(), "{rec:?}");
+    assert!(rec.hinted_segments > 0, "{rec:?}");
+    assert_eq!(dump(&db), model);
+}

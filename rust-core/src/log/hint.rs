@@ -13,17 +13,19 @@
 //! valid and it names the segment and the segment's exact length; anything
 //! else makes recovery fall back to reading the segment (and rewrite the hint).
 
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 
 use rkyv::munge::munge;
 use rkyv::rancor::{self, Fallible};
-use rkyv::ser::{Allocator, Writer};
+use rkyv::ser::{Allocator, Positional, Writer, WriterExt};
 use rkyv::util::AlignedVec;
 use rkyv::vec::{ArchivedVec, VecResolver};
 use rkyv::Place;
 
+use super::frames::{self, FrameReader};
 use super::record::{self, OpKind};
-use super::segment;
+use super::segment::{self, Segment};
 use crate::error::{Error, Result};
 use crate::vfs::{FileHandle, FileSystem, OpenMode};
 
@@ -143,8 +145,7 @@ fn write_buffered(
 /// [`write`] does with the entries of [`entries_from_frames`], without
 /// building them: each entry is serialized from the segment's frames as it
 /// is reached, borrowing its key and value, so the only memory used beyond
-/// the segment is the write buffer and rkyv's (reused) scratch space. The
-/// bytes are those [`write`] writes.
+/// the segment is the write buffer. The bytes are those [`write`] writes.
 pub fn write_from_frames(fs: &dyn FileSystem, dir: &Path, id: u32, segment: &[u8], inline_max: usize) -> Result<()> {
     write_from_frames_buffered(fs, dir, id, segment, inline_max, HINT_WRITE_BUFFER)
 }
@@ -157,13 +158,40 @@ fn write_from_frames_buffered(
     inline_max: usize,
     buf_len: usize,
 ) -> Result<()> {
-    let body = HintBodyRef {
-        segment_id: id,
-        segment_len: segment.len() as u64,
-        segment_crc: crc32c::crc32c(segment),
-        entries: FrameEntries::new(segment, inline_max),
-    };
-    write_body(fs, dir, id, &body, buf_len)
+    let body = HintBodyRef::new(id, FrameReader::memory(segment), inline_max);
+    body.write(fs, dir, buf_len)
+}
+
+/// Writes the hint of the closed segment `seg` as [`write_from_frames`]
+/// does from its bytes, reading the file through `window` (a buffer the
+/// caller keeps for the next segment, see [`frames`]) in reads of at most
+/// [`frames::WINDOW`] bytes: no buffer of the segment's size is allocated.
+/// The frames are read twice (once for the keys and values, once for the
+/// fixed part of each entry, which rkyv places after them), the file's
+/// checksum computed during the first read. The bytes are those
+/// [`write_from_frames`] writes from the whole file.
+pub fn write_from_segment(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    seg: &Segment,
+    inline_max: usize,
+    window: &mut Vec<u8>,
+) -> Result<()> {
+    write_from_segment_through(fs, dir, seg, inline_max, window, frames::WINDOW, HINT_WRITE_BUFFER)
+}
+
+fn write_from_segment_through(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    seg: &Segment,
+    inline_max: usize,
+    window: &mut Vec<u8>,
+    window_len: usize,
+    buf_len: usize,
+) -> Result<()> {
+    let reader = FrameReader::open(seg, window, window_len, true)?;
+    let body = HintBodyRef::new(seg.id, reader, inline_max);
+    body.write(fs, dir, buf_len)
 }
 
 /// Streams `body` into the hint file of segment `id`, atomically.
@@ -237,91 +265,67 @@ where
     Ok((sink.pos, sink.crc))
 }
 
-/// A hint body serialized from a segment's frames: archives as [`HintBody`].
-struct HintBodyRef<'a> {
+/// A hint body serialized from a segment's frames, read by a
+/// [`FrameReader`]: archives as [`HintBody`] with the entries
+/// [`entries_from_frames`] lists (every op up to the end of the file or
+/// the first frame that does not decode).
+///
+/// rkyv lays a `Vec` out as its elements' out-of-line data (here each
+/// entry's key and inline value, in entry order) followed by the elements
+/// themselves, so the frames are read twice: the first pass writes the
+/// keys and values and counts the entries, the second writes the entries,
+/// each pointing at its key and value by position. Positions are not
+/// kept per entry: a byte vector is written at the position it is reached
+/// (alignment 1), so they are recomputed from the lengths in the second
+/// pass. The segment's length and checksum, which the body holds, are
+/// known once the first pass read the file to its end.
+struct HintBodyRef<'r> {
     segment_id: u32,
-    segment_len: u64,
-    segment_crc: u32,
-    entries: FrameEntries<'a>,
-}
-
-/// The entries of a segment, as [`entries_from_frames`] lists them, decoded
-/// from its frames one record at a time.
-#[derive(Clone)]
-struct FrameEntries<'a> {
-    data: &'a [u8],
-    /// The salt of the segment's frames.
-    salt: record::Salt,
-    /// Offset of the next frame to decode.
-    at: usize,
-    /// The frame being listed, its offset, and the next op in it.
-    rec: Option<(record::Record<'a>, usize)>,
-    op: usize,
     inline_max: usize,
-    /// Entries not yet listed.
-    left: usize,
+    reader: RefCell<FrameReader<'r>>,
+    /// Set by the first pass: entries, segment length and checksum.
+    entries: Cell<usize>,
+    segment_len: Cell<u64>,
+    segment_crc: Cell<u32>,
+    /// A read that failed while serializing.
+    failed: RefCell<Option<Error>>,
 }
 
-impl<'a> FrameEntries<'a> {
-    fn new(data: &'a [u8], inline_max: usize) -> FrameEntries<'a> {
-        let mut left = 0;
-        let mut at = segment::SEGMENT_HEADER_LEN as usize;
-        let salt = segment::frame_salt(data);
-        while let Some(Ok(rec)) = data.get(at..).map(|d| record::decode_salted(d, salt)) {
-            left += rec.ops.len();
-            at += rec.frame_len;
-        }
-        FrameEntries {
-            data,
-            salt,
-            at: segment::SEGMENT_HEADER_LEN as usize,
-            rec: None,
-            op: 0,
+impl<'r> HintBodyRef<'r> {
+    fn new(segment_id: u32, reader: FrameReader<'r>, inline_max: usize) -> HintBodyRef<'r> {
+        HintBodyRef {
+            segment_id,
             inline_max,
-            left,
-        }
-    }
-}
-
-impl<'a> Iterator for FrameEntries<'a> {
-    type Item = HintEntryRef<'a>;
-
-    fn next(&mut self) -> Option<HintEntryRef<'a>> {
-        loop {
-            if let Some((rec, frame_at)) = &self.rec {
-                if let Some(op) = rec.ops.get(self.op) {
-                    self.op += 1;
-                    self.left -= 1;
-                    return Some(HintEntryRef {
-                        key: op.key,
-                        seq: rec.seq,
-                        delete: op.kind == OpKind::Delete,
-                        expires_at: op.expires_at,
-                        kv_offset: (frame_at + op.kv_offset) as u64,
-                        val_len: op.value.len() as u32,
-                        kv_crc: op.kv_crc,
-                        value: (op.kind == OpKind::Put && op.value.len() <= self.inline_max).then_some(op.value),
-                    });
-                }
-            }
-            if self.left == 0 {
-                return None;
-            }
-            // `new` counted `left` over these same frames, so they decode.
-            let rec = record::decode_salted(self.data.get(self.at..)?, self.salt).ok()?;
-            let frame_at = self.at;
-            self.at += rec.frame_len;
-            self.rec = Some((rec, frame_at));
-            self.op = 0;
+            reader: RefCell::new(reader),
+            entries: Cell::new(0),
+            segment_len: Cell::new(0),
+            segment_crc: Cell::new(0),
+            failed: RefCell::new(None),
         }
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left, Some(self.left))
+    /// Writes this body as the hint of its segment, atomically.
+    fn write(&self, fs: &dyn FileSystem, dir: &Path, buf_len: usize) -> Result<()> {
+        let written = write_body(fs, dir, self.segment_id, self, buf_len);
+        // A failed read of the segment is reported as itself.
+        match self.failed.borrow_mut().take() {
+            Some(e) => Err(e),
+            None => written,
+        }
+    }
+
+    /// The value an op's entry carries inline, if any.
+    fn inline<'v>(&self, op: &record::DecodedOp<'v>) -> Option<&'v [u8]> {
+        (op.kind == OpKind::Put && op.value.len() <= self.inline_max).then_some(op.value)
+    }
+
+    /// Keeps a failed read and returns the serializer's error for it.
+    fn fail<E: rancor::Source>(&self, e: Error) -> E {
+        let err = E::new(std::io::Error::other(e.to_string()));
+        *self.failed.borrow_mut() = Some(e);
+        err
     }
 }
-
-impl ExactSizeIterator for FrameEntries<'_> {}
 
 /// A [`HintEntry`] borrowing its key and value: archives as one.
 struct HintEntryRef<'a> {
@@ -370,18 +374,6 @@ impl rkyv::Archive for HintEntryRef<'_> {
     }
 }
 
-impl<S: Fallible + Allocator + Writer + ?Sized> rkyv::Serialize<S> for HintEntryRef<'_> {
-    // Fields in declaration order, as the derived `HintEntry` impl does.
-    fn serialize(&self, serializer: &mut S) -> std::result::Result<Self::Resolver, S::Error> {
-        let key = Bytes(self.key).serialize(serializer)?;
-        let value = match self.value {
-            Some(v) => Some(Bytes(v).serialize(serializer)?),
-            None => None,
-        };
-        Ok((key, value))
-    }
-}
-
 impl rkyv::Archive for HintBodyRef<'_> {
     type Archived = ArchivedHintBody;
     type Resolver = VecResolver;
@@ -389,18 +381,85 @@ impl rkyv::Archive for HintBodyRef<'_> {
     fn resolve(&self, resolver: VecResolver, out: Place<ArchivedHintBody>) {
         munge!(let ArchivedHintBody { segment_id, segment_len, segment_crc, entries } = out);
         self.segment_id.resolve((), segment_id);
-        self.segment_len.resolve((), segment_len);
-        self.segment_crc.resolve((), segment_crc);
-        ArchivedVec::resolve_from_len(self.entries.len(), resolver, entries);
+        self.segment_len.get().resolve((), segment_len);
+        self.segment_crc.get().resolve((), segment_crc);
+        ArchivedVec::resolve_from_len(self.entries.get(), resolver, entries);
     }
 }
 
-impl<S: Fallible + Allocator + Writer + ?Sized> rkyv::Serialize<S> for HintBodyRef<'_> {
+impl<S> rkyv::Serialize<S> for HintBodyRef<'_>
+where
+    S: Fallible + Allocator + Writer + ?Sized,
+    S::Error: rancor::Source,
+{
+    // What `ArchivedVec::serialize_from_iter` does over the entries (each
+    // entry's key, then its value if inline; then the entries, aligned),
+    // with the entries read from the frames once per pass.
     fn serialize(&self, serializer: &mut S) -> std::result::Result<VecResolver, S::Error> {
-        ArchivedVec::<ArchivedHintEntry>::serialize_from_iter::<HintEntryRef<'_>, _, _>(
-            self.entries.clone(),
-            serializer,
-        )
+        let mut reader = self.reader.borrow_mut();
+        let start = serializer.pos();
+        let mut count = 0usize;
+        loop {
+            let rec = match reader.next_frame() {
+                Ok(Some((_, Ok(rec)))) => rec,
+                // The entries end at the file's end or its first bad frame.
+                Ok(None | Some((_, Err(_)))) => break,
+                Err(e) => return Err(self.fail(e)),
+            };
+            for op in &rec.ops {
+                Bytes(op.key).serialize(serializer)?;
+                if let Some(v) = self.inline(op) {
+                    Bytes(v).serialize(serializer)?;
+                }
+                count += 1;
+            }
+        }
+        let (len, crc) = reader.finish().map_err(|e| self.fail(e))?;
+        self.segment_len.set(len);
+        self.segment_crc.set(crc);
+        self.entries.set(count);
+        let pos = serializer.align_for::<ArchivedHintEntry>()?;
+        reader.rewind().map_err(|e| self.fail(e))?;
+        let (mut at, mut left) = (start, count);
+        while left > 0 {
+            let (frame_at, rec) = match reader.next_frame() {
+                Ok(Some((frame_at, Ok(rec)))) => (frame_at, rec),
+                Ok(_) => {
+                    return Err(self.fail(Error::Internal(format!(
+                        "segment {} changed while its hint was written",
+                        self.segment_id
+                    ))))
+                }
+                Err(e) => return Err(self.fail(e)),
+            };
+            for op in rec.ops.iter().take(left) {
+                let key_r = VecResolver::from_pos(at);
+                at += op.key.len();
+                let value = self.inline(op);
+                let value_r = value.map(|v| {
+                    let r = VecResolver::from_pos(at);
+                    at += v.len();
+                    r
+                });
+                let entry = HintEntryRef {
+                    key: op.key,
+                    seq: rec.seq,
+                    delete: op.kind == OpKind::Delete,
+                    expires_at: op.expires_at,
+                    kv_offset: frame_at + op.kv_offset as u64,
+                    val_len: op.value.len() as u32,
+                    kv_crc: op.kv_crc,
+                    value,
+                };
+                // SAFETY: the serializer was aligned for `ArchivedHintEntry`
+                // by `align_for` above, and each entry written since is a
+                // whole `ArchivedHintEntry`, whose size is a multiple of its
+                // alignment, so it stays aligned for the next.
+                unsafe { serializer.resolve_aligned(&entry, (key_r, value_r))? };
+                left -= 1;
+            }
+        }
+        Ok(VecResolver::from_pos(pos))
     }
 }
 
@@ -858,6 +917,49 @@ mod tests {
         assert_eq!(entries.len(), 4000);
         assert!(whole_body_hint(9, &full, entries).len() > 4 * HINT_WRITE_BUFFER);
         assert_eq!(entries_from_frames(&cases[1], 256).len(), 3999);
+    }
+
+    #[test]
+    fn hint_read_through_a_window_is_byte_for_byte_the_hint_from_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = crate::vfs::OsFileSystem;
+        let full = big_segment(4000);
+        let mut damaged = full.clone();
+        let mid = damaged.len() / 2;
+        damaged[mid] ^= 0x10;
+        // Whole; a torn tail; a damaged frame midway (the entries end
+        // there, the checksum covers the whole file); no frame at all.
+        let cases = [
+            full.clone(),
+            full[..full.len() - 5].to_vec(),
+            damaged,
+            segment::encode_header(9, 0, 0).to_vec(),
+        ];
+        let mut window = Vec::new();
+        for data in &cases {
+            std::fs::write(dir.path().join(segment::segment_file_name(9)), data).unwrap();
+            let seg = Segment::open(&fs, dir.path(), 9, false).unwrap();
+            for inline in [64, 256] {
+                write_from_frames(&fs, dir.path(), 9, data, inline).unwrap();
+                let expected = std::fs::read(hint_path(dir.path(), 9)).unwrap();
+                for (window_len, buf_len) in [
+                    (frames::WINDOW, HINT_WRITE_BUFFER),
+                    (1, 7),
+                    (100, 4096),
+                    (4096, 1),
+                    (65_536, HINT_WRITE_BUFFER),
+                ] {
+                    write_from_segment_through(&fs, dir.path(), &seg, inline, &mut window, window_len, buf_len)
+                        .unwrap();
+                    let got = std::fs::read(hint_path(dir.path(), 9)).unwrap();
+                    assert!(
+                        got == expected,
+                        "segment of {} bytes, inline {inline}, window {window_len}, buffer {buf_len}: hint differs",
+                        data.len()
+                    );
+                }
+            }
+        }
     }
 
     #[test]

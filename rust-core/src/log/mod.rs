@@ -21,6 +21,7 @@
 //! The engine holds a `Log` and never a `LogWriter`, so the writer's lock
 //! and buffer stay behind this one surface.
 
+pub mod frames;
 pub mod hint;
 pub mod record;
 pub mod recovery;
