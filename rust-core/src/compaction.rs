@@ -83,7 +83,8 @@ struct Kept {
 /// 64 MiB segments does not ask the allocator (and the kernel, which zeroes
 /// every fresh page) for segment-sized buffers each time: the windows
 /// closed segments are read through ([`frames::FrameReader`]), compaction's
-/// output and its list of kept ops. Held under the engine's compaction
+/// output and its list of kept ops, the hint builder's list of entries.
+/// Held under the engine's compaction
 /// lock. After each pass it is trimmed ([`Buffers::trim`]): a pass that
 /// needed far more than usual (a single huge commit, many small inputs)
 /// does not leave the process holding it.
@@ -92,6 +93,7 @@ pub(crate) struct Buffers {
     windows: Vec<Vec<u8>>,
     out: Vec<u8>,
     kept: Vec<Kept>,
+    hint: hint::Scratch,
 }
 
 /// Windows kept between passes: compaction reads the inputs of a group at
@@ -102,8 +104,10 @@ impl Buffers {
     /// Gives back what exceeds the usual need for segments of
     /// `segment_size` bytes: windows beyond [`KEPT_WINDOWS`] or grown past
     /// [`frames::WINDOW`], an output buffer above 1.5 segments, a list of
-    /// kept ops above half a segment's size.
+    /// kept ops above half a segment's size, the hint builder's list above
+    /// its cap ([`hint::SCRATCH_ENTRIES`]).
     fn trim(&mut self, segment_size: u64) {
+        self.hint.trim();
         frames::trim_buffers(&mut self.windows, KEPT_WINDOWS, frames::WINDOW);
         let segment = usize::try_from(segment_size).unwrap_or(usize::MAX);
         self.out.clear();
@@ -124,10 +128,11 @@ pub(crate) fn write_pending_hints(inner: &Inner, bufs: &mut Buffers) -> Result<(
     let segments = inner.log.segments();
     let pending = segments.take_unhinted();
     let window = &mut frames::buffers(&mut bufs.windows, 1)[0];
+    let scratch = &mut bufs.hint;
     let mut res = Ok(());
     for (i, &id) in pending.iter().enumerate() {
         let Some(seg) = segments.get(id) else { continue };
-        if let Err(e) = hint::write_from_segment(inner.fs(), inner.dir(), &seg, inner.hint_inline(), window) {
+        if let Err(e) = hint::write_from_segment(inner.fs(), inner.dir(), &seg, inner.hint_inline(), window, scratch) {
             segments.hint_later(&pending[i..]);
             res = Err(e);
             break;
@@ -253,7 +258,7 @@ fn compact_group(inner: &Inner, inputs: &[Arc<Segment>], bufs: &mut Buffers) -> 
     inner.snapshots.advance(&inner.vis);
     let watermark = inner.snapshots.watermark();
 
-    let Buffers { windows, out, kept } = bufs;
+    let Buffers { windows, out, kept, .. } = bufs;
     out.clear();
     kept.clear();
     let mut readers = Vec::with_capacity(inputs.len());

@@ -117,6 +117,21 @@ impl<'a> FrameReader<'a> {
         self.start()
     }
 
+    /// Puts the cursor on the frame at file offset `offset` (one this
+    /// reader found before), dropping what the buffer holds; the CRC is no
+    /// longer kept.
+    pub fn seek(&mut self, offset: u64) {
+        self.crc = None;
+        match &mut self.src {
+            Source::File { buf, .. } => {
+                buf.clear();
+                self.base = offset;
+                self.at = 0;
+            }
+            Source::Memory(_) => self.at = usize::try_from(offset).unwrap_or(usize::MAX),
+        }
+    }
+
     /// Length of the file (as it was when the reader was opened).
     pub fn len(&self) -> u64 {
         self.len

@@ -158,7 +158,7 @@ fn write_from_frames_buffered(
     inline_max: usize,
     buf_len: usize,
 ) -> Result<()> {
-    let body = HintBodyRef::new(id, FrameReader::memory(segment), inline_max);
+    let body = HintBodyRef::new(id, FrameReader::memory(segment), None, inline_max);
     body.write(fs, dir, buf_len)
 }
 
@@ -166,18 +166,30 @@ fn write_from_frames_buffered(
 /// does from its bytes, reading the file through `window` (a buffer the
 /// caller keeps for the next segment, see [`frames`]) in reads of at most
 /// [`frames::WINDOW`] bytes: no buffer of the segment's size is allocated.
-/// The frames are read twice (once for the keys and values, once for the
-/// fixed part of each entry, which rkyv places after them), the file's
-/// checksum computed during the first read. The bytes are those
-/// [`write_from_frames`] writes from the whole file.
+/// rkyv places the fixed part of each entry after all the keys and values,
+/// so the entries are listed twice: the first pass reads the frames for
+/// the keys and values (and the file's checksum), and keeps the fixed
+/// fields of up to [`SCRATCH_ENTRIES`] entries in `scratch` (also kept by
+/// the caller); the second writes those, and reads again only the frames
+/// past them. The bytes are those [`write_from_frames`] writes from the
+/// whole file.
 pub fn write_from_segment(
     fs: &dyn FileSystem,
     dir: &Path,
     seg: &Segment,
     inline_max: usize,
     window: &mut Vec<u8>,
+    scratch: &mut Scratch,
 ) -> Result<()> {
-    write_from_segment_through(fs, dir, seg, inline_max, window, frames::WINDOW, HINT_WRITE_BUFFER)
+    write_from_segment_through(
+        fs,
+        dir,
+        seg,
+        inline_max,
+        (window, frames::WINDOW),
+        Some(scratch),
+        HINT_WRITE_BUFFER,
+    )
 }
 
 fn write_from_segment_through(
@@ -185,12 +197,12 @@ fn write_from_segment_through(
     dir: &Path,
     seg: &Segment,
     inline_max: usize,
-    window: &mut Vec<u8>,
-    window_len: usize,
+    (window, window_len): (&mut Vec<u8>, usize),
+    scratch: Option<&mut Scratch>,
     buf_len: usize,
 ) -> Result<()> {
     let reader = FrameReader::open(seg, window, window_len, true)?;
-    let body = HintBodyRef::new(seg.id, reader, inline_max);
+    let body = HintBodyRef::new(seg.id, reader, scratch, inline_max);
     body.write(fs, dir, buf_len)
 }
 
@@ -283,6 +295,10 @@ struct HintBodyRef<'r> {
     segment_id: u32,
     inline_max: usize,
     reader: RefCell<FrameReader<'r>>,
+    /// Where the first pass keeps the fixed fields of the entries (up to
+    /// [`SCRATCH_ENTRIES`]) for the second; `None`: the second pass reads
+    /// every frame again.
+    scratch: RefCell<Option<&'r mut Scratch>>,
     /// Set by the first pass: entries, segment length and checksum.
     entries: Cell<usize>,
     segment_len: Cell<u64>,
@@ -292,11 +308,17 @@ struct HintBodyRef<'r> {
 }
 
 impl<'r> HintBodyRef<'r> {
-    fn new(segment_id: u32, reader: FrameReader<'r>, inline_max: usize) -> HintBodyRef<'r> {
+    fn new(
+        segment_id: u32,
+        reader: FrameReader<'r>,
+        scratch: Option<&'r mut Scratch>,
+        inline_max: usize,
+    ) -> HintBodyRef<'r> {
         HintBodyRef {
             segment_id,
             inline_max,
             reader: RefCell::new(reader),
+            scratch: RefCell::new(scratch),
             entries: Cell::new(0),
             segment_len: Cell::new(0),
             segment_crc: Cell::new(0),
@@ -319,6 +341,20 @@ impl<'r> HintBodyRef<'r> {
         (op.kind == OpKind::Put && op.value.len() <= self.inline_max).then_some(op.value)
     }
 
+    /// The fixed fields of the entry of `op`, of record `seq` at `frame_at`.
+    fn fields(&self, frame_at: u64, seq: u64, op: &record::DecodedOp<'_>) -> EntryFields {
+        EntryFields {
+            seq,
+            expires_at: op.expires_at,
+            kv_offset: frame_at + op.kv_offset as u64,
+            val_len: op.value.len() as u32,
+            kv_crc: op.kv_crc,
+            key_len: op.key.len() as u16,
+            delete: op.kind == OpKind::Delete,
+            inline: self.inline(op).is_some(),
+        }
+    }
+
     /// Keeps a failed read and returns the serializer's error for it.
     fn fail<E: rancor::Source>(&self, e: Error) -> E {
         let err = E::new(std::io::Error::other(e.to_string()));
@@ -327,16 +363,68 @@ impl<'r> HintBodyRef<'r> {
     }
 }
 
-/// A [`HintEntry`] borrowing its key and value: archives as one.
-struct HintEntryRef<'a> {
-    key: &'a [u8],
+/// The fixed part of a [`HintEntry`], with the lengths of its key and
+/// inline value (written before the entries): archives as a `HintEntry`
+/// whose key and value were serialized at the positions given to `resolve`.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryFields {
     seq: u64,
-    delete: bool,
     expires_at: u64,
     kv_offset: u64,
     val_len: u32,
     kv_crc: u32,
-    value: Option<&'a [u8]>,
+    key_len: u16,
+    delete: bool,
+    /// The value is in the entry (`val_len` bytes).
+    inline: bool,
+}
+
+/// Scratch memory the hint builder keeps from one segment to the next.
+#[derive(Debug)]
+pub struct Scratch {
+    /// The fixed fields of the entries of the segment being written, so
+    /// the second pass need not read the frames again; at most `cap`
+    /// (the frames after those are read again).
+    entries: Vec<EntryFields>,
+    cap: usize,
+}
+
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch {
+            entries: Vec::new(),
+            cap: SCRATCH_ENTRIES,
+        }
+    }
+}
+
+/// Entries whose fixed fields the hint builder keeps between its two
+/// passes: 4 MiB of them (a 64 MiB segment of values of about 600 bytes or
+/// more fits whole; with smaller values the frames past them are read
+/// again).
+pub const SCRATCH_ENTRIES: usize = (4 << 20) / std::mem::size_of::<EntryFields>();
+
+impl Scratch {
+    /// Gives back memory above what its cap needs.
+    pub fn trim(&mut self) {
+        self.entries.clear();
+        if self.entries.capacity() > self.cap {
+            self.entries = Vec::new();
+        }
+    }
+}
+
+/// A length archived as the `Vec<u8>` of that length whose bytes were
+/// serialized already.
+struct Len(usize);
+
+impl rkyv::Archive for Len {
+    type Archived = ArchivedVec<u8>;
+    type Resolver = VecResolver;
+
+    fn resolve(&self, resolver: VecResolver, out: Place<ArchivedVec<u8>>) {
+        ArchivedVec::resolve_from_len(self.0, resolver, out);
+    }
 }
 
 /// Bytes borrowed from a segment: archive as the `Vec<u8>` holding them would.
@@ -357,20 +445,22 @@ impl<S: Fallible + Allocator + Writer + ?Sized> rkyv::Serialize<S> for Bytes<'_>
     }
 }
 
-impl rkyv::Archive for HintEntryRef<'_> {
+impl rkyv::Archive for EntryFields {
     type Archived = ArchivedHintEntry;
     type Resolver = (VecResolver, Option<VecResolver>);
 
     fn resolve(&self, (key_r, value_r): Self::Resolver, out: Place<ArchivedHintEntry>) {
         munge!(let ArchivedHintEntry { key, seq, delete, expires_at, kv_offset, val_len, kv_crc, value } = out);
-        Bytes(self.key).resolve(key_r, key);
+        Len(usize::from(self.key_len)).resolve(key_r, key);
         self.seq.resolve((), seq);
         self.delete.resolve((), delete);
         self.expires_at.resolve((), expires_at);
         self.kv_offset.resolve((), kv_offset);
         self.val_len.resolve((), val_len);
         self.kv_crc.resolve((), kv_crc);
-        self.value.map(Bytes).resolve(value_r, value);
+        self.inline
+            .then_some(Len(self.val_len as usize))
+            .resolve(value_r, value);
     }
 }
 
@@ -397,14 +487,29 @@ where
     // with the entries read from the frames once per pass.
     fn serialize(&self, serializer: &mut S) -> std::result::Result<VecResolver, S::Error> {
         let mut reader = self.reader.borrow_mut();
+        let mut scratch = self.scratch.borrow_mut();
+        if let Some(kept) = scratch.as_deref_mut() {
+            kept.entries.clear();
+        }
         let start = serializer.pos();
         let mut count = 0usize;
+        // The first frame whose entries' fields are not kept.
+        let mut resume = None;
         loop {
-            let rec = match reader.next_frame() {
-                Ok(Some((_, Ok(rec)))) => rec,
+            let (frame_at, rec) = match reader.next_frame() {
+                Ok(Some((frame_at, Ok(rec)))) => (frame_at, rec),
                 // The entries end at the file's end or its first bad frame.
                 Ok(None | Some((_, Err(_)))) => break,
                 Err(e) => return Err(self.fail(e)),
+            };
+            let keep = match scratch.as_deref_mut() {
+                Some(kept) if resume.is_none() && kept.entries.len() + rec.ops.len() <= kept.cap => {
+                    Some(&mut kept.entries)
+                }
+                _ => {
+                    resume.get_or_insert(frame_at);
+                    None
+                }
             };
             for op in &rec.ops {
                 Bytes(op.key).serialize(serializer)?;
@@ -413,14 +518,41 @@ where
                 }
                 count += 1;
             }
+            if let Some(kept) = keep {
+                kept.extend(rec.ops.iter().map(|op| self.fields(frame_at, rec.seq, op)));
+            }
         }
         let (len, crc) = reader.finish().map_err(|e| self.fail(e))?;
         self.segment_len.set(len);
         self.segment_crc.set(crc);
         self.entries.set(count);
         let pos = serializer.align_for::<ArchivedHintEntry>()?;
-        reader.rewind().map_err(|e| self.fail(e))?;
-        let (mut at, mut left) = (start, count);
+        // Each key, then its inline value, was written where the previous
+        // one ended (byte vectors need no alignment): their positions
+        // follow from the lengths.
+        let mut at = start;
+        let mut resolve = |serializer: &mut S, f: &EntryFields| {
+            let key_r = VecResolver::from_pos(at);
+            at += usize::from(f.key_len);
+            let value_r = f.inline.then(|| {
+                let r = VecResolver::from_pos(at);
+                at += f.val_len as usize;
+                r
+            });
+            // SAFETY: the serializer was aligned for `ArchivedHintEntry`
+            // by `align_for` above, and each entry written since is a whole
+            // `ArchivedHintEntry`, whose size is a multiple of its
+            // alignment, so it stays aligned for the next.
+            unsafe { serializer.resolve_aligned(f, (key_r, value_r)) }
+        };
+        let kept = scratch.as_deref().map_or(&[][..], |k| &k.entries[..]);
+        for f in kept {
+            resolve(serializer, f)?;
+        }
+        let mut left = count - kept.len();
+        if let (Some(offset), true) = (resume, left > 0) {
+            reader.seek(offset);
+        }
         while left > 0 {
             let (frame_at, rec) = match reader.next_frame() {
                 Ok(Some((frame_at, Ok(rec)))) => (frame_at, rec),
@@ -433,29 +565,7 @@ where
                 Err(e) => return Err(self.fail(e)),
             };
             for op in rec.ops.iter().take(left) {
-                let key_r = VecResolver::from_pos(at);
-                at += op.key.len();
-                let value = self.inline(op);
-                let value_r = value.map(|v| {
-                    let r = VecResolver::from_pos(at);
-                    at += v.len();
-                    r
-                });
-                let entry = HintEntryRef {
-                    key: op.key,
-                    seq: rec.seq,
-                    delete: op.kind == OpKind::Delete,
-                    expires_at: op.expires_at,
-                    kv_offset: frame_at + op.kv_offset as u64,
-                    val_len: op.value.len() as u32,
-                    kv_crc: op.kv_crc,
-                    value,
-                };
-                // SAFETY: the serializer was aligned for `ArchivedHintEntry`
-                // by `align_for` above, and each entry written since is a
-                // whole `ArchivedHintEntry`, whose size is a multiple of its
-                // alignment, so it stays aligned for the next.
-                unsafe { serializer.resolve_aligned(&entry, (key_r, value_r))? };
+                resolve(serializer, &self.fields(frame_at, rec.seq, op))?;
                 left -= 1;
             }
         }
@@ -936,6 +1046,20 @@ mod tests {
             segment::encode_header(9, 0, 0).to_vec(),
         ];
         let mut window = Vec::new();
+        // Fields of every entry kept between the passes, of some (the
+        // frames past them read again), of none (every frame read again).
+        let mut scratches = [
+            Some(Scratch::default()),
+            Some(Scratch {
+                entries: Vec::new(),
+                cap: 1000,
+            }),
+            Some(Scratch {
+                entries: Vec::new(),
+                cap: 0,
+            }),
+            None,
+        ];
         for data in &cases {
             std::fs::write(dir.path().join(segment::segment_file_name(9)), data).unwrap();
             let seg = Segment::open(&fs, dir.path(), 9, false).unwrap();
@@ -949,14 +1073,26 @@ mod tests {
                     (4096, 1),
                     (65_536, HINT_WRITE_BUFFER),
                 ] {
-                    write_from_segment_through(&fs, dir.path(), &seg, inline, &mut window, window_len, buf_len)
+                    for scratch in scratches.iter_mut() {
+                        write_from_segment_through(
+                            &fs,
+                            dir.path(),
+                            &seg,
+                            inline,
+                            (&mut window, window_len),
+                            scratch.as_mut(),
+                            buf_len,
+                        )
                         .unwrap();
-                    let got = std::fs::read(hint_path(dir.path(), 9)).unwrap();
-                    assert!(
-                        got == expected,
-                        "segment of {} bytes, inline {inline}, window {window_len}, buffer {buf_len}: hint differs",
-                        data.len()
-                    );
+                        let got = std::fs::read(hint_path(dir.path(), 9)).unwrap();
+                        assert!(
+                            got == expected,
+                            "segment of {} bytes, inline {inline}, window {window_len}, buffer {buf_len}, \
+                             scratch {:?}: hint differs",
+                            data.len(),
+                            scratch.as_ref().map(|s| s.cap)
+                        );
+                    }
                 }
             }
         }
