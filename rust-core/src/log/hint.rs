@@ -490,6 +490,10 @@ where
         let mut scratch = self.scratch.borrow_mut();
         if let Some(kept) = scratch.as_deref_mut() {
             kept.entries.clear();
+            // Room for the cap at once (untouched capacity is never faulted
+            // in): grown by doubling, the list would pass its cap and be
+            // given back after every segment.
+            kept.entries.reserve_exact(kept.cap);
         }
         let start = serializer.pos();
         let mut count = 0usize;
