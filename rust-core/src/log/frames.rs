@@ -17,7 +17,10 @@
 //!
 //! The buffer is filled without being zeroed first (the reads write into
 //! its spare capacity), and it is reused: once it reached its size, reading
-//! another segment touches no fresh memory.
+//! another segment touches no fresh memory. The reads go to the file,
+//! never through a segment's memory map ([`Segment::read_file_uninit_at`]):
+//! a pass over a whole segment through the map would leave all of it
+//! mapped and counted in the resident set while the segment lives.
 
 use super::record::{self, FrameError, Record, Salt, FRAME_HEADER_LEN, MAX_PAYLOAD_LEN};
 use super::segment::{self, Segment, SEGMENT_HEADER_LEN};
@@ -176,7 +179,7 @@ impl<'a> FrameReader<'a> {
         let room = limit - buf.len();
         let n = room.min(usize::try_from(self.len - read_from).unwrap_or(usize::MAX));
         let old = buf.len();
-        seg.read_uninit_at(read_from, &mut buf.spare_capacity_mut()[..n])?;
+        seg.read_file_uninit_at(read_from, &mut buf.spare_capacity_mut()[..n])?;
         // SAFETY: `read_uninit_at` returned Ok, which means it initialized
         // all `n` bytes of the spare capacity it was given, right after the
         // buffer's `old` initialized bytes.

@@ -425,6 +425,19 @@ impl Segment {
             .map_err(|e| Error::io(format!("reading {} at offset {offset}", self.path.display()), e))
     }
 
+    /// Fills `buf` with the bytes at `offset` in one positioned read of the
+    /// file, never through the map, without zeroing it first. For a pass
+    /// over a whole closed segment (a hint, a compaction input) that copies
+    /// it through a buffer of its own: through the map it would leave
+    /// every page of the segment mapped, and counted in the process's
+    /// resident set, for as long as the segment lives. On `Ok`, every byte
+    /// of `buf` is initialized.
+    pub fn read_file_uninit_at(&self, offset: u64, buf: &mut [MaybeUninit<u8>]) -> Result<()> {
+        self.file
+            .read_split_at(&mut [], buf, offset)
+            .map_err(|e| Error::io(format!("reading {} at offset {offset}", self.path.display()), e))
+    }
+
     /// Reads exactly `len` bytes at `offset`.
     pub fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
         if let Some(bytes) = self.mapped_range(offset, len) {
