@@ -302,6 +302,8 @@ mod tests {
     use super::*;
     use crate::log::record::{OpKind, OpRef};
     use crate::vfs::FileHandle;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
 
     /// A file in memory that records its largest read.
     #[derive(Debug)]
@@ -360,42 +362,28 @@ mod tests {
     /// each op's key, value and offset), or the error that ended the reading.
     type Seen = Vec<(u64, std::result::Result<(u64, usize, Vec<Vec<u8>>), FrameError>)>;
 
-    /// A small deterministic generator (xorshift).
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
-
     /// A segment of `frames` records of random sizes (some far larger than
     /// the small windows the tests read through).
-    fn random_segment(rng: &mut Rng, frames: usize) -> Vec<u8> {
+    fn random_segment(rng: &mut StdRng, frames: usize) -> Vec<u8> {
         let mut data = segment::encode_header(5, 0, 0).to_vec();
         let salt = Salt::of_segment(5);
         let mut kv = Vec::new();
         for seq in 1..=frames as u64 {
-            let n = 1 + rng.below(3) as usize;
+            let n = 1 + rng.random_range(0u64..3) as usize;
             let owned: Vec<(Vec<u8>, Vec<u8>, bool, u64)> = (0..n)
                 .map(|i| {
-                    let key = format!("key-{seq}-{i}-{}", rng.below(1000)).into_bytes();
-                    let vlen = match rng.below(10) {
-                        0 => 300 + rng.below(700) as usize,
+                    let key = format!("key-{seq}-{i}-{}", rng.random_range(0u64..1000)).into_bytes();
+                    let vlen = match rng.random_range(0u64..10) {
+                        0 => 300 + rng.random_range(0u64..700) as usize,
                         1 => 0,
-                        _ => rng.below(60) as usize,
+                        _ => rng.random_range(0u64..60) as usize,
                     };
                     let value = (0..vlen).map(|j| (j as u64 ^ seq) as u8).collect();
                     (
                         key,
                         value,
-                        rng.below(5) == 0,
-                        if rng.below(4) == 0 { 1 + seq } else { 0 },
+                        rng.random_range(0u64..5) == 0,
+                        if rng.random_range(0u64..4) == 0 { 1 + seq } else { 0 },
                     )
                 })
                 .collect();
@@ -515,7 +503,7 @@ mod tests {
 
     #[test]
     fn windows_of_every_size_read_what_the_whole_buffer_holds() {
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut rng = StdRng::seed_from_u64(0x9E37_79B9_7F4A_7C15);
         let mut buf = Vec::new();
         for _ in 0..4 {
             let data = random_segment(&mut rng, 60);
@@ -528,7 +516,7 @@ mod tests {
 
     #[test]
     fn torn_tails_and_damaged_bytes_fail_where_the_whole_buffer_fails() {
-        let mut rng = Rng(42);
+        let mut rng = StdRng::seed_from_u64(42);
         let data = random_segment(&mut rng, 25);
         let mut buf = Vec::new();
         let windows = [1, 7, 31, 64, 100, 257, 4096];
@@ -546,7 +534,7 @@ mod tests {
         let mut zeros = data.clone();
         zeros.extend_from_slice(&[0u8; 500]);
         check(&zeros, &windows, &mut buf);
-        let other = random_segment(&mut Rng(7), 10);
+        let other = random_segment(&mut StdRng::seed_from_u64(7), 10);
         let mut recycled = data.clone();
         recycled.extend_from_slice(&other[SEGMENT_HEADER_LEN as usize..]);
         check(&recycled, &windows, &mut buf);
