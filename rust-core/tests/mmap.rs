@@ -186,6 +186,29 @@ fn read_everything(db: &Db, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
     assert_eq!(&owned, model);
 }
 
+/// Reads everything in `model` back and asserts that no closed segment of
+/// `dir` was read through its file (only the active one may be).
+fn assert_only_the_active_segment_is_read_through_its_file(
+    db: &Db,
+    dir: &Path,
+    reads: &Reads,
+    model: &BTreeMap<Vec<u8>, Vec<u8>>,
+) {
+    let now = segment_names(dir);
+    let (active, closed) = now.split_last().unwrap();
+    reads.take();
+    read_everything(db, model);
+    let counted = reads.take();
+    for name in closed {
+        assert_eq!(
+            counted.get(name),
+            None,
+            "reads through the file of closed {name}: {counted:?}"
+        );
+    }
+    assert!(counted.keys().all(|n| n == active), "{counted:?}");
+}
+
 #[test]
 fn closed_segments_are_read_through_maps_and_the_active_one_through_its_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -219,19 +242,7 @@ fn closed_segments_are_read_through_maps_and_the_active_one_through_its_file() {
     }
     let model: BTreeMap<_, _> = model.into_iter().skip(60).collect();
     db.compact().unwrap();
-    let now = segment_names(dir.path());
-    let (active, closed) = now.split_last().unwrap();
-    reads.take();
-    read_everything(&db, &model);
-    let counted = reads.take();
-    for name in closed {
-        assert_eq!(
-            counted.get(name),
-            None,
-            "reads through the file of closed {name}: {counted:?}"
-        );
-    }
-    assert!(counted.keys().all(|n| n == active), "{counted:?}");
+    assert_only_the_active_segment_is_read_through_its_file(&db, dir.path(), &reads, &model);
     // And after a reopen, every segment found on disk but the resumed one.
     drop(db);
     let reads = Arc::new(Reads::default());
@@ -240,19 +251,7 @@ fn closed_segments_are_read_through_maps_and_the_active_one_through_its_file() {
         no_map: false,
     });
     let db = Db::open(dir.path(), opts(fs)).unwrap();
-    let now = segment_names(dir.path());
-    let (active, closed) = now.split_last().unwrap();
-    reads.take();
-    read_everything(&db, &model);
-    let counted = reads.take();
-    for name in closed {
-        assert_eq!(
-            counted.get(name),
-            None,
-            "reads through the file of closed {name}: {counted:?}"
-        );
-    }
-    assert!(counted.keys().all(|n| n == active), "{counted:?}");
+    assert_only_the_active_segment_is_read_through_its_file(&db, dir.path(), &reads, &model);
 }
 
 #[test]
