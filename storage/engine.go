@@ -256,6 +256,12 @@ type Config struct {
 	SegmentSize int64
 	// MaxValueSize is the longest value accepted, in bytes.
 	MaxValueSize int
+	// NoMapReads makes the Rust engine read closed log segments with pread
+	// instead of through read-only memory maps. Maps save a system call and
+	// a page-cache lookup per read, but a disk I/O error under a mapped
+	// page ends the process with SIGBUS rather than failing the read; set
+	// this on disks whose read errors must stay errors.
+	NoMapReads bool
 }
 
 // DefaultConfig returns the defaults: sync always, 64 MiB cache, 64 MiB

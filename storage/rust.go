@@ -127,6 +127,7 @@ func (e *RustEngine) options() C.MantisOptions {
 	o.cache_bytes = C.uint64_t(e.cfg.CacheSize)
 	o.segment_size = C.uint64_t(e.cfg.SegmentSize)
 	o.max_value_len = C.uint64_t(e.cfg.MaxValueSize)
+	o.map_reads = C.bool(!e.cfg.NoMapReads)
 	return o
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -260,4 +261,53 @@ func TestRustWriteReusesBatchBuffer(t *testing.T) {
 		t.Errorf("Write allocated %d bytes per call for a batch encoded in %d: the encoding buffer is not reused", per, encoded)
 	}
 	check(ops)
+}
+
+// TestRustMapReadsFollowTheConfig checks that Config.NoMapReads reaches the
+// core: with maps on, reading a value of a closed segment maps that
+// segment's file (it shows in /proc/self/maps); with NoMapReads, no file
+// of the data directory is ever mapped.
+func TestRustMapReadsFollowTheConfig(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc/self/maps")
+	}
+	for _, noMap := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoMapReads=%v", noMap), func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := conformanceConfig(dir)
+			cfg.SegmentSize = 4096
+			cfg.CacheSize = 0 // every get reads its segment
+			cfg.Sync = SyncNever
+			cfg.NoMapReads = noMap
+			e := NewRustEngine(cfg)
+			if err := e.Init(dir); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = e.Close() }()
+			ctx := context.Background()
+			value := strings.Repeat("v", 1024) // above the inline threshold: kept on disk
+			for i := range 40 {
+				if err := e.Put(ctx, fmt.Sprintf("key-%02d", i), value); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range 40 {
+				got, err := e.Get(ctx, fmt.Sprintf("key-%02d", i))
+				if err != nil || got != value {
+					t.Fatalf("get key-%02d: %d bytes, %v", i, len(got), err)
+				}
+			}
+			maps, err := os.ReadFile("/proc/self/maps")
+			if err != nil {
+				t.Fatal(err)
+			}
+			mapped := strings.Count(string(maps), dir)
+			if noMap && mapped != 0 {
+				t.Fatalf("NoMapReads: %d maps of files in %s", mapped, dir)
+			}
+			if !noMap && mapped == 0 {
+				t.Fatalf("maps on: no file of %s is mapped after reading closed segments", dir)
+			}
+		})
+	}
 }

@@ -123,6 +123,7 @@ func runBenchmark(ctx context.Context, stopSignals func(), cfg config, stdout, s
 		opts.Config.SyncInterval = cfg.syncInterval
 		opts.Config.CacheSize = cfg.cacheSize
 		opts.Config.SegmentSize = cfg.segmentSize
+		opts.Config.NoMapReads = !cfg.mapReads
 		opts.Config.MaxValueSize = int(cfg.maxValueSize)
 	}
 	if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {

@@ -35,6 +35,7 @@ type config struct {
 	dataDir         string
 	cacheSize       int64
 	segmentSize     int64
+	mapReads        bool
 	sync            string
 	syncInterval    time.Duration
 	engine          string
@@ -103,6 +104,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Var(&sizeValue{&cfg.cacheSize, 0, math.MaxInt64}, "cache-size", "value cache budget of the rust engine; 0 disables the cache")
 	fs.Var(&sizeValue{&cfg.segmentSize, 4096, 1 << 40}, "segment-size",
 		"log segment size of the rust engine (at least 4KiB): smaller reclaims dead space and restarts sooner, with more files")
+	fs.BoolVar(&cfg.mapReads, "map-reads", true,
+		"read closed log segments of the rust engine through memory maps (no system call per read); false reads them with pread, so a disk read error fails the request instead of ending the process with SIGBUS")
 	fs.Var(&choiceValue{&cfg.sync, []string{"always", "interval", "never"}}, "sync",
 		"durability: always (acknowledge after fdatasync), interval (sync every --sync-interval), never (the OS decides)")
 	fs.Var(&durationValue{&cfg.syncInterval, time.Millisecond}, "sync-interval", "sync period of --sync interval (at least 1ms)")

@@ -20,7 +20,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config{
-		port: 8080, respPort: 6379, bind: "127.0.0.1", dataDir: "./data", cacheSize: 64 << 20, segmentSize: 64 << 20,
+		port: 8080, respPort: 6379, bind: "127.0.0.1", dataDir: "./data", cacheSize: 64 << 20, segmentSize: 64 << 20, mapReads: true,
 		sync: "always", syncInterval: 100 * time.Millisecond, engine: storage.DefaultEngine,
 		logLevel: slog.LevelInfo, logFormat: "text",
 		maxValueSize: 64 << 20, maxBodySize: 65 << 20, maxBatchOps: 10000,
@@ -47,6 +47,7 @@ func TestConfigPrecedence(t *testing.T) {
 		"MANTISDB_MAX_BATCH_OPS":    "7",
 		"MANTISDB_SHUTDOWN_TIMEOUT": "2s",
 		"MANTISDB_RESP_LOOPS":       "3",
+		"MANTISDB_MAP_READS":        "false",
 		"MANTISDB_VERSION":          "true", // --version has no variable
 	}
 	cfg, err := parseConfig([]string{"--port", "9001", "-data-dir=/flag/dir", "--max-body-size=3MiB"}, env(vars))
@@ -59,7 +60,7 @@ func TestConfigPrecedence(t *testing.T) {
 	if cfg.bind != "0.0.0.0" || cfg.cacheSize != 1<<30 || cfg.sync != "interval" ||
 		cfg.syncInterval != 250*time.Millisecond || cfg.logLevel != slog.LevelDebug ||
 		cfg.authToken != "from-env" || cfg.maxValueSize != 1e6 || cfg.maxBatchOps != 7 ||
-		cfg.shutdownTimeout != 2*time.Second || cfg.respLoops != 3 || cfg.showVersion {
+		cfg.shutdownTimeout != 2*time.Second || cfg.respLoops != 3 || cfg.mapReads || cfg.showVersion {
 		t.Fatalf("environment not applied: %+v", cfg)
 	}
 	if cfg.maxBodySize != 3<<20 {

@@ -216,6 +216,7 @@ func openEngine(cfg config, log *slog.Logger) (storage.StorageEngine, error) {
 	scfg.SyncInterval = cfg.syncInterval
 	scfg.CacheSize = cfg.cacheSize
 	scfg.SegmentSize = cfg.segmentSize
+	scfg.NoMapReads = !cfg.mapReads
 	scfg.MaxValueSize = int(cfg.maxValueSize)
 	if cfg.cluster.nodeID != "" {
 		return openCluster(cfg, scfg, log)
