@@ -118,6 +118,16 @@ impl FileSystem for CountingFs {
 
 const VALUE: usize = 4096;
 
+/// A counting file system (mapping unless `no_map`) and its read counts.
+fn counting_fs(no_map: bool) -> (Arc<CountingFs>, Arc<Reads>) {
+    let reads = Arc::new(Reads::default());
+    let fs = Arc::new(CountingFs {
+        reads: Arc::clone(&reads),
+        no_map,
+    });
+    (fs, reads)
+}
+
 fn opts(fs: Arc<dyn FileSystem>) -> Options {
     Options {
         sync: SyncPolicy::Always,
@@ -212,11 +222,7 @@ fn assert_only_the_active_segment_is_read_through_its_file(
 #[test]
 fn closed_segments_are_read_through_maps_and_the_active_one_through_its_file() {
     let dir = tempfile::tempdir().unwrap();
-    let reads = Arc::new(Reads::default());
-    let fs = Arc::new(CountingFs {
-        reads: Arc::clone(&reads),
-        no_map: false,
-    });
+    let (fs, reads) = counting_fs(false);
     let db = Db::open(dir.path(), opts(fs)).unwrap();
     let model = fill(&db);
     let names = segment_names(dir.path());
@@ -245,11 +251,7 @@ fn closed_segments_are_read_through_maps_and_the_active_one_through_its_file() {
     assert_only_the_active_segment_is_read_through_its_file(&db, dir.path(), &reads, &model);
     // And after a reopen, every segment found on disk but the resumed one.
     drop(db);
-    let reads = Arc::new(Reads::default());
-    let fs = Arc::new(CountingFs {
-        reads: Arc::clone(&reads),
-        no_map: false,
-    });
+    let (fs, reads) = counting_fs(false);
     let db = Db::open(dir.path(), opts(fs)).unwrap();
     assert_only_the_active_segment_is_read_through_its_file(&db, dir.path(), &reads, &model);
 }
@@ -258,11 +260,7 @@ fn closed_segments_are_read_through_maps_and_the_active_one_through_its_file() {
 fn with_maps_off_or_a_file_system_that_does_not_map_every_read_goes_through_files() {
     for (map_reads, no_map) in [(false, false), (true, true)] {
         let dir = tempfile::tempdir().unwrap();
-        let reads = Arc::new(Reads::default());
-        let fs = Arc::new(CountingFs {
-            reads: Arc::clone(&reads),
-            no_map,
-        });
+        let (fs, reads) = counting_fs(no_map);
         let db = Db::open(dir.path(), Options { map_reads, ..opts(fs) }).unwrap();
         let model = fill(&db);
         let names = segment_names(dir.path());
@@ -297,11 +295,7 @@ fn damage(dir: &Path, i: usize) -> String {
 #[test]
 fn a_damaged_byte_in_a_mapped_segment_is_reported_by_get_and_scan() {
     let dir = tempfile::tempdir().unwrap();
-    let reads = Arc::new(Reads::default());
-    let fs = Arc::new(CountingFs {
-        reads: Arc::clone(&reads),
-        no_map: false,
-    });
+    let (fs, reads) = counting_fs(false);
     let db = Db::open(dir.path(), opts(fs)).unwrap();
     let model = fill(&db);
     // Every segment is mapped by these reads before the damage.
