@@ -15,19 +15,22 @@
 # (wrk: GET and PUT of DATA-byte values on the same keys) runs against
 # MantisDB in every round, for what RESP buys over HTTP.
 #
-# Environment: ROUNDS (3), N (requests per test, 100000), N_ALWAYS (under
-# sync always, 20000), CLIENTS (50), DATA (100), KEYSPACE (100000),
+# Environment: ROUNDS (3), N (requests per test, 100000), N_ALWAYS (requests
+# per write test under sync always, 150000: MSET runs half as many, GET twice
+# as many, so that every cell under always lasts about 2 s or more; a
+# cell of 0.3 s moved by a third with one disk stall), CLIENTS (50), DATA (100), KEYSPACE (100000),
 # WRK_SECS (5), MODES ("never always"), OUT (/tmp/mantisdb-bench-resp:
 # results.tsv, one row per run, and summary.md, the medians as a table),
 # TESTS (a subset of "SET GET INCR MSET SET-P16 GET-P16 HTTP-PUT HTTP-GET",
 # all by default), SERVERS ("mantisdb redis"; add mantisdb-goroutines for
 # the same binary with --resp-transport goroutines, the transport before
-# the event loop). The servers' order rotates every round.
+# the event loop, and mantisdb-loops1 for it with --resp-loops 1, one
+# event loop). The servers' order rotates every round.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 N=${N:-100000}
-N_ALWAYS=${N_ALWAYS:-20000}
+N_ALWAYS=${N_ALWAYS:-150000}
 CLIENTS=${CLIENTS:-50}
 DATA=${DATA:-100}
 KEYSPACE=${KEYSPACE:-100000}
@@ -88,6 +91,7 @@ start_server() {
   if [ "${name#mantisdb}" != "$name" ]; then
     local transport=()
     [ "$name" = mantisdb-goroutines ] && transport=(--resp-transport goroutines)
+    [ "$name" = mantisdb-loops1 ] && transport=(--resp-loops 1)
     "$MANTIS" --data-dir "$dir" --bind 127.0.0.1 --port "$http_port" --resp-port "$resp_port" \
       --sync "$mode" --log-level warn "${transport[@]}" >"$dir/server.log" 2>&1 &
   else
@@ -176,13 +180,15 @@ PY
 want() { [[ " $TESTS " == *" $1 "* ]]; }
 
 run_server() {
-  local round=$1 mode=$2 server=$3 n=$N
-  [ "$mode" = always ] && n=$N_ALWAYS
+  local round=$1 mode=$2 server=$3 n=$N n_get=$N n_mset=$N
+  # Under always a write waits for its sync: ~60k SETs/s, ~25k MSETs/s;
+  # the counts below keep each cell near 2 s or more (GET does not wait).
+  [ "$mode" = always ] && n=$N_ALWAYS n_get=$((N_ALWAYS * 2)) n_mset=$((N_ALWAYS / 2))
   start_server "$server" "$mode"
   want SET && bench "$round" "$mode" "$server" SET "$n" -t set
-  want GET && bench "$round" "$mode" "$server" GET "$n" -t get
+  want GET && bench "$round" "$mode" "$server" GET "$n_get" -t get
   want INCR && bench "$round" "$mode" "$server" INCR "$n" -t incr
-  want MSET && bench "$round" "$mode" "$server" MSET "$n" -t mset
+  want MSET && bench "$round" "$mode" "$server" MSET "$n_mset" -t mset
   want SET-P16 && bench "$round" "$mode" "$server" "SET-P16" "$((n * 4))" -t set -P 16
   want GET-P16 && bench "$round" "$mode" "$server" "GET-P16" "$((N * 4))" -t get -P 16
   if [ "$server" = mantisdb ]; then
@@ -237,20 +243,23 @@ for mode in ("never", "always"):
             continue
         ratio = f"{mr / rr:.2f}x" if mr and rr else "n/a"
         print(f"| {mode} | {test} | {m} | {r} | {ratio} |")
-if any(r["server"] == "mantisdb-goroutines" for r in rows):
+for variant, title in (("mantisdb-goroutines", "goroutine per connection"), ("mantisdb-loops1", "one event loop")):
+    if not any(r["server"] == variant for r in rows):
+        continue
     print()
-    print("| sync | test | MantisDB, goroutine per connection | MantisDB, event loop | event loop / goroutines | event loop / Redis |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(f"| sync | test | MantisDB, {title} | MantisDB, default | default / {title} | {title} / Redis | default / Redis |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for mode in ("never", "always"):
         for test in ("SET", "GET", "INCR", "MSET", "SET-P16", "GET-P16"):
-            g, gr = cell(mode, "mantisdb-goroutines", test)
+            g, gr = cell(mode, variant, test)
             m, mr = cell(mode, "mantisdb", test)
             _, rr = cell(mode, "redis", test)
             if not g:
                 continue
             ratio = f"{mr / gr:.2f}x" if mr and gr else "n/a"
+            gvs = f"{gr / rr:.2f}x" if gr and rr else "n/a"
             vs = f"{mr / rr:.2f}x" if mr and rr else "n/a"
-            print(f"| {mode} | {test} | {g} | {m} | {ratio} | {vs} |")
+            print(f"| {mode} | {test} | {g} | {m} | {ratio} | {gvs} | {vs} |")
 print()
 print("| sync | HTTP (wrk) | MantisDB over HTTP | MantisDB over RESP, same op | RESP / HTTP |")
 print("| --- | --- | --- | --- | --- |")
