@@ -519,6 +519,14 @@ impl Iter {
             // (a reference counted rather than a new buffer).
             let seg_at = find_segment(inner, segments, segment);
             let mapped = seg_at.is_some_and(|at| segments[at].mapped().is_some());
+            if lend && mapped {
+                // Through a map nothing is gained by runs (no read to
+                // share): every value of this segment in the chunk is
+                // checked in one pass, which prefetches ahead across them.
+                while misses.get(next).is_some_and(|&i| place(&entries[i]).0 == segment) {
+                    next += 1;
+                }
+            }
             if next == run + 1 && cached && !(lend && mapped) {
                 let slot = &mut entries[misses[run]];
                 let hit = inner.cache.peek_with(&(segment, first), |v| {
@@ -540,20 +548,39 @@ impl Iter {
             // where it lies: no system call and no copy.
             if let Some(at) = seg_at {
                 if let Some(map) = segments[at].mapped() {
-                    for &i in &misses[run..next] {
-                        let slot = &mut entries[i];
-                        let (_, offset, record_end, crc) = place(slot);
-                        let key = &self.keys[slot.key.clone()];
-                        let Some(record) = usize::try_from(offset)
+                    let record_of = |slot: &Slot| {
+                        let (_, offset, record_end, _) = place(slot);
+                        usize::try_from(offset)
                             .ok()
                             .zip(usize::try_from(record_end).ok())
                             .and_then(|(start, stop)| map.get(start..stop))
-                        else {
+                    };
+                    // The records lie scattered over the map (a page each,
+                    // after random overwrites): touched one after the other,
+                    // each costs a TLB and a cache miss that nothing
+                    // overlaps. Asking for the next few ahead of the check
+                    // overlaps those misses with the checks before them.
+                    let group = &misses[run..next];
+                    for &i in group.iter().take(PREFETCH_AHEAD) {
+                        if let Some(record) = record_of(&entries[i]) {
+                            prefetch(record);
+                        }
+                    }
+                    for (n, &i) in group.iter().enumerate() {
+                        if let Some(record) = group.get(n + PREFETCH_AHEAD).and_then(|&j| record_of(&entries[j])) {
+                            prefetch(record);
+                        }
+                        let slot = &mut entries[i];
+                        let (_, offset, record_end, crc) = place(slot);
+                        let key = &self.keys[slot.key.clone()];
+                        let Some(record) = record_of(slot) else {
                             // Not in the file: the single read reports it.
                             continue;
                         };
-                        let (k, v) = record.split_at(key.len());
-                        if k != key || kv_checksum(k, v) != crc {
+                        let k = &record[..key.len()];
+                        // The record is key then value, so one checksum
+                        // over it is the key's continued over the value.
+                        if k != key || crc32c::crc32c(record) != crc {
                             // Damage: the single read reports it in key order.
                             continue;
                         }
@@ -661,6 +688,29 @@ impl Iter {
             self.refill();
         }
     }
+}
+
+/// Records of a mapped segment that a chunk's check asks the CPU to load
+/// ahead of the one it checks.
+const PREFETCH_AHEAD: usize = 4;
+/// The most cache lines of one record asked for ahead (the rest of a large
+/// value is streamed by the hardware once the check reads it in order).
+const PREFETCH_MAX_LINES: usize = 32;
+
+/// Asks the CPU to start loading the first cache lines of `bytes` (a hint:
+/// no fault, no effect on what any read returns).
+#[inline]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64).take(PREFETCH_MAX_LINES) {
+        // SAFETY: a prefetch reads nothing into the program and never
+        // faults; the address is that of a live slice besides.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
 }
 
 /// Appends the `len` bytes at `offset` of `segment` to `reads`; false (and
