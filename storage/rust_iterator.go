@@ -67,6 +67,7 @@ type rustIterator struct {
 	at         int
 	left       int
 	nextItems  int // pairs the next fetch asks for
+	limit      int // pairs the caller said it still reads (LimitReads); 0: no hint
 	key, value string
 	err        error
 	done       bool
@@ -86,8 +87,21 @@ func (r *rustIterator) Next() bool {
 	r.key, r.value = view(k), view(v)
 	r.at += n
 	r.left--
+	if r.limit > 0 {
+		r.limit--
+	}
 	r.mu.Unlock()
 	return true
+}
+
+// LimitReads implements ReadLimiter: the next fetch asks for the pairs
+// the caller still reads (up to iterMaxBatchItems) in one batch, so a
+// scan of up to 256 pairs crosses into the library once, walks the index
+// once and loads no value past its limit.
+func (r *rustIterator) LimitReads(n int) {
+	r.mu.Lock()
+	r.limit = max(n, 0)
+	r.mu.Unlock()
 }
 
 // view is a string over b without copying; it is valid only while b is
@@ -110,8 +124,14 @@ func (r *rustIterator) fetch() bool {
 	if r.nextItems == 0 {
 		r.nextItems = iterFirstBatchItems
 	}
+	items := r.nextItems
+	if r.limit > 0 {
+		// The pairs of the previous batch are all read: the hint counts
+		// from here.
+		items = min(r.limit, iterMaxBatchItems)
+	}
 	r.batch, r.key, r.value = nil, "", ""
-	st := C.mantis_iter_next_view(r.it, C.size_t(r.nextItems), iterBatchBytes, &data, &size, &n, &cerr)
+	st := C.mantis_iter_next_view(r.it, C.size_t(items), iterBatchBytes, &data, &size, &n, &cerr)
 	// Let other runnable goroutines have this P after each batch. A
 	// goroutine whose cgo calls return quickly keeps its P from call to
 	// call, and one whose call lost its P waits in the global run queue

@@ -40,6 +40,7 @@ func main() {
 	workers := flag.Int("workers", 64, "scanning goroutines (the heavy level's 64)")
 	dur := flag.Duration("dur", 15*time.Second, "how long to scan (the heavy level's 15 s)")
 	load := flag.Bool("load", true, "load and overwrite first; false scans the store in -dir as it is")
+	hint := flag.Bool("hint", true, "tell each iterator that its scan reads 100 pairs (storage.LimitReads)")
 	traceOut := flag.String("trace", "", "write a runtime trace of 2 s in the middle of the scans to this file")
 	flag.Parse()
 	if *dir == "" || *keys < 1000 || *workers < 1 {
@@ -125,6 +126,10 @@ func main() {
 				it, err := e.NewIterator(ctx, fmt.Sprintf("k/%07d", group))
 				if err != nil {
 					fail(err)
+				}
+				// As the benchmark's scan does (internal/bench/store.go).
+				if *hint {
+					storage.LimitReads(it, 100)
 				}
 				n := 0
 				var mx time.Duration

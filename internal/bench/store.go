@@ -79,6 +79,7 @@ func (s engineStore) scan(ctx context.Context, prefix string, limit int) (int, e
 	if err != nil {
 		return 0, err
 	}
+	storage.LimitReads(it, limit)
 	n := 0
 	for n < limit && it.Next() {
 		n++

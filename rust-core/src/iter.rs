@@ -317,9 +317,10 @@ pub struct Iter {
     /// Keys the next refill walks.
     chunk: usize,
     /// The most pairs the caller takes before it asks again (set by
-    /// [`Iter::want`], for the next refill only): a refill walks no more
-    /// keys than that, so a scan that stops at a limit fetches no values
-    /// past it.
+    /// [`Iter::want`], for the next refill only): a refill walks that many
+    /// keys (up to [`CHUNK_MAX`]), so a scan that stops at a limit fetches
+    /// no values past it, and one that asks for a batch walks the index
+    /// once for it.
     want: usize,
     /// The next entry of `entries` to yield.
     at: usize,
@@ -364,9 +365,11 @@ impl Iter {
 
     /// Tells the iterator that its caller takes at most `n` more pairs
     /// before it asks again (the C API's batches): if the next pair needs a
-    /// refill, that refill walks at most `n` keys (at least one), and so
-    /// fetches no value from disk the caller will not take. Applies to the
-    /// next refill only; later ones walk chunks of the usual size.
+    /// refill, that refill walks `n` keys (at least one, at most
+    /// [`CHUNK_MAX`]) whatever the chunk size has grown to, and so fetches
+    /// no value from disk the caller will not take, and a batch larger than
+    /// the current chunk costs one walk of the index, not several. Applies
+    /// to the next refill only; later ones walk chunks of the usual size.
     pub fn want(&mut self, n: usize) {
         self.want = n.max(1);
     }
@@ -410,7 +413,10 @@ impl Iter {
         };
         let now = self.snap.now_ms;
         let lend = self.lend;
-        let walk = self.chunk.min(std::mem::replace(&mut self.want, usize::MAX));
+        let walk = match std::mem::replace(&mut self.want, usize::MAX) {
+            usize::MAX => self.chunk,
+            want => want.min(CHUNK_MAX),
+        };
         let (keys, values, entries) = (&mut self.keys, &mut self.values, &mut self.entries);
         // The last key walked, present or not: the next chunk starts after it.
         let mut last = None;
