@@ -3,8 +3,8 @@
 package storage
 
 /*
-#cgo noescape mantis_iter_next_view
-#cgo nocallback mantis_iter_next_view
+#cgo noescape mantis_iter_next_refs
+#cgo nocallback mantis_iter_next_refs
 #include "mantisdb.h"
 */
 import "C"
@@ -52,18 +52,16 @@ func (e *RustEngine) newIter(start, end string, prefix bool) (Iterator, error) {
 // Pairs fetched per crossing: the first batch is small, so a scan that
 // stops early (a page, a limit) does not load values it never reads; each
 // next batch doubles, up to the maximum, so a long scan crosses rarely.
-// The byte budget bounds one batch whatever its count.
 const (
 	iterFirstBatchItems = 16
 	iterMaxBatchItems   = 256
-	iterBatchBytes      = 256 << 10
 )
 
 type rustIterator struct {
 	mu         sync.Mutex
 	it         *C.MantisIter
 	cleanup    runtime.Cleanup
-	batch      []byte // borrowed from the library until the next fetch or Close
+	batch      []C.MantisPairRef // borrowed from the library until the next fetch or Close
 	at         int
 	left       int
 	nextItems  int // pairs the next fetch asks for
@@ -81,11 +79,12 @@ func (r *rustIterator) Next() bool {
 		r.mu.Unlock()
 		return false
 	}
-	k, v, n := decodePair(r.batch[r.at:])
-	// Views into the library's batch, valid until the next fetch or Close,
-	// which is what the Iterator contract promises (and no more).
-	r.key, r.value = view(k), view(v)
-	r.at += n
+	p := &r.batch[r.at]
+	// Views of the library's bytes (its chunk buffers, or the memory map
+	// of the segment a value lies in), valid until the next fetch or
+	// Close, which is what the Iterator contract promises (and no more).
+	r.key, r.value = view(p.key, p.key_len), view(p.value, p.value_len)
+	r.at++
 	r.left--
 	if r.limit > 0 {
 		r.limit--
@@ -104,22 +103,23 @@ func (r *rustIterator) LimitReads(n int) {
 	r.mu.Unlock()
 }
 
-// view is a string over b without copying; it is valid only while b is
-// unchanged, so it must not outlive the batch b belongs to.
-func view(b []byte) string {
-	if len(b) == 0 {
+// view is a string over the n bytes at p without copying; it is valid
+// only while the library keeps those bytes, so it must not outlive the
+// batch it belongs to.
+func view(p *C.uint8_t, n C.size_t) string {
+	if n == 0 {
 		return ""
 	}
-	return unsafe.String(&b[0], len(b))
+	return unsafe.String((*byte)(unsafe.Pointer(p)), int(n))
 }
 
-// fetch reads the next batch of pairs in one call. The batch stays in the
-// library's buffer: nothing is copied into Go memory, and the library
-// overwrites it on the next fetch, so the views of the previous batch die
-// here.
+// fetch reads the next batch of pairs in one call. Nothing is copied: the
+// batch is the library's list of where each pair's bytes lie, and the
+// library keeps both until the next fetch or Close, so the views of the
+// previous batch die here.
 func (r *rustIterator) fetch() bool {
-	var data *C.uint8_t
-	var size, n C.size_t
+	var pairs *C.MantisPairRef
+	var n C.size_t
 	var cerr *C.MantisError
 	if r.nextItems == 0 {
 		r.nextItems = iterFirstBatchItems
@@ -131,7 +131,7 @@ func (r *rustIterator) fetch() bool {
 		items = min(r.limit, iterMaxBatchItems)
 	}
 	r.batch, r.key, r.value = nil, "", ""
-	st := C.mantis_iter_next_view(r.it, C.size_t(items), iterBatchBytes, &data, &size, &n, &cerr)
+	st := C.mantis_iter_next_refs(r.it, C.size_t(items), &pairs, &n, &cerr)
 	// Let other runnable goroutines have this P after each batch. A
 	// goroutine whose cgo calls return quickly keeps its P from call to
 	// call, and one whose call lost its P waits in the global run queue
@@ -150,7 +150,7 @@ func (r *rustIterator) fetch() bool {
 		r.done = true
 		return false
 	}
-	r.batch = unsafe.Slice((*byte)(unsafe.Pointer(data)), int(size))
+	r.batch = unsafe.Slice(pairs, int(n))
 	r.at, r.left = 0, int(n)
 	return true
 }

@@ -21,16 +21,15 @@ import (
 // and sizes are the constants the core exports in mantisdb.h (documented
 // there and in rust-core/src/ffi/wire.rs).
 const (
-	batchPut          = C.MANTIS_BATCH_PUT
-	batchDelete       = C.MANTIS_BATCH_DELETE
-	batchPutAt        = C.MANTIS_BATCH_PUT_AT
-	batchKeyLenAt     = C.MANTIS_BATCH_KEY_LEN_OFFSET
-	batchValueLenAt   = C.MANTIS_BATCH_VALUE_LEN_OFFSET
-	batchTTLAt        = C.MANTIS_BATCH_TTL_OFFSET
-	batchOpHeaderLen  = C.MANTIS_BATCH_OP_HEADER_LEN
-	keyHeaderLen      = C.MANTIS_MULTI_GET_KEY_HEADER_LEN
-	valueHeaderLen    = C.MANTIS_MULTI_GET_VALUE_HEADER_LEN
-	iterPairHeaderLen = C.MANTIS_ITER_PAIR_HEADER_LEN
+	batchPut         = C.MANTIS_BATCH_PUT
+	batchDelete      = C.MANTIS_BATCH_DELETE
+	batchPutAt       = C.MANTIS_BATCH_PUT_AT
+	batchKeyLenAt    = C.MANTIS_BATCH_KEY_LEN_OFFSET
+	batchValueLenAt  = C.MANTIS_BATCH_VALUE_LEN_OFFSET
+	batchTTLAt       = C.MANTIS_BATCH_TTL_OFFSET
+	batchOpHeaderLen = C.MANTIS_BATCH_OP_HEADER_LEN
+	keyHeaderLen     = C.MANTIS_MULTI_GET_KEY_HEADER_LEN
+	valueHeaderLen   = C.MANTIS_MULTI_GET_VALUE_HEADER_LEN
 )
 
 // encodeOps encodes ops in the format of mantis_write_batch.
@@ -117,13 +116,4 @@ func decodeMultiGet(data []byte, keys []string) (map[string]string, error) {
 		at += l
 	}
 	return res, nil
-}
-
-// decodePair reads the pair at the start of b, a part of an iterator batch:
-// key length, value length, key, value. n is the bytes it took.
-func decodePair(b []byte) (key, value []byte, n int) {
-	kl := int(binary.LittleEndian.Uint32(b))
-	vl := int(binary.LittleEndian.Uint32(b[4:]))
-	h := iterPairHeaderLen
-	return b[h : h+kl], b[h+kl : h+kl+vl], h + kl + vl
 }

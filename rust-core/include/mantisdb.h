@@ -387,6 +387,31 @@ typedef struct MantisStats {
   uint64_t cache_capacity_bytes;
 } MantisStats;
 
+/*
+ Where one pair of a `mantis_iter_next_refs` batch lies: the key's and
+ the value's bytes, borrowed from the library (see that function for how
+ long they stay valid). A pointer is not NULL, except perhaps when its
+ length is 0.
+ */
+typedef struct MantisPairRef {
+  /*
+   The key's first byte.
+   */
+  const uint8_t *key;
+  /*
+   The key's length in bytes.
+   */
+  size_t key_len;
+  /*
+   The value's first byte.
+   */
+  const uint8_t *value;
+  /*
+   The value's length in bytes.
+   */
+  size_t value_len;
+} MantisPairRef;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -851,6 +876,32 @@ MantisStatus mantis_iter_next_view(const MantisIter *it,
                                    size_t max_bytes,
                                    const uint8_t **data,
                                    size_t *len,
+                                   size_t *count,
+                                   struct MantisError **err);
+
+/*
+ Like `mantis_iter_next_view`, but nothing is copied at all: `*pairs`
+ points to `*count` pair references (`MantisPairRef`), each telling where
+ a key's and its value's bytes lie in the library (`*pairs` is NULL when
+ `*count` is 0, the end). The values of closed segments are lent where
+ they lie in the segment's memory map, each checked (key and CRC32C)
+ just before; a damaged one is reported as the error of the batch that
+ reaches it, as by `mantis_iter_next_view`. A batch holds up to
+ `max_items` pairs (at least one unless at the end) and never more than
+ the library has walked in one step, so it may hold fewer than asked
+ before the end; it holds 0 only at the end. The references and the bytes
+ they point to are borrowed: they stay valid and unchanged until the next
+ `mantis_iter_next_refs`, `mantis_iter_next_view`,
+ `mantis_iter_next_batch`, `mantis_iter_seek` or `mantis_iter_free` on
+ this iterator, and must not be freed.
+
+ # Safety
+ `it` must be a live iterator handle, used by one caller at a time while
+ a batch is read; `pairs` and `count` must be writable.
+ */
+MantisStatus mantis_iter_next_refs(const MantisIter *it,
+                                   size_t max_items,
+                                   const struct MantisPairRef **pairs,
                                    size_t *count,
                                    struct MantisError **err);
 

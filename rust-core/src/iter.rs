@@ -647,7 +647,27 @@ impl Iter {
         })
     }
 
+    /// Advances like [`Iter::next_borrowed`] (inline values are copied
+    /// into the chunk's buffer) and lends the next pair to `f`, with this
+    /// promise beyond the call: the key's bytes, and a value lent as
+    /// [`Lent::Bytes`], stay where they are and unchanged until this
+    /// iterator's next refill, [`Iter::seek`] or drop (they lie in the
+    /// chunk's buffers, or in the map of a segment the iterator holds). A
+    /// [`Lent::Shared`] value is the caller's to keep alive. With `refill`
+    /// false the iterator does not walk a next chunk: `None` then means the
+    /// current chunk is used up (or the end), so every pair lent since the
+    /// last refill stays valid. This is how the C API lends a whole batch
+    /// without copying it (`mantis_iter_next_refs`).
+    pub(crate) fn next_in_chunk<R>(&mut self, refill: bool, f: impl FnOnce(&[u8], Lent<'_>) -> R) -> Option<Result<R>> {
+        self.lend = true;
+        self.advance_or_stop(refill, f)
+    }
+
     fn advance<R>(&mut self, f: impl FnOnce(&[u8], Lent<'_>) -> R) -> Option<Result<R>> {
+        self.advance_or_stop(true, f)
+    }
+
+    fn advance_or_stop<R>(&mut self, refill: bool, f: impl FnOnce(&[u8], Lent<'_>) -> R) -> Option<Result<R>> {
         if self.failed {
             return None;
         }
@@ -684,7 +704,7 @@ impl Iter {
                     }
                 }
             }
-            if self.exhausted {
+            if self.exhausted || !refill {
                 return None;
             }
             if let Err(e) = self.snap.inner().check_open() {
@@ -786,7 +806,7 @@ impl Drop for Iter {
 }
 
 /// A value as [`Iter::advance`] hands it out.
-enum Lent<'a> {
+pub(crate) enum Lent<'a> {
     /// The handle the index or the value cache holds.
     Shared(Value),
     /// Bytes in the iterator's chunk buffer.

@@ -10,7 +10,8 @@ use super::boundary::boundary;
 use super::db::MantisDb;
 use super::types::{MantisBuf, MantisError, MantisStatus};
 use super::wire::append_pair;
-use crate::Iter;
+use crate::iter::Lent;
+use crate::{Iter, Value};
 
 /// An ordered iterator at one snapshot.
 ///
@@ -30,7 +31,37 @@ struct IterState {
     /// The last batch of `mantis_iter_next_view`, reused by the next one, so
     /// a long scan allocates its batch buffer once.
     view: Vec<u8>,
+    /// The last batch of `mantis_iter_next_refs`: where each pair's bytes
+    /// lie, reused by the next batch.
+    refs: Vec<MantisPairRef>,
+    /// The shared values (kept in the index or the value cache) the refs of
+    /// the last batch point into, held until the next batch.
+    held: Vec<Value>,
 }
+
+/// Where one pair of a `mantis_iter_next_refs` batch lies: the key's and
+/// the value's bytes, borrowed from the library (see that function for how
+/// long they stay valid). A pointer is not NULL, except perhaps when its
+/// length is 0.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct MantisPairRef {
+    /// The key's first byte.
+    pub key: *const u8,
+    /// The key's length in bytes.
+    pub key_len: usize,
+    /// The value's first byte.
+    pub value: *const u8,
+    /// The value's length in bytes.
+    pub value_len: usize,
+}
+
+// SAFETY: a `MantisPairRef` is two addresses and two lengths; the library
+// never reads through them, and the caller reads through them only under
+// the contract of `mantis_iter_next_refs` (one caller at a time, before the
+// next call on the iterator). Sending one between threads with its
+// iterator (which the handle's mutex allows) is sound.
+unsafe impl Send for MantisPairRef {}
 
 /// A view buffer that grew past this (one batch of very large values) is
 /// released before the next batch rather than kept for the iterator's life.
@@ -121,6 +152,8 @@ pub unsafe extern "C" fn mantis_iter_new(
             state: Mutex::new(IterState {
                 iter,
                 view: spare_view(),
+                refs: Vec::new(),
+                held: Vec::new(),
             }),
         }));
         Ok(MantisStatus::MantisOk)
@@ -182,7 +215,7 @@ pub unsafe extern "C" fn mantis_iter_next_view(
         let len = try_out!(len);
         let count = try_out!(count);
         let mut state = try_handle!(it).state.lock();
-        let IterState { iter, view } = &mut *state;
+        let IterState { iter, view, .. } = &mut *state;
         if view.capacity() > VIEW_RETAIN_BYTES {
             *view = Vec::new();
         }
@@ -195,6 +228,87 @@ pub unsafe extern "C" fn mantis_iter_next_view(
         });
         len.set(view.len());
         count.set(n);
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Like `mantis_iter_next_view`, but nothing is copied at all: `*pairs`
+/// points to `*count` pair references (`MantisPairRef`), each telling where
+/// a key's and its value's bytes lie in the library (`*pairs` is NULL when
+/// `*count` is 0, the end). The values of closed segments are lent where
+/// they lie in the segment's memory map, each checked (key and CRC32C)
+/// just before; a damaged one is reported as the error of the batch that
+/// reaches it, as by `mantis_iter_next_view`. A batch holds up to
+/// `max_items` pairs (at least one unless at the end) and never more than
+/// the library has walked in one step, so it may hold fewer than asked
+/// before the end; it holds 0 only at the end. The references and the bytes
+/// they point to are borrowed: they stay valid and unchanged until the next
+/// `mantis_iter_next_refs`, `mantis_iter_next_view`,
+/// `mantis_iter_next_batch`, `mantis_iter_seek` or `mantis_iter_free` on
+/// this iterator, and must not be freed.
+///
+/// # Safety
+/// `it` must be a live iterator handle, used by one caller at a time while
+/// a batch is read; `pairs` and `count` must be writable.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_iter_next_refs(
+    it: *const MantisIter,
+    max_items: usize,
+    pairs: *mut *const MantisPairRef,
+    count: *mut usize,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let pairs = try_out!(pairs);
+        let count = try_out!(count);
+        let mut state = try_handle!(it).state.lock();
+        let IterState { iter, refs, held, .. } = &mut *state;
+        // The previous batch is dead: its references go, and so do the
+        // shared values they pointed into.
+        refs.clear();
+        held.clear();
+        let max_items = max_items.max(1);
+        while refs.len() < max_items {
+            iter.want(max_items - refs.len());
+            // Only the batch's first pair may walk a new chunk: the pairs
+            // lent before it would be overwritten by the walk.
+            let pair = iter.next_in_chunk(refs.is_empty(), |k, v| {
+                let value: &[u8] = match v {
+                    Lent::Bytes(b) => b,
+                    Lent::Shared(v) => {
+                        held.push(v);
+                        held.last().map_or(&[], |v| &v[..])
+                    }
+                };
+                MantisPairRef {
+                    key: k.as_ptr(),
+                    key_len: k.len(),
+                    value: value.as_ptr(),
+                    value_len: value.len(),
+                }
+            });
+            match pair {
+                None => break,
+                Some(Err(e)) => {
+                    refs.clear();
+                    held.clear();
+                    return Err(e.into());
+                }
+                Some(Ok(r)) => refs.push(r),
+            }
+        }
+        // The pointers stay valid past this call: the keys and lent values
+        // lie in the iterator's chunk buffers or in the maps of segments it
+        // holds, untouched until its next refill, seek or drop
+        // (`Iter::next_in_chunk`), none of which happens before the caller's
+        // next call on this handle; a shared value is kept in `held` (its
+        // bytes do not move when the handle does) until then.
+        pairs.set(if refs.is_empty() {
+            std::ptr::null()
+        } else {
+            refs.as_ptr()
+        });
+        count.set(refs.len());
         Ok(MantisStatus::MantisOk)
     })
 }

@@ -200,6 +200,25 @@ int main(void) {
   } while (count > 0);
   CHECK(total == 3 && strcmp(last, "p:3") == 0, "view scan saw %zu keys, last %s", total, last);
   CHECK(mantis_iter_next_view(it, 2, 1 << 20, NULL, &view_len, &count, NULL) == MANTIS_NULL_PARAMETER, "next_view NULL data");
+  /* The same through pair references: nothing copied, valid until the next call. */
+  CHECK(mantis_iter_seek(it, S("p:"), NULL) == MANTIS_OK, "seek to start");
+  total = 0;
+  const MantisPairRef *refs = NULL;
+  do {
+    st = mantis_iter_next_refs(it, 2, &refs, &count, NULL);
+    CHECK(st == MANTIS_OK, "next_refs");
+    CHECK((count == 0) == (refs == NULL), "refs is NULL exactly when empty");
+    CHECK(count <= 2, "next_refs returned %zu pairs for 2", count);
+    for (size_t i = 0; i < count; i++) {
+      CHECK(refs[i].key_len < sizeof last, "key length");
+      memcpy(last, refs[i].key, refs[i].key_len);
+      last[refs[i].key_len] = 0;
+      CHECK(refs[i].value_len > 0 && refs[i].value != NULL, "value of %s", last);
+    }
+    total += count;
+  } while (count > 0);
+  CHECK(total == 3 && strcmp(last, "p:3") == 0, "refs scan saw %zu keys, last %s", total, last);
+  CHECK(mantis_iter_next_refs(it, 2, NULL, &count, NULL) == MANTIS_NULL_PARAMETER, "next_refs NULL pairs");
   mantis_iter_free(it);
   mantis_iter_free(NULL);
 
