@@ -151,7 +151,9 @@ pub unsafe extern "C" fn mantis_iter_new(
             live: MantisIter::TAG,
             state: Mutex::new(IterState {
                 iter,
-                view: spare_view(),
+                // Taken from the pool by the first `mantis_iter_next_view`
+                // (the Go iterator reads references, and never needs one).
+                view: Vec::new(),
                 refs: Vec::new(),
                 held: Vec::new(),
             }),
@@ -218,6 +220,9 @@ pub unsafe extern "C" fn mantis_iter_next_view(
         let IterState { iter, view, .. } = &mut *state;
         if view.capacity() > VIEW_RETAIN_BYTES {
             *view = Vec::new();
+        }
+        if view.capacity() == 0 {
+            *view = spare_view();
         }
         view.clear();
         let n = fill_batch(iter, max_items, max_bytes, view)?;
