@@ -112,6 +112,8 @@ func (m *mantisStore) Scan(prefix []byte, n int, visit func(key, value []byte)) 
 		return 0, err
 	}
 	defer it.Close()
+	// The scan reads at most n pairs: fetched in as few batches as that takes.
+	storage.LimitReads(it, n)
 	c := 0
 	for c < n && it.Next() {
 		visit(bytesOf(it.Key()), bytesOf(it.Value()))
