@@ -68,6 +68,11 @@ func (s *Store) ScanPage(ctx context.Context, q PageQuery) (Page, error) {
 		return Page{}, err
 	}
 	defer func() { _ = it.Close() }()
+	if q.Limit > 0 {
+		// A page reads its limit and one pair more (to learn whether
+		// more follow): an engine that fetches in batches fetches that.
+		storage.LimitReads(it, q.Limit+1)
+	}
 	bytes := 0
 	for it.Next() {
 		if len(page.Items) == q.Limit || (len(page.Items) > 0 && bytes >= MaxPageBytes) {
