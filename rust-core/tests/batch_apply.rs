@@ -261,10 +261,13 @@ fn point_reads_during_overwrites_always_find_a_value() {
         db.put(&key(i), b"0").unwrap();
     }
     let stop = std::sync::atomic::AtomicBool::new(false);
+    // Readers that have read once: the writer starts only when both run,
+    // so the reads overlap the overwrites however the threads are scheduled.
+    let reading = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         let readers: Vec<_> = (0..2)
             .map(|r| {
-                let (db, stop) = (&db, &stop);
+                let (db, stop, reading) = (&db, &stop, &reading);
                 s.spawn(move || {
                     let mut seen = vec![0u64; KEYS as usize];
                     let mut reads = 0u64;
@@ -280,11 +283,17 @@ fn point_reads_during_overwrites_always_find_a_value() {
                         );
                         seen[i as usize] = gen;
                         reads += 1;
+                        if reads == 1 {
+                            reading.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
                     }
                     reads
                 })
             })
             .collect();
+        while reading.load(std::sync::atomic::Ordering::SeqCst) < 2 && !readers.iter().any(|h| h.is_finished()) {
+            std::thread::yield_now();
+        }
         for gen in 1..=2_000u64 {
             if gen % 2 == 0 {
                 let mut b = WriteBatch::new();
