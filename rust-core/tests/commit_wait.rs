@@ -149,3 +149,171 @@ fn a_failed_requested_sync_is_signalled_and_reported_per_ticket() {
     // SAFETY: the caller's descriptor, closed once.
     unsafe { libc::close(fd) };
 }
+
+/// Opens a database under `Always` on a fault-injecting file system.
+#[cfg(target_os = "linux")]
+fn open_faulty(dir: &std::path::Path) -> (Db, FaultFs) {
+    let fs = FaultFs::new(Arc::new(OsFileSystem));
+    let opts = Options {
+        sync: SyncPolicy::Always,
+        background_compaction: false,
+        ..Options::default()
+    }
+    .with_file_system(Arc::new(fs.clone()));
+    (Db::open(dir, opts).unwrap(), fs)
+}
+
+/// Polls (up to 30 s) until `f` holds.
+#[cfg(target_os = "linux")]
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// A commit that lands while a sync runs gets a sync of its own at once,
+/// beside the running one, rather than after it. The durable point still
+/// waits for the earlier sync: a later one that ends first is held until
+/// every sync started before it ended well.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_later_sync_runs_beside_an_earlier_one_and_waits_for_it_to_count() {
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, fs) = open_faulty(tmp.path());
+    db.put(b"a", b"0").unwrap();
+    let fd = db.commit_notifier().unwrap();
+    let base = db.stats().syncs;
+    let slow = Duration::from_secs(3);
+    // The first sync from here sleeps before it syncs; the next ones do not.
+    fs.add(Rule::new(Op::Sync, Fault::Delay(slow)).on(Target::Segments).times(1));
+    let started = Instant::now();
+    let t1 = db.put_begin(b"k1", b"v1").unwrap().unwrap();
+    db.commit_request(t1).unwrap();
+    until("the first sync to start", || fs.delayed() == 1);
+    let t2 = db.put_begin(b"k2", b"v2").unwrap().unwrap();
+    db.commit_request(t2).unwrap();
+    // The second sync ran and ended while the first still sleeps.
+    until("the second sync to end", || db.stats().syncs == base + 1);
+    assert!(
+        started.elapsed() < slow,
+        "the second sync ended only after the first one's delay"
+    );
+    assert!(
+        db.commit_request(0).unwrap() < t1,
+        "the durable point passed a running sync"
+    );
+    assert_eq!(db.get(b"k2").unwrap(), None, "visible before the sync before it ended");
+    while db.commit_request(0).unwrap() < t2 {
+        await_signal(fd);
+    }
+    assert_eq!(db.stats().syncs, base + 2);
+    db.commit_wait(t1).unwrap();
+    db.commit_wait(t2).unwrap();
+    assert_eq!(db.get(b"k1").unwrap().as_deref(), Some(&b"v1"[..]));
+    assert_eq!(db.get(b"k2").unwrap().as_deref(), Some(&b"v2"[..]));
+    // SAFETY: the caller's descriptor, closed once.
+    unsafe { libc::close(fd) };
+}
+
+/// Three syncs run at once: the first sleeps and then succeeds, the second
+/// fails after a while, the third succeeds at once. The commits the failed
+/// sync covered (its own and the first's) get its I/O error, the third's
+/// commit the refusal of a stopped writer; none is acknowledged, though
+/// the syncs of the first and third ended well, and the durable point
+/// never moved past the last commit synced before.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_sync_among_several_fails_the_commits_it_covers_and_holds_the_rest() {
+    use std::time::Duration;
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, fs) = open_faulty(tmp.path());
+    db.put(b"a", b"0").unwrap();
+    let fd = db.commit_notifier().unwrap();
+    let durable_before = db.commit_request(0).unwrap();
+    let base = db.stats().syncs;
+    fs.add(
+        Rule::new(Op::Sync, Fault::Delay(Duration::from_secs(2)))
+            .on(Target::Segments)
+            .times(1),
+    );
+    fs.add(
+        Rule::new(Op::Sync, Fault::DelayThenErrno(Duration::from_secs(1), libc::EIO))
+            .on(Target::Segments)
+            .times(1),
+    );
+    let t1 = db.put_begin(b"k1", b"v1").unwrap().unwrap();
+    db.commit_request(t1).unwrap();
+    until("the first sync to start", || fs.delayed() == 1);
+    let t2 = db.put_begin(b"k2", b"v2").unwrap().unwrap();
+    db.commit_request(t2).unwrap();
+    until("the second sync to start", || fs.fired() == 1);
+    let t3 = db.put_begin(b"k3", b"v3").unwrap().unwrap();
+    db.commit_request(t3).unwrap();
+    until("the third sync to end", || db.stats().syncs == base + 1);
+    assert_eq!(
+        db.commit_request(0).unwrap(),
+        durable_before,
+        "the durable point passed a running sync"
+    );
+    // The second sync fails; the first ends well after it.
+    until("the writer to stop", || db.commit_request(0).is_err());
+    until("the first sync to end", || db.stats().syncs == base + 2);
+    for t in [t1, t2] {
+        match db.commit_wait(t) {
+            Err(Error::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(libc::EIO), "ticket {t}"),
+            other => panic!("ticket {t} covered by the failed sync: expected its I/O error, got {other:?}"),
+        }
+    }
+    assert!(
+        matches!(db.commit_wait(t3), Err(Error::Poisoned(_))),
+        "ticket {t3} after the failed sync"
+    );
+    db.commit_wait(durable_before).unwrap();
+    for k in [&b"k1"[..], b"k2", b"k3"] {
+        assert_eq!(db.get(k).unwrap(), None, "an unacknowledged commit became visible");
+    }
+    drop(db);
+    // SAFETY: the caller's descriptor, closed once.
+    unsafe { libc::close(fd) };
+}
+
+/// Many writers waiting inside the library (no notifier) share syncs and
+/// lead several at once; every commit is durable and visible when its
+/// wait returns, and after a reopen.
+#[test]
+fn writers_waiting_in_the_library_all_get_durable_commits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Arc::new(open(tmp.path(), SyncPolicy::Always));
+    let threads: Vec<_> = (0..16)
+        .map(|w| {
+            let db = Arc::clone(&db);
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    let key = format!("w{w}-{i}");
+                    let t = db.put_begin(key.as_bytes(), key.as_bytes()).unwrap().unwrap();
+                    db.commit_wait(t).unwrap();
+                    assert_eq!(db.get(key.as_bytes()).unwrap().as_deref(), Some(key.as_bytes()));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let stats = db.stats();
+    assert!(stats.syncs <= 16 * 50, "{} syncs for {} commits", stats.syncs, 16 * 50);
+    drop(db);
+    let db = open(tmp.path(), SyncPolicy::Always);
+    for w in 0..16 {
+        for i in 0..50 {
+            let key = format!("w{w}-{i}");
+            assert_eq!(db.get(key.as_bytes()).unwrap().as_deref(), Some(key.as_bytes()));
+        }
+    }
+}
