@@ -378,6 +378,9 @@ pub struct LogWriter {
     relays: std::sync::OnceLock<Vec<std::thread::Thread>>,
     /// One bit per relay thread with nothing to do (parked or about to).
     idle_relays: AtomicU64,
+    /// Set when a relay was woken, until a relay next looks for work under
+    /// the lock: requests meanwhile need not wake another.
+    relay_coming: std::sync::atomic::AtomicBool,
     /// Called with the new durable point each time it moves (see
     /// [`LogWriter::on_durable`]).
     durable_hook: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
@@ -502,6 +505,7 @@ impl LogWriter {
             zeroing: std::sync::atomic::AtomicBool::new(false),
             relays: std::sync::OnceLock::new(),
             idle_relays: AtomicU64::new(0),
+            relay_coming: std::sync::atomic::AtomicBool::new(false),
             zeroer: std::sync::OnceLock::new(),
             durable_hook: std::sync::OnceLock::new(),
             notify_fd: std::sync::atomic::AtomicI32::new(-1),
@@ -797,11 +801,17 @@ impl LogWriter {
         let _ = self.zeroer.set(thread);
     }
 
-    /// Wakes one idle relay thread, if any.
+    /// Wakes one idle relay thread, if any and none was woken since a
+    /// relay last looked for work. A relay looks under the lock after
+    /// `relay_coming` was set, so records appended before it is seen set
+    /// are found by that look.
     fn wake_relay(&self) {
         let Some(relays) = self.relays.get() else {
             return;
         };
+        if self.relay_coming.swap(true, Ordering::SeqCst) {
+            return;
+        }
         let mut idle = self.idle_relays.load(Ordering::SeqCst);
         while idle != 0 {
             let bit = 1u64 << idle.trailing_zeros();
@@ -818,6 +828,8 @@ impl LogWriter {
                 Err(now) => idle = now,
             }
         }
+        // Every relay is busy: each looks for work when its sync ends.
+        self.relay_coming.store(false, Ordering::SeqCst);
     }
 
     /// Leads group syncs back to back while records wait for one and a
@@ -835,6 +847,7 @@ impl LogWriter {
         let bit = 1u64 << me.min(63);
         loop {
             let mut st = self.state.lock();
+            self.relay_coming.store(false, Ordering::SeqCst);
             let more = self.can_start(&st);
             if more {
                 self.idle_relays.fetch_and(!bit, Ordering::SeqCst);
