@@ -1507,10 +1507,13 @@ impl LogWriter {
             return None;
         }
         let st = self.state.lock();
-        if segment != st.active_id || offset < st.flushed_end {
+        // The buffer holds the last bytes appended; running syncs hold
+        // those between the flushed end and the buffer's start.
+        let buf_start = st.logical_end - st.buf.len() as u64;
+        if segment != st.active_id || offset < buf_start {
             return None;
         }
-        let start = (offset - st.flushed_end) as usize;
+        let start = (offset - buf_start) as usize;
         st.buf.get(start..start + len).map(|b| b.to_vec())
     }
 
