@@ -405,6 +405,13 @@ impl Db {
         self.inner.index.version_count()
     }
 
+    /// Keys in the index's ordered skiplist and in its hash map (equal when
+    /// no write is in flight; for tests of the two staying one index).
+    #[doc(hidden)]
+    pub fn debug_index_lens(&self) -> (usize, usize) {
+        (self.inner.index.len(), self.inner.index.hashed_len())
+    }
+
     /// Counters of the engine and its cache.
     pub fn stats(&self) -> Stats {
         let inner = &*self.inner;

@@ -58,6 +58,8 @@ pub mod index;
 /// cbindgen:ignore
 mod iter;
 /// cbindgen:ignore
+mod keymap;
+/// cbindgen:ignore
 pub mod log;
 /// cbindgen:ignore
 mod meta;

@@ -62,6 +62,9 @@ fn index_bytes_per_key() {
     drop(std::hint::black_box(vec![0u8; 1 << 20]));
     let before = rss_bytes();
     let index = Index::new();
+    if std::env::var("RESERVE").is_ok() {
+        index.reserve(n as usize);
+    }
     let mut key = [0u8; 16];
     for i in 0..n {
         use std::io::Write as _;
@@ -73,10 +76,12 @@ fn index_bytes_per_key() {
     let per_key = (after - before) as f64 / n as f64;
     println!(
         "index of {n} keys (16-byte keys, on-disk values): {per_key:.1} bytes per key \
-         (resident set {:.1} MiB -> {:.1} MiB); a version is {} B",
+         (resident set {:.1} MiB -> {:.1} MiB); a version is {} B; the hash map's tables \
+         hold {:.1} bytes per key of it",
         before as f64 / (1 << 20) as f64,
         after as f64 / (1 << 20) as f64,
         std::mem::size_of::<Version>(),
+        index.hash_bytes() as f64 / n as f64,
     );
     assert!(
         per_key <= BUDGET,
