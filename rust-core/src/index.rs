@@ -462,10 +462,11 @@ impl Keyed for Slot {
 /// the slot's version lock (write), and these rules hold:
 ///
 /// 1. A slot is published in the map before any version is added to it:
-///    a writer that got the slot from the skiplist (a new key) takes its
-///    lock, checks `removed`, adds the slot to the map if the map has no
-///    slot for the key yet (a racing writer of the same new key may have
-///    done it), and only then inserts its version, still under the lock.
+///    a writer that got the slot from the skiplist takes its lock, checks
+///    `removed`, adds the slot to the map if it holds no version yet, and
+///    only then inserts its version, still under the lock. So, under its
+///    lock, a slot holding a version is in the map (until removed) and an
+///    empty one is not (no path empties a version list).
 /// 2. A slot is unlinked only by [`Index::unlink`], which, under the slot's
 ///    lock and without releasing it, sets `removed`, removes the slot from
 ///    the map, then unlinks it from the skiplist. A slot with `removed` set
@@ -591,6 +592,12 @@ impl Index {
         self.map.reserve(additional);
     }
 
+    /// Gives back the hash map's room beyond what its keys need (after a
+    /// [`Index::reserve`] that counted keys more than once).
+    pub fn shrink_hash(&self) {
+        self.map.shrink_to_fit();
+    }
+
     /// The slot of `key`, found by hash, read under `guard`.
     #[inline]
     fn slot<'g>(&'g self, key: &[u8], guard: &'g Guard) -> Option<&'g Slot> {
@@ -637,14 +644,8 @@ impl Index {
     }
 
     /// Runs `f` on the entry of `key` and its versions, under the key's
-    /// write lock, creating the entry if the key has none.
-    fn upsert<R>(&self, key: &[u8], f: impl FnOnce(&KeyEntry, &mut Versions) -> R) -> R {
-        let guard = epoch::pin();
-        self.upsert_in(key, f, &guard)
-    }
-
-    /// [`Index::upsert`] under the caller's `guard`; `f` is lent the entry
-    /// for as long as the guard is pinned.
+    /// write lock, creating the entry if the key has none; `f` is lent the
+    /// entry for as long as `guard` is pinned.
     ///
     /// An existing key is found by hash and its versions locked; a key the
     /// map does not hold goes to the skiplist, which finds or links its
@@ -652,17 +653,35 @@ impl Index {
     /// `f` runs (rule 1 of [`Index`]). A slot found with `removed` set was
     /// unlinked meanwhile (and is out of the map by then): look again.
     fn upsert_in<'g, R>(&'g self, key: &[u8], f: impl FnOnce(&'g KeyEntry, &mut Versions) -> R, guard: &'g Guard) -> R {
+        self.upsert_via(key, true, f, guard)
+    }
+
+    /// [`Index::upsert_in`], probing the map first only when `probe`: a
+    /// caller whose keys are mostly new, in key order (an open applying
+    /// hints), goes straight to the skiplist, whose search it needs for a
+    /// new key anyway and which finds an existing one as well.
+    fn upsert_via<'g, R>(
+        &'g self,
+        key: &[u8],
+        probe: bool,
+        f: impl FnOnce(&'g KeyEntry, &mut Versions) -> R,
+        guard: &'g Guard,
+    ) -> R {
         let hash = self.map.hash(key);
         let mut f = Some(f);
+        let mut probe = probe;
         loop {
-            if let Some(slot) = self.map.get(hash, key, guard) {
-                race_point();
-                let mut v = slot.entry.versions.write();
-                if v.removed() {
-                    continue;
+            if probe {
+                if let Some(slot) = self.map.get(hash, key, guard) {
+                    race_point();
+                    let mut v = slot.entry.versions.write();
+                    if v.removed() {
+                        continue;
+                    }
+                    return (f.take().expect("run once"))(&slot.entry, &mut v);
                 }
-                return (f.take().expect("run once"))(&slot.entry, &mut v);
             }
+            probe = true;
             let e = self.list.get_or_insert_with(Slot::new(key), || (), guard);
             // SAFETY: a node of the skiplist is freed only through the
             // epoch collector (when its last reference is released, and
@@ -675,13 +694,18 @@ impl Index {
             let done = if v.removed() {
                 None
             } else {
-                // SAFETY: the slot stays allocated while linked; it is
-                // removed from the map before it is unlinked, under this
-                // lock (`unlink`), and its node is then freed only through
-                // the epoch collector, by the skiplist's unlinking, which
-                // follows that removal (rules 2 and 3 of `Index`).
-                let held = unsafe { self.map.insert(hash, slot) };
-                debug_assert!(std::ptr::eq(held, slot), "two linked slots for one key");
+                // A slot holding a version is in the map already (rule 1
+                // of `Index`): only an empty one, new, is published.
+                if v.list.is_empty() {
+                    // SAFETY: the slot stays allocated while linked; it is
+                    // removed from the map before it is unlinked, under
+                    // this lock (`unlink`), and its node is then freed only
+                    // through the epoch collector, by the skiplist's
+                    // unlinking, which follows that removal (rules 2 and 3
+                    // of `Index`).
+                    let held = unsafe { self.map.insert(hash, slot) };
+                    debug_assert!(std::ptr::eq(held, slot), "two linked slots for one key");
+                }
                 Some((f.take().expect("run once"))(&slot.entry, &mut v))
             };
             drop(v);
@@ -805,28 +829,40 @@ impl Index {
     /// Recovery: keeps `version` if it is newer than what `key` has (files
     /// are not read in sequence order once compaction has run). Tombstones
     /// are kept; the caller unlinks them once replay is over.
+    ///
+    /// Replay applies mostly new keys in key order: a key kept inline goes
+    /// straight to the skiplist (no hash probe first; the map is filled as
+    /// a new key's slot is created), a longer one is probed first so that a
+    /// key seen before does not allocate a copy of itself.
     pub fn apply_recovered(&self, key: &[u8], version: Version) -> InsertEffect {
-        self.upsert(key, |_, v| {
-            let mut effect = InsertEffect::default();
-            let old = v.list.first();
-            if old.is_some_and(|o| o.seq > version.seq) {
-                return effect; // dead at birth
-            }
-            effect.is_newest = true;
-            let was_live = old.is_some_and(|o| !matches!(o.value, ValueRef::Tombstone));
-            if let Some(o) = old.filter(|_| was_live) {
-                effect.superseded_bytes = o.log_bytes as u64;
-                effect.superseded_segment = o.segment;
-            }
-            let is_live = !matches!(version.value, ValueRef::Tombstone);
-            if !v.list.is_empty() {
-                v.set_reclaimed_below(version.seq);
-            }
-            v.list.clear();
-            v.list.push(version);
-            effect.live_keys = is_live as i64 - was_live as i64;
-            effect
-        })
+        let guard = epoch::pin();
+        let probe = key.len() > INLINE_KEY_MAX;
+        self.upsert_via(
+            key,
+            probe,
+            |_, v| {
+                let mut effect = InsertEffect::default();
+                let old = v.list.first();
+                if old.is_some_and(|o| o.seq > version.seq) {
+                    return effect; // dead at birth
+                }
+                effect.is_newest = true;
+                let was_live = old.is_some_and(|o| !matches!(o.value, ValueRef::Tombstone));
+                if let Some(o) = old.filter(|_| was_live) {
+                    effect.superseded_bytes = o.log_bytes as u64;
+                    effect.superseded_segment = o.segment;
+                }
+                let is_live = !matches!(version.value, ValueRef::Tombstone);
+                if !v.list.is_empty() {
+                    v.set_reclaimed_below(version.seq);
+                }
+                v.list.clear();
+                v.list.push(version);
+                effect.live_keys = is_live as i64 - was_live as i64;
+                effect
+            },
+            &guard,
+        )
     }
 
     /// Whether `key` still holds the version `seq` located in `segment`:

@@ -164,6 +164,14 @@ impl<T: Keyed + Sync> KeyMap<T> {
         }
     }
 
+    /// Gives back the tables' room beyond what their items need (each
+    /// shard that would shrink is rehashed into a smaller table).
+    pub fn shrink_to_fit(&self) {
+        for s in self.shards.iter() {
+            s.table.write().shrink_to_fit(|p| self.rehash(p));
+        }
+    }
+
     /// Number of items in the map (locks every shard in turn).
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.table.read().len()).sum()

@@ -18,8 +18,11 @@
 
 use mantisdb_core::index::{Index, Lookup, ValueRef, Version};
 
-/// Bytes per key the index may take for these keys (measured 136-140).
-const BUDGET: f64 = 150.0;
+/// Bytes per key the index may take for these keys: measured 146.8 at
+/// 200,000 keys and 157.3 at 1,000,000 (136.3 before the hash map beside
+/// the skiplist, whose tables take 10-21 bytes per key depending on where
+/// the key count falls between two doublings of its tables).
+const BUDGET: f64 = 165.0;
 
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");

@@ -187,6 +187,7 @@ pub fn replay<L: Default + Send>(
     fs: &dyn FileSystem,
     dir: &Path,
     ro: ReplayOptions,
+    before_batch: impl Fn(usize),
     apply: impl Fn(&[ReplayOp<'_>], &mut L) + Sync,
 ) -> Result<(Recovered, Vec<L>)> {
     let mut out = Recovered::default();
@@ -237,6 +238,7 @@ pub fn replay<L: Default + Send>(
             }
         }
         if !batch.is_empty() && (batch_bytes >= ro.batch_bytes || w + 1 == waves.len()) {
+            before_batch(batch.iter().map(|(_, h)| h.body().entries.len()).sum());
             let max_seq = apply_sorted(&batch, threads, &mut locals, &apply);
             out.last_seq = out.last_seq.max(max_seq);
             batch.clear();
@@ -1107,7 +1109,12 @@ fn rebuild_index_batched(
         batch_bytes,
         map: opts.map_reads,
     };
-    let (rec, tallies) = replay(fs, dir, replay_opts, |ops, t: &mut Tally| {
+    // The index's hash map is sized for each batch of hint entries before
+    // it is applied (so its tables do not grow, rehashing, while replay
+    // threads insert), and trimmed once the open is over in case keys
+    // repeated across batches left it larger than the keys need.
+    let reserve = |entries: usize| index.reserve(entries);
+    let (rec, tallies) = replay(fs, dir, replay_opts, reserve, |ops, t: &mut Tally| {
         let Some((op, older)) = ops.split_last() else {
             return;
         };
@@ -1170,6 +1177,7 @@ fn rebuild_index_batched(
             usage.entry(*id).or_default().merge(s);
         }
     }
+    index.shrink_hash();
     counters.account(live_keys);
     let set = Arc::new(SegmentSet::default());
     for s in &rec.segments {
