@@ -43,7 +43,7 @@ use crate::vfs::FileSystem;
 pub use record::{OpKind, OpRef};
 use segment::Segment;
 pub use writer::{Appended, Computed, Pending, PendingRead};
-use writer::{LogWriter, WriterStart, SYNCS_IN_FLIGHT};
+use writer::{LogWriter, WriterStart};
 
 /// Segments open for reading, by id, and the allocator of new ids.
 #[derive(Debug, Default)]
@@ -427,15 +427,13 @@ fn adopt_free_files(fs: &dyn FileSystem, dir: &Path, set: &SegmentSet, limit: us
     Ok(())
 }
 
-/// Starts the threads that lead group syncs nobody is parked to lead under
-/// `Always`, one per sync slot (see [`LogWriter::relay`]); they sleep until
-/// the writer wakes them. The returned handle is the first relay's, which
-/// stops and joins the others (and the zeroing thread) on its way out.
+/// Starts the thread that leads group syncs nobody is parked to lead under
+/// `Always` (see [`LogWriter::relay`]); it sleeps until the writer wakes it.
 fn spawn_relay(writer: Arc<LogWriter>) -> Result<(JoinHandle<()>, Arc<AtomicBool>)> {
     let stop = Arc::new(AtomicBool::new(false));
     // The zeroing thread (see `LogWriter::zero_ahead`) lives as long as the
-    // syncers, which wake it after a sync when the records near the end of
-    // the zeroed space.
+    // syncer, which wakes it after a sync when the records near the end of
+    // the zeroed space, and stops and joins it on its way out.
     let zero_stop = Arc::new(AtomicBool::new(false));
     let (zw, zs) = (Arc::clone(&writer), Arc::clone(&zero_stop));
     let zeroer = std::thread::Builder::new()
@@ -450,74 +448,33 @@ fn spawn_relay(writer: Arc<LogWriter>) -> Result<(JoinHandle<()>, Arc<AtomicBool
     let zero_thread = zeroer.thread().clone();
     writer.set_zeroer(zero_thread.clone());
     let zero_stop2 = Arc::clone(&zero_stop);
-    let relay_loop = |me: usize, w: Arc<LogWriter>, stop: Arc<AtomicBool>| {
-        move || {
-            while !stop.load(Ordering::Acquire) {
+    let stop2 = Arc::clone(&stop);
+    let w = Arc::clone(&writer);
+    let handle = std::thread::Builder::new()
+        .name("mantisdb-syncer".into())
+        .spawn(move || {
+            while !stop2.load(Ordering::Acquire) {
                 std::thread::park();
-                if stop.load(Ordering::Acquire) {
+                if stop2.load(Ordering::Acquire) {
                     break;
                 }
                 // A failure poisons the writer; the waiting commits report it.
-                w.relay(me);
+                w.relay();
             }
-        }
-    };
-    // Relays 1.. first; relay 0 owns them.
-    let mut others = Vec::new();
-    let mut started = Ok(());
-    for me in 1..SYNCS_IN_FLIGHT {
-        match std::thread::Builder::new()
-            .name("mantisdb-syncer".into())
-            .spawn(relay_loop(me, Arc::clone(&writer), Arc::clone(&stop)))
-        {
-            Ok(h) => others.push(h),
-            Err(e) => {
-                started = Err(e);
-                break;
-            }
-        }
-    }
-    let others_threads: Vec<Thread> = others.iter().map(|h| h.thread().clone()).collect();
-    let to_wake = others_threads.clone();
-    let first = match started {
-        Ok(()) => {
-            let run = relay_loop(0, Arc::clone(&writer), Arc::clone(&stop));
-            let stop2 = Arc::clone(&stop);
-            std::thread::Builder::new()
-                .name("mantisdb-syncer".into())
-                .spawn(move || {
-                    run();
-                    // Stopping: let the other relays see the flag, then the zeroer.
-                    stop2.store(true, Ordering::Release);
-                    for t in &others_threads {
-                        t.unpark();
-                    }
-                    for h in others {
-                        let _ = h.join();
-                    }
-                    zero_stop.store(true, Ordering::Release);
-                    zeroer.thread().unpark();
-                    let _ = zeroer.join();
-                })
-        }
-        Err(e) => Err(e),
-    };
-    let handle = match first {
+            zero_stop.store(true, Ordering::Release);
+            zeroer.thread().unpark();
+            let _ = zeroer.join();
+        });
+    let handle = match handle {
         Ok(h) => h,
         Err(e) => {
-            // Some threads were started: let them end before reporting.
-            stop.store(true, Ordering::Release);
-            for t in &to_wake {
-                t.unpark();
-            }
+            // The zeroer was started: let it end before reporting.
             zero_stop2.store(true, Ordering::Release);
             zero_thread.unpark();
-            return Err(Error::io("starting the log syncer threads", e));
+            return Err(Error::io("starting the log syncer thread", e));
         }
     };
-    let mut threads = vec![handle.thread().clone()];
-    threads.extend(to_wake);
-    writer.set_relays(threads);
+    writer.set_relay(handle.thread().clone());
     Ok((handle, stop))
 }
 

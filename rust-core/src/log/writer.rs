@@ -5,31 +5,23 @@
 //! copies the encoded frame into an in-memory buffer, so the log order is the
 //! sequence order. What happens next depends on the sync policy:
 //!
-//! - `Always`: the appender waits until its record is synced. If no started
-//!   sync covers it and fewer than [`SYNCS_IN_FLIGHT`] syncs run, it
-//!   becomes a leader: it takes the whole buffer, releases the mutex,
-//!   writes and fdatasyncs it, then wakes every follower whose record the
-//!   durable point now covers. Writers arriving meanwhile fill the next
-//!   group, which starts at once beside the running sync when a slot is
-//!   free (fdatasyncs issued side by side cost the disk little more than
-//!   one), so N concurrent writers share a few fdatasyncs and a commit
-//!   does not wait for an unrelated sync to end before its own starts.
-//!   The durable point moves over the syncs in the order they started,
-//!   never past one still running or failed (see
-//!   [`LogWriter::lead_sync`]). A woken follower reads the durable point
-//!   from an atomic and returns without taking the mutex again (64
-//!   followers re-taking it one after another cost one lock hand-off, a
-//!   context switch, each).
+//! - `Always`: the appender waits until its record is synced. If no sync is
+//!   running it becomes the leader: it takes the whole buffer, releases the
+//!   mutex, writes and fdatasyncs it, then wakes every follower whose record
+//!   was in that group. Writers arriving meanwhile fill the next group, so N
+//!   concurrent writers share one fdatasync. A woken follower reads the
+//!   durable point from an atomic and returns without taking the mutex
+//!   again (64 followers re-taking it one after another cost one lock
+//!   hand-off, a context switch, each).
 //!
 //!   A writer may also wait outside the library (the Go engine does):
 //!   it appends, asks for a sync with [`LogWriter::request_sync`] (which
 //!   never blocks) and learns that the durable point moved from an eventfd
 //!   ([`LogWriter::notifier`]). The syncs are then led by the log's syncer
-//!   threads ([`LogWriter::relay`], one per sync slot), which also take
-//!   over whenever a sync ends with records appended during it and no
-//!   writer parked to lead the next one, so the disk never waits for a
-//!   writer to be scheduled; they wake a zeroing thread to prepare log
-//!   space beside the next sync.
+//!   thread ([`LogWriter::relay`]), which also takes over whenever a sync
+//!   ends with records appended during it and no writer parked to lead the
+//!   next one, so the disk never waits for a writer to be scheduled; it
+//!   wakes a zeroing thread to prepare log space beside the next sync.
 //! - `Interval` / `Never`: the appender returns at once; the buffer is written
 //!   to the OS when it fills or when the background flusher runs, which under
 //!   `Interval` also syncs.
@@ -155,7 +147,7 @@ impl Pending<'_> {
         // holds those between the flushed end and the buffer's start.
         let buf_start = st.logical_end - st.buf.len() as u64;
         if offset < buf_start {
-            return if !st.syncs.is_empty() {
+            return if st.sync_in_progress {
                 PendingRead::Syncing
             } else {
                 PendingRead::InFile
@@ -202,48 +194,17 @@ struct State {
     flushed_end: u64,
     /// Frames in `[flushed_end, logical_end)`, unless a sync leader holds them.
     buf: Vec<u8>,
+    spare: Vec<u8>,
     next_seq: u64,
     /// Every seq up to this one is synced.
     durable_seq: u64,
-    /// The group syncs running, in the order they started (see
-    /// [`LogWriter::lead_sync`]); at most [`SYNCS_IN_FLIGHT`].
-    syncs: std::collections::VecDeque<InFlight>,
-    /// Generation of the last group sync started (the first is 1).
+    sync_in_progress: bool,
+    /// Generation of the current or last sync led by an appender.
     sync_gen: u64,
-    /// The last sequence number a started group sync covers.
+    /// The last sequence number the running sync covers.
     syncing_upto: u64,
-    /// One bit per sync slot, set while a sync uses it.
-    slots_used: u32,
-    /// Per slot: the segment id and the handle its syncs write and sync
-    /// through (see [`LogWriter::lead_sync`] for why each has its own).
-    slot_files: [Option<(u32, Arc<dyn FileHandle>)>; SYNCS_IN_FLIGHT],
-    /// Writers (a roll, a flush, `position`) waiting for every running sync
-    /// to end: no new one starts meanwhile.
-    quiesce: u32,
-    /// Buffers of ended syncs, kept for the next ones.
-    spares: Vec<Vec<u8>>,
     poisoned: Option<Poison>,
     closed: bool,
-}
-
-/// How many group syncs may run at once under `Always`.
-///
-/// On the virtual disks measured, fdatasyncs of one file issued side by
-/// side complete several times faster in total than the same syncs one
-/// after another (the device merges their cache flushes), so a commit
-/// that lands while a sync runs need not wait for it to end before its
-/// own sync starts. See [`LogWriter::lead_sync`].
-pub const SYNCS_IN_FLIGHT: usize = 4;
-
-/// One running group sync.
-struct InFlight {
-    gen: u64,
-    /// The last sequence number it covers.
-    target: u64,
-    /// The end of the bytes it covers in the active segment.
-    end: u64,
-    /// `Some(ok)` once it ended.
-    outcome: Option<bool>,
 }
 
 /// Why the writer stopped taking appends.
@@ -344,23 +305,13 @@ pub struct LogWriter {
     state: Mutex<State>,
     /// Wakes rolls, flushes and closes waiting for a running sync to end.
     synced: Condvar,
-    /// Writers waiting for their group commit park on the address of this
-    /// (see [`LogWriter::wait_group`]), with their sequence number as token.
-    waiters_key: u64,
-    /// Leaders waiting for their turn to write park on the address of this.
-    turn_key: u64,
-    /// Generation of the last group sync whose write is done (failed or
-    /// not): writes go to the OS in the order their syncs started.
-    written_gen: AtomicU64,
+    /// Writers waiting for their group commit park on the address of one of
+    /// these, by sync generation parity (see [`LogWriter::wait_group`]).
+    group_keys: [u64; 2],
     /// Mirrors `State::durable_seq`, read by woken followers without the lock.
     durable: AtomicU64,
-    /// Mirrors `State::syncs.len()`.
-    in_flight: AtomicU64,
-    /// Mirrors `max(State::syncing_upto, State::durable_seq)`.
-    covered: AtomicU64,
-    /// Group syncs ended so far (changed under the state lock): a waiter
-    /// parks only while it is unchanged.
-    sync_ends: AtomicU64,
+    /// Mirrors `(State::sync_gen << 1) | State::sync_in_progress`.
+    sync_word: AtomicU64,
     /// Set with `State::poisoned`.
     poison_flag: std::sync::atomic::AtomicBool,
     /// Mirrors `State::active_id` / `flushed_end` for lock-free read checks.
@@ -372,15 +323,10 @@ pub struct LogWriter {
     allocated: AtomicU64,
     /// Set while one writer zeroes ahead.
     zeroing: std::sync::atomic::AtomicBool,
-    /// Under `Always`, the threads that lead group syncs when records wait
-    /// for one and no writer parked to lead it (see [`LogWriter::relay`]),
-    /// one per sync slot.
-    relays: std::sync::OnceLock<Vec<std::thread::Thread>>,
-    /// One bit per relay thread with nothing to do (parked or about to).
-    idle_relays: AtomicU64,
-    /// Set when a relay was woken, until a relay next looks for work under
-    /// the lock: requests meanwhile need not wake another.
-    relay_coming: std::sync::atomic::AtomicBool,
+    /// Under `Always`, the thread that leads the next group sync when one
+    /// ends with records waiting and no writer parked to lead it (see
+    /// [`LogWriter::relay`]).
+    relay: std::sync::OnceLock<std::thread::Thread>,
     /// Called with the new durable point each time it moves (see
     /// [`LogWriter::on_durable`]).
     durable_hook: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
@@ -473,26 +419,19 @@ impl LogWriter {
                 logical_end,
                 flushed_end: logical_end,
                 buf: Vec::with_capacity(opts.write_buffer_bytes.min(1 << 20)),
+                spare: Vec::new(),
                 next_seq,
                 durable_seq: next_seq - 1,
-                syncs: std::collections::VecDeque::with_capacity(SYNCS_IN_FLIGHT),
+                sync_in_progress: false,
                 sync_gen: 0,
                 syncing_upto: 0,
-                slots_used: 0,
-                slot_files: Default::default(),
-                quiesce: 0,
-                spares: Vec::new(),
                 poisoned: None,
                 closed: false,
             }),
             synced: Condvar::new(),
-            waiters_key: 0,
-            turn_key: 0,
-            written_gen: AtomicU64::new(0),
+            group_keys: [0; 2],
             durable: AtomicU64::new(next_seq - 1),
-            in_flight: AtomicU64::new(0),
-            covered: AtomicU64::new(next_seq - 1),
-            sync_ends: AtomicU64::new(0),
+            sync_word: AtomicU64::new(0),
             poison_flag: std::sync::atomic::AtomicBool::new(false),
             active_id: AtomicU32::new(active_id),
             flushed_end: AtomicU64::new(logical_end),
@@ -503,9 +442,7 @@ impl LogWriter {
             }),
             allocated: AtomicU64::new(allocated_end),
             zeroing: std::sync::atomic::AtomicBool::new(false),
-            relays: std::sync::OnceLock::new(),
-            idle_relays: AtomicU64::new(0),
-            relay_coming: std::sync::atomic::AtomicBool::new(false),
+            relay: std::sync::OnceLock::new(),
             zeroer: std::sync::OnceLock::new(),
             durable_hook: std::sync::OnceLock::new(),
             notify_fd: std::sync::atomic::AtomicI32::new(-1),
@@ -618,12 +555,7 @@ impl LogWriter {
                     continue;
                 }
                 Computed::AfterSync => {
-                    // The value is in bytes a running sync took: wait until
-                    // they are in the file (or the writer stopped). Not for
-                    // every sync to end: under steady load some always runs.
-                    let need = st.logical_end - st.buf.len() as u64;
-                    let segment = st.active_id;
-                    while st.active_id == segment && st.flushed_end < need && st.poisoned.is_none() && !st.closed {
+                    while st.sync_in_progress {
                         self.synced.wait(&mut st);
                     }
                     continue;
@@ -701,16 +633,16 @@ impl LogWriter {
 
     /// Group commit: lead a sync or wait for the one that covers `seq`.
     ///
-    /// A writer whose commit no started sync covers leads one itself when a
-    /// sync slot is free (see [`LogWriter::lead_sync`]). Otherwise it parks,
-    /// with its sequence number as park token, on one key: an ending sync
-    /// wakes the waiters its end made durable and, when a slot is free and
-    /// records wait, one waiter no sync covers, to lead the next (or, when
-    /// none is parked, a relay thread). A waiter parks only while no sync
-    /// ended since it looked under the lock (checked atomically with
-    /// parking), so a wake-up is never missed. Woken, a covered writer finds
-    /// its commit durable in [`LogWriter::durable`] and returns without the
-    /// lock.
+    /// Waiters park on one of two keys by sync generation: those covered by
+    /// the running sync (generation G) on `group_keys[G % 2]`, the rest on
+    /// `group_keys[(G + 1) % 2]`. When G ends, its leader wakes all of G's
+    /// waiters and one of the next ones to lead G + 1, so a sync wakes only
+    /// the writers it made durable instead of every writer in the queue. A
+    /// waiter parks only while the sync it saw running still runs (checked
+    /// atomically with parking), so the wake-up of a leader that ends
+    /// meanwhile is never missed: the waiter finds the sync over and looks
+    /// again under the lock. Woken, a covered writer finds its commit
+    /// durable in [`LogWriter::durable`] and returns without the lock.
     fn wait_group<'a>(&'a self, mut st: MutexGuard<'a, State>, seq: u64) -> Result<()> {
         loop {
             if st.durable_seq >= seq {
@@ -718,75 +650,35 @@ impl LogWriter {
             }
             if let Some(p) = &st.poisoned {
                 // Nobody will lead another sync: let every waiter see the
-                // failure. The commits of a failed group get its I/O error.
+                // failure. The commits of the failed group get its I/O error.
                 self.wake_all();
                 return Err(p.error_for(seq));
             }
-            if st.closed {
-                return Err(Error::Closed);
-            }
-            if seq > st.syncing_upto.max(st.durable_seq) {
-                if self.can_start(&st) {
-                    if self.lead_sync(&mut st) {
-                        self.wake_relay();
-                    }
-                    continue;
+            if st.sync_in_progress {
+                let gen = if seq <= st.syncing_upto {
+                    st.sync_gen
+                } else {
+                    st.sync_gen + 1
+                };
+                let running = (st.sync_gen << 1) | 1;
+                drop(st);
+                self.park(gen, seq, running);
+                if self.durable.load(Ordering::Acquire) >= seq {
+                    return Ok(());
                 }
-                if st.quiesce > 0 {
-                    // A roll or flush is waiting for the running syncs to
-                    // end; it wakes waiters when it is done.
-                    self.synced.wait(&mut st);
-                    continue;
-                }
+                st = self.state.lock();
+                continue;
             }
-            let seen = self.sync_ends.load(Ordering::SeqCst);
-            drop(st);
-            self.park(seq, seen);
-            if self.durable.load(Ordering::Acquire) >= seq {
-                return Ok(());
+            if self.lead_sync(&mut st) {
+                self.wake_relay();
             }
-            st = self.state.lock();
         }
     }
 
-    /// Whether a group sync may start now: records wait that no started
-    /// sync covers, a slot is free, and nothing holds syncs back.
-    fn can_start(&self, st: &State) -> bool {
-        st.next_seq - 1 > st.syncing_upto.max(st.durable_seq)
-            && st.syncs.len() < SYNCS_IN_FLIGHT
-            && st.quiesce == 0
-            && st.poisoned.is_none()
-            && !st.closed
-    }
-
-    /// Waits until no group sync runs, starting none meanwhile (a roll,
-    /// a flush or `position` then has the file to itself while it holds the
-    /// lock). Wakes the waiters and a relay when it is over, so that what
-    /// was held back starts once the caller lets go of the lock.
-    fn drain(&self, st: &mut MutexGuard<'_, State>) {
-        if st.syncs.is_empty() {
-            return;
-        }
-        st.quiesce += 1;
-        while !st.syncs.is_empty() {
-            self.synced.wait(st);
-        }
-        st.quiesce -= 1;
-        if st.quiesce == 0 {
-            self.synced.notify_all();
-            self.wake_relay();
-        }
-    }
-
-    /// Sets the threads [`LogWriter::wake_relay`] unparks: thread `i` runs
-    /// `relay(i)` after each wake-up. At most 64.
-    pub fn set_relays(&self, threads: Vec<std::thread::Thread>) {
-        let n = threads.len().min(64);
-        if self.relays.set(threads).is_ok() {
-            // Every relay starts idle (parked until woken).
-            let mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
-            self.idle_relays.fetch_or(mask, Ordering::SeqCst);
-        }
+    /// Sets the thread [`LogWriter::wake_relay`] unparks: it runs
+    /// [`LogWriter::relay`] after each wake-up.
+    pub fn set_relay(&self, thread: std::thread::Thread) {
+        let _ = self.relay.set(thread);
     }
 
     /// Sets what runs, with the new durable point, each time it moves
@@ -801,64 +693,32 @@ impl LogWriter {
         let _ = self.zeroer.set(thread);
     }
 
-    /// Wakes one idle relay thread, if any and none was woken since a
-    /// relay last looked for work. A relay looks under the lock after
-    /// `relay_coming` was set, so records appended before it is seen set
-    /// are found by that look.
     fn wake_relay(&self) {
-        let Some(relays) = self.relays.get() else {
-            return;
-        };
-        if self.relay_coming.swap(true, Ordering::SeqCst) {
-            return;
+        if let Some(t) = self.relay.get() {
+            t.unpark();
         }
-        let mut idle = self.idle_relays.load(Ordering::SeqCst);
-        while idle != 0 {
-            let bit = 1u64 << idle.trailing_zeros();
-            match self
-                .idle_relays
-                .compare_exchange(idle, idle & !bit, Ordering::SeqCst, Ordering::SeqCst)
-            {
-                Ok(_) => {
-                    if let Some(t) = relays.get(idle.trailing_zeros() as usize) {
-                        t.unpark();
-                    }
-                    return;
-                }
-                Err(now) => idle = now,
-            }
-        }
-        // Every relay is busy: each looks for work when its sync ends.
-        self.relay_coming.store(false, Ordering::SeqCst);
     }
 
-    /// Leads group syncs back to back while records wait for one and a
-    /// sync slot is free; run by relay thread `me` when woken. Marks the
-    /// thread idle (under the lock, so a writer appending after that finds
-    /// it and wakes it) before it returns.
+    /// Leads group syncs back to back while records wait for one and no
+    /// other sync runs; called by the relay thread when a sync ended with
+    /// records appended after it began and no writer parked to lead the
+    /// next one.
     ///
     /// That is the usual case when the writers wait elsewhere (the Go
-    /// engine parks its goroutines on its side and never waits inside the
-    /// library): the relays keep the log syncing as long as commits arrive,
-    /// up to [`SYNCS_IN_FLIGHT`] syncs at once; a writer that comes to wait
-    /// finds the relays' syncs running and parks, as it would behind any
-    /// leader.
-    pub fn relay(&self, me: usize) {
-        let bit = 1u64 << me.min(63);
+    /// engine parks its goroutines on its side and sends one of them into
+    /// [`LogWriter::wait_durable`] at a time): the one writer leading a sync
+    /// has to return, and be scheduled again, before it could lead the next
+    /// one, and the disk would sit idle meanwhile. The relay keeps the log
+    /// syncing as long as commits arrive; a writer that comes to wait finds
+    /// the relay's sync running and parks, as it would behind any leader.
+    pub fn relay(&self) {
         loop {
             let mut st = self.state.lock();
-            self.relay_coming.store(false, Ordering::SeqCst);
-            let more = self.can_start(&st);
-            if more {
-                self.idle_relays.fetch_and(!bit, Ordering::SeqCst);
-                if self.lead_sync(&mut st) {
-                    // Records still wait and a slot is free: another relay
-                    // starts a sync beside this thread's next one.
-                    self.wake_relay();
-                }
-            } else {
-                self.idle_relays.fetch_or(bit, Ordering::SeqCst);
-            }
+            let more = !st.sync_in_progress
+                && !st.closed
+                && st.poisoned.is_none()
+                && st.durable_seq < st.next_seq - 1
+                && self.lead_sync(&mut st);
             drop(st);
             // The syncs' writers are acknowledged (or woken to be): log
             // space for the next ones is prepared by the zeroing thread,
@@ -935,11 +795,10 @@ impl LogWriter {
 
     /// For a waiter outside the library (see [`LogWriter::notifier`]):
     /// makes sure a sync will cover commit `seq`, without waiting for it.
-    /// When no started sync covers it and a slot is free, an idle relay
-    /// thread is woken to lead one; when every slot is busy, the first
-    /// sync to end finds it waiting and starts the next (see
-    /// [`LogWriter::relay`]). Returns the durable point, or the error that
-    /// stopped the writer.
+    /// When no sync runs, the syncer thread is woken to lead one; a running
+    /// sync covers the commit or, when it ends, finds it waiting and hands
+    /// it on (see [`LogWriter::relay`]). Returns the durable point, or the
+    /// error that stopped the writer.
     pub fn request_sync(&self, seq: u64) -> Result<u64> {
         if self.poison_flag.load(Ordering::SeqCst) {
             if let Some(p) = &self.state.lock().poisoned {
@@ -947,60 +806,54 @@ impl LogWriter {
             }
         }
         let durable = self.durable.load(Ordering::SeqCst);
-        if self.policy == SyncPolicy::Always
-            && durable < seq
-            && self.covered.load(Ordering::SeqCst) < seq
-            && self.in_flight.load(Ordering::SeqCst) < SYNCS_IN_FLIGHT as u64
-        {
-            // The record was appended (under the lock) before these loads.
-            // A sync that started since covers it. If every slot looked
-            // busy, each of those syncs ends after this load, and its end
-            // (under the lock, after the append) either finds the record
-            // taken or starts a sync for it. A relay that went idle did so
-            // under the lock: before the append, so its bit is seen here.
+        if self.policy == SyncPolicy::Always && durable < seq && self.sync_word.load(Ordering::SeqCst) & 1 == 0 {
+            // The record was appended before this load: a sync that started
+            // since took it, and one that ended since did so before the
+            // append (its end stored `sync_word` first) and left it waiting
+            // for the syncer woken here.
             self.wake_relay();
         }
         Ok(durable)
     }
 
-    /// Parks until woken, unless `seq` is durable, a sync ended since the
-    /// waiter read `seen` from [`LogWriter::sync_ends`], or the writer is
-    /// poisoned.
-    fn park(&self, seq: u64, seen: u64) {
+    /// The parking key of sync generation `gen`.
+    fn group_key(&self, gen: u64) -> usize {
+        &self.group_keys[(gen % 2) as usize] as *const u64 as usize
+    }
+
+    /// Parks until woken, unless `seq` is durable, the sync `running`
+    /// (its `sync_word`) is over, or the writer is poisoned.
+    fn park(&self, gen: u64, seq: u64, running: u64) {
         // SAFETY: the key is the address of a field of this writer, which
         // nothing else parks on; the validate closure only reads atomics and
-        // cannot panic; the callbacks do nothing. An ending sync changes
-        // `sync_ends` and `durable` (SeqCst) before it unparks, and
+        // cannot panic; the callbacks do nothing. The leader changes
+        // `sync_word` and `durable` (SeqCst) before it unparks, and
         // `validate` runs under the queue's lock, so a waiter either sees
         // the change and does not sleep, or is queued before the unpark.
         unsafe {
             parking_lot_core::park(
-                self.waiters(),
+                self.group_key(gen),
                 || {
                     self.durable.load(Ordering::SeqCst) < seq
-                        && self.sync_ends.load(Ordering::SeqCst) == seen
+                        && self.sync_word.load(Ordering::SeqCst) == running
                         && !self.poison_flag.load(Ordering::SeqCst)
                 },
                 || {},
                 |_, _| {},
-                parking_lot_core::ParkToken(seq as usize),
+                parking_lot_core::DEFAULT_PARK_TOKEN,
                 None,
             );
         }
     }
 
-    /// The parking key of writers waiting for a group commit.
-    fn waiters(&self) -> usize {
-        &self.waiters_key as *const u64 as usize
-    }
-
     /// Wakes every writer waiting on a durability change (rare paths: a
     /// roll, an explicit sync, a failure).
     fn wake_all(&self) {
-        self.sync_ends.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: a key of this writer (see `park`); no callback runs.
-        unsafe {
-            parking_lot_core::unpark_all(self.waiters(), parking_lot_core::DEFAULT_UNPARK_TOKEN);
+        for gen in 0..2 {
+            // SAFETY: a key of this writer (see `park`); no callback runs.
+            unsafe {
+                parking_lot_core::unpark_all(self.group_key(gen), parking_lot_core::DEFAULT_UNPARK_TOKEN);
+            }
         }
         self.synced.notify_all();
     }
@@ -1009,8 +862,6 @@ impl LogWriter {
     fn set_durable(&self, st: &mut State, seq: u64) {
         st.durable_seq = seq;
         self.durable.store(seq, Ordering::SeqCst);
-        self.covered
-            .store(st.syncing_upto.max(st.durable_seq), Ordering::SeqCst);
         if let Some(hook) = self.durable_hook.get() {
             hook(seq);
         }
@@ -1025,109 +876,41 @@ impl LogWriter {
         self.notify();
     }
 
-    /// The handle sync slot `slot` writes and syncs the active segment
-    /// through: its own open file description, opened once per segment.
-    fn slot_file(&self, st: &mut State, slot: usize) -> std::io::Result<Arc<dyn FileHandle>> {
-        if let Some((id, file)) = &st.slot_files[slot] {
-            if *id == st.active_id {
-                return Ok(Arc::clone(file));
-            }
-        }
-        let path = self.dir.join(segment::segment_file_name(st.active_id));
-        let file: Arc<dyn FileHandle> = Arc::from(self.fs.open(&path, OpenMode::Write)?);
-        st.slot_files[slot] = Some((st.active_id, Arc::clone(&file)));
-        Ok(file)
-    }
-
-    /// Starts a group sync and, with the lock let go, writes the buffer
-    /// and syncs it; then records the outcome and wakes the waiters it
-    /// concerns. Called when [`LogWriter::can_start`] holds. Returns
-    /// whether records appended meanwhile wait for a sync that no parked
-    /// writer was woken to lead (the caller hands it to a relay).
-    ///
-    /// Up to [`SYNCS_IN_FLIGHT`] syncs run at once. Why the durable point
-    /// they publish is right:
-    ///
-    /// - Sync G takes the bytes `[offset, end)` appended since the last
-    ///   start and covers sequence numbers up to `target`. Writes reach the
-    ///   OS in start order (a leader waits for `written_gen` to be G - 1
-    ///   before writing), so when G's fdatasync starts, every byte below
-    ///   `end` has been handed to the OS, and G succeeding makes them all
-    ///   durable (fdatasync flushes the file, not one writer's pages).
-    /// - Each slot writes and syncs through its own open file description.
-    ///   Linux reports a failed write-back to every description once, at
-    ///   its next fsync; syncs sharing one description could see a
-    ///   failure reported to a concurrent sync only, and return success for
-    ///   lost pages. No error of a slot's description is ever ignored (it
-    ///   poisons the writer), so every sync sees every failure that
-    ///   happened since the previous one of its slot.
-    /// - Still, the durable point moves only to the `target` of the
-    ///   longest run of started syncs that all ended well, in start order:
-    ///   never past a sync still running or one that failed, even when a
-    ///   later sync (covering the same bytes) ended first. A later sync
-    ///   that succeeds while an earlier one is still running is held until
-    ///   the earlier one ends; if that one fails, the held success is
-    ///   dropped. So the durable point only rises, and an acknowledged
-    ///   commit was covered by a sync that succeeded with every earlier
-    ///   sync also successful.
-    /// - A failure poisons the writer: nothing becomes durable afterwards.
-    ///   The commits the failed sync covered and were not durable get its
-    ///   I/O error ([`Poison::failed_upto`] is raised to its `target`);
-    ///   the commits of later syncs get [`Error::Poisoned`]; none is
-    ///   acknowledged.
+    /// Takes the buffer, writes and syncs it without holding the lock, then
+    /// publishes the new durable point (or the poison) and wakes waiters.
+    /// Returns whether records appended meanwhile wait for a sync that no
+    /// parked writer was woken to lead (the caller hands it to the relay).
     fn lead_sync(&self, st: &mut MutexGuard<'_, State>) -> bool {
-        let slot = (!st.slots_used).trailing_zeros() as usize;
-        debug_assert!(slot < SYNCS_IN_FLIGHT);
-        st.slots_used |= 1 << slot;
+        st.sync_in_progress = true;
         st.sync_gen += 1;
         let gen = st.sync_gen;
-        let spare = st.spares.pop().unwrap_or_default();
-        let buf = std::mem::replace(&mut st.buf, spare);
-        let offset = st.logical_end - buf.len() as u64;
-        let end = st.logical_end;
+        self.sync_word.store((gen << 1) | 1, Ordering::SeqCst);
+        let spare = std::mem::take(&mut st.spare);
+        let mut buf = std::mem::replace(&mut st.buf, spare);
         let target = st.next_seq - 1;
         st.syncing_upto = target;
-        st.syncs.push_back(InFlight {
-            gen,
-            target,
-            end,
-            outcome: None,
-        });
-        self.in_flight.store(st.syncs.len() as u64, Ordering::SeqCst);
-        self.covered.store(target.max(st.durable_seq), Ordering::SeqCst);
-        let file = self.slot_file(st, slot);
-        let active_id = st.active_id;
+        let file = Arc::clone(&st.file);
+        let offset = st.flushed_end;
         let res = MutexGuard::unlocked(st, || {
-            self.await_turn(gen);
-            let written = match &file {
-                // After a failure the bytes before these are unknown:
-                // writing after them would not make them whole.
-                _ if self.poison_flag.load(Ordering::SeqCst) => {
-                    Err(std::io::Error::other("an earlier write of the log failed"))
-                }
-                Ok(f) => self.write_out(&**f, &buf, offset),
-                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
-            };
-            self.written_gen.store(gen, Ordering::SeqCst);
-            // SAFETY: a key of this writer (see `await_turn`); no callback runs.
-            unsafe {
-                parking_lot_core::unpark_all(self.turn(), parking_lot_core::DEFAULT_UNPARK_TOKEN);
-            }
-            written.and_then(|_| {
-                file.as_ref()
-                    .map_err(|e| std::io::Error::new(e.kind(), e.to_string()))?
-                    .sync_data()
-            })
+            self.write_out(&*file, &buf, offset)?;
+            file.sync_data()
         });
-        st.slots_used &= !(1 << slot);
-        let mut buf = buf;
-        let ok = res.is_ok();
+        st.sync_in_progress = false;
+        self.sync_word.store(gen << 1, Ordering::SeqCst);
         match res {
             Ok(()) => {
+                st.flushed_end += buf.len() as u64;
+                self.flushed_end.store(st.flushed_end, Ordering::Release);
                 self.counters
                     .bytes_written
                     .fetch_add(buf.len() as u64, Ordering::Relaxed);
                 self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .synced_commits
+                    .fetch_add(target - st.durable_seq, Ordering::Relaxed);
+                self.set_durable(st, target);
+                buf.clear();
+                st.spare = buf;
             }
             Err(e) => {
                 // Whatever part of `buf` reached the file is unknown, and
@@ -1135,103 +918,26 @@ impl LogWriter {
                 // dirty pages while marking them clean, so a retried sync
                 // could report success for data that is gone: the writer
                 // stops here, and reopening (recovery) finds what is whole.
-                match &mut st.poisoned {
-                    Some(p) => p.failed_upto = p.failed_upto.max(target),
-                    None => {
-                        let context = format!("writing or syncing segment {active_id}");
-                        self.poison(st, Poison::new(context, &e, target));
-                    }
-                }
+                let context = format!("writing or syncing segment {}", st.active_id);
+                self.poison(st, Poison::new(context, &e, target));
+                return false;
             }
         }
-        if let Some(f) = st.syncs.iter_mut().find(|f| f.gen == gen) {
-            f.outcome = Some(ok);
-        }
-        // The durable point moves over the syncs that ended well, in start
-        // order, up to the first still running; none once poisoned.
-        let mut reached = None;
-        while let Some(front) = st.syncs.front() {
-            match front.outcome {
-                None => break,
-                Some(ok) => {
-                    if ok && st.poisoned.is_none() {
-                        reached = Some((front.target, front.end));
-                    }
-                    st.syncs.pop_front();
-                }
-            }
-        }
-        self.in_flight.store(st.syncs.len() as u64, Ordering::SeqCst);
-        if let Some((upto, end)) = reached {
-            if end > st.flushed_end {
-                st.flushed_end = end;
-                self.flushed_end.store(end, Ordering::Release);
-            }
-            if upto > st.durable_seq {
-                self.counters
-                    .synced_commits
-                    .fetch_add(upto - st.durable_seq, Ordering::Relaxed);
-                self.set_durable(st, upto);
-            }
-        }
-        buf.clear();
-        if st.spares.len() < SYNCS_IN_FLIGHT {
-            st.spares.push(buf);
-        }
-        self.sync_ends.fetch_add(1, Ordering::SeqCst);
-        // Wake the waiters now durable and, when a sync could start, one
-        // waiter no sync covers to lead it; rolls, flushes and readers
-        // waiting for bytes to reach the file may go on.
-        let durable = st.durable_seq;
-        let covered = st.syncing_upto.max(durable);
-        let mut want_leader = self.can_start(st);
-        // SAFETY: a key of this writer (see `park`); the callback does nothing.
+        // This generation's writers are durable; one writer queued behind it
+        // (if any) leads the next sync; rolls and flushes waiting for the
+        // sync to end may go on.
+        // SAFETY: keys of this writer (see `park`); no callback runs.
+        let mut unled = false;
         unsafe {
-            parking_lot_core::unpark_filter(
-                self.waiters(),
-                |token| {
-                    let seq = token.0 as u64;
-                    if seq <= durable {
-                        parking_lot_core::FilterOp::Unpark
-                    } else if want_leader && seq > covered {
-                        want_leader = false;
-                        parking_lot_core::FilterOp::Unpark
-                    } else {
-                        parking_lot_core::FilterOp::Skip
-                    }
-                },
-                |_| parking_lot_core::DEFAULT_UNPARK_TOKEN,
-            );
+            parking_lot_core::unpark_all(self.group_key(gen), parking_lot_core::DEFAULT_UNPARK_TOKEN);
+            if st.next_seq - 1 > target {
+                let r =
+                    parking_lot_core::unpark_one(self.group_key(gen + 1), |_| parking_lot_core::DEFAULT_UNPARK_TOKEN);
+                unled = r.unparked_threads == 0;
+            }
         }
         self.synced.notify_all();
-        want_leader
-    }
-
-    /// The parking key of leaders waiting for their turn to write.
-    fn turn(&self) -> usize {
-        &self.turn_key as *const u64 as usize
-    }
-
-    /// Returns once the writes of every group sync started before `gen`
-    /// are done (handed to the OS, or failed).
-    fn await_turn(&self, gen: u64) {
-        while self.written_gen.load(Ordering::SeqCst) + 1 < gen {
-            // SAFETY: the key is the address of a field of this writer that
-            // only leaders park on; `validate` reads an atomic and cannot
-            // panic; the callbacks do nothing. A leader stores
-            // `written_gen` before it unparks, and `validate` runs under
-            // the queue's lock, so the wake-up is never missed.
-            unsafe {
-                parking_lot_core::park(
-                    self.turn(),
-                    || self.written_gen.load(Ordering::SeqCst) + 1 < gen,
-                    || {},
-                    |_, _| {},
-                    parking_lot_core::DEFAULT_PARK_TOKEN,
-                    None,
-                );
-            }
-        }
+        unled
     }
 
     /// Writes the buffer to the OS. Not used while a sync leader is running
@@ -1308,19 +1014,8 @@ impl LogWriter {
         // Synced outside the space lock: a leader that needs the new space
         // may write into it meanwhile (its own sync then covers the zeros).
         // Not counted in `syncs`, which counts the syncs commits wait for.
-        // This sync also writes back records handed to the OS: a failure
-        // may concern them, and the description it was reported to is the
-        // one rolls and closes sync through, which would not see it again.
-        // So it stops the writer like a failed group sync.
         if let Some(file) = file {
-            if let Err(e) = file.sync_data() {
-                let mut st = self.state.lock();
-                if st.poisoned.is_none() {
-                    let context = format!("syncing the zeroed space of segment {}", st.active_id);
-                    let upto = st.syncing_upto.max(st.durable_seq);
-                    self.poison(&mut st, Poison::new(context, &e, upto));
-                }
-            }
+            let _ = file.sync_data();
         }
         self.zeroing.store(false, Ordering::Release);
     }
@@ -1398,7 +1093,9 @@ impl LogWriter {
     /// old segment is written and (unless `Never`) synced first, so durability
     /// stays a prefix of the sequence order.
     fn roll(&self, st: &mut MutexGuard<'_, State>) -> Result<()> {
-        self.drain(st);
+        while st.sync_in_progress {
+            self.synced.wait(st);
+        }
         Self::check_writable(st)?;
         self.flush_locked(st)?;
         if self.policy != SyncPolicy::Never {
@@ -1463,8 +1160,6 @@ impl LogWriter {
             self.allocated.store(len, Ordering::Release);
         }
         st.file = file;
-        // The slots open the new segment when they next sync.
-        st.slot_files = Default::default();
         st.active = seg;
         st.active_id = next_id;
         st.salt = Salt::of_segment(next_id);
@@ -1482,7 +1177,9 @@ impl LogWriter {
     /// sequence number of the last record before that point.
     pub fn position(&self) -> Result<(u32, u64, u64)> {
         let mut st = self.state.lock();
-        self.drain(&mut st);
+        while st.sync_in_progress {
+            self.synced.wait(&mut st);
+        }
         Self::check_writable(&st)?;
         self.flush_locked(&mut st)?;
         Ok((st.active_id, st.flushed_end, st.next_seq - 1))
@@ -1507,13 +1204,10 @@ impl LogWriter {
             return None;
         }
         let st = self.state.lock();
-        // The buffer holds the last bytes appended; running syncs hold
-        // those between the flushed end and the buffer's start.
-        let buf_start = st.logical_end - st.buf.len() as u64;
-        if segment != st.active_id || offset < buf_start {
+        if segment != st.active_id || offset < st.flushed_end {
             return None;
         }
-        let start = (offset - buf_start) as usize;
+        let start = (offset - st.flushed_end) as usize;
         st.buf.get(start..start + len).map(|b| b.to_vec())
     }
 
@@ -1521,7 +1215,9 @@ impl LogWriter {
     /// Used by the background flusher, `Db::sync` and close.
     pub fn flush(&self, sync: bool) -> Result<()> {
         let mut st = self.state.lock();
-        self.drain(&mut st);
+        while st.sync_in_progress {
+            self.synced.wait(&mut st);
+        }
         Self::check_writable(&st)?;
         self.flush_locked(&mut st)?;
         if sync {

@@ -84,9 +84,6 @@ pub enum Fault {
     Short(i32),
     /// Sleeps, then performs the call (to line writers up in one group commit).
     Delay(Duration),
-    /// Sleeps, then fails with this OS error and does nothing (a sync that
-    /// fails while others run beside it).
-    DelayThenErrno(Duration, i32),
 }
 
 /// One rule.
@@ -238,10 +235,6 @@ impl FaultFs {
                 Ok(())
             }
             Some(Fault::Errno(code) | Fault::Short(code)) => Err(io::Error::from_raw_os_error(code)),
-            Some(Fault::DelayThenErrno(d, code)) => {
-                std::thread::sleep(d);
-                Err(io::Error::from_raw_os_error(code))
-            }
         }
     }
 }
@@ -266,10 +259,6 @@ impl FileHandle for FaultFile {
                 self.inner.append(buf)
             }
             Some(Fault::Errno(code)) => Err(io::Error::from_raw_os_error(code)),
-            Some(Fault::DelayThenErrno(d, code)) => {
-                std::thread::sleep(d);
-                Err(io::Error::from_raw_os_error(code))
-            }
             Some(Fault::Short(code)) => {
                 self.inner.append(&buf[..buf.len() / 2])?;
                 Err(io::Error::from_raw_os_error(code))
@@ -287,10 +276,6 @@ impl FileHandle for FaultFile {
                 self.inner.write_at(buf, offset)
             }
             Some(Fault::Errno(code)) => Err(io::Error::from_raw_os_error(code)),
-            Some(Fault::DelayThenErrno(d, code)) => {
-                std::thread::sleep(d);
-                Err(io::Error::from_raw_os_error(code))
-            }
             Some(Fault::Short(code)) => {
                 self.inner.write_at(&buf[..buf.len() / 2], offset)?;
                 Err(io::Error::from_raw_os_error(code))
