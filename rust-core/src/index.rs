@@ -1017,7 +1017,8 @@ mod stress;
 mod tests {
     use super::*;
 
-    fn put(seq: u64, v: &[u8]) -> Version {
+    /// A put of the inline value `v` (also used by `stress`).
+    pub(super) fn put(seq: u64, v: &[u8]) -> Version {
         Version {
             seq,
             expires_at: 0,
@@ -1027,7 +1028,8 @@ mod tests {
         }
     }
 
-    fn del(seq: u64) -> Version {
+    /// A delete (also used by `stress`).
+    pub(super) fn del(seq: u64) -> Version {
         Version {
             seq,
             expires_at: 0,

@@ -9,7 +9,6 @@
 
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -34,24 +33,11 @@ fn key(k: usize) -> Vec<u8> {
     }
 }
 
-fn put(seq: u64) -> Version {
-    Version {
-        seq,
-        expires_at: 0,
-        value: ValueRef::Inline(Arc::from(&seq.to_le_bytes()[..])),
-        log_bytes: 10,
-        segment: 1,
-    }
-}
+use super::tests::del;
 
-fn del(seq: u64) -> Version {
-    Version {
-        seq,
-        expires_at: 0,
-        value: ValueRef::Tombstone,
-        log_bytes: 5,
-        segment: 1,
-    }
+/// A put whose inline value is its own sequence number.
+fn put(seq: u64) -> Version {
+    super::tests::put(seq, &seq.to_le_bytes())
 }
 
 /// Sequence numbers and the watermark, as the engine keeps them: an op
