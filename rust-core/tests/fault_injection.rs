@@ -17,6 +17,10 @@
 //! - checkpoint: the error is returned and the destination left empty, so
 //!   the same directory works once the fault clears; a failed hard link
 //!   falls back to copying;
+//! - write-back errors: a write whose write-back fails is reported by the
+//!   group sync that follows it even when the thread zeroing log space
+//!   ahead syncs the same file meanwhile (Linux reports such an error once
+//!   per open file description);
 //! - open: a failure while recovering (listing, reading, cutting a torn
 //!   tail) is a clear `Error::Io`, and changes nothing on disk.
 
@@ -605,4 +609,99 @@ fn a_compaction_output_whose_hint_failed_does_not_bring_deleted_values_back() {
     let db = Db::open(dir.path(), options(&fs)).unwrap();
     assert_eq!(db.get(b"gone").unwrap(), None, "a deleted value came back");
     assert_eq!(db.get(b"filler").unwrap().as_deref(), Some(&b"2"[..]));
+}
+
+/// Under `Always` the writer zeroes log space ahead of its records and
+/// syncs the zeros beside the group syncs. Linux reports a failed write-back
+/// once per open file description, to the first sync through it that
+/// follows. Here a commit's write succeeds but its write-back fails, and
+/// while its group sync is held back the zeroing sync of the same file runs.
+/// Were both through one description, the zeroer's sync would take the
+/// error and the group sync would acknowledge the lost commit.
+#[test]
+fn a_write_back_error_reaches_the_group_sync_beside_a_zeroing_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = fault_fs();
+    let opts = Options {
+        segment_size: 64 << 20,
+        ..options(&fs)
+    };
+    let db = Db::open(dir.path(), opts.clone()).unwrap();
+    let mut acked = BTreeMap::new();
+    // The first commit zeroes the first steps of the segment.
+    db.put(b"first", b"v").unwrap();
+    acked.insert(b"first".to_vec(), b"v".to_vec());
+
+    // The next zeroing ahead stops for a second before extending the file,
+    // then syncs it; it starts when the records near the zeros' end.
+    fs.add(
+        Rule::new(Op::Preallocate, Fault::Delay(Duration::from_secs(1)))
+            .on(Target::Segments)
+            .times(1),
+    );
+    let value = vec![7u8; 64 << 10];
+    std::thread::scope(|s| {
+        let filler = s.spawn(|| {
+            let mut keys = Vec::new();
+            for i in 0..64 {
+                let key = format!("fill-{i:02}").into_bytes();
+                if db.put(&key, &value).is_err() {
+                    break;
+                }
+                keys.push(key);
+                if fs.delayed() > 0 {
+                    break;
+                }
+            }
+            keys
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while fs.delayed() == 0 {
+            assert!(std::time::Instant::now() < deadline, "no zeroing ahead began");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // While the zeroer waits: a commit whose write succeeds and whose
+        // write-back fails, and whose sync (this thread leads it) waits
+        // until the zeroer's sync is over.
+        fs.add(
+            Rule::new(Op::Write, Fault::LostWriteback)
+                .on(Target::Segments)
+                .min_len(100_000)
+                .times(1),
+        );
+        fs.add(
+            Rule::new(Op::Sync, Fault::Delay(Duration::from_secs(3)))
+                .on(Target::Segments)
+                .this_thread()
+                .times(1),
+        );
+        let res = db.put(b"lost", &vec![9u8; 100_000]);
+        assert_eq!(fs.fired(), 1, "the lost write-back was not injected");
+        assert_eq!(fs.delayed(), 2, "the group sync was not held back");
+        match res {
+            Err(e) => assert!(is_os_error(&e, libc::EIO), "{e:?}"),
+            Ok(()) => panic!("a commit whose write-back failed was acknowledged"),
+        }
+        for key in filler.join().unwrap() {
+            acked.insert(key, value.clone());
+        }
+    });
+    match db.put(b"after", b"v") {
+        Err(Error::Poisoned(_)) => {}
+        other => panic!("a write after the failed sync: {other:?}"),
+    }
+    drop(db);
+
+    fs.clear();
+    let db = Db::open(dir.path(), opts).unwrap();
+    let found = scan_all(&db);
+    for (k, v) in &acked {
+        assert_eq!(
+            found.get(k),
+            Some(v),
+            "acknowledged {:?} lost",
+            String::from_utf8_lossy(k)
+        );
+    }
+    db.put(b"after", b"v").unwrap();
 }

@@ -67,7 +67,10 @@
 //! error ([`Error::Io`], with the operating system's error), never an
 //! acknowledgement; every later append fails with [`Error::Poisoned`] until
 //! the database is reopened (recovery then keeps exactly the whole records).
-//! Reads go on meanwhile.
+//! Reads go on meanwhile. The one sync whose failure stops nothing is the
+//! zeroer's, and it goes through a file description of its own: Linux
+//! reports a failed write-back once per description, so a sync through the
+//! writer's description still sees every error (see `Space::zero_file`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -284,7 +287,19 @@ pub struct WriterCounters {
 /// by the sync leader, the writer that zeroes ahead, and the roll or close
 /// that cuts the zeros off. Extending and cutting happen under its lock.
 struct Space {
+    /// The segment's id, to open [`Space::zero_file`] by name.
+    id: u32,
+    /// The writer's own handle, the one group syncs go through.
     file: Arc<dyn FileHandle>,
+    /// A second open file description of the same file, opened on the first
+    /// zero-ahead: the zeroing thread extends and syncs through it only.
+    /// Linux reports a failed write-back once per open file description, to
+    /// the first sync through it that follows; were the zeroer to sync
+    /// through `file`, its sync (whose result it cannot act on without a
+    /// race) could take the error that the next group sync must see, and
+    /// that sync would then report records durable whose pages were lost.
+    /// Through its own description every error still reaches `file`.
+    zero_file: Option<Arc<dyn FileHandle>>,
     /// Length of the file.
     len: u64,
     /// No zeroing ahead on this file: it was cut to its records (closed),
@@ -436,7 +451,9 @@ impl LogWriter {
             active_id: AtomicU32::new(active_id),
             flushed_end: AtomicU64::new(logical_end),
             space: Mutex::new(Space {
+                id: active_id,
                 file,
+                zero_file: None,
                 len: allocated_end,
                 no_ahead: false,
             }),
@@ -1001,23 +1018,44 @@ impl LogWriter {
             let to = (flushed + ZERO_AHEAD).min(self.segment_size);
             if space.no_ahead || space.len >= to || space.len >= flushed + PREALLOCATE_STEP {
                 None
-            } else if space.file.preallocate(to).is_err() {
-                space.no_ahead = true;
-                None
             } else {
-                space.len = to;
-                self.allocated.store(to, Ordering::Release);
-                self.counters.zeroed_ahead.fetch_add(1, Ordering::Relaxed);
-                Some(Arc::clone(&space.file))
+                match self.zero_file(&mut space) {
+                    Some(file) if file.preallocate(to).is_ok() => {
+                        space.len = to;
+                        self.allocated.store(to, Ordering::Release);
+                        self.counters.zeroed_ahead.fetch_add(1, Ordering::Relaxed);
+                        Some(file)
+                    }
+                    _ => {
+                        space.no_ahead = true;
+                        None
+                    }
+                }
             }
         };
         // Synced outside the space lock: a leader that needs the new space
         // may write into it meanwhile (its own sync then covers the zeros).
         // Not counted in `syncs`, which counts the syncs commits wait for.
+        // Its result is not needed: it goes through the zeroer's own file
+        // description (see `Space::zero_file`), so a write-back error it
+        // meets is reported again to the next group sync, which stops the
+        // writer.
         if let Some(file) = file {
             let _ = file.sync_data();
         }
         self.zeroing.store(false, Ordering::Release);
+    }
+
+    /// The zeroer's own description of the active segment's file (see
+    /// [`Space::zero_file`]), opened on first use; `None` if it cannot be
+    /// opened, and then there is no zeroing ahead on this segment.
+    fn zero_file(&self, space: &mut Space) -> Option<Arc<dyn FileHandle>> {
+        if space.zero_file.is_none() {
+            let path = self.dir.join(segment::segment_file_name(space.id));
+            let file = self.fs.open(&path, OpenMode::Write).ok()?;
+            space.zero_file = Some(Arc::from(file));
+        }
+        space.zero_file.clone()
     }
 
     /// Whether [`LogWriter::zero_ahead`] has work: the records came within
@@ -1153,7 +1191,9 @@ impl LogWriter {
         {
             let mut space = self.space.lock();
             *space = Space {
+                id: next_id,
                 file: Arc::clone(&file),
+                zero_file: None,
                 len,
                 no_ahead: false,
             };

@@ -4,11 +4,19 @@
 //! matches ([`Op`]), which files ([`Target`]), what happens ([`Fault`]), how
 //! many matching calls to let through first, and how many to fail (or all).
 //! Every call not failed goes to the wrapped file system.
+//!
+//! A write can also succeed and have its write-back fail later
+//! ([`Fault::LostWriteback`]). Linux reports such an error once per open
+//! file description, to the first sync through it that follows (it keeps a
+//! count of errors per file, each description the count it last reported);
+//! the wrapper does the same per path and handle, so a test can show that a
+//! sync through one description does not take the error from another.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::ThreadId;
 use std::time::Duration;
@@ -84,6 +92,11 @@ pub enum Fault {
     Short(i32),
     /// Sleeps, then performs the call (to line writers up in one group commit).
     Delay(Duration),
+    /// For writes: performs the write, which succeeds, and counts a failed
+    /// write-back against the file: the next sync through every handle
+    /// open now fails with `EIO`, once per handle (as Linux reports such an
+    /// error once per open file description). Other calls are not failed.
+    LostWriteback,
 }
 
 /// One rule.
@@ -190,6 +203,8 @@ impl Rules {
 pub struct FaultFs {
     inner: Arc<dyn FileSystem>,
     rules: Arc<Mutex<Rules>>,
+    /// Write-back errors counted per path (see [`Fault::LostWriteback`]).
+    writeback_errors: Arc<Mutex<HashMap<PathBuf, u64>>>,
 }
 
 impl FaultFs {
@@ -198,6 +213,7 @@ impl FaultFs {
         FaultFs {
             inner,
             rules: Arc::default(),
+            writeback_errors: Arc::default(),
         }
     }
 
@@ -235,7 +251,13 @@ impl FaultFs {
                 Ok(())
             }
             Some(Fault::Errno(code) | Fault::Short(code)) => Err(io::Error::from_raw_os_error(code)),
+            Some(Fault::LostWriteback) => Ok(()),
         }
+    }
+
+    /// Write-back errors counted against `path` so far.
+    fn writeback_errors(&self, path: &Path) -> u64 {
+        self.writeback_errors.lock().get(path).copied().unwrap_or(0)
     }
 }
 
@@ -246,6 +268,26 @@ struct FaultFile {
     fs: FaultFs,
     /// Length of the last write, which a sync's `min_len` is checked against.
     last_write: AtomicUsize,
+    /// The count of write-back errors of the file this handle reported
+    /// last (or found when opened).
+    writeback_seen: AtomicU64,
+}
+
+impl FaultFile {
+    /// A write that succeeds and whose write-back fails later.
+    fn lose_writeback(&self) {
+        *self.fs.writeback_errors.lock().entry(self.path.clone()).or_insert(0) += 1;
+    }
+
+    /// `EIO` if a write-back of the file failed since this handle last
+    /// reported one, and the error is then reported (Linux's `errseq`).
+    fn writeback_error(&self) -> io::Result<()> {
+        let now = self.fs.writeback_errors(&self.path);
+        if self.writeback_seen.swap(now, Ordering::SeqCst) < now {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        Ok(())
+    }
 }
 
 impl FileHandle for FaultFile {
@@ -254,6 +296,11 @@ impl FileHandle for FaultFile {
         let fault = self.fs.rules.lock().check(Op::Write, &self.path, buf.len());
         match fault {
             None => self.inner.append(buf),
+            Some(Fault::LostWriteback) => {
+                self.inner.append(buf)?;
+                self.lose_writeback();
+                Ok(())
+            }
             Some(Fault::Delay(d)) => {
                 std::thread::sleep(d);
                 self.inner.append(buf)
@@ -271,6 +318,11 @@ impl FileHandle for FaultFile {
         let fault = self.fs.rules.lock().check(Op::Write, &self.path, buf.len());
         match fault {
             None => self.inner.write_at(buf, offset),
+            Some(Fault::LostWriteback) => {
+                self.inner.write_at(buf, offset)?;
+                self.lose_writeback();
+                Ok(())
+            }
             Some(Fault::Delay(d)) => {
                 std::thread::sleep(d);
                 self.inner.write_at(buf, offset)
@@ -296,13 +348,15 @@ impl FileHandle for FaultFile {
     fn sync_data(&self) -> io::Result<()> {
         self.fs
             .check_len(Op::Sync, &self.path, self.last_write.load(Ordering::Relaxed))?;
-        self.inner.sync_data()
+        self.inner.sync_data()?;
+        self.writeback_error()
     }
 
     fn sync_all(&self) -> io::Result<()> {
         self.fs
             .check_len(Op::Sync, &self.path, self.last_write.load(Ordering::Relaxed))?;
-        self.inner.sync_all()
+        self.inner.sync_all()?;
+        self.writeback_error()
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
@@ -330,6 +384,7 @@ impl FileSystem for FaultFs {
             path: path.to_path_buf(),
             fs: self.clone(),
             last_write: AtomicUsize::new(0),
+            writeback_seen: AtomicU64::new(self.writeback_errors(path)),
         }))
     }
 
