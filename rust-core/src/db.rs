@@ -61,6 +61,10 @@ impl Db {
         }
         let lock = DirLock::acquire(&*fs, &dir)?;
         let inner = Arc::new(Inner::open(fs, dir, opts, lock)?);
+        // What the open freed (the hint files' entries, the sort buffers
+        // of the loader threads, which have exited) goes back to the OS
+        // rather than staying in the allocator's heaps.
+        crate::allocator::release_free_memory();
         let segments = Arc::clone(inner.log.segments());
         let guard = Arc::new(Background::start(&inner, segments)?);
         Ok(Db { guard, inner })

@@ -24,14 +24,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 // cbindgen (the C header) reads only `ffi`: every other module is skipped,
 // so none of the engine's own public constants or types reach the header.
 /// cbindgen:ignore
 mod accounting;
+/// cbindgen:ignore
+mod allocator;
 /// cbindgen:ignore
 mod background;
 /// cbindgen:ignore
