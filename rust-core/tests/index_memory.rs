@@ -18,27 +18,15 @@
 
 use mantisdb_core::index::{Index, Lookup, ValueRef, Version};
 
+#[path = "support/rss.rs"]
+mod rss;
+use rss::rss_bytes;
+
 /// Bytes per key the index may take for these keys: measured 146.8 at
 /// 200,000 keys and 157.3 at 1,000,000 (136.3 before the hash map beside
 /// the skiplist, whose tables take 10-21 bytes per key depending on where
 /// the key count falls between two doublings of its tables).
 const BUDGET: f64 = 165.0;
-
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS in /proc/self/status");
-    let kb: u64 = line
-        .trim_start_matches("VmRSS:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .expect("VmRSS in kB");
-    kb * 1024
-}
 
 fn version(i: u64) -> Version {
     Version {

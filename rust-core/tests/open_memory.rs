@@ -16,6 +16,10 @@ use std::process::Command;
 
 use mantisdb_core::{Db, Options, SyncPolicy, WriteBatch};
 
+#[path = "support/rss.rs"]
+mod rss;
+use rss::rss_bytes;
+
 /// Bytes per key an open may keep resident: measured 152.8 at 300,000 keys
 /// and 153.7 at 1,000,000 (the index, see `tests/index_memory.rs`, and the
 /// segment set beside it), and 170.3 and 169.7 when the memory the open
@@ -24,22 +28,6 @@ const OPEN_BUDGET: f64 = 162.0;
 
 /// Set in the child process: the database directory to open.
 const CHILD_DIR: &str = "MANTIS_OPEN_MEMORY_DIR";
-
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS in /proc/self/status");
-    let kb: u64 = line
-        .trim_start_matches("VmRSS:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .expect("VmRSS in kB");
-    kb * 1024
-}
 
 fn key(i: u64) -> Vec<u8> {
     format!("key:{i:012}").into_bytes()
