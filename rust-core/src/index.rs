@@ -20,6 +20,7 @@
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
+use std::marker::PhantomData;
 use std::ops::{Bound, Deref};
 use std::sync::Arc;
 
@@ -28,7 +29,7 @@ use crossbeam_skiplist::base::SkipList;
 use parking_lot::RwLock;
 use smallvec::SmallVec;
 
-use crate::keymap::{KeyMap, Keyed};
+use crate::keymap::{KeyMap, Keyed, Pending};
 
 /// Longest key an [`IndexKey`] holds without a heap allocation.
 pub const INLINE_KEY_MAX: usize = 22;
@@ -512,10 +513,22 @@ impl Keyed for Slot {
 ///   skips a removed slot and probes again (the slot is out of the map by
 ///   then, so the loop ends).
 /// - **recovery.** [`Index::apply_recovered`] is the same upsert on each
-///   replay thread (so reopening fills the map as it fills the skiplist,
-///   one hash probe and, for a key not seen yet, one map insert per op),
-///   and [`Index::remove_tombstones`] unlinks through [`Index::unlink`]
-///   once replay is over.
+///   replay thread, and [`Index::remove_tombstones`] unlinks through
+///   [`Index::unlink`] once replay is over. An open uses
+///   [`Index::apply_recovered_deferred`] instead, the one exception to
+///   rule 1: a new slot gets its version at once but goes to the replay
+///   thread's [`PendingSlots`] rather than into the map, and
+///   [`Index::publish`] adds every pending slot to the map in one parallel
+///   pass after each batch of hints or segment (the map's tables filled
+///   shard by shard, see [`KeyMap::fill`]). Until then the map misses those
+///   keys while the skiplist holds them, which is safe because nothing but
+///   the replay reads the index during an open, and the replay finds keys
+///   through the skiplist (a map probe that misses goes on to it). A
+///   pending slot is never unlinked before it is published (every unlink
+///   starts from a slot found in the map), so it stays allocated; it is
+///   pushed only while it holds no version (once per slot), and the
+///   skiplist links one slot per key, so the map never receives a key
+///   twice.
 pub struct Index {
     list: SkipList<Slot, ()>,
     map: KeyMap<Slot>,
@@ -535,6 +548,29 @@ impl std::fmt::Debug for Index {
         f.debug_struct("Index")
             .field("len", &self.list.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// New slots an open created with [`Index::apply_recovered_deferred`] and
+/// has not yet added to the hash map; [`Index::publish`] adds them. Tied to
+/// the index they belong to (which outlives them).
+#[derive(Default)]
+pub struct PendingSlots<'i> {
+    slots: Pending<Slot>,
+    /// Address of that index (0 before the first slot).
+    owner: usize,
+    _index: PhantomData<&'i Index>,
+}
+
+impl PendingSlots<'_> {
+    /// Number of slots waiting.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether no slot is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
     }
 }
 
@@ -653,17 +689,21 @@ impl Index {
     /// `f` runs (rule 1 of [`Index`]). A slot found with `removed` set was
     /// unlinked meanwhile (and is out of the map by then): look again.
     fn upsert_in<'g, R>(&'g self, key: &[u8], f: impl FnOnce(&'g KeyEntry, &mut Versions) -> R, guard: &'g Guard) -> R {
-        self.upsert_via(key, true, f, guard)
+        self.upsert_via(key, true, None, f, guard)
     }
 
     /// [`Index::upsert_in`], probing the map first only when `probe`: a
     /// caller whose keys are mostly new, in key order (an open applying
     /// hints), goes straight to the skiplist, whose search it needs for a
     /// new key anyway and which finds an existing one as well.
+    ///
+    /// With `defer`, a new slot goes to that list instead of into the map
+    /// (an open, see [`Index::apply_recovered_deferred`]).
     fn upsert_via<'g, R>(
         &'g self,
         key: &[u8],
         probe: bool,
+        mut defer: Option<&mut PendingSlots<'_>>,
         f: impl FnOnce(&'g KeyEntry, &mut Versions) -> R,
         guard: &'g Guard,
     ) -> R {
@@ -696,7 +736,22 @@ impl Index {
             } else {
                 // A slot holding a version is in the map already (rule 1
                 // of `Index`): only an empty one, new, is published.
-                if v.list.is_empty() {
+                if let Some(pending) = defer.as_deref_mut().filter(|_| v.list.is_empty()) {
+                    let me = self as *const Index as usize;
+                    assert!(
+                        pending.owner == 0 || pending.owner == me,
+                        "pending slots of another index"
+                    );
+                    pending.owner = me;
+                    // SAFETY: the slot stays allocated while linked, and a
+                    // slot out of the map is never unlinked (every unlink
+                    // starts from the map); once published, the same holds
+                    // as for `insert` below. It holds no version, so it is
+                    // neither in the map nor pending already, and it is the
+                    // one linked slot of its key (see "recovery" at
+                    // `Index`).
+                    unsafe { pending.slots.push(hash, slot) };
+                } else if v.list.is_empty() {
                     // SAFETY: the slot stays allocated while linked; it is
                     // removed from the map before it is unlinked, under
                     // this lock (`unlink`), and its node is then freed only
@@ -835,11 +890,50 @@ impl Index {
     /// a new key's slot is created), a longer one is probed first so that a
     /// key seen before does not allocate a copy of itself.
     pub fn apply_recovered(&self, key: &[u8], version: Version) -> InsertEffect {
+        self.apply_recovered_via(key, version, None)
+    }
+
+    /// [`Index::apply_recovered`] for an open: a new key's slot is added to
+    /// `pending` instead of the hash map, for [`Index::publish`] to add to
+    /// the map with the others (see "recovery" at [`Index`]). Until then
+    /// the key is found by scans and by further `apply_recovered` calls,
+    /// but not by point reads.
+    pub fn apply_recovered_deferred<'i>(
+        &'i self,
+        key: &[u8],
+        version: Version,
+        pending: &mut PendingSlots<'i>,
+    ) -> InsertEffect {
+        self.apply_recovered_via(key, version, Some(pending))
+    }
+
+    /// Adds the slots of `pending` (lists filled by
+    /// [`Index::apply_recovered_deferred`] on this index) to the hash map,
+    /// on up to `threads` threads, and empties the lists.
+    ///
+    /// # Panics
+    ///
+    /// If a list holds slots of another index.
+    pub fn publish(&self, pending: &mut [PendingSlots<'_>], threads: usize) {
+        let me = self as *const Index as usize;
+        assert!(
+            pending.iter().all(|p| p.owner == 0 || p.owner == me),
+            "pending slots of another index"
+        );
+        let mut lists: Vec<Pending<Slot>> = pending.iter_mut().map(|p| std::mem::take(&mut p.slots)).collect();
+        self.map.fill(&mut lists, threads);
+        for (p, l) in pending.iter_mut().zip(lists) {
+            p.slots = l;
+        }
+    }
+
+    fn apply_recovered_via(&self, key: &[u8], version: Version, defer: Option<&mut PendingSlots<'_>>) -> InsertEffect {
         let guard = epoch::pin();
         let probe = key.len() > INLINE_KEY_MAX;
         self.upsert_via(
             key,
             probe,
+            defer,
             |_, v| {
                 let mut effect = InsertEffect::default();
                 let old = v.list.first();

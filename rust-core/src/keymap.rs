@@ -11,6 +11,14 @@
 //! table operation, and a table grows one shard at a time (a pause of
 //! 1/[`SHARDS`] of the keys, and 1/[`SHARDS`] of the transient memory).
 //!
+//! A bulk load (an open rebuilding the index) need not insert one key at a
+//! time: it collects its new items in [`Pending`] lists, grouped by shard
+//! as they come, and [`KeyMap::fill`] then adds each shard's items in one
+//! go, on several threads, each thread taking whole shards: one lock per
+//! shard instead of one per item, each table sized once for what it
+//! receives, and while a shard is filled its table (1/[`SHARDS`] of the
+//! map) stays in cache instead of every insert missing it.
+//!
 //! The map does not own what its pointers lead to. [`KeyMap::insert`]'s
 //! contract (see there) is what makes [`KeyMap::get`] safe: an item stays
 //! allocated while it is in the map, and after its removal it is freed only
@@ -18,6 +26,7 @@
 //! outlives the guard's borrow.
 
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_epoch::Guard;
 use hashbrown::HashTable;
@@ -43,12 +52,75 @@ pub trait Keyed {
 /// A pointer to an item the map does not own.
 struct Ptr<T>(NonNull<T>);
 
+impl<T> Clone for Ptr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Ptr<T> {}
+
 // SAFETY: a `Ptr` is only read through as a shared reference (`&T`), from
 // whichever thread holds the shard; it is as safe to send and share as `&T`
 // is, which needs `T: Sync`.
 unsafe impl<T: Sync> Send for Ptr<T> {}
 // SAFETY: as above.
 unsafe impl<T: Sync> Sync for Ptr<T> {}
+
+/// Items waiting for one shard, with their hashes.
+type ShardList<T> = Vec<(u64, Ptr<T>)>;
+
+/// Items waiting to be added to a map by [`KeyMap::fill`], with their
+/// hashes, grouped by the shard they go to.
+pub struct Pending<T> {
+    shards: Box<[ShardList<T>]>,
+    len: usize,
+}
+
+impl<T> Default for Pending<T> {
+    fn default() -> Pending<T> {
+        Pending {
+            shards: (0..SHARDS).map(|_| Vec::new()).collect(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Pending<T> {
+    /// Adds `item`, whose key hashes to `hash` (by the map it will fill).
+    ///
+    /// # Safety
+    ///
+    /// From this call on, `item` must meet [`KeyMap::insert`]'s contract
+    /// (allocated, its key unchanged, until removed from the map after the
+    /// fill, and then freed only through the epoch collector); and no
+    /// other item with its key may be in the map that this list fills, or
+    /// in any list filled with it: [`KeyMap::fill`] adds items without
+    /// comparing keys.
+    #[inline]
+    pub unsafe fn push(&mut self, hash: u64, item: &T) {
+        self.shards[shard_of(hash)].push((hash, Ptr(NonNull::from(item))));
+        self.len += 1;
+    }
+
+    /// Number of items waiting.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no item is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Forgets the items (keeping the room they took, for the next load).
+    fn clear(&mut self) {
+        for s in self.shards.iter_mut() {
+            s.clear();
+        }
+        self.len = 0;
+    }
+}
 
 /// One shard, alone on its cache line(s) so that the locks of neighbouring
 /// shards do not share a line between cores.
@@ -164,6 +236,59 @@ impl<T: Keyed + Sync> KeyMap<T> {
         }
     }
 
+    /// Adds every item of `pending` to the map and empties the lists, on
+    /// up to `threads` threads (the calling one included). Each thread takes
+    /// whole shards in turn: it locks the shard once, grows its table once
+    /// to hold what the lists bring it, and inserts their items for the
+    /// shard without hashing or comparing keys (by [`Pending::push`]'s
+    /// contract, no item's key is in the map or in the lists twice).
+    pub fn fill(&self, pending: &mut [Pending<T>], threads: usize) {
+        let total: usize = pending.iter().map(Pending::len).sum();
+        if total == 0 {
+            return;
+        }
+        let lists: &[Pending<T>] = pending;
+        let next = AtomicUsize::new(0);
+        let work = || loop {
+            let s = next.fetch_add(1, Ordering::Relaxed);
+            if s >= SHARDS {
+                return;
+            }
+            let n: usize = lists.iter().map(|p| p.shards[s].len()).sum();
+            if n == 0 {
+                continue;
+            }
+            let mut table = self.shards[s].table.write();
+            table.reserve(n, |p| self.rehash(p));
+            for list in lists {
+                for &(hash, p) in &list.shards[s] {
+                    debug_assert!(
+                        table
+                            .find(hash, |q| {
+                                // SAFETY: both items are allocated (`q` is in
+                                // the map, `p` meets `push`'s contract).
+                                unsafe { q.0.as_ref().map_key() == p.0.as_ref().map_key() }
+                            })
+                            .is_none(),
+                        "a pending item's key is in the map already"
+                    );
+                    table.insert_unique(hash, p, |p| self.rehash(p));
+                }
+            }
+        };
+        // A thread per ~64k items at most: small loads are not worth a spawn.
+        let threads = threads.clamp(1, total.div_ceil(1 << 16));
+        std::thread::scope(|scope| {
+            for _ in 1..threads {
+                scope.spawn(work);
+            }
+            work();
+        });
+        for p in pending.iter_mut() {
+            p.clear();
+        }
+    }
+
     /// Gives back the tables' room beyond what their items need (each
     /// shard that would shrink is rehashed into a smaller table).
     pub fn shrink_to_fit(&self) {
@@ -180,5 +305,62 @@ impl<T: Keyed + Sync> KeyMap<T> {
     /// Bytes the shards' tables have allocated (buckets and control bytes).
     pub fn allocated_bytes(&self) -> usize {
         self.shards.iter().map(|s| s.table.read().allocation_size()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Item(Vec<u8>);
+
+    impl Keyed for Item {
+        fn map_key(&self) -> &[u8] {
+            &self.0
+        }
+    }
+
+    /// Lists filled on several "replay threads", some keys already in the
+    /// map, several fills in a row: every key is found once, by its own
+    /// item, and the map holds nothing else.
+    #[test]
+    fn fill_adds_every_pending_item_once_on_any_number_of_threads() {
+        for threads in [1, 2, 3, 8] {
+            let items: Vec<Item> = (0..200_000u32)
+                .map(|i| Item(format!("key:{i:08}").into_bytes()))
+                .collect();
+            let map: KeyMap<Item> = KeyMap::default();
+            // The first 1,000 one at a time.
+            for it in &items[..1_000] {
+                // SAFETY: `items` outlives `map` and is not changed; every
+                // key is distinct.
+                unsafe { map.insert(map.hash(&it.0), it) };
+            }
+            // The rest in two loads of three lists each.
+            for load in [1_000..90_000, 90_000..200_000] {
+                let mut lists: Vec<Pending<Item>> = (0..3).map(|_| Pending::default()).collect();
+                for i in load {
+                    let it = &items[i];
+                    // SAFETY: as above; each key goes to one list once.
+                    unsafe { lists[i % 3].push(map.hash(&it.0), it) };
+                }
+                let n: usize = lists.iter().map(Pending::len).sum();
+                let before = map.len();
+                map.fill(&mut lists, threads);
+                assert!(lists.iter().all(Pending::is_empty));
+                assert_eq!(map.len(), before + n, "{threads} threads");
+            }
+            let guard = crossbeam_epoch::pin();
+            for it in &items {
+                let got = map.get(map.hash(&it.0), &it.0, &guard).expect("every key is found");
+                assert!(std::ptr::eq(got, it), "{threads} threads: the key's own item");
+            }
+            assert!(map.get(map.hash(b"key:99999999"), b"key:99999999", &guard).is_none());
+            // Items removed after a fill leave the map.
+            for it in items.iter().step_by(7) {
+                assert!(map.remove(map.hash(&it.0), it));
+            }
+            assert_eq!(map.len(), items.len() - items.len().div_ceil(7));
+        }
     }
 }

@@ -51,7 +51,7 @@ use super::SegmentSet;
 use crate::accounting::{charge, op_log_bytes};
 use crate::compaction;
 use crate::error::{Error, Result};
-use crate::index::{Index, InsertEffect, ValueRef, Version};
+use crate::index::{Index, InsertEffect, PendingSlots, ValueRef, Version};
 use crate::options::Options;
 use crate::stats::Counters;
 use crate::vfs::{self, FileSystem, OpenMode};
@@ -182,12 +182,14 @@ const VERIFY_CHUNK: usize = 1 << 20;
 /// batches and segments are not ordered against each other, so `apply`
 /// must give the same result in any order (the index keeps each key's
 /// highest sequence number). Then the other segments are decoded in id
-/// order on the calling thread, one op per call.
+/// order on the calling thread, one op per call. `after_apply` is called
+/// with every thread's state after each batch of hints and after each
+/// decoded segment.
 pub fn replay<L: Default + Send>(
     fs: &dyn FileSystem,
     dir: &Path,
     ro: ReplayOptions,
-    before_batch: impl Fn(usize),
+    after_apply: impl Fn(&mut [L]),
     apply: impl Fn(&[ReplayOp<'_>], &mut L) + Sync,
 ) -> Result<(Recovered, Vec<L>)> {
     let mut out = Recovered::default();
@@ -238,8 +240,8 @@ pub fn replay<L: Default + Send>(
             }
         }
         if !batch.is_empty() && (batch_bytes >= ro.batch_bytes || w + 1 == waves.len()) {
-            before_batch(batch.iter().map(|(_, h)| h.body().entries.len()).sum());
             let max_seq = apply_sorted(&batch, threads, &mut locals, &apply);
+            after_apply(&mut locals);
             out.last_seq = out.last_seq.max(max_seq);
             batch.clear();
             batch_bytes = 0;
@@ -275,6 +277,7 @@ pub fn replay<L: Default + Send>(
             &mut out,
             &mut |op: &ReplayOp<'_>| apply(std::slice::from_ref(op), local),
         )?;
+        after_apply(&mut locals);
         if let Some(&(next, next_base)) = successors.get(&id).filter(|_| !sealed) {
             if last != next_base {
                 let why = format!(
@@ -1048,7 +1051,9 @@ impl SegmentTally {
 
 /// What one recovery thread gathered besides the index.
 #[derive(Default)]
-struct Tally {
+struct Tally<'i> {
+    /// Slots of new keys, for the index's hash map (see `Index::publish`).
+    pending: PendingSlots<'i>,
     /// Keys whose newest version, when this thread applied it, was a delete.
     tombstoned: Vec<Box<[u8]>>,
     /// Change in the number of live keys.
@@ -1060,7 +1065,7 @@ struct Tally {
     last: usize,
 }
 
-impl Tally {
+impl Tally<'_> {
     fn segment(&mut self, id: u32) -> &mut SegmentTally {
         if self.segments.get(self.last).is_none_or(|(s, _)| *s != id) {
             let segments = &mut self.segments;
@@ -1109,12 +1114,21 @@ fn rebuild_index_batched(
         batch_bytes,
         map: opts.map_reads,
     };
-    // The index's hash map is sized for each batch of hint entries before
-    // it is applied (so its tables do not grow, rehashing, while replay
-    // threads insert), and trimmed once the open is over in case keys
-    // repeated across batches left it larger than the keys need.
-    let reserve = |entries: usize| index.reserve(entries);
-    let (rec, tallies) = replay(fs, dir, replay_opts, reserve, |ops, t: &mut Tally| {
+    // New keys' slots are added to the index's hash map after each batch
+    // of hints and each decoded segment, all of them at once, shard by
+    // shard on the open's threads (`Index::publish`), rather than one map
+    // insert per key as the replay threads create them: each table is
+    // grown once and filled while it is in cache. The map is trimmed once
+    // the open is over, after the tombstones left it.
+    let threads = replay_opts.threads;
+    let publish = |tallies: &mut [Tally<'_>]| {
+        let mut pending: Vec<PendingSlots<'_>> = tallies.iter_mut().map(|t| std::mem::take(&mut t.pending)).collect();
+        index.publish(&mut pending, threads);
+        for (t, p) in tallies.iter_mut().zip(pending) {
+            t.pending = p;
+        }
+    };
+    let (rec, tallies) = replay(fs, dir, replay_opts, publish, |ops, t: &mut Tally| {
         let Some((op, older)) = ops.split_last() else {
             return;
         };
@@ -1141,7 +1155,7 @@ fn rebuild_index_batched(
                 crc: op.kv_crc,
             },
         };
-        let effect = index.apply_recovered(
+        let effect = index.apply_recovered_deferred(
             op.key,
             Version {
                 seq: op.seq,
@@ -1150,6 +1164,7 @@ fn rebuild_index_batched(
                 log_bytes,
                 segment: op.segment,
             },
+            &mut t.pending,
         );
         if op.kind == OpKind::Delete && effect.is_newest {
             t.tombstoned.push(Box::from(op.key));
@@ -1168,6 +1183,10 @@ fn rebuild_index_batched(
         }
         t.live_keys += effect.live_keys;
     })?;
+    debug_assert!(
+        tallies.iter().all(|t| t.pending.is_empty()),
+        "every new key is published before the tombstones are unlinked"
+    );
     let mut usage: HashMap<u32, SegmentTally> = HashMap::new();
     let mut live_keys = 0;
     for t in &tallies {
@@ -1205,6 +1224,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::index::Seen;
     use crate::{Db, SyncPolicy, WriteBatch};
 
     fn opts(threads: usize) -> Options {
@@ -1289,6 +1309,14 @@ mod tests {
         index.range_from(Bound::Unbounded, Bound::Unbounded, u64::MAX, usize::MAX, |k, v| {
             keys.push((k.to_vec(), v.clone()))
         });
+        // The hash map holds the keys the skiplist holds (tombstones
+        // unlinked from both), and a point read finds each key's version.
+        assert_eq!(index.hashed_len(), index.len(), "hash map and skiplist disagree");
+        assert_eq!(index.len(), keys.len());
+        for (k, v) in &keys {
+            let by_hash = index.get_with(k, u64::MAX, |x| x.clone());
+            assert!(matches!(&by_hash, Seen::Found(x) if x == v), "{k:?}: {by_hash:?}");
+        }
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         let mut segs: Vec<_> = r
             .segments
