@@ -273,10 +273,12 @@ pub unsafe extern "C" fn mantis_iter_next_refs(
         refs.clear();
         held.clear();
         let max_items = max_items.max(1);
+        // Only the batch's first pair may walk a new chunk (the pairs lent
+        // before it would be overwritten by the walk), so the batch's size
+        // is all a walk needs to know, told once. A hint left unused (no
+        // walk was needed) is replaced by the next call before any walk.
+        iter.want(max_items);
         while refs.len() < max_items {
-            iter.want(max_items - refs.len());
-            // Only the batch's first pair may walk a new chunk: the pairs
-            // lent before it would be overwritten by the walk.
             let pair = iter.next_in_chunk(refs.is_empty(), |k, v| {
                 let value: &[u8] = match v {
                     Lent::Bytes(b) => b,
