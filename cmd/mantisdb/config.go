@@ -96,7 +96,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 		"TCP port of the Redis protocol (RESP2/RESP3) on --bind; 0 picks a free one (the start-up log names it), -1 turns it off")
 	fs.Var(&durationValue{&cfg.respIdle, 0}, "resp-idle-timeout", "close a Redis-protocol connection idle this long; 0 never does (Redis's timeout 0)")
 	fs.Var(&choiceValue{&cfg.respTransport, []string{resp.TransportEventLoop, resp.TransportGoroutines}}, "resp-transport",
-		"how Redis-protocol connections are served: eventloop (one epoll loop per CPU, Linux) or goroutines (one goroutine per connection); by default eventloop unless writes wait (--sync always, a cluster)")
+		"how Redis-protocol connections are served: eventloop (one epoll loop per CPU, Linux) or goroutines (one goroutine per connection); by default eventloop (under --sync always a connection whose writes wait moves to a goroutine while they last), goroutines in a cluster")
 	fs.Var(&intValue{&cfg.respLoops, 0, 1024}, "resp-loops",
 		"event loops of --resp-transport eventloop; 0 picks one per CPU (GOMAXPROCS)")
 	fs.StringVar(&cfg.bind, "bind", cfg.bind, "address to listen on; 0.0.0.0 opens the server to the network, so set --auth-token too")

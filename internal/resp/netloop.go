@@ -6,8 +6,9 @@ import (
 )
 
 // Transports: how connections are served. The default (Config.Transport
-// empty) is the event loop where no write waits (--sync never or interval
-// on one node) and a goroutine per connection elsewhere.
+// empty) is the event loop on one node (where writes wait for a sync, a
+// connection's writes move it to a goroutine while they last; see
+// netloop_linux.go) and a goroutine per connection in a cluster.
 const (
 	// TransportEventLoop serves connections from a few event loops, one
 	// per CPU (netloop_linux.go; Linux only).

@@ -34,6 +34,15 @@ import (
 // written, so replies leave in request order. The goroutine serves what
 // follows until the socket is drained, then gives the connection back.
 //
+// Where writes wait (--sync always), a connection whose writes keep
+// coming stays with its goroutine: once drained, the goroutine waits for
+// the next requests itself, in Go's netpoller, rather than handing the
+// connection back and forth (two epoll_ctl, a new goroutine and a second
+// wake-up per write). It gives the connection back to the loop after
+// stickyReads batches in a row that the loop could have run (a client
+// that now only reads), or after stickyIdle without input, so that reads
+// are served at the loop's cost and writes at the goroutine transport's.
+//
 // The loop alone closes connections and changes its connection table;
 // other goroutines ask it to through its task queue (an eventfd wakes it).
 
@@ -44,6 +53,14 @@ var errWouldBlock = errors.New("resp: no input ready")
 // loopFlushAt is the reply backlog past which the loop writes before it
 // reads more of a long pipeline.
 const loopFlushAt = 64 << 10
+
+// A goroutine that holds a connection whose writes wait keeps it while
+// the client sends fewer than stickyReads batches in a row that could run
+// on the loop, and waits for its input at most stickyIdle at a time.
+const (
+	stickyReads = 64
+	stickyIdle  = 100 * time.Millisecond
+)
 
 // Connection states: which goroutine may touch the connection.
 const (
@@ -79,7 +96,9 @@ type netLoop struct {
 	// conns is the loop's connections by fd; only the loop touches it.
 	conns map[int]*loopConn
 	// assigned counts the sessions given to this loop and not yet closed.
-	assigned  atomic.Int64
+	assigned atomic.Int64
+	// handOffs counts the batches the loop handed to a goroutine.
+	handOffs  atomic.Int64
 	lastSweep time.Time
 }
 
@@ -109,6 +128,21 @@ type loopConn struct {
 	// lastActive is when the connection last finished a batch, for the
 	// idle timeout.
 	lastActive time.Time
+
+	// While a goroutine holding the connection waits for its input (writes
+	// that wait, see work): pf is a duplicate of fd registered in Go's
+	// netpoller, prc its raw access, pfDeadline the wait's read deadline,
+	// and waitedIdle whether the last wait ended without input. pf and
+	// pfDeadline are guarded by mu (a shutdown wakes the waiter).
+	pf         *os.File
+	prc        syscall.RawConn
+	pfDeadline time.Time
+	waitedIdle bool
+	// readFn is c.readWaited, made once (a method value allocates); it
+	// leaves what it read in waitCmds and waitErr.
+	readFn   func(fd uintptr) bool
+	waitCmds []request
+	waitErr  error
 }
 
 // startLoops starts the event loops, one per CPU; none when the
@@ -118,10 +152,11 @@ func (s *Server) startLoops() {
 	case TransportGoroutines:
 		return
 	case "":
-		// Where writes wait (--sync always, a cluster), every write would
-		// go from the loop to a goroutine and back: a goroutine per
-		// connection measured faster there (docs/performance/resp.md).
-		if s.loopRuns != loopRunsWrites {
+		// In a cluster every command may wait for the leader: a goroutine
+		// per connection. Where only writes wait (--sync always), the
+		// loops serve reads and a connection's writes move it to a
+		// goroutine that keeps it while they last (work).
+		if s.loopRuns == loopRunsNothing {
 			return
 		}
 	}
@@ -246,7 +281,10 @@ func (s *Server) adopt(sess *session, nc net.Conn) bool {
 	sess.guard.conn = nil
 	sess.guard.src = c
 	c.rd = newRequestReader(sess.guard)
-	sess.onShutdown = func() { l.post(func() { l.stopConn(c) }) }
+	sess.onShutdown = func() {
+		c.wake()
+		l.post(func() { l.stopConn(c) })
+	}
 	l.assigned.Add(1)
 	l.post(func() { l.register(c) })
 	return true
@@ -445,18 +483,25 @@ func (l *netLoop) watch(c *loopConn, events uint32) {
 // with the connection out of the epoll set until it comes back.
 func (l *netLoop) handOff(c *loopConn, cmds []request) {
 	c.state.Store(connBusy)
+	l.handOffs.Add(1)
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	go c.work(cmds)
 }
 
 // work runs on its own goroutine: cmds, then whatever else the connection
 // sent, until the socket is drained; then it writes the replies and gives
-// the connection back to its loop.
+// the connection back to its loop. Where writes wait, it keeps the
+// connection past the drained socket (see waitCommands) until the client
+// sends stickyReads batches in a row the loop could run, or goes idle.
 func (c *loopConn) work(cmds []request) {
 	sess := c.sess
+	srv := c.loop.srv
+	sticky := srv.loopRuns == loopRunsReads
+	onLoop := 0 // batches in a row that the loop could have run
 	for {
 		sess.runBatch(cmds)
 		if sess.killed.Load() {
+			c.dropPoller()
 			c.giveBack(true)
 			return
 		}
@@ -466,6 +511,7 @@ func (c *loopConn) work(cmds []request) {
 		}
 		if len(sess.w.buf) >= loopFlushAt {
 			if done, err := c.write(); err != nil {
+				c.dropPoller()
 				c.giveBack(true)
 				return
 			} else if !done {
@@ -475,16 +521,123 @@ func (c *loopConn) work(cmds []request) {
 		var err error
 		cmds, err = c.rd.ReadCommands()
 		if err == errWouldBlock {
-			break
+			if !sticky || onLoop >= stickyReads {
+				break
+			}
+			done, werr := c.write()
+			if werr != nil {
+				c.dropPoller()
+				c.giveBack(true)
+				return
+			}
+			if !done {
+				break // the loop waits for the socket to take the rest
+			}
+			if cmds, err = c.waitCommands(); err == errWouldBlock {
+				break // idle, or the session is stopping
+			}
 		}
 		if err != nil {
 			sess.readFailed(err)
 			c.closeAfterOut = true
 			break
 		}
+		if sticky {
+			if srv.runsOnLoop(sess, cmds) {
+				onLoop++
+			} else {
+				onLoop = 0
+			}
+		}
 	}
+	c.dropPoller()
 	done, err := c.write()
 	c.giveBack(err != nil || (done && c.closeAfterOut))
+}
+
+// waitCommands waits, in Go's netpoller, up to stickyIdle for the
+// connection's next complete requests, and reads them; errWouldBlock when
+// none came in time, the session is stopping, or the socket cannot be
+// polled (the caller then gives the connection back to its loop).
+func (c *loopConn) waitCommands() ([]request, error) {
+	c.mu.Lock()
+	if c.sess.stopping.Load() || c.sess.killed.Load() {
+		c.mu.Unlock()
+		return nil, errWouldBlock
+	}
+	if c.pf == nil {
+		// A duplicate of the socket, so that closing it (dropPoller)
+		// leaves the loop's descriptor open.
+		fd, err := unix.FcntlInt(uintptr(c.fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			c.mu.Unlock()
+			return nil, errWouldBlock
+		}
+		// The descriptor is non-blocking, so os.NewFile registers it in
+		// the netpoller.
+		pf := os.NewFile(uintptr(fd), "resp-conn")
+		prc, err := pf.SyscallConn()
+		if err != nil {
+			_ = pf.Close()
+			c.mu.Unlock()
+			return nil, errWouldBlock
+		}
+		c.pf, c.prc, c.pfDeadline = pf, prc, time.Time{}
+	}
+	// Move the deadline only when half of the wait is used up: a timer
+	// reset per request would cost more than the wait itself.
+	if now := time.Now(); c.pfDeadline.Sub(now) < stickyIdle/2 {
+		c.pfDeadline = now.Add(stickyIdle)
+		if err := c.pf.SetReadDeadline(c.pfDeadline); err != nil {
+			c.mu.Unlock()
+			return nil, errWouldBlock
+		}
+	}
+	prc := c.prc
+	c.mu.Unlock()
+	if c.readFn == nil {
+		c.readFn = c.readWaited
+	}
+	c.waitCmds, c.waitErr = nil, nil
+	if err := prc.Read(c.readFn); err != nil {
+		c.waitedIdle = errors.Is(err, os.ErrDeadlineExceeded)
+		return nil, errWouldBlock
+	}
+	cmds := c.waitCmds
+	c.waitCmds = nil
+	return cmds, c.waitErr
+}
+
+// readWaited is waitCommands' read; false when the socket has nothing
+// (wait for it). It reads even on its first call, when the socket was just
+// found drained: the netpoller forgets the input that arrived before the
+// wait began.
+func (c *loopConn) readWaited(uintptr) bool {
+	c.drained = false
+	c.waitCmds, c.waitErr = c.rd.ReadCommands()
+	return c.waitErr != errWouldBlock
+}
+
+// wake ends a wait of waitCommands at once (the session is stopping).
+func (c *loopConn) wake() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pf != nil {
+		c.pfDeadline = time.Now()
+		_ = c.pf.SetReadDeadline(c.pfDeadline)
+	}
+}
+
+// dropPoller takes the connection out of Go's netpoller (closing the
+// duplicate descriptor waitCommands made), before the connection goes
+// back to its loop.
+func (c *loopConn) dropPoller() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pf != nil {
+		_ = c.pf.Close()
+		c.pf, c.prc = nil, nil
+	}
 }
 
 // giveBack returns a busy connection to its loop: to be closed, or
@@ -513,6 +666,11 @@ func (c *loopConn) giveBack(closeIt bool) {
 		return
 	}
 	c.lastActive = time.Now()
+	if c.waitedIdle {
+		// The client has been idle for the wait that just ended.
+		c.lastActive = c.lastActive.Add(-stickyIdle)
+		c.waitedIdle = false
+	}
 	c.state.Store(connOnLoop)
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &unix.EpollEvent{Events: events, Fd: int32(c.fd)}); err != nil {
 		c.state.Store(connClosing)

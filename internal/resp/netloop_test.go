@@ -32,7 +32,7 @@ func (e *slowEngine) Write(ctx context.Context, ops []storage.BatchOp) error {
 
 // startSlowServer starts a server whose writes wait for their "sync"
 // (ConcurrentPipeline, as under --sync always), on a slowEngine, served by
-// one event loop (chosen: where writes wait, the default is goroutines).
+// one event loop.
 func startSlowServer(t *testing.T, delay time.Duration, tweak func(*Config)) *testServer {
 	t.Helper()
 	mem := storage.NewMemoryEngine(storage.DefaultConfig())
@@ -315,20 +315,26 @@ func TestLoopServerCloseDuringSlowCommand(t *testing.T) {
 	}
 }
 
-// TestTransportChoice: by default the event loop serves a server whose
-// writes do not wait, goroutines one whose writes do.
+// TestTransportChoice: by default the event loops serve a server whose
+// writes do not wait, and one whose writes wait too (the writes move their
+// connection to a goroutine: TestLoopWritesKeepGoroutine).
 func TestTransportChoice(t *testing.T) {
 	fast := startTestServer(t, nil)
 	needLoops(t, fast)
-	waits := startTestServer(t, func(c *Config) { c.ConcurrentPipeline = true })
+	waits := startTestServer(t, func(c *Config) { c.ConcurrentPipeline = true; c.Transport = "" })
+	// Where the platform has loops (fast has), this server has them too.
+	deadline := time.Now().Add(2 * time.Second)
+	for loopCount(waits) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no event loop where writes wait")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	r := waits.raw(t)
 	r.send("SET a 1\r\nGET a\r\n")
 	r.expect("+OK\r\n$1\r\n1\r\n")
-	waits.srv.mu.Lock()
-	loops := len(waits.srv.loops)
-	waits.srv.mu.Unlock()
-	if loops != 0 {
-		t.Fatalf("%d event loops where every write waits", loops)
+	if n := loopHandOffs(waits); n != 1 {
+		t.Fatalf("%d hand-offs of a write batch, want 1", n)
 	}
 }
 
@@ -354,4 +360,88 @@ func TestGoroutineTransport(t *testing.T) {
 	r.send("*2\r\n$3\r\nGET\r\n$17\r\n")
 	r.expect("-ERR Protocol error: invalid bulk length\r\n")
 	r.expectClosed()
+}
+
+// loopCount is the number of the server's event loops.
+func loopCount(ts *testServer) int {
+	ts.srv.mu.Lock()
+	defer ts.srv.mu.Unlock()
+	return len(ts.srv.loops)
+}
+
+// loopHandOffs sums the batches the server's loops handed to goroutines.
+func loopHandOffs(ts *testServer) int64 {
+	ts.srv.mu.Lock()
+	defer ts.srv.mu.Unlock()
+	var n int64
+	for _, l := range ts.srv.loops {
+		n += l.handOffs.Load()
+	}
+	return n
+}
+
+// TestLoopWritesKeepGoroutine: where writes wait, a connection's writes
+// move it to a goroutine once, which keeps it while writes come (and
+// waits for them in the netpoller); after stickyReads reads in a row it
+// is back on the loop, and the next write moves it again. So do a pause
+// longer than stickyIdle, a shutdown and CLIENT KILL while it waits.
+func TestLoopWritesKeepGoroutine(t *testing.T) {
+	ts := startSlowServer(t, time.Millisecond, func(c *Config) { c.Transport = "" })
+	needLoops(t, ts)
+	r := ts.raw(t)
+	start := time.Now()
+	for i := range 200 {
+		r.send(fmt.Sprintf("SET k%d v%d\r\n", i, i))
+		r.expect("+OK\r\n")
+	}
+	t.Logf("200 SETs one at a time: %v", time.Since(start))
+	if n := loopHandOffs(ts); n != 1 {
+		t.Fatalf("%d hand-offs for 200 writes in a row, want 1", n)
+	}
+	for i := range stickyReads + 10 {
+		r.send(fmt.Sprintf("GET k%d\r\n", i))
+		v := fmt.Sprintf("v%d", i)
+		r.expect(fmt.Sprintf("$%d\r\n%s\r\n", len(v), v))
+	}
+	r.send("SET slow:a 1\r\n")
+	r.expect("+OK\r\n")
+	if n := loopHandOffs(ts); n != 2 {
+		t.Fatalf("%d hand-offs after reads then a write, want 2", n)
+	}
+	// Idle past stickyIdle: back on the loop.
+	time.Sleep(3 * stickyIdle)
+	r.send("SET a 1\r\nGET a\r\n")
+	r.expect("+OK\r\n$1\r\n1\r\n")
+	if n := loopHandOffs(ts); n != 3 {
+		t.Fatalf("%d hand-offs after an idle pause, want 3", n)
+	}
+
+	// CLIENT KILL of a connection whose goroutine waits for its input.
+	victim := ts.raw(t)
+	victim.send("CLIENT ID\r\nSET b 1\r\n")
+	reps, err := readReplies(victim, 2)
+	if err != nil || reps[1] != "+OK\r\n" {
+		t.Fatalf("CLIENT ID, SET: %q, %v", reps, err)
+	}
+	r.send("CLIENT KILL ID " + strings.TrimPrefix(strings.TrimSpace(reps[0]), ":") + "\r\n")
+	r.expect(":1\r\n")
+	start = time.Now()
+	victim.expectClosed()
+	if d := time.Since(start); d > stickyIdle/2 {
+		t.Errorf("killed connection closed after %v", d)
+	}
+
+	// Close while the goroutine waits: the connection closes at once.
+	r.send("SET c 1\r\n")
+	r.expect("+OK\r\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start = time.Now()
+	if err := ts.srv.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.expectClosed()
+	if d := time.Since(start); d > stickyIdle/2 {
+		t.Errorf("Close took %v with a connection waiting on a goroutine", d)
+	}
 }
