@@ -17,12 +17,14 @@
 # epoll_pwait, futex, all) and its context switches.
 #
 # Environment: ROUNDS (3), FILL (150000, the SET phase of make bench-resp
-# under always), N (300000), TESTS ("get"; any redis-benchmark -t name).
+# under always), N (300000), TESTS ("get"; any redis-benchmark -t name),
+# P (1: requests per pipeline of the tests, redis-benchmark -P).
 set -euo pipefail
 ROUNDS=${ROUNDS:-3}
 FILL=${FILL:-150000}
 N=${N:-300000}
 TESTS=${TESTS:-get}
+P=${P:-1}
 [ $# -gt 0 ] || { echo "usage: $0 NAME=BINARY [FLAGS]..." >&2; exit 2; }
 work=$(mktemp -d)
 names=()
@@ -76,7 +78,7 @@ for round in $(seq "$ROUNDS"); do
       fi
       c0=$(cpu_seconds "${pid[$n]}")
       # --csv: "test","rps","avg","min","p50","p95","p99","max" (ms).
-      csv=$(redis-benchmark -h 127.0.0.1 -p "${port[$n]}" -c 50 -d 100 -r 100000 -n "$N" -t "$t" --csv 2>/dev/null |
+      csv=$(redis-benchmark -h 127.0.0.1 -p "${port[$n]}" -c 50 -d 100 -r 100000 -n "$N" -t "$t" -P "$P" --csv 2>/dev/null |
         sed -n 2p | tr -d '"')
       c1=$(cpu_seconds "${pid[$n]}")
       extra=
