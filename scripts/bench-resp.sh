@@ -60,17 +60,8 @@ trap cleanup EXIT
 results="$OUT/results.tsv"
 printf 'round\tmode\tserver\ttest\trps\tp50_ms\tp99_ms\twall_s\tserver_cpu_s\tclient_cpu_s\n' > "$results"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-# cpu_seconds PID: user+system CPU the process has used so far.
-cpu_seconds() {
-  local stat
-  stat=$(cat "/proc/$1/stat")
-  # Fields after the command name: utime and stime are the 12th and 13th.
-  awk -v tck="$(getconf CLK_TCK)" '{printf "%.3f", ($12 + $13) / tck}' <<<"${stat##*) }"
-}
+# shellcheck source=scripts/proc-lib.sh
+. "$(dirname "$0")/proc-lib.sh"
 
 wait_ping() {
   for _ in $(seq 200); do

@@ -34,15 +34,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-tck=$(getconf CLK_TCK)
-cpu_seconds() {
-  local stat
-  stat=$(cat "/proc/$1/stat")
-  awk -v t="$tck" '{printf "%.3f", ($12 + $13) / t}' <<<"${stat##*) }"
-}
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# shellcheck source=scripts/proc-lib.sh
+. "$(dirname "$0")/proc-lib.sh"
 for arg in "$@"; do
   name=${arg%%=*}
   read -r -a cmd <<<"${arg#*=}"

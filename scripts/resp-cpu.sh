@@ -37,15 +37,8 @@ cleanup() {
 }
 trap cleanup EXIT
 : >"$OUT"
-tck=$(getconf CLK_TCK)
-cpu_seconds() {
-  local stat
-  stat=$(cat "/proc/$1/stat")
-  awk -v t="$tck" '{printf "%.3f", ($12 + $13) / t}' <<<"${stat##*) }"
-}
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# shellcheck source=scripts/proc-lib.sh
+. "$(dirname "$0")/proc-lib.sh"
 
 servers=("$@")
 for round in $(seq "$ROUNDS"); do
