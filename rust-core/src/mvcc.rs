@@ -165,11 +165,21 @@ impl Visibility {
 
     /// Advances `visible` over every consecutive applied commit and wakes the
     /// writers waiting for them. Returns the visible sequence afterwards.
+    ///
+    /// The limit is read again before each step, not once: a thread that
+    /// raises it while this one holds a claimed slot (claimed, `visible`
+    /// not yet stored) fails to claim that slot and leaves the advance to
+    /// this thread, which must then go on to the new limit. Reading it once
+    /// lost that advance, and a writer parked for a sequence past the old
+    /// limit slept until the next commit, for ever if none came (every
+    /// writer of the Go engine waits on the one waiting there). With both
+    /// SeqCst: either this thread's read after storing `visible` sees the
+    /// raised limit, or the raiser's read of `visible` sees the stored one
+    /// and claims the next slot itself.
     fn advance(&self) -> u64 {
         let mut advanced = false;
-        let mut v = self.visible.load(Ordering::Acquire);
-        let limit = self.limit.load(Ordering::SeqCst);
-        while v < limit {
+        let mut v = self.visible.load(Ordering::SeqCst);
+        while v < self.limit.load(Ordering::SeqCst) {
             let slot = &self.done[((v + 1) as usize) % RING];
             // Claiming the slot (true -> false) gives one thread the right to
             // advance past v + 1; clearing it first keeps the slot clean for
@@ -180,6 +190,8 @@ impl Visibility {
             {
                 break;
             }
+            #[cfg(test)]
+            tests::after_claim();
             v += 1;
             self.visible.store(v, Ordering::SeqCst);
             advanced = true;
@@ -300,7 +312,61 @@ impl Snapshots {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
     use std::sync::Arc;
+
+    thread_local! {
+        /// Runs in `advance` on this thread after it claims a slot and
+        /// before it stores the new visible point (set by a test).
+        static AFTER_CLAIM: RefCell<Option<Box<dyn FnMut()>>> = const { RefCell::new(None) };
+    }
+
+    pub(super) fn after_claim() {
+        AFTER_CLAIM.with(|h| {
+            if let Some(f) = h.borrow_mut().as_mut() {
+                f()
+            }
+        });
+    }
+
+    /// The limit is raised while another thread holds the slot it would
+    /// advance over next: that thread must advance to the new limit, or
+    /// nobody does (the raiser found the slot claimed and left it), and a
+    /// writer waiting for the new limit sleeps on.
+    #[test]
+    fn a_limit_raised_during_another_advance_is_reached() {
+        let vis = Arc::new(Visibility::capped(10));
+        vis.mark_applied(11);
+        vis.mark_applied(12);
+        let (claimed_tx, claimed_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let v1 = Arc::clone(&vis);
+        let first = std::thread::spawn(move || {
+            let mut once = Some((claimed_tx, go_rx));
+            AFTER_CLAIM.with(|h| {
+                *h.borrow_mut() = Some(Box::new(move || {
+                    if let Some((claimed, go)) = once.take() {
+                        claimed.send(()).unwrap();
+                        go.recv().unwrap();
+                    }
+                }))
+            });
+            // Advances over 11 with the limit at 11; pauses holding it.
+            v1.raise_limit(11);
+        });
+        claimed_rx.recv().unwrap();
+        // Slot 11 is claimed and 11 not yet visible: this raise cannot
+        // advance, and leaves 12 to the thread holding 11.
+        vis.raise_limit(12);
+        assert_eq!(vis.visible(), 10);
+        let v2 = Arc::clone(&vis);
+        let waiter = std::thread::spawn(move || v2.wait_visible(12, std::time::Duration::from_secs(5)));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        go_tx.send(()).unwrap();
+        first.join().unwrap();
+        assert_eq!(vis.visible(), 12, "the raised limit was not reached");
+        assert!(waiter.join().unwrap(), "the waiter for 12 was not woken");
+    }
 
     #[test]
     fn a_capped_visibility_shows_nothing_past_its_limit() {
