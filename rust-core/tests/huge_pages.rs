@@ -14,7 +14,11 @@
 //! with huge pages whatever the process asks, and where it is `never` there
 //! are none: the test checks only under `madvise`, and says so otherwise.
 
-use mantisdb_core::index::{Index, ValueRef, Version};
+use mantisdb_core::index::Index;
+
+#[path = "support/disk_version.rs"]
+mod disk_version;
+use disk_version::disk_version;
 
 /// The kernel's THP mode: the bracketed word of the sysfs setting.
 fn thp_mode() -> Option<String> {
@@ -52,19 +56,7 @@ fn the_index_allocator_takes_no_transparent_huge_pages() {
     let index = Index::new();
     for i in 0..300_000u64 {
         let key = format!("key:{i:012}");
-        let version = Version {
-            seq: i + 1,
-            expires_at: 0,
-            value: ValueRef::Disk {
-                segment: 1,
-                offset: 24 + i * 147,
-                len: 100,
-                crc: i as u32,
-            },
-            log_bytes: 147,
-            segment: 1,
-        };
-        index.insert(key.as_bytes(), version, i + 1);
+        index.insert(key.as_bytes(), disk_version(i), i + 1);
     }
     let huge = anon_huge_kb();
     assert_eq!(

@@ -16,10 +16,13 @@
 //! The test fails when a key costs more than `BUDGET` bytes, so a change
 //! that makes the index fatter is noticed.
 
-use mantisdb_core::index::{Index, Lookup, ValueRef, Version};
+use mantisdb_core::index::{Index, Lookup, Version};
 
+#[path = "support/disk_version.rs"]
+mod disk_version;
 #[path = "support/rss.rs"]
 mod rss;
+use disk_version::disk_version;
 use rss::rss_bytes;
 
 /// Bytes per key the index may take for these keys: measured 146.8 at
@@ -27,21 +30,6 @@ use rss::rss_bytes;
 /// the skiplist, whose tables take 10-21 bytes per key depending on where
 /// the key count falls between two doublings of its tables).
 const BUDGET: f64 = 165.0;
-
-fn version(i: u64) -> Version {
-    Version {
-        seq: i + 1,
-        expires_at: 0,
-        value: ValueRef::Disk {
-            segment: 1,
-            offset: 24 + i * 147,
-            len: 100,
-            crc: i as u32,
-        },
-        log_bytes: 147,
-        segment: 1,
-    }
-}
 
 #[test]
 fn index_bytes_per_key() {
@@ -60,7 +48,7 @@ fn index_bytes_per_key() {
     for i in 0..n {
         use std::io::Write as _;
         write!(&mut key[..], "key:{i:012}").unwrap();
-        index.insert(&key, version(i), i + 1);
+        index.insert(&key, disk_version(i), i + 1);
     }
     let after = rss_bytes();
     assert_eq!(index.len() as u64, n);
@@ -80,6 +68,6 @@ fn index_bytes_per_key() {
     );
     // A key too long to be kept inside its node is found too.
     let long = vec![b'z'; 40];
-    index.insert(&long, version(n), n + 1);
+    index.insert(&long, disk_version(n), n + 1);
     assert!(matches!(index.get(&long, n + 1), Lookup::Found(v) if v.seq == n + 1));
 }
