@@ -143,7 +143,8 @@ type KeyMeta struct {
 // Key/Value. Key and Value are valid only until the next call to Next or
 // Close: an engine may hand out views of its own buffers, which the next
 // step reuses, so a caller that keeps a key or value copies it
-// (strings.Clone).
+// (strings.Clone). An Iterator is used by one goroutine at a time: its
+// calls, Close included, must not overlap.
 type Iterator interface {
 	// Next advances; false at the end or on error (see Error).
 	Next() bool

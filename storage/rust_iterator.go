@@ -12,7 +12,7 @@ import "C"
 import (
 	"context"
 	"runtime"
-	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -42,12 +42,20 @@ func (e *RustEngine) newIter(start, end string, prefix bool) (Iterator, error) {
 	if st != C.MANTIS_OK {
 		return nil, statusError(st, cerr)
 	}
-	ri := &rustIterator{it: it}
+	openIterators.Add(1)
+	ri := &rustIterator{it: it, procs: int64(runtime.GOMAXPROCS(0))}
 	// A leak backstop only: Close frees the handle and stops it; it catches
 	// an iterator dropped without Close.
-	ri.cleanup = runtime.AddCleanup(ri, func(h *C.MantisIter) { C.mantis_iter_free(h) }, it)
+	ri.cleanup = runtime.AddCleanup(ri, func(h *C.MantisIter) {
+		C.mantis_iter_free(h)
+		openIterators.Add(-1)
+	}, it)
 	return ri, nil
 }
+
+// openIterators counts the Rust iterators not yet closed or collected:
+// fetch yields its P only when they could hold every P.
+var openIterators atomic.Int64
 
 // Pairs fetched per crossing: the first batch is small, so a scan that
 // stops early (a page, a limit) does not load values it never reads; each
@@ -57,26 +65,25 @@ const (
 	iterMaxBatchItems   = 256
 )
 
+// rustIterator is used by one goroutine at a time, as the Iterator
+// contract says: no lock guards its steps (a mutex's two locked
+// instructions were three quarters of Next's time in a scan).
 type rustIterator struct {
-	mu         sync.Mutex
 	it         *C.MantisIter
 	cleanup    runtime.Cleanup
 	batch      []C.MantisPairRef // borrowed from the library until the next fetch or Close
 	at         int
 	left       int
-	nextItems  int // pairs the next fetch asks for
-	limit      int // pairs the caller said it still reads (LimitReads); 0: no hint
+	procs      int64 // GOMAXPROCS when the iterator was made
+	nextItems  int   // pairs the next fetch asks for
+	limit      int   // pairs the caller said it still reads (LimitReads); 0: no hint
 	key, value string
 	err        error
 	done       bool
 }
 
 func (r *rustIterator) Next() bool {
-	// Unlocked on each return rather than deferred: Next runs once per
-	// pair, and the deferred call was a measurable share of a scan.
-	r.mu.Lock()
 	if r.done || r.it == nil || (r.left == 0 && !r.fetch()) {
-		r.mu.Unlock()
 		return false
 	}
 	p := &r.batch[r.at]
@@ -89,7 +96,6 @@ func (r *rustIterator) Next() bool {
 	if r.limit > 0 {
 		r.limit--
 	}
-	r.mu.Unlock()
 	return true
 }
 
@@ -98,9 +104,7 @@ func (r *rustIterator) Next() bool {
 // scan of up to 256 pairs crosses into the library once, walks the index
 // once and loads no value past its limit.
 func (r *rustIterator) LimitReads(n int) {
-	r.mu.Lock()
 	r.limit = max(n, 0)
-	r.mu.Unlock()
 }
 
 // view is a string over the n bytes at p without copying; it is valid
@@ -132,15 +136,20 @@ func (r *rustIterator) fetch() bool {
 	}
 	r.batch, r.key, r.value = nil, "", ""
 	st := C.mantis_iter_next_refs(r.it, C.size_t(items), &pairs, &n, &cerr)
-	// Let other runnable goroutines have this P after each batch. A
-	// goroutine whose cgo calls return quickly keeps its P from call to
-	// call, and one whose call lost its P waits in the global run queue
-	// until a running goroutine is preempted (10 ms slices): with more
-	// scanners than Ps most scans finished in a fraction of a millisecond
-	// and a few percent waited 100-400 ms (docs/performance/rust-core.md).
-	// Yielding here shares the CPUs batch by batch; with nothing else
-	// runnable it returns at once.
-	runtime.Gosched()
+	// When scans could hold every P, let other runnable goroutines have
+	// this one after each batch. A goroutine whose cgo calls return
+	// quickly keeps its P from call to call, and one whose call lost its P
+	// waits in the global run queue until a running goroutine is preempted
+	// (10 ms slices): with more scanners than Ps most scans finished in a
+	// fraction of a millisecond and a few percent waited 100-400 ms
+	// (docs/performance/rust-core.md). Yielding shares the CPUs batch by
+	// batch. It is not free: the runtime wakes another thread to take the
+	// yielded goroutine, and that hand-off was a fifth of a lone 1,000-key
+	// scan's CPU, so fewer scans than Ps, which leave a P to the goroutines
+	// waiting, do not yield.
+	if openIterators.Load() >= r.procs {
+		runtime.Gosched()
+	}
 	r.nextItems = min(2*r.nextItems, iterMaxBatchItems)
 	if st != C.MANTIS_OK {
 		r.err, r.done = statusError(st, cerr), true
@@ -158,18 +167,13 @@ func (r *rustIterator) fetch() bool {
 func (r *rustIterator) Key() string   { return r.key }
 func (r *rustIterator) Value() string { return r.value }
 
-func (r *rustIterator) Error() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.err
-}
+func (r *rustIterator) Error() error { return r.err }
 
 func (r *rustIterator) Close() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.it != nil {
 		r.cleanup.Stop()
 		C.mantis_iter_free(r.it)
+		openIterators.Add(-1)
 		r.it = nil
 	}
 	// The library's batch is gone with the handle.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // iterValue is the value the iterator tests store under key i: long
@@ -140,5 +141,41 @@ func TestRustIteratorViewsStayValidUntilTheNextStep(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+// The count of open iterators, which decides whether a fetch yields its P,
+// follows each iterator until Close (twice counts once) or, for one
+// dropped without Close, until the garbage collector frees it: a count
+// that only grew would make every scan yield.
+func TestRustIteratorsCountedUntilClosedOrCollected(t *testing.T) {
+	e := newTestRustEngine(t)
+	fillIterKeys(t, e, 10)
+	base := openIterators.Load()
+	open := func() Iterator {
+		it, err := e.NewIterator(t.Context(), "it/")
+		noErr(t, "NewIterator", err)
+		if !it.Next() {
+			t.Fatal("an iterator over 10 keys returned none")
+		}
+		return it
+	}
+	a, b := open(), open()
+	if got := openIterators.Load(); got != base+2 {
+		t.Fatalf("%d iterators open after two were made, want %d", got, base+2)
+	}
+	noErr(t, "Close", a.Close())
+	noErr(t, "Close again", a.Close())
+	if got := openIterators.Load(); got != base+1 {
+		t.Fatalf("%d iterators open after one was closed twice, want %d", got, base+1)
+	}
+	runtime.KeepAlive(b)
+	b = nil
+	for i := 0; openIterators.Load() != base; i++ {
+		if i == 500 {
+			t.Fatalf("%d iterators open after the dropped one was collected, want %d", openIterators.Load(), base)
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
 	}
 }
