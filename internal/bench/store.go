@@ -130,8 +130,7 @@ func (s engineStore) cache(ctx context.Context) (cacheCounters, error) {
 // backoff pauses a random time that grows with attempt, so competing
 // transactions stop retrying in lock step.
 func backoff(ctx context.Context, attempt int, rng *rand.Rand) error {
-	d := time.Duration(rng.Int64N(int64(attempt) * int64(50*time.Microsecond)))
-	t := time.NewTimer(d)
+	t := time.NewTimer(backoffDelay(attempt, rng))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
@@ -139,6 +138,28 @@ func backoff(ctx context.Context, attempt int, rng *rand.Rand) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// Retry pauses start at up to backoffBase and double with each attempt,
+// up to backoffMax: the maxTxnAttempts tries of one increment spread over
+// about a tenth of a second, longer than a synced commit takes on a loaded
+// machine, so a burst of commits on one counter (or one slow sync) does
+// not use them all up. A pause that stayed under attempt x 50 us spent
+// every try within about 10 ms, and an increment failed after 20
+// conflicts in a row at load average 8.
+const (
+	backoffBase = 50 * time.Microsecond
+	backoffMax  = 10 * time.Millisecond
+)
+
+// backoffDelay is the pause before try attempt+1: uniform in [0, bound),
+// bound = backoffBase << (attempt-1), at most backoffMax.
+func backoffDelay(attempt int, rng *rand.Rand) time.Duration {
+	bound := backoffMax
+	if attempt >= 1 && attempt <= 16 && backoffBase<<(attempt-1) < backoffMax {
+		bound = backoffBase << (attempt - 1)
+	}
+	return time.Duration(rng.Int64N(int64(bound)))
 }
 
 // openEngine creates and initialises the engine name in dir.
