@@ -1404,4 +1404,66 @@ mod tests {
         assert_eq!(end, RangeEnd::More);
         assert_eq!(keys, vec![b"b".to_vec(), b"c".to_vec()]);
     }
+
+    /// A walk visits the keys with a version at its read sequence, in
+    /// order, up to its limit, and says More exactly when a key (visible or
+    /// not) is left past the limit, wherever the keys with no version at
+    /// the read sequence fall: in runs, at the start, at the end, beside
+    /// the limit; checked against a plain model for every limit.
+    #[test]
+    fn range_visits_what_a_plain_walk_does_around_invisible_keys() {
+        let idx = Index::new();
+        let mut model: Vec<(Vec<u8>, Vec<u64>)> = Vec::new();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..120u32 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let key = format!("k{i:04}").into_bytes();
+            // Runs of 11 keys first written at sequence 50, invisible below
+            // it; the others at 1 to 20, some overwritten at 30.
+            let first = if (i / 12) % 2 == 1 && i % 12 != 0 {
+                50
+            } else {
+                1 + (state % 20)
+            };
+            let mut seqs = vec![first];
+            idx.insert(&key, put(first, &key), 0);
+            if state % 5 == 0 && first < 30 {
+                idx.insert(&key, put(30, b"new"), 0);
+                seqs.insert(0, 30);
+            }
+            model.push((key, seqs));
+        }
+        for read_seq in [0, 10, 25, 40, 60] {
+            for lower in [None, Some(0usize), Some(13), Some(23), Some(119)] {
+                for limit in (0..=125).chain([usize::MAX]) {
+                    let lower_key = lower.map(|i| model[i].0.clone());
+                    let lower_bound = match &lower_key {
+                        Some(k) => Bound::Included(k.as_slice()),
+                        None => Bound::Unbounded,
+                    };
+                    let mut got = Vec::new();
+                    let end = idx.range_from(lower_bound, Bound::Unbounded, read_seq, limit, |k, v| {
+                        got.push((k.to_vec(), v.seq))
+                    });
+                    // The plain walk: every key from the lower bound on; at
+                    // the limit, More if any key is left.
+                    let mut want = Vec::new();
+                    let mut want_end = RangeEnd::Done;
+                    for (key, seqs) in &model[lower.unwrap_or(0)..] {
+                        if want.len() >= limit {
+                            want_end = RangeEnd::More;
+                            break;
+                        }
+                        if let Some(&seq) = seqs.iter().find(|&&s| s <= read_seq) {
+                            want.push((key.clone(), seq));
+                        }
+                    }
+                    assert_eq!(got, want, "read_seq {read_seq}, lower {lower:?}, limit {limit}");
+                    assert_eq!(end, want_end, "read_seq {read_seq}, lower {lower:?}, limit {limit}");
+                }
+            }
+        }
+    }
 }

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::index::{RangeEnd, ValueRef, Version};
 use crate::log::record::kv_checksum;
 use crate::log::segment::Segment;
+use crate::prefetch;
 
 /// A consistent, read-only view of the database at one commit.
 pub struct Snapshot {
@@ -569,12 +570,12 @@ impl Iter {
                     let group = &misses[run..next];
                     for &i in group.iter().take(PREFETCH_AHEAD) {
                         if let Some(record) = record_of(&entries[i]) {
-                            prefetch(record);
+                            prefetch::lines(record, PREFETCH_MAX_LINES);
                         }
                     }
                     for (n, &i) in group.iter().enumerate() {
                         if let Some(record) = group.get(n + PREFETCH_AHEAD).and_then(|&j| record_of(&entries[j])) {
-                            prefetch(record);
+                            prefetch::lines(record, PREFETCH_MAX_LINES);
                         }
                         let slot = &mut entries[i];
                         let (_, offset, record_end, crc) = place(slot);
@@ -722,22 +723,6 @@ const PREFETCH_AHEAD: usize = 4;
 /// The most cache lines of one record asked for ahead (the rest of a large
 /// value is streamed by the hardware once the check reads it in order).
 const PREFETCH_MAX_LINES: usize = 32;
-
-/// Asks the CPU to start loading the first cache lines of `bytes` (a hint:
-/// no fault, no effect on what any read returns).
-#[inline]
-fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in bytes.chunks(64).take(PREFETCH_MAX_LINES) {
-        // SAFETY: a prefetch reads nothing into the program and never
-        // faults; the address is that of a live slice besides.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast());
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
-}
 
 /// Appends the `len` bytes at `offset` of `segment` to `reads`; false (and
 /// `reads` as it was) when the segment is gone or the read failed.

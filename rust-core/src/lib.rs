@@ -66,6 +66,8 @@ mod mvcc;
 /// cbindgen:ignore
 mod options;
 /// cbindgen:ignore
+mod prefetch;
+/// cbindgen:ignore
 mod stats;
 /// cbindgen:ignore
 mod txn;

@@ -53,6 +53,7 @@ use crate::compaction;
 use crate::error::{Error, Result};
 use crate::index::{Index, InsertEffect, PendingSlots, ValueRef, Version};
 use crate::options::Options;
+use crate::prefetch;
 use crate::stats::Counters;
 use crate::vfs::{self, FileSystem, OpenMode};
 
@@ -498,20 +499,6 @@ const PREFETCH_DATA: usize = 8;
 /// ranges of the threads.
 const SAMPLE_PER_THREAD: usize = 256;
 
-/// Asks the CPU to load the cache line at `p` (a hint, never a fault).
-#[inline(always)]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching is only a hint to the cache: it dereferences
-    // nothing and never faults, whatever the address; SSE is part of the
-    // x86_64 baseline.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 /// Length of the common prefix of `a` and `b`.
 fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
@@ -613,14 +600,14 @@ where
             // The sorted order visits the hints' entries at random places:
             // ask for the ones a few steps ahead before they are needed.
             if let Some(ahead) = items.get(i + PREFETCH_ENTRY) {
-                prefetch(batch.entry(ahead) as *const hint::ArchivedHintEntry as *const u8);
+                prefetch::line(batch.entry(ahead) as *const hint::ArchivedHintEntry as *const u8);
             }
             if let Some(ahead) = items.get(i + PREFETCH_DATA) {
                 let e = batch.entry(ahead);
-                prefetch(e.key.as_ptr());
+                prefetch::line(e.key.as_ptr());
                 if let Some(v) = e.value.as_ref() {
-                    prefetch(v.as_ptr());
-                    prefetch(v.as_ptr().wrapping_add(64));
+                    prefetch::line(v.as_ptr());
+                    prefetch::line(v.as_ptr().wrapping_add(64));
                 }
             }
             let first = items[i];
