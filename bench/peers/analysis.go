@@ -24,7 +24,7 @@ func readHeavy(w Workload) bool {
 }
 
 // profiled names the run the profiles below were taken in.
-const profiled = "Profiled on 2026-12-05 between 06:00 and 06:07 UTC, right after the run, at the commit it measured, on the same shared machine (load average 10 to 17), MantisDB alone (the commands are in bench/peers/README.md): one 8-second round per workload, the workloads before the profiled one run first as in the run (`-profile-only`), so they leave the store in the same state, except that each ran 8 s where the run's rounds of one engine add up to 6 s: the profiles hold somewhat more garbage to compact than the run's cells did. "
+const profiled = "Profiled on 2026-12-05 between 06:00 and 06:07 UTC, right after that morning's run of this page, at the commit it measured, on the machine shared then with other jobs (load average 10 to 17); *the run* in these paragraphs is that morning's run, not the later and quieter one whose tables are above. MantisDB alone (the commands are in bench/peers/README.md): one 8-second round per workload, the workloads before the profiled one run first as in the run (`-profile-only`), so they leave the store in the same state, except that each ran 8 s where the run's rounds of one engine add up to 6 s: the profiles hold somewhat more garbage to compact than the run's cells did. "
 
 // explanations are tried in order; a losing cell none matches is listed
 // as unexplained, so a new loss cannot hide.

@@ -27,12 +27,12 @@ func renderDoc(run *Run) string {
 	p("- Command: `%s`\n", run.Command)
 	p("- Started %s, took %.1f minutes.\n", run.Started.Format("2006-01-02 15:04 MST"), run.Seconds/60)
 	m := run.Machine
-	p("- Machine: %d CPUs (GOMAXPROCS %d), %s, %.0f GiB RAM, Linux %s, %s. Shared with other engineers' jobs while it ran: each table gives the range of the machine's load average during it.",
+	p("- Machine: %d CPUs (GOMAXPROCS %d), %s, %.0f GiB RAM, Linux %s, %s. Other jobs may share the machine: each table gives the range of the machine's load average during it, to which the benchmark itself adds up to one per busy CPU.",
 		m.CPUs, m.GOMAXPROCS, m.CPUModel, m.MemGiB, m.Kernel, m.GoVersion)
 	if m.Nice > 0 {
-		p(" The benchmark ran at niceness %d, yielding CPU to those jobs; the same for every engine, as all run in one process.", m.Nice)
+		p(" The benchmark ran at niceness %d, yielding CPU to any other job; the same for every engine, as all run in one process.", m.Nice)
 	} else if m.Nice == 0 {
-		p(" The benchmark ran at the default niceness (0), competing for the CPU on equal terms with those jobs; the same for every engine, as all run in one process.")
+		p(" The benchmark ran at the default niceness (0), competing for the CPU on equal terms with any other job; the same for every engine, as all run in one process.")
 	}
 	p("\n")
 	p("- Data: a fresh directory per engine and table under `%s` (%s, a disk, not tmpfs), removed when the table is done. All engines of a table are open together and each workload's rounds alternate between them (the engine order rotated by one every round), so a burst of load from the machine's other users, or a slow spell of its shared disk, falls on every engine alike rather than on one engine's whole column. Before each workload, and after the untimed load, the filesystem's dirty pages are written back (`syncfs`), so no engine pays for the writeback of another's data at the start of a cell. The price of interleaving: an engine's background work (compaction, flushes) can run during another engine's round, and all engines share one Go heap.\n", m.DataDir, m.FS)
