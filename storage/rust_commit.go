@@ -51,6 +51,12 @@ type commitWaiter struct {
 	// notes is the library's commit notifier (see startCommitPoller): set,
 	// writers wait for the poller instead of leading syncs themselves.
 	notes *os.File
+	// crowd: the last settle of the poller's waiters woke more than one
+	// writer, or left some waiting; until one wakes at most one, a writer
+	// that finds none waiting still waits for the poller (see leadAlone).
+	crowd bool
+	// ledAlone counts the waits leadAlone took (for tests).
+	ledAlone uint64
 }
 
 // Waiting with the poller (Linux, sync always).
@@ -66,7 +72,10 @@ type commitWaiter struct {
 // runtime's network poller (parked, holding neither a thread nor a P),
 // reads the durable point, makes the covered tickets visible with one
 // mantis_commit_wait that does not wait for a sync, and wakes their
-// writers.
+// writers. A writer alone (none waiting, none leading, and the last group
+// woken was a single writer) skips all of that and leads its own sync as
+// above (leadAlone): for one synced writer the hand-offs cost more than
+// the thread it holds.
 
 // startCommitPoller switches w to the poller when the library offers a
 // notifier; otherwise writers keep leading syncs. Called by Init.
@@ -145,10 +154,12 @@ func (w *commitWaiter) settleLocked(db *C.MantisDb) {
 		}
 	}
 	rest := w.waiting[:0]
+	covered := 0
 	for _, t := range w.waiting {
 		switch {
 		case t.ticket <= w.done:
 			t.ch <- waitCovered
+			covered++
 		case failed:
 			t.ch <- waitAlone
 		default:
@@ -157,6 +168,9 @@ func (w *commitWaiter) settleLocked(db *C.MantisDb) {
 	}
 	clear(w.waiting[len(rest):])
 	w.waiting = rest
+	// Writers sharing syncs: the next one waits for the poller even when
+	// it finds no other waiting (see leadAlone).
+	w.crowd = covered > 1 || len(rest) > 0
 }
 
 // waitPolled is waitCommit with the poller.
@@ -204,7 +218,10 @@ func (e *RustEngine) waitCommit(db *C.MantisDb, ticket uint64) error {
 		return nil
 	}
 	if w.notes != nil {
-		return e.waitPolled(db, ticket)
+		if w.leading || w.crowd || len(w.waiting) > 0 {
+			return e.waitPolled(db, ticket)
+		}
+		return e.leadAlone(db, ticket)
 	}
 	if w.leading {
 		ch := waitChans.Get().(chan uint8)
@@ -273,6 +290,40 @@ func (e *RustEngine) waitCommit(db *C.MantisDb, ticket uint64) error {
 		return nil
 	}
 	return commitWaitAlone(db, ticket)
+}
+
+// leadAlone is waitCommit with the poller for a writer that finds no other
+// waiting, none leading, and no crowd at the last settle: it waits for its
+// sync inside the library (as a leader without the poller does), so a lone
+// writer's acknowledgement takes no hand-off to the syncer thread, no
+// notifier wake-up and no poller goroutine (1.3x the synced puts per second
+// of one writer, docs/performance/rust-core.md). Writers that come meanwhile
+// wait for the poller (their commits are synced by the syncer thread, or by
+// this sync when it covers them); this one then settles those its sync
+// covered, which marks the crowd when there were several. Under many
+// writers the crowd keeps them all on the poller: a writer waiting in the
+// library holds an OS thread and, for a while, its P. Called with w.mu
+// held; returns with it released.
+func (e *RustEngine) leadAlone(db *C.MantisDb, ticket uint64) error {
+	w := &e.commits
+	w.leading = true
+	w.ledAlone++
+	w.mu.Unlock()
+	var cerr *C.MantisError
+	st := C.mantis_commit_wait(db, C.uint64_t(ticket), &cerr)
+	w.mu.Lock()
+	w.leading = false
+	if st == C.MANTIS_OK {
+		w.done = max(w.done, ticket)
+	}
+	if len(w.waiting) > 0 {
+		w.settleLocked(db)
+	}
+	w.mu.Unlock()
+	if st != C.MANTIS_OK {
+		return statusError(st, cerr)
+	}
+	return nil
 }
 
 // commitWaitAlone asks the library for the outcome of one ticket: after a

@@ -93,3 +93,96 @@ func TestRustGroupCommitOnTheGoSide(t *testing.T) {
 		}
 	}
 }
+
+// TestRustLoneWriterLeadsItsSync: under SyncAlways a writer alone waits for
+// its sync inside the library (no poller hand-off); when many write at
+// once they wait for the poller, including those that arrive while a lone
+// writer's sync runs; once they are gone a lone writer leads again. Every
+// write is visible when it returns and survives a reopen.
+func TestRustLoneWriterLeadsItsSync(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	cfg := conformanceConfig(dir)
+	cfg.Sync = SyncAlways
+	e := NewRustEngine(cfg)
+	if err := e.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	if e.commits.notes == nil {
+		t.Skip("no commit notifier on this platform: writers lead their syncs anyway")
+	}
+	ledAlone := func() uint64 {
+		e.commits.mu.Lock()
+		defer e.commits.mu.Unlock()
+		return e.commits.ledAlone
+	}
+	want := map[string]string{}
+	lone := func(phase string, n int) {
+		t.Helper()
+		before := ledAlone()
+		for i := range n {
+			key, val := fmt.Sprintf("%s/%03d", phase, i), fmt.Sprintf("v%d", i)
+			if err := e.Put(ctx, key, val); err != nil {
+				t.Fatalf("%s: %v", key, err)
+			}
+			if got, err := e.Get(ctx, key); err != nil || got != val {
+				t.Fatalf("%s: right after the put Get returned %q, %v", key, got, err)
+			}
+			want[key] = val
+		}
+		// The first put after a crowd may still wait for the poller, which
+		// then finds it alone.
+		if led := ledAlone() - before; led < uint64(n-1) {
+			t.Fatalf("%s: %d of %d lone puts led their own sync", phase, led, n)
+		}
+	}
+	lone("first", 50)
+
+	const writers, each = 32, 30
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				key, val := fmt.Sprintf("crowd/%02d/%03d", w, i), fmt.Sprintf("v%d-%d", w, i)
+				if err := e.Put(ctx, key, val); err != nil {
+					errs <- fmt.Errorf("%s: %w", key, err)
+					return
+				}
+				if got, err := e.Get(ctx, key); err != nil || got != val {
+					errs <- fmt.Errorf("%s: right after the put Get returned %q, %v", key, got, err)
+					return
+				}
+				mu.Lock()
+				want[key] = val
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	lone("again", 20)
+
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e2 := NewRustEngine(cfg)
+	if err := e2.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	for key, val := range want {
+		if got, err := e2.Get(ctx, key); err != nil || got != val {
+			t.Fatalf("%s after reopen: %q, %v", key, got, err)
+		}
+	}
+	if len(want) != 50+writers*each+20 {
+		t.Fatalf("%d writes acknowledged, want %d", len(want), 50+writers*each+20)
+	}
+}
