@@ -9,6 +9,18 @@ import (
 	"testing"
 )
 
+// openAlwaysEngine opens the Rust engine in dir with SyncAlways.
+func openAlwaysEngine(t *testing.T, dir string) *RustEngine {
+	t.Helper()
+	cfg := conformanceConfig(dir)
+	cfg.Sync = SyncAlways
+	e := NewRustEngine(cfg)
+	if err := e.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // TestRustGroupCommitOnTheGoSide: under SyncAlways many goroutines write at
 // once and wait for group commit as goroutines (one of them inside the
 // library per sync). Each write is visible to its writer as soon as Put,
@@ -17,12 +29,7 @@ import (
 func TestRustGroupCommitOnTheGoSide(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	cfg := conformanceConfig(dir)
-	cfg.Sync = SyncAlways
-	e := NewRustEngine(cfg)
-	if err := e.Init(dir); err != nil {
-		t.Fatal(err)
-	}
+	e := openAlwaysEngine(t, dir)
 	const writers, each = 32, 40
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
@@ -72,10 +79,7 @@ func TestRustGroupCommitOnTheGoSide(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
-	e2 := NewRustEngine(cfg)
-	if err := e2.Init(dir); err != nil {
-		t.Fatal(err)
-	}
+	e2 := openAlwaysEngine(t, dir)
 	defer e2.Close()
 	for w := range writers {
 		for i := range each {
@@ -102,12 +106,7 @@ func TestRustGroupCommitOnTheGoSide(t *testing.T) {
 func TestRustLoneWriterLeadsItsSync(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	cfg := conformanceConfig(dir)
-	cfg.Sync = SyncAlways
-	e := NewRustEngine(cfg)
-	if err := e.Init(dir); err != nil {
-		t.Fatal(err)
-	}
+	e := openAlwaysEngine(t, dir)
 	if e.commits.notes == nil {
 		t.Skip("no commit notifier on this platform: writers lead their syncs anyway")
 	}
@@ -172,10 +171,7 @@ func TestRustLoneWriterLeadsItsSync(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
-	e2 := NewRustEngine(cfg)
-	if err := e2.Init(dir); err != nil {
-		t.Fatal(err)
-	}
+	e2 := openAlwaysEngine(t, dir)
 	defer e2.Close()
 	for key, val := range want {
 		if got, err := e2.Get(ctx, key); err != nil || got != val {
