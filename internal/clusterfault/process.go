@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -54,14 +56,68 @@ func sourceNode(a net.Addr) (int, bool) {
 	return int(ip[3]) - 2, true
 }
 
-// freePort returns a port free on host now.
+// freePort returns a port free on host now, for a node process to bind
+// later. It is taken below the kernel's ephemeral range: a port the kernel
+// picked for a bind to port 0 can be handed to another socket of the
+// machine between this check and the node's bind (a node of TestShortRun
+// once failed to start with "address already in use" while other test
+// packages ran beside it), whereas ports below that range go only to
+// those who ask for them by number. Each process starts at a random port
+// and hands out each one once; where the range cannot be read, the kernel
+// picks as before.
 func freePort(host string) (int, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, err
+	ports.Lock()
+	defer ports.Unlock()
+	if ports.next == 0 {
+		low, ok := ephemeralLow()
+		if !ok || low <= portFloor+1000 {
+			ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+			if err != nil {
+				return 0, err
+			}
+			defer ln.Close()
+			return ln.Addr().(*net.TCPAddr).Port, nil
+		}
+		ports.ceiling = low
+		ports.next = portFloor + rand.IntN(low-portFloor)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	for range ports.ceiling - portFloor {
+		p := ports.next
+		if ports.next++; ports.next == ports.ceiling {
+			ports.next = portFloor
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+		if err == nil {
+			_ = ln.Close()
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("no free port on %s between %d and %d", host, portFloor, ports.ceiling-1)
+}
+
+// portFloor is the lowest port freePort hands out.
+const portFloor = 20000
+
+// ports is freePort's state: the next port to try, and the first port of
+// the kernel's ephemeral range (exclusive bound).
+var ports struct {
+	sync.Mutex
+	next, ceiling int
+}
+
+// ephemeralLow is the first port of the range the kernel picks from for a
+// bind to port 0 (Linux).
+func ephemeralLow() (int, bool) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, false
+	}
+	low, err := strconv.Atoi(f[0])
+	return low, err == nil
 }
 
 // start launches the process; first says it is the node's first start
