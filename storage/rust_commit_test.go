@@ -21,6 +21,33 @@ func openAlwaysEngine(t *testing.T, dir string) *RustEngine {
 	return e
 }
 
+// inParallel runs op(w, i) for i from 0 to each-1 on each of writers
+// goroutines (w their number), each stopping at its first error, and
+// fails t with the errors once all are done.
+func inParallel(t *testing.T, writers, each int, op func(w, i int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if err := op(w, i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
 // TestRustGroupCommitOnTheGoSide: under SyncAlways many goroutines write at
 // once and wait for group commit as goroutines (one of them inside the
 // library per sync). Each write is visible to its writer as soon as Put,
@@ -31,46 +58,31 @@ func TestRustGroupCommitOnTheGoSide(t *testing.T) {
 	ctx := context.Background()
 	e := openAlwaysEngine(t, dir)
 	const writers, each = 32, 40
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				key, val := fmt.Sprintf("w%02d/%03d", w, i), fmt.Sprintf("v%d-%d", w, i)
-				var err error
-				switch i % 4 {
-				case 0, 1:
-					err = e.Put(ctx, key, val)
-				case 2:
-					err = e.Write(ctx, []BatchOp{{Kind: OpPut, Key: key, Value: val}, {Kind: OpPut, Key: key + "b", Value: val}})
-				case 3:
-					if err = e.Put(ctx, key, val); err == nil {
-						err = e.Delete(ctx, key)
-					}
-				}
-				if err != nil {
-					errs <- fmt.Errorf("%s: %w", key, err)
-					return
-				}
-				got, err := e.Get(ctx, key)
-				switch {
-				case i%4 == 3 && err == nil:
-					errs <- fmt.Errorf("%s: deleted, yet Get returned %q", key, got)
-					return
-				case i%4 != 3 && (err != nil || got != val):
-					errs <- fmt.Errorf("%s: right after the write Get returned %q, %v", key, got, err)
-					return
-				}
+	inParallel(t, writers, each, func(w, i int) error {
+		key, val := fmt.Sprintf("w%02d/%03d", w, i), fmt.Sprintf("v%d-%d", w, i)
+		var err error
+		switch i % 4 {
+		case 0, 1:
+			err = e.Put(ctx, key, val)
+		case 2:
+			err = e.Write(ctx, []BatchOp{{Kind: OpPut, Key: key, Value: val}, {Kind: OpPut, Key: key + "b", Value: val}})
+		case 3:
+			if err = e.Put(ctx, key, val); err == nil {
+				err = e.Delete(ctx, key)
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		got, err := e.Get(ctx, key)
+		switch {
+		case i%4 == 3 && err == nil:
+			return fmt.Errorf("%s: deleted, yet Get returned %q", key, got)
+		case i%4 != 3 && (err != nil || got != val):
+			return fmt.Errorf("%s: right after the write Get returned %q, %v", key, got, err)
+		}
+		return nil
+	})
 	st, err := e.Stats(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -138,34 +150,20 @@ func TestRustLoneWriterLeadsItsSync(t *testing.T) {
 	lone("first", 50)
 
 	const writers, each = 32, 30
-	var wg sync.WaitGroup
 	var mu sync.Mutex
-	errs := make(chan error, writers)
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				key, val := fmt.Sprintf("crowd/%02d/%03d", w, i), fmt.Sprintf("v%d-%d", w, i)
-				if err := e.Put(ctx, key, val); err != nil {
-					errs <- fmt.Errorf("%s: %w", key, err)
-					return
-				}
-				if got, err := e.Get(ctx, key); err != nil || got != val {
-					errs <- fmt.Errorf("%s: right after the put Get returned %q, %v", key, got, err)
-					return
-				}
-				mu.Lock()
-				want[key] = val
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	inParallel(t, writers, each, func(w, i int) error {
+		key, val := fmt.Sprintf("crowd/%02d/%03d", w, i), fmt.Sprintf("v%d-%d", w, i)
+		if err := e.Put(ctx, key, val); err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		if got, err := e.Get(ctx, key); err != nil || got != val {
+			return fmt.Errorf("%s: right after the put Get returned %q, %v", key, got, err)
+		}
+		mu.Lock()
+		want[key] = val
+		mu.Unlock()
+		return nil
+	})
 	lone("again", 20)
 
 	if err := e.Close(); err != nil {
