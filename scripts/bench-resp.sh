@@ -25,7 +25,9 @@
 # all by default), SERVERS ("mantisdb redis"; add mantisdb-goroutines for
 # the same binary with --resp-transport goroutines, the transport before
 # the event loop, and mantisdb-loops1 for it with --resp-loops 1, one
-# event loop). The servers' order rotates every round.
+# event loop, and mantisdb-base for another build, MANTIS_BASE, with its
+# defaults: a before/after in one run). The servers' order rotates every
+# round.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -80,10 +82,11 @@ start_server() {
   resp_port=$(free_port)
   http_port=$(free_port)
   if [ "${name#mantisdb}" != "$name" ]; then
-    local transport=()
+    local transport=() bin=$MANTIS
     [ "$name" = mantisdb-goroutines ] && transport=(--resp-transport goroutines)
     [ "$name" = mantisdb-loops1 ] && transport=(--resp-loops 1)
-    "$MANTIS" --data-dir "$dir" --bind 127.0.0.1 --port "$http_port" --resp-port "$resp_port" \
+    [ "$name" = mantisdb-base ] && bin=${MANTIS_BASE:?MANTIS_BASE names the build mantisdb-base runs}
+    "$bin" --data-dir "$dir" --bind 127.0.0.1 --port "$http_port" --resp-port "$resp_port" \
       --sync "$mode" --log-level warn "${transport[@]}" >"$dir/server.log" 2>&1 &
   else
     local persist=(--appendonly no)
@@ -234,7 +237,8 @@ for mode in ("never", "always"):
             continue
         ratio = f"{mr / rr:.2f}x" if mr and rr else "n/a"
         print(f"| {mode} | {test} | {m} | {r} | {ratio} |")
-for variant, title in (("mantisdb-goroutines", "goroutine per connection"), ("mantisdb-loops1", "one event loop")):
+for variant, title in (("mantisdb-goroutines", "goroutine per connection"), ("mantisdb-loops1", "one event loop"),
+                       ("mantisdb-base", "base build")):
     if not any(r["server"] == variant for r in rows):
         continue
     print()
