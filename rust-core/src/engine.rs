@@ -708,6 +708,19 @@ impl Inner {
     ) -> crate::index::RangeEnd {
         self.index.range_from(lower, upper, seq, limit, visit)
     }
+
+    /// [`Inner::range_at`] with versions lent as views taken ahead of the
+    /// visits ([`crate::index::Index::range_views`]).
+    pub(crate) fn range_views_at(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        seq: u64,
+        limit: usize,
+        visit: impl FnMut(&[u8], &crate::index::VersionView<'_>),
+    ) -> crate::index::RangeEnd {
+        self.index.range_views(lower, upper, seq, limit, visit)
+    }
 }
 
 /// What one point read found ([`Inner::read_once`]).

@@ -30,6 +30,7 @@ use parking_lot::RwLock;
 use smallvec::SmallVec;
 
 use crate::keymap::{KeyMap, Keyed, Pending};
+use crate::prefetch;
 
 /// Longest key an [`IndexKey`] holds without a heap allocation.
 pub const INLINE_KEY_MAX: usize = 22;
@@ -259,6 +260,101 @@ impl Version {
     }
 }
 
+/// Lets go of a version the index held: an inline value's bytes are freed
+/// only through the epoch collector, after every guard pinned now is
+/// unpinned, because a range walk ([`Index::range_views`]) reads them under
+/// its guard after it released the key's lock. Every version that leaves a
+/// key's list while the key stays in the index goes through here; a slot's
+/// own versions go when the skiplist frees the slot, which is itself
+/// deferred past the epoch.
+fn retire(version: Version) {
+    retire_value(version.value);
+}
+
+/// [`retire`] for a value alone.
+fn retire_value(value: ValueRef) {
+    if let ValueRef::Inline(bytes) = value {
+        epoch::pin().defer(move || drop(bytes));
+    }
+}
+
+/// A version as a range walk lends it ([`Index::range_views`]): its fields,
+/// with an inline value's bytes borrowed for as long as the walk's epoch
+/// guard (see [`retire`]) rather than its handle cloned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionView<'g> {
+    /// Commit sequence number.
+    pub seq: u64,
+    /// Absolute expiry in ms since the Unix epoch; 0 means never.
+    pub expires_at: u64,
+    /// The value, or a tombstone.
+    pub value: ValueView<'g>,
+    /// Bytes this version's op takes in the log.
+    pub log_bytes: u32,
+    /// Segment holding this version's op.
+    pub segment: u32,
+}
+
+/// [`ValueRef`] as a [`VersionView`] lends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueView<'g> {
+    /// The key was deleted.
+    Tombstone,
+    /// A small value kept in the index itself.
+    Inline(&'g [u8]),
+    /// A value in a segment (see [`ValueRef::Disk`]).
+    Disk {
+        /// Segment id.
+        segment: u32,
+        /// Offset of the key in the segment.
+        offset: u64,
+        /// Length of the value.
+        len: u32,
+        /// CRC32C of key || value.
+        crc: u32,
+    },
+}
+
+impl VersionView<'_> {
+    /// True when this version hides the key at time `now_ms`.
+    pub fn is_absent(&self, now_ms: u64) -> bool {
+        matches!(self.value, ValueView::Tombstone) || (self.expires_at != 0 && self.expires_at <= now_ms)
+    }
+
+    /// The version itself, for a value that is not inline (an inline one
+    /// is copied by whoever needs it to outlive the walk).
+    pub fn to_version(&self) -> Option<Version> {
+        self.version_with(|_| None)
+    }
+
+    /// The version itself, with `inline` making an inline value's
+    /// [`ValueRef`] (or refusing, with `None`).
+    fn version_with(&self, inline: impl FnOnce(&[u8]) -> Option<ValueRef>) -> Option<Version> {
+        let value = match self.value {
+            ValueView::Tombstone => ValueRef::Tombstone,
+            ValueView::Inline(bytes) => inline(bytes)?,
+            ValueView::Disk {
+                segment,
+                offset,
+                len,
+                crc,
+            } => ValueRef::Disk {
+                segment,
+                offset,
+                len,
+                crc,
+            },
+        };
+        Some(Version {
+            seq: self.seq,
+            expires_at: self.expires_at,
+            value,
+            log_bytes: self.log_bytes,
+            segment: self.segment,
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 struct Versions {
     /// Newest first.
@@ -306,7 +402,7 @@ impl Versions {
             if keep + 1 < self.list.len() {
                 let seq = self.list[keep].seq;
                 self.set_reclaimed_below(seq);
-                self.list.truncate(keep + 1);
+                self.list.drain(keep + 1..).for_each(retire);
             }
         }
     }
@@ -371,6 +467,49 @@ impl KeyEntry {
     fn with_visible<R>(&self, read_seq: u64, f: impl FnOnce(&Version) -> R) -> Option<R> {
         let v = self.versions.read();
         v.list.iter().find(|ver| ver.seq <= read_seq).map(f)
+    }
+
+    /// The newest version visible at `read_seq` as a view valid while
+    /// `guard` stays pinned, taken under the key's read lock; `None` as for
+    /// [`KeyEntry::with_visible`].
+    #[inline]
+    fn view<'g>(&'g self, read_seq: u64, _guard: &'g Guard) -> Option<VersionView<'g>> {
+        let v = self.versions.read();
+        let ver = v.list.iter().find(|ver| ver.seq <= read_seq)?;
+        let value = match &ver.value {
+            ValueRef::Tombstone => ValueView::Tombstone,
+            ValueRef::Inline(bytes) => {
+                let bytes: *const [u8] = &**bytes;
+                // SAFETY: the bytes belong to an `Arc` the version list holds
+                // while the read lock is held. After the lock is released, the
+                // list lets go of that `Arc` only through `retire` (which drops
+                // it through the epoch collector, so not before every guard
+                // pinned before that moment, `guard` included, is unpinned), or
+                // when the skiplist frees the slot, also through the epoch
+                // collector. Other clones of the `Arc` only keep the bytes
+                // longer. So the bytes stay allocated and unchanged (an `Arc`'s
+                // contents are immutable) for as long as `guard` is pinned.
+                ValueView::Inline(unsafe { &*bytes })
+            }
+            &ValueRef::Disk {
+                segment,
+                offset,
+                len,
+                crc,
+            } => ValueView::Disk {
+                segment,
+                offset,
+                len,
+                crc,
+            },
+        };
+        Some(VersionView {
+            seq: ver.seq,
+            expires_at: ver.expires_at,
+            value,
+            log_bytes: ver.log_bytes,
+            segment: ver.segment,
+        })
     }
 }
 
@@ -841,7 +980,7 @@ impl Index {
                 }
                 let at_or_below = version.seq <= watermark;
                 if v.list.get(pos).is_some_and(|x| x.seq == version.seq) {
-                    v.list[pos] = version;
+                    retire(std::mem::replace(&mut v.list[pos], version));
                 } else {
                     v.list.insert(pos, version);
                 }
@@ -950,7 +1089,7 @@ impl Index {
                 if !v.list.is_empty() {
                     v.set_reclaimed_below(version.seq);
                 }
-                v.list.clear();
+                v.list.drain(..).for_each(retire);
                 v.list.push(version);
                 effect.live_keys = is_live as i64 - was_live as i64;
                 effect
@@ -1013,7 +1152,7 @@ impl Index {
     pub fn expire_to_tombstone(&self, key: &[u8], seq: u64, from: u32, to: u32, log_bytes: u32) -> bool {
         self.with_live_entry(key, |v| match v.list.first_mut() {
             Some(x) if x.seq == seq && x.segment == from && !matches!(x.value, ValueRef::Tombstone) => {
-                x.value = ValueRef::Tombstone;
+                retire_value(std::mem::replace(&mut x.value, ValueRef::Tombstone));
                 x.segment = to;
                 x.expires_at = 0;
                 x.log_bytes = log_bytes;
@@ -1075,7 +1214,73 @@ impl Index {
         }
         RangeEnd::Done
     }
+
+    /// [`Index::range_from`] with each version lent as a [`VersionView`],
+    /// which the walk takes [`WALK_AHEAD`] keys before it visits them: it
+    /// takes a key's read lock once, to copy the view, and asks the CPU to
+    /// load the key's inline value, so that the cache misses of values
+    /// scattered in memory (keys overwritten in random order) overlap
+    /// instead of following one another. The views stay valid while the
+    /// walk's guard is pinned (see [`retire`]); `visit` may keep nothing
+    /// of them past its call.
+    pub fn range_views(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        read_seq: u64,
+        limit: usize,
+        mut visit: impl FnMut(&[u8], &VersionView<'_>),
+    ) -> RangeEnd {
+        let guard = epoch::pin();
+        // The views taken and not yet visited (at most `WALK_AHEAD`), the
+        // one taken as number `i` at `ahead[i % WALK_AHEAD]`.
+        let none = VersionView {
+            seq: 0,
+            expires_at: 0,
+            value: ValueView::Tombstone,
+            log_bytes: 0,
+            segment: 0,
+        };
+        let mut ahead: [(&[u8], VersionView<'_>); WALK_AHEAD] = [(&[], none); WALK_AHEAD];
+        let (mut taken, mut visited) = (0, 0);
+        let mut end = RangeEnd::Done;
+        let mut walk = self.list.range::<KeyBytes, _>((bound(lower), bound(upper)), &guard);
+        let mut walked_all = false;
+        // One place calls `visit` and one advances the walk, so that both
+        // are inlined into this loop.
+        loop {
+            while taken - visited < WALK_AHEAD && !walked_all {
+                match walk.next() {
+                    None => walked_all = true,
+                    Some(_) if taken >= limit => {
+                        end = RangeEnd::More;
+                        walked_all = true;
+                    }
+                    Some(entry) => {
+                        let slot = entry.key();
+                        if let Some(view) = slot.entry.view(read_seq, &guard) {
+                            if let ValueView::Inline(bytes) = view.value {
+                                prefetch::lines(bytes, 2);
+                            }
+                            ahead[taken % WALK_AHEAD] = (&slot.key[..], view);
+                            taken += 1;
+                        }
+                    }
+                }
+            }
+            if visited == taken {
+                return end;
+            }
+            let (k, v) = &ahead[visited % WALK_AHEAD];
+            visit(k, v);
+            visited += 1;
+        }
+    }
 }
+
+/// How many keys a range walk ([`Index::range_views`]) looks at ahead of
+/// the one it visits.
+const WALK_AHEAD: usize = 8;
 
 /// A place where another thread's step changes what this one does next
 /// (between a hash probe and the lock it leads to, between the steps of an
@@ -1433,6 +1638,11 @@ mod tests {
                 idx.insert(&key, put(30, b"new"), 0);
                 seqs.insert(0, 30);
             }
+            if i % 7 == 3 && first < 40 {
+                // Deleted at 40: walks at or above it visit the tombstone.
+                idx.insert(&key, del(40), 0);
+                seqs.insert(0, 40);
+            }
             model.push((key, seqs));
         }
         for read_seq in [0, 10, 25, 40, 60] {
@@ -1447,6 +1657,25 @@ mod tests {
                     let end = idx.range_from(lower_bound, Bound::Unbounded, read_seq, limit, |k, v| {
                         got.push((k.to_vec(), v.seq))
                     });
+                    // The walk that lends views ahead of its visits visits
+                    // the same, with the same values.
+                    let mut plain = Vec::new();
+                    idx.range_from(lower_bound, Bound::Unbounded, read_seq, limit, |k, v| {
+                        plain.push((k.to_vec(), v.clone()))
+                    });
+                    let mut viewed = Vec::new();
+                    let views_end = idx.range_views(lower_bound, Bound::Unbounded, read_seq, limit, |k, v| {
+                        let owned = v.version_with(|b| Some(ValueRef::Inline(Arc::from(b))));
+                        viewed.push((k.to_vec(), owned.expect("every value made")));
+                    });
+                    assert_eq!(
+                        viewed, plain,
+                        "views: read_seq {read_seq}, lower {lower:?}, limit {limit}"
+                    );
+                    assert_eq!(
+                        views_end, end,
+                        "views: read_seq {read_seq}, lower {lower:?}, limit {limit}"
+                    );
                     // The plain walk: every key from the lower bound on; at
                     // the limit, More if any key is left.
                     let mut want = Vec::new();

@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use crate::db::{Db, Value};
 use crate::engine::{now_ms, Inner};
 use crate::error::{Error, Result};
-use crate::index::{RangeEnd, ValueRef, Version};
+use crate::index::{RangeEnd, ValueRef, ValueView, Version};
 use crate::log::record::kv_checksum;
 use crate::log::segment::Segment;
 use crate::prefetch;
@@ -421,30 +421,45 @@ impl Iter {
         let (keys, values, entries) = (&mut self.keys, &mut self.values, &mut self.entries);
         // The last key walked, present or not: the next chunk starts after it.
         let mut last = None;
-        let end = self
-            .snap
-            .inner()
-            .range_at(lower, upper, self.snap.seq, walk, |key, version| {
-                let start = keys.len();
-                keys.extend_from_slice(key);
-                last = Some(start..keys.len());
-                if version.is_absent(now) {
-                    return;
-                }
-                let value = match &version.value {
-                    ValueRef::Inline(bytes) if lend => {
-                        let at = values.len();
-                        values.extend_from_slice(bytes);
-                        SlotValue::Copied(at..values.len())
-                    }
-                    ValueRef::Inline(bytes) => SlotValue::Ready(Arc::clone(bytes)),
-                    _ => SlotValue::Disk(version.clone()),
-                };
+        // Records a key walked, with its value unless it has none to show.
+        let mut add = |key: &[u8], value: Option<SlotValue>| {
+            let start = keys.len();
+            keys.extend_from_slice(key);
+            last = Some(start..keys.len());
+            if let Some(value) = value {
                 entries.push(Slot {
                     key: start..keys.len(),
                     value,
                 });
-            });
+            }
+        };
+        let (inner, seq) = (self.snap.inner(), self.snap.seq);
+        let end = if lend {
+            // Borrowed reads copy inline values into the chunk: the walk
+            // lends them as views taken ahead of the visits, which overlaps
+            // the cache misses of values scattered in memory.
+            inner.range_views_at(lower, upper, seq, walk, |key, version| {
+                let value = match version.value {
+                    _ if version.is_absent(now) => None,
+                    ValueView::Inline(bytes) => {
+                        let at = values.len();
+                        values.extend_from_slice(bytes);
+                        Some(SlotValue::Copied(at..values.len()))
+                    }
+                    _ => version.to_version().map(SlotValue::Disk),
+                };
+                add(key, value);
+            })
+        } else {
+            inner.range_at(lower, upper, seq, walk, |key, version| {
+                let value = match &version.value {
+                    _ if version.is_absent(now) => None,
+                    ValueRef::Inline(bytes) => Some(SlotValue::Ready(Arc::clone(bytes))),
+                    _ => Some(SlotValue::Disk(version.clone())),
+                };
+                add(key, value);
+            })
+        };
         if end == RangeEnd::Done {
             self.exhausted = true;
         }

@@ -1,6 +1,6 @@
 //! Writers, deleters whose tombstones are collected as soon as no older
-//! write is in flight, and readers race on a handful of keys, and every
-//! read is checked against what was written. In test builds the index
+//! write is in flight, readers and range walks race on a handful of keys,
+//! and every read is checked against what was written. In test builds the index
 //! yields the processor at its race points (between a hash probe and the
 //! lock it leads to, and between the steps of an unlink), so the
 //! interleavings of [`super::Index`]'s comment happen often: a write that
@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{Index, Lookup, ValueRef, Version};
+use super::{Index, Lookup, ValueRef, ValueView, Version};
 
 const KEYS: usize = 4;
 const WRITERS: usize = 2;
 const DELETERS: usize = 2;
 const READERS: usize = 2;
+const SCANNERS: usize = 2;
 /// Ops per writer and per deleter; the run also stops after `LIMIT`.
 const OPS: u64 = 60_000;
 const LIMIT: Duration = Duration::from_secs(10);
@@ -196,6 +197,27 @@ fn writers_deleters_and_readers_race_on_few_keys() {
                             seen[k] = v.seq;
                         }
                     }
+                }
+            });
+        }
+        for r in 0..SCANNERS {
+            s.spawn(move || {
+                // Range walks lend inline values past the key's lock (see
+                // `retire`): each value read must still be the one its
+                // version was written with, never freed and reused memory.
+                let mut scans = 0u64;
+                while running.load(SeqCst) > 0 || scans == 0 {
+                    index.range_views(Bound::Unbounded, Bound::Unbounded, u64::MAX, usize::MAX, |k, v| {
+                        assert!(keys.iter().any(|x| x == k), "scanner {r}: key {k:?}");
+                        match v.value {
+                            ValueView::Inline(bytes) => {
+                                assert_eq!(bytes, v.seq.to_le_bytes(), "scanner {r}: value of {k:?} at {}", v.seq)
+                            }
+                            ValueView::Tombstone => {}
+                            ValueView::Disk { .. } => panic!("scanner {r}: a value on disk"),
+                        }
+                    });
+                    scans += 1;
                 }
             });
         }
