@@ -1246,8 +1246,8 @@ impl Index {
         let mut end = RangeEnd::Done;
         let mut walk = self.list.range::<KeyBytes, _>((bound(lower), bound(upper)), &guard);
         let mut walked_all = false;
-        // One place calls `visit` and one advances the walk, so that both
-        // are inlined into this loop.
+        // Each pass takes views until `WALK_AHEAD` wait (or the walk ends),
+        // then visits the oldest, until the walk has ended and none waits.
         loop {
             while taken - visited < WALK_AHEAD && !walked_all {
                 match walk.next() {
