@@ -35,6 +35,25 @@ fn open(dir: &std::path::Path, sync: SyncPolicy) -> Db {
     .unwrap()
 }
 
+/// Opens `dir` again after this process closed it. The directory's lock
+/// is released with the last descriptor of its file, and a child process
+/// forked by another test of this binary (the crash test below) holds a
+/// copy of every descriptor until it executes: for that moment the lock
+/// stays held, and an open fails with `Locked`.
+fn reopen(dir: &std::path::Path, sync: SyncPolicy) -> Db {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let opts = Options {
+            sync,
+            ..Options::default()
+        };
+        match Db::open(dir, opts) {
+            Err(Error::Locked { .. }) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            other => return other.unwrap(),
+        }
+    }
+}
+
 /// Opens every account with the opening balance, once.
 fn seed(db: &Db) {
     let mut t = db.begin().unwrap();
@@ -85,13 +104,19 @@ fn total_is_constant_under_concurrent_transfers() {
     seed(&db);
     let expected = OPENING * ACCOUNTS as u64;
     let stop = Arc::new(AtomicBool::new(false));
+    // The workers start once the checker has: on a busy machine the
+    // checker's thread could otherwise first run after every transfer.
+    let checking = Arc::new(AtomicBool::new(false));
     let conflicts = Arc::new(AtomicU64::new(0));
     let mut scans = 0u64;
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..4u64)
             .map(|seed| {
-                let (db, conflicts) = (db.clone(), Arc::clone(&conflicts));
+                let (db, conflicts, checking) = (db.clone(), Arc::clone(&conflicts), Arc::clone(&checking));
                 s.spawn(move || {
+                    while !checking.load(Ordering::Acquire) {
+                        std::thread::yield_now();
+                    }
                     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
                     for _ in 0..500 {
                         conflicts.fetch_add(transfer(&db, &mut rng), Ordering::Relaxed);
@@ -100,14 +125,17 @@ fn total_is_constant_under_concurrent_transfers() {
             })
             .collect();
         let checker = {
-            let (db, stop) = (db.clone(), Arc::clone(&stop));
+            let (db, stop, checking) = (db.clone(), Arc::clone(&stop), Arc::clone(&checking));
             s.spawn(move || {
                 let mut n = 0u64;
-                while !stop.load(Ordering::Acquire) && n < 100_000 {
+                loop {
+                    checking.store(true, Ordering::Release);
                     assert_eq!(total(&db), expected, "a snapshot scan saw money appear or vanish");
                     n += 1;
+                    if stop.load(Ordering::Acquire) || n >= 100_000 {
+                        break n;
+                    }
                 }
-                n
             })
         };
         for w in workers {
@@ -124,7 +152,7 @@ fn total_is_constant_under_concurrent_transfers() {
     );
     db.close().unwrap();
     drop(db);
-    let db = open(dir.path(), SyncPolicy::Never);
+    let db = reopen(dir.path(), SyncPolicy::Never);
     assert_eq!(total(&db), expected);
 }
 
