@@ -75,7 +75,7 @@ fn n_keys() -> u64 {
         let n =
             std::env::var("MANTIS_BENCH_KEYS").map_or(1_000_000, |s| s.parse().expect("MANTIS_BENCH_KEYS is a number"));
         assert!(
-            n >= SCAN_KEYS as u64 && n % SCAN_KEYS as u64 == 0,
+            n >= SCAN_KEYS as u64 && n.is_multiple_of(SCAN_KEYS as u64),
             "MANTIS_BENCH_KEYS must be a multiple of 1000"
         );
         n

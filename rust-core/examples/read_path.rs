@@ -68,7 +68,7 @@ fn main() {
         "sequential" => false,
         other => panic!("ORDER is shuffled or sequential, not {other}"),
     };
-    assert!(n >= 1000 && n % 1000 == 0, "KEYS must be a multiple of 1000");
+    assert!(n >= 1000 && n.is_multiple_of(1000), "KEYS must be a multiple of 1000");
     let value = vec![0x5au8; value_len];
     let mut ids: Vec<u64> = (0..n).collect();
     if shuffled {

@@ -28,6 +28,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::accounting::op_log_bytes;
+use crate::checksum;
 use crate::engine::now_ms;
 use crate::error::{Error, Result};
 use crate::index::Version;
@@ -509,7 +510,7 @@ fn check_hint(
         };
     };
     let body = h.body();
-    if body.segment_crc.to_native() != crc32c::crc32c(data) {
+    if body.segment_crc.to_native() != checksum::crc32c(data) {
         return bad(
             rep,
             "the segment's checksum differs from the one its hint records".into(),

@@ -543,7 +543,7 @@ impl Inner {
                 q.push_back((a.seq, Box::from(op.key)));
             }
         }
-        if a.seq % WATERMARK_EVERY == 0 {
+        if a.seq.is_multiple_of(WATERMARK_EVERY) {
             self.snapshots.advance(&self.vis);
             self.collect_tombstones();
         }

@@ -1634,7 +1634,7 @@ mod tests {
             };
             let mut seqs = vec![first];
             idx.insert(&key, put(first, &key), 0);
-            if state % 5 == 0 && first < 30 {
+            if state.is_multiple_of(5) && first < 30 {
                 idx.insert(&key, put(30, b"new"), 0);
                 seqs.insert(0, 30);
             }

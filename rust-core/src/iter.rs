@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::checksum;
 use crate::db::{Db, Value};
 use crate::engine::{now_ms, Inner};
 use crate::error::{Error, Result};
@@ -602,7 +603,7 @@ impl Iter {
                         let k = &record[..key.len()];
                         // The record is key then value, so one checksum
                         // over it is the key's continued over the value.
-                        if k != key || crc32c::crc32c(record) != crc {
+                        if k != key || checksum::crc32c(record) != crc {
                             // Damage: the single read reports it in key order.
                             continue;
                         }

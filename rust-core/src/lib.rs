@@ -41,6 +41,8 @@ pub mod check;
 /// cbindgen:ignore
 mod checkpoint;
 /// cbindgen:ignore
+mod checksum;
+/// cbindgen:ignore
 mod compaction;
 /// cbindgen:ignore
 mod db;

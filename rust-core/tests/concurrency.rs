@@ -461,7 +461,7 @@ fn concurrent_writes_read_back_across_rolls(sync: SyncPolicy) {
     let threads = 8u32;
     let per = 150u32;
     let value = |t: u32, i: u32| {
-        let len = if (i + t) % 3 == 0 { 900 } else { 20 };
+        let len = if (i + t).is_multiple_of(3) { 900 } else { 20 };
         vec![(t * 31 + i) as u8; len]
     };
     std::thread::scope(|s| {

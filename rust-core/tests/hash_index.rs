@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 
 fn key(k: usize) -> Vec<u8> {
     // Inline keys and keys kept on the heap.
-    if k % 2 == 0 {
+    if k.is_multiple_of(2) {
         format!("k{k}").into_bytes()
     } else {
         format!("a-key-longer-than-the-inline-size-{k}").into_bytes()
@@ -67,7 +67,7 @@ fn opts(threads: usize) -> Options {
 }
 
 fn db_key(i: u32) -> Vec<u8> {
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         format!("user:{i:06}:a-long-suffix-kept-on-the-heap").into_bytes()
     } else {
         format!("user:{i:06}").into_bytes()

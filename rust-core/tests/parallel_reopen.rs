@@ -49,7 +49,7 @@ fn opts(threads: usize) -> Options {
 
 fn key(i: u32) -> Vec<u8> {
     // Short keys and a few longer than the index keeps inline.
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         format!("long-key-{i:04}-padded-past-the-inline-size").into_bytes()
     } else {
         format!("k{i:04}").into_bytes()

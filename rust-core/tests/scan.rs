@@ -189,7 +189,7 @@ fn expiry_during_a_scan_is_judged_at_the_scans_snapshot() {
                 .iter()
                 .filter(|(k, _)| {
                     let i: usize = std::str::from_utf8(&k[2..]).unwrap().parse().unwrap();
-                    i % 3 != 0
+                    !i.is_multiple_of(3)
                 })
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
@@ -459,7 +459,7 @@ fn lending_and_sharing_scans_agree_with_point_reads_under_writes_deletes_and_com
                     let lend = match round % 3 {
                         0 => true,
                         1 => false,
-                        _ => n % 2 == 0,
+                        _ => n.is_multiple_of(2),
                     };
                     let item = if lend {
                         it.next_borrowed(|k, v| (k.to_vec(), v.to_vec()))

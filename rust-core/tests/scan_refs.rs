@@ -19,7 +19,7 @@ fn key(i: usize) -> Vec<u8> {
 /// in no other value); every fifth
 /// value is short enough to stay inline in the index.
 fn value(i: usize) -> Vec<u8> {
-    let len = if i % 5 == 0 { 40 } else { 1024 };
+    let len = if i.is_multiple_of(5) { 40 } else { 1024 };
     let mut x = (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     (0..len)
         .map(|_| {

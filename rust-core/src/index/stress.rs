@@ -27,7 +27,7 @@ const LIMIT: Duration = Duration::from_secs(10);
 
 fn key(k: usize) -> Vec<u8> {
     // Two inline keys and two kept on the heap.
-    if k % 2 == 0 {
+    if k.is_multiple_of(2) {
         format!("k{k}").into_bytes()
     } else {
         format!("a-key-longer-than-the-inline-size-{k}").into_bytes()

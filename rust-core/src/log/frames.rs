@@ -24,6 +24,7 @@
 
 use super::record::{self, FrameError, Record, Salt, FRAME_HEADER_LEN, MAX_PAYLOAD_LEN};
 use super::segment::{self, Segment, SEGMENT_HEADER_LEN};
+use crate::checksum;
 use crate::error::Result;
 
 /// The window compaction and the hint builder read closed segments through.
@@ -185,7 +186,7 @@ impl<'a> FrameReader<'a> {
         // buffer's `old` initialized bytes.
         unsafe { buf.set_len(old + n) };
         if let Some(crc) = &mut self.crc {
-            *crc = crc32c::crc32c_append(*crc, &buf[old..]);
+            *crc = checksum::crc32c_append(*crc, &buf[old..]);
         }
         Ok(())
     }
@@ -258,7 +259,7 @@ impl<'a> FrameReader<'a> {
     /// computes it from the bytes).
     pub fn finish(&mut self) -> Result<(u64, u32)> {
         if let Source::Memory(d) = self.src {
-            return Ok((self.len, crc32c::crc32c(d)));
+            return Ok((self.len, checksum::crc32c(d)));
         }
         // Read on in windows, each kept only until the next.
         loop {
@@ -471,7 +472,7 @@ mod tests {
 
     fn check(data: &[u8], windows: &[usize], buf: &mut Vec<u8>) {
         let expected = whole(data);
-        let (len, crc) = (data.len() as u64, crc32c::crc32c(data));
+        let (len, crc) = (data.len() as u64, checksum::crc32c(data));
         let (seg, largest) = segment_of(data);
         let largest_frame = expected
             .iter()

@@ -26,6 +26,7 @@ use rkyv::Place;
 use super::frames::{self, FrameReader};
 use super::record::{self, OpKind};
 use super::segment::{self, Segment};
+use crate::checksum;
 use crate::error::{Error, Result};
 use crate::vfs::{FileHandle, FileSystem, OpenMode};
 
@@ -135,7 +136,7 @@ fn write_buffered(
     let body = HintBody {
         segment_id: id,
         segment_len: segment.len() as u64,
-        segment_crc: crc32c::crc32c(segment),
+        segment_crc: checksum::crc32c(segment),
         entries,
     };
     write_body(fs, dir, id, &body, buf_len)
@@ -598,7 +599,7 @@ impl BodySink<'_> {
             return Err(e);
         }
         if !self.buf.is_empty() {
-            self.crc = crc32c::crc32c_append(self.crc, &self.buf);
+            self.crc = checksum::crc32c_append(self.crc, &self.buf);
             self.file.append(&self.buf)?;
             self.buf.clear();
         }
@@ -610,7 +611,7 @@ impl BodySink<'_> {
             self.flush()?;
         }
         if bytes.len() >= self.cap {
-            self.crc = crc32c::crc32c_append(self.crc, bytes);
+            self.crc = checksum::crc32c_append(self.crc, bytes);
             self.file.append(bytes)?;
         } else {
             self.buf.extend_from_slice(bytes);
@@ -689,7 +690,7 @@ fn open_body(fs: &dyn FileSystem, path: &Path, map: bool) -> std::io::Result<Hin
     if map && len > HINT_HEADER_LEN {
         if let Some(map) = FileMap::new(&*f, len) {
             let body = &map.bytes()[HINT_HEADER_LEN..];
-            if (body.as_ptr() as usize) % BODY_ALIGN == 0 {
+            if (body.as_ptr() as usize).is_multiple_of(BODY_ALIGN) {
                 return Ok(HintBytes::Mapped(map));
             }
         }
@@ -742,7 +743,7 @@ fn check_header(header: &[u8], body_len: usize) -> std::result::Result<u32, Stri
 /// the segment it must describe.
 fn check_body(body: HintBytes, crc: u32, id: u32, segment_len: u64) -> std::result::Result<ValidHint, String> {
     let bytes = body.bytes();
-    if crc32c::crc32c(bytes) != crc {
+    if checksum::crc32c(bytes) != crc {
         return Err("checksum mismatch".into());
     }
     let archived =
@@ -961,11 +962,11 @@ mod tests {
         let body = HintBody {
             segment_id: id,
             segment_len: segment.len() as u64,
-            segment_crc: crc32c::crc32c(segment),
+            segment_crc: checksum::crc32c(segment),
             entries,
         };
         let bytes = rkyv::to_bytes::<rancor::Error>(&body).unwrap();
-        let mut out = header(bytes.len() as u32, crc32c::crc32c(&bytes)).to_vec();
+        let mut out = header(bytes.len() as u32, checksum::crc32c(&bytes)).to_vec();
         out.extend_from_slice(&bytes);
         out
     }
@@ -1146,7 +1147,7 @@ mod tests {
         assert!(why.is_none());
         assert_eq!(
             buf.as_ref().unwrap().body().segment_crc.to_native(),
-            crc32c::crc32c(&[1u8; 1000])
+            checksum::crc32c(&[1u8; 1000])
         );
         let hint = buf.unwrap();
         let body = hint.body();

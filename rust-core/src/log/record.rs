@@ -24,6 +24,8 @@
 //!
 //! Decoding never panics: every length is checked against the buffer first.
 
+use crate::checksum;
+
 /// Bytes before the payload: crc and len.
 pub const FRAME_HEADER_LEN: usize = 8;
 /// Bytes of the payload before the first op: seq and count.
@@ -51,8 +53,8 @@ impl Salt {
     /// behind a fixed tag. CRC-32 detects every change of up to 32 bits, so
     /// two ids never share a salt.
     pub fn of_segment(id: u32) -> Salt {
-        Salt(crc32c::crc32c_append(
-            crc32c::crc32c(b"mantisdb segment"),
+        Salt(checksum::crc32c_append(
+            checksum::crc32c(b"mantisdb segment"),
             &id.to_le_bytes(),
         ))
     }
@@ -131,7 +133,7 @@ pub fn frame_len(ops: &[OpRef<'_>]) -> usize {
 
 /// Checksum of a key and value as stored in an op.
 pub fn kv_checksum(key: &[u8], value: &[u8]) -> u32 {
-    crc32c::crc32c_append(crc32c::crc32c(key), value)
+    checksum::crc32c_append(checksum::crc32c(key), value)
 }
 
 /// Appends one frame to `out` and records, for each op, the offset of its key
@@ -195,7 +197,7 @@ pub fn encode_unsealed_with(out: &mut Vec<u8>, ops: &[OpRef<'_>], mut each: impl
 /// [`encode_unsealed`]) and then its checksum, seeded with `salt`.
 pub fn seal(frame: &mut [u8], seq: u64, salt: Salt) {
     frame[FRAME_HEADER_LEN..FRAME_HEADER_LEN + 8].copy_from_slice(&seq.to_le_bytes());
-    let crc = crc32c::crc32c_append(salt.0, &frame[4..]);
+    let crc = checksum::crc32c_append(salt.0, &frame[4..]);
     frame[0..4].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -274,7 +276,7 @@ pub fn decode_salted(buf: &[u8], salt: Salt) -> Result<Record<'_>, FrameError> {
         return Err(FrameError::Incomplete);
     }
     let stored = read_u32(buf, 0).ok_or(FrameError::Incomplete)?;
-    if crc32c::crc32c_append(salt.0, &buf[4..end]) != stored {
+    if checksum::crc32c_append(salt.0, &buf[4..end]) != stored {
         return Err(FrameError::Checksum);
     }
     let frame = &buf[..end];
@@ -496,7 +498,7 @@ mod tests {
             buf.extend_from_slice(&[0u8; 4]);
             buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
             buf.extend_from_slice(&payload);
-            let crc = crc32c::crc32c(&buf[4..]);
+            let crc = checksum::crc32c(&buf[4..]);
             buf[..4].copy_from_slice(&crc.to_le_bytes());
             let _ = decode(&buf);
         }

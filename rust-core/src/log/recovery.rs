@@ -49,6 +49,7 @@ use super::record::{self, FrameError, OpKind};
 use super::segment::{self, Header, Segment, Usage, SEGMENT_HEADER_LEN};
 use super::SegmentSet;
 use crate::accounting::{charge, op_log_bytes};
+use crate::checksum;
 use crate::compaction;
 use crate::error::{Error, Result};
 use crate::index::{Index, InsertEffect, PendingSlots, ValueRef, Version};
@@ -364,14 +365,14 @@ fn file_crc(fs: &dyn FileSystem, path: &Path, map: bool) -> Result<u32> {
         .filter(|_| map)
         .and_then(|n| hint::FileMap::new(&*f, n));
     if let Some(map) = mapped {
-        return Ok(crc32c::crc32c(map.bytes()));
+        return Ok(checksum::crc32c(map.bytes()));
     }
     let mut buf = vec![0u8; VERIFY_CHUNK.min(len as usize)];
     let (mut at, mut crc) = (0u64, 0u32);
     while at < len {
         let n = VERIFY_CHUNK.min((len - at) as usize);
         f.read_exact_at(&mut buf[..n], at).map_err(io)?;
-        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        crc = checksum::crc32c_append(crc, &buf[..n]);
         at += n as u64;
     }
     Ok(crc)

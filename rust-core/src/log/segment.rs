@@ -41,6 +41,7 @@ use std::sync::{Arc, OnceLock};
 use memmap2::{Mmap, MmapOptions};
 
 use super::record::Salt;
+use crate::checksum;
 use crate::error::{Error, Result};
 use crate::vfs::{self, FileHandle, FileSystem, OpenMode};
 
@@ -143,7 +144,7 @@ pub fn encode_writer_header(id: u32, flags: u16, base_seq: u64, prev_writer: u32
     h[12..16].copy_from_slice(&id.to_le_bytes());
     h[16..24].copy_from_slice(&base_seq.to_le_bytes());
     h[24..28].copy_from_slice(&prev_writer.to_le_bytes());
-    let crc = crc32c::crc32c(&h[0..HEADER_CRC_AT]);
+    let crc = checksum::crc32c(&h[0..HEADER_CRC_AT]);
     h[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
     h
 }
@@ -157,7 +158,7 @@ pub fn check_header(h: &[u8], id: u32) -> std::result::Result<Header, String> {
         return Err("bad magic number: not a MantisDB segment".into());
     }
     let crc = u32::from_le_bytes([h[28], h[29], h[30], h[31]]);
-    if crc32c::crc32c(&h[0..HEADER_CRC_AT]) != crc {
+    if checksum::crc32c(&h[0..HEADER_CRC_AT]) != crc {
         return Err("header checksum mismatch".into());
     }
     let version = u16::from_le_bytes([h[8], h[9]]);
@@ -581,7 +582,7 @@ mod tests {
         // A version 1 header is read, without a salt.
         let mut v1 = h;
         v1[8..10].copy_from_slice(&SEGMENT_FORMAT_V1.to_le_bytes());
-        let crc = crc32c::crc32c(&v1[..HEADER_CRC_AT]);
+        let crc = checksum::crc32c(&v1[..HEADER_CRC_AT]);
         v1[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(check_header(&v1, 3).unwrap().salt, Salt::NONE);
         assert_eq!(frame_salt(&v1), Salt::NONE);
