@@ -24,6 +24,7 @@ use parking_lot::Mutex;
 
 use crate::accounting::{account_op, op_log_bytes};
 use crate::cache::ValueCache;
+use crate::checksum;
 use crate::compaction::{self, CompactionReport};
 use crate::db::Value;
 use crate::dirlock::DirLock;
@@ -599,6 +600,53 @@ impl Inner {
         }
     }
 
+    /// Lends the value at `disk` to the caller's `f` where it lies, when its
+    /// segment is closed and read through a map: the record (key, then
+    /// value) is checked in the map against the key and the CRC32C the
+    /// index holds, and the value's bytes are lent from there, with no
+    /// buffer of its own and no entry in the value cache (the page cache
+    /// holds the bytes; a cache entry would cost an allocation, a copy and
+    /// an eviction per read of a data set larger than the cache).
+    /// `Ok(None)`, with `f` not taken, when the segment is gone, not mapped
+    /// or does not hold the record: [`Inner::load_ref`] then reads it, or
+    /// finds it moved, or reports the damage.
+    fn lend_mapped<F: FnOnce(&[u8]) -> R, R>(
+        &self,
+        key: &[u8],
+        disk: &ValueRef,
+        lend: &mut Option<F>,
+    ) -> Result<Option<R>> {
+        let &ValueRef::Disk {
+            segment,
+            offset,
+            len,
+            crc,
+        } = disk
+        else {
+            return Ok(None);
+        };
+        let Some(seg) = self.log.segments().get(segment) else {
+            return Ok(None);
+        };
+        let Some(record) = seg.mapped_range(offset, key.len() + len as usize) else {
+            return Ok(None);
+        };
+        let (stored_key, value) = record.split_at(key.len());
+        // The record is key then value, so its checksum is the key's
+        // continued over the value.
+        if stored_key != key || checksum::crc32c(record) != crc {
+            return Err(Error::corruption(
+                self.log.segment_path(segment),
+                offset,
+                "value checksum mismatch on read",
+            ));
+        }
+        match lend.take() {
+            Some(f) => Ok(Some(f(value))),
+            None => Err(Error::Internal("a point read lent its value twice".into())),
+        }
+    }
+
     /// One point read of `key` at `seq`: the index lends the visible
     /// version only long enough to take its expiry and value reference (an
     /// inline value's handle, a disk location), then the value is loaded
@@ -653,6 +701,9 @@ impl Inner {
             Seen::Found(None) | Seen::Missing => return Ok(PointRead::Absent),
             Seen::Stale => return Ok(PointRead::Stale),
         };
+        if let Some(r) = self.lend_mapped(key, &disk, lend)? {
+            return Ok(PointRead::Value(r));
+        }
         Ok(match self.load_ref(key, &disk)? {
             Some(v) => match lend.take() {
                 Some(f) => PointRead::Value(f(&v)),

@@ -177,6 +177,8 @@ fn segment_names(dir: &Path) -> Vec<String> {
 fn read_everything(db: &Db, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
     for (k, v) in model {
         assert_eq!(&*db.get(k).unwrap().unwrap(), &v[..]);
+        // A lending get: a mapped value is checked and lent from the map.
+        assert_eq!(db.get_with(k, <[u8]>::to_vec).unwrap().as_ref(), Some(v));
     }
     let mut seen = BTreeMap::new();
     let mut it = db.scan(Bound::Unbounded, Bound::Unbounded).unwrap();
@@ -312,8 +314,16 @@ fn a_damaged_byte_in_a_mapped_segment_is_reported_by_get_and_scan() {
         Err(Error::Corruption { .. }) => {}
         other => panic!("get of a damaged value: {other:?}"),
     }
+    match db.get_with(&key(victim), <[u8]>::len) {
+        Err(Error::Corruption { .. }) => {}
+        other => panic!("lending get of a damaged value: {other:?}"),
+    }
     // Its neighbours still read.
     assert_eq!(&*db.get(&key(victim + 1)).unwrap().unwrap(), &value(victim + 1)[..]);
+    assert_eq!(
+        db.get_with(&key(victim + 1), <[u8]>::to_vec).unwrap(),
+        Some(value(victim + 1))
+    );
     let mut it = db.scan(Bound::Unbounded, Bound::Unbounded).unwrap();
     let mut yielded = 0;
     let err = loop {
@@ -339,4 +349,40 @@ fn a_damaged_byte_in_a_mapped_segment_is_reported_by_get_and_scan() {
         None,
         "the damage was found through the map: {counted:?}"
     );
+}
+
+#[test]
+fn lending_gets_of_mapped_values_leave_the_value_cache_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let cached = |fs| Options {
+        cache_bytes: 8 << 20,
+        ..opts(fs)
+    };
+    let db = Db::open(dir.path(), cached(counting_fs(false).0)).unwrap();
+    let model = fill(&db);
+    // The puts left every value in the cache: reopen with it empty.
+    drop(db);
+    let (fs, reads) = counting_fs(false);
+    let db = Db::open(dir.path(), cached(fs)).unwrap();
+    let names = segment_names(dir.path());
+    reads.take();
+    let rounds = 3;
+    for _ in 0..rounds {
+        for (k, v) in &model {
+            assert_eq!(db.get_with(k, <[u8]>::to_vec).unwrap().as_ref(), Some(v));
+        }
+    }
+    let after = db.stats().cache;
+    let counted = reads.take();
+    let active = names.last().unwrap();
+    assert!(counted.keys().all(|n| n == active), "{counted:?}");
+    // Only the values of the active segment, read through its file, went
+    // through the cache: one miss each, then hits.
+    let through_file = after.entries;
+    assert!(through_file > 0 && through_file < model.len() as u64, "{after:?}");
+    assert_eq!((after.misses, after.inserts), (through_file, through_file), "{after:?}");
+    assert_eq!(after.hits, through_file * (rounds - 1), "{after:?}");
+    // An owned get hands out a shared value: it goes through the cache.
+    assert_eq!(&*db.get(&key(0)).unwrap().unwrap(), &value(0)[..]);
+    assert_eq!(db.stats().cache.entries, through_file + 1);
 }

@@ -360,7 +360,7 @@ impl Segment {
     /// The `len` bytes at `offset` of the map, if the segment is mapped
     /// and holds them.
     #[inline]
-    fn mapped_range(&self, offset: u64, len: usize) -> Option<&[u8]> {
+    pub(crate) fn mapped_range(&self, offset: u64, len: usize) -> Option<&[u8]> {
         let map = self.mapped()?;
         let start = usize::try_from(offset).ok()?;
         map.get(start..start.checked_add(len)?)
