@@ -2,15 +2,17 @@
 //! database and its write and read paths.
 //!
 //! A write validates its input, appends one record to the log (which assigns
-//! the sequence number), inserts its versions into the index, fills the
-//! cache, waits for group commit (under `Always`), and publishes its
+//! the sequence number), inserts its versions into the index, waits for
+//! group commit (under `Always`), and publishes its
 //! sequence. Under `Always` the index insert happens while the group's sync
 //! runs; the version stays invisible until the sync made it durable
 //! ([`Visibility::capped`]), so no reader sees a commit a crash can take
 //! back, and a woken group finds its commits applied and becomes visible
 //! at once instead of publishing one by one.
 //! A read takes the visible sequence, finds the version in the index, and
-//! loads the value from the index (inline), the cache, or one positioned read.
+//! loads the value from the index (inline), from a closed segment's map
+//! (a get that lends it), or from the value cache or one positioned read
+//! (which fills the cache).
 
 use std::collections::VecDeque;
 use std::ops::Bound;
@@ -488,11 +490,11 @@ impl Inner {
                     ValueRef::Tombstone
                 }
                 OpKind::Put if op.value.len() <= self.opts.inline_threshold => ValueRef::Inline(Arc::from(op.value)),
+                // The value is not put in the value cache: reads fill it
+                // on a miss (see `Inner::lend_mapped` for the reads that
+                // do not need it).
                 OpKind::Put => {
                     let offset = a.frame_offset + kv_offset as u64;
-                    if self.opts.cache_bytes > 0 {
-                        self.cache.insert((a.segment.id, offset), Arc::from(op.value));
-                    }
                     ValueRef::Disk {
                         segment: a.segment.id,
                         offset,
