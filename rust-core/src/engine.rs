@@ -457,11 +457,7 @@ impl Inner {
             },
         };
         if kv_checksum(&stored_key, &value) != crc || *stored_key != *key {
-            return Err(Error::corruption(
-                self.log.segment_path(segment),
-                offset,
-                "value checksum mismatch on read",
-            ));
+            return Err(self.value_mismatch(segment, offset));
         }
         Ok(Loaded::Value(value))
     }
@@ -588,11 +584,7 @@ impl Inner {
                     return Ok(None);
                 };
                 if kv_checksum(&stored_key, &value) != crc || *stored_key != *key {
-                    return Err(Error::corruption(
-                        self.log.segment_path(segment),
-                        offset,
-                        "value checksum mismatch on read",
-                    ));
+                    return Err(self.value_mismatch(segment, offset));
                 }
                 if cached {
                     self.cache.insert((segment, offset), Arc::clone(&value));
@@ -600,6 +592,16 @@ impl Inner {
                 Ok(Some(value))
             }
         }
+    }
+
+    /// The error for a value whose record on disk does not match the key
+    /// and checksum its version holds.
+    fn value_mismatch(&self, segment: u32, offset: u64) -> Error {
+        Error::corruption(
+            self.log.segment_path(segment),
+            offset,
+            "value checksum mismatch on read",
+        )
     }
 
     /// Lends the value at `disk` to the caller's `f` where it lies, when its
@@ -637,11 +639,7 @@ impl Inner {
         // The record is key then value, so its checksum is the key's
         // continued over the value.
         if stored_key != key || checksum::crc32c(record) != crc {
-            return Err(Error::corruption(
-                self.log.segment_path(segment),
-                offset,
-                "value checksum mismatch on read",
-            ));
+            return Err(self.value_mismatch(segment, offset));
         }
         match lend.take() {
             Some(f) => Ok(Some(f(value))),
