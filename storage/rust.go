@@ -184,7 +184,7 @@ func (e *RustEngine) Close() error {
 }
 
 // Put implements StorageEngine.
-func (e *RustEngine) Put(_ context.Context, key, value string) error {
+func (e *RustEngine) Put(ctx context.Context, key, value string) error {
 	db, err := e.acquire()
 	if err != nil {
 		return err
@@ -197,11 +197,11 @@ func (e *RustEngine) Put(_ context.Context, key, value string) error {
 	if st := C.mantis_put_begin(db, kp, kl, vp, vl, &ticket, &cerr); st != C.MANTIS_OK {
 		return statusError(st, cerr)
 	}
-	return e.waitCommit(db, uint64(ticket))
+	return e.ackCommit(ctx, db, uint64(ticket))
 }
 
 // PutWithTTL implements StorageEngine.
-func (e *RustEngine) PutWithTTL(_ context.Context, key, value string, ttl time.Duration) error {
+func (e *RustEngine) PutWithTTL(ctx context.Context, key, value string, ttl time.Duration) error {
 	if err := checkTTL(ttl); err != nil {
 		return err
 	}
@@ -217,7 +217,7 @@ func (e *RustEngine) PutWithTTL(_ context.Context, key, value string, ttl time.D
 	if st := C.mantis_put_ttl_begin(db, kp, kl, vp, vl, C.uint64_t(ttl.Milliseconds()), &ticket, &cerr); st != C.MANTIS_OK {
 		return statusError(st, cerr)
 	}
-	return e.waitCommit(db, uint64(ticket))
+	return e.ackCommit(ctx, db, uint64(ticket))
 }
 
 // Get implements StorageEngine. It reads into a stack buffer first, so a
@@ -355,7 +355,7 @@ func (e *RustEngine) noteSmallValue(n, hint int64) {
 }
 
 // Delete implements StorageEngine.
-func (e *RustEngine) Delete(_ context.Context, key string) error {
+func (e *RustEngine) Delete(ctx context.Context, key string) error {
 	db, err := e.acquire()
 	if err != nil {
 		return err
@@ -367,11 +367,11 @@ func (e *RustEngine) Delete(_ context.Context, key string) error {
 	if st := C.mantis_delete_begin(db, kp, kl, &ticket, &cerr); st != C.MANTIS_OK {
 		return statusError(st, cerr)
 	}
-	return e.waitCommit(db, uint64(ticket))
+	return e.ackCommit(ctx, db, uint64(ticket))
 }
 
 // writeBatch sends a whole batch in one call.
-func (e *RustEngine) writeBatch(buf []byte, count int) error {
+func (e *RustEngine) writeBatch(ctx context.Context, buf []byte, count int) error {
 	db, err := e.acquire()
 	if err != nil {
 		return err
@@ -385,7 +385,7 @@ func (e *RustEngine) writeBatch(buf []byte, count int) error {
 	if st != C.MANTIS_OK {
 		return statusError(st, cerr)
 	}
-	return e.waitCommit(db, uint64(ticket))
+	return e.ackCommit(ctx, db, uint64(ticket))
 }
 
 // checkOps validates ops in Go before anything is encoded: the wire
@@ -417,13 +417,13 @@ func (e *RustEngine) checkOps(ops []BatchOp) error {
 }
 
 // Write implements StorageEngine.
-func (e *RustEngine) Write(_ context.Context, ops []BatchOp) error {
+func (e *RustEngine) Write(ctx context.Context, ops []BatchOp) error {
 	if err := e.checkOps(ops); err != nil {
 		return err
 	}
 	bp := batchBufs.Get().(*[]byte)
 	buf := appendOps((*bp)[:0], ops)
-	err := e.writeBatch(buf, len(ops))
+	err := e.writeBatch(ctx, buf, len(ops))
 	// The library has copied the batch by the time writeBatch returns
 	// (mantis_write_batch_begin keeps no pointer), so buf is free.
 	if cap(buf) <= maxPooledBatch {

@@ -154,7 +154,7 @@ func BenchmarkWriteEncoding(b *testing.B) {
 	b.Run("fresh", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if err := e.writeBatch(encodeOps(ops), len(ops)); err != nil {
+			if err := e.writeBatch(context.Background(), encodeOps(ops), len(ops)); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -8,6 +8,7 @@ package storage
 import "C"
 
 import (
+	"context"
 	"os"
 	"sync"
 )
@@ -335,4 +336,78 @@ func commitWaitAlone(db *C.MantisDb, ticket uint64) error {
 		return statusError(st, cerr)
 	}
 	return nil
+}
+
+// ackCommit returns once the commit of ticket (0: nothing to wait for) is
+// durable and visible, as waitCommit does; or, when ctx carries a
+// CommitDeferral, makes sure a sync will cover it and records its ticket
+// there instead of waiting (the caller awaits it with AwaitCommit). The
+// caller holds e.mu shared.
+func (e *RustEngine) ackCommit(ctx context.Context, db *C.MantisDb, ticket uint64) error {
+	if ticket == 0 {
+		return nil
+	}
+	d := CommitDeferralFrom(ctx)
+	if d == nil {
+		return e.waitCommit(db, ticket)
+	}
+	d.Defer(ticket)
+	return nil
+}
+
+// DefersCommits implements CommitAwaiter: writes defer their
+// acknowledgement under the `always` policy (every other policy
+// acknowledges a write once it is applied).
+func (e *RustEngine) DefersCommits() bool { return e.cfg.Sync == SyncAlways }
+
+// AwaitCommit implements CommitAwaiter. Its caller is an event loop that
+// ran the writes of many clients: it waits inside the library and leads
+// the sync itself when none runs, as Redis's loop syncs its log before it
+// replies, rather than parking on the poller. Parked, the loop would be
+// woken by the poller goroutine after the syncer thread's notification:
+// two more hand-offs between threads per sync, which on two CPUs cost more
+// than the thread this holds (docs/performance/resp.md). Then it wakes the
+// writers parked on the poller whose commits that sync covered.
+func (e *RustEngine) AwaitCommit(ticket uint64) error {
+	db, err := e.acquire()
+	if err != nil {
+		return err
+	}
+	defer e.mu.RUnlock()
+	if ticket == 0 {
+		return nil
+	}
+	w := &e.commits
+	w.mu.Lock()
+	done := ticket <= w.done
+	w.mu.Unlock()
+	if done {
+		return nil
+	}
+	if err := commitWaitAlone(db, ticket); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.done = max(w.done, ticket)
+	if len(w.waiting) > 0 {
+		w.settleLocked(db)
+	}
+	w.mu.Unlock()
+	// The writes are acknowledged: prepare log space for the next ones
+	// here, off their path (usually a no-op; see mantis_prepare_log).
+	C.mantis_prepare_log(db, nil)
+	return nil
+}
+
+// CommitOutcome implements CommitAwaiter.
+func (e *RustEngine) CommitOutcome(ticket uint64) error {
+	db, err := e.acquire()
+	if err != nil {
+		return err
+	}
+	defer e.mu.RUnlock()
+	if ticket == 0 {
+		return nil
+	}
+	return commitWaitAlone(db, ticket)
 }

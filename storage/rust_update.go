@@ -23,7 +23,7 @@ import (
 // writer's.
 
 // IncrBy implements Updater.
-func (e *RustEngine) IncrBy(_ context.Context, key string, delta int64) (int64, error) {
+func (e *RustEngine) IncrBy(ctx context.Context, key string, delta int64) (int64, error) {
 	db, err := e.acquire()
 	if err != nil {
 		return 0, err
@@ -36,14 +36,14 @@ func (e *RustEngine) IncrBy(_ context.Context, key string, delta int64) (int64, 
 	var cerr *C.MantisError
 	st := C.mantis_incr_by_begin(db, kp, kl, C.int64_t(delta), &res, &outcome, &ticket, &cerr)
 	runtime.KeepAlive(key)
-	if err := e.finishUpdate(db, st, cerr, outcome, ticket); err != nil {
+	if err := e.finishUpdate(ctx, db, st, cerr, outcome, ticket); err != nil {
 		return 0, err
 	}
 	return int64(res), nil
 }
 
 // Append implements Updater.
-func (e *RustEngine) Append(_ context.Context, key, suffix string, maxLen int) (int, error) {
+func (e *RustEngine) Append(ctx context.Context, key, suffix string, maxLen int) (int, error) {
 	db, err := e.acquire()
 	if err != nil {
 		return 0, err
@@ -58,7 +58,7 @@ func (e *RustEngine) Append(_ context.Context, key, suffix string, maxLen int) (
 	st := C.mantis_append_begin(db, kp, kl, sp, sl, C.uint64_t(max(maxLen, 0)), &n, &outcome, &ticket, &cerr)
 	runtime.KeepAlive(key)
 	runtime.KeepAlive(suffix)
-	if err := e.finishUpdate(db, st, cerr, outcome, ticket); err != nil {
+	if err := e.finishUpdate(ctx, db, st, cerr, outcome, ticket); err != nil {
 		return 0, err
 	}
 	return int(n), nil
@@ -66,14 +66,14 @@ func (e *RustEngine) Append(_ context.Context, key, suffix string, maxLen int) (
 
 // finishUpdate turns a begun update's status and outcome into an error, or
 // waits for its commit to be as durable as the engine's sync mode promises.
-func (e *RustEngine) finishUpdate(db *C.MantisDb, st C.MantisStatus, cerr *C.MantisError, outcome C.uint8_t, ticket C.uint64_t) error {
+func (e *RustEngine) finishUpdate(ctx context.Context, db *C.MantisDb, st C.MantisStatus, cerr *C.MantisError, outcome C.uint8_t, ticket C.uint64_t) error {
 	if st != C.MANTIS_OK {
 		return statusError(st, cerr)
 	}
 	if err := updateRefusal(outcome); err != nil {
 		return err
 	}
-	return e.waitCommit(db, uint64(ticket))
+	return e.ackCommit(ctx, db, uint64(ticket))
 }
 
 // updateRefusal is the error of a refused update's outcome code, nil when

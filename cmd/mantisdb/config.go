@@ -96,9 +96,9 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 		"TCP port of the Redis protocol (RESP2/RESP3) on --bind; 0 picks a free one (the start-up log names it), -1 turns it off")
 	fs.Var(&durationValue{&cfg.respIdle, 0}, "resp-idle-timeout", "close a Redis-protocol connection idle this long; 0 never does (Redis's timeout 0)")
 	fs.Var(&choiceValue{&cfg.respTransport, []string{resp.TransportEventLoop, resp.TransportGoroutines}}, "resp-transport",
-		"how Redis-protocol connections are served: eventloop (one epoll loop per CPU, Linux) or goroutines (one goroutine per connection); by default eventloop (under --sync always a connection whose writes wait moves to a goroutine while they last), goroutines in a cluster")
+		"how Redis-protocol connections are served: eventloop (epoll loops, Linux) or goroutines (one goroutine per connection); by default eventloop (under --sync always the loops run plain writes and reply once a pass's sync is done; other writes move their connection to a goroutine while they last), goroutines in a cluster")
 	fs.Var(&intValue{&cfg.respLoops, 0, 1024}, "resp-loops",
-		"event loops of --resp-transport eventloop; 0 picks one per CPU (GOMAXPROCS)")
+		"event loops of --resp-transport eventloop; 0 picks one per CPU (GOMAXPROCS), one per two CPUs under --sync always")
 	fs.StringVar(&cfg.bind, "bind", cfg.bind, "address to listen on; 0.0.0.0 opens the server to the network, so set --auth-token too")
 	fs.StringVar(&cfg.dataDir, "data-dir", cfg.dataDir, "directory of the database files, created with mode 0700 if missing")
 	fs.Var(&sizeValue{&cfg.cacheSize, 0, math.MaxInt64}, "cache-size", "value cache budget of the rust engine; 0 disables the cache")

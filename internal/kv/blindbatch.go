@@ -90,13 +90,18 @@ func (b *BlindBatch) Now() time.Time {
 // acknowledged: the Write is atomic, so the engine applied all of them or
 // none (or, after a failed sync, their durability is unknown); running
 // them again one by one in the same order is safe, as they are blind.
-func (b *BlindBatch) Commit() error {
+func (b *BlindBatch) Commit() error { return b.CommitIn(b.ctx) }
+
+// CommitIn is Commit with the engine Write under ctx rather than the
+// batch's context: a caller that runs one batch under a
+// storage.CommitDeferral and the next without one (deferral.go).
+func (b *BlindBatch) CommitIn(ctx context.Context) error {
 	tx := b.tx
 	b.tx, b.bytes = nil, 0
 	if tx == nil || len(tx.ops) == 0 {
 		return nil
 	}
-	err := b.s.engine.Write(b.ctx, tx.ops)
+	err := b.s.engine.Write(ctx, tx.ops)
 	if err == nil {
 		b.s.watches.touchOps(tx.ops)
 	}

@@ -29,6 +29,9 @@ type Store struct {
 	// records whether it implements storage.TransientArgs.
 	appender  storage.ValueAppender
 	transient bool
+	// awaiter is the engine's CommitAwaiter when its writes can defer
+	// their acknowledgement (deferral.go).
+	awaiter storage.CommitAwaiter
 }
 
 // New returns a Store over engine, reading the wall clock for TTL rules.
@@ -43,6 +46,9 @@ func New(engine storage.StorageEngine) *Store {
 	s.appender, _ = engine.(storage.ValueAppender)
 	if t, ok := engine.(storage.TransientArgs); ok {
 		s.transient = t.TransientArgs()
+	}
+	if a, ok := engine.(storage.CommitAwaiter); ok && a.DefersCommits() {
+		s.awaiter = a
 	}
 	return s
 }

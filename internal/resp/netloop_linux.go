@@ -27,12 +27,16 @@ import (
 //
 // A batch of requests runs on the loop only when none of its commands can
 // wait (a read, or a write when writes do not wait for a sync or a
-// replica, or a cheap connection command); any other batch (EXEC, KEYS,
-// INFO, CLIENT, writes under --sync always...) runs on a goroutine of its
-// own, which takes the connection out of the loop's epoll set: the later
-// input of that connection waits in the socket until its replies are
-// written, so replies leave in request order. The goroutine serves what
-// follows until the socket is drained, then gives the connection back.
+// replica, or a cheap connection command), or, under --sync always, when
+// it is made only of writes whose acknowledgement can wait for the end of
+// the loop's pass (deferral.go: the loop then syncs once for every
+// connection it served, and sends their replies). Any other batch (EXEC,
+// KEYS, INFO, CLIENT, other writes under --sync always...) runs on a
+// goroutine of its own, which takes the connection out of the loop's
+// epoll set: the later input of that connection waits in the socket until
+// its replies are written, so replies leave in request order. The
+// goroutine serves what follows until the socket is drained, then gives
+// the connection back.
 //
 // Where writes wait (--sync always), a connection whose writes keep
 // coming stays with its goroutine: once drained, the goroutine waits for
@@ -76,10 +80,14 @@ type netLoop struct {
 	events []unix.EpollEvent
 	// epfile is the epoll fd registered in Go's netpoller: the loop parks
 	// as a goroutine while none of its connections is ready (park); without
-	// it the loop blocks in epoll_wait.
-	epfile *os.File
-	eprc   syscall.RawConn
-	park   bool
+	// it the loop blocks in epoll_wait. It is the gate (gatefd, see
+	// openGate) when there is one, else the loop's epoll fd itself.
+	epfile     *os.File
+	gatefd     int
+	gateOpen   bool
+	gateEvents [1]unix.EpollEvent
+	eprc       syscall.RawConn
+	park       bool
 	// deadline is the epoll file's read deadline (the next sweep).
 	deadline time.Time
 	// pollFn is l.poll, made once (a method value allocates); it leaves
@@ -95,6 +103,9 @@ type netLoop struct {
 
 	// conns is the loop's connections by fd; only the loop touches it.
 	conns map[int]*loopConn
+	// deferred are the connections served in this pass whose replies
+	// wait for their writes' sync (ackDeferred).
+	deferred []*loopConn
 	// assigned counts the sessions given to this loop and not yet closed.
 	assigned atomic.Int64
 	// handOffs counts the batches the loop handed to a goroutine.
@@ -162,7 +173,7 @@ func (s *Server) startLoops() {
 	}
 	n := s.cfg.Loops
 	if n <= 0 {
-		n = defaultLoops()
+		n = defaultLoops(s.loopRuns)
 	}
 	loops := make([]*netLoop, 0, n)
 	for range n {
@@ -199,7 +210,7 @@ func newNetLoop(s *Server) (*netLoop, error) {
 		return nil, err
 	}
 	l := &netLoop{
-		srv: s, epfd: epfd, wakefd: wakefd,
+		srv: s, epfd: epfd, wakefd: wakefd, gatefd: -1,
 		events: make([]unix.EpollEvent, 256),
 		conns:  make(map[int]*loopConn),
 	}
@@ -207,9 +218,17 @@ func newNetLoop(s *Server) (*netLoop, error) {
 	// loop parks as an ordinary goroutine while nothing is ready. Blocking
 	// in epoll_wait instead would hold a thread in a system call, whose P
 	// the runtime's monitor keeps taking back and handing on (measured
-	// dearer: see docs/performance/resp.md).
+	// dearer: see docs/performance/resp.md). It is registered through a
+	// gate (see openGate), so that its events wake the netpoller only
+	// while the loop is parked.
 	if err := unix.SetNonblock(epfd, true); err == nil {
-		l.epfile = os.NewFile(uintptr(epfd), "resp-epoll")
+		pollable := epfd
+		if gate, err := newLoopGate(epfd); err == nil {
+			l.gatefd, pollable = gate, gate
+		} else {
+			l.gatefd = -1
+		}
+		l.epfile = os.NewFile(uintptr(pollable), "resp-epoll")
 		if rc, err := l.epfile.SyscallConn(); err == nil {
 			l.eprc = rc
 			l.park = true
@@ -241,10 +260,76 @@ func (l *netLoop) wait(timeout int, deadline time.Time) (int, error) {
 }
 
 // poll takes the events ready now; false (nothing ready) parks the loop
-// in the netpoller until the epoll fd is readable.
-func (l *netLoop) poll(fd uintptr) bool {
-	l.polled, l.pollErr = rawEpollPoll(int(fd), l.events)
-	return l.polled != 0 || (l.pollErr != nil && l.pollErr != unix.EINTR)
+// in the netpoller until the epoll fd is readable, with the gate open.
+func (l *netLoop) poll(uintptr) bool {
+	if l.gateOpen {
+		l.closeGate()
+	}
+	l.polled, l.pollErr = rawEpollPoll(l.epfd, l.events)
+	if l.polled != 0 || (l.pollErr != nil && l.pollErr != unix.EINTR) {
+		return true
+	}
+	if l.gatefd >= 0 {
+		if err := l.openGate(); err != nil {
+			l.pollErr = err
+			return true
+		}
+	}
+	return false
+}
+
+// The gate. Go's netpoller watches its file descriptors edge-triggered
+// and wakes a thread for every edge, whether a goroutine waits for it or
+// not. Registered there directly, the loop's epoll fd would wake a thread
+// for each connection that becomes ready while the loop is busy serving
+// others: the thread takes the idle P, finds nothing to run and sleeps
+// again, some 26,000 times a second under --sync always on two CPUs,
+// which cost a third of the server's CPU per request. So the netpoller
+// watches a second epoll fd, the gate, whose only entry is the loop's
+// epoll fd, one-shot: armed (openGate) just before the loop parks, fired
+// by the first event, and disarmed (closeGate) when the loop runs again.
+// While the loop runs, its events stay in its own epoll fd, which it reads
+// itself, and wake nobody.
+
+// newLoopGate makes the gate of epfd: an epoll fd watching epfd,
+// disarmed.
+func newLoopGate(epfd int) (int, error) {
+	gate, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLONESHOT, Fd: int32(epfd)}
+	if err := unix.EpollCtl(gate, unix.EPOLL_CTL_ADD, epfd, &ev); err != nil {
+		_ = unix.Close(gate)
+		return -1, err
+	}
+	if err := unix.SetNonblock(gate, true); err != nil {
+		_ = unix.Close(gate)
+		return -1, err
+	}
+	return gate, nil
+}
+
+// openGate arms the gate: the next event of the loop's epoll fd, or one
+// already there, makes the gate readable and wakes the parked loop.
+func (l *netLoop) openGate() error {
+	l.gateOpen = true
+	return rawEpollCtl(l.gatefd, unix.EPOLL_CTL_MOD, l.epfd, unix.EPOLLIN|unix.EPOLLONESHOT)
+}
+
+// closeGate disarms the gate once the loop runs again. Reading the gate
+// takes its fired entry off its ready list (and a one-shot entry read is
+// disarmed). When it had not fired (the loop woke for its sweep), it is
+// disarmed by hand and read once more, so that no entry that fired in
+// between stays listed: a listed entry would keep the next openGate from
+// signalling an epoll fd that is ready already.
+func (l *netLoop) closeGate() {
+	l.gateOpen = false
+	if n, _ := rawEpollPoll(l.gatefd, l.gateEvents[:]); n > 0 {
+		return
+	}
+	_ = rawEpollCtl(l.gatefd, unix.EPOLL_CTL_MOD, l.epfd, unix.EPOLLONESHOT)
+	_, _ = rawEpollPoll(l.gatefd, l.gateEvents[:])
 }
 
 // adopt moves a newly accepted connection onto a loop: its socket is
@@ -362,6 +447,9 @@ func (l *netLoop) run() {
 			c.drained = false
 			l.serve(c)
 		}
+		if len(l.deferred) > 0 {
+			l.ackDeferred()
+		}
 		if now := time.Now(); now.Sub(l.lastSweep) >= sweepEvery {
 			l.lastSweep = now
 			l.sweep(now)
@@ -377,10 +465,14 @@ func (l *netLoop) closeFDs() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed = true
-	if l.epfile != nil {
-		_ = l.epfile.Close()
-	} else {
+	switch {
+	case l.epfile == nil:
 		_ = unix.Close(l.epfd)
+	case l.gatefd >= 0:
+		_ = l.epfile.Close() // the gate
+		_ = unix.Close(l.epfd)
+	default:
+		_ = l.epfile.Close()
 	}
 	_ = unix.Close(l.wakefd)
 }
@@ -414,11 +506,19 @@ func (l *netLoop) serve(c *loopConn) {
 			c.closeAfterOut = true
 			break
 		}
-		if !l.srv.runsOnLoop(sess, cmds) {
+		class := l.srv.loopBatch(sess, cmds)
+		if class != batchDeferred {
+			// What runs next sees the session's own writes, and no
+			// goroutine sends their replies before they are durable.
+			sess.awaitDeferred()
+		}
+		if class == batchHandOff {
 			l.handOff(c, cmds)
 			return
 		}
+		sess.deferring = class == batchDeferred
 		sess.runBatch(cmds)
+		sess.deferring = false
 		if sess.killed.Load() {
 			// CLIENT KILL: closed without the replies still to send.
 			l.close(c)
@@ -428,13 +528,47 @@ func (l *netLoop) serve(c *loopConn) {
 			c.closeAfterOut = true
 			break
 		}
-		if len(sess.w.buf) >= loopFlushAt && !l.flush(c) {
-			return
+		if len(sess.w.buf) >= loopFlushAt {
+			sess.awaitDeferred()
+			if !l.flush(c) {
+				return
+			}
 		}
 	}
+	if sess.hasDeferred() {
+		// Sent at the end of the pass, after one wait for the writes of
+		// every session the pass served (ackDeferred).
+		l.deferred = append(l.deferred, c)
+		return
+	}
+	l.flushServed(c)
+}
+
+// flushServed writes the replies of a connection the loop served.
+func (l *netLoop) flushServed(c *loopConn) {
 	if l.flush(c) && l.srv.cfg.IdleTimeout > 0 {
 		c.lastActive = time.Now()
 	}
+}
+
+// ackDeferred ends a pass that ran writes which defer their
+// acknowledgement (deferral.go): one wait for the newest of them, then the
+// replies of every connection that waited for it.
+func (l *netLoop) ackDeferred() {
+	var newest uint64
+	for _, c := range l.deferred {
+		newest = max(newest, c.sess.deferral.Newest())
+	}
+	err := l.srv.store.AwaitCommit(newest)
+	for i, c := range l.deferred {
+		l.deferred[i] = nil
+		if c.fd < 0 || c.state.Load() != connOnLoop || !c.sess.hasDeferred() {
+			continue // closed, or already settled by stopConn
+		}
+		c.sess.settleDeferred(err)
+		l.flushServed(c)
+	}
+	l.deferred = l.deferred[:0]
 }
 
 // flush writes the connection's replies; false when the connection is
@@ -496,7 +630,7 @@ func (l *netLoop) handOff(c *loopConn, cmds []request) {
 func (c *loopConn) work(cmds []request) {
 	sess := c.sess
 	srv := c.loop.srv
-	sticky := srv.loopRuns == loopRunsReads
+	sticky := srv.loopRuns == loopRunsReads || srv.loopRuns == loopDefersWrites
 	onLoop := 0 // batches in a row that the loop could have run
 	for {
 		sess.runBatch(cmds)
@@ -543,7 +677,7 @@ func (c *loopConn) work(cmds []request) {
 			break
 		}
 		if sticky {
-			if srv.runsOnLoop(sess, cmds) {
+			if srv.loopBatch(sess, cmds) != batchHandOff {
 				onLoop++
 			} else {
 				onLoop = 0
@@ -686,6 +820,7 @@ func (l *netLoop) stopConn(c *loopConn) {
 		return
 	}
 	if !c.sess.killed.Load() {
+		c.sess.awaitDeferred()
 		_, _ = c.write()
 	}
 	l.close(c)

@@ -101,7 +101,7 @@ func (p *pipeline) add(cmd *command, args [][]byte) {
 		return
 	}
 	p.flushBatch()
-	if plain && sess.srv.cfg.ConcurrentPipeline && cmd.flags&flagKeyless == 0 {
+	if plain && sess.srv.cfg.ConcurrentPipeline && !sess.deferring && cmd.flags&flagKeyless == 0 {
 		p.addToWave(cmd, args)
 		return
 	}
@@ -166,10 +166,23 @@ func (p *pipeline) flushBatch() {
 		return
 	}
 	srv := p.sess.srv
-	if err := p.batch.Commit(); err != nil {
+	if err := p.batch.CommitIn(p.sess.writeCtx()); err != nil {
 		srv.log.Debug("resp: a pipeline's batched write failed; running its commands one by one", "commands", len(p.pending), "err", err)
 		p.replay()
 		return
+	}
+	if sess := p.sess; sess.deferring {
+		// One ticket acknowledges the whole batch; each command's reply
+		// runs to where the next one's begins.
+		if t := sess.deferral.TakeLast(); t != 0 {
+			for i, pw := range p.pending {
+				end := len(sess.w.buf)
+				if i+1 < len(p.pending) {
+					end = p.pending[i+1].replyAt
+				}
+				sess.deferred = append(sess.deferred, deferredReply{cmd: pw.cmd, at: pw.replyAt, end: end, ticket: t})
+			}
+		}
 	}
 	for _, pw := range p.pending {
 		p.now = srv.finish(pw.cmd, pw.start, pw.failed, true)

@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/mantisdb/mantisdb/internal/kv"
+	"github.com/mantisdb/mantisdb/storage"
 )
 
 // errStopping ends a session's read loop when the server closes.
@@ -51,6 +52,13 @@ type session struct {
 	// publishInfo; pipe is the state of the pipeline being run.
 	last *command
 	pipe pipeline
+	// While deferring (an event loop runs a batch of writes that defer
+	// their acknowledgement, deferral.go), writes run with deferCtx, which
+	// carries deferral; deferred lists the replies that wait for it.
+	deferring bool
+	deferral  storage.CommitDeferral
+	deferCtx  context.Context
+	deferred  []deferredReply
 	// own is the call the session's commands run as (takeCall); ownBusy
 	// while one runs.
 	own     call
@@ -90,6 +98,7 @@ func newSession(srv *Server, nc net.Conn, id int64) *session {
 		watch:     srv.store.NewWatch(),
 	}
 	sess.pipe.sess = sess
+	sess.deferCtx = storage.WithCommitDeferral(context.Background(), &sess.deferral)
 	sess.guard = &requestGuard{
 		conn: nc, idle: srv.cfg.IdleTimeout, stopping: &sess.stopping,
 		maxBulk: srv.cfg.MaxBulk, maxArgs: srv.cfg.MaxArgs, maxQuery: srv.cfg.MaxQueryBuffer,
@@ -317,10 +326,18 @@ func (srv *Server) run(sess *session, cmd *command, args [][]byte, w *replyWrite
 			srv.log.Error("resp: command panicked", "command", cmd.name, "panic", p, "stack", string(debug.Stack()))
 			w.buf = w.buf[:before]
 			w.err("ERR internal error running '" + cmd.name + "'; the server log has the details")
+			if sess.deferring {
+				// A write it made still waits for the pass's sync (the
+				// deferral's newest ticket covers it); its reply is this error.
+				sess.deferral.TakeLast()
+			}
 			end = srv.finish(cmd, start, true, tx == nil)
 		}
 	}()
 	cmd.run(x)
+	if sess.deferring {
+		sess.noteDeferred(cmd, before, len(w.buf))
+	}
 	failed := len(w.buf) > before && w.buf[before] == '-'
 	return srv.finish(cmd, start, failed, tx == nil)
 }
@@ -413,7 +430,16 @@ func (x *call) transientArg(i int) string {
 	return string(x.args[i])
 }
 
-func (x *call) ctx() context.Context { return context.Background() }
+func (x *call) ctx() context.Context { return x.sess.writeCtx() }
+
+// writeCtx is the context of the session's engine calls: with its
+// deferral while the event loop runs a batch of deferring writes.
+func (sess *session) writeCtx() context.Context {
+	if sess.deferring {
+		return sess.deferCtx
+	}
+	return context.Background()
+}
 
 // update runs fn as a read-modify-write of keys: on its own, one engine
 // transaction retried on conflict; inside EXEC, on EXEC's transaction.

@@ -29,6 +29,10 @@ const (
 	// pipeline batch: they touch every key (FLUSHDB) or none in particular
 	// but must keep their place (MULTI, EXEC, SELECT).
 	flagKeyless
+	// flagDefers writes are one engine update (storage.Updater) that can
+	// leave its acknowledgement to the event loop under --sync always
+	// (storage.CommitDeferral), as blind writes can; not listed by COMMAND.
+	flagDefers
 )
 
 var flagNames = []struct {
@@ -208,6 +212,7 @@ func init() {
 		nq = flagNoQueue
 		nm = flagNoMulti
 		kl = flagKeyless
+		df = flagDefers
 	)
 	cmds := []*command{
 		// Strings (strings.go).
@@ -222,15 +227,15 @@ func init() {
 		{name: "mget", arity: -2, flags: r | f, firstKey: 1, lastKey: -1, step: 1, category: "string", run: cmdMGet},
 		{name: "mset", arity: -3, flags: w, firstKey: 1, lastKey: -1, step: 2, category: "string", run: cmdMSet, blind: always},
 		{name: "msetnx", arity: -3, flags: w, firstKey: 1, lastKey: -1, step: 2, category: "string", run: cmdMSetNX},
-		{name: "append", arity: 3, flags: w, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdAppend},
+		{name: "append", arity: 3, flags: w | df, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdAppend},
 		{name: "strlen", arity: 2, flags: r | f, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdStrlen},
 		{name: "getrange", arity: 4, flags: r, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdGetRange},
 		{name: "substr", arity: 4, flags: r, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdGetRange},
 		{name: "setrange", arity: 4, flags: w, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdSetRange},
-		{name: "incr", arity: 2, flags: w | f, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdIncr},
-		{name: "decr", arity: 2, flags: w | f, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdDecr},
-		{name: "incrby", arity: 3, flags: w | f, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdIncrBy},
-		{name: "decrby", arity: 3, flags: w | f, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdDecrBy},
+		{name: "incr", arity: 2, flags: w | f | df, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdIncr},
+		{name: "decr", arity: 2, flags: w | f | df, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdDecr},
+		{name: "incrby", arity: 3, flags: w | f | df, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdIncrBy},
+		{name: "decrby", arity: 3, flags: w | f | df, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdDecrBy},
 		{name: "incrbyfloat", arity: 3, flags: w | f, firstKey: 1, lastKey: 1, step: 1, category: "string", run: cmdIncrByFloat},
 		// Keys (keys.go, expire.go, scan.go).
 		{name: "del", arity: -2, flags: w, firstKey: 1, lastKey: -1, step: 1, category: "keyspace", run: cmdDel},
