@@ -516,9 +516,9 @@ func (l *netLoop) serve(c *loopConn) {
 			l.handOff(c, cmds)
 			return
 		}
-		sess.deferring = class == batchDeferred
+		sess.deferring, sess.onLoop = class == batchDeferred, true
 		sess.runBatch(cmds)
-		sess.deferring = false
+		sess.deferring, sess.onLoop = false, false
 		if sess.killed.Load() {
 			// CLIENT KILL: closed without the replies still to send.
 			l.close(c)

@@ -28,8 +28,9 @@ const (
 //     other command first writes the gathered batch, so it sees every
 //     earlier write of the pipeline. Should the Write fail, the gathered
 //     commands run again one by one, each with its own reply.
-//   - With ConcurrentPipeline, consecutive other commands on pairwise
-//     different keys form a wave whose writes run concurrently so their
+//   - With ConcurrentPipeline, on a goroutine (not on an event loop, whose
+//     batches hold no command that waits), consecutive other commands on
+//     pairwise different keys form a wave whose writes run concurrently so their
 //     commits share group commits; reads run on the connection's
 //     goroutine, and the goroutines of all waves together are bounded by
 //     Server.waveSlots (a command that finds no slot runs on the
@@ -101,7 +102,7 @@ func (p *pipeline) add(cmd *command, args [][]byte) {
 		return
 	}
 	p.flushBatch()
-	if plain && sess.srv.cfg.ConcurrentPipeline && !sess.deferring && cmd.flags&flagKeyless == 0 {
+	if plain && sess.srv.cfg.ConcurrentPipeline && !sess.onLoop && cmd.flags&flagKeyless == 0 {
 		p.addToWave(cmd, args)
 		return
 	}

@@ -56,9 +56,12 @@ type session struct {
 	// their acknowledgement, deferral.go), writes run with deferCtx, which
 	// carries deferral; deferred lists the replies that wait for it.
 	deferring bool
-	deferral  storage.CommitDeferral
-	deferCtx  context.Context
-	deferred  []deferredReply
+	// onLoop: an event loop runs the batch (it holds no command that
+	// waits, so a pipeline needs no concurrent waves).
+	onLoop   bool
+	deferral storage.CommitDeferral
+	deferCtx context.Context
+	deferred []deferredReply
 	// own is the call the session's commands run as (takeCall); ownBusy
 	// while one runs.
 	own     call
