@@ -186,7 +186,7 @@ func (p *pipeline) flushBatch() {
 		}
 	}
 	for _, pw := range p.pending {
-		p.now = srv.finish(pw.cmd, pw.start, pw.failed, true)
+		p.now = srv.finish(pw.cmd, pw.start, pw.failed, true, &p.sess.lat)
 	}
 	clear(p.pending)
 	p.pending = p.pending[:0]

@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/mantisdb/mantisdb/internal/kv"
+	"github.com/mantisdb/mantisdb/internal/telemetry"
 	"github.com/mantisdb/mantisdb/storage"
 )
 
@@ -60,6 +61,8 @@ type session struct {
 	// waits, so a pipeline needs no concurrent waves).
 	onLoop   bool
 	deferral storage.CommitDeferral
+	// lat holds the dashboard figures of the batch being run.
+	lat      telemetry.LatencyBatch
 	deferCtx context.Context
 	deferred []deferredReply
 	// own is the call the session's commands run as (takeCall); ownBusy
@@ -199,7 +202,21 @@ func (sess *session) runBatch(cmds []request) {
 	} else {
 		now = sess.pipe.run(cmds, now)
 	}
+	if ops := sess.srv.ops; ops != nil {
+		ops.ObserveBatch(&sess.lat, now)
+	}
 	sess.publishInfo(now)
+}
+
+// batchLatency is where a command that writes its reply to w records its
+// dashboard figure: the session's batch (recorded when the batch ends)
+// for the session's own reply buffer, nil (at once) for a command of a
+// concurrent wave, which runs on another goroutine.
+func (sess *session) batchLatency(w *replyWriter) *telemetry.LatencyBatch {
+	if w == &sess.w {
+		return &sess.lat
+	}
+	return nil
 }
 
 // resolve finds the command (or subcommand) args name, given cmd, the
@@ -334,7 +351,7 @@ func (srv *Server) run(sess *session, cmd *command, args [][]byte, w *replyWrite
 				// deferral's newest ticket covers it); its reply is this error.
 				sess.deferral.TakeLast()
 			}
-			end = srv.finish(cmd, start, true, tx == nil)
+			end = srv.finish(cmd, start, true, tx == nil, sess.batchLatency(w))
 		}
 	}()
 	cmd.run(x)
@@ -342,18 +359,24 @@ func (srv *Server) run(sess *session, cmd *command, args [][]byte, w *replyWrite
 		sess.noteDeferred(cmd, before, len(w.buf))
 	}
 	failed := len(w.buf) > before && w.buf[before] == '-'
-	return srv.finish(cmd, start, failed, tx == nil)
+	return srv.finish(cmd, start, failed, tx == nil, sess.batchLatency(w))
 }
 
 // finish records a command that started at start and has just ended, and
 // returns the time it ended: the clock is read once. own is false for a
 // command inside EXEC, which the dashboard counts as the one EXEC.
-func (srv *Server) finish(cmd *command, start time.Time, failed, own bool) time.Time {
+// lat, when not nil, holds the dashboard's figure until the batch ends
+// (session.lat).
+func (srv *Server) finish(cmd *command, start time.Time, failed, own bool, lat *telemetry.LatencyBatch) time.Time {
 	var d time.Duration
-	if cmd.hasFam && srv.ops != nil && own {
-		d = srv.ops.ObserveSince(cmd.fam, start)
-	} else {
+	switch {
+	case !cmd.hasFam || srv.ops == nil || !own:
 		d = time.Since(start)
+	case lat != nil:
+		d = time.Since(start)
+		lat.Add(cmd.fam, d)
+	default:
+		d = srv.ops.ObserveSince(cmd.fam, start)
 	}
 	srv.observe(cmd, d, failed)
 	return start.Add(d)

@@ -40,6 +40,41 @@ func (p *Protocol) ObserveSince(f Family, start time.Time) time.Duration {
 	return d
 }
 
+// LatencyBatch holds the operations of one batch of requests (a Redis
+// pipeline) until ObserveBatch records them together: one lock of each
+// family's window per batch rather than one per operation, which two event
+// loops recording the GETs of their pipelines would otherwise take turns
+// on. It is used by one goroutine at a time; the zero value is empty.
+type LatencyBatch struct {
+	took [NumFamilies][]time.Duration
+}
+
+// Add holds one operation of family f that took d (an out-of-range f is
+// not recorded).
+func (b *LatencyBatch) Add(f Family, d time.Duration) {
+	if int(f) < NumFamilies {
+		b.took[f] = append(b.took[f], d)
+	}
+}
+
+// ObserveBatch records the operations b holds, all ended by now, as
+// ObserveSince records one, and empties b.
+func (p *Protocol) ObserveBatch(b *LatencyBatch, now time.Time) {
+	for f := range b.took {
+		ds := b.took[f]
+		if len(ds) == 0 {
+			continue
+		}
+		rec := &p.families[f]
+		rec.ops.Add(uint64(len(ds)))
+		rec.window.recordAll(now, ds)
+		if cap(ds) > 1024 {
+			ds = nil
+		}
+		b.took[f] = ds[:0]
+	}
+}
+
 // ConnOpened records a new connection. Pair every call with one
 // ConnClosed.
 func (p *Protocol) ConnOpened() {

@@ -128,3 +128,35 @@ func TestProtocolsAndConnections(t *testing.T) {
 		t.Fatal("family names")
 	}
 }
+
+// TestObserveBatch checks that a batch records what as many ObserveSince
+// calls would: the counts, the percentiles, the second they fall in, and
+// that the batch is empty afterwards.
+func TestObserveBatch(t *testing.T) {
+	base := time.Unix(2_000_000, 0)
+	clock := &fakeClock{t: base}
+	r := newWithClock(clock.now)
+	p := r.Protocol("redis")
+	var b LatencyBatch
+	for i := 1; i <= 100; i++ {
+		b.Add(Read, time.Duration(i)*time.Millisecond)
+	}
+	b.Add(Write, 5*time.Millisecond)
+	b.Add(Family(NumFamilies), time.Second) // out of range: dropped
+	p.ObserveBatch(&b, clock.now())
+	for f := range b.took {
+		if len(b.took[f]) != 0 {
+			t.Fatalf("family %d still holds %d figures", f, len(b.took[f]))
+		}
+	}
+	p.ObserveBatch(&b, clock.now()) // empty: records nothing
+	clock.set(base.Add(time.Second))
+	snap := r.Snapshot().Protocols[0]
+	read, write := snap.Families[Read], snap.Families[Write]
+	if read.Ops != 100 || read.WindowOps != 100 || !near(read.P50, 50*time.Millisecond) || !near(read.P99, 99*time.Millisecond) {
+		t.Fatalf("read: %+v, want 100 ops with p50 50ms and p99 99ms", read)
+	}
+	if write.Ops != 1 || write.WindowOps != 1 || !near(write.P99, 5*time.Millisecond) {
+		t.Fatalf("write: %+v", write)
+	}
+}

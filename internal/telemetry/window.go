@@ -53,13 +53,29 @@ func (w *latencyWindow) advance(sec int64) {
 }
 
 func (w *latencyWindow) record(now time.Time, d time.Duration) {
-	us := max(d.Microseconds(), minLatencyMicros)
-	us = min(us, maxLatencyMicros)
 	w.mu.Lock()
 	w.advance(now.Unix())
+	w.put(d)
+	w.mu.Unlock()
+}
+
+// recordAll is record of every latency in ds, all ended by now, under one
+// lock.
+func (w *latencyWindow) recordAll(now time.Time, ds []time.Duration) {
+	w.mu.Lock()
+	w.advance(now.Unix())
+	for _, d := range ds {
+		w.put(d)
+	}
+	w.mu.Unlock()
+}
+
+// put adds one latency to the current second. Called with mu held.
+func (w *latencyWindow) put(d time.Duration) {
+	us := max(d.Microseconds(), minLatencyMicros)
+	us = min(us, maxLatencyMicros)
 	// RecordValue fails only outside the bounds, which us is clamped to.
 	_ = w.cur.RecordValue(us)
-	w.mu.Unlock()
 }
 
 // lastSecond returns the count and percentiles of the second before now.
