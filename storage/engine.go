@@ -100,6 +100,17 @@ type ValueAppender interface {
 	AppendValue(ctx context.Context, dst []byte, key string) ([]byte, error)
 }
 
+// ValuesAppender is implemented by engines that read the values of many
+// keys into a caller's buffer in one call (a pipeline of GETs): one
+// crossing into the engine instead of one per key.
+type ValuesAppender interface {
+	// AppendValues appends the values of keys to dst, back to back, and
+	// sets lens[i] (len(lens) == len(keys)) to the length of key i's
+	// value, or -1 when it is absent or expired. Each key is read as
+	// AppendValue reads it. On an error dst and lens are undefined.
+	AppendValues(ctx context.Context, dst []byte, keys []string, lens []int) ([]byte, error)
+}
+
 // ParseInt reads a 64-bit integer exactly as Redis's string2ll does: no
 // spaces, no '+', no leading zeros, no "-0", at most 20 characters.
 func ParseInt(s string) (int64, bool) {

@@ -20,12 +20,15 @@ package storage
 #cgo nocallback mantis_prepare_log
 #cgo noescape mantis_multi_get
 #cgo nocallback mantis_multi_get
+#cgo noescape mantis_get_many_into
+#cgo nocallback mantis_get_many_into
 #include "mantisdb.h"
 */
 import "C"
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"runtime"
 	"slices"
@@ -303,6 +306,84 @@ func (e *RustEngine) AppendValue(_ context.Context, dst []byte, key string) ([]b
 		default:
 			return dst, statusError(st, cerr)
 		}
+	}
+}
+
+// AppendValues implements ValuesAppender: one call reads every key (or,
+// when a value does not fit the room left, those before it; the call is
+// then made again for the rest with room for it).
+func (e *RustEngine) AppendValues(_ context.Context, dst []byte, keys []string, lens []int) ([]byte, error) {
+	if len(lens) != len(keys) {
+		return dst, fmt.Errorf("%w: %d lengths for %d keys", ErrInvalidArgument, len(lens), len(keys))
+	}
+	if len(keys) == 0 {
+		return dst, nil
+	}
+	bufs := valuesBufs.Get().(*valuesBuf)
+	defer bufs.recycle()
+	kb, lb := bufs.keys[:0], bufs.lens[:0]
+	for _, k := range keys {
+		kb = binary.LittleEndian.AppendUint32(kb, uint32(len(k)))
+		kb = append(kb, k...)
+	}
+	lb = append(lb, make([]byte, 8*len(keys))...)
+	bufs.keys, bufs.lens = kb, lb
+	db, err := e.acquire()
+	if err != nil {
+		return dst, err
+	}
+	defer e.mu.RUnlock()
+	need := getStackBuf
+	from, koff := 0, 0
+	for from < len(keys) {
+		if cap(dst)-len(dst) < need {
+			dst = slices.Grow(dst, need)
+		}
+		room := dst[len(dst):cap(dst)]
+		kp, kn := bptr(kb[koff:])
+		var done C.size_t
+		var cerr *C.MantisError
+		st := C.mantis_get_many_into(db, kp, kn, C.size_t(len(keys)-from),
+			(*C.uint8_t)(unsafe.SliceData(room)), C.size_t(len(room)),
+			(*C.uint8_t)(unsafe.SliceData(lb[8*from:])), &done, &cerr)
+		runtime.KeepAlive(kb)
+		n := from + int(done)
+		for i := from; i < n; i++ {
+			l := binary.LittleEndian.Uint64(lb[8*i:])
+			if l == C.MANTIS_VALUE_ABSENT {
+				lens[i] = -1
+				continue
+			}
+			lens[i] = int(l)
+			dst = dst[:len(dst)+int(l)]
+		}
+		for i := from; i < n; i++ {
+			koff += keyHeaderLen + len(keys[i])
+		}
+		from = n
+		switch st {
+		case C.MANTIS_OK:
+			return dst, nil
+		case C.MANTIS_BUFFER_TOO_SMALL:
+			// The value of key from did not fit: room for it, at least.
+			need = int(binary.LittleEndian.Uint64(lb[8*from:]))
+		default:
+			return dst, statusError(st, cerr)
+		}
+	}
+	return dst, nil
+}
+
+// valuesBuf holds the encoded keys and the lengths of one AppendValues
+// call, recycled through valuesBufs.
+type valuesBuf struct{ keys, lens []byte }
+
+var valuesBufs = sync.Pool{New: func() any { return new(valuesBuf) }}
+
+// recycle returns b to valuesBufs, unless a huge call grew it.
+func (b *valuesBuf) recycle() {
+	if cap(b.keys)+cap(b.lens) <= maxPooledBatch {
+		valuesBufs.Put(b)
 	}
 }
 

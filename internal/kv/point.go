@@ -39,6 +39,30 @@ func (s *Store) AppendValue(ctx context.Context, dst []byte, key string) ([]byte
 	return dst, false, err
 }
 
+// AppendValues appends the values of keys to dst, back to back, and sets
+// lens[i] to the length of key i's value, or -1 when it is absent or
+// expired: AppendValue for each key, in one call into the engine where it
+// reads many at once (storage.ValuesAppender). On an error the caller
+// learns nothing of any key and reads them one by one to answer each.
+func (s *Store) AppendValues(ctx context.Context, dst []byte, keys []string, lens []int) ([]byte, error) {
+	if s.values != nil {
+		return s.values.AppendValues(ctx, dst, keys, lens)
+	}
+	for i, k := range keys {
+		before := len(dst)
+		var ok bool
+		var err error
+		if dst, ok, err = s.AppendValue(ctx, dst, k); err != nil {
+			return dst, err
+		}
+		lens[i] = -1
+		if ok {
+			lens[i] = len(dst) - before
+		}
+	}
+	return dst, nil
+}
+
 // TransientArgs reports whether the engine keeps no reference to the keys
 // and values passed to Get, AppendValue, IncrBy and the writes of Blind
 // and BlindBatch once they return (storage.TransientArgs): a caller may then

@@ -28,6 +28,7 @@ type Store struct {
 	// appender is the engine's ValueAppender, if it is one; transient
 	// records whether it implements storage.TransientArgs.
 	appender  storage.ValueAppender
+	values    storage.ValuesAppender
 	transient bool
 	// awaiter is the engine's CommitAwaiter when its writes can defer
 	// their acknowledgement (deferral.go).
@@ -44,6 +45,7 @@ func New(engine storage.StorageEngine) *Store {
 		cursors: newCursorTable(defaultCursorLimit, defaultCursorIdle),
 	}
 	s.appender, _ = engine.(storage.ValueAppender)
+	s.values, _ = engine.(storage.ValuesAppender)
 	if t, ok := engine.(storage.TransientArgs); ok {
 		s.transient = t.TransientArgs()
 	}

@@ -264,19 +264,7 @@ func TestDeferredWritesRustEngine(t *testing.T) {
 	if !storage.RustAvailable {
 		t.Skip("the Rust engine is not built in (-tags rust)")
 	}
-	dir := t.TempDir()
-	cfg := storage.DefaultConfig()
-	cfg.DataDir = dir
-	cfg.Sync = storage.SyncAlways
-	engine, err := storage.NewStorageEngine("rust", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := engine.Init(dir); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = engine.Close() })
-	ts := startDeferringServer(t, engine)
+	ts := startDeferringServer(t, openDefaultEngine(t, storage.SyncAlways))
 	w, rd := ts.raw(t), ts.raw(t)
 	for i := range 300 {
 		v := strconv.Itoa(i)

@@ -3,8 +3,10 @@ package resp
 import (
 	"context"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/mantisdb/mantisdb/internal/kv"
 )
@@ -53,6 +55,21 @@ type pipeline struct {
 	wave     []waveCommand
 	waveKeys map[string]struct{}
 	outs     []replyWriter
+
+	// gets are the consecutive plain GETs being gathered (flushGets); keys,
+	// lens and vals are flushGets' buffers, kept for the next run.
+	gets []pendingGet
+	keys []string
+	lens []int
+	vals []byte
+}
+
+// pendingGet is a GET being gathered: its key (args[1]) and when it
+// started.
+type pendingGet struct {
+	cmd   *command
+	args  [][]byte
+	start time.Time
 }
 
 // pendingWrite is a command of the blind batch being gathered.
@@ -83,6 +100,7 @@ func (p *pipeline) run(cmds []request, now time.Time) time.Time {
 		}
 		p.add(cmds[i].command(), cmds[i].Args)
 	}
+	p.flushGets()
 	p.flushBatch()
 	p.flushWave()
 	return p.now
@@ -93,6 +111,13 @@ func (p *pipeline) run(cmds []request, now time.Time) time.Time {
 func (p *pipeline) add(cmd *command, args [][]byte) {
 	sess := p.sess
 	plain := cmd != nil && sess.authed && !sess.multi && cmd.arityOK(len(args)) && len(cmd.subcommands) == 0
+	if plain && cmd == getCommand {
+		p.flushBatch()
+		p.flushWave()
+		p.gets = append(p.gets, pendingGet{cmd: cmd, args: args, start: p.now})
+		return
+	}
+	p.flushGets()
 	if plain && cmd.blind != nil && cmd.blind(args) {
 		p.flushWave()
 		if p.batch != nil && (p.batch.Ops() >= maxBatchOps || p.batch.Bytes() >= maxBatchBytes) {
@@ -204,6 +229,68 @@ func (p *pipeline) replay() {
 	}
 	clear(p.pending)
 	p.pending = p.pending[:0]
+}
+
+// flushGets answers the gathered GETs with one read of all their keys
+// (kv.Store.AppendValues: one call into the engine), their replies in
+// order; each is timed from when it was gathered to the read's end. When
+// the read fails, each GET runs alone and answers its own reply.
+func (p *pipeline) flushGets() {
+	if len(p.gets) == 0 {
+		return
+	}
+	sess := p.sess
+	srv := sess.srv
+	gets := p.gets
+	defer func() {
+		clear(p.gets)
+		p.gets = p.gets[:0]
+	}()
+	if len(gets) == 1 {
+		p.now = sess.dispatch(gets[0].cmd, gets[0].args, &sess.w, p.now)
+		return
+	}
+	keys := p.keys[:0]
+	for _, g := range gets {
+		keys = append(keys, transientKey(srv, g.args[1]))
+	}
+	lens := slices.Grow(p.lens[:0], len(gets))[:len(gets)]
+	vals, err := srv.store.AppendValues(context.Background(), p.vals[:0], keys, lens)
+	clear(keys)
+	p.keys, p.lens = keys[:0], lens[:0]
+	if cap(vals) <= maxBatchBytes {
+		p.vals = vals[:0]
+	}
+	if err != nil {
+		for _, g := range gets {
+			p.now = sess.dispatch(g.cmd, g.args, &sess.w, p.now)
+		}
+		return
+	}
+	at := 0
+	for i, g := range gets {
+		srv.totalCommands.Add(1)
+		if n := lens[i]; n < 0 {
+			sess.w.null()
+		} else {
+			sess.w.header('$', n)
+			sess.w.buf = append(sess.w.buf, vals[at:at+n]...)
+			sess.w.buf = append(sess.w.buf, '\r', '\n')
+			at += n
+		}
+		p.now = srv.finish(g.cmd, g.start, false, true, &sess.lat)
+	}
+	sess.last = gets[len(gets)-1].cmd
+}
+
+// transientKey is a GET's key for a read that keeps no reference to it:
+// a view of the request buffer when the engine allows it
+// (kv.Store.TransientArgs), otherwise a copy.
+func transientKey(srv *Server, b []byte) string {
+	if srv.store.TransientArgs() {
+		return unsafe.String(unsafe.SliceData(b), len(b))
+	}
+	return string(b)
 }
 
 // addToWave adds a keyed command to the concurrent wave, first running the

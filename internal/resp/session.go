@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/mantisdb/mantisdb/internal/kv"
 	"github.com/mantisdb/mantisdb/internal/telemetry"
@@ -449,9 +448,8 @@ func (x *call) arg(i int) string { return string(x.args[i]) }
 // Inside EXEC, where the engine transaction holds its writes until EXEC
 // commits, it is always a copy.
 func (x *call) transientArg(i int) string {
-	if x.tx == nil && x.srv.store.TransientArgs() {
-		b := x.args[i]
-		return unsafe.String(unsafe.SliceData(b), len(b))
+	if x.tx == nil {
+		return transientKey(x.srv, x.args[i])
 	}
 	return string(x.args[i])
 }

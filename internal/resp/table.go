@@ -192,6 +192,9 @@ func (c *command) arityOK(n int) bool {
 // commandTable maps lower-case names to commands. It is built once.
 var commandTable map[string]*command
 
+// getCommand is GET's row: a pipeline gathers consecutive GETs (flushGets).
+var getCommand *command
+
 // commandList is the table in name order, for COMMAND and INFO.
 var commandList []*command
 
@@ -320,6 +323,7 @@ func init() {
 		}
 		commandTable[c.name] = c
 	}
+	getCommand = commandTable["get"]
 	commandList = cmds
 	sort.Slice(commandList, func(i, j int) bool { return commandList[i].name < commandList[j].name })
 }

@@ -121,6 +121,11 @@ typedef struct MantisTxn MantisTxn;
 #define MANTIS_MULTI_GET_KEY_HEADER_LEN 4
 
 /*
+ The length `mantis_get_many_into` gives a key that has no value.
+ */
+#define MANTIS_VALUE_ABSENT UINT64_MAX
+
+/*
  Size of the `found: u8, value_len: u32` before each value of a
  multi-get answer.
  */
@@ -768,6 +773,36 @@ MantisStatus mantis_multi_get(const MantisDb *db,
                               size_t count,
                               struct MantisBuf *out,
                               struct MantisError **err);
+
+/*
+ Reads `count` keys, encoded as for `mantis_multi_get`, one after the
+ other as `mantis_get_into` reads one key, into the caller's buffer
+ `dst` of `dst_cap` bytes: their values back to back, in key order, with
+ no allocation. `lens` is `count` little-endian `u64`s (`8 * count`
+ bytes): for each key answered, its value's length, or
+ `MANTIS_VALUE_ABSENT` when it has none (absent, deleted or expired).
+ `*done` receives how many keys were answered: all `count` on
+ `MANTIS_OK`; on `MANTIS_BUFFER_TOO_SMALL` the value of key `*done` did
+ not fit in the room left (its length is in `lens`, nothing of it was
+ copied): call again for the keys from there, with more room. On any
+ other error `*done` keys were answered before it. For a pipeline of
+ GETs: one crossing instead of one per key.
+
+ # Safety
+ `db` must be a live handle; `keys` must point to `keys_len` readable
+ bytes; `dst` must point to `dst_cap` writable bytes (any pointer when
+ 0); `lens` must point to `8 * count` writable bytes; `done` must point
+ to a writable `size_t`.
+ */
+MantisStatus mantis_get_many_into(const MantisDb *db,
+                                  const uint8_t *keys,
+                                  size_t keys_len,
+                                  size_t count,
+                                  uint8_t *dst,
+                                  size_t dst_cap,
+                                  uint8_t *lens,
+                                  size_t *done,
+                                  struct MantisError **err);
 
 /*
  Writes buffered records to disk and syncs them.

@@ -8,7 +8,7 @@ use super::args::{into_handle, release_handle, try_bytes, try_bytes_mut, try_han
 use super::boundary::{boundary, fail, Fail};
 use super::options::MantisOptions;
 use super::types::{MantisBuf, MantisError, MantisStats, MantisStatus};
-use super::wire::{encode_values, parse_batch, parse_keys};
+use super::wire::{encode_values, parse_batch, parse_keys, MANTIS_VALUE_ABSENT};
 use crate::{Db, Options, Update, Updated};
 
 /// An open database.
@@ -646,6 +646,81 @@ pub unsafe extern "C" fn mantis_multi_get(
         let ks = parse_keys(try_bytes!(keys, keys_len, "keys"), count)?;
         let values = h.db.get_many(&ks)?;
         out.set(MantisBuf::from_vec(encode_values(&values)));
+        Ok(MantisStatus::MantisOk)
+    })
+}
+
+/// Reads `count` keys, encoded as for `mantis_multi_get`, one after the
+/// other as `mantis_get_into` reads one key, into the caller's buffer
+/// `dst` of `dst_cap` bytes: their values back to back, in key order, with
+/// no allocation. `lens` is `count` little-endian `u64`s (`8 * count`
+/// bytes): for each key answered, its value's length, or
+/// `MANTIS_VALUE_ABSENT` when it has none (absent, deleted or expired).
+/// `*done` receives how many keys were answered: all `count` on
+/// `MANTIS_OK`; on `MANTIS_BUFFER_TOO_SMALL` the value of key `*done` did
+/// not fit in the room left (its length is in `lens`, nothing of it was
+/// copied): call again for the keys from there, with more room. On any
+/// other error `*done` keys were answered before it. For a pipeline of
+/// GETs: one crossing instead of one per key.
+///
+/// # Safety
+/// `db` must be a live handle; `keys` must point to `keys_len` readable
+/// bytes; `dst` must point to `dst_cap` writable bytes (any pointer when
+/// 0); `lens` must point to `8 * count` writable bytes; `done` must point
+/// to a writable `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn mantis_get_many_into(
+    db: *const MantisDb,
+    keys: *const u8,
+    keys_len: usize,
+    count: usize,
+    dst: *mut u8,
+    dst_cap: usize,
+    lens: *mut u8,
+    done: *mut usize,
+    err: *mut *mut MantisError,
+) -> MantisStatus {
+    boundary(err, || {
+        let done = try_out!(done);
+        let h = try_handle!(db);
+        let ks = parse_keys(try_bytes!(keys, keys_len, "keys"), count)?;
+        let lens_len = count.checked_mul(8).ok_or_else(|| {
+            fail(
+                MantisStatus::MantisInvalidArgument,
+                format!("{count} keys are too many"),
+            )
+        })?;
+        let lens = try_bytes_mut!(lens, lens_len, "lens");
+        let dst = try_bytes_mut!(dst, dst_cap, "dst");
+        let mut at = 0usize;
+        for (i, k) in ks.iter().enumerate() {
+            let len_out = &mut lens[i * 8..i * 8 + 8];
+            let room = &mut dst[at..];
+            let copied = h.db.get_with(k, |v| {
+                len_out.copy_from_slice(&(v.len() as u64).to_le_bytes());
+                let fits = v.len() <= room.len();
+                if fits {
+                    room[..v.len()].copy_from_slice(v);
+                }
+                fits.then_some(v.len())
+            });
+            let copied = match copied {
+                Ok(c) => c,
+                Err(e) => {
+                    done.set(i);
+                    return Err(e.into());
+                }
+            };
+            match copied {
+                Some(Some(n)) => at += n,
+                Some(None) => {
+                    done.set(i);
+                    return Ok(MantisStatus::MantisBufferTooSmall);
+                }
+                None => len_out.copy_from_slice(&MANTIS_VALUE_ABSENT.to_le_bytes()),
+            }
+        }
+        done.set(ks.len());
         Ok(MantisStatus::MantisOk)
     })
 }

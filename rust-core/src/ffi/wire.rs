@@ -55,6 +55,8 @@ pub const MANTIS_BATCH_TTL_OFFSET: usize = 9;
 pub const MANTIS_BATCH_OP_HEADER_LEN: usize = 17;
 /// Size of the `key_len: u32` before each key of a multi-get keys buffer.
 pub const MANTIS_MULTI_GET_KEY_HEADER_LEN: usize = 4;
+/// The length `mantis_get_many_into` gives a key that has no value.
+pub const MANTIS_VALUE_ABSENT: u64 = u64::MAX;
 /// Size of the `found: u8, value_len: u32` before each value of a
 /// multi-get answer.
 pub const MANTIS_MULTI_GET_VALUE_HEADER_LEN: usize = 5;

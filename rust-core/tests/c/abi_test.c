@@ -149,6 +149,26 @@ int main(void) {
   CHECK(buf.data[0] == 1 && memcmp(buf.data + vh, "one", 3) == 0 && buf.data[vh + 3] == 0, "multi_get content");
   mantis_buf_free(&buf);
 
+  /* The same keys into the caller's buffer: too small for "one" (nothing
+     copied, its length given), then room for all. */
+  {
+    uint8_t small[2], room[8], lens[16];
+    size_t done = 99;
+    uint64_t l0 = 0, l1 = 0;
+    st = mantis_get_many_into(db, keys, kl, 2, small, sizeof small, lens, &done, NULL);
+    memcpy(&l0, lens, 8);
+    CHECK(st == MANTIS_BUFFER_TOO_SMALL && done == 0 && l0 == 3, "get_many_into small: %u %zu %llu", st, done,
+          (unsigned long long)l0);
+    st = mantis_get_many_into(db, keys, kl, 2, room, sizeof room, lens, &done, NULL);
+    memcpy(&l0, lens, 8);
+    memcpy(&l1, lens + 8, 8);
+    CHECK(st == MANTIS_OK && done == 2 && l0 == 3 && memcmp(room, "one", 3) == 0 && l1 == MANTIS_VALUE_ABSENT,
+          "get_many_into: %u %zu %llu %llu", st, done, (unsigned long long)l0, (unsigned long long)l1);
+    err = NULL;
+    st = mantis_get_many_into(db, keys, kl - 1, 2, room, sizeof room, lens, &done, &err);
+    expect_error(st, err, MANTIS_INVALID_ARGUMENT, "get_many_into truncated keys");
+  }
+
   /* Prefix iterator in batches of 2. */
   MantisIter *it = NULL;
   CHECK(mantis_iter_new(db, S("p:"), NULL, 0, true, &it, NULL) == MANTIS_OK, "iter_new");
