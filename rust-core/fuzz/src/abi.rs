@@ -551,7 +551,13 @@ impl World {
             6 => self.get(inp),
             7 => self.get_into(inp),
             8 => self.write_batch(inp),
-            9 => self.multi_get(inp),
+            9 => {
+                if inp.below(2) == 0 {
+                    self.multi_get(inp)
+                } else {
+                    self.get_many_into(inp)
+                }
+            }
             10 => self.iter_new(inp),
             11 | 12 => self.iter_next(inp),
             13 => self.iter_seek(inp),
@@ -818,7 +824,10 @@ impl World {
         let n = inp.below(6);
         let mut buf = Vec::new();
         let mut ops = Vec::new();
-        let mut bad: Option<MantisStatus> = None;
+        // The refusals of the bad ops: any one of them may answer (the
+        // library need not check the ops in order: it may see a later
+        // value too large before an earlier key that is invalid).
+        let mut bad: Vec<MantisStatus> = Vec::new();
         // Absolute expiries are for TTL puts' clock readings: taken first.
         let before = now_ms();
         for _ in 0..n {
@@ -838,9 +847,8 @@ impl World {
             buf.extend_from_slice(&batch_op_header(kind, k.len(), v.len(), when));
             buf.extend_from_slice(&k);
             buf.extend_from_slice(&v);
-            if bad.is_none() {
-                bad = key_ok(&k).and_then(|_| value_ok(&v)).err();
-            }
+            bad.extend(key_ok(&k).err());
+            bad.extend(value_ok(&v).err());
             // The TTL range's upper end is filled in after the call.
             let exp = match kind {
                 MANTIS_BATCH_DELETE => NEVER,
@@ -881,7 +889,9 @@ impl World {
         if h.refusal == Some(MantisClosed) {
             // The buffer is parsed before the database is asked.
             r.add(Some(MantisInvalidArgument));
-            r.add(bad);
+            for s in &bad {
+                r.add(Some(*s));
+            }
         }
         let mut err = Err::new(inp);
         // SAFETY: see `bytes_arg` and `pick`.
@@ -916,8 +926,11 @@ impl World {
             self.commit_meta(dir, parsed);
             return;
         }
-        if let Some(s) = bad {
-            assert_eq!(st, s, "write_batch with a bad op");
+        if !bad.is_empty() {
+            assert!(
+                bad.contains(&st),
+                "write_batch with a bad op: status {st:?}, expected one of {bad:?}"
+            );
             return;
         }
         assert_eq!(st, MantisOk, "write_batch");
@@ -991,6 +1004,99 @@ impl World {
             want.extend_from_slice(v);
         }
         assert_eq!(take(&mut out), want, "multi_get: wrong answer");
+    }
+
+    fn get_many_into(&mut self, inp: &mut Input<'_>) {
+        let h = self.db(inp);
+        let n = inp.below(6);
+        let keys: Vec<Vec<u8>> = (0..n).map(|_| key(inp)).collect();
+        let mut buf = Vec::new();
+        for k in &keys {
+            buf.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            buf.extend_from_slice(k);
+        }
+        let mut count = n;
+        let malformed = match inp.below(10) {
+            0 => {
+                count += 1;
+                true
+            }
+            1 => {
+                buf.push(7);
+                true
+            }
+            _ => false,
+        };
+        let kb = bytes_arg(inp, buf);
+        let mut r = Refusals::of(h.refusal);
+        if r.bytes(&kb).is_some_and(|b| b.len() != kb._keep.len()) {
+            // An empty slice stood in for the buffer.
+            if count > 0 {
+                r.add(Some(MantisInvalidArgument));
+            }
+        } else if malformed {
+            r.add(Some(MantisInvalidArgument));
+        }
+        let cap = inp.below(64);
+        let mut dst = vec![0xEEu8; cap];
+        let dst_p = if inp.below(8) == 0 {
+            if cap > 0 {
+                r.add(Some(MantisNullParameter));
+            }
+            null_mut()
+        } else {
+            dst.as_mut_ptr()
+        };
+        let mut lens = vec![0u8; 8 * count];
+        let lens_p = if inp.below(16) == 0 {
+            if count > 0 {
+                r.add(Some(MantisNullParameter));
+            }
+            null_mut()
+        } else {
+            lens.as_mut_ptr()
+        };
+        let mut done = usize::MAX;
+        let done_p: *mut usize = if inp.below(16) == 0 { null_mut() } else { &mut done };
+        r.out(done_p);
+        let mut err = Err::new(inp);
+        // SAFETY: `dst_p` is NULL or `cap` writable bytes, `lens_p` NULL or
+        // `8 * count`, `done_p` NULL or a local; the rest as in `multi_get`.
+        let st = unsafe { mantis_get_many_into(h.ptr, kb.ptr, kb.len, count, dst_p, cap, lens_p, done_p, err.ptr()) };
+        err.check(st, "get_many_into");
+        if r.any() {
+            r.check(st, "get_many_into");
+            return;
+        }
+        // The keys in order, as the call reads them.
+        let data = &self.dirs[self.dbs[h.slot.unwrap()].dir].data;
+        let mut at = 0;
+        for (i, k) in keys.iter().enumerate() {
+            let len = u64::from_le_bytes(lens[8 * i..8 * i + 8].try_into().unwrap());
+            if key_ok(k).is_err() && st == MantisInvalidKey {
+                assert_eq!(done, i, "get_many_into: keys answered before an invalid one");
+                return;
+            }
+            match data.get(k) {
+                None => assert_eq!(len, MANTIS_VALUE_ABSENT, "get_many_into: absent key {i}"),
+                Some(v) => {
+                    assert_eq!(len, v.len() as u64, "get_many_into: length of key {i}");
+                    if v.len() > cap - at {
+                        assert_eq!(st, MantisBufferTooSmall, "get_many_into past the room");
+                        assert_eq!(done, i, "get_many_into: keys answered before the one that did not fit");
+                        return;
+                    }
+                    assert_eq!(&dst[at..at + v.len()], &v[..], "get_many_into: value of key {i}");
+                    at += v.len();
+                }
+            }
+        }
+        assert_eq!(st, MantisOk, "get_many_into");
+        assert_eq!(done, n, "get_many_into: keys answered");
+        assert!(
+            dst[at..].iter().all(|&b| b == 0xEE),
+            "get_many_into wrote past its values"
+        );
     }
 
     fn iter_new(&mut self, inp: &mut Input<'_>) {

@@ -683,6 +683,8 @@ pub unsafe extern "C" fn mantis_get_many_into(
     boundary(err, || {
         let done = try_out!(done);
         let h = try_handle!(db);
+        // Refused when closed, as every read is, with no key to read too.
+        h.db.check_open()?;
         let ks = parse_keys(try_bytes!(keys, keys_len, "keys"), count)?;
         let lens_len = count.checked_mul(8).ok_or_else(|| {
             fail(
