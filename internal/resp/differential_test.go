@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mantisdb/mantisdb/internal/kv"
+	"github.com/mantisdb/mantisdb/storage"
 )
 
 // TestDifferentialRedis sends the same random command sequences to
@@ -21,17 +24,31 @@ func TestDifferentialRedis(t *testing.T) {
 	redisAddr := startRedis(t)
 	inOrder := startTestServer(t, nil)
 	concurrent := startTestServer(t, func(c *Config) { c.ConcurrentPipeline = true })
+	// With the Rust engine built in, a quarter of the seeds run against it
+	// under --sync always, whose loops acknowledge plain writes after one
+	// sync per pass (deferral.go).
+	deferred, deferredName := concurrent, "concurrent"
+	if storage.RustAvailable {
+		deferredName = "rust-always"
+		deferred = startTestServer(t, func(c *Config) {
+			c.Store = kv.New(openDefaultEngine(t, storage.SyncAlways))
+			c.ConcurrentPipeline = true
+		})
+	}
 	seeds := 100
 	if testing.Short() {
 		seeds = 12
 	}
 	for seed := range seeds {
 		proto := 2 + seed%2
-		ts := inOrder
-		if seed%4 >= 2 {
-			ts = concurrent
+		ts, name := inOrder, "in-order"
+		switch {
+		case seed%4 == 2:
+			ts, name = concurrent, "concurrent"
+		case seed%4 == 3:
+			ts, name = deferred, deferredName
 		}
-		t.Run(fmt.Sprintf("seed%d-resp%d-concurrent=%v", seed, proto, ts == concurrent), func(t *testing.T) {
+		t.Run(fmt.Sprintf("seed%d-resp%d-%s", seed, proto, name), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(seed), 7))
 			const conns = 3
 			var ours, theirs [conns]*respConn
