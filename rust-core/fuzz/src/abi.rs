@@ -254,6 +254,43 @@ fn key(inp: &mut Input<'_>) -> Vec<u8> {
     }
 }
 
+/// Up to five keys in the key list of `mantis_multi_get` and
+/// `mantis_get_many_into`, sometimes malformed (a count one past the keys,
+/// a stray byte after them): the keys, the buffer argument, the count to
+/// pass, and the refusals of the call's handle and of the list.
+fn key_list_arg(inp: &mut Input<'_>, handle: Option<MantisStatus>) -> (Vec<Vec<u8>>, Bytes, usize, Refusals) {
+    let n = inp.below(6);
+    let keys: Vec<Vec<u8>> = (0..n).map(|_| key(inp)).collect();
+    let mut buf = Vec::new();
+    for k in &keys {
+        buf.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        buf.extend_from_slice(k);
+    }
+    let mut count = n;
+    let malformed = match inp.below(10) {
+        0 => {
+            count += 1;
+            true
+        }
+        1 => {
+            buf.push(7);
+            true
+        }
+        _ => false,
+    };
+    let kb = bytes_arg(inp, buf);
+    let mut r = Refusals::of(handle);
+    if r.bytes(&kb).is_some_and(|b| b.len() != kb._keep.len()) {
+        // An empty slice stood in for the buffer.
+        if count > 0 {
+            r.add(Some(MantisInvalidArgument));
+        }
+    } else if malformed {
+        r.add(Some(MantisInvalidArgument));
+    }
+    (keys, kb, count, r)
+}
+
 fn value(inp: &mut Input<'_>) -> Vec<u8> {
     let len = match inp.u8() {
         0 => MAX_VALUE + 1 + inp.below(8),
@@ -942,35 +979,7 @@ impl World {
 
     fn multi_get(&mut self, inp: &mut Input<'_>) {
         let h = self.db(inp);
-        let n = inp.below(6);
-        let keys: Vec<Vec<u8>> = (0..n).map(|_| key(inp)).collect();
-        let mut buf = Vec::new();
-        for k in &keys {
-            buf.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            buf.extend_from_slice(k);
-        }
-        let mut count = n;
-        let malformed = match inp.below(10) {
-            0 => {
-                count += 1;
-                true
-            }
-            1 => {
-                buf.push(7);
-                true
-            }
-            _ => false,
-        };
-        let kb = bytes_arg(inp, buf);
-        let mut r = Refusals::of(h.refusal);
-        if r.bytes(&kb).is_some_and(|b| b.len() != kb._keep.len()) {
-            // An empty slice stood in for the buffer.
-            if count > 0 {
-                r.add(Some(MantisInvalidArgument));
-            }
-        } else if malformed {
-            r.add(Some(MantisInvalidArgument));
-        }
+        let (keys, kb, count, mut r) = key_list_arg(inp, h.refusal);
         let mut out = empty_buf();
         let out_p: *mut MantisBuf = if inp.below(16) == 0 { null_mut() } else { &mut out };
         r.out(out_p);
@@ -1008,35 +1017,8 @@ impl World {
 
     fn get_many_into(&mut self, inp: &mut Input<'_>) {
         let h = self.db(inp);
-        let n = inp.below(6);
-        let keys: Vec<Vec<u8>> = (0..n).map(|_| key(inp)).collect();
-        let mut buf = Vec::new();
-        for k in &keys {
-            buf.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            buf.extend_from_slice(k);
-        }
-        let mut count = n;
-        let malformed = match inp.below(10) {
-            0 => {
-                count += 1;
-                true
-            }
-            1 => {
-                buf.push(7);
-                true
-            }
-            _ => false,
-        };
-        let kb = bytes_arg(inp, buf);
-        let mut r = Refusals::of(h.refusal);
-        if r.bytes(&kb).is_some_and(|b| b.len() != kb._keep.len()) {
-            // An empty slice stood in for the buffer.
-            if count > 0 {
-                r.add(Some(MantisInvalidArgument));
-            }
-        } else if malformed {
-            r.add(Some(MantisInvalidArgument));
-        }
+        let (keys, kb, count, mut r) = key_list_arg(inp, h.refusal);
+        let n = keys.len();
         let cap = inp.below(64);
         let mut dst = vec![0xEEu8; cap];
         let dst_p = if inp.below(8) == 0 {
