@@ -340,9 +340,11 @@ func commitWaitAlone(db *C.MantisDb, ticket uint64) error {
 
 // ackCommit returns once the commit of ticket (0: nothing to wait for) is
 // durable and visible, as waitCommit does; or, when ctx carries a
-// CommitDeferral, makes sure a sync will cover it and records its ticket
-// there instead of waiting (the caller awaits it with AwaitCommit). The
-// caller holds e.mu shared.
+// CommitDeferral, records its ticket there instead of waiting. No sync is
+// asked for then: the caller's AwaitCommit leads one for all the writes it
+// deferred, soon after (an event loop's pass). Until then the commit is
+// not visible, so a transaction that begins meanwhile and must see it
+// waits that long too. The caller holds e.mu shared.
 func (e *RustEngine) ackCommit(ctx context.Context, db *C.MantisDb, ticket uint64) error {
 	if ticket == 0 {
 		return nil
@@ -401,13 +403,10 @@ func (e *RustEngine) AwaitCommit(ticket uint64) error {
 
 // CommitOutcome implements CommitAwaiter.
 func (e *RustEngine) CommitOutcome(ticket uint64) error {
-	db, err := e.acquire()
-	if err != nil {
-		return err
-	}
-	defer e.mu.RUnlock()
 	if ticket == 0 {
 		return nil
 	}
-	return commitWaitAlone(db, ticket)
+	return e.call(func(db *C.MantisDb, cerr **C.MantisError) C.MantisStatus {
+		return C.mantis_commit_wait(db, C.uint64_t(ticket), cerr)
+	})
 }

@@ -12,10 +12,10 @@ package resp
 // MSET, and engine updates such as INCR and APPEND: flagDefers) runs on
 // the loop with the session's deferral in its context
 // (storage.CommitDeferral). The engine returns once each write is logged
-// and applied, with a sync requested, leaving its ticket; the replies wait
-// in the session's buffer. At the end of the pass the loop waits once for
-// the newest ticket of every session it served (one sync, or none when the
-// syncer already covered them), then sends their replies.
+// and applied, leaving its ticket; the replies wait in the session's
+// buffer. At the end of the pass the loop waits once for the newest ticket
+// of every session it served (one sync, which the loop's thread leads, or
+// none when an earlier sync covered them), then sends their replies.
 //
 // Until then a deferred write is visible to nobody but later updates of
 // its key. So that a connection sees its own writes, a session with
