@@ -273,9 +273,7 @@ func (p *pipeline) flushGets() {
 		if n := lens[i]; n < 0 {
 			sess.w.null()
 		} else {
-			sess.w.header('$', n)
-			sess.w.buf = append(sess.w.buf, vals[at:at+n]...)
-			sess.w.buf = append(sess.w.buf, '\r', '\n')
+			sess.w.bulkBytes(vals[at : at+n])
 			at += n
 		}
 		p.now = srv.finish(g.cmd, g.start, false, true, &sess.lat)

@@ -50,9 +50,15 @@ func (w *replyWriter) int(n int64) {
 }
 
 // bulk writes a bulk string.
-func (w *replyWriter) bulk(s string) {
-	w.header('$', len(s))
-	w.buf = append(w.buf, s...)
+func (w *replyWriter) bulk(s string) { appendBulk(w, s) }
+
+// bulkBytes writes a bulk string of bytes the writer does not keep.
+func (w *replyWriter) bulkBytes(b []byte) { appendBulk(w, b) }
+
+// appendBulk is bulk and bulkBytes: the header, the bytes, CRLF.
+func appendBulk[T string | []byte](w *replyWriter, v T) {
+	w.header('$', len(v))
+	w.buf = append(w.buf, v...)
 	w.buf = append(w.buf, '\r', '\n')
 }
 
