@@ -349,6 +349,7 @@ func (e *RustEngine) AppendValues(_ context.Context, dst []byte, keys []string, 
 		runtime.KeepAlive(kb)
 		n := from + int(done)
 		for i := from; i < n; i++ {
+			koff += keyHeaderLen + len(keys[i])
 			l := binary.LittleEndian.Uint64(lb[8*i:])
 			if l == C.MANTIS_VALUE_ABSENT {
 				lens[i] = -1
@@ -356,9 +357,6 @@ func (e *RustEngine) AppendValues(_ context.Context, dst []byte, keys []string, 
 			}
 			lens[i] = int(l)
 			dst = dst[:len(dst)+int(l)]
-		}
-		for i := from; i < n; i++ {
-			koff += keyHeaderLen + len(keys[i])
 		}
 		from = n
 		switch st {
