@@ -26,16 +26,7 @@ import (
 // are the figures recorded in docs/performance/go-rust-boundary.md.
 func BenchmarkCrossing(b *testing.B) {
 	const n = 10_000
-	open := func(b *testing.B) *RustEngine {
-		cfg := DefaultConfig()
-		cfg.Sync = SyncNever
-		e := NewRustEngine(cfg)
-		if err := e.Init(b.TempDir()); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = e.Close() })
-		return e
-	}
+	open := func(b *testing.B) *RustEngine { return openBenchRustEngine(b, SyncNever) }
 	keys := benchKeyList(n)
 	r := rand.New(rand.NewPCG(5, 6))
 	order := make([]string, 1000)
@@ -167,4 +158,17 @@ func BenchmarkWriteEncoding(b *testing.B) {
 			}
 		}
 	})
+}
+
+// openBenchRustEngine opens a Rust engine with the default settings and
+// the given sync policy in a directory of b's own, closed when b ends.
+func openBenchRustEngine(b *testing.B, sync SyncPolicy) *RustEngine {
+	cfg := DefaultConfig()
+	cfg.Sync = sync
+	e := NewRustEngine(cfg)
+	if err := e.Init(b.TempDir()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = e.Close() })
+	return e
 }

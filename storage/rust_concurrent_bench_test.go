@@ -29,13 +29,7 @@ func BenchmarkConcurrentOperations(b *testing.B) {
 		keys    = 500_000
 		size    = 1024
 	)
-	cfg := DefaultConfig()
-	cfg.Sync = SyncAlways
-	e := NewRustEngine(cfg)
-	if err := e.Init(b.TempDir()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = e.Close() })
+	e := openBenchRustEngine(b, SyncAlways)
 	key := func(i int) string { return fmt.Sprintf("c/%010d", i) }
 	text := make([]byte, 2*size)
 	for i := range text {

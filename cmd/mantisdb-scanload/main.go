@@ -31,9 +31,9 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/mantisdb/mantisdb/internal/cputime"
 	"github.com/mantisdb/mantisdb/storage"
 )
 
@@ -207,9 +207,9 @@ func fail(err error) {
 
 // cpuTime is the CPU time the process has used so far, user and system.
 func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	cpu, err := cputime.Process()
+	if err != nil {
 		fail(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return cpu
 }

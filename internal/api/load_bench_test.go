@@ -11,10 +11,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mantisdb/mantisdb/internal/cputime"
 	"github.com/mantisdb/mantisdb/storage"
 )
 
@@ -77,7 +77,7 @@ func runLoad(b *testing.B, addr string, mk func(key string) string) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, loadConns)
-	cpu0 := processCPU(b)
+	cpu0 := cputime.ForBenchmark(b)
 	b.ResetTimer()
 	for c := range loadConns {
 		wg.Add(1)
@@ -115,20 +115,11 @@ func runLoad(b *testing.B, addr string, mk func(key string) string) {
 	b.StopTimer()
 	// CPU time of the process (server and client) per request: on a
 	// machine shared with other work it varies less than the wall time.
-	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cputime.ForBenchmark(b)-cpu0)/float64(b.N), "cpu-ns/op")
 	close(errs)
 	for err := range errs {
 		b.Fatal(err)
 	}
-}
-
-// processCPU is the user and system CPU time the process has used.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 const loadHeaders = "Host: bench\r\nAuthorization: Bearer " + loadToken + "\r\n"

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mantisdb/mantisdb/internal/cputime"
 	"github.com/mantisdb/mantisdb/storage"
 )
 
@@ -25,7 +25,7 @@ func BenchmarkWrites64(b *testing.B) {
 	load := func(b *testing.B, targets []storage.StorageEngine) time.Duration {
 		var next atomic.Int64
 		var wg sync.WaitGroup
-		cpu0 := processCPU(b)
+		cpu0 := cputime.ForBenchmark(b)
 		start := time.Now()
 		b.ResetTimer()
 		for w := range 64 {
@@ -46,7 +46,7 @@ func BenchmarkWrites64(b *testing.B) {
 		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "writes/s")
 		// CPU time of the whole process (every node, the writers) per
 		// write: far steadier than the rate on a shared machine.
-		b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-us/write")
+		b.ReportMetric(float64((cputime.ForBenchmark(b)-cpu0).Microseconds())/float64(b.N), "cpu-us/write")
 		return elapsed
 	}
 	b.Run("single", func(b *testing.B) {
@@ -103,15 +103,6 @@ func BenchmarkWrites64(b *testing.B) {
 			})
 		}
 	}
-}
-
-// processCPU is the user and system CPU time this process has used.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // startBenchCluster starts three rust nodes on loopback with the server's
