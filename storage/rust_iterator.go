@@ -59,10 +59,14 @@ var openIterators atomic.Int64
 
 // Pairs fetched per crossing: the first batch is small, so a scan that
 // stops early (a page, a limit) does not load values it never reads; each
-// next batch doubles, up to the maximum, so a long scan crosses rarely.
+// next batch doubles, up to the maximum, so a long scan crosses rarely. A
+// scan that said how many pairs it reads (LimitReads) fetches them in
+// batches of up to iterMaxLimitedItems (the library walks as many keys
+// for one such batch), as it reads every pair of each.
 const (
 	iterFirstBatchItems = 16
 	iterMaxBatchItems   = 256
+	iterMaxLimitedItems = 1024
 )
 
 // rustIterator is used by one goroutine at a time, as the Iterator
@@ -100,9 +104,9 @@ func (r *rustIterator) Next() bool {
 }
 
 // LimitReads implements ReadLimiter: the next fetch asks for the pairs
-// the caller still reads (up to iterMaxBatchItems) in one batch, so a
-// scan of up to 256 pairs crosses into the library once, walks the index
-// once and loads no value past its limit.
+// the caller still reads (up to iterMaxLimitedItems) in one batch, so a
+// scan of up to 1,024 pairs crosses into the library once, walks the
+// index once and loads no value past its limit.
 func (r *rustIterator) LimitReads(n int) {
 	r.limit = max(n, 0)
 }
@@ -132,7 +136,7 @@ func (r *rustIterator) fetch() bool {
 	if r.limit > 0 {
 		// The pairs of the previous batch are all read: the hint counts
 		// from here.
-		items = min(r.limit, iterMaxBatchItems)
+		items = min(r.limit, iterMaxLimitedItems)
 	}
 	r.batch, r.key, r.value = nil, "", ""
 	st := C.mantis_iter_next_refs(r.it, C.size_t(items), &pairs, &n, &cerr)

@@ -36,9 +36,9 @@ func fillIterKeys(t *testing.T, e StorageEngine, n int) {
 // batch (one crossing into the library), never more than the hint.
 func TestRustIteratorLimitReads(t *testing.T) {
 	e := newTestRustEngine(t)
-	const n = 1000
+	const n = 1500
 	fillIterKeys(t, e, n)
-	for _, limit := range []int{-1, 0, 1, 7, 100, 255, 256, 257, 999, 1000, 5000} {
+	for _, limit := range []int{-1, 0, 1, 7, 100, 255, 256, 257, 1000, 1023, 1024, 1025, 1499, 1500, 5000} {
 		it, err := e.NewIterator(t.Context(), "it/")
 		noErr(t, "NewIterator", err)
 		LimitReads(it, limit)
@@ -50,7 +50,7 @@ func TestRustIteratorLimitReads(t *testing.T) {
 			r := it.(*rustIterator)
 			if i == 0 && limit > 0 {
 				// The first batch holds what the hint asked for.
-				if got, want := r.left+1, min(limit, iterMaxBatchItems, n); got != want {
+				if got, want := r.left+1, min(limit, iterMaxLimitedItems, n); got != want {
 					t.Fatalf("limit %d: first batch of %d pairs, want %d", limit, got, want)
 				}
 			}

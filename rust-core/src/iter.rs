@@ -168,6 +168,14 @@ enum SlotValue {
 const CHUNK_FIRST: usize = 32;
 /// The largest chunk.
 const CHUNK_MAX: usize = 256;
+/// The most keys one refill walks for a caller that said how many pairs it
+/// takes ([`Iter::want`]): it takes every pair the walk yields, so a larger
+/// walk fetches nothing it does not read, and each refill saved is a search
+/// of the skiplist from its top and a crossing of the C API. One walk of
+/// 1,000 keys instead of four of 256 gave 1,000-key scans in `bench/peers`
+/// 1.03x the rate with 100-byte values, 1.09x with 1 KiB and 1.06x with
+/// 4 KiB (medians of four alternated runs each).
+const WANT_MAX: usize = 1024;
 /// Values on disk whose records are at most this far apart are fetched with
 /// one read (the bytes between them are read and dropped): a read of up to
 /// a few KiB more costs less than a system call of its own.
@@ -320,7 +328,7 @@ pub struct Iter {
     chunk: usize,
     /// The most pairs the caller takes before it asks again (set by
     /// [`Iter::want`], for the next refill only): a refill walks that many
-    /// keys (up to [`CHUNK_MAX`]), so a scan that stops at a limit fetches
+    /// keys (up to [`WANT_MAX`]), so a scan that stops at a limit fetches
     /// no values past it, and one that asks for a batch walks the index
     /// once for it.
     want: usize,
@@ -368,7 +376,7 @@ impl Iter {
     /// Tells the iterator that its caller takes at most `n` more pairs
     /// before it asks again (the C API's batches): if the next pair needs a
     /// refill, that refill walks `n` keys (at least one, at most
-    /// [`CHUNK_MAX`]) whatever the chunk size has grown to, and so fetches
+    /// [`WANT_MAX`]) whatever the chunk size has grown to, and so fetches
     /// no value from disk the caller will not take, and a batch larger than
     /// the current chunk costs one walk of the index, not several. Applies
     /// to the next refill only; later ones walk chunks of the usual size.
@@ -417,7 +425,7 @@ impl Iter {
         let lend = self.lend;
         let walk = match std::mem::replace(&mut self.want, usize::MAX) {
             usize::MAX => self.chunk,
-            want => want.min(CHUNK_MAX),
+            want => want.min(WANT_MAX),
         };
         let (keys, values, entries) = (&mut self.keys, &mut self.values, &mut self.entries);
         // The last key walked, present or not: the next chunk starts after it.
