@@ -339,6 +339,14 @@ impl Db {
         Err(inner.missing_segment(key))
     }
 
+    /// Loads into the CPU's caches what a read or write of `key` touches
+    /// first (see [`Index::prefetch_key`](crate::index::Index::prefetch_key)),
+    /// for a caller that reads many keys in a row; changes nothing.
+    #[inline]
+    pub(crate) fn prefetch_key(&self, key: &[u8]) {
+        self.inner.index.prefetch_key(key);
+    }
+
     /// Lends the value of `key` to `f` and returns what `f` made of it, or
     /// `None` if the key is absent, deleted or expired. As [`Db::get`], but
     /// a value kept in the index is lent in place, under its key's read

@@ -154,6 +154,10 @@ pub(crate) fn expiry_at(now_ms: u64, ttl: Duration) -> u64 {
         .max(1)
 }
 
+/// How many ops ahead of the one it inserts a batch's apply loads the next
+/// keys' index entries into the CPU's caches ([`Index::prefetch_key`]).
+const APPLY_AHEAD: usize = 8;
+
 impl Inner {
     /// Recovers the database in `dir` (already locked by `lock`) and opens
     /// its log.
@@ -478,7 +482,15 @@ impl Inner {
     ) {
         let watermark = self.snapshots.watermark();
         let mut deletes = 0u64;
-        for (op, &(kv_offset, crc)) in ops.iter().zip(&a.kv) {
+        if ops.len() > 1 {
+            for op in ops.iter().take(APPLY_AHEAD) {
+                self.index.prefetch_key(op.key);
+            }
+        }
+        for (i, (op, &(kv_offset, crc))) in ops.iter().zip(&a.kv).enumerate() {
+            if let Some(ahead) = ops.get(i + APPLY_AHEAD) {
+                self.index.prefetch_key(ahead.key);
+            }
             let log_bytes = op_log_bytes(op.key.len(), op.value.len(), op.expires_at);
             let value = match op.kind {
                 OpKind::Delete => {

@@ -943,6 +943,15 @@ impl Index {
         self.insert_in(key, version, watermark, &guard).0
     }
 
+    /// Loads into the CPU's caches what an insert of `key` will read
+    /// first: its hash map entries and the slot they lead to (see
+    /// [`KeyMap::prefetch`]). A batch's apply calls it a few keys ahead of
+    /// the one it inserts, so the cache misses of several keys overlap.
+    #[inline]
+    pub fn prefetch_key(&self, key: &[u8]) {
+        self.map.prefetch(self.map.hash(key));
+    }
+
     /// [`Index::insert`] under the caller's `guard`. Also returns the key's
     /// entry when it holds more than one version afterwards (an older one
     /// readers below the new version may still need): once the new version

@@ -212,6 +212,21 @@ impl<T: Keyed + Sync> KeyMap<T> {
         Some(unsafe { p.as_ref() })
     }
 
+    /// Asks the CPU to load what a probe for `hash` will read: the table's
+    /// entries for it (read here, under the shard's read lock) and the
+    /// first cache lines of every item they point to (prefetched, not
+    /// read). A probe of the same key soon after then finds them in cache;
+    /// nothing is returned, so nothing depends on the map staying as it is.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        let table = self.shards[shard_of(hash)].table.read();
+        for p in table.iter_hash(hash) {
+            let at = p.0.as_ptr().cast::<u8>();
+            crate::prefetch::line(at);
+            crate::prefetch::line(at.wrapping_add(64));
+        }
+    }
+
     /// Adds `item` under its key (whose hash is `hash`) unless the map
     /// holds an item with that key already; returns the item the map holds
     /// afterwards under that key.

@@ -650,6 +650,10 @@ pub unsafe extern "C" fn mantis_multi_get(
     })
 }
 
+/// How many keys ahead of the one it reads `mantis_get_many_into` loads
+/// the next keys' index entries into the CPU's caches.
+const GET_MANY_AHEAD: usize = 4;
+
 /// Reads `count` keys, encoded as for `mantis_multi_get`, one after the
 /// other as `mantis_get_into` reads one key, into the caller's buffer
 /// `dst` of `dst_cap` bytes: their values back to back, in key order, with
@@ -695,7 +699,13 @@ pub unsafe extern "C" fn mantis_get_many_into(
         let lens = try_bytes_mut!(lens, lens_len, "lens");
         let dst = try_bytes_mut!(dst, dst_cap, "dst");
         let mut at = 0usize;
+        for k in ks.iter().take(GET_MANY_AHEAD) {
+            h.db.prefetch_key(k);
+        }
         for (i, k) in ks.iter().enumerate() {
+            if let Some(ahead) = ks.get(i + GET_MANY_AHEAD) {
+                h.db.prefetch_key(ahead);
+            }
             let len_out = &mut lens[i * 8..i * 8 + 8];
             let room = &mut dst[at..];
             let copied = h.db.get_with(k, |v| {
