@@ -946,7 +946,9 @@ impl Index {
     /// Loads into the CPU's caches what an insert of `key` will read
     /// first: its hash map entries and the slot they lead to (see
     /// [`KeyMap::prefetch`]). A batch's apply calls it a few keys ahead of
-    /// the one it inserts, so the cache misses of several keys overlap.
+    /// the one it inserts, so the cache misses of several keys overlap. Like
+    /// a probe, it takes one map shard's read lock and releases it before it
+    /// returns, and takes no slot's lock.
     #[inline]
     pub fn prefetch_key(&self, key: &[u8]) {
         self.map.prefetch(self.map.hash(key));
