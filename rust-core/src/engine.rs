@@ -780,7 +780,7 @@ impl Inner {
         upper: Bound<&[u8]>,
         seq: u64,
         limit: usize,
-        visit: impl FnMut(&[u8], &crate::index::VersionView<'_>),
+        visit: impl FnMut(&[u8], &crate::index::VersionView<'_>) -> std::ops::ControlFlow<()>,
     ) -> crate::index::RangeEnd {
         self.index.range_views(lower, upper, seq, limit, visit)
     }

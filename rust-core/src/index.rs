@@ -21,7 +21,7 @@
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::marker::PhantomData;
-use std::ops::{Bound, Deref};
+use std::ops::{Bound, ControlFlow, Deref};
 use std::sync::Arc;
 
 use crossbeam_epoch::{self as epoch, Guard};
@@ -1233,14 +1233,15 @@ impl Index {
     /// scattered in memory (keys overwritten in random order) overlap
     /// instead of following one another. The views stay valid while the
     /// walk's guard is pinned (see [`retire`]); `visit` may keep nothing
-    /// of them past its call.
+    /// of them past its call. `visit` ends the walk early by returning
+    /// `Break` (the walk then says [`RangeEnd::More`]).
     pub fn range_views(
         &self,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
         read_seq: u64,
         limit: usize,
-        mut visit: impl FnMut(&[u8], &VersionView<'_>),
+        mut visit: impl FnMut(&[u8], &VersionView<'_>) -> ControlFlow<()>,
     ) -> RangeEnd {
         let guard = epoch::pin();
         // The views taken and not yet visited (at most `WALK_AHEAD`), the
@@ -1283,8 +1284,12 @@ impl Index {
                 return end;
             }
             let (k, v) = &ahead[visited % WALK_AHEAD];
-            visit(k, v);
+            let flow = visit(k, v);
             visited += 1;
+            if flow.is_break() {
+                // The visitor has enough: keys after this one may follow.
+                return RangeEnd::More;
+            }
         }
     }
 }
@@ -1621,6 +1626,38 @@ mod tests {
         assert_eq!(keys, vec![b"b".to_vec(), b"c".to_vec()]);
     }
 
+    /// A visitor of a walk that lends views ends it by returning `Break`:
+    /// the walk visits no key after that one, even with views taken ahead,
+    /// and says More, so the caller walks on from there.
+    #[test]
+    fn a_lending_walk_stops_where_its_visitor_says() {
+        let idx = Index::new();
+        for i in 0..40u8 {
+            idx.insert(&[b'k', i], put(u64::from(i) + 1, &[i]), 0);
+        }
+        for stop_after in [1usize, 3, 8, 9, 20, 39] {
+            let mut visited = Vec::new();
+            let end = idx.range_views(Bound::Unbounded, Bound::Unbounded, u64::MAX, usize::MAX, |k, _| {
+                visited.push(k.to_vec());
+                if visited.len() == stop_after {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+            assert_eq!(end, RangeEnd::More, "stop after {stop_after}");
+            let want: Vec<Vec<u8>> = (0..stop_after as u8).map(|i| vec![b'k', i]).collect();
+            assert_eq!(visited, want, "stop after {stop_after}");
+        }
+        // A visitor that never stops sees every key, and the walk ends.
+        let mut n = 0;
+        let end = idx.range_views(Bound::Unbounded, Bound::Unbounded, u64::MAX, usize::MAX, |_, _| {
+            n += 1;
+            ControlFlow::Continue(())
+        });
+        assert_eq!((n, end), (40, RangeEnd::Done));
+    }
+
     /// A walk visits the keys with a version at its read sequence, in
     /// order, up to its limit, and says More exactly when a key (visible or
     /// not) is left past the limit, wherever the keys with no version at
@@ -1678,6 +1715,7 @@ mod tests {
                     let views_end = idx.range_views(lower_bound, Bound::Unbounded, read_seq, limit, |k, v| {
                         let owned = v.version_with(|b| Some(ValueRef::Inline(Arc::from(b))));
                         viewed.push((k.to_vec(), owned.expect("every value made")));
+                        ControlFlow::Continue(())
                     });
                     assert_eq!(
                         viewed, plain,

@@ -6,7 +6,7 @@
 //! byte order, fetching keys in small chunks so it never holds a skiplist
 //! position across calls (writers and compaction are never blocked by it).
 
-use std::ops::{Bound, Range};
+use std::ops::{Bound, ControlFlow, Range};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -176,6 +176,12 @@ const CHUNK_MAX: usize = 256;
 /// 1.03x the rate with 100-byte values, 1.09x with 1 KiB and 1.06x with
 /// 4 KiB (medians of four alternated runs each).
 const WANT_MAX: usize = 1024;
+/// A refill of a lending iterator stops walking once the values of the keys
+/// it took add up to this many bytes (it always takes one key): values the
+/// fetch reads through files (the segment being written, or every segment
+/// with maps off) are read into the chunk's buffer, so a chunk of large
+/// values is bounded by bytes as well as by keys.
+const CHUNK_MAX_BYTES: u64 = 8 << 20;
 /// Values on disk whose records are at most this far apart are fetched with
 /// one read (the bytes between them are read and dropped): a read of up to
 /// a few KiB more costs less than a system call of its own.
@@ -447,17 +453,28 @@ impl Iter {
             // Borrowed reads copy inline values into the chunk: the walk
             // lends them as views taken ahead of the visits, which overlaps
             // the cache misses of values scattered in memory.
+            let mut value_bytes = 0u64;
             inner.range_views_at(lower, upper, seq, walk, |key, version| {
                 let value = match version.value {
                     _ if version.is_absent(now) => None,
                     ValueView::Inline(bytes) => {
                         let at = values.len();
                         values.extend_from_slice(bytes);
+                        value_bytes += bytes.len() as u64;
                         Some(SlotValue::Copied(at..values.len()))
                     }
-                    _ => version.to_version().map(SlotValue::Disk),
+                    ValueView::Disk { len, .. } => {
+                        value_bytes += u64::from(len);
+                        version.to_version().map(SlotValue::Disk)
+                    }
+                    ValueView::Tombstone => None,
                 };
                 add(key, value);
+                if value_bytes >= CHUNK_MAX_BYTES {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
             })
         } else {
             inner.range_at(lower, upper, seq, walk, |key, version| {

@@ -564,6 +564,29 @@ impl FileSystem for Counting {
     directory_calls_to_os!();
 }
 
+/// A database whose file reads are counted, holding `n` keys with values of
+/// `len` bytes (none inline) in one segment that is never closed, so that
+/// nothing but the scans reads, and every value is read through the file
+/// (the segment being written has no map); with the model of its pairs.
+fn counted_db(n: usize, len: usize) -> (tempfile::TempDir, Arc<Counting>, Db, Model) {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Arc::new(Counting::default());
+    let o = Options {
+        segment_size: 64 << 20,
+        ..opts(0, 0)
+    }
+    .with_file_system(fs.clone());
+    let db = Db::open(dir.path(), o).unwrap();
+    let mut model = Model::new();
+    for i in 0..n {
+        let v = value(i, 0, len);
+        db.put(&key(i), &v).unwrap();
+        model.insert(key(i), v);
+    }
+    db.sync().unwrap();
+    (dir, fs, db, model)
+}
+
 /// A scan reads through the segments' own open files (64 scanners each
 /// opening and closing up to eight files was a system call pair per file
 /// per scan), and a caller that says how many pairs it takes (the C API's
@@ -571,22 +594,7 @@ impl FileSystem for Counting {
 /// refill walks no more keys than asked for.
 #[test]
 fn scans_open_no_file_and_read_no_value_past_what_the_caller_takes() {
-    let dir = tempfile::tempdir().unwrap();
-    let fs = Arc::new(Counting::default());
-    let o = Options {
-        // One segment, never closed: nothing but the scans reads.
-        segment_size: 64 << 20,
-        ..opts(0, 0)
-    }
-    .with_file_system(fs.clone());
-    let db = Db::open(dir.path(), o).unwrap();
-    let mut model = Model::new();
-    for i in 0..1000 {
-        let v = value(i, 0, 1024);
-        db.put(&key(i), &v).unwrap();
-        model.insert(key(i), v);
-    }
-    db.sync().unwrap();
+    let (_dir, fs, db, model) = counted_db(1000, 1024);
     let record = (key(0).len() + 1024) as u64;
     let opens = fs.opens.load(Ordering::Relaxed);
     for round in 0..3 {
@@ -622,4 +630,33 @@ fn scans_open_no_file_and_read_no_value_past_what_the_caller_takes() {
     drop(it);
     assert_same(&scan(&db, b"s/"), &model, "a whole scan");
     assert_eq!(fs.opens.load(Ordering::Relaxed), opens, "scans opened files");
+}
+
+/// A walk for a caller that takes many pairs at once is bounded by bytes
+/// as well as by keys: values read through files (here the segment being
+/// written, which has no map) go into the chunk's buffer, so a batch of
+/// 40 pairs of 1 MiB values reads about 8 MiB per refill, not 40 MiB at
+/// once; every pair still comes, in order, with its value.
+#[test]
+fn a_walk_of_large_values_read_through_files_is_bounded_by_bytes() {
+    let (_dir, fs, db, model) = counted_db(40, 1 << 20);
+    let before = fs.read.load(Ordering::Relaxed);
+    let mut it = db.scan_prefix(b"s/").unwrap();
+    it.want(40);
+    let (k, v) = it.next_borrowed(|k, v| (k.to_vec(), v.to_vec())).unwrap().unwrap();
+    assert_eq!((&k, &v), model.iter().next().unwrap());
+    let first_refill = fs.read.load(Ordering::Relaxed) - before;
+    assert!(
+        (8 << 20..10 << 20).contains(&first_refill),
+        "the first refill of a 40-pair batch of 1 MiB values read {first_refill} bytes"
+    );
+    let mut got = Model::new();
+    got.insert(k, v);
+    for n in 1..40 {
+        it.want(40 - n);
+        let (k, v) = it.next_borrowed(|k, v| (k.to_vec(), v.to_vec())).unwrap().unwrap();
+        got.insert(k, v);
+    }
+    assert!(it.next_borrowed(|_, _| ()).is_none());
+    assert_same(&got, &model, "large values in batches bounded by bytes");
 }

@@ -216,6 +216,7 @@ fn writers_deleters_and_readers_race_on_few_keys() {
                             ValueView::Tombstone => {}
                             ValueView::Disk { .. } => panic!("scanner {r}: a value on disk"),
                         }
+                        std::ops::ControlFlow::Continue(())
                     });
                     scans += 1;
                 }
