@@ -15,6 +15,12 @@ POWERCUT_OPS ?= 150
 # Seconds per target: `make fuzz` (coverage-guided) and its short run in `make test`.
 FUZZ_TIME ?= 60
 FUZZ_TEST_SECS ?= 2
+# New inputs per Go target in `make test`'s short run (a few seconds each
+# here). A count, not a duration: Go 1.26's fuzzing coordinator can report
+# "context deadline exceeded" as a failure when a -fuzztime duration ends
+# while a worker is mid-input (go.dev/issue/75804, fixed in Go 1.27), and a
+# count has no deadline to race.
+FUZZ_TEST_EXECS ?= 20000
 # Go fuzz targets as package:target pairs.
 GO_FUZZ_TARGETS := ./internal/api:FuzzBatchDecode ./internal/api:FuzzTxnDecode ./internal/api:FuzzKeyRoutes \
 	./internal/api:FuzzScanQuery ./internal/api:FuzzBatchHTTP ./internal/api:FuzzTxnHTTP \
@@ -71,15 +77,15 @@ test-go: build-rust-core ## Go: vet, tests with -race for both engines (memory, 
 	$(GO) test -tags rust -race -count=1 ./...
 	GOEXPERIMENT=cgocheck2 $(GO) test -tags rust -count=1 -run 'Rust' ./storage/
 
-test-fuzz: ## Every fuzz target briefly: seed corpora, saved regressions, FUZZ_TEST_SECS of new inputs each
+test-fuzz: ## Every fuzz target briefly: seed corpora, saved regressions, then FUZZ_TEST_SECS (Rust) or FUZZ_TEST_EXECS (Go) of new inputs each
 	@# Rust: without libFuzzer, in the main target directory (test-c built
 	@# the core without mimalloc there already).
 	cd $(CORE_DIR)/fuzz && MANTIS_FUZZ_SECS=$(FUZZ_TEST_SECS) CARGO_TARGET_DIR=../target \
 		$(CARGO) test $(CARGO_FLAGS) -- --test-threads=2
 	@for pt in $(GO_FUZZ_TARGETS); do \
 		p=$${pt%%:*}; t=$${pt##*:}; \
-		echo "$(GO) test -fuzz $$t -fuzztime $(FUZZ_TEST_SECS)s $$p"; \
-		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZ_TEST_SECS)s $$p || exit 1; \
+		echo "$(GO) test -fuzz $$t -fuzztime $(FUZZ_TEST_EXECS)x $$p"; \
+		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZ_TEST_EXECS)x $$p || exit 1; \
 	done
 
 fuzz: ## Coverage-guided fuzzing of every target for FUZZ_TIME seconds each (default 60), then a summary

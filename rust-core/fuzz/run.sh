@@ -55,7 +55,15 @@ for pt in $GO_TARGETS; do
   echo "== $t: ${FUZZ_TIME}s"
   status=ok
   nice go test -run '^$' -fuzz "^$t\$" -fuzztime "${FUZZ_TIME}s" "$pkg" >"$log" 2>&1 || status=FAILED
-  [ "$status" = ok ] || failed=1
+  # Go 1.26's coordinator may end a timed run with a bare "context deadline
+  # exceeded" while a worker is mid-input (go.dev/issue/75804): no failing
+  # input, nothing to reproduce. Only that exact shape is let through; a
+  # written input, a panic or any other failure still fails the run.
+  if [ "$status" = FAILED ] && grep -q '^    context deadline exceeded$' "$log" &&
+    ! grep -qE 'Failing input written|panic:|_test\.go:[0-9]+:' "$log"; then
+    status=ok-deadline
+  fi
+  [ "$status" = ok ] || [ "$status" = ok-deadline ] || failed=1
   last=$(grep -E '^fuzz: elapsed' "$log" | tail -1)
   execs=$(echo "$last" | sed -n 's/.*execs: \([0-9]*\) (\([0-9]*\)\/sec).*/\1/p')
   # The rate on the last line is that of its last interval: average instead.
@@ -64,7 +72,7 @@ for pt in $GO_TARGETS; do
   speed=$([ -n "$execs" ] && [ "${secs:-0}" -gt 0 ] && echo $((execs / secs)) || echo "?")
   interesting=$(echo "$last" | sed -n 's/.*new interesting: \([0-9]*\) (total: \([0-9]*\)).*/new=\1 corpus=\2/p')
   summary+=("$(printf '%-20s %-6s execs=%-10s execs/s=%-7s %s' "$t" "$status" "${execs:-?}" "${speed:-?}" "${interesting:-}")")
-  [ "$status" = ok ] || grep -E -- '--- FAIL|Failing input|testdata' "$log" | head -5 || true
+  [ "$status" = ok ] || grep -E -- '--- FAIL|Failing input|testdata|deadline' "$log" | head -5 || true
 done
 echo
 echo "Fuzz summary (FUZZ_TIME=${FUZZ_TIME}s per target; logs in rust-core/fuzz/target/fuzz-logs/)"
