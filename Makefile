@@ -19,8 +19,11 @@ FUZZ_TEST_SECS ?= 2
 # here). A count, not a duration: Go 1.26's fuzzing coordinator can report
 # "context deadline exceeded" as a failure when a -fuzztime duration ends
 # while a worker is mid-input (go.dev/issue/75804, fixed in Go 1.27), and a
-# count has no deadline to race.
+# count has no deadline to race. Each new input that widens coverage is
+# minimized first, by default for up to 60 s (one target stalled 50 s so);
+# a count bounds that too: FUZZ_TEST_MINIMIZE runs of the target.
 FUZZ_TEST_EXECS ?= 20000
+FUZZ_TEST_MINIMIZE ?= 1000
 # Go fuzz targets as package:target pairs.
 GO_FUZZ_TARGETS := ./internal/api:FuzzBatchDecode ./internal/api:FuzzTxnDecode ./internal/api:FuzzKeyRoutes \
 	./internal/api:FuzzScanQuery ./internal/api:FuzzBatchHTTP ./internal/api:FuzzTxnHTTP \
@@ -84,8 +87,9 @@ test-fuzz: ## Every fuzz target briefly: seed corpora, saved regressions, then F
 		$(CARGO) test $(CARGO_FLAGS) -- --test-threads=2
 	@for pt in $(GO_FUZZ_TARGETS); do \
 		p=$${pt%%:*}; t=$${pt##*:}; \
-		echo "$(GO) test -fuzz $$t -fuzztime $(FUZZ_TEST_EXECS)x $$p"; \
-		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZ_TEST_EXECS)x $$p || exit 1; \
+		echo "$(GO) test -fuzz $$t -fuzztime $(FUZZ_TEST_EXECS)x -fuzzminimizetime $(FUZZ_TEST_MINIMIZE)x $$p"; \
+		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZ_TEST_EXECS)x \
+			-fuzzminimizetime $(FUZZ_TEST_MINIMIZE)x $$p || exit 1; \
 	done
 
 fuzz: ## Coverage-guided fuzzing of every target for FUZZ_TIME seconds each (default 60), then a summary
