@@ -37,6 +37,7 @@ use crate::log::recovery::{self, RecoveryReport};
 use crate::log::{Appended, Computed, Log, OpKind, OpRef, Pending, PendingRead};
 use crate::mvcc::{Snapshots, Visibility};
 use crate::options::{Options, SyncPolicy};
+use crate::prefetch;
 use crate::stats::Counters;
 use crate::txn::{ConflictTracker, ReadSet};
 use crate::update::{Evaluated, Updated};
@@ -482,14 +483,9 @@ impl Inner {
     ) {
         let watermark = self.snapshots.watermark();
         let mut deletes = 0u64;
-        if ops.len() > 1 {
-            for op in ops.iter().take(APPLY_AHEAD) {
-                self.index.prefetch_key(op.key);
-            }
-        }
         for (i, (op, &(kv_offset, crc))) in ops.iter().zip(&a.kv).enumerate() {
-            if let Some(ahead) = ops.get(i + APPLY_AHEAD) {
-                self.index.prefetch_key(ahead.key);
+            if ops.len() > 1 {
+                prefetch::ahead(ops, i, APPLY_AHEAD, |op| self.index.prefetch_key(op.key));
             }
             let log_bytes = op_log_bytes(op.key.len(), op.value.len(), op.expires_at);
             let value = match op.kind {

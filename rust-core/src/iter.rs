@@ -609,15 +609,12 @@ impl Iter {
                     // overlaps. Asking for the next few ahead of the check
                     // overlaps those misses with the checks before them.
                     let group = &misses[run..next];
-                    for &i in group.iter().take(PREFETCH_AHEAD) {
-                        if let Some(record) = record_of(&entries[i]) {
-                            prefetch::lines(record, PREFETCH_MAX_LINES);
-                        }
-                    }
                     for (n, &i) in group.iter().enumerate() {
-                        if let Some(record) = group.get(n + PREFETCH_AHEAD).and_then(|&j| record_of(&entries[j])) {
-                            prefetch::lines(record, PREFETCH_MAX_LINES);
-                        }
+                        prefetch::ahead(group, n, PREFETCH_AHEAD, |&j| {
+                            if let Some(record) = record_of(&entries[j]) {
+                                prefetch::lines(record, PREFETCH_MAX_LINES);
+                            }
+                        });
                         let slot = &mut entries[i];
                         let (_, offset, record_end, crc) = place(slot);
                         let key = &self.keys[slot.key.clone()];

@@ -699,12 +699,9 @@ pub unsafe extern "C" fn mantis_get_many_into(
         let lens = try_bytes_mut!(lens, lens_len, "lens");
         let dst = try_bytes_mut!(dst, dst_cap, "dst");
         let mut at = 0usize;
-        for k in ks.iter().take(GET_MANY_AHEAD) {
-            h.db.prefetch_key(k);
-        }
         for (i, k) in ks.iter().enumerate() {
-            if let Some(ahead) = ks.get(i + GET_MANY_AHEAD) {
-                h.db.prefetch_key(ahead);
+            if ks.len() > 1 {
+                crate::prefetch::ahead(&ks, i, GET_MANY_AHEAD, |k| h.db.prefetch_key(k));
             }
             let len_out = &mut lens[i * 8..i * 8 + 8];
             let room = &mut dst[at..];
