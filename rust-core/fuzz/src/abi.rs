@@ -254,6 +254,20 @@ fn key(inp: &mut Input<'_>) -> Vec<u8> {
     }
 }
 
+/// A caller's output buffer for a call: `buf`'s pointer, or NULL one time in
+/// `odds`, which the call refuses (`MantisNullParameter`) unless the buffer
+/// has no room to write into.
+fn out_buffer_arg(inp: &mut Input<'_>, odds: usize, buf: &mut [u8], r: &mut Refusals) -> *mut u8 {
+    if inp.below(odds) == 0 {
+        if !buf.is_empty() {
+            r.add(Some(MantisNullParameter));
+        }
+        null_mut()
+    } else {
+        buf.as_mut_ptr()
+    }
+}
+
 /// Up to five keys in the key list of `mantis_multi_get` and
 /// `mantis_get_many_into`, sometimes malformed (a count one past the keys,
 /// a stray byte after them): the keys, the buffer argument, the count to
@@ -1021,23 +1035,9 @@ impl World {
         let n = keys.len();
         let cap = inp.below(64);
         let mut dst = vec![0xEEu8; cap];
-        let dst_p = if inp.below(8) == 0 {
-            if cap > 0 {
-                r.add(Some(MantisNullParameter));
-            }
-            null_mut()
-        } else {
-            dst.as_mut_ptr()
-        };
+        let dst_p = out_buffer_arg(inp, 8, &mut dst, &mut r);
         let mut lens = vec![0u8; 8 * count];
-        let lens_p = if inp.below(16) == 0 {
-            if count > 0 {
-                r.add(Some(MantisNullParameter));
-            }
-            null_mut()
-        } else {
-            lens.as_mut_ptr()
-        };
+        let lens_p = out_buffer_arg(inp, 16, &mut lens, &mut r);
         let mut done = usize::MAX;
         let done_p: *mut usize = if inp.below(16) == 0 { null_mut() } else { &mut done };
         r.out(done_p);
