@@ -30,16 +30,20 @@ import (
 
 // Run is everything one invocation measured: what the doc is made from.
 type Run struct {
-	Started  time.Time         `json:"started"`
-	Seconds  float64           `json:"seconds"`
-	Command  string            `json:"command"`
-	Rust     bool              `json:"rust"`
-	Machine  Machine           `json:"machine"`
-	Ops      int               `json:"ops"`
-	CapSec   float64           `json:"cap_seconds"`
-	Rounds   int               `json:"rounds"`
-	Hot      int               `json:"hot"`
-	Verify   bool              `json:"verify"`
+	Started time.Time `json:"started"`
+	Seconds float64   `json:"seconds"`
+	Command string    `json:"command"`
+	Rust    bool      `json:"rust"`
+	Machine Machine   `json:"machine"`
+	Ops     int       `json:"ops"`
+	CapSec  float64   `json:"cap_seconds"`
+	Rounds  int       `json:"rounds"`
+	Hot     int       `json:"hot"`
+	Verify  bool      `json:"verify"`
+	// Workers is true for a run whose engines each ran in a worker process
+	// of their own (false with -one-process, and in runs from before
+	// workers existed).
+	Workers  bool              `json:"workers"`
 	Versions map[string]string `json:"versions"`
 	Sets     []SetResult       `json:"sets"`
 }
@@ -78,12 +82,16 @@ type options struct {
 	hot          int
 	dir          string
 	allowTmpfs   bool
+	oneProcess   bool
 	doc, jsonOut string
 	report       string
 	prof         profiler
 }
 
 func main() {
+	if os.Getenv(workerEnv) != "" {
+		os.Exit(workerMain())
+	}
 	log.SetFlags(0)
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {
@@ -129,6 +137,7 @@ func parseFlags(args []string) (options, error) {
 	verify := fs.Bool("verify", false, "compare every value read with the one written (always on with -quick)")
 	dir := fs.String("dir", os.TempDir(), "parent of the per-engine data directories (must be a disk, not tmpfs)")
 	allowTmpfs := fs.Bool("allow-tmpfs", false, "allow a tmpfs -dir (the fsync figures are then meaningless)")
+	oneProcess := fs.Bool("one-process", false, "run every engine in this process instead of one worker process per engine")
 	doc := fs.String("doc", "", "write the markdown report here (default: standard output)")
 	jsonOut := fs.String("json", "", "also write the raw results as JSON here")
 	report := fs.String("report", "", "do not run: render the doc from this JSON file of an earlier run")
@@ -156,6 +165,7 @@ func parseFlags(args []string) (options, error) {
 		hot:        *hot,
 		dir:        *dir,
 		allowTmpfs: *allowTmpfs,
+		oneProcess: *oneProcess,
 		doc:        *doc,
 		jsonOut:    *jsonOut,
 		report:     *report,
@@ -243,12 +253,12 @@ func runAll(o options, progress io.Writer) (*Run, error) {
 	run := &Run{
 		Started: time.Now(), Command: command(), Rust: storage.RustAvailable, Machine: m,
 		Ops: o.lim.ops, CapSec: o.lim.cap.Seconds(), Rounds: o.lim.rounds, Hot: o.hot, Verify: o.lim.verify,
+		Workers:  !o.oneProcess,
 		Versions: versions(),
 	}
 	for i, n := range o.keys {
-		d := newDataset(n, o.values[i], o.hot)
 		for _, syncName := range o.syncs {
-			set := runSet(engs, d, syncName, o, progress)
+			set := runSet(engs, n, o.values[i], syncName, o, progress)
 			run.Sets = append(run.Sets, set)
 			if o.jsonOut != "" {
 				// Each finished table is kept at once: a long run that
@@ -269,20 +279,26 @@ func runAll(o options, progress io.Writer) (*Run, error) {
 type contender struct {
 	e   Engine
 	dir string
-	r   *runner
+	l   lane
 	res EngineResult
 }
 
 // runSet measures one table: every engine open at once, each in a fresh
-// directory under o.dir, and each workload's rounds interleaved across the
-// engines (the order rotated every round), so that a burst of load from
-// the machine's other users, or a slow spell of the shared disk, hits
-// every engine alike instead of one engine's whole column. Dirty pages are
-// written back before each workload.
-func runSet(engs []Engine, d *dataset, syncName string, o options, progress io.Writer) SetResult {
+// directory under o.dir and (unless -one-process) in a process of its own,
+// and each workload's rounds interleaved across the engines (the order
+// rotated every round), so that a burst of load from the machine's other
+// users, or a slow spell of the shared disk, hits every engine alike
+// instead of one engine's whole column. Dirty pages are written back
+// before each workload.
+func runSet(engs []Engine, keys, valueSize int, syncName string, o options, progress io.Writer) SetResult {
 	sync := syncName == "always"
-	set := SetResult{Keys: d.n, ValueSize: d.valueSize, Sync: syncName}
-	label := fmt.Sprintf("%s x %s, %s", count(d.n), bytesLabel(d.valueSize), syncName)
+	set := SetResult{Keys: keys, ValueSize: valueSize, Sync: syncName}
+	label := fmt.Sprintf("%s x %s, %s", count(keys), bytesLabel(valueSize), syncName)
+	var d *dataset
+	if o.oneProcess {
+		// Workers build their own; engines in this process share one.
+		d = newDataset(keys, valueSize, o.hot)
+	}
 	runtime.GC()
 	debug.FreeOSMemory()
 	var cs []*contender
@@ -295,32 +311,51 @@ func runSet(engs []Engine, d *dataset, syncName string, o options, progress io.W
 			continue
 		}
 		c.dir = dir
-		s, err := e.Open(dir, sync)
+		spec := laneSpec{
+			Engine: e.Name, Dir: dir, Sync: sync, Keys: keys, ValueSize: valueSize, Hot: o.hot,
+			Ops: o.lim.ops, CapNs: int64(o.lim.cap), Rounds: o.lim.rounds, Verify: o.lim.verify,
+		}
+		var l lane
+		if o.oneProcess {
+			l, err = openLocal(spec, d)
+		} else {
+			l, err = openWorker(spec)
+		}
 		if err != nil {
-			c.res.Error = fmt.Sprintf("open: %v", err)
+			c.res.Error = err.Error()
 			continue
 		}
-		c.r = &runner{s: s, d: d, lim: o.lim}
+		c.l = l
 	}
 	live := func() []*contender {
 		var out []*contender
 		for _, c := range cs {
-			if c.r != nil && c.res.Error == "" {
+			if c.l != nil && c.res.Error == "" {
 				out = append(out, c)
 			}
 		}
 		return out
 	}
+	// fail records the first error of a lane, which then leaves the table.
+	fail := func(c *contender, what string, err error) {
+		if err != nil && c.res.Error == "" {
+			c.res.Error = fmt.Sprintf("%s: %v", what, err)
+		}
+	}
 	for wi, w := range workloads {
 		set.LoadAvg = append(set.LoadAvg, loadAvg())
 		if !(sync && !w.Writes) && (o.workloads == nil || o.workloads[w.Name]) {
 			settle(o.dir)
-			runs := map[*contender]*cellRun{}
+			cellName := fmt.Sprintf("%dx%d-%s-%s", keys, valueSize, syncName, w.Name)
 			for _, c := range live() {
-				runs[c] = c.r.start(w, uint64(wi+1))
+				var cpuFile string
+				if !o.oneProcess {
+					cpuFile = o.prof.cpuFile(w.Name, cellName, map[bool]string{true: c.e.Name}[len(engs) > 1])
+				}
+				fail(c, w.Name, c.l.start(w, uint64(wi+1), cpuFile))
 			}
 			order := live()
-			stop, err := o.prof.start(w.Name, fmt.Sprintf("%dx%d-%s-%s", d.n, d.valueSize, syncName, w.Name))
+			stop, err := o.prof.start(w.Name, cellName, o.oneProcess)
 			if err != nil {
 				fmt.Fprintf(progress, "profile: %v\n", err)
 			}
@@ -329,34 +364,37 @@ func runSet(engs []Engine, d *dataset, syncName string, o options, progress io.W
 				// place in the order, so none always follows the same
 				// neighbour's leftover work.
 				for i := range order {
-					runs[order[(i+r)%len(order)]].round()
+					c := order[(i+r)%len(order)]
+					if c.res.Error == "" {
+						fail(c, w.Name, c.l.round())
+					}
 				}
 			}
 			if err := stop(); err != nil {
 				fmt.Fprintf(progress, "profile: %v\n", err)
 			}
 			for _, c := range live() {
-				cell := runs[c].result()
+				cell, err := c.l.result()
+				if err != nil {
+					fail(c, w.Name, err)
+					continue
+				}
 				c.res.Cells = append(c.res.Cells, cell)
 				fmt.Fprintf(progress, "%-24s %-9s %-14s %12s ops/s  %s\n", label, c.e.Name, w.Name, count(int(cell.OpsPerSec)), cellNote(cell))
 			}
 		}
 		if w.kind == putSeq {
 			for _, c := range live() {
-				took, err := c.r.load()
+				took, err := c.l.load()
 				c.res.LoadSeconds = took.Seconds()
-				if err != nil {
-					c.res.Error = fmt.Sprintf("load: %v", err)
-				}
+				fail(c, "load", err)
 			}
 		}
 	}
 	set.LoadAvg = append(set.LoadAvg, loadAvg())
 	for _, c := range cs {
-		if c.r != nil {
-			if err := c.r.s.Close(); err != nil && c.res.Error == "" {
-				c.res.Error = fmt.Sprintf("close: %v", err)
-			}
+		if c.l != nil {
+			fail(c, "close", c.l.close())
 		}
 		if c.dir != "" {
 			c.res.DiskBytes = dirSize(c.dir)

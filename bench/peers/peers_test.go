@@ -6,11 +6,22 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mantisdb/mantisdb/storage"
 )
+
+// TestMain makes the test binary a lane worker when a test's run starts it
+// as one (see workerEnv): TestQuick's engines each run in such a worker.
+func TestMain(m *testing.M) {
+	if os.Getenv(workerEnv) != "" {
+		os.Exit(workerMain())
+	}
+	os.Exit(m.Run())
+}
 
 // TestAdapters checks every adapter's semantics directly: a missing key is
 // ErrNotFound, a batch is visible, a scan stops at its limit and at the end
@@ -66,9 +77,22 @@ func TestAdapters(t *testing.T) {
 
 // TestQuick runs every engine through every workload at both durabilities
 // with tiny sizes, comparing every value read and every pair scanned with
-// what was written.
+// what was written: each engine in a worker process of its own (the
+// default), and every engine in this process (-one-process).
 func TestQuick(t *testing.T) {
-	o, err := parseFlags([]string{"-quick", "-dir", t.TempDir()})
+	for _, mode := range []string{"workers", "one-process"} {
+		t.Run(mode, func(t *testing.T) {
+			args := []string{"-quick", "-dir", t.TempDir()}
+			if mode == "one-process" {
+				args = append(args, "-one-process")
+			}
+			testQuick(t, args)
+		})
+	}
+}
+
+func testQuick(t *testing.T, args []string) {
+	o, err := parseFlags(args)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,5 +273,56 @@ func TestEveryLossHasAReason(t *testing.T) {
 	// loss cannot hide.
 	if got := explanationTitle(unexplained); got != "Not yet explained." {
 		t.Errorf("unexplained title %q", got)
+	}
+}
+
+// TestWorkerLane drives one engine in a worker process through the lane
+// protocol: its cells come back, its errors come back as errors, and a
+// worker that dies ends its lane with an error instead of a hang.
+func TestWorkerLane(t *testing.T) {
+	spec := laneSpec{Engine: "memory", Dir: t.TempDir(), Keys: 3000, ValueSize: 100, Hot: 300, Ops: 3000, CapNs: int64(time.Second), Rounds: 2, Verify: true}
+	if _, err := openWorker(laneSpec{Engine: "nope", Dir: t.TempDir(), Keys: 1000, ValueSize: 10, Hot: 1}); err == nil || !strings.Contains(err.Error(), `unknown engine "nope"`) {
+		t.Fatalf("open of an unknown engine: %v", err)
+	}
+	l, err := openWorker(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := workloads[slices.IndexFunc(workloads, func(w Workload) bool { return w.kind == putSeq })]
+	scan := workloads[slices.IndexFunc(workloads, func(w Workload) bool { return w.kind == scanPrefix })]
+	if err := l.start(seq, 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	for range spec.Rounds {
+		if err := l.round(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := l.result()
+	if err != nil || c.Workload != seq.Name || c.Ops != int64(spec.Keys) || len(c.Rounds) != 2 || c.Error != "" {
+		t.Fatalf("put-seq: %+v, %v; want %d ops in 2 rounds", c, err, spec.Keys)
+	}
+	if _, err := l.result(); err == nil || !strings.Contains(err.Error(), "result before start") {
+		t.Fatalf("a second result: %v", err)
+	}
+	// The scan checks every pair against what put-seq wrote (Verify).
+	if err := l.start(scan, 6, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.round(); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := l.result(); err != nil || c.Ops == 0 || c.Error != "" {
+		t.Fatalf("scan: %+v, %v", c, err)
+	}
+	if err := l.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	err = l.round()
+	if err == nil || !strings.Contains(err.Error(), "memory worker") || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("a round after the worker was killed: %v", err)
+	}
+	if err2 := l.close(); err2 == nil {
+		t.Fatal("close of a dead worker succeeded")
 	}
 }

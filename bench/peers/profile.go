@@ -9,11 +9,12 @@ import (
 
 // profiler brackets the measured rounds of each cell (not the fill before
 // them) with a Go CPU profile and/or a perf control FIFO, so that a
-// profile of one workload holds that workload only. Run with -engines
-// mantisdb (or one engine) so the profile holds one engine's work.
+// profile of one workload holds that workload only. Each engine's worker
+// profiles its own process; with -one-process, run with -engines mantisdb
+// (or one engine) so that the one profile holds one engine's work.
 type profiler struct {
 	// cpuPrefix, when set, names the Go CPU profiles:
-	// cpuPrefix-<name>.pprof.
+	// cpuPrefix-<name>.pprof (see cpuFile).
 	cpuPrefix string
 	// perfCtl, when set, is a FIFO that perf record --control reads:
 	// "enable" is written before the rounds and "disable" after.
@@ -22,9 +23,24 @@ type profiler struct {
 	only map[string]bool
 }
 
+// cpuFile is where the Go CPU profile of the cell of workload w called
+// name goes ("" when none is taken); engine, when set, is added to the
+// name, for a run whose engines each profile their own process.
+func (p profiler) cpuFile(w, name, engine string) string {
+	if p.cpuPrefix == "" || (p.only != nil && !p.only[w]) {
+		return ""
+	}
+	if engine != "" {
+		name += "-" + engine
+	}
+	return fmt.Sprintf("%s-%s.pprof", p.cpuPrefix, name)
+}
+
 // start begins profiling the cell of workload w called name and returns
-// the function that ends it.
-func (p profiler) start(w, name string) (func() error, error) {
+// the function that ends it. goProfile says whether this process takes the
+// Go CPU profile (engines run in this process); otherwise each worker
+// takes its own (see cpuFile).
+func (p profiler) start(w, name string, goProfile bool) (func() error, error) {
 	var stops []func() error
 	if p.only != nil && !p.only[w] {
 		return func() error { return nil }, nil
@@ -36,13 +52,9 @@ func (p profiler) start(w, name string) (func() error, error) {
 		}
 		return errors.Join(errs...)
 	}
-	if p.cpuPrefix != "" {
-		f, err := os.Create(fmt.Sprintf("%s-%s.pprof", p.cpuPrefix, name))
+	if path := p.cpuFile(w, name, ""); goProfile && path != "" {
+		f, err := startProfile(path)
 		if err != nil {
-			return stop, err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
 			return stop, err
 		}
 		stops = append(stops, func() error {

@@ -29,13 +29,22 @@ func renderDoc(run *Run) string {
 	m := run.Machine
 	p("- Machine: %d CPUs (GOMAXPROCS %d), %s, %.0f GiB RAM, Linux %s, %s. Other jobs may share the machine: each table gives the range of the machine's load average during it, to which the benchmark itself adds up to one per busy CPU.",
 		m.CPUs, m.GOMAXPROCS, m.CPUModel, m.MemGiB, m.Kernel, m.GoVersion)
+	where := "as all run in one process"
+	if run.Workers {
+		where = "as every engine's process inherits it"
+	}
 	if m.Nice > 0 {
-		p(" The benchmark ran at niceness %d, yielding CPU to any other job; the same for every engine, as all run in one process.", m.Nice)
+		p(" The benchmark ran at niceness %d, yielding CPU to any other job; the same for every engine, %s.", m.Nice, where)
 	} else if m.Nice == 0 {
-		p(" The benchmark ran at the default niceness (0), competing for the CPU on equal terms with any other job; the same for every engine, as all run in one process.")
+		p(" The benchmark ran at the default niceness (0), competing for the CPU on equal terms with any other job; the same for every engine, %s.", where)
 	}
 	p("\n")
-	p("- Data: a fresh directory per engine and table under `%s` (%s, a disk, not tmpfs), removed when the table is done. All engines of a table are open together and each workload's rounds alternate between them (the engine order rotated by one every round), so a burst of load from the machine's other users, or a slow spell of its shared disk, falls on every engine alike rather than on one engine's whole column. Before each workload, and after the untimed load, the filesystem's dirty pages are written back (`syncfs`), so no engine pays for the writeback of another's data at the start of a cell. The price of interleaving: an engine's background work (compaction, flushes) can run during another engine's round, and all engines share one Go heap.\n", m.DataDir, m.FS)
+	p("- Data: a fresh directory per engine and table under `%s` (%s, a disk, not tmpfs), removed when the table is done. All engines of a table are open together and each workload's rounds alternate between them (the engine order rotated by one every round), so a burst of load from the machine's other users, or a slow spell of its shared disk, falls on every engine alike rather than on one engine's whole column. Before each workload, and after the untimed load, the filesystem's dirty pages are written back (`syncfs`), so no engine pays for the writeback of another's data at the start of a cell. The price of interleaving: an engine's background work (compaction, flushes) can run during another engine's round.", m.DataDir, m.FS)
+	if run.Workers {
+		p(" Each engine runs in a process of its own (a worker the benchmark starts and drives round by round), as a Go service links one of them: no engine shares an address space, a Go heap or a garbage collector with another, and one engine's changes to its page tables (Badger's compactions msync and unmap the tables they write) do not interrupt another engine's threads to flush their TLBs.\n")
+	} else {
+		p(" All engines run in one process (`-one-process`): they share one Go heap and garbage collector, and one engine's changes to its page tables interrupt every thread of the process, whichever engine's round is running.\n")
+	}
 	p("- Each cell aims for %s point operations (batches: %s, scans: %s; put-seq writes each key once) and stops at a time cap of %.1f s, measured as %d rounds of equal op count and time cap; the table shows the **median** round. The same keys, values and random sequences (seeded) go to every engine.\n",
 		count(run.Ops), count(run.Ops/batchSize), count(run.Ops/scanSize), run.CapSec, run.Rounds)
 	if run.Verify {
