@@ -8,20 +8,21 @@
 # flags of its own after it in the same argument if any, or "redis"
 # (redis-server without persistence). Every round starts each
 # server on fresh data, in an order that rotates from round to round, and
-# runs every test against it: redis-benchmark -c 50 -d 100 -r 100000
-# -t set|get|mset, pipelined tests with -P 16. The CPU the server process
+# runs every test against it: redis-benchmark -c 50 -d DATA -r 100000
+# -t set|get|incr|mset, pipelined tests with -P 16. The CPU the server process
 # used during a test (utime + stime from /proc/PID/stat) divided by the
 # requests is its CPU per request. Prints one line per test and round
 # (round, server, test, us/op, ops/s, p99 ms), then the medians.
 #
 # Environment: ROUNDS (3), N (requests of SET, GET and INCR, 300000;
 # pipelined tests 2N), N_MSET (50000), TESTS ("SET GET MSET SET-P16
-# GET-P16"; INCR may be added), OUT (the per-round lines,
-# /tmp/mantisdb-resp-cpu.tsv).
+# GET-P16"; INCR and INCR-P16 may be added), DATA (value bytes, 100),
+# OUT (the per-round lines, /tmp/mantisdb-resp-cpu.tsv).
 set -euo pipefail
 ROUNDS=${ROUNDS:-3}
 N=${N:-300000}
 N_MSET=${N_MSET:-50000}
+DATA=${DATA:-100}
 TESTS=${TESTS:-SET GET MSET SET-P16 GET-P16}
 OUT=${OUT:-/tmp/mantisdb-resp-cpu.tsv}
 [ $# -gt 0 ] || { echo "usage: $0 BINARY|redis..." >&2; exit 2; }
@@ -66,11 +67,12 @@ for round in $(seq "$ROUNDS"); do
         MSET) args=(-t mset -n "$N_MSET"); n=$N_MSET ;;
         SET-P16) args=(-t set -P 16 -n $((2 * N))); n=$((2 * N)) ;;
         GET-P16) args=(-t get -P 16 -n $((2 * N))); n=$((2 * N)) ;;
+        INCR-P16) args=(-t incr -P 16 -n $((2 * N))); n=$((2 * N)) ;;
         *) echo "resp-cpu: unknown test $t" >&2; exit 2 ;;
       esac
       c0=$(cpu_seconds "$pid")
       # --csv: "test","rps","avg","min","p50","p95","p99","max" (ms).
-      csv=$(redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -d 100 -r 100000 --csv "${args[@]}" 2>/dev/null |
+      csv=$(redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -d "$DATA" -r 100000 --csv "${args[@]}" 2>/dev/null |
         sed -n 2p | tr -d '"')
       c1=$(cpu_seconds "$pid")
       rps=$(cut -d, -f2 <<<"$csv")

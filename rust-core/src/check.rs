@@ -31,7 +31,7 @@ use crate::accounting::op_log_bytes;
 use crate::checksum;
 use crate::engine::now_ms;
 use crate::error::{Error, Result};
-use crate::index::Version;
+use crate::index::{Version, SMALL_VALUE_MAX};
 use crate::log::hint::{self, HintEntry, HINT_VALUE_MAX};
 use crate::log::record::{self, FrameError, OpKind};
 use crate::log::recovery::{valid_frame_after, zeroed_tail};
@@ -584,7 +584,9 @@ fn tally(rep: &mut DirReport, newest: &HashMap<Box<[u8]>, Newest>, seg_bytes: &H
         rep.keys += 1;
         rep.keys_with_expiry += u64::from(v.expires_at != 0);
         *live_by_seg.entry(v.segment).or_default() += v.log_bytes;
-        let value = if (v.val_len as usize) <= inline {
+        // A small value lives in the version; a longer inline one in an
+        // allocation of its own.
+        let value = if (v.val_len as usize) <= inline && v.val_len as usize > SMALL_VALUE_MAX {
             v.val_len as usize + INLINE_VALUE_HEADER
         } else {
             0

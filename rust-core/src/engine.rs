@@ -399,15 +399,24 @@ impl Inner {
                     Lookup::Found(v) if !v.is_absent(now) => Some(v),
                     _ => None,
                 };
+                // A value held in the index is read where it is (the
+                // version is this call's own copy); one on disk is loaded.
+                let loaded;
                 let value = match &current {
                     None => None,
-                    Some(v) => match self.load_pending(key, v, pending)? {
-                        Loaded::Value(value) => Some(value),
-                        Loaded::Moved => return Ok(Computed::Yield),
-                        Loaded::Syncing => return Ok(Computed::AfterSync),
+                    Some(v) => match v.value.held_bytes() {
+                        Some(bytes) => Some(bytes),
+                        None => match self.load_pending(key, v, pending)? {
+                            Loaded::Value(value) => {
+                                loaded = value;
+                                Some(&loaded[..])
+                            }
+                            Loaded::Moved => return Ok(Computed::Yield),
+                            Loaded::Syncing => return Ok(Computed::AfterSync),
+                        },
                     },
                 };
-                Ok(match eval(value.as_deref()) {
+                Ok(match eval(value) {
                     Evaluated::Put(value, out) => {
                         self.check_value(&value)?;
                         Computed::Put {
@@ -433,6 +442,7 @@ impl Inner {
     /// (the lock-taking path would deadlock).
     fn load_pending(&self, key: &[u8], v: &Version, pending: &Pending<'_>) -> Result<Loaded> {
         let (segment, offset, len, crc) = match &v.value {
+            ValueRef::Small(small) => return Ok(Loaded::Value(Value::from(small.as_bytes()))),
             ValueRef::Inline(bytes) => return Ok(Loaded::Value(Arc::clone(bytes))),
             ValueRef::Tombstone => return Err(Error::Internal("load of a tombstone".into())),
             &ValueRef::Disk {
@@ -493,7 +503,7 @@ impl Inner {
                     deletes += 1;
                     ValueRef::Tombstone
                 }
-                OpKind::Put if op.value.len() <= self.opts.inline_threshold => ValueRef::Inline(Arc::from(op.value)),
+                OpKind::Put if op.value.len() <= self.opts.inline_threshold => ValueRef::in_memory(op.value),
                 // The value is not put in the value cache: reads fill it
                 // on a miss (see `Inner::lend_mapped` for the reads that
                 // do not need it).
@@ -576,6 +586,7 @@ impl Inner {
     /// [`Inner::load`] of a version's value reference.
     pub(crate) fn load_ref(&self, key: &[u8], value: &ValueRef) -> Result<Option<Value>> {
         match value {
+            ValueRef::Small(small) => Ok(Some(Value::from(small.as_bytes()))),
             ValueRef::Inline(bytes) => Ok(Some(Arc::clone(bytes))),
             ValueRef::Tombstone => Err(Error::Internal("load of a tombstone".into())),
             &ValueRef::Disk {
@@ -672,6 +683,7 @@ impl Inner {
         }
         Ok(match value {
             ValueRef::Tombstone => PointRead::Absent,
+            ValueRef::Small(small) => PointRead::Value(Value::from(small.as_bytes())),
             ValueRef::Inline(bytes) => PointRead::Value(bytes),
             disk => match self.load_ref(key, &disk)? {
                 Some(v) => PointRead::Value(v),
@@ -697,9 +709,9 @@ impl Inner {
             if matches!(v.value, ValueRef::Tombstone) || (v.expires_at != 0 && v.expires_at <= now()) {
                 return None;
             }
-            Some(match &v.value {
-                ValueRef::Inline(bytes) => Ok(lend.take().map(|f| f(bytes))),
-                disk => Err(disk.clone()),
+            Some(match v.value.held_bytes() {
+                Some(bytes) => Ok(lend.take().map(|f| f(bytes))),
+                None => Err(v.value.clone()),
             })
         });
         let disk = match found {

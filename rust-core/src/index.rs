@@ -217,12 +217,57 @@ impl std::fmt::Debug for IndexKey {
     }
 }
 
+/// Longest value a version holds in its own bytes ([`ValueRef::Small`]):
+/// what fits beside the tag in the 24 bytes a disk location takes, so a
+/// [`Version`] stays 48 bytes.
+pub const SMALL_VALUE_MAX: usize = 22;
+
+/// A value of up to [`SMALL_VALUE_MAX`] bytes, held by value: a counter, a
+/// flag, a short token. Copied rather than shared, it needs no allocation,
+/// no reference count and no deferred free, and a read finds it in the
+/// cache line of the key's version.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SmallValue {
+    len: u8,
+    bytes: [u8; SMALL_VALUE_MAX],
+}
+
+impl SmallValue {
+    /// `value`, when it is short enough.
+    #[inline]
+    pub fn new(value: &[u8]) -> Option<SmallValue> {
+        if value.len() > SMALL_VALUE_MAX {
+            return None;
+        }
+        let mut bytes = [0u8; SMALL_VALUE_MAX];
+        bytes[..value.len()].copy_from_slice(value);
+        Some(SmallValue {
+            len: value.len() as u8,
+            bytes,
+        })
+    }
+
+    /// The value's bytes.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl std::fmt::Debug for SmallValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SmallValue").field(&self.as_bytes()).finish()
+    }
+}
+
 /// Where a version's value is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ValueRef {
     /// The key was deleted.
     Tombstone,
-    /// A small value kept in the index itself.
+    /// A value of up to [`SMALL_VALUE_MAX`] bytes, in the version itself.
+    Small(SmallValue),
+    /// A longer value kept in the index, up to the inline threshold.
     Inline(Arc<[u8]>),
     /// A value in a segment: `offset` is where the key starts (the value
     /// follows it), `crc` the checksum of key || value.
@@ -236,6 +281,30 @@ pub enum ValueRef {
         /// CRC32C of key || value.
         crc: u32,
     },
+}
+
+impl ValueRef {
+    /// How a value kept in the index is held: in the version when it is
+    /// short enough ([`ValueRef::Small`]), otherwise in an allocation of its
+    /// own ([`ValueRef::Inline`]).
+    #[inline]
+    pub fn in_memory(value: &[u8]) -> ValueRef {
+        match SmallValue::new(value) {
+            Some(small) => ValueRef::Small(small),
+            None => ValueRef::Inline(Arc::from(value)),
+        }
+    }
+
+    /// The bytes of a value kept in the index (small or inline), `None` for
+    /// a tombstone or a value on disk.
+    #[inline]
+    pub fn held_bytes(&self) -> Option<&[u8]> {
+        match self {
+            ValueRef::Small(small) => Some(small.as_bytes()),
+            ValueRef::Inline(bytes) => Some(bytes),
+            ValueRef::Tombstone | ValueRef::Disk { .. } => None,
+        }
+    }
 }
 
 /// One version of a key.
@@ -252,6 +321,10 @@ pub struct Version {
     /// Segment holding this version's op (inline values are in the log too).
     pub segment: u32,
 }
+
+// A small value must not make a version larger than a disk location does
+// (the skiplist node and the version list are sized for 48 bytes).
+const _: () = assert!(std::mem::size_of::<ValueRef>() == 24 && std::mem::size_of::<Version>() == 48);
 
 impl Version {
     /// True when this version hides the key at time `now_ms`.
@@ -300,7 +373,10 @@ pub struct VersionView<'g> {
 pub enum ValueView<'g> {
     /// The key was deleted.
     Tombstone,
-    /// A small value kept in the index itself.
+    /// A small value, copied out of the version with the view (the version
+    /// list may move it once the key's lock is released).
+    Small(SmallValue),
+    /// A longer value kept in the index itself.
     Inline(&'g [u8]),
     /// A value in a segment (see [`ValueRef::Disk`]).
     Disk {
@@ -321,8 +397,20 @@ impl VersionView<'_> {
         matches!(self.value, ValueView::Tombstone) || (self.expires_at != 0 && self.expires_at <= now_ms)
     }
 
+    /// The bytes of a value kept in the index (small or inline), `None` for
+    /// a tombstone or a value on disk.
+    #[inline]
+    pub fn held_bytes(&self) -> Option<&[u8]> {
+        match &self.value {
+            ValueView::Small(small) => Some(small.as_bytes()),
+            ValueView::Inline(bytes) => Some(bytes),
+            ValueView::Tombstone | ValueView::Disk { .. } => None,
+        }
+    }
+
     /// The version itself, for a value that is not inline (an inline one
-    /// is copied by whoever needs it to outlive the walk).
+    /// is borrowed from the index, and copied by whoever needs it to
+    /// outlive the walk; a small one is the view's own copy).
     pub fn to_version(&self) -> Option<Version> {
         self.version_with(|_| None)
     }
@@ -332,6 +420,7 @@ impl VersionView<'_> {
     fn version_with(&self, inline: impl FnOnce(&[u8]) -> Option<ValueRef>) -> Option<Version> {
         let value = match self.value {
             ValueView::Tombstone => ValueRef::Tombstone,
+            ValueView::Small(small) => ValueRef::Small(small),
             ValueView::Inline(bytes) => inline(bytes)?,
             ValueView::Disk {
                 segment,
@@ -478,6 +567,7 @@ impl KeyEntry {
         let ver = v.list.iter().find(|ver| ver.seq <= read_seq)?;
         let value = match &ver.value {
             ValueRef::Tombstone => ValueView::Tombstone,
+            &ValueRef::Small(small) => ValueView::Small(small),
             ValueRef::Inline(bytes) => {
                 let bytes: *const [u8] = &**bytes;
                 // SAFETY: the bytes belong to an `Arc` the version list holds
@@ -1337,7 +1427,7 @@ mod tests {
         Version {
             seq,
             expires_at: 0,
-            value: ValueRef::Inline(Arc::from(v)),
+            value: ValueRef::in_memory(v),
             log_bytes: 10,
             segment: 1,
         }
@@ -1365,6 +1455,48 @@ mod tests {
         assert!(matches!(idx.get(b"k", 2), Lookup::Found(v) if v.seq == 1));
         assert!(matches!(idx.get(b"k", 9), Lookup::Found(v) if v.seq == 3));
         assert_eq!(idx.get(b"other", 9), Lookup::Missing);
+    }
+
+    #[test]
+    fn values_of_up_to_22_bytes_are_held_in_the_version() {
+        let short = [7u8; SMALL_VALUE_MAX];
+        let long = [8u8; SMALL_VALUE_MAX + 1];
+        assert!(matches!(ValueRef::in_memory(&short), ValueRef::Small(_)));
+        assert!(matches!(ValueRef::in_memory(b""), ValueRef::Small(_)));
+        assert!(matches!(ValueRef::in_memory(&long), ValueRef::Inline(_)));
+        let idx = Index::new();
+        idx.insert(b"empty", put(1, b""), 0);
+        idx.insert(b"long", put(2, &long), 0);
+        idx.insert(b"short", put(3, &short), 0);
+        for (key, want) in [(&b"empty"[..], &b""[..]), (b"long", &long), (b"short", &short)] {
+            match idx.get(key, 9) {
+                Lookup::Found(v) => assert_eq!(v.value.held_bytes(), Some(want), "{key:?}"),
+                other => panic!("{key:?}: {other:?}"),
+            }
+        }
+        // A walk's view of a small value is its own copy: it stays whole
+        // after the key is overwritten and its old version dropped while
+        // the walk still holds the view.
+        let mut seen = Vec::new();
+        idx.range_views(Bound::Unbounded, Bound::Unbounded, 9, usize::MAX, |k, v| {
+            if k == b"short" {
+                idx.insert(b"short", put(10, b"other"), 10);
+                assert!(matches!(v.value, ValueView::Small(_)));
+            }
+            if k == b"long" {
+                assert!(matches!(v.value, ValueView::Inline(_)));
+            }
+            seen.push((k.to_vec(), v.held_bytes().map(<[u8]>::to_vec)));
+            ControlFlow::Continue(())
+        });
+        let want: Vec<(Vec<u8>, Option<Vec<u8>>)> = vec![
+            (b"empty".to_vec(), Some(Vec::new())),
+            (b"long".to_vec(), Some(long.to_vec())),
+            (b"short".to_vec(), Some(short.to_vec())),
+        ];
+        assert_eq!(seen, want);
+        assert!(matches!(idx.get(b"short", 10), Lookup::Found(v) if v.value.held_bytes() == Some(&b"other"[..])));
+        assert!(matches!(idx.get(b"short", 9), Lookup::Stale));
     }
 
     #[test]
@@ -1455,7 +1587,7 @@ mod tests {
         idx.insert(b"k", put(4, b"first"), 0);
         idx.insert(b"k", put(4, b"second"), 0);
         match idx.get(b"k", 4) {
-            Lookup::Found(v) => assert_eq!(v.value, ValueRef::Inline(Arc::from(&b"second"[..]))),
+            Lookup::Found(v) => assert_eq!(v.value, ValueRef::in_memory(b"second")),
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -457,7 +457,8 @@ impl Iter {
             inner.range_views_at(lower, upper, seq, walk, |key, version| {
                 let value = match version.value {
                     _ if version.is_absent(now) => None,
-                    ValueView::Inline(bytes) => {
+                    ValueView::Small(_) | ValueView::Inline(_) => {
+                        let bytes = version.held_bytes().unwrap_or_default();
                         let at = values.len();
                         values.extend_from_slice(bytes);
                         value_bytes += bytes.len() as u64;
@@ -480,6 +481,7 @@ impl Iter {
             inner.range_at(lower, upper, seq, walk, |key, version| {
                 let value = match &version.value {
                     _ if version.is_absent(now) => None,
+                    ValueRef::Small(small) => Some(SlotValue::Ready(Value::from(small.as_bytes()))),
                     ValueRef::Inline(bytes) => Some(SlotValue::Ready(Arc::clone(bytes))),
                     _ => Some(SlotValue::Disk(version.clone())),
                 };

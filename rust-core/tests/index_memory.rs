@@ -6,8 +6,9 @@
 //!
 //! Keys are 16 bytes (`key:{:012}`) and values live on disk (one
 //! `ValueRef::Disk` version per key), the layout of a database of values
-//! above the inline threshold. `MANTIS_MEMORY_KEYS` (default 200,000)
-//! changes N; the figure is printed with `--nocapture`:
+//! above the inline threshold; then, in a second index, 8-byte values held
+//! in the index (counters), which must cost no more. `MANTIS_MEMORY_KEYS`
+//! (default 200,000) changes N; the figures are printed with `--nocapture`:
 //!
 //! ```sh
 //! MANTIS_MEMORY_KEYS=1000000 cargo test --release --test index_memory -- --nocapture
@@ -16,7 +17,7 @@
 //! The test fails when a key costs more than `BUDGET` bytes, so a change
 //! that makes the index fatter is noticed.
 
-use mantisdb_core::index::{Index, Lookup, Version};
+use mantisdb_core::index::{Index, Lookup, ValueRef, Version};
 
 #[path = "support/disk_version.rs"]
 mod disk_version;
@@ -39,6 +40,31 @@ fn index_bytes_per_key() {
         .unwrap_or(200_000);
     // Warm the allocator's own structures first.
     drop(std::hint::black_box(vec![0u8; 1 << 20]));
+    let on_disk = measure(n, "key", "on-disk values", disk_version);
+    // A key too long to be kept inside its node is found too.
+    let long = vec![b'z'; 40];
+    on_disk.insert(&long, disk_version(n), n + 1);
+    assert!(matches!(on_disk.get(&long, n + 1), Lookup::Found(v) if v.seq == n + 1));
+    // Values of up to 22 bytes (counters, flags) are held in the version
+    // itself: they cost a key no more than a value on disk does. (An
+    // allocation of their own took 24 to 32 more bytes per key.) The first
+    // index is kept, so this one's growth is new memory only.
+    let held = measure(n, "ctr", "8-byte values held in the index", |i| Version {
+        seq: i + 1,
+        expires_at: 0,
+        value: ValueRef::in_memory(&i.to_le_bytes()),
+        log_bytes: 47,
+        segment: 1,
+    });
+    assert!(
+        matches!(held.get(b"ctr:000000000007", n), Lookup::Found(v) if v.value.held_bytes() == Some(&7u64.to_le_bytes()[..]))
+    );
+}
+
+/// Inserts `n` keys of 16 bytes (`{prefix}:{i:012}`) with `version(i)`
+/// into a new index, checks the resident set's growth per key against
+/// [`BUDGET`], and returns the index (kept alive by the caller).
+fn measure(n: u64, prefix: &str, what: &str, version: impl Fn(u64) -> Version) -> Index {
     let before = rss_bytes();
     let index = Index::new();
     if std::env::var("RESERVE").is_ok() {
@@ -47,14 +73,14 @@ fn index_bytes_per_key() {
     let mut key = [0u8; 16];
     for i in 0..n {
         use std::io::Write as _;
-        write!(&mut key[..], "key:{i:012}").unwrap();
-        index.insert(&key, disk_version(i), i + 1);
+        write!(&mut key[..], "{prefix}:{i:012}").unwrap();
+        index.insert(&key, version(i), i + 1);
     }
     let after = rss_bytes();
     assert_eq!(index.len() as u64, n);
     let per_key = (after - before) as f64 / n as f64;
     println!(
-        "index of {n} keys (16-byte keys, on-disk values): {per_key:.1} bytes per key \
+        "index of {n} keys (16-byte keys, {what}): {per_key:.1} bytes per key \
          (resident set {:.1} MiB -> {:.1} MiB); a version is {} B; the hash map's tables \
          hold {:.1} bytes per key of it",
         before as f64 / (1 << 20) as f64,
@@ -64,10 +90,7 @@ fn index_bytes_per_key() {
     );
     assert!(
         per_key <= BUDGET,
-        "the index takes {per_key:.1} bytes per key, more than its budget of {BUDGET}"
+        "with {what}, the index takes {per_key:.1} bytes per key, more than its budget of {BUDGET}"
     );
-    // A key too long to be kept inside its node is found too.
-    let long = vec![b'z'; 40];
-    index.insert(&long, disk_version(n), n + 1);
-    assert!(matches!(index.get(&long, n + 1), Lookup::Found(v) if v.seq == n + 1));
+    index
 }

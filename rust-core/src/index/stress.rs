@@ -210,7 +210,8 @@ fn writers_deleters_and_readers_race_on_few_keys() {
                     index.range_views(Bound::Unbounded, Bound::Unbounded, u64::MAX, usize::MAX, |k, v| {
                         assert!(keys.iter().any(|x| x == k), "scanner {r}: key {k:?}");
                         match v.value {
-                            ValueView::Inline(bytes) => {
+                            ValueView::Small(_) | ValueView::Inline(_) => {
+                                let bytes = v.held_bytes().expect("a value held in the index");
                                 assert_eq!(bytes, v.seq.to_le_bytes(), "scanner {r}: value of {k:?} at {}", v.seq)
                             }
                             ValueView::Tombstone => {}

@@ -1135,7 +1135,7 @@ fn rebuild_index_batched(
         let log_bytes = op_log_bytes(op.key.len(), op.val_len as usize, op.expires_at);
         let value = match (op.kind, op.value) {
             (OpKind::Delete, _) => ValueRef::Tombstone,
-            (OpKind::Put, Some(v)) if v.len() <= inline => ValueRef::Inline(Arc::from(v)),
+            (OpKind::Put, Some(v)) if v.len() <= inline => ValueRef::in_memory(v),
             (OpKind::Put, _) => ValueRef::Disk {
                 segment: op.segment,
                 offset: op.kv_offset,
