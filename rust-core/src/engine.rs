@@ -388,6 +388,10 @@ impl Inner {
     ) -> Result<(Option<u64>, Updated)> {
         self.check_open()?;
         self.check_key(key)?;
+        // The key's entries are read into the cache before the append lock
+        // is taken, so the lock, which every writer shares, is not held
+        // across their misses while the computation reads the key.
+        self.index.prefetch_key(key);
         self.log.append_computed(
             key,
             |pending| {
