@@ -348,9 +348,15 @@ func runSet(engs []Engine, keys, valueSize int, syncName string, o options, prog
 			settle(o.dir)
 			cellName := fmt.Sprintf("%dx%d-%s-%s", keys, valueSize, syncName, w.Name)
 			for _, c := range live() {
+				// Workers profile their own processes, one file each (named
+				// after the engine when there are several).
 				var cpuFile string
 				if !o.oneProcess {
-					cpuFile = o.prof.cpuFile(w.Name, cellName, map[bool]string{true: c.e.Name}[len(engs) > 1])
+					engine := ""
+					if len(engs) > 1 {
+						engine = c.e.Name
+					}
+					cpuFile = o.prof.cpuFile(w.Name, cellName, engine)
 				}
 				fail(c, w.Name, c.l.start(w, uint64(wi+1), cpuFile))
 			}

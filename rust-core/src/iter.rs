@@ -455,20 +455,19 @@ impl Iter {
             // the cache misses of values scattered in memory.
             let mut value_bytes = 0u64;
             inner.range_views_at(lower, upper, seq, walk, |key, version| {
-                let value = match version.value {
+                let value = match (version.held_bytes(), version.value) {
                     _ if version.is_absent(now) => None,
-                    ValueView::Small(_) | ValueView::Inline(_) => {
-                        let bytes = version.held_bytes().unwrap_or_default();
+                    (Some(bytes), _) => {
                         let at = values.len();
                         values.extend_from_slice(bytes);
                         value_bytes += bytes.len() as u64;
                         Some(SlotValue::Copied(at..values.len()))
                     }
-                    ValueView::Disk { len, .. } => {
+                    (None, ValueView::Disk { len, .. }) => {
                         value_bytes += u64::from(len);
                         version.to_version().map(SlotValue::Disk)
                     }
-                    ValueView::Tombstone => None,
+                    (None, _) => None,
                 };
                 add(key, value);
                 if value_bytes >= CHUNK_MAX_BYTES {
